@@ -1,0 +1,3 @@
+from tvmq.cli import main
+
+raise SystemExit(main())

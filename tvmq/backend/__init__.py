@@ -1,0 +1,22 @@
+"""Code generation: one module per kind of target."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tvmq.errors import TvmqError
+from tvmq.targets import load_target
+
+if TYPE_CHECKING:
+    from tvmq.backend.host import HostExecutable
+    from tvmq.model import Model
+
+
+def build(model: Model, target_name: str) -> HostExecutable:
+    """Compile `model` for the named target."""
+    target = load_target(target_name)
+    if target.kind == "host":
+        from tvmq.backend.host import build_host
+
+        return build_host(model, target)
+    raise TvmqError(f"target '{target.name}' ({target.kind}): this backend is not available yet")

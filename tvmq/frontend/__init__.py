@@ -1,0 +1,93 @@
+"""Model import: ONNX and TFLite files into a :class:`tvmq.Model`.
+
+Importing has two steps. :func:`read_source` parses and validates the file into a
+:class:`SourceGraph` that describes it (inputs, outputs, operators, weights,
+unsupported nodes) without TVM; :func:`load_model` then converts it to Relax. The
+split lets ``tvmq inspect`` report on models that cannot be imported.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from tvmq.errors import TvmqError, UnsupportedOperatorError
+from tvmq.model import Model, TensorSpec
+
+FORMATS = (".onnx", ".tflite")
+
+
+class SourceGraph(Protocol):
+    """A parsed model file, described in tvmq's terms."""
+
+    path: Path
+    format: str
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    operators: Counter[str]
+    params: dict[str, np.ndarray]
+
+    def unsupported(self) -> list[tuple[str, str]]:
+        """(node name, op type) of each node the Relax importer cannot convert."""
+        ...
+
+    def to_relax(self):
+        """The graph as a Relax IRModule with its weights bound as constants."""
+        ...
+
+
+def read_source(path: str | Path) -> SourceGraph:
+    """Parse `path` (.onnx or .tflite), raising TvmqError for unreadable files."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise TvmqError(
+            f"{path}: unknown model extension '{path.suffix}' (known: {', '.join(FORMATS)})"
+        )
+    if not path.is_file():
+        raise TvmqError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise TvmqError(f"{path}: empty file")
+    if suffix == ".onnx":
+        from tvmq.frontend.onnx_import import OnnxGraph
+
+        return OnnxGraph.read(path)
+    from tvmq.frontend.tflite_import import TFLiteGraph
+
+    return TFLiteGraph.read(path)
+
+
+def load_model(path: str | Path) -> Model:
+    """Read `path` and import it into Relax."""
+    source = read_source(path)
+    bad = source.unsupported()
+    if bad:
+        raise UnsupportedOperatorError(str(source.path), bad)
+    try:
+        mod = source.to_relax()
+    except TvmqError:
+        raise
+    except Exception as error:  # TVM importers raise many types; users get one line
+        raise TvmqError(f"{source.path}: import failed: {first_line(error)}") from error
+    return Model(
+        name=source.path.stem,
+        source=source.path,
+        format=source.format,
+        mod=mod,
+        inputs=source.inputs,
+        outputs=source.outputs,
+        params=source.params,
+        operators=source.operators,
+    )
+
+
+def first_line(error: BaseException) -> str:
+    """TVM errors carry multi-line C++ context; users get the first meaningful line."""
+    for line in str(error).splitlines():
+        line = line.strip()
+        if line and not line.startswith(("Traceback", "File ", "[bt]")):
+            return line
+    return type(error).__name__

@@ -1,0 +1,99 @@
+"""The imported model: a Relax IRModule plus what users need to feed it.
+
+Every frontend produces a :class:`Model`; every backend consumes one. Quantized
+models are kept in quantize/dequantize (QDQ) form here, whatever their origin, and
+realized as integer arithmetic at build time (:mod:`tvmq.quantize.realize`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from tvmq.errors import TvmqError
+
+if TYPE_CHECKING:
+    import tvm
+
+    from tvmq.backend.host import HostExecutable
+
+
+@dataclass(frozen=True)
+class QuantParams:
+    """Affine quantization: real = scale * (q - zero_point), per tensor or per axis."""
+
+    scale: tuple[float, ...]
+    zero_point: tuple[int, ...]
+    axis: int | None = None
+
+    @property
+    def per_tensor(self) -> bool:
+        return len(self.scale) == 1
+
+    def describe(self) -> str:
+        if self.per_tensor:
+            return f"scale={self.scale[0]:.6g} zero_point={self.zero_point[0]}"
+        return f"per-axis {self.axis}: {len(self.scale)} scales"
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One model input or output as the file declares it."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    quant: QuantParams | None = None
+
+    def describe(self) -> str:
+        text = f"{self.name}: {self.dtype}{list(self.shape)}"
+        return f"{text} ({self.quant.describe()})" if self.quant else text
+
+    def check(self, array: np.ndarray, origin: str) -> np.ndarray:
+        """Return `array` if it fits this input, else raise naming both shapes."""
+        if array.dtype != np.dtype(self.dtype):
+            raise TvmqError(
+                f"{origin}: dtype {array.dtype} does not match input '{self.name}' "
+                f"({self.dtype}{list(self.shape)})"
+            )
+        if tuple(array.shape) != self.shape:
+            raise TvmqError(
+                f"{origin}: shape {list(array.shape)} does not match input '{self.name}' "
+                f"({self.dtype}{list(self.shape)})"
+            )
+        return array
+
+
+@dataclass
+class Model:
+    """An imported network, ready to quantize or build."""
+
+    name: str
+    source: Path
+    format: str
+    mod: tvm.IRModule
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    params: dict[str, np.ndarray] = field(default_factory=dict)
+    operators: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def param_bytes(self) -> int:
+        return sum(int(p.nbytes) for p in self.params.values())
+
+    @property
+    def is_quantized(self) -> bool:
+        """True when the graph carries quantize/dequantize ops (int8 file or QDQ)."""
+        from tvmq.quantize.realize import has_qdq
+
+        return has_qdq(self.mod)
+
+    def build(self, target: str = "host") -> HostExecutable:
+        """Compile for `target` (a name in targets/ or a .toml path)."""
+        from tvmq.backend import build
+
+        return build(self, target)

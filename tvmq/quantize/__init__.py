@@ -1,0 +1,1 @@
+"""Int8 quantization: realize quantize/dequantize graphs as integer arithmetic."""

@@ -1,0 +1,124 @@
+"""TFLite's fixed-point requantization, as Relax integer ops.
+
+Results must equal TFLite Micro bit for bit, so these follow
+tensorflow/lite/kernels/internal/common.h exactly: a real multiplier becomes a Q31
+integer and a shift (QuantizeMultiplier), applied with the classic double rounding
+(SaturatingRoundingDoublingHighMul, then RoundingDivideByPOT).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from tvm import relax
+
+Q31_ONE = 1 << 31
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """(Q31 multiplier, shift) with real = multiplier * 2**(shift - 31)."""
+    if real == 0.0:
+        return 0, 0
+    fraction, shift = math.frexp(real)
+    # std::round rounds halves away from zero; np.round would round them to even.
+    multiplier = math.floor(abs(fraction) * Q31_ONE + 0.5) * (1 if fraction >= 0 else -1)
+    if multiplier == Q31_ONE:
+        multiplier //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    return multiplier, shift
+
+
+def quantize_multipliers(reals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Element-wise :func:`quantize_multiplier` (one per output channel)."""
+    pairs = [quantize_multiplier(float(r)) for r in np.ravel(reals)]
+    multipliers = np.array([m for m, _ in pairs], np.int64).reshape(np.shape(reals))
+    shifts = np.array([s for _, s in pairs], np.int64).reshape(np.shape(reals))
+    return multipliers, shifts
+
+
+class IntegerBuilder:
+    """Emits integer arithmetic into a Relax BlockBuilder, one binding per op.
+
+    `channel_shape` places per-channel constants on the output channel axis, e.g.
+    (1, 1, 1, C) for NHWC; per-tensor constants are scalars.
+    """
+
+    def __init__(self, builder: relax.BlockBuilder):
+        self.bb = builder
+
+    def emit(self, expr: relax.Expr) -> relax.Expr:
+        return self.bb.emit(expr)
+
+    @staticmethod
+    def const(values: np.ndarray | int, dtype: str, shape: tuple[int, ...] | None = None):
+        array = np.asarray(values, dtype)
+        if array.size == 1:
+            return relax.const(array.reshape(()).item(), dtype)
+        return relax.const(array.reshape(shape if shape is not None else array.shape), dtype)
+
+    def cast(self, x: relax.Expr, dtype: str) -> relax.Expr:
+        return self.emit(relax.op.astype(x, dtype))
+
+    def multiply_by_quantized_multiplier(
+        self, x: relax.Expr, multiplier: np.ndarray, shift: np.ndarray, channel_shape=None
+    ) -> relax.Expr:
+        """int32 x * real multiplier, rounded as TFLite's MultiplyByQuantizedMultiplier."""
+        multiplier, shift = np.asarray(multiplier), np.asarray(shift)
+        left = np.maximum(shift, 0)
+        right = np.maximum(-shift, 0)
+        if left.any():
+            x = self.emit(relax.op.multiply(x, self.const(1 << left, "int32", channel_shape)))
+        x = self._saturating_rounding_doubling_high_mul(x, multiplier, channel_shape)
+        if right.any():
+            x = self._rounding_divide_by_pot(x, right, channel_shape)
+        return x
+
+    def _saturating_rounding_doubling_high_mul(self, x, multiplier, channel_shape):
+        # The saturating case (both operands INT32_MIN) cannot occur: multipliers are >= 0.
+        product = self.emit(
+            relax.op.multiply(self.cast(x, "int64"), self.const(multiplier, "int64", channel_shape))
+        )
+        nudged = self.emit(
+            relax.op.add(
+                product,
+                self.emit(
+                    relax.op.where(
+                        relax.op.greater_equal(product, self.const(0, "int64")),
+                        self.const(1 << 30, "int64"),
+                        self.const(1 - (1 << 30), "int64"),
+                    )
+                ),
+            )
+        )
+        # C++ integer division truncates towards zero; a right shift floors.
+        shift31 = self.const(31, "int64")
+        truncated = relax.op.where(
+            relax.op.greater_equal(nudged, self.const(0, "int64")),
+            relax.op.right_shift(nudged, shift31),
+            relax.op.negative(relax.op.right_shift(relax.op.negative(nudged), shift31)),
+        )
+        return self.cast(self.emit(truncated), "int32")
+
+    def _rounding_divide_by_pot(self, x, exponent: np.ndarray, channel_shape):
+        mask = (1 << exponent) - 1
+        remainder = self.emit(relax.op.bitwise_and(x, self.const(mask, "int32", channel_shape)))
+        negative = self.cast(self.emit(relax.op.less(x, self.const(0, "int32"))), "int32")
+        threshold = self.emit(relax.op.add(self.const(mask >> 1, "int32", channel_shape), negative))
+        round_up = self.cast(self.emit(relax.op.greater(remainder, threshold)), "int32")
+        shifted = self.emit(relax.op.right_shift(x, self.const(exponent, "int32", channel_shape)))
+        return self.emit(relax.op.add(shifted, round_up))
+
+    def rounding_divide(self, x: relax.Expr, divisor: np.ndarray) -> relax.Expr:
+        """x / divisor rounded half away from zero, as TFLite's average pooling does."""
+        half = self.const(divisor // 2, "int32")
+        div = self.const(divisor, "int32")
+        positive = relax.op.floor_divide(relax.op.add(x, half), div)
+        negative = relax.op.negative(relax.op.floor_divide(relax.op.subtract(half, x), div))
+        return self.emit(relax.op.where(relax.op.greater(x, self.const(0, "int32")), positive, negative))
+
+    def saturate(self, x: relax.Expr, low: int, high: int, dtype: str) -> relax.Expr:
+        """Clamp an int32 tensor to [low, high] and narrow it to `dtype`."""
+        return self.cast(self.emit(relax.op.clip(x, low, high)), dtype)

@@ -1,0 +1,422 @@
+"""Realize: rewrite a quantize/dequantize (QDQ) graph as integer arithmetic.
+
+Every quantized graph in tvmq, imported (TFLite int8, ONNX QDQ) or made by tvmq's
+quantizer, is first a float graph with ``dequantize -> float op -> quantize``
+around each quantized op. This pass replaces each such island by the integer
+kernel TFLite Micro runs for it, so results match TFLite Micro bit for bit:
+
+- conv2d (grouped and depthwise too) and matmul/dense: int8 x int8 -> int32
+  accumulation, int32 bias with the input zero point folded in, per-channel
+  requantization, fused activation as a clamp;
+- add: TFLite's rescale of both inputs to a common 2**20-scaled domain;
+- average pooling: integer sums divided with round-half-away-from-zero;
+- quantize(dequantize(x)) with new parameters: an integer requantize.
+
+Islands that match no rule stay float between their quantize/dequantize (for now
+softmax), which is always correct, never a crash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import tvm
+from tvm import relax
+from tvm.relax.expr_functor import PyExprMutator, mutator
+
+from tvmq.quantize.fixed_point import IntegerBuilder, quantize_multiplier, quantize_multipliers
+
+QDQ_OPS = ("relax.quantize", "relax.dequantize")
+# TFLite Micro's add rescales int8 inputs by 2**20 before summing (add.cc).
+ADD_LEFT_SHIFT = 20
+
+
+def has_qdq(mod: tvm.IRModule) -> bool:
+    """True when any Relax function of `mod` quantizes or dequantizes."""
+    found = []
+
+    def visit(expr):
+        if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op):
+            found.append(expr.op.name in QDQ_OPS)
+
+    for _, func in mod.functions_items():
+        if isinstance(func, relax.Function):
+            relax.analysis.post_order_visit(func.body, visit)
+    return any(found)
+
+
+def realize(mod: tvm.IRModule) -> tvm.IRModule:
+    """Integer version of `mod`: every recognised QDQ island becomes integer ops."""
+    mod = _Realizer(mod).transform()
+    return relax.transform.DeadCodeElimination()(mod)
+
+
+@dataclass(frozen=True)
+class _QuantizedActivation:
+    """A per-tensor quantized value entering a float op through dequantize."""
+
+    data: relax.Expr
+    scale: float
+    zero_point: int
+    dtype: str
+
+
+@dataclass(frozen=True)
+class _QuantizedConstant:
+    """Integer weights with scale and zero point broadcast to their full shape."""
+
+    values: np.ndarray
+    scale: np.ndarray
+    zero_point: np.ndarray
+
+    def per_channel(self, axis: int) -> np.ndarray | None:
+        """One scale per index of `axis`, or None if it also varies along other axes."""
+        columns = np.moveaxis(self.scale, axis, 0).reshape(self.scale.shape[axis], -1)
+        return columns[:, 0] if np.all(columns == columns[:, :1]) else None
+
+
+def _op_name(expr) -> str | None:
+    if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op):
+        return expr.op.name
+    return None
+
+
+def _scalar(expr) -> float | int | None:
+    if isinstance(expr, tvm.ir.expr.Constant):
+        value = expr.value.numpy()
+        return value.item() if value.size == 1 else None
+    if isinstance(expr, relax.PrimValue):
+        return expr.value.value
+    return None
+
+
+def _constant(expr) -> np.ndarray | None:
+    return expr.value.numpy() if isinstance(expr, tvm.ir.expr.Constant) else None
+
+
+def _shape(expr) -> tuple[int, ...]:
+    return tuple(int(d) for d in expr.ty.shape)
+
+
+def _activation_range(dtype: str) -> tuple[int, int]:
+    info = np.iinfo(dtype)
+    return int(info.min), int(info.max)
+
+
+@mutator
+class _Realizer(PyExprMutator):
+    def __init__(self, mod: tvm.IRModule):
+        super().__init__(mod)
+        self.mod_ = mod
+        self.ints = IntegerBuilder(self.builder_)
+
+    def transform(self) -> tvm.IRModule:
+        for global_var, func in self.mod_.functions_items():
+            if isinstance(func, relax.Function):
+                self.builder_.update_func(global_var, self.visit_expr(func))
+        return self.builder_.get()
+
+    def visit_call_(self, call: relax.Call) -> relax.Expr:
+        call = self.visit_expr_post_order(call)
+        name = _op_name(call)
+        realized = None
+        if name == "relax.quantize":
+            realized = self._quantize(call)
+        elif name == "relax.astype":
+            realized = self._average_pool(call)
+        return call if realized is None else realized
+
+    # -- graph walking ---------------------------------------------------
+
+    def _producer(self, expr) -> relax.Expr | None:
+        if isinstance(expr, relax.Var):
+            return self.lookup_binding(expr)
+        return expr
+
+    def _producer_op(self, expr) -> tuple[str | None, relax.Expr | None]:
+        producer = self._producer(expr)
+        return _op_name(producer), producer
+
+    def _dequantized(self, expr) -> _QuantizedActivation | None:
+        name, call = self._producer_op(expr)
+        if name != "relax.dequantize" or _constant(call.args[0]) is not None:
+            return None
+        scale, zero_point = _scalar(call.args[1]), _scalar(call.args[2])
+        if scale is None or zero_point is None:
+            return None
+        dtype = call.args[0].ty.dtype
+        return _QuantizedActivation(call.args[0], float(scale), int(zero_point), dtype)
+
+    def _quantized_constant(self, expr) -> _QuantizedConstant | None:
+        """Follow reshape/permute_dims around dequantize(constant) back to integers."""
+        name, call = self._producer_op(expr)
+        if name == "relax.dequantize":
+            values = self._constant_value(call.args[0])
+            scale, zero_point = _constant(call.args[1]), _constant(call.args[2])
+            if values is None or scale is None or zero_point is None:
+                return None
+            shape = [1] * values.ndim
+            if scale.size > 1 or zero_point.size > 1:
+                shape[int(call.attrs.axis)] = -1
+            return _QuantizedConstant(
+                values,
+                np.broadcast_to(scale.astype(np.float64).reshape(shape), values.shape),
+                np.broadcast_to(zero_point.astype(np.int64).reshape(shape), values.shape),
+            )
+        if name in ("relax.reshape", "relax.permute_dims"):
+            inner = self._quantized_constant(call.args[0])
+            if inner is None:
+                return None
+            transform = self._layout_transform(call)
+            return _QuantizedConstant(
+                transform(inner.values), transform(inner.scale), transform(inner.zero_point)
+            )
+        return None
+
+    def _constant_value(self, expr) -> np.ndarray | None:
+        """Value of a constant, possibly reshaped or permuted."""
+        value = _constant(expr)
+        if value is not None:
+            return value
+        name, call = self._producer_op(expr)
+        if name in ("relax.reshape", "relax.permute_dims"):
+            inner = self._constant_value(call.args[0])
+            return None if inner is None else self._layout_transform(call)(inner)
+        return None
+
+    @staticmethod
+    def _layout_transform(call: relax.Call):
+        if _op_name(call) == "relax.reshape":
+            shape = _shape(call)
+            return lambda a: np.reshape(a, shape)
+        axes = [int(a) for a in call.attrs.axes] if call.attrs.axes is not None else None
+        return lambda a: np.transpose(a, axes)
+
+    # -- rules -----------------------------------------------------------
+
+    def _quantize(self, call: relax.Call) -> relax.Expr | None:
+        out_scale, out_zero_point = _scalar(call.args[1]), _scalar(call.args[2])
+        if out_scale is None or out_zero_point is None:
+            return None
+        out = _QuantizedActivation(call, float(out_scale), int(out_zero_point), call.attrs.out_dtype)
+        low, high = _activation_range(out.dtype)
+        value = call.args[0]
+        name, producer = self._producer_op(value)
+        if name == "relax.nn.relu":
+            low = max(low, out.zero_point)
+            value = producer.args[0]
+        elif name == "relax.clip":
+            low = max(low, out.zero_point + round(_scalar(producer.args[1]) / out.scale))
+            high = min(high, out.zero_point + round(_scalar(producer.args[2]) / out.scale))
+            value = producer.args[0]
+        name, producer = self._producer_op(value)
+        bias = None
+        if name == "relax.add":
+            core_name, core = self._producer_op(producer.args[0])
+            if core_name in ("relax.nn.conv2d", "relax.matmul"):
+                name, producer, bias = core_name, core, producer.args[1]
+            else:
+                return self._add(producer, out, low, high)
+        if name == "relax.nn.conv2d":
+            return self._conv2d(producer, bias, out, low, high)
+        if name == "relax.matmul":
+            return self._matmul(producer, bias, out, low, high)
+        if name == "relax.dequantize" and value is call.args[0]:
+            return self._requantize(value, out)
+        return None
+
+    def _conv2d(self, conv, bias, out, low, high) -> relax.Expr | None:
+        attrs = conv.attrs
+        if str(attrs.out_layout) != str(attrs.data_layout):
+            return None
+        x = self._dequantized(conv.args[0])
+        weight = self._quantized_constant(conv.args[1])
+        out_axis = str(attrs.kernel_layout).index("O")
+        if x is None or weight is None or np.any(weight.zero_point != 0):
+            return None
+        weight_scale = weight.per_channel(out_axis)
+        if weight_scale is None:
+            return None
+        data = x.data
+        padding = [int(p) for p in attrs.padding]
+        if any(padding):
+            # Pad with the zero point: padded positions then contribute nothing,
+            # exactly like TFLite's kernels that skip them.
+            layout = str(attrs.data_layout)
+            widths = [[0, 0] for _ in layout]
+            widths[layout.index("H")] = [padding[0], padding[2]]
+            widths[layout.index("W")] = [padding[1], padding[3]]
+            data = self.ints.emit(
+                relax.op.nn.pad(data, [w for pair in widths for w in pair], "constant", x.zero_point)
+            )
+        accumulator = self.ints.emit(
+            relax.op.nn.conv2d(
+                data,
+                relax.const(weight.values),
+                strides=attrs.strides,
+                padding=[0, 0, 0, 0],
+                dilation=attrs.dilation,
+                groups=attrs.groups,
+                data_layout=attrs.data_layout,
+                kernel_layout=attrs.kernel_layout,
+                out_dtype="int32",
+            )
+        )
+        channel_axis = str(attrs.out_layout).index("C")
+        reduce_axes = tuple(a for a in range(weight.values.ndim) if a != out_axis)
+        weight_sums = weight.values.astype(np.int64).sum(axis=reduce_axes)
+        return self._finish(
+            accumulator, x, weight_scale, weight_sums, bias, out, low, high, channel_axis, 4
+        )
+
+    def _matmul(self, matmul, bias, out, low, high) -> relax.Expr | None:
+        x = self._dequantized(matmul.args[0])
+        weight = self._quantized_constant(matmul.args[1])
+        if x is None or weight is None or weight.values.ndim != 2 or np.any(weight.zero_point != 0):
+            return None
+        weight_scale = weight.per_channel(1)
+        if weight_scale is None:
+            return None
+        accumulator = self.ints.emit(
+            relax.op.matmul(x.data, relax.const(weight.values), out_dtype="int32")
+        )
+        ndim = len(_shape(matmul))
+        weight_sums = weight.values.astype(np.int64).sum(axis=0)
+        return self._finish(
+            accumulator, x, weight_scale, weight_sums, bias, out, low, high, ndim - 1, ndim
+        )
+
+    def _finish(
+        self, accumulator, x, weight_scale, weight_sums, bias, out, low, high, channel_axis, ndim
+    ) -> relax.Expr | None:
+        """Add the bias (with the input zero point folded in) and requantize per channel."""
+        channels = weight_sums.shape[0]
+        bias_scale = np.float64(x.scale) * weight_scale.astype(np.float64)
+        bias_values = np.zeros(channels, np.int64)
+        if bias is not None:
+            bias_values = self._bias_values(bias, bias_scale, channels)
+            if bias_values is None:
+                return None
+        channel_shape = [1] * ndim
+        channel_shape[channel_axis] = channels
+        folded_bias = bias_values - x.zero_point * weight_sums
+        accumulator = self.ints.emit(
+            relax.op.add(accumulator, self.ints.const(folded_bias, "int32", channel_shape))
+        )
+        multiplier, shift = quantize_multipliers(bias_scale / np.float64(out.scale))
+        if np.all(multiplier == multiplier[0]) and np.all(shift == shift[0]):
+            multiplier, shift = multiplier[:1], shift[:1]
+        scaled = self.ints.multiply_by_quantized_multiplier(
+            accumulator, multiplier, shift, channel_shape
+        )
+        return self._output(scaled, out, low, high)
+
+    def _bias_values(self, bias, bias_scale: np.ndarray, channels: int) -> np.ndarray | None:
+        quantized = self._quantized_constant(bias)
+        if quantized is not None and quantized.values.size == channels:
+            # TFLite stores int32 biases at input_scale * weight_scale: take them as they are.
+            if np.allclose(quantized.scale.ravel(), bias_scale, rtol=1e-5):
+                return quantized.values.astype(np.int64).ravel()
+            real = (quantized.values.astype(np.float64) - quantized.zero_point) * quantized.scale
+            return np.round(real.ravel() / bias_scale).astype(np.int64)
+        value = self._constant_value(bias)
+        if value is None or value.size != channels:
+            return None
+        return np.round(value.astype(np.float64).ravel() / bias_scale).astype(np.int64)
+
+    def _output(self, scaled, out, low, high) -> relax.Expr:
+        shifted = self.ints.emit(relax.op.add(scaled, self.ints.const(out.zero_point, "int32")))
+        return self.ints.saturate(shifted, low, high, out.dtype)
+
+    def _add(self, add, out, low, high) -> relax.Expr | None:
+        a, b = self._dequantized(add.args[0]), self._dequantized(add.args[1])
+        if a is None or b is None:
+            return None
+        twice_max = 2 * max(np.float64(a.scale), np.float64(b.scale))
+        scaled = []
+        for operand in (a, b):
+            multiplier, shift = quantize_multiplier(np.float64(operand.scale) / twice_max)
+            centred = self.ints.emit(
+                relax.op.subtract(self.ints.cast(operand.data, "int32"), self.ints.const(operand.zero_point, "int32"))
+            )
+            shifted = self.ints.emit(relax.op.multiply(centred, self.ints.const(1 << ADD_LEFT_SHIFT, "int32")))
+            scaled.append(self.ints.multiply_by_quantized_multiplier(shifted, multiplier, shift))
+        total = self.ints.emit(relax.op.add(scaled[0], scaled[1]))
+        multiplier, shift = quantize_multiplier(twice_max / ((1 << ADD_LEFT_SHIFT) * np.float64(out.scale)))
+        return self._output(self.ints.multiply_by_quantized_multiplier(total, multiplier, shift), out, *(low, high))
+
+    def _requantize(self, value, out) -> relax.Expr | None:
+        x = self._dequantized(value)
+        if x is None:
+            return None
+        multiplier, shift = quantize_multiplier(np.float64(x.scale) / np.float64(out.scale))
+        centred = self.ints.emit(
+            relax.op.subtract(self.ints.cast(x.data, "int32"), self.ints.const(x.zero_point, "int32"))
+        )
+        scaled = self.ints.multiply_by_quantized_multiplier(centred, multiplier, shift)
+        return self._output(scaled, out, *_activation_range(out.dtype))
+
+    def _average_pool(self, cast: relax.Call) -> relax.Expr | None:
+        """astype(avg_pool2d(astype(x, int32)), int8): TFLite's rounded integer average."""
+        out_dtype = str(cast.attrs.dtype)
+        name, pool = self._producer_op(cast.args[0])
+        if name != "relax.nn.avg_pool2d" or out_dtype not in ("int8", "uint8", "int16"):
+            return None
+        inner_name, widen = self._producer_op(pool.args[0])
+        if inner_name != "relax.astype" or widen.args[0].ty.dtype != out_dtype:
+            return None
+        attrs = pool.attrs
+        layout = str(attrs.layout)
+        if layout not in ("NHWC", "NCHW") or str(attrs.out_layout) != layout:
+            return None
+        data = widen.args[0]
+        in_shape, out_shape = _shape(data), _shape(pool)
+        channels = in_shape[layout.index("C")]
+        pool_h, pool_w = (int(p) for p in attrs.pool_size)
+        if layout == "NHWC":
+            kernel, kernel_layout = np.ones((pool_h, pool_w, channels, 1), out_dtype), "HWOI"
+        else:
+            kernel, kernel_layout = np.ones((channels, 1, pool_h, pool_w), out_dtype), "OIHW"
+        sums = self.ints.emit(
+            relax.op.nn.conv2d(
+                data,
+                relax.const(kernel),
+                strides=attrs.strides,
+                padding=attrs.padding,
+                dilation=attrs.dilation,
+                groups=channels,
+                data_layout=layout,
+                kernel_layout=kernel_layout,
+                out_dtype="int32",
+            )
+        )
+        counts = _window_counts(attrs, in_shape, out_shape, layout)
+        averaged = self.ints.rounding_divide(sums, counts)
+        return self.ints.saturate(averaged, *_activation_range(out_dtype), out_dtype)
+
+
+def _window_counts(attrs, in_shape, out_shape, layout) -> np.ndarray:
+    """How many input elements each pooling window covers (padding excluded)."""
+    padding = [int(p) for p in attrs.padding]
+    per_axis = []
+    for axis, (size, stride, dilation, pool, pad_before) in enumerate(
+        zip(
+            (in_shape[layout.index("H")], in_shape[layout.index("W")]),
+            (int(s) for s in attrs.strides),
+            (int(d) for d in attrs.dilation),
+            (int(p) for p in attrs.pool_size),
+            (padding[0], padding[1]),
+            strict=True,
+        )
+    ):
+        outputs = out_shape[layout.index("HW"[axis])]
+        counts = []
+        for o in range(outputs):
+            taps = o * stride - pad_before + dilation * np.arange(pool)
+            counts.append(pool if attrs.count_include_pad else int(np.sum((taps >= 0) & (taps < size))))
+        per_axis.append(np.array(counts, np.int32))
+    grid = np.outer(per_axis[0], per_axis[1])
+    shape = [1, 1, 1, 1]
+    shape[layout.index("H")], shape[layout.index("W")] = grid.shape
+    return grid.reshape(shape)

@@ -1,0 +1,73 @@
+"""Target descriptions, one TOML file each in the repository's ``targets/``.
+
+A target names what TVM generates code for (the ``[tvm]`` table is passed to
+``tvm.target.Target`` as is) and, for devices, how to build and run that code:
+toolchain, board, memory sizes and clock.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tvmq.errors import TvmqError
+
+TARGETS_DIR = Path(__file__).resolve().parent.parent / "targets"
+KINDS = ("host", "cortex-m", "cortex-a", "cuda")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One code-generation target and, where it is a device, its board."""
+
+    name: str
+    kind: str
+    description: str
+    tvm: dict[str, Any]
+    toolchain: dict[str, Any] = field(default_factory=dict)
+    board: dict[str, Any] = field(default_factory=dict)
+    memory: dict[str, int] = field(default_factory=dict)
+    path: Path | None = None
+
+    def tvm_target(self):
+        """The TVM target object (imports TVM, so only when code is generated)."""
+        import tvm
+
+        return tvm.target.Target(self.tvm)
+
+
+def available_targets() -> list[str]:
+    return sorted(p.stem for p in TARGETS_DIR.glob("*.toml"))
+
+
+def load_target(name_or_path: str | Path) -> Target:
+    """A target by name (``host``) or by the path of its .toml file."""
+    path = Path(name_or_path)
+    if path.suffix != ".toml":
+        path = TARGETS_DIR / f"{name_or_path}.toml"
+        if not path.is_file():
+            known = ", ".join(available_targets())
+            raise TvmqError(f"unknown target '{name_or_path}' (known: {known})")
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise TvmqError(f"{path}: cannot read target ({error})") from error
+    for key in ("name", "kind", "tvm"):
+        if key not in data:
+            raise TvmqError(f"{path}: missing key '{key}'")
+    if data["kind"] not in KINDS:
+        raise TvmqError(f"{path}: kind '{data['kind']}' is not one of {', '.join(KINDS)}")
+    if "kind" not in data["tvm"]:
+        raise TvmqError(f"{path}: missing key 'tvm.kind'")
+    return Target(
+        name=data["name"],
+        kind=data["kind"],
+        description=data.get("description", ""),
+        tvm=data["tvm"],
+        toolchain=data.get("toolchain", {}),
+        board=data.get("board", {}),
+        memory=data.get("memory", {}),
+        path=path,
+    )
