@@ -71,7 +71,10 @@ class OnnxGraph:
     def unsupported(self) -> list[tuple[str, str]]:
         known = _supported_ops()
         return [
-            (node.name or node.output[0], f"{node.domain}.{node.op_type}" if node.domain else node.op_type)
+            (
+                node.name or node.output[0],
+                f"{node.domain}.{node.op_type}" if node.domain else node.op_type,
+            )
             for node in self.proto.graph.node
             if node.domain not in STANDARD_DOMAINS or node.op_type not in known
         ]

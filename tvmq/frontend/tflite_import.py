@@ -49,7 +49,9 @@ def _spec(tensor) -> TensorSpec:
     shape = tuple(int(d) for d in tensor.ShapeAsNumpy()) if tensor.ShapeLength() else ()
     dtype = NUMPY_TYPES.get(tensor.Type())
     if dtype is None:
-        raise TvmqError(f"tensor '{tensor.Name().decode()}': unsupported TFLite type {tensor.Type()}")
+        raise TvmqError(
+            f"tensor '{tensor.Name().decode()}': unsupported TFLite type {tensor.Type()}"
+        )
     return TensorSpec(tensor.Name().decode(), shape, dtype, _quant_params(tensor))
 
 
@@ -115,7 +117,9 @@ class TFLiteGraph:
         from tvm import relax
         from tvm.relax.frontend.tflite.tflite_frontend import OperatorConverter
 
-        converter = OperatorConverter(self.model, self.model.Subgraphs(0), None, relax.BlockBuilder())
+        converter = OperatorConverter(
+            self.model, self.model.Subgraphs(0), None, relax.BlockBuilder()
+        )
         return [(node, op) for node, op in self.nodes if op not in converter.convert_map]
 
     def to_relax(self):
@@ -136,7 +140,9 @@ def _weight_only_converter():
         def get_tensors(self, tensors_idx_list):
             wrappers = super().get_tensors(tensors_idx_list)
             return [
-                TensorWrapper(w.tensor_idx, _FloatTensor(w.tensor), _Buffer(self._dequantized[w.tensor_idx]))
+                TensorWrapper(
+                    w.tensor_idx, _FloatTensor(w.tensor), _Buffer(self._dequantized[w.tensor_idx])
+                )
                 if w.tensor_idx in self._dequantized
                 else w
                 for w in wrappers
@@ -163,7 +169,9 @@ def _hybrid_weights(model, graph) -> dict[int, np.ndarray]:
             if quant.axis is not None:
                 shape[quant.axis] = -1
             scale = np.asarray(quant.scale, np.float32).reshape(shape)
-            zero = np.asarray(quant.zero_point, np.float32).reshape(shape if len(quant.zero_point) > 1 else [1])
+            zero = np.asarray(quant.zero_point, np.float32).reshape(
+                shape if len(quant.zero_point) > 1 else [1]
+            )
             weights[j] = ((values.astype(np.float32) - zero) * scale).astype(np.float32)
     return weights
 
@@ -177,10 +185,10 @@ class _FloatTensor:
     def __getattr__(self, name):
         return getattr(self._tensor, name)
 
-    def Type(self):  # noqa: N802 (flatbuffers naming)
+    def Type(self):
         return TensorType.FLOAT32
 
-    def Quantization(self):  # noqa: N802
+    def Quantization(self):
         return None
 
 
@@ -190,8 +198,8 @@ class _Buffer:
     def __init__(self, values: np.ndarray):
         self._bytes = np.frombuffer(values.tobytes(), np.uint8)
 
-    def DataAsNumpy(self):  # noqa: N802
+    def DataAsNumpy(self):
         return self._bytes
 
-    def DataLength(self):  # noqa: N802
+    def DataLength(self):
         return self._bytes.size

@@ -62,6 +62,10 @@ class IntegerBuilder:
     def cast(self, x: relax.Expr, dtype: str) -> relax.Expr:
         return self.emit(relax.op.astype(x, dtype))
 
+    def centre(self, x: relax.Expr, zero_point: int) -> relax.Expr:
+        """int32 (x - zero_point): a quantized value around its real zero."""
+        return self.emit(relax.op.subtract(self.cast(x, "int32"), self.const(zero_point, "int32")))
+
     def multiply_by_quantized_multiplier(
         self, x: relax.Expr, multiplier: np.ndarray, shift: np.ndarray, channel_shape=None
     ) -> relax.Expr:
@@ -117,7 +121,9 @@ class IntegerBuilder:
         div = self.const(divisor, "int32")
         positive = relax.op.floor_divide(relax.op.add(x, half), div)
         negative = relax.op.negative(relax.op.floor_divide(relax.op.subtract(half, x), div))
-        return self.emit(relax.op.where(relax.op.greater(x, self.const(0, "int32")), positive, negative))
+        return self.emit(
+            relax.op.where(relax.op.greater(x, self.const(0, "int32")), positive, negative)
+        )
 
     def saturate(self, x: relax.Expr, low: int, high: int, dtype: str) -> relax.Expr:
         """Clamp an int32 tensor to [low, high] and narrow it to `dtype`."""

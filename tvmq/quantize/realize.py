@@ -199,7 +199,9 @@ class _Realizer(PyExprMutator):
         out_scale, out_zero_point = _scalar(call.args[1]), _scalar(call.args[2])
         if out_scale is None or out_zero_point is None:
             return None
-        out = _QuantizedActivation(call, float(out_scale), int(out_zero_point), call.attrs.out_dtype)
+        out = _QuantizedActivation(
+            call, float(out_scale), int(out_zero_point), call.attrs.out_dtype
+        )
         low, high = _activation_range(out.dtype)
         value = call.args[0]
         name, producer = self._producer_op(value)
@@ -248,7 +250,9 @@ class _Realizer(PyExprMutator):
             widths[layout.index("H")] = [padding[0], padding[2]]
             widths[layout.index("W")] = [padding[1], padding[3]]
             data = self.ints.emit(
-                relax.op.nn.pad(data, [w for pair in widths for w in pair], "constant", x.zero_point)
+                relax.op.nn.pad(
+                    data, [w for pair in widths for w in pair], "constant", x.zero_point
+                )
             )
         accumulator = self.ints.emit(
             relax.op.nn.conv2d(
@@ -337,23 +341,25 @@ class _Realizer(PyExprMutator):
         scaled = []
         for operand in (a, b):
             multiplier, shift = quantize_multiplier(np.float64(operand.scale) / twice_max)
-            centred = self.ints.emit(
-                relax.op.subtract(self.ints.cast(operand.data, "int32"), self.ints.const(operand.zero_point, "int32"))
+            centred = self.ints.centre(operand.data, operand.zero_point)
+            shifted = self.ints.emit(
+                relax.op.multiply(centred, self.ints.const(1 << ADD_LEFT_SHIFT, "int32"))
             )
-            shifted = self.ints.emit(relax.op.multiply(centred, self.ints.const(1 << ADD_LEFT_SHIFT, "int32")))
             scaled.append(self.ints.multiply_by_quantized_multiplier(shifted, multiplier, shift))
         total = self.ints.emit(relax.op.add(scaled[0], scaled[1]))
-        multiplier, shift = quantize_multiplier(twice_max / ((1 << ADD_LEFT_SHIFT) * np.float64(out.scale)))
-        return self._output(self.ints.multiply_by_quantized_multiplier(total, multiplier, shift), out, *(low, high))
+        multiplier, shift = quantize_multiplier(
+            twice_max / ((1 << ADD_LEFT_SHIFT) * np.float64(out.scale))
+        )
+        return self._output(
+            self.ints.multiply_by_quantized_multiplier(total, multiplier, shift), out, low, high
+        )
 
     def _requantize(self, value, out) -> relax.Expr | None:
         x = self._dequantized(value)
         if x is None:
             return None
         multiplier, shift = quantize_multiplier(np.float64(x.scale) / np.float64(out.scale))
-        centred = self.ints.emit(
-            relax.op.subtract(self.ints.cast(x.data, "int32"), self.ints.const(x.zero_point, "int32"))
-        )
+        centred = self.ints.centre(x.data, x.zero_point)
         scaled = self.ints.multiply_by_quantized_multiplier(centred, multiplier, shift)
         return self._output(scaled, out, *_activation_range(out.dtype))
 
@@ -414,7 +420,9 @@ def _window_counts(attrs, in_shape, out_shape, layout) -> np.ndarray:
         counts = []
         for o in range(outputs):
             taps = o * stride - pad_before + dilation * np.arange(pool)
-            counts.append(pool if attrs.count_include_pad else int(np.sum((taps >= 0) & (taps < size))))
+            counts.append(
+                pool if attrs.count_include_pad else int(np.sum((taps >= 0) & (taps < size)))
+            )
         per_axis.append(np.array(counts, np.int32))
     grid = np.outer(per_axis[0], per_axis[1])
     shape = [1, 1, 1, 1]

@@ -1,0 +1,151 @@
+"""Small ONNX graphs built in the tests, one per operator family."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+RNG = np.random.default_rng(7)
+
+
+def weight(name: str, *shape: int, scale: float = 0.5) -> onnx.TensorProto:
+    return numpy_helper.from_array((RNG.standard_normal(shape) * scale).astype(np.float32), name)
+
+
+def graph_model(nodes, inputs, output_shape, initializers=(), opset=13) -> onnx.ModelProto:
+    """A float32 model with inputs {name: shape} and one output 'y'."""
+    graph = helper.make_graph(
+        nodes,
+        "test",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs.items()],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, output_shape)],
+        list(initializers),
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
+    onnx.checker.check_model(model)
+    return model
+
+
+def conv() -> onnx.ModelProto:
+    return graph_model(
+        [
+            helper.make_node(
+                "Conv",
+                ["x", "w", "b"],
+                ["y"],
+                kernel_shape=[3, 3],
+                pads=[1, 1, 1, 1],
+                strides=[2, 2],
+            )
+        ],
+        {"x": [1, 3, 16, 16]},
+        [1, 8, 8, 8],
+        [weight("w", 8, 3, 3, 3), weight("b", 8)],
+    )
+
+
+def depthwise_conv() -> onnx.ModelProto:
+    return graph_model(
+        [
+            helper.make_node(
+                "Conv", ["x", "w", "b"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=6
+            )
+        ],
+        {"x": [1, 6, 10, 10]},
+        [1, 6, 10, 10],
+        [weight("w", 6, 1, 3, 3), weight("b", 6)],
+    )
+
+
+def gemm() -> onnx.ModelProto:
+    return graph_model(
+        [helper.make_node("Gemm", ["x", "w", "b"], ["y"], transB=1)],
+        {"x": [2, 20]},
+        [2, 12],
+        [weight("w", 12, 20), weight("b", 12)],
+    )
+
+
+def pooling() -> onnx.ModelProto:
+    return graph_model(
+        [
+            helper.make_node("MaxPool", ["x"], ["m"], kernel_shape=[2, 2], strides=[2, 2]),
+            helper.make_node("AveragePool", ["m"], ["a"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+            helper.make_node("GlobalAveragePool", ["a"], ["y"]),
+        ],
+        {"x": [1, 4, 12, 12]},
+        [1, 4, 1, 1],
+    )
+
+
+def add_concat_softmax() -> onnx.ModelProto:
+    return graph_model(
+        [
+            helper.make_node("Add", ["x1", "x2"], ["s"]),
+            helper.make_node("Concat", ["s", "x1"], ["c"], axis=1),
+            helper.make_node("Softmax", ["c"], ["y"], axis=-1),
+        ],
+        {"x1": [1, 5], "x2": [1, 5]},
+        [1, 10],
+    )
+
+
+def batch_norm() -> onnx.ModelProto:
+    variance = numpy_helper.from_array(RNG.uniform(0.5, 2.0, 4).astype(np.float32), "var")
+    return graph_model(
+        [
+            helper.make_node(
+                "BatchNormalization", ["x", "g", "b", "mean", "var"], ["y"], epsilon=1e-3
+            )
+        ],
+        {"x": [1, 4, 6, 6]},
+        [1, 4, 6, 6],
+        [weight("g", 4), weight("b", 4), weight("mean", 4), variance],
+    )
+
+
+def conv_relu_gemm() -> onnx.ModelProto:
+    """A tiny CNN for static quantization."""
+    return graph_model(
+        [
+            helper.make_node(
+                "Conv", ["x", "w1", "b1"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]
+            ),
+            helper.make_node("Relu", ["c"], ["r"]),
+            helper.make_node(
+                "Conv", ["r", "w2", "b2"], ["d"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=8
+            ),
+            helper.make_node("Relu", ["d"], ["e"]),
+            helper.make_node("Flatten", ["e"], ["f"]),
+            helper.make_node("Gemm", ["f", "w3", "b3"], ["y"], transB=1),
+        ],
+        {"x": [1, 3, 8, 8]},
+        [1, 10],
+        [
+            weight("w1", 8, 3, 3, 3),
+            weight("b1", 8),
+            weight("w2", 8, 1, 3, 3),
+            weight("b2", 8),
+            weight("w3", 10, 512, scale=0.05),
+            weight("b3", 10),
+        ],
+    )
+
+
+def with_unsupported_op() -> onnx.ModelProto:
+    """A valid ONNX graph using an operator (in a custom domain) no importer handles."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("Relu", ["x"], ["r"], name="relu0"),
+            helper.make_node("FancyActivation", ["r"], ["y"], name="fancy1", domain="com.example"),
+        ],
+        "unsupported",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+    )
+    return helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("com.example", 1)],
+        ir_version=8,
+    )

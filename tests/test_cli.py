@@ -1,0 +1,172 @@
+"""The command line: real processes, exit codes, one-line errors, no partial output."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from tests import onnx_models
+from tests.shared_assets import shared_model
+from tvmq.examples import DIGITS_MODEL, digits_split
+
+EXIT_USER_ERROR = 2
+
+
+def tvmq(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run(
+        [sys.executable, "-m", "tvmq", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+        env=env,
+    )
+
+
+def assert_user_error(result: subprocess.CompletedProcess, *words: str) -> None:
+    assert result.returncode == EXIT_USER_ERROR, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("tvmq: error: ")
+    assert "Traceback" not in result.stderr
+    for word in words:
+        assert word in lines[0]
+
+
+@pytest.fixture
+def digits_input(tmp_path) -> Path:
+    path = tmp_path / "x.npy"
+    np.save(path, digits_split("test")[0][0])
+    return path
+
+
+def test_run_writes_output_matching_the_python_api(tmp_path, digits_input):
+    output = tmp_path / "y.npy"
+    result = tvmq("run", DIGITS_MODEL, "--input", digits_input, "--output", output)
+    assert result.returncode == 0, result.stderr
+    from tvmq.frontend import load_model
+
+    expected = load_model(DIGITS_MODEL).build("host")(np.load(digits_input))[0]
+    np.testing.assert_array_equal(np.load(output), expected)
+    assert "probabilities: float32[1, 10]" in result.stdout
+
+
+def test_run_accepts_a_batch_along_a_new_first_axis(tmp_path):
+    batch = tmp_path / "batch.npy"
+    np.save(batch, digits_split("test")[0][:5])
+    output = tmp_path / "y.npy"
+    assert tvmq("run", DIGITS_MODEL, "--input", batch, "--output", output).returncode == 0
+    predictions = np.load(output).argmax(axis=-1).ravel()
+    assert predictions.shape == (5,)
+    assert (predictions == digits_split("test")[1][:5]).sum() >= 4
+
+
+def test_inspect_reports_operators_and_quantization(tmp_path):
+    path = shared_model("ic_resnet8_int8")
+    result = tvmq("inspect", path, "--json")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert info["operators"]["CONV_2D"] == 9
+    assert info["inputs"][0]["quantization"] == {"scale": [1.0], "zero_point": [-128], "axis": None}
+    assert info["unsupported"] == []
+    assert info["parameter_bytes"] > 70_000
+
+
+def test_inspect_lists_unsupported_operators_by_node(tmp_path):
+    path = tmp_path / "custom.onnx"
+    onnx.save(onnx_models.with_unsupported_op(), path)
+    result = tvmq("inspect", path)
+    assert result.returncode == 0
+    assert "fancy1: com.example.FancyActivation" in result.stdout
+
+
+def test_truncated_model(tmp_path, digits_input):
+    for source in (DIGITS_MODEL, shared_model("kws_dscnn_int8")):
+        path = tmp_path / f"truncated{source.suffix}"
+        path.write_bytes(source.read_bytes()[: source.stat().st_size // 3])
+        output = tmp_path / "y.npy"
+        assert_user_error(tvmq("run", path, "--input", digits_input, "--output", output), str(path))
+        assert not output.exists()
+
+
+def test_random_bytes(tmp_path, digits_input):
+    rng = np.random.default_rng(3)
+    for suffix in (".onnx", ".tflite"):
+        path = tmp_path / f"random{suffix}"
+        path.write_bytes(rng.bytes(4096))
+        assert_user_error(tvmq("inspect", path), str(path))
+
+
+def test_unknown_extension(tmp_path):
+    path = tmp_path / "model.pb"
+    path.write_bytes(b"\x00" * 16)
+    assert_user_error(tvmq("inspect", path), "unknown model extension", ".pb")
+
+
+def test_unsupported_operator_names_node_and_op(tmp_path, digits_input):
+    path = tmp_path / "custom.onnx"
+    onnx.save(onnx_models.with_unsupported_op(), path)
+    output = tmp_path / "y.npy"
+    result = tvmq("run", path, "--input", digits_input, "--output", output)
+    assert_user_error(result, "fancy1", "FancyActivation")
+    assert not output.exists()
+
+
+def test_input_with_wrong_shape_or_dtype(tmp_path):
+    output = tmp_path / "y.npy"
+    wrong_shape = tmp_path / "shape.npy"
+    np.save(wrong_shape, np.zeros((1, 1, 9, 9), np.float32))
+    assert_user_error(
+        tvmq("run", DIGITS_MODEL, "--input", wrong_shape, "--output", output),
+        "shape [1, 1, 9, 9]",
+        "'input'",
+    )
+    wrong_dtype = tmp_path / "dtype.npy"
+    np.save(wrong_dtype, np.zeros((1, 1, 8, 8), np.int8))
+    assert_user_error(
+        tvmq("run", DIGITS_MODEL, "--input", wrong_dtype, "--output", output),
+        "dtype int8",
+        "'input'",
+    )
+    not_numpy = tmp_path / "text.npy"
+    not_numpy.write_text("hello")
+    assert_user_error(
+        tvmq("run", DIGITS_MODEL, "--input", not_numpy, "--output", output), str(not_numpy)
+    )
+    assert not output.exists()
+
+
+def test_unknown_target(digits_input):
+    assert_user_error(
+        tvmq("run", DIGITS_MODEL, "--input", digits_input, "--target", "pdp11"), "pdp11"
+    )
+
+
+def test_doctor_lists_tools():
+    result = tvmq("doctor")
+    for tool in ("apache-tvm", "arm-none-eabi-gcc", "qemu-system-arm", "qemu-aarch64"):
+        assert tool in result.stdout
+
+
+def test_doctor_names_apt_packages_for_missing_tools(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "tvmq" / "doctor.py"
+    env = {"PATH": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, str(script), "--missing-apt"], capture_output=True, text=True, env=env
+    )
+    assert result.stdout.split() == [
+        "gcc-arm-none-eabi",
+        "libnewlib-arm-none-eabi",
+        "qemu-system-arm",
+        "gcc-aarch64-linux-gnu",
+        "libc6-dev-arm64-cross",
+        "qemu-user",
+    ]

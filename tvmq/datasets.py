@@ -1,0 +1,88 @@
+"""Evaluation data: the MLPerf Tiny folders (``../shared/data``) as real-valued samples.
+
+Samples are kept in real units (what a float model takes) and quantized for an
+int8 model with that model's own input parameters, exactly as TFLite Micro users
+feed them (:func:`as_model_input`).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tvmq.errors import TvmqError
+from tvmq.model import TensorSpec
+
+# How each set's .bin files decode into real values (see shared/data/README.md).
+_KWS_SCALE, _KWS_ZERO_POINT = 0.5847029089927673, 83
+DECODERS = {
+    "ic01": lambda raw: np.frombuffer(raw, np.uint8).astype(np.float32).reshape(32, 32, 3),
+    "vww01": lambda raw: (np.frombuffer(raw, np.uint8).astype(np.float32) / 255.0).reshape(
+        96, 96, 3
+    ),
+    "kws01": lambda raw: (
+        (np.frombuffer(raw, np.int8).astype(np.float32) - _KWS_ZERO_POINT) * _KWS_SCALE
+    ).reshape(49, 10, 1),
+    "ad01": lambda raw: np.frombuffer(raw, "<f4").reshape(200, 128),
+}
+AD_WINDOW, AD_STRIDE = 640, 128
+
+
+@dataclass(frozen=True)
+class Sample:
+    name: str
+    value: np.ndarray
+    label: int
+
+
+@dataclass(frozen=True)
+class MLPerfTinySet:
+    """One evaluation folder: a .bin file per sample listed in y_labels.csv."""
+
+    folder: Path
+
+    @property
+    def kind(self) -> str:
+        return self.folder.name
+
+    def entries(self) -> list[tuple[str, int]]:
+        labels = self.folder / "y_labels.csv"
+        if self.kind not in DECODERS:
+            raise TvmqError(
+                f"{self.folder}: unknown MLPerf Tiny set (known: {', '.join(DECODERS)})"
+            )
+        if not labels.is_file():
+            raise TvmqError(f"{self.folder}: no y_labels.csv")
+        with labels.open() as file:
+            return [(row[0], int(row[2])) for row in csv.reader(file) if row]
+
+    def __len__(self) -> int:
+        return len(self.entries())
+
+    def samples(self, start: int = 0, stop: int | None = None) -> Iterator[Sample]:
+        decode = DECODERS[self.kind]
+        for name, label in self.entries()[start:stop]:
+            yield Sample(name, decode((self.folder / name).read_bytes()), label)
+
+
+def ad_windows(spectrogram: np.ndarray) -> np.ndarray:
+    """The anomaly-detection clip as overlapping 640-value windows, shape (N, 640)."""
+    flat = spectrogram.reshape(-1)
+    starts = range(0, flat.size - AD_WINDOW + 1, AD_STRIDE)
+    return np.stack([flat[s : s + AD_WINDOW] for s in starts])
+
+
+def as_model_input(value: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """A real-valued sample shaped and typed for `spec`, quantized if it is integer."""
+    value = np.asarray(value, np.float32).reshape(spec.shape)
+    if spec.quant is None:
+        return value.astype(spec.dtype)
+    if not spec.quant.per_tensor:
+        raise TvmqError(f"input '{spec.name}': per-axis quantized inputs are not supported")
+    info = np.iinfo(spec.dtype)
+    quantized = np.round(value / np.float32(spec.quant.scale[0])) + spec.quant.zero_point[0]
+    return np.clip(quantized, info.min, info.max).astype(spec.dtype)

@@ -1,0 +1,25 @@
+"""The bundled example: a digits CNN small enough to ship, with its data.
+
+``digits_cnn.onnx`` and ``digits.npz`` are written by :mod:`tvmq.examples.train_digits`
+(scikit-learn's 8x8 digits, 80/20 stratified split, seed 0).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+DIGITS_MODEL = HERE / "digits_cnn.onnx"
+DIGITS_DATA = HERE / "digits.npz"
+
+
+def digits_split(split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+    """(inputs, labels) of the 'train' or 'test' split, inputs shaped (N, 1, 1, 8, 8).
+
+    Each inputs[i] is one model input: float32 pixels scaled from 0..16 to 0..1.
+    """
+    with np.load(DIGITS_DATA) as data:
+        pixels, labels = data[f"x_{split}"], data[f"y_{split}"]
+    return pixels[:, None, None].astype(np.float32) / 16.0, labels.astype(np.int64)
