@@ -1,0 +1,189 @@
+"""Annotate: decide, op by op, what a float Relax graph quantizes.
+
+Rules per op type, as in PyTorch's pt2e quantizer: conv2d (grouped and depthwise
+too) and matmul/dense with their bias and activation fused, add, average pooling
+and mean. Reshape, transpose, flatten and max pooling pass quantization through
+unchanged. Anything else stays float, and the graph gets quantize/dequantize at
+its boundary, never a failure.
+
+The result names the tensors to observe during calibration and the weights to
+quantize; nothing in the graph changes here (that is :mod:`tvmq.quantize.convert`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import tvm
+from tvm import relax
+
+WEIGHTED_OPS = {"relax.nn.conv2d": "conv2d", "relax.matmul": "matmul"}
+ACTIVATION_OPS = ("relax.nn.relu", "relax.clip")
+POOLING_OPS = {"relax.nn.avg_pool2d": "avg_pool2d", "relax.mean": "mean"}
+PASSTHROUGH_OPS = (
+    "relax.reshape",
+    "relax.permute_dims",
+    "relax.flatten",
+    "relax.squeeze",
+    "relax.expand_dims",
+    "relax.nn.max_pool2d",
+)
+
+
+@dataclass(frozen=True)
+class QuantizedOp:
+    """One op to run as integer code: its core binding and the tensor it produces."""
+
+    kind: str
+    core: relax.Var
+    output: relax.Var
+    weight_axis: int | None = None
+
+    @property
+    def name(self) -> str:
+        return self.core.name_hint
+
+
+@dataclass
+class Annotation:
+    """What calibration observes and what conversion rewrites."""
+
+    ops: list[QuantizedOp] = field(default_factory=list)
+    observed: list[relax.Var] = field(default_factory=list)
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def weighted(self) -> dict[relax.Var, QuantizedOp]:
+        return {op.core: op for op in self.ops if op.weight_axis is not None}
+
+
+def _op_name(expr) -> str | None:
+    if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op):
+        return expr.op.name
+    return None
+
+
+def main_bindings(mod: tvm.IRModule) -> list[relax.VarBinding]:
+    return [b for block in mod["main"].body.blocks for b in block.bindings]
+
+
+class _Graph:
+    """Producers and users of every variable of ``main``."""
+
+    def __init__(self, mod: tvm.IRModule):
+        self.bindings = main_bindings(mod)
+        self.value = {b.var: b.value for b in self.bindings}
+        self.users: dict[relax.Var, list[relax.Var]] = {}
+        for binding in self.bindings:
+            for var in relax.analysis.free_vars(binding.value):
+                self.users.setdefault(var, []).append(binding.var)
+        for var in relax.analysis.free_vars(mod["main"].body.body):
+            self.users.setdefault(var, []).append(None)
+
+    def only_user(self, var: relax.Var) -> relax.Var | None:
+        users = self.users.get(var, [])
+        return users[0] if len(users) == 1 else None
+
+    def is_constant(self, expr) -> bool:
+        """A constant, or a var computed from constants alone (a transposed weight)."""
+        if isinstance(expr, tvm.ir.expr.Constant | relax.ShapeExpr | relax.PrimValue):
+            return True
+        if isinstance(expr, relax.Var) and expr in self.value:
+            value = self.value[expr]
+            return isinstance(value, relax.Call) and all(self.is_constant(a) for a in value.args)
+        return False
+
+    def source(self, var: relax.Var) -> relax.Var:
+        """The tensor `var` is a pass-through view of (itself if none)."""
+        while _op_name(self.value.get(var)) in PASSTHROUGH_OPS:
+            var = self.value[var].args[0]
+        return var
+
+
+def annotate(
+    mod: tvm.IRModule, skip_ops: frozenset[str] = frozenset(), skip_names: frozenset[str] = frozenset()
+) -> Annotation:
+    """Choose the ops of ``main`` to quantize; `skip_*` keep ops float by kind or var name."""
+    graph = _Graph(mod)
+    annotation = Annotation()
+    observed: set[relax.Var] = set()
+
+    def observe(var: relax.Var) -> None:
+        if var not in observed:
+            observed.add(var)
+            annotation.observed.append(var)
+
+    for binding in graph.bindings:
+        var, call = binding.var, binding.value
+        name = _op_name(call)
+        kind = WEIGHTED_OPS.get(name) or POOLING_OPS.get(name)
+        if name == "relax.add" and not any(graph.is_constant(a) for a in call.args):
+            kind = "add"
+        if kind is None:
+            continue
+        if kind in skip_ops or var.name_hint in skip_names:
+            annotation.skipped.append((var.name_hint, kind, "skipped by request"))
+            continue
+        weight_axis = None
+        activations = list(call.args)
+        if name in WEIGHTED_OPS:
+            weight_axis = _weight_axis(call)
+            if not graph.is_constant(call.args[1]) or weight_axis is None:
+                annotation.skipped.append((var.name_hint, kind, "weight is not a constant"))
+                continue
+            activations = [call.args[0]]
+        if any(_dtype(a) != "float32" for a in activations):
+            annotation.skipped.append((var.name_hint, kind, "input is not float32"))
+            continue
+        output = _fused_output(graph, var, with_bias=weight_axis is not None)
+        # Order matters: conversion inserts quantize/dequantize in observation order.
+        for activation in activations:
+            observe(graph.source(activation))
+        annotation.ops.append(QuantizedOp(kind, var, output, weight_axis))
+        observe(output)
+    annotation.observed.sort(key=_order(mod, graph))
+    return annotation
+
+
+def _order(mod: tvm.IRModule, graph: _Graph):
+    position = {p: -1 for p in mod["main"].params}
+    position.update({b.var: i for i, b in enumerate(graph.bindings)})
+    return lambda var: position[var]
+
+
+def _dtype(expr) -> str | None:
+    return getattr(expr.ty, "dtype", None)
+
+
+def _weight_axis(call: relax.Call) -> int | None:
+    """Axis of the weight that indexes output channels."""
+    if _op_name(call) == "relax.nn.conv2d":
+        return str(call.attrs.kernel_layout).index("O")
+    shape = call.args[1].ty.shape
+    return 1 if shape is not None and len(shape) == 2 else None
+
+
+def _fused_output(graph: _Graph, var: relax.Var, with_bias: bool) -> relax.Var:
+    """Follow a single-user chain through a constant bias add and one activation."""
+    follower = graph.only_user(var)
+    if with_bias and follower is not None:
+        value = graph.value[follower]
+        if _op_name(value) == "relax.add" and graph.is_constant(value.args[1]):
+            var, follower = follower, graph.only_user(follower)
+    if follower is not None and _op_name(graph.value[follower]) in ACTIVATION_OPS:
+        var = follower
+    return var
+
+
+def constant_value(graph_values: dict, expr) -> np.ndarray:
+    """Evaluate a constant expression (a weight, maybe transposed) with numpy."""
+    if isinstance(expr, tvm.ir.expr.Constant):
+        return expr.value.numpy()
+    call = graph_values[expr]
+    inner = constant_value(graph_values, call.args[0])
+    if _op_name(call) == "relax.permute_dims":
+        axes = None if call.attrs.axes is None else [int(a) for a in call.attrs.axes]
+        return np.transpose(inner, axes)
+    if _op_name(call) == "relax.reshape":
+        return inner.reshape([int(d) for d in call.ty.shape])
+    raise ValueError(f"cannot evaluate {call.op} on constants")

@@ -1,0 +1,83 @@
+"""The int8 scheme: how a calibrated range or a weight becomes scale and zero point.
+
+Defaults follow the TFLite quantization spec: activations int8 asymmetric per
+tensor, weights int8 symmetric in [-127, 127] per output channel, biases int32 at
+input_scale * weight_scale (biases are rounded when the graph is realized).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tvmq.errors import TvmqError
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    """User choices for one quantization run."""
+
+    calibrator: str = "minmax"
+    calibrator_options: dict = field(default_factory=dict)
+    per_channel: bool = True
+    symmetric_activations: bool = False
+    power_of_two: bool = False
+    skip_ops: frozenset[str] = frozenset()
+    skip_names: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class ActivationParams:
+    scale: np.float32
+    zero_point: int
+
+
+def _power_of_two(scale: float) -> float:
+    return 2.0 ** math.ceil(math.log2(scale))
+
+
+def activation_params(low: float, high: float, config: QuantConfig) -> ActivationParams:
+    """Scale and zero point covering [low, high] (widened to include zero)."""
+    if not (np.isfinite(low) and np.isfinite(high)):
+        raise TvmqError(f"calibrated range [{low}, {high}] is not finite")
+    low, high = min(low, 0.0), max(high, 0.0)
+    qmin, qmax = -128, 127
+    if config.symmetric_activations:
+        scale = max(abs(low), abs(high)) / 127.0 or 1.0
+        if config.power_of_two:
+            scale = _power_of_two(scale)
+        return ActivationParams(np.float32(scale), 0)
+    scale = (high - low) / (qmax - qmin) or 1.0
+    if config.power_of_two:
+        scale = _power_of_two(scale)
+    scale = float(np.float32(scale))
+    # TFLite's ChooseQuantizationParams: the zero point with the smaller rounding error.
+    from_min, from_max = qmin - low / scale, qmax - high / scale
+    error_min = abs(qmin) + abs(low / scale)
+    error_max = abs(qmax) + abs(high / scale)
+    zero_point = from_min if error_min < error_max else from_max
+    zero_point = int(np.clip(np.round(zero_point), qmin, qmax))
+    return ActivationParams(np.float32(scale), zero_point)
+
+
+@dataclass(frozen=True)
+class QuantizedWeight:
+    values: np.ndarray
+    scale: np.ndarray
+    axis: int
+
+
+def quantize_weight(weight: np.ndarray, axis: int, config: QuantConfig) -> QuantizedWeight:
+    """Symmetric int8 in [-127, 127], one scale per output channel (or per tensor)."""
+    moved = np.moveaxis(weight.astype(np.float64), axis, 0).reshape(weight.shape[axis], -1)
+    peak = np.abs(moved).max(axis=1) if config.per_channel else np.full(moved.shape[0], np.abs(moved).max())
+    scale = np.where(peak > 0, peak / 127.0, 1.0)
+    if config.power_of_two:
+        scale = np.array([_power_of_two(s) for s in scale])
+    scale = scale.astype(np.float32)
+    shape = [1] * weight.ndim
+    shape[axis] = -1
+    values = np.clip(np.round(weight / scale.reshape(shape)), -127, 127).astype(np.int8)
+    return QuantizedWeight(values, scale, axis)
