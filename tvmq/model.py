@@ -80,6 +80,7 @@ class Model:
     outputs: list[TensorSpec]
     params: dict[str, np.ndarray] = field(default_factory=dict)
     operators: Counter[str] = field(default_factory=Counter)
+    quantization: dict | None = None
 
     @property
     def param_bytes(self) -> int:

@@ -42,7 +42,7 @@ class QuantizedOp:
 
     @property
     def name(self) -> str:
-        return self.core.name_hint
+        return self.core.name
 
 
 @dataclass
@@ -86,7 +86,7 @@ class _Graph:
 
     def is_constant(self, expr) -> bool:
         """A constant, or a var computed from constants alone (a transposed weight)."""
-        if isinstance(expr, tvm.ir.expr.Constant | relax.ShapeExpr | relax.PrimValue):
+        if isinstance(expr, tvm.ir.expr.Constant | relax.ShapeExpr):
             return True
         if isinstance(expr, relax.Var) and expr in self.value:
             value = self.value[expr]
@@ -101,7 +101,9 @@ class _Graph:
 
 
 def annotate(
-    mod: tvm.IRModule, skip_ops: frozenset[str] = frozenset(), skip_names: frozenset[str] = frozenset()
+    mod: tvm.IRModule,
+    skip_ops: frozenset[str] = frozenset(),
+    skip_names: frozenset[str] = frozenset(),
 ) -> Annotation:
     """Choose the ops of ``main`` to quantize; `skip_*` keep ops float by kind or var name."""
     graph = _Graph(mod)
@@ -121,19 +123,19 @@ def annotate(
             kind = "add"
         if kind is None:
             continue
-        if kind in skip_ops or var.name_hint in skip_names:
-            annotation.skipped.append((var.name_hint, kind, "skipped by request"))
+        if kind in skip_ops or var.name in skip_names:
+            annotation.skipped.append((var.name, kind, "skipped by request"))
             continue
         weight_axis = None
         activations = list(call.args)
         if name in WEIGHTED_OPS:
             weight_axis = _weight_axis(call)
             if not graph.is_constant(call.args[1]) or weight_axis is None:
-                annotation.skipped.append((var.name_hint, kind, "weight is not a constant"))
+                annotation.skipped.append((var.name, kind, "weight is not a constant"))
                 continue
             activations = [call.args[0]]
         if any(_dtype(a) != "float32" for a in activations):
-            annotation.skipped.append((var.name_hint, kind, "input is not float32"))
+            annotation.skipped.append((var.name, kind, "input is not float32"))
             continue
         output = _fused_output(graph, var, with_bias=weight_axis is not None)
         # Order matters: conversion inserts quantize/dequantize in observation order.
@@ -152,7 +154,8 @@ def _order(mod: tvm.IRModule, graph: _Graph):
 
 
 def _dtype(expr) -> str | None:
-    return getattr(expr.ty, "dtype", None)
+    dtype = getattr(expr.ty, "dtype", None)
+    return None if dtype is None else str(dtype)
 
 
 def _weight_axis(call: relax.Call) -> int | None:

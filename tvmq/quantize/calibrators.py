@@ -101,7 +101,7 @@ class _HistogramCalibrator(Calibrator):
         if self.low > self.high:
             raise TvmqError("calibrator saw no data")
         low, high = self._clip_range()
-        return max(low, self.low), min(high, self.high)
+        return float(max(low, self.low)), float(min(high, self.high))
 
     def _clip_range(self) -> tuple[float, float]:
         raise NotImplementedError
@@ -151,18 +151,23 @@ class EntropyCalibrator(_HistogramCalibrator):
 
 
 def _kl_after_quantization(magnitude: np.ndarray, stop: int, levels: int) -> float:
-    reference = magnitude[:stop].astype(np.float64).copy()
+    """KL(P || Q): P clips the histogram at `stop` bins (outliers into the last bin),
+    Q is the unclipped part quantized to `levels` levels and expanded back."""
+    clipped = magnitude[:stop].astype(np.float64)
+    reference = clipped.copy()
     reference[-1] += magnitude[stop:].sum()
     if reference.sum() == 0:
         return np.inf
-    groups = np.array_split(np.arange(stop), levels)
     candidate = np.zeros(stop)
+    # The bin at zero keeps a level of its own: after ReLU it holds a spike that
+    # must not be smeared over its neighbours (zero is exactly representable).
+    groups = [np.array([0]), *np.array_split(np.arange(1, stop), levels - 1)]
     for group in groups:
-        nonzero = reference[group] > 0
+        nonzero = clipped[group] > 0
         if nonzero.any():
-            candidate[group[nonzero]] = reference[group].sum() / nonzero.sum()
+            candidate[group[nonzero]] = clipped[group].sum() / nonzero.sum()
     p = reference / reference.sum()
-    q = candidate / candidate.sum()
+    q = candidate / max(candidate.sum(), 1e-300)
     mask = p > 0
     if np.any(q[mask] == 0):
         return np.inf

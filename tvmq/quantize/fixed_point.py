@@ -64,7 +64,9 @@ class IntegerBuilder:
 
     def centre(self, x: relax.Expr, zero_point: int) -> relax.Expr:
         """int32 (x - zero_point): a quantized value around its real zero."""
-        return self.emit(relax.op.subtract(self.cast(x, "int32"), self.const(zero_point, "int32")))
+        if str(x.ty.dtype) != "int32":
+            x = self.cast(x, "int32")
+        return self.emit(relax.op.subtract(x, self.const(zero_point, "int32")))
 
     def multiply_by_quantized_multiplier(
         self, x: relax.Expr, multiplier: np.ndarray, shift: np.ndarray, channel_shape=None
@@ -127,4 +129,4 @@ class IntegerBuilder:
 
     def saturate(self, x: relax.Expr, low: int, high: int, dtype: str) -> relax.Expr:
         """Clamp an int32 tensor to [low, high] and narrow it to `dtype`."""
-        return self.cast(self.emit(relax.op.clip(x, low, high)), dtype)
+        return relax.op.astype(self.emit(relax.op.clip(x, low, high)), dtype)

@@ -28,6 +28,15 @@ from tvm.relax.expr_functor import PyExprMutator, mutator
 from tvmq.quantize.fixed_point import IntegerBuilder, quantize_multiplier, quantize_multipliers
 
 QDQ_OPS = ("relax.quantize", "relax.dequantize")
+# Ops that commute with a per-tensor dequantize (positive scale): run them on integers.
+PASSTHROUGH_OPS = (
+    "relax.reshape",
+    "relax.permute_dims",
+    "relax.flatten",
+    "relax.squeeze",
+    "relax.expand_dims",
+    "relax.nn.max_pool2d",
+)
 # TFLite Micro's add rescales int8 inputs by 2**20 before summing (add.cc).
 ADD_LEFT_SHIFT = 20
 
@@ -83,16 +92,20 @@ def _op_name(expr) -> str | None:
 
 
 def _scalar(expr) -> float | int | None:
-    if isinstance(expr, tvm.ir.expr.Constant):
-        value = expr.value.numpy()
-        return value.item() if value.size == 1 else None
-    if isinstance(expr, relax.PrimValue):
-        return expr.value.value
-    return None
+    """The value of a scalar constant (a tensor constant or a prim value)."""
+    if not isinstance(expr, tvm.ir.expr.Constant):
+        return None
+    value = expr.value
+    if not hasattr(value, "numpy"):
+        return value
+    value = value.numpy()
+    return value.item() if value.size == 1 else None
 
 
 def _constant(expr) -> np.ndarray | None:
-    return expr.value.numpy() if isinstance(expr, tvm.ir.expr.Constant) else None
+    if isinstance(expr, tvm.ir.expr.Constant) and hasattr(expr.value, "numpy"):
+        return expr.value.numpy()
+    return None
 
 
 def _shape(expr) -> tuple[int, ...]:
@@ -125,6 +138,8 @@ class _Realizer(PyExprMutator):
             realized = self._quantize(call)
         elif name == "relax.astype":
             realized = self._average_pool(call)
+        elif name in PASSTHROUGH_OPS:
+            realized = self._passthrough(call)
         return call if realized is None else realized
 
     # -- graph walking ---------------------------------------------------
@@ -145,7 +160,7 @@ class _Realizer(PyExprMutator):
         scale, zero_point = _scalar(call.args[1]), _scalar(call.args[2])
         if scale is None or zero_point is None:
             return None
-        dtype = call.args[0].ty.dtype
+        dtype = str(call.args[0].ty.dtype)
         return _QuantizedActivation(call.args[0], float(scale), int(zero_point), dtype)
 
     def _quantized_constant(self, expr) -> _QuantizedConstant | None:
@@ -220,6 +235,8 @@ class _Realizer(PyExprMutator):
                 name, producer, bias = core_name, core, producer.args[1]
             else:
                 return self._add(producer, out, low, high)
+        if name in ("relax.nn.avg_pool2d", "relax.mean"):
+            return self._pool(producer, out)
         if name == "relax.nn.conv2d":
             return self._conv2d(producer, bias, out, low, high)
         if name == "relax.matmul":
@@ -363,27 +380,62 @@ class _Realizer(PyExprMutator):
         scaled = self.ints.multiply_by_quantized_multiplier(centred, multiplier, shift)
         return self._output(scaled, out, *_activation_range(out.dtype))
 
-    def _average_pool(self, cast: relax.Call) -> relax.Expr | None:
-        """astype(avg_pool2d(astype(x, int32)), int8): TFLite's rounded integer average."""
-        out_dtype = str(cast.attrs.dtype)
-        name, pool = self._producer_op(cast.args[0])
-        if name != "relax.nn.avg_pool2d" or out_dtype not in ("int8", "uint8", "int16"):
+    def _passthrough(self, call: relax.Call) -> relax.Expr | None:
+        """op(dequantize(x)) -> dequantize(op(x)) for ops that commute with it."""
+        name, producer = self._producer_op(call.args[0])
+        x = self._dequantized(call.args[0]) if name == "relax.dequantize" else None
+        if x is None:
             return None
-        inner_name, widen = self._producer_op(pool.args[0])
-        if inner_name != "relax.astype" or widen.args[0].ty.dtype != out_dtype:
+        integer = self.ints.emit(
+            relax.Call(call.op, [x.data, *call.args[1:]], call.attrs, call.ty_args)
+        )
+        return relax.op.dequantize(
+            integer,
+            producer.args[1],
+            producer.args[2],
+            axis=int(producer.attrs.axis),
+            out_dtype="float32",
+        )
+
+    def _pool(self, pool: relax.Call, out: _QuantizedActivation) -> relax.Expr | None:
+        """quantize(average(dequantize(x))): TFLite's rounded integer average, then a
+        requantize when the output parameters differ from the input's."""
+        x = self._dequantized(pool.args[0])
+        if x is None:
             return None
+        if _op_name(pool) == "relax.mean":
+            axes = [int(a) % len(_shape(x.data)) for a in pool.attrs.axis]
+            sums = self.ints.emit(
+                relax.op.sum(self.ints.cast(x.data, "int32"), axes, keepdims=pool.attrs.keepdims)
+            )
+            counts = np.array(np.prod([_shape(x.data)[a] for a in axes]), np.int32)
+        else:
+            pooled = self._pool_sums(x.data, pool)
+            if pooled is None:
+                return None
+            sums, counts = pooled
+        averaged = self.ints.rounding_divide(sums, counts)
+        if np.float32(x.scale) == np.float32(out.scale) and x.zero_point == out.zero_point:
+            return self.ints.saturate(averaged, *_activation_range(out.dtype), out.dtype)
+        multiplier, shift = quantize_multiplier(np.float64(x.scale) / np.float64(out.scale))
+        centred = self.ints.centre(averaged, x.zero_point)
+        scaled = self.ints.multiply_by_quantized_multiplier(centred, multiplier, shift)
+        return self._output(scaled, out, *_activation_range(out.dtype))
+
+    def _pool_sums(self, data: relax.Expr, pool: relax.Call):
+        """Window sums of an integer tensor (int32) and how many inputs each covers."""
         attrs = pool.attrs
         layout = str(attrs.layout)
         if layout not in ("NHWC", "NCHW") or str(attrs.out_layout) != layout:
             return None
-        data = widen.args[0]
         in_shape, out_shape = _shape(data), _shape(pool)
         channels = in_shape[layout.index("C")]
         pool_h, pool_w = (int(p) for p in attrs.pool_size)
+        dtype = str(data.ty.dtype)
         if layout == "NHWC":
-            kernel, kernel_layout = np.ones((pool_h, pool_w, channels, 1), out_dtype), "HWOI"
+            kernel, kernel_layout = np.ones((pool_h, pool_w, channels, 1), dtype), "HWOI"
         else:
-            kernel, kernel_layout = np.ones((channels, 1, pool_h, pool_w), out_dtype), "OIHW"
+            kernel, kernel_layout = np.ones((channels, 1, pool_h, pool_w), dtype), "OIHW"
         sums = self.ints.emit(
             relax.op.nn.conv2d(
                 data,
@@ -397,8 +449,22 @@ class _Realizer(PyExprMutator):
                 out_dtype="int32",
             )
         )
-        counts = _window_counts(attrs, in_shape, out_shape, layout)
-        averaged = self.ints.rounding_divide(sums, counts)
+        return sums, _window_counts(attrs, in_shape, out_shape, layout)
+
+    def _average_pool(self, cast: relax.Call) -> relax.Expr | None:
+        """astype(avg_pool2d(astype(x, int32)), int8), as TVM imports TFLite's
+        quantized average pooling: TFLite's rounded integer average instead."""
+        out_dtype = str(cast.attrs.dtype)
+        name, pool = self._producer_op(cast.args[0])
+        if name != "relax.nn.avg_pool2d" or out_dtype not in ("int8", "uint8", "int16"):
+            return None
+        inner_name, widen = self._producer_op(pool.args[0])
+        if inner_name != "relax.astype" or str(widen.args[0].ty.dtype) != out_dtype:
+            return None
+        pooled = self._pool_sums(widen.args[0], pool)
+        if pooled is None:
+            return None
+        averaged = self.ints.rounding_divide(*pooled)
         return self.ints.saturate(averaged, *_activation_range(out_dtype), out_dtype)
 
 

@@ -72,7 +72,11 @@ class QuantizedWeight:
 def quantize_weight(weight: np.ndarray, axis: int, config: QuantConfig) -> QuantizedWeight:
     """Symmetric int8 in [-127, 127], one scale per output channel (or per tensor)."""
     moved = np.moveaxis(weight.astype(np.float64), axis, 0).reshape(weight.shape[axis], -1)
-    peak = np.abs(moved).max(axis=1) if config.per_channel else np.full(moved.shape[0], np.abs(moved).max())
+    peak = (
+        np.abs(moved).max(axis=1)
+        if config.per_channel
+        else np.full(moved.shape[0], np.abs(moved).max())
+    )
     scale = np.where(peak > 0, peak / 127.0, 1.0)
     if config.power_of_two:
         scale = np.array([_power_of_two(s) for s in scale])

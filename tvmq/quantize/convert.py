@@ -1,0 +1,90 @@
+"""Convert: write the calibrated decisions into the graph as quantize/dequantize.
+
+Each observed tensor gets ``quantize -> dequantize`` right after it is produced,
+and each quantized op's weight becomes ``dequantize(int8 constant)``. The result is
+the same QDQ form the importers produce for pre-quantized files, which
+:mod:`tvmq.quantize.realize` turns into integer arithmetic at build time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tvm
+from tvm import relax
+from tvm.relax.expr_functor import PyExprMutator, mutator
+
+from tvmq.quantize.annotate import Annotation, constant_value, main_bindings
+from tvmq.quantize.scheme import ActivationParams, QuantConfig, QuantizedWeight, quantize_weight
+
+
+@mutator
+class _InsertQDQ(PyExprMutator):
+    def __init__(
+        self,
+        mod: tvm.IRModule,
+        activations: dict[relax.Var, ActivationParams],
+        weights: dict[relax.Var, QuantizedWeight],
+    ):
+        super().__init__(mod)
+        self.activations = activations
+        self.weights = weights
+        self.pending_inputs = [(p, activations[p]) for p in mod["main"].params if p in activations]
+
+    def _qdq(self, var: relax.Var, params: ActivationParams, as_output: bool) -> relax.Var:
+        scale = relax.const(params.scale, "float32")
+        zero_point = relax.const(params.zero_point, "int32")
+        quantized = self.builder_.emit(relax.op.quantize(var, scale, zero_point, out_dtype="int8"))
+        real = relax.op.dequantize(quantized, scale, zero_point, out_dtype="float32")
+        emit = self.builder_.emit_output if as_output else self.builder_.emit
+        return emit(real, f"{var.name}_dq")
+
+    def visit_var_binding_(self, binding: relax.VarBinding) -> None:
+        # Model inputs are quantized first thing in the block.
+        while self.pending_inputs:
+            var, params = self.pending_inputs.pop(0)
+            self.set_var_remap(var, self._qdq(var, params, as_output=False))
+        value = self.visit_expr(binding.value)
+        var = binding.var
+        weight = self.weights.get(var)
+        if weight is not None:
+            dequantized = relax.op.dequantize(
+                relax.const(weight.values),
+                relax.const(weight.scale),
+                relax.const(np.zeros(weight.scale.shape, np.int32)),
+                axis=weight.axis,
+                out_dtype="float32",
+            )
+            value = relax.Call(value.op, [value.args[0], dequantized], value.attrs, value.ty_args)
+        is_output = not isinstance(var, relax.DataflowVar)
+        params = self.activations.get(var)
+        if params is None:
+            emit = self.builder_.emit_output if is_output else self.builder_.emit
+            self.set_var_remap(var, emit(value, var.name))
+            return
+        produced = self.builder_.emit(value, var.name)
+        self.set_var_remap(var, self._qdq(produced, params, as_output=is_output))
+
+    def run(self, mod: tvm.IRModule) -> tvm.IRModule:
+        self.builder_.update_func(mod.get_global_var("main"), self.visit_expr(mod["main"]))
+        return self.builder_.get()
+
+
+def convert(
+    mod: tvm.IRModule,
+    annotation: Annotation,
+    activations: list[ActivationParams],
+    config: QuantConfig,
+) -> tuple[tvm.IRModule, dict[str, QuantizedWeight]]:
+    """The QDQ module (activations at their calibrated parameters, weights in
+    int8) and the quantized weights by the name of the op using them."""
+    values = {b.var: b.value for b in main_bindings(mod)}
+    weights = {
+        op.core: quantize_weight(
+            constant_value(values, values[op.core].args[1]), op.weight_axis, config
+        )
+        for op in annotation.weighted().values()
+    }
+    params = dict(zip(annotation.observed, activations, strict=True))
+    converted = _InsertQDQ(mod, params, weights).run(mod)
+    named = {var.name: weight for var, weight in weights.items()}
+    return relax.transform.DeadCodeElimination()(converted), named

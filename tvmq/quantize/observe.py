@@ -1,0 +1,94 @@
+"""Prepare and calibrate: run real data through the float graph and record the
+range of every tensor the annotation observes.
+
+The float ``main`` is rewritten to also return the observed tensors, built once
+for the host, and run over the calibration samples; each tensor feeds its own
+calibrator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import tvm
+from tqdm import tqdm
+from tvm import relax
+from tvm.relax.expr_functor import PyExprMutator, mutator
+
+from tvmq.errors import TvmqError
+from tvmq.model import TensorSpec
+from tvmq.quantize.annotate import Annotation
+from tvmq.quantize.calibrators import make_calibrator
+from tvmq.quantize.scheme import QuantConfig
+
+
+@mutator
+class _ExposeObserved(PyExprMutator):
+    """Turn observed dataflow variables into block outputs so main can return them."""
+
+    def __init__(self, mod: tvm.IRModule, observed: set[relax.Var]):
+        super().__init__(mod)
+        self.observed = observed
+        self.exposed: dict[relax.Var, relax.Var] = {}
+
+    def visit_var_binding_(self, binding: relax.VarBinding) -> None:
+        value = self.visit_expr(binding.value)
+        var = binding.var
+        if var in self.observed or not isinstance(var, relax.DataflowVar):
+            new = self.builder_.emit_output(value, var.name)
+        else:
+            new = self.builder_.emit(value, var.name)
+        self.set_var_remap(var, new)
+        self.exposed[var] = new
+
+
+def observer_module(mod: tvm.IRModule, annotation: Annotation) -> tvm.IRModule:
+    """``mod`` whose main returns the observed tensors, in annotation order."""
+    exposer = _ExposeObserved(mod, set(annotation.observed))
+    func = exposer.visit_expr(mod["main"])
+    outputs = [exposer.exposed.get(var, var) for var in annotation.observed]
+    body = relax.BlockBuilder().normalize(relax.SeqExpr(func.body.blocks, relax.Tuple(outputs)))
+    return tvm.IRModule({"main": relax.Function(func.params, body, attrs=func.attrs)})
+
+
+def checked_samples(samples: Iterable[Sequence[np.ndarray]], specs: list[TensorSpec], origin: str):
+    """Yield calibration samples, refusing NaN, Inf and wrong shapes or dtypes."""
+    count = 0
+    for index, sample in enumerate(samples):
+        if len(sample) != len(specs):
+            raise TvmqError(
+                f"{origin}: sample {index} has {len(sample)} inputs, model takes {len(specs)}"
+            )
+        for array, spec in zip(sample, specs, strict=True):
+            spec.check(np.asarray(array), f"{origin}: sample {index}")
+            if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
+                raise TvmqError(f"{origin}: sample {index} input '{spec.name}' holds NaN or Inf")
+        count += 1
+        yield sample
+    if count == 0:
+        raise TvmqError(f"{origin}: no calibration samples")
+
+
+def calibrate(
+    mod: tvm.IRModule,
+    annotation: Annotation,
+    samples: Iterable[Sequence[np.ndarray]],
+    specs: list[TensorSpec],
+    config: QuantConfig,
+    origin: str = "calibration data",
+    total: int | None = None,
+) -> list[tuple[float, float]]:
+    """(min, max) to quantize for each observed tensor, in annotation order."""
+    executable = tvm.compile(observer_module(mod, annotation), tvm.target.Target({"kind": "llvm"}))
+    vm = relax.VirtualMachine(executable, tvm.cpu())
+    calibrators = [
+        make_calibrator(config.calibrator, **config.calibrator_options) for _ in annotation.observed
+    ]
+    for sample in tqdm(
+        checked_samples(samples, specs, origin), total=total, desc="calibrate", unit="sample"
+    ):
+        observed = vm["main"](*[tvm.runtime.tensor(np.ascontiguousarray(a)) for a in sample])
+        for calibrator, tensor in zip(calibrators, observed, strict=True):
+            calibrator.collect(tensor.numpy())
+    return [calibrator.compute_range() for calibrator in calibrators]
