@@ -68,6 +68,88 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _calibration_samples(args: argparse.Namespace, model) -> tuple[list[list[np.ndarray]], str]:
+    """Calibration inputs and a sentence saying where they came from."""
+    from tvmq.evaluate import model_inputs, open_data, read_calibration
+
+    path = Path(args.calib)
+    if path.suffix == ".npy":
+        if len(model.inputs) != 1:
+            raise TvmqError(f"{path}: a .npy file calibrates single-input models only")
+        samples = [[x] for x in read_calibration(path, model.inputs[0])]
+        where = f"{len(samples)} samples of {path}"
+    else:
+        data = open_data(path)
+        chosen, _ = data.split(args.calib_fraction)
+        samples = list(model_inputs(data, model.inputs[0], chosen, every_window=8))
+        where = (
+            f"samples [0, {len(chosen)}) of {data.size} in {path} (first {args.calib_fraction:.0%})"
+        )
+    if args.calib_samples is not None:
+        if len(samples) < args.calib_samples:
+            raise TvmqError(
+                f"{path}: {len(samples)} calibration samples, "
+                f"fewer than the {args.calib_samples} asked"
+            )
+        samples = samples[: args.calib_samples]
+        where += f", first {args.calib_samples} used"
+    if not samples:
+        raise TvmqError(f"{path}: no calibration samples")
+    return samples, where
+
+
+def _quantize(args: argparse.Namespace) -> int:
+    from tvmq.frontend import load_model
+    from tvmq.frontend.saved import save_model
+    from tvmq.quantize.quantizer import quantize_model
+    from tvmq.quantize.scheme import QuantConfig
+
+    if args.output.suffix != ".tvmq":
+        raise TvmqError(f"{args.output}: the quantized model is written as .tvmq")
+    model = load_model(args.model)
+    samples, where = _calibration_samples(args, model)
+    options = {"percentile": args.percentile} if args.calibrator == "percentile" else {}
+    config = QuantConfig(
+        calibrator=args.calibrator,
+        calibrator_options=options,
+        per_channel=not args.per_tensor,
+        symmetric_activations=args.symmetric,
+        power_of_two=args.power_of_two,
+        skip_ops=frozenset(args.skip_op),
+        skip_names=frozenset(args.skip),
+    )
+    print(f"calibrating on {where} with {args.calibrator}")
+    quantized = quantize_model(model, samples, config, origin=str(args.calib))
+    report = quantized.quantization
+    print(f"quantized {len(report['quantized_ops'])} ops, {len(report['skipped_ops'])} kept float")
+    for skipped in report["skipped_ops"]:
+        print(f"  float: {skipped['name']} ({skipped['kind']}): {skipped['reason']}")
+    for tensor in report["tensors"]:
+        low, high = tensor["range"]
+        print(
+            f"  {tensor['name']:<12} [{low:10.4g}, {high:10.4g}]  "
+            f"scale={tensor['scale']:.6g} zero_point={tensor['zero_point']}"
+        )
+    save_model(quantized, args.output)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from tvmq.evaluate import evaluate, open_data
+    from tvmq.frontend import load_model
+
+    model = load_model(args.model)
+    data = open_data(args.data)
+    _, held_out = data.split(args.skip_fraction)
+    value = evaluate(model, model.build(args.target), data, args.metric, held_out)
+    print(
+        f"{args.metric} {value:.4f} on samples [{held_out.start}, {held_out.stop}) "
+        f"of {data.size} in {args.data}"
+    )
+    return 0
+
+
 def _doctor(_: argparse.Namespace) -> int:
     from tvmq.doctor import report
 
@@ -104,6 +186,53 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--target", default="host", help="target name or .toml (default: host)")
     run.add_argument("--output", type=Path, help="write outputs to .npy (or .npz)")
     run.set_defaults(handler=_run)
+
+    quantize = commands.add_parser("quantize", help="calibrate and quantize a float model to int8")
+    quantize.add_argument("model", type=Path)
+    quantize.add_argument(
+        "--calib",
+        type=Path,
+        required=True,
+        help=".npy batch of inputs, .npz (x, y) or an MLPerf Tiny folder",
+    )
+    quantize.add_argument(
+        "--calib-fraction",
+        type=float,
+        default=0.2,
+        help="leading fraction of a labelled set used to calibrate (default 0.2)",
+    )
+    quantize.add_argument("--calib-samples", type=int, help="use exactly this many samples")
+    quantize.add_argument(
+        "--calibrator",
+        default="minmax",
+        choices=["minmax", "moving-average", "percentile", "entropy", "mse"],
+    )
+    quantize.add_argument("--percentile", type=float, default=99.999)
+    quantize.add_argument("--per-tensor", action="store_true", help="one weight scale per tensor")
+    quantize.add_argument("--symmetric", action="store_true", help="symmetric activations")
+    quantize.add_argument("--power-of-two", action="store_true", help="power-of-two scales")
+    quantize.add_argument(
+        "--skip-op",
+        action="append",
+        default=[],
+        help="keep this op kind float (conv2d, matmul, add, avg_pool2d, mean)",
+    )
+    quantize.add_argument("--skip", action="append", default=[], help="keep this layer float")
+    quantize.add_argument("-o", "--output", type=Path, required=True, help="output .tvmq file")
+    quantize.set_defaults(handler=_quantize)
+
+    evaluate = commands.add_parser("eval", help="task metric of a model on an evaluation set")
+    evaluate.add_argument("model", type=Path)
+    evaluate.add_argument("--data", type=Path, required=True)
+    evaluate.add_argument("--metric", choices=["top1", "auc"], default="top1")
+    evaluate.add_argument(
+        "--skip-fraction",
+        type=float,
+        default=0.0,
+        help="leave out this leading fraction (the calibration part)",
+    )
+    evaluate.add_argument("--target", default="host")
+    evaluate.set_defaults(handler=_eval)
 
     doctor = commands.add_parser("doctor", help="check toolchains and emulators")
     doctor.set_defaults(handler=_doctor)

@@ -17,7 +17,7 @@ import numpy as np
 from tvmq.errors import TvmqError, UnsupportedOperatorError
 from tvmq.model import Model, TensorSpec
 
-FORMATS = (".onnx", ".tflite")
+FORMATS = (".onnx", ".tflite", ".tvmq")
 
 
 class SourceGraph(Protocol):
@@ -29,6 +29,7 @@ class SourceGraph(Protocol):
     outputs: list[TensorSpec]
     operators: Counter[str]
     params: dict[str, np.ndarray]
+    quantization: dict | None
 
     def unsupported(self) -> list[tuple[str, str]]:
         """(node name, op type) of each node the Relax importer cannot convert."""
@@ -55,6 +56,10 @@ def read_source(path: str | Path) -> SourceGraph:
         from tvmq.frontend.onnx_import import OnnxGraph
 
         return OnnxGraph.read(path)
+    if suffix == ".tvmq":
+        from tvmq.frontend.saved import SavedGraph
+
+        return SavedGraph.read(path)
     from tvmq.frontend.tflite_import import TFLiteGraph
 
     return TFLiteGraph.read(path)
@@ -81,6 +86,7 @@ def load_model(path: str | Path) -> Model:
         outputs=source.outputs,
         params=source.params,
         operators=source.operators,
+        quantization=source.quantization,
     )
 
 

@@ -41,6 +41,7 @@ class OnnxGraph:
     outputs: list[TensorSpec]
     operators: Counter[str] = field(default_factory=Counter)
     params: dict[str, np.ndarray] = field(default_factory=dict)
+    quantization: dict | None = None
     format: str = "onnx"
 
     @classmethod

@@ -66,6 +66,7 @@ class TFLiteGraph:
     operators: Counter[str] = field(default_factory=Counter)
     params: dict[str, np.ndarray] = field(default_factory=dict)
     nodes: list[tuple[str, str]] = field(default_factory=list)
+    quantization: dict | None = None
     format: str = "tflite"
 
     @classmethod

@@ -166,12 +166,21 @@ def _kl_after_quantization(magnitude: np.ndarray, stop: int, levels: int) -> flo
         nonzero = clipped[group] > 0
         if nonzero.any():
             candidate[group[nonzero]] = clipped[group].sum() / nonzero.sum()
-    p = reference / reference.sum()
-    q = candidate / max(candidate.sum(), 1e-300)
-    mask = p > 0
-    if np.any(q[mask] == 0):
+    if candidate.sum() == 0:
         return np.inf
+    p = _smooth(reference / reference.sum())
+    q = _smooth(candidate / candidate.sum())
+    mask = p > 0
     return float(np.sum(p[mask] * np.log(p[mask] / q[mask])))
+
+
+def _smooth(distribution: np.ndarray, epsilon: float = 1e-4) -> np.ndarray:
+    """Move a little mass onto empty bins so the divergence stays finite (as MXNet does)."""
+    empty = distribution == 0
+    if empty.all() or not empty.any():
+        return distribution
+    taken = epsilon * empty.sum() / (~empty).sum()
+    return np.maximum(distribution + np.where(empty, epsilon, -taken), epsilon * 1e-6)
 
 
 class MSECalibrator(_HistogramCalibrator):
@@ -187,16 +196,19 @@ class MSECalibrator(_HistogramCalibrator):
     def _clip_range(self) -> tuple[float, float]:
         centres = (self.edges[:-1] + self.edges[1:]) / 2
         weights = self.counts.astype(np.float64)
+
+        def error(low: float, high: float) -> float:
+            scale = (high - low) / 255.0 or 1.0
+            quantized = np.clip(np.round((centres - low) / scale), 0, 255) * scale + low
+            return float(np.sum(weights * (centres - quantized) ** 2))
+
+        # Coordinate descent: the best upper end for the current lower end, and back.
         low, high = min(self.low, 0.0), max(self.high, 0.0)
-        best, best_error = (low, high), np.inf
-        for fraction in np.linspace(1.0, 0.2, self.candidates):
-            lo, hi = low * fraction, high * fraction
-            scale = (hi - lo) / 255.0 or 1.0
-            quantized = np.clip(np.round((centres - lo) / scale), 0, 255) * scale + lo
-            error = float(np.sum(weights * (centres - quantized) ** 2))
-            if error < best_error:
-                best, best_error = (lo, hi), error
-        return best
+        shrink = np.linspace(1.0, 0.05, self.candidates)
+        for _ in range(2):
+            high = min((high * f for f in shrink), key=lambda h: error(low, h))
+            low = min((low * f for f in shrink), key=lambda lo: error(lo, high))
+        return low, high
 
 
 CALIBRATORS: dict[str, type[Calibrator]] = {

@@ -53,7 +53,7 @@ def observer_module(mod: tvm.IRModule, annotation: Annotation) -> tvm.IRModule:
 
 
 def checked_samples(samples: Iterable[Sequence[np.ndarray]], specs: list[TensorSpec], origin: str):
-    """Yield calibration samples, refusing NaN, Inf and wrong shapes or dtypes."""
+    """Yield calibration samples, refusing NaN, Inf, wrong shapes or dtypes, and no data."""
     count = 0
     for index, sample in enumerate(samples):
         if len(sample) != len(specs):
@@ -77,17 +77,15 @@ def calibrate(
     specs: list[TensorSpec],
     config: QuantConfig,
     origin: str = "calibration data",
-    total: int | None = None,
 ) -> list[tuple[float, float]]:
     """(min, max) to quantize for each observed tensor, in annotation order."""
+    checked = list(checked_samples(samples, specs, origin))  # refuse bad data before any work
     executable = tvm.compile(observer_module(mod, annotation), tvm.target.Target({"kind": "llvm"}))
     vm = relax.VirtualMachine(executable, tvm.cpu())
     calibrators = [
         make_calibrator(config.calibrator, **config.calibrator_options) for _ in annotation.observed
     ]
-    for sample in tqdm(
-        checked_samples(samples, specs, origin), total=total, desc="calibrate", unit="sample"
-    ):
+    for sample in tqdm(checked, desc="calibrate", unit="sample"):
         observed = vm["main"](*[tvm.runtime.tensor(np.ascontiguousarray(a)) for a in sample])
         for calibrator, tensor in zip(calibrators, observed, strict=True):
             calibrator.collect(tensor.numpy())

@@ -23,7 +23,6 @@ def quantize_model(
     model: Model,
     samples: Iterable[Sequence[np.ndarray]],
     config: QuantConfig | None = None,
-    total: int | None = None,
     origin: str = "calibration data",
 ) -> Model:
     """An int8 version of float `model`, calibrated on `samples` (each a list of inputs)."""
@@ -33,7 +32,7 @@ def quantize_model(
     annotation = annotate(model.mod, config.skip_ops, config.skip_names)
     if not annotation.ops:
         raise TvmqError(f"{model.source}: no operator that tvmq can quantize")
-    ranges = calibrate(model.mod, annotation, samples, model.inputs, config, origin, total)
+    ranges = calibrate(model.mod, annotation, samples, model.inputs, config, origin)
     params = [activation_params(low, high, config) for low, high in ranges]
     mod, weights = convert(model.mod, annotation, params, config)
     report = {

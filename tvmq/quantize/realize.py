@@ -37,6 +37,7 @@ PASSTHROUGH_OPS = (
     "relax.expand_dims",
     "relax.nn.max_pool2d",
 )
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 # TFLite Micro's add rescales int8 inputs by 2**20 before summing (add.cc).
 ADD_LEFT_SHIFT = 20
 
@@ -340,11 +341,12 @@ class _Realizer(PyExprMutator):
             if np.allclose(quantized.scale.ravel(), bias_scale, rtol=1e-5):
                 return quantized.values.astype(np.int64).ravel()
             real = (quantized.values.astype(np.float64) - quantized.zero_point) * quantized.scale
-            return np.round(real.ravel() / bias_scale).astype(np.int64)
-        value = self._constant_value(bias)
-        if value is None or value.size != channels:
-            return None
-        return np.round(value.astype(np.float64).ravel() / bias_scale).astype(np.int64)
+        else:
+            real = self._constant_value(bias)
+            if real is None or real.size != channels:
+                return None
+        rounded = np.round(real.astype(np.float64).ravel() / bias_scale)
+        return np.clip(rounded, INT32_MIN, INT32_MAX).astype(np.int64)
 
     def _output(self, scaled, out, low, high) -> relax.Expr:
         shifted = self.ints.emit(relax.op.add(scaled, self.ints.const(out.zero_point, "int32")))

@@ -62,6 +62,9 @@ def activation_params(low: float, high: float, config: QuantConfig) -> Activatio
     return ActivationParams(np.float32(scale), zero_point)
 
 
+DEAD_CHANNEL = 1e-20
+
+
 @dataclass(frozen=True)
 class QuantizedWeight:
     values: np.ndarray
@@ -77,7 +80,10 @@ def quantize_weight(weight: np.ndarray, axis: int, config: QuantConfig) -> Quant
         if config.per_channel
         else np.full(moved.shape[0], np.abs(moved).max())
     )
-    scale = np.where(peak > 0, peak / 127.0, 1.0)
+    # Pruned channels (weights ~1e-30) would get scales so small that their bias
+    # overflows int32 at input_scale * weight_scale: they take the largest scale.
+    alive = peak > DEAD_CHANNEL
+    scale = np.where(alive, peak / 127.0, peak[alive].max() / 127.0 if alive.any() else 1.0)
     if config.power_of_two:
         scale = np.array([_power_of_two(s) for s in scale])
     scale = scale.astype(np.float32)

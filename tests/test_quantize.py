@@ -1,0 +1,138 @@
+"""Post-training quantization of float models into integer code."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from tests.test_cli import assert_user_error, tvmq
+from tvmq.examples import DIGITS_MODEL, digits_split
+from tvmq.frontend import load_model
+from tvmq.frontend.saved import save_model
+from tvmq.quantize.quantizer import quantize_model
+from tvmq.quantize.realize import realize
+from tvmq.quantize.scheme import QuantConfig
+
+CALIBRATION = [[x] for x in digits_split("train")[0][:100]]
+
+
+@pytest.fixture(scope="module")
+def float_model():
+    return load_model(DIGITS_MODEL)
+
+
+@pytest.fixture(scope="module")
+def int8_model(float_model):
+    return quantize_model(float_model, CALIBRATION)
+
+
+def accuracy(model) -> float:
+    inputs, labels = digits_split("test")
+    executable = model.build("host")
+    return float(
+        np.mean([executable(x)[0].argmax() == y for x, y in zip(inputs, labels, strict=True)])
+    )
+
+
+def test_bundled_model_keeps_its_accuracy_within_one_point(float_model, int8_model):
+    assert accuracy(int8_model) >= accuracy(float_model) - 0.01
+
+
+def test_quantized_region_is_integer_only(int8_model):
+    """Only the model's float boundary is left: the input quantize and the dequantize
+    feeding the float softmax at the end."""
+    text = realize(int8_model.mod).script(show_meta=False)
+    assert text.count("R.quantize(") == 1
+    assert text.count("R.dequantize(") == 1
+    assert text.count('out_dtype="int32"') == 5  # four convolutions and the dense layer
+    lines = text.splitlines()
+    first = next(i for i, line in enumerate(lines) if "R.quantize(" in line)
+    last = next(i for i, line in enumerate(lines) if "R.dequantize(" in line)
+    assert not any('dtype="float32"' in line for line in lines[first + 1 : last])
+
+
+def test_saved_model_reloads_with_identical_outputs(tmp_path, int8_model):
+    path = tmp_path / "digits.tvmq"
+    save_model(int8_model, path)
+    reloaded = load_model(path)
+    assert reloaded.quantization == json.loads(json.dumps(int8_model.quantization))
+    assert reloaded.inputs == int8_model.inputs
+    x = digits_split("test")[0][7]
+    np.testing.assert_array_equal(reloaded.build("host")(x)[0], int8_model.build("host")(x)[0])
+    with zipfile.ZipFile(path) as archive:
+        assert sorted(archive.namelist()) == ["manifest.json", "module.json", "params.npz"]
+
+
+def test_same_calibration_gives_byte_identical_files(tmp_path, float_model):
+    paths = [tmp_path / "a.tvmq", tmp_path / "b.tvmq"]
+    for path in paths:
+        save_model(
+            quantize_model(float_model, CALIBRATION, QuantConfig(calibrator="entropy")), path
+        )
+    manifests = [zipfile.ZipFile(p).read("manifest.json") for p in paths]
+    assert manifests[0] == manifests[1]
+
+
+def test_scheme_options(float_model):
+    symmetric = quantize_model(
+        float_model, CALIBRATION, QuantConfig(symmetric_activations=True, power_of_two=True)
+    )
+    for tensor in symmetric.quantization["tensors"]:
+        assert tensor["zero_point"] == 0
+        assert np.log2(tensor["scale"]) == np.round(np.log2(tensor["scale"]))
+    per_tensor = quantize_model(float_model, CALIBRATION, QuantConfig(per_channel=False))
+    assert accuracy(per_tensor) > 0.9
+    assert accuracy(symmetric) > 0.9
+
+
+def test_skipped_ops_stay_float(float_model):
+    model = quantize_model(float_model, CALIBRATION, QuantConfig(skip_ops=frozenset({"matmul"})))
+    assert [s["kind"] for s in model.quantization["skipped_ops"]] == ["matmul"]
+    assert "R.matmul" in realize(model.mod).script(show_meta=False)
+    assert accuracy(model) > 0.95
+
+
+def test_cli_quantize_and_eval(tmp_path):
+    calibration, output = tmp_path / "calib.npy", tmp_path / "digits.tvmq"
+    np.save(calibration, digits_split("train")[0][:50])
+    test_set = tmp_path / "test.npz"
+    np.savez(test_set, x=digits_split("test")[0], y=digits_split("test")[1])
+    result = tvmq(
+        "quantize", DIGITS_MODEL, "--calib", calibration, "--calibrator", "percentile", "-o", output
+    )
+    assert result.returncode == 0, result.stderr
+    assert "quantized 6 ops" in result.stdout
+    result = tvmq("eval", output, "--data", test_set, "--metric", "top1")
+    assert result.returncode == 0, result.stderr
+    assert float(result.stdout.split()[1]) >= 0.96
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [
+        (lambda x: np.where(np.arange(x.size).reshape(x.shape) == 5, np.nan, x), ["NaN or Inf"]),
+        (lambda x: np.where(np.arange(x.size).reshape(x.shape) == 5, np.inf, x), ["NaN or Inf"]),
+        (lambda x: x[:, :, :, :4], ["shape", "input"]),
+        (lambda x: x.astype(np.float64), ["dtype float64"]),
+        (lambda x: x[:0], ["no calibration samples"]),
+    ],
+    ids=["nan", "inf", "shape", "dtype", "empty"],
+)
+def test_bad_calibration_data_is_refused(tmp_path, make, words):
+    calibration, output = tmp_path / "calib.npy", tmp_path / "out.tvmq"
+    np.save(calibration, make(digits_split("train")[0][:20]))
+    assert_user_error(tvmq("quantize", DIGITS_MODEL, "--calib", calibration, "-o", output), *words)
+    assert not output.exists()
+
+
+def test_fewer_samples_than_asked(tmp_path):
+    calibration, output = tmp_path / "calib.npy", tmp_path / "out.tvmq"
+    np.save(calibration, digits_split("train")[0][:20])
+    result = tvmq(
+        "quantize", DIGITS_MODEL, "--calib", calibration, "--calib-samples", "50", "-o", output
+    )
+    assert_user_error(result, "fewer than the 50 asked")
+    assert not output.exists()
