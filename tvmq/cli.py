@@ -118,7 +118,7 @@ def _quantize(args: argparse.Namespace) -> int:
         skip_ops=frozenset(args.skip_op),
         skip_names=frozenset(args.skip),
     )
-    print(f"calibrating on {where} with {args.calibrator}")
+    print(f"calibrating on {where} with the {args.calibrator} calibrator")
     quantized = quantize_model(model, samples, config, origin=str(args.calib))
     report = quantized.quantization
     print(f"quantized {len(report['quantized_ops'])} ops, {len(report['skipped_ops'])} kept float")
@@ -204,7 +204,7 @@ def parser() -> argparse.ArgumentParser:
     quantize.add_argument("--calib-samples", type=int, help="use exactly this many samples")
     quantize.add_argument(
         "--calibrator",
-        default="minmax",
+        default="mse",
         choices=["minmax", "moving-average", "percentile", "entropy", "mse"],
     )
     quantize.add_argument("--percentile", type=float, default=99.999)

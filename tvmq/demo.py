@@ -53,7 +53,7 @@ def run_demo(target: str = "host") -> dict[str, dict[str, float]]:
     }
     print(
         f"\n{len(labels)} test images on target '{target}' "
-        f"(int8 calibrated on {CALIBRATION_IMAGES} training images, min-max)"
+        f"(int8 calibrated on {CALIBRATION_IMAGES} training images, MSE calibrator)"
     )
     print(f"{'':8} {'top-1':>8} {'latency (host wall clock)':>27} {'weights*':>10}")
     for name, figures in results.items():

@@ -19,7 +19,7 @@ from tvmq.errors import TvmqError
 class QuantConfig:
     """User choices for one quantization run."""
 
-    calibrator: str = "minmax"
+    calibrator: str = "mse"
     calibrator_options: dict = field(default_factory=dict)
     per_channel: bool = True
     symmetric_activations: bool = False
