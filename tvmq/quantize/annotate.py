@@ -18,17 +18,12 @@ import numpy as np
 import tvm
 from tvm import relax
 
+# Ops that pass quantization through: realize runs them on the integers.
+from tvmq.quantize.realize import PASSTHROUGH_OPS
+
 WEIGHTED_OPS = {"relax.nn.conv2d": "conv2d", "relax.matmul": "matmul"}
 ACTIVATION_OPS = ("relax.nn.relu", "relax.clip")
 POOLING_OPS = {"relax.nn.avg_pool2d": "avg_pool2d", "relax.mean": "mean"}
-PASSTHROUGH_OPS = (
-    "relax.reshape",
-    "relax.permute_dims",
-    "relax.flatten",
-    "relax.squeeze",
-    "relax.expand_dims",
-    "relax.nn.max_pool2d",
-)
 
 
 @dataclass(frozen=True)
