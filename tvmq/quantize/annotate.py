@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 import tvm
 from tvm import relax
 
@@ -171,17 +170,3 @@ def _fused_output(graph: _Graph, var: relax.Var, with_bias: bool) -> relax.Var:
     if follower is not None and _op_name(graph.value[follower]) in ACTIVATION_OPS:
         var = follower
     return var
-
-
-def constant_value(graph_values: dict, expr) -> np.ndarray:
-    """Evaluate a constant expression (a weight, maybe transposed) with numpy."""
-    if isinstance(expr, tvm.ir.expr.Constant):
-        return expr.value.numpy()
-    call = graph_values[expr]
-    inner = constant_value(graph_values, call.args[0])
-    if _op_name(call) == "relax.permute_dims":
-        axes = None if call.attrs.axes is None else [int(a) for a in call.attrs.axes]
-        return np.transpose(inner, axes)
-    if _op_name(call) == "relax.reshape":
-        return inner.reshape([int(d) for d in call.ty.shape])
-    raise ValueError(f"cannot evaluate {call.op} on constants")

@@ -13,7 +13,8 @@ import tvm
 from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
-from tvmq.quantize.annotate import Annotation, constant_value, main_bindings
+from tvmq.quantize.annotate import Annotation, main_bindings
+from tvmq.quantize.realize import constant_value
 from tvmq.quantize.scheme import ActivationParams, QuantConfig, QuantizedWeight, quantize_weight
 
 
@@ -80,7 +81,7 @@ def convert(
     values = {b.var: b.value for b in main_bindings(mod)}
     weights = {
         op.core: quantize_weight(
-            constant_value(values, values[op.core].args[1]), op.weight_axis, config
+            constant_value(values.get, values[op.core].args[1]), op.weight_axis, config
         )
         for op in annotation.weighted().values()
     }

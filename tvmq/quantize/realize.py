@@ -109,6 +109,28 @@ def _constant(expr) -> np.ndarray | None:
     return None
 
 
+def layout_transform(call: relax.Call):
+    """The numpy equivalent of a reshape or permute_dims call."""
+    if _op_name(call) == "relax.reshape":
+        shape = _shape(call)
+        return lambda a: np.reshape(a, shape)
+    axes = [int(a) for a in call.attrs.axes] if call.attrs.axes is not None else None
+    return lambda a: np.transpose(a, axes)
+
+
+def constant_value(producer, expr) -> np.ndarray | None:
+    """Value of a constant, possibly reshaped or permuted (a transposed weight), or
+    None; `producer` maps a variable to the expression bound to it."""
+    value = _constant(expr)
+    if value is not None:
+        return value
+    call = producer(expr) if isinstance(expr, relax.Var) else None
+    if _op_name(call) in ("relax.reshape", "relax.permute_dims"):
+        inner = constant_value(producer, call.args[0])
+        return None if inner is None else layout_transform(call)(inner)
+    return None
+
+
 def _shape(expr) -> tuple[int, ...]:
     return tuple(int(d) for d in expr.ty.shape)
 
@@ -184,30 +206,14 @@ class _Realizer(PyExprMutator):
             inner = self._quantized_constant(call.args[0])
             if inner is None:
                 return None
-            transform = self._layout_transform(call)
+            transform = layout_transform(call)
             return _QuantizedConstant(
                 transform(inner.values), transform(inner.scale), transform(inner.zero_point)
             )
         return None
 
     def _constant_value(self, expr) -> np.ndarray | None:
-        """Value of a constant, possibly reshaped or permuted."""
-        value = _constant(expr)
-        if value is not None:
-            return value
-        name, call = self._producer_op(expr)
-        if name in ("relax.reshape", "relax.permute_dims"):
-            inner = self._constant_value(call.args[0])
-            return None if inner is None else self._layout_transform(call)(inner)
-        return None
-
-    @staticmethod
-    def _layout_transform(call: relax.Call):
-        if _op_name(call) == "relax.reshape":
-            shape = _shape(call)
-            return lambda a: np.reshape(a, shape)
-        axes = [int(a) for a in call.attrs.axes] if call.attrs.axes is not None else None
-        return lambda a: np.transpose(a, axes)
+        return constant_value(self._producer, expr)
 
     # -- rules -----------------------------------------------------------
 
@@ -216,7 +222,7 @@ class _Realizer(PyExprMutator):
         if out_scale is None or out_zero_point is None:
             return None
         out = _QuantizedActivation(
-            call, float(out_scale), int(out_zero_point), call.attrs.out_dtype
+            call, float(out_scale), int(out_zero_point), str(call.attrs.out_dtype)
         )
         low, high = _activation_range(out.dtype)
         value = call.args[0]
