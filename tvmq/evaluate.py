@@ -27,7 +27,7 @@ METRICS = ("top1", "auc")
 class LabelledData:
     """Real-valued samples with labels, from an MLPerf Tiny folder or a .npz file."""
 
-    values: Callable[[], Iterator[tuple[np.ndarray, int]]]
+    values: Callable[[range], Iterator[tuple[np.ndarray, int]]]
     size: int
     windows: bool = False
 
@@ -46,7 +46,7 @@ def open_data(path: str | Path) -> LabelledData:
         dataset = MLPerfTinySet(path)
         size = len(dataset)
         return LabelledData(
-            lambda: ((s.value, s.label) for s in dataset.samples()),
+            lambda part: ((s.value, s.label) for s in dataset.samples(part.start, part.stop)),
             size,
             windows=dataset.kind == "ad01",
         )
@@ -61,7 +61,12 @@ def open_data(path: str | Path) -> LabelledData:
         raise TvmqError(f"{path}: needs arrays 'x' and 'y' ({error})") from error
     if len(x) != len(y):
         raise TvmqError(f"{path}: {len(x)} samples in x but {len(y)} labels in y")
-    return LabelledData(lambda: zip(x, (int(v) for v in y), strict=True), len(x))
+    return LabelledData(
+        lambda part: zip(
+            x[part.start : part.stop], (int(v) for v in y[part.start : part.stop]), strict=True
+        ),
+        len(x),
+    )
 
 
 def read_calibration(path: str | Path, spec: TensorSpec) -> np.ndarray:
@@ -77,11 +82,10 @@ def read_calibration(path: str | Path, spec: TensorSpec) -> np.ndarray:
 
 def model_inputs(data: LabelledData, spec: TensorSpec, indices: range, every_window: int = 1):
     """Model-ready inputs (one list per inference) of the samples in `indices`."""
-    for index, (value, _) in enumerate(data.values()):
-        if index in indices:
-            windows = ad_windows(value)[::every_window] if data.windows else [value]
-            for window in windows:
-                yield [as_model_input(window, spec)]
+    for value, _ in data.values(indices):
+        windows = ad_windows(value)[::every_window] if data.windows else [value]
+        for window in windows:
+            yield [as_model_input(window, spec)]
 
 
 def evaluate(model: Model, executable, data: LabelledData, metric: str, indices: range) -> float:
@@ -92,7 +96,7 @@ def evaluate(model: Model, executable, data: LabelledData, metric: str, indices:
         raise TvmqError("metric auc needs the anomaly-detection set (ad01)")
     spec, out = model.inputs[0], model.outputs[0]
     scores, labels = [], []
-    samples = ((v, label) for i, (v, label) in enumerate(data.values()) if i in indices)
+    samples = data.values(indices)
     for value, label in tqdm(samples, total=len(indices), desc="evaluate", unit="sample"):
         if data.windows:
             windows = ad_windows(value)

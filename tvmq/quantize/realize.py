@@ -383,8 +383,12 @@ class _Realizer(PyExprMutator):
         x = self._dequantized(value)
         if x is None:
             return None
+        return self._rescale(x.data, x, out)
+
+    def _rescale(self, values, x: _QuantizedActivation, out: _QuantizedActivation) -> relax.Expr:
+        """`values`, quantized with x's parameters, requantized to out's."""
         multiplier, shift = quantize_multiplier(np.float64(x.scale) / np.float64(out.scale))
-        centred = self.ints.centre(x.data, x.zero_point)
+        centred = self.ints.centre(values, x.zero_point)
         scaled = self.ints.multiply_by_quantized_multiplier(centred, multiplier, shift)
         return self._output(scaled, out, *_activation_range(out.dtype))
 
@@ -425,10 +429,7 @@ class _Realizer(PyExprMutator):
         averaged = self.ints.rounding_divide(sums, counts)
         if np.float32(x.scale) == np.float32(out.scale) and x.zero_point == out.zero_point:
             return self.ints.saturate(averaged, *_activation_range(out.dtype), out.dtype)
-        multiplier, shift = quantize_multiplier(np.float64(x.scale) / np.float64(out.scale))
-        centred = self.ints.centre(averaged, x.zero_point)
-        scaled = self.ints.multiply_by_quantized_multiplier(centred, multiplier, shift)
-        return self._output(scaled, out, *_activation_range(out.dtype))
+        return self._rescale(averaged, x, out)
 
     def _pool_sums(self, data: relax.Expr, pool: relax.Call):
         """Window sums of an integer tensor (int32) and how many inputs each covers."""

@@ -46,13 +46,13 @@ def activation_params(low: float, high: float, config: QuantConfig) -> Activatio
     qmin, qmax = -128, 127
     if config.symmetric_activations:
         scale = max(abs(low), abs(high)) / 127.0 or 1.0
-        if config.power_of_two:
-            scale = _power_of_two(scale)
-        return ActivationParams(np.float32(scale), 0)
-    scale = (high - low) / (qmax - qmin) or 1.0
+    else:
+        scale = (high - low) / (qmax - qmin) or 1.0
     if config.power_of_two:
         scale = _power_of_two(scale)
     scale = float(np.float32(scale))
+    if config.symmetric_activations:
+        return ActivationParams(np.float32(scale), 0)
     # TFLite's ChooseQuantizationParams: the zero point with the smaller rounding error.
     from_min, from_max = qmin - low / scale, qmax - high / scale
     error_min = abs(qmin) + abs(low / scale)
