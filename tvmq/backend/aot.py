@@ -1,0 +1,120 @@
+"""Ahead-of-time compilation: a model as one TIR module and plain C around it.
+
+The kernels become private TIR functions with plain C signatures (pointers only).
+One public entry function calls them in graph order with pointers into the
+model inputs and outputs, the constant weight blob and the planned arena; TVM
+generates all of it (C source or an object file). The C written here only holds
+the data (weights in flash, arena and I/O buffers in RAM) and the model
+descriptor of ``firmware/include/tvmq_model.h``: no runtime, no heap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import tvm
+
+from tvmq.backend.graph import CONSTANT, INPUT, OUTPUT, KernelGraph, fuse, kernel_graph
+from tvmq.backend.planner import ALIGNMENT, MemoryPlan, plan_memory
+from tvmq.backend.schedule import default_schedule
+from tvmq.model import Model
+
+ENTRY = "tvmq_entry"
+
+
+@dataclass
+class CompiledModel:
+    """What the emitter needs: the graph, its plan, the TIR module, the weight blob."""
+
+    model: Model
+    graph: KernelGraph
+    plan: MemoryPlan
+    tir: tvm.IRModule
+    weights: bytes
+    weight_offsets: dict[str, int]
+
+    @property
+    def build_id(self) -> str:
+        digest = hashlib.sha256(self.weights)
+        digest.update(tvm.ir.save_json(self.tir).encode())
+        return digest.hexdigest()[:16]
+
+
+def lower_model(model: Model) -> CompiledModel:
+    """Realize, fuse, schedule and plan `model`; build the entry function."""
+    from tvmq.quantize.realize import realize
+
+    mod = realize(model.mod) if model.is_quantized else model.mod
+    graph = kernel_graph(fuse(mod))
+    plan = plan_memory(graph)
+    weights, weight_offsets = _weight_blob(graph)
+    functions = {
+        name: _pointer_signature(default_schedule(func)) for name, func in graph.kernels.items()
+    }
+    tir = tvm.IRModule({tvm.ir.GlobalVar(name): func for name, func in functions.items()})
+    entry = _entry_function(graph, plan, weight_offsets, tir)
+    tir[ENTRY] = entry
+    return CompiledModel(model, graph, plan, tir, weights, weight_offsets)
+
+
+def _weight_blob(graph: KernelGraph) -> tuple[bytes, dict[str, int]]:
+    """All constants in one aligned little-endian blob, and each one's offset."""
+    blob = bytearray()
+    offsets = {}
+    for name, tensor in graph.tensors.items():
+        if tensor.kind != CONSTANT:
+            continue
+        blob.extend(b"\0" * (-len(blob) % ALIGNMENT))
+        offsets[name] = len(blob)
+        blob.extend(np.ascontiguousarray(tensor.value).astype(tensor.value.dtype.newbyteorder("<")).tobytes())
+    return bytes(blob), offsets
+
+
+def _pointer_signature(func: tvm.tirx.PrimFunc) -> tvm.tirx.PrimFunc:
+    """The kernel with one pointer per buffer, so it is called as plain C."""
+    pointers = [
+        tvm.tirx.Var(f"{p.name}_ptr", tvm.ir.PointerType(tvm.ir.PrimType(str(p.ty.dtype))))
+        for p in func.params
+    ]
+    declarations = [
+        tvm.tirx.DeclBuffer(param, data=pointer)
+        for param, pointer in zip(func.params, pointers, strict=True)
+    ]
+    body = tvm.tirx.SeqStmt([*declarations, func.body])
+    return tvm.tirx.PrimFunc(pointers, body, attrs=func.attrs).without_attr("global_symbol")
+
+
+def _entry_function(
+    graph: KernelGraph, plan: MemoryPlan, weight_offsets: dict[str, int], tir: tvm.IRModule
+) -> tvm.tirx.PrimFunc:
+    """`tvmq_entry(inputs..., outputs..., weights, arena)`: every kernel call in order."""
+    handles = {
+        name: tvm.tirx.Var(name, "handle") for name in [*graph.inputs, *graph.outputs]
+    }
+    weights = tvm.tirx.Var("weights", "handle")
+    arena = tvm.tirx.Var("arena", "handle")
+
+    def pointer(name: str):
+        storage = graph.storage(name)
+        if storage.kind in (INPUT, OUTPUT):
+            return handles[storage.name]
+        if storage.kind == CONSTANT:
+            return tvm.tirx.call_intrin(
+                "handle", "tirx.handle_add_byte_offset", weights, weight_offsets[storage.name]
+            )
+        return tvm.tirx.call_intrin(
+            "handle", "tirx.handle_add_byte_offset", arena, plan.offsets[storage.name]
+        )
+
+    calls = [
+        tvm.tirx.Evaluate(
+            tvm.ir.Call(
+                tir.get_global_var(step.kernel), [pointer(a) for a in step.args], ret_ty="int32"
+            )
+        )
+        for step in graph.steps
+    ]
+    params = [*handles.values(), weights, arena]
+    return tvm.tirx.PrimFunc(params, tvm.tirx.SeqStmt(calls)).with_attr("global_symbol", ENTRY)

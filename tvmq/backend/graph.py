@@ -1,0 +1,171 @@
+"""Lower a model to a flat kernel graph: the input of every ahead-of-time backend.
+
+The Relax module (integer-only once realized) is legalized and fused with TVM's
+own passes; `main` then is a straight line of ``call_tir`` kernel calls. This
+module reads that line into plain data (tensors, kernel steps, lifetimes) that
+the memory planner and the C emitter work from, without the Relax VM.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import tvm
+from tvm import relax
+
+from tvmq.errors import TvmqError
+
+INPUT, OUTPUT, CONSTANT, ACTIVATION = "input", "output", "constant", "activation"
+
+
+@dataclass
+class Tensor:
+    """One buffer of the graph. `alias_of` names the tensor whose memory it reuses."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    kind: str
+    value: np.ndarray | None = None
+    alias_of: str | None = None
+    first_use: int = 0
+    last_use: int = 0
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
+
+
+@dataclass
+class Step:
+    """One kernel call: `kernel(*args)`, the output buffer last."""
+
+    kernel: str
+    args: list[str]
+
+
+@dataclass
+class KernelGraph:
+    """Kernels (scheduled PrimFuncs, by name) and the order they run in."""
+
+    tensors: dict[str, Tensor]
+    steps: list[Step]
+    kernels: dict[str, tvm.tirx.PrimFunc]
+    inputs: list[str]
+    outputs: list[str]
+    fused_ops: dict[str, str] = field(default_factory=dict)
+
+    def storage(self, name: str) -> Tensor:
+        """The tensor that owns `name`'s memory (itself unless it is an alias)."""
+        tensor = self.tensors[name]
+        return self.tensors[tensor.alias_of] if tensor.alias_of else tensor
+
+
+def fuse(mod: tvm.IRModule) -> tvm.IRModule:
+    """TVM's legalization and operator fusion, nothing that needs a VM."""
+    passes = tvm.transform.Sequential(
+        [
+            relax.transform.LegalizeOps(),
+            relax.transform.AnnotateTIROpPattern(),
+            relax.transform.FoldConstant(),
+            relax.transform.FuseOps(),
+            relax.transform.FuseTIR(),
+            relax.transform.DeadCodeElimination(),
+            relax.transform.RewriteDataflowReshape(),
+        ]
+    )
+    return passes(mod)
+
+
+def _tensor_type(expr, what: str) -> tuple[tuple[int, ...], str]:
+    ty = expr.ty
+    if not isinstance(ty, relax.TensorType) or ty.shape is None:
+        raise TvmqError(f"{what}: only tensors of static shape can run ahead of time")
+    try:
+        shape = tuple(int(d) for d in ty.shape.values)
+    except TypeError as error:
+        raise TvmqError(f"{what}: dynamic shape {ty.shape} cannot run ahead of time") from error
+    return shape, str(ty.dtype)
+
+
+def kernel_graph(mod: tvm.IRModule) -> KernelGraph:
+    """Read the fused module's `main` into a :class:`KernelGraph`."""
+    main = mod["main"]
+    tensors: dict[str, Tensor] = {}
+    steps: list[Step] = []
+    kernels: dict[str, tvm.tirx.PrimFunc] = {}
+    names: dict[relax.Var, str] = {}
+    constants: dict[tuple, str] = {}
+
+    for param in main.params:
+        shape, dtype = _tensor_type(param, f"input '{param.name}'")
+        names[param] = param.name
+        tensors[param.name] = Tensor(param.name, shape, dtype, INPUT)
+
+    def argument(expr) -> str:
+        if isinstance(expr, relax.Var):
+            return names[expr]
+        if isinstance(expr, tvm.ir.expr.Constant) and hasattr(expr.value, "numpy"):
+            value = expr.value.numpy()
+            key = (value.dtype.str, value.shape, value.tobytes())
+            if key not in constants:
+                name = f"const{len(constants)}"
+                tensors[name] = Tensor(name, value.shape, str(value.dtype), CONSTANT, value=value)
+                constants[key] = name
+            return constants[key]
+        raise TvmqError(f"kernel argument {type(expr).__name__} is not supported ahead of time")
+
+    body = main.body
+    for block in body.blocks:
+        for binding in block.bindings:
+            var, value = binding.var, binding.value
+            name = f"t{len(names)}"
+            names[var] = name
+            if isinstance(value, relax.Call) and value.op == tvm.ir.Op.get("relax.call_tir"):
+                kernel_var, call_args = value.args[0], value.args[1]
+                shape, dtype = _tensor_type(var, f"output of {kernel_var.name_hint}")
+                tensors[name] = Tensor(name, shape, dtype, ACTIVATION)
+                args = [argument(a) for a in call_args.fields] + [name]
+                kernel = f"k{len(kernels)}_{_short(kernel_var.name_hint)}"
+                kernels[kernel] = mod[kernel_var]
+                steps.append(Step(kernel, args))
+            elif isinstance(value, relax.Call) and value.op == tvm.ir.Op.get("relax.reshape"):
+                shape, dtype = _tensor_type(var, "reshape")
+                source = argument(value.args[0])
+                root = tensors[source].alias_of or source
+                tensors[name] = Tensor(name, shape, dtype, ACTIVATION, alias_of=root)
+            elif isinstance(value, relax.Var):
+                names[var] = names[value]
+            else:
+                what = value.op.name if isinstance(value, relax.Call) else type(value).__name__
+                raise TvmqError(f"'{what}' in the lowered graph cannot run ahead of time")
+
+    result = body.body
+    fields = result.fields if isinstance(result, relax.Tuple) else [result]
+    outputs = [argument(f) for f in fields]
+    for name in outputs:
+        if tensors[name].kind != ACTIVATION or tensors[name].alias_of:
+            raise TvmqError(f"output '{name}' is not computed by a kernel; not supported yet")
+        tensors[name].kind = OUTPUT
+    graph = KernelGraph(tensors, steps, kernels, [p.name for p in main.params], outputs)
+    _set_lifetimes(graph)
+    return graph
+
+
+def _short(kernel: str) -> str:
+    """`fused_conv2d1_add5_cast4...` -> `conv2d1`: the op that gives the kernel its cost."""
+    if not kernel.startswith("fused_"):
+        return kernel[:32]
+    return kernel.removeprefix("fused_").split("_")[0] or kernel[:32]
+
+
+def _set_lifetimes(graph: KernelGraph) -> None:
+    """First and last step index at which each storage tensor is live."""
+    for tensor in graph.tensors.values():
+        tensor.first_use, tensor.last_use = len(graph.steps), -1
+    for index, step in enumerate(graph.steps):
+        for name in step.args:
+            storage = graph.storage(name)
+            storage.first_use = min(storage.first_use, index)
+            storage.last_use = max(storage.last_use, index)
