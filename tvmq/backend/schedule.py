@@ -11,6 +11,8 @@ kernels that are already small.
 
 from __future__ import annotations
 
+import contextlib
+
 import tvm
 from tvm import s_tir
 from tvm.s_tir import ScheduleError
@@ -81,10 +83,8 @@ def _fuse_epilogue(sch: s_tir.Schedule, block) -> None:
             except ScheduleError:
                 break
             moved.add(sch.get(consumer).name_hint)
-    try:
+    with contextlib.suppress(ScheduleError):
         sch.decompose_reduction(block, loops[depth])
-    except ScheduleError:
-        pass
 
 
 def _compute_at_output(sch: s_tir.Schedule) -> None:
