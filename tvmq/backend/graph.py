@@ -68,6 +68,7 @@ def fuse(mod: tvm.IRModule) -> tvm.IRModule:
         [
             relax.transform.LegalizeOps(),
             relax.transform.AnnotateTIROpPattern(),
+            _padding_stands_alone,
             relax.transform.FoldConstant(),
             relax.transform.FuseOps(),
             relax.transform.FuseTIR(),
@@ -76,6 +77,24 @@ def fuse(mod: tvm.IRModule) -> tvm.IRModule:
         ]
     )
     return passes(mod)
+
+
+OPAQUE = 8  # relax.OpPatternKind.kOpaque
+
+
+@tvm.transform.module_pass(opt_level=0, name="PaddingStandsAlone")
+def _padding_stands_alone(mod: tvm.IRModule, _context) -> tvm.IRModule:
+    """Keep padding out of the producer's kernel.
+
+    Fused behind a convolution's epilogue, a pad writes a larger tensor than the
+    loops that produce its interior, so that epilogue cannot be computed element
+    by element (the default schedule's way of keeping kernels free of scratch
+    memory). A pad of its own costs one copy and a padded buffer in the arena.
+    """
+    for gvar, func in list(mod.functions_items()):
+        if isinstance(func, tvm.tirx.PrimFunc) and gvar.name_hint.startswith("pad"):
+            mod[gvar] = func.with_attr("op_pattern", OPAQUE)
+    return mod
 
 
 def _tensor_type(expr, what: str) -> tuple[tuple[int, ...], str]:
@@ -97,6 +116,7 @@ def kernel_graph(mod: tvm.IRModule) -> KernelGraph:
     kernels: dict[str, tvm.tirx.PrimFunc] = {}
     names: dict[relax.Var, str] = {}
     constants: dict[tuple, str] = {}
+    kernel_names: dict[tvm.ir.GlobalVar, str] = {}
 
     for param in main.params:
         shape, dtype = _tensor_type(param, f"input '{param.name}'")
@@ -127,7 +147,9 @@ def kernel_graph(mod: tvm.IRModule) -> KernelGraph:
                 shape, dtype = _tensor_type(var, f"output of {kernel_var.name_hint}")
                 tensors[name] = Tensor(name, shape, dtype, ACTIVATION)
                 args = [argument(a) for a in call_args.fields] + [name]
-                kernel = f"k{len(kernels)}_{_short(kernel_var.name_hint)}"
+                kernel = kernel_names.setdefault(
+                    kernel_var, f"k{len(kernel_names)}_{_short(kernel_var.name_hint)}"
+                )
                 kernels[kernel] = mod[kernel_var]
                 steps.append(Step(kernel, args))
             elif isinstance(value, relax.Call) and value.op == tvm.ir.Op.get("relax.reshape"):

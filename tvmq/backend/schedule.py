@@ -74,9 +74,16 @@ def _fuse_epilogue(sch: s_tir.Schedule, block) -> None:
     depth = kinds.index(REDUCE)
     if depth:
         moved = {sch.get(block).name_hint}
+        shape = _written_shape(sch, block)
         for consumer in _blocks(sch)[_position(sch, block) + 1 :]:
             producers = {sch.get(p).name_hint for p in sch.get_producers(consumer)}
-            if _is_reduction(sch, consumer) or not producers <= moved:
+            if not producers and _inlined(sch, consumer):
+                continue  # a side input's own requantization, e.g. a residual add's
+            if (
+                _is_reduction(sch, consumer)
+                or not producers <= moved
+                or _written_shape(sch, consumer) != shape
+            ):
                 break
             try:
                 sch.reverse_compute_at(consumer, loops[depth - 1])
@@ -97,6 +104,20 @@ def _compute_at_output(sch: s_tir.Schedule) -> None:
             sch.compute_at(block, sch.get_loops(outputs[0])[-1])
         except ScheduleError:
             return
+
+
+def _inlined(sch: s_tir.Schedule, block) -> bool:
+    try:
+        sch.compute_inline(block)
+    except ScheduleError:
+        return False
+    return True
+
+
+def _written_shape(sch: s_tir.Schedule, block) -> tuple[int, ...]:
+    """Shape of the buffer `block` writes: an epilogue moved into a reduction's loops
+    must write exactly the elements the reduction produces, no border around them."""
+    return tuple(int(d) for d in sch.get(block).writes[0].source.ty.shape)
 
 
 def _position(sch: s_tir.Schedule, block) -> int:
