@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tvmq.backend.aot import ENTRY, CompiledModel
+from tvmq.backend.aot import ENTRY, CompiledModel, lower_model
+from tvmq.model import Model
 
 C_TYPES = {
     "int8": "int8_t",
@@ -45,6 +46,17 @@ def c_identifier(name: str) -> str:
 def workspace_bytes(kernel_source: str) -> int:
     """Upper bound of what the kernels ask TVMBackendAllocWorkspace for at once."""
     return sum(int(size) + 16 for size in WORKSPACE_CALL.findall(kernel_source))
+
+
+def emit_model(model: Model, directory: Path) -> CompiledModel:
+    """Lower `model` and write its C sources into `directory` (created if missing)."""
+    import tvm
+
+    compiled = lower_model(model)
+    kernels = tvm.tirx.build(compiled.tir, target=tvm.target.Target({"kind": "c"}))
+    directory.mkdir(parents=True, exist_ok=True)
+    write_model_sources(compiled, kernels.inspect_source(), directory)
+    return compiled
 
 
 def write_model_sources(compiled: CompiledModel, kernel_source: str, directory: Path) -> None:

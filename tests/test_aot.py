@@ -1,0 +1,76 @@
+"""The ahead-of-time C of a model, compiled for this machine, against the references.
+
+The C sources are the ones a firmware compiles; here the host C compiler builds
+them so that every kernel, the arena plan and the entry function are checked
+against tflite-micro (the int8 oracle) and tvmq's host build without an emulator.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.shared_assets import shared_model
+from tests.test_mlperf_import import micro_outputs, model_inputs
+from tvmq.backend.emit_c import emit_model
+from tvmq.backend.graph import ACTIVATION
+from tvmq.backend.native import NativeModel, compile_shared_library
+from tvmq.examples import DIGITS_MODEL, digits_split
+from tvmq.frontend import load_model
+from tvmq.quantize.quantizer import quantize_model
+
+INT8_MODELS = {
+    "ad_autoencoder_int8": "ad01",
+    "ic_resnet8_int8": "ic01",
+    "kws_dscnn_int8": "kws01",
+    "vww_mobilenet_int8": "vww01",
+}
+
+
+def native(model, tmp_path):
+    compiled = emit_model(model, tmp_path / "model")
+    library = compile_shared_library(tmp_path / "model", tmp_path / "model.so")
+    shapes = [s.shape for s in model.outputs]
+    return compiled, NativeModel(library, [s.shape for s in model.inputs], shapes)
+
+
+def assert_plan_is_safe(compiled) -> None:
+    """No two activations that are live at the same step share a byte of the arena."""
+    graph, plan = compiled.graph, compiled.plan
+    owners = [t for t in graph.tensors.values() if t.kind == ACTIVATION and not t.alias_of]
+    for i, a in enumerate(owners):
+        start_a = plan.offsets[a.name]
+        assert start_a + a.nbytes <= plan.arena_bytes
+        for b in owners[i + 1 :]:
+            start_b = plan.offsets[b.name]
+            overlap_in_time = a.first_use <= b.last_use and b.first_use <= a.last_use
+            overlap_in_space = start_a < start_b + b.nbytes and start_b < start_a + a.nbytes
+            assert not (overlap_in_time and overlap_in_space), (a.name, b.name)
+
+
+@pytest.mark.parametrize("name", sorted(INT8_MODELS))
+def test_int8_model_c_is_identical_to_tflite_micro(name, tmp_path):
+    path = shared_model(name)
+    model = load_model(path)
+    inputs = model_inputs(model, INT8_MODELS[name])
+    compiled, library = native(model, tmp_path)
+    expected = micro_outputs(path, inputs)
+    for x, reference in zip(inputs, expected, strict=True):
+        np.testing.assert_array_equal(library(x)[0], reference)
+    assert_plan_is_safe(compiled)
+    assert compiled.plan.arena_bytes < compiled.plan.unplanned_bytes / 2
+
+
+def test_quantized_example_c_matches_host_build(tmp_path):
+    model = load_model(DIGITS_MODEL)
+    calibration, _ = digits_split("train")
+    quantized = quantize_model(model, [[x] for x in calibration[:50]])
+    inputs, _ = digits_split("test")
+    compiled, library = native(quantized, tmp_path)
+    host = quantized.build("host")
+    for x in inputs[:20]:
+        # Integer all the way to the final float softmax, whose expf may differ in the
+        # last bits between the C library and LLVM.
+        np.testing.assert_allclose(library(x)[0], host(x)[0], rtol=1e-5, atol=1e-7)
+    assert_plan_is_safe(compiled)
+    assert library.build_id == compiled.build_id
