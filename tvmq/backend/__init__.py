@@ -9,14 +9,19 @@ from tvmq.targets import load_target
 
 if TYPE_CHECKING:
     from tvmq.backend.host import HostExecutable
+    from tvmq.backend.mcu import McuExecutable
     from tvmq.model import Model
 
 
-def build(model: Model, target_name: str) -> HostExecutable:
+def build(model: Model, target_name: str) -> HostExecutable | McuExecutable:
     """Compile `model` for the named target."""
     target = load_target(target_name)
     if target.kind == "host":
         from tvmq.backend.host import build_host
 
         return build_host(model, target)
+    if target.kind == "cortex-m" and "machine" in target.board:
+        from tvmq.backend.mcu import build_mcu
+
+        return build_mcu(model, target)
     raise TvmqError(f"target '{target.name}' ({target.kind}): this backend is not available yet")

@@ -1,0 +1,178 @@
+"""Microcontroller builds: a firmware project per model, run on the board it names.
+
+``write_project`` lays out a directory that builds on its own with make and
+arm-none-eabi-gcc: the model's C (``model/``), the harness, the shared headers
+and the one board port the target names, plus ``manifest.json`` (what Model
+Library Format gave microTVM users: sizes, tensors, quantization, memory plan).
+``McuExecutable`` runs that firmware on the emulated board through the serial
+harness, one inference per call, like the host build.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from tvmq.backend.aot import CompiledModel
+from tvmq.backend.emit_c import emit_model
+from tvmq.errors import TvmqError
+from tvmq.model import Model
+from tvmq.targets import Target
+
+FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
+PROJECT_FILES = ("Makefile", "include", "harness")
+
+
+def board_of(target: Target) -> str:
+    board = target.board.get("name", "")
+    if not (FIRMWARE_DIR / "boards" / board).is_dir():
+        raise TvmqError(f"target '{target.name}': no firmware port for board '{board}'")
+    return board
+
+
+def write_project(model: Model, target: Target, directory: Path) -> CompiledModel:
+    """The firmware project for `model` on `target`'s board, in `directory`."""
+    board = board_of(target)
+    compiled = emit_model(model, directory / "model")
+    for name in PROJECT_FILES:
+        source = FIRMWARE_DIR / name
+        if source.is_dir():
+            shutil.copytree(source, directory / name)
+        else:
+            shutil.copyfile(source, directory / name)
+    shutil.copytree(FIRMWARE_DIR / "boards" / board, directory / "boards" / board)
+    manifest = _manifest(compiled, target, board)
+    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return compiled
+
+
+def build_project(directory: Path, target: Target) -> Path:
+    """Compile the project with its own Makefile; the ELF path."""
+    from tvmq.hil.firmware import build_firmware
+
+    return build_firmware(
+        board_of(target),
+        directory / "build",
+        directory / "model",
+        firmware_dir=directory,
+    )
+
+
+def _manifest(compiled: CompiledModel, target: Target, board: str) -> dict:
+    import tvm
+
+    model, graph, plan = compiled.model, compiled.graph, compiled.plan
+
+    def tensors(specs, names):
+        return [
+            {
+                "name": spec.name,
+                "dtype": graph.tensors[name].dtype,
+                "shape": list(graph.tensors[name].shape),
+                "bytes": graph.tensors[name].nbytes,
+                "quantization": None
+                if spec.quant is None
+                else {"scale": list(spec.quant.scale), "zero_point": list(spec.quant.zero_point)},
+            }
+            for spec, name in zip(specs, names, strict=True)
+        ]
+
+    return {
+        "format": "tvmq-firmware/1",
+        "model": model.name,
+        "build_id": compiled.build_id,
+        "target": target.name,
+        "board": board,
+        "tvm_version": tvm.__version__,
+        "entry": "tvmq_<model>_run in model/<model>.h; tvmq_model in firmware/include/tvmq_model.h",
+        "inputs": tensors(model.inputs, graph.inputs),
+        "outputs": tensors(model.outputs, graph.outputs),
+        "memory": {
+            "weights_bytes": len(compiled.weights),
+            "arena_bytes": plan.arena_bytes,
+            "arena_unplanned_bytes": plan.unplanned_bytes,
+            "io_bytes": sum(graph.tensors[t].nbytes for t in [*graph.inputs, *graph.outputs]),
+            "flash_limit": target.memory.get("flash"),
+            "ram_limit": target.memory.get("ram"),
+        },
+        "kernels": [step.kernel for step in graph.steps],
+        "arena_plan": {
+            name: {"offset": offset, "bytes": graph.tensors[name].nbytes}
+            for name, offset in sorted(plan.offsets.items(), key=lambda item: item[1])
+        },
+    }
+
+
+class McuExecutable:
+    """A model's firmware on an emulated board, called on numpy arrays.
+
+    QEMU starts on the first call and stays up until :meth:`close` (or exit), so
+    that evaluating a data set costs one boot.
+    """
+
+    def __init__(self, model: Model, target: Target, directory: Path, compiled: CompiledModel):
+        self.model, self.target, self.compiled = model, target, compiled
+        self.directory = directory
+        self.firmware = build_project(directory, target)
+        self.last_ticks: int | None = None
+        self.tick_hz: int | None = None
+        self._emulator = None
+        self._device = None
+
+    def __call__(self, *arrays: np.ndarray) -> list[np.ndarray]:
+        specs = self.model.inputs
+        if len(arrays) != len(specs):
+            raise TvmqError(f"{self.model.name}: expects {len(specs)} input(s), got {len(arrays)}")
+        inputs = [
+            spec.check(np.asarray(array), f"input {index}")
+            for index, (spec, array) in enumerate(zip(specs, arrays, strict=True))
+        ]
+        device = self._open()
+        outputs, timing = device.infer(inputs)
+        self.last_ticks, self.tick_hz = timing.mean, device.info.tick_hz
+        return [
+            output.reshape(spec.shape)
+            for output, spec in zip(outputs, self.model.outputs, strict=True)
+        ]
+
+    @property
+    def instructions(self) -> int | None:
+        """Instructions of the last inference: exact under QEMU's -icount shift=0."""
+        if self.last_ticks is None:
+            return None
+        return round(self.last_ticks * 1e9 / self.tick_hz)
+
+    def _open(self):
+        from tvmq.hil import Device, Emulator
+
+        if self._device is None:
+            self._emulator = Emulator(self.firmware, self.target).start()
+            self._device = Device(self._emulator.url).open()
+        return self._device
+
+    def close(self) -> None:
+        if self._device is not None:
+            self._device.close()
+            self._emulator.stop()
+            self._device = self._emulator = None
+
+    def __enter__(self) -> McuExecutable:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def build_mcu(model: Model, target: Target) -> McuExecutable:
+    """Compile `model` into a firmware for `target` in a temporary project."""
+    directory = Path(tempfile.mkdtemp(prefix=f"tvmq-{target.name}-"))
+    try:
+        compiled = write_project(model, target, directory)
+        return McuExecutable(model, target, directory, compiled)
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
