@@ -58,8 +58,9 @@ static uint32_t get_le(const uint8_t *p, size_t bytes) {
   return v;
 }
 
-static void send_frame(uint8_t command, uint16_t sequence, const uint8_t *payload,
-                       size_t length) {
+/* Builds a frame in `reply` and encodes it into out (0x00 before and after). */
+static size_t encode_frame(uint8_t command, uint16_t sequence, const uint8_t *payload,
+                           size_t length, uint8_t *out) {
   reply[0] = TVMQ_PROTOCOL_VERSION;
   reply[1] = command;
   reply[2] = (uint8_t)sequence;
@@ -70,14 +71,22 @@ static void send_frame(uint8_t command, uint16_t sequence, const uint8_t *payloa
   if (payload != reply + TVMQ_HEADER_BYTES) memmove(reply + TVMQ_HEADER_BYTES, payload, length);
   uint32_t crc = tvmq_crc32(reply, TVMQ_HEADER_BYTES + length);
   for (int i = 0; i < 4; i++) reply[TVMQ_HEADER_BYTES + length + i] = (uint8_t)(crc >> (8 * i));
-  sent[0] = 0;
-  sent_length = 1 + tvmq_cobs_encode(reply, TVMQ_HEADER_BYTES + length + TVMQ_CRC_BYTES, sent + 1);
-  sent[sent_length++] = 0;
-  tvmq_board_write(sent, sent_length);
+  out[0] = 0;
+  size_t n = 1 + tvmq_cobs_encode(reply, TVMQ_HEADER_BYTES + length + TVMQ_CRC_BYTES, out + 1);
+  out[n++] = 0;
+  return n;
 }
 
-static void send_status(uint8_t command, uint16_t sequence, uint8_t status) {
-  send_frame(command, sequence, &status, 1);
+/* NAK and FAULT frames go out of their own buffer: the reply cache stays intact. */
+#define EVENT_PAYLOAD_MAX 56u
+static void send_event(uint8_t command, const uint8_t *payload, size_t length) {
+  static uint8_t event[TVMQ_HEADER_BYTES + EVENT_PAYLOAD_MAX + TVMQ_CRC_BYTES + 4];
+  tvmq_board_write(event, encode_frame(command, 0, payload, length, event));
+}
+
+static void send_nak(void) {
+  uint8_t status = ST_BAD_FRAME;
+  send_event(EVT_NAK, &status, 1);
 }
 
 static void put_tensor(writer_t *w, const tvmq_tensor_t *t) {
@@ -174,21 +183,24 @@ void tvmq_binary_chunk(const uint8_t *chunk, size_t n, bool overflowed) {
   if (n == 0 && !overflowed) return; /* back-to-back delimiters */
   long decoded = overflowed ? -1 : tvmq_cobs_decode(chunk, n, request);
   if (decoded < (long)(TVMQ_HEADER_BYTES + TVMQ_CRC_BYTES)) {
-    send_status(EVT_NAK, 0, ST_BAD_FRAME);
+    send_nak();
     return;
   }
   size_t length = get_le(request + 8, 2);
   size_t body = TVMQ_HEADER_BYTES + length;
   if (length > TVMQ_MAX_PAYLOAD || (size_t)decoded != body + TVMQ_CRC_BYTES ||
       get_le(request + body, 4) != tvmq_crc32(request, body)) {
-    send_status(EVT_NAK, 0, ST_BAD_FRAME);
+    send_nak();
     return;
   }
   uint8_t command = request[1];
   uint16_t sequence = (uint16_t)get_le(request + 2, 2);
   uint32_t crc = get_le(request + body, 4);
   if (request[0] != TVMQ_PROTOCOL_VERSION) {
-    send_status(command | CMD_REPLY, sequence, ST_BAD_VERSION);
+    uint8_t status = ST_BAD_VERSION;
+    sent_length = encode_frame(command | CMD_REPLY, sequence, &status, 1, sent);
+    last.valid = false;
+    tvmq_board_write(sent, sent_length);
     return;
   }
   uint32_t from = get_le(request + 4, 4);
@@ -201,7 +213,9 @@ void tvmq_binary_chunk(const uint8_t *chunk, size_t n, bool overflowed) {
   uint8_t status = dispatch(command, request + TVMQ_HEADER_BYTES, length, &w);
   if (status != ST_OK && status != ST_MODEL_FAILED) w.length = 0;
   reply[TVMQ_HEADER_BYTES] = status;
-  send_frame(command | CMD_REPLY, sequence, reply + TVMQ_HEADER_BYTES, w.length + 1);
+  sent_length = encode_frame(command | CMD_REPLY, sequence, reply + TVMQ_HEADER_BYTES,
+                             w.length + 1, sent);
+  tvmq_board_write(sent, sent_length);
   last.valid = true;
   last.sequence = sequence;
   last.session = from;
@@ -209,14 +223,17 @@ void tvmq_binary_chunk(const uint8_t *chunk, size_t n, bool overflowed) {
   if (command == CMD_RESET && status == ST_OK) tvmq_board_reset();
 }
 
-/* An unsolicited FAULT frame: what | pc u32 | lr u32 | cfsr u32 | address u32. */
+/* An unsolicited FAULT frame: pc u32 | lr u32 | cfsr u32 | address u32 | what (<= 32). */
 void tvmq_binary_fault(const char *what, uint32_t pc, uint32_t lr, uint32_t cfsr,
                        uint32_t address) {
-  writer_t w = {reply + TVMQ_HEADER_BYTES, 0, TVMQ_MAX_PAYLOAD, false};
+  uint8_t payload[EVENT_PAYLOAD_MAX];
+  writer_t w = {payload, 0, sizeof payload, false};
   put_le(&w, pc, 4);
   put_le(&w, lr, 4);
   put_le(&w, cfsr, 4);
   put_le(&w, address, 4);
-  put_str(&w, what);
-  send_frame(EVT_FAULT, 0, reply + TVMQ_HEADER_BYTES, w.length);
+  size_t n = strlen(what);
+  put_u8(&w, (uint8_t)(n > 32 ? 32 : n));
+  put(&w, what, n > 32 ? 32 : n);
+  send_event(EVT_FAULT, payload, w.length);
 }
