@@ -32,6 +32,7 @@ DTYPES = {
     "float32": np.float32,
 }
 TIMING = struct.Struct("<iIQQQ")
+_DAMAGED, _TIMEOUT = "damaged", "timeout"
 
 
 class BoardResetError(TvmqError):
@@ -254,17 +255,35 @@ class Device:
             raise TvmqError(f"{_name(command)}: payload of {len(payload)} bytes is too long")
         self._sequence = (self._sequence + 1) & 0xFFFF
         request = Frame(command, self._sequence, self._session, payload).encode()
-        for attempt in range(self.tries):
-            if attempt:
+        self._discard_input()  # nothing received so far can answer this request
+        # A timeout uses up a try; a NAK or a damaged reply is answered by sending
+        # again at once, within a budget: garbage on the line can cause NAKs that
+        # were not about this request at all.
+        timeouts = damaged = 0
+        while timeouts < self.tries and damaged <= 4 * self.tries:
+            if timeouts or damaged:
                 self.counts["retries"] += 1
             self._port.write(request)
             reply = self._await(command, time.monotonic() + (timeout or self.timeout))
-            if reply is not None:
+            if isinstance(reply, Frame):
                 return self._check(command, reply)
-        raise TvmqError(f"no answer from {self.url} after {self.tries} tries ({_name(command)})")
+            if reply == _TIMEOUT:
+                timeouts += 1
+            else:
+                damaged += 1
+        tries = timeouts + damaged
+        raise TvmqError(f"no answer from {self.url} after {tries} tries ({_name(command)})")
 
-    def _await(self, command: int, deadline: float) -> Frame | None:
-        """The reply to the current request; None to retransmit it now or after the timeout."""
+    def _discard_input(self) -> None:
+        try:
+            self._port.reset_input_buffer()
+        except (serial.SerialException, OSError) as error:
+            raise TvmqError(f"{self.url}: link lost ({error})") from error
+        self._pending.clear()
+        self._reader = Reader()
+
+    def _await(self, command: int, deadline: float) -> Frame | str:
+        """The reply to the current request, or why there is none (_DAMAGED, _TIMEOUT)."""
         while True:
             while self._pending:
                 chunk = self._pending.popleft()
@@ -272,11 +291,11 @@ class Device:
                 if frame is None:
                     self.counts["text" if _is_text(chunk) else "corrupt"] += 1
                     if not _is_text(chunk):
-                        return None
+                        return _DAMAGED
                     continue
                 if frame.command == Command.NAK:
                     self.counts["naks"] += 1
-                    return None
+                    return _DAMAGED
                 if frame.command == Command.FAULT:
                     raise TvmqError(f"{self.url}: the board faulted: {_fault(frame.payload)}")
                 if frame.sequence != self._sequence or frame.command != command | REPLY:
@@ -286,12 +305,13 @@ class Device:
             left = deadline - time.monotonic()
             if left <= 0:
                 self.counts["timeouts"] += 1
-                return None
+                return _TIMEOUT
             try:
                 self._port.timeout = min(left, 0.1)
                 data = self._port.read(1)
-                if data and self._port.in_waiting:
-                    data += self._port.read(self._port.in_waiting)
+                if data:  # and whatever else has arrived, without waiting
+                    self._port.timeout = 0
+                    data += self._port.read(65536)
             except (serial.SerialException, OSError) as error:
                 raise TvmqError(f"{self.url}: link lost ({error})") from error
             self._pending.extend(self._reader.feed(data))
