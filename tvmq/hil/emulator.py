@@ -52,7 +52,7 @@ class Emulator:
         board = self.target.board
         if "machine" not in board:
             raise TvmqError(
-                f"target {self.target.name} is not an emulated board (no board.machine)"
+                f"target {self.target.name} is not emulated: give the URL of the flashed board"
             )
         self.qemu = shutil.which(board.get("emulator", "qemu-system-arm"))
         if self.qemu is None:
