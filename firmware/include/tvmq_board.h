@@ -35,7 +35,7 @@ void tvmq_board_timestamp(void);
 void tvmq_board_reset(void) __attribute__((noreturn));
 
 /* Stop: ends the emulator (semihosting) or the host process with this status;
- * real boards reset. */
+ * real boards halt (sleep forever) so that a fault report stays the last word. */
 void tvmq_board_exit(int status) __attribute__((noreturn));
 
 /* Implemented by the harness, called by a board's fault handler: reports the

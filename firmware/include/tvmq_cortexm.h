@@ -154,6 +154,11 @@ __attribute__((noreturn)) static inline void tvmq_cortexm_reset(void) {
   }
 }
 
+/* Real boards: wait for the UART to drain, then sleep for good. */
+__attribute__((noreturn)) static inline void tvmq_cortexm_halt(void) {
+  for (;;) __asm volatile("wfi");
+}
+
 /* Semihosting SYS_EXIT_EXTENDED: ends QEMU (-semihosting-config enable=on) with
  * this status. Only for emulated boards: on silicon without a debugger the
  * BKPT would fault. */
