@@ -150,6 +150,40 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from tvmq.hil.bench import measure
+
+    result = measure(
+        args.elf, args.target, args.device, args.power, args.runs, args.warmup,
+        repeats=args.repeats, progress=not args.json,
+    )  # fmt: skip
+    if args.json:
+        print(json.dumps({k: v for k, v in result.items() if k != "outputs"}, indent=2))
+        return 0
+    ticks = result["latency_ticks"]
+    print(
+        f"{result['model']} on {result['board']} ({result['target']}), build {result['build_id']}"
+    )
+    print(
+        f"latency: {ticks['median']:,.1f} ticks at {result['tick_hz']:,} Hz per inference "
+        f"(min {ticks['min']:,.1f}, max {ticks['max']:,.1f}; "
+        f"{result['repeats']} x {result['runs']})"
+    )
+    if "instructions" in result:
+        line = f"instructions: {result['instructions']:,} per inference (exact under -icount)"
+        if "latency_ms_at_real_clock" in result:
+            line += (
+                f"; {result['latency_ms_at_real_clock']:.3f} ms at "
+                f"{result['real_clock_hz'] / 1e6:g} MHz if one instruction per cycle"
+            )
+        print(line)
+    else:
+        print(f"latency: {result['latency_ms']:.3f} ms")
+    if "energy_uj" in result:
+        print(f"energy: {result['energy_uj']['median']:.2f} uJ per inference")
+    return 0
+
+
 def _doctor(_: argparse.Namespace) -> int:
     from tvmq.doctor import report
 
@@ -233,6 +267,17 @@ def parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--target", default="host")
     evaluate.set_defaults(handler=_eval)
+
+    bench = commands.add_parser("bench", help="measure a firmware on an emulated or real board")
+    bench.add_argument("--elf", type=Path, required=True, help="firmware.elf with the harness")
+    bench.add_argument("--target", required=True, help="target name or .toml")
+    bench.add_argument("--device", help="pySerial URL of a flashed board (default: emulate)")
+    bench.add_argument("--power", help="power monitor: lpm01a:URL or ppk2:URL")
+    bench.add_argument("--runs", type=int, default=10, help="timed inferences per RUN")
+    bench.add_argument("--warmup", type=int, default=1)
+    bench.add_argument("--repeats", type=int, default=5, help="RUNs; the median is reported")
+    bench.add_argument("--json", action="store_true", help="machine-readable output")
+    bench.set_defaults(handler=_bench)
 
     doctor = commands.add_parser("doctor", help="check toolchains and emulators")
     doctor.set_defaults(handler=_doctor)

@@ -1,3 +1,9 @@
+/* The interface between one compiled model and the harness (firmware/README.md).
+ * A generated model directory defines `tvmq_model`; the harness only uses it
+ * through this header, so any model that implements it runs on every board. */
+#ifndef TVMQ_MODEL_H
+#define TVMQ_MODEL_H
+
 #include <stddef.h>
 #include <stdint.h>
 typedef struct {
@@ -15,3 +21,5 @@ typedef struct {
   int32_t (*run)(void);    /* reads inputs[i].data, writes outputs[i].data; 0 on success */
 } tvmq_model_t;
 extern const tvmq_model_t tvmq_model;
+
+#endif /* TVMQ_MODEL_H */

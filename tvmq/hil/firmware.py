@@ -1,0 +1,43 @@
+"""Builds the harness firmware for a board (``make -C firmware``)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from tvmq.errors import TvmqError
+
+FIRMWARE_DIR = Path(__file__).resolve().parent.parent.parent / "firmware"
+TEST_MODEL_DIR = FIRMWARE_DIR / "test_model"
+
+
+def board_names() -> list[str]:
+    return sorted(p.parent.name for p in (FIRMWARE_DIR / "boards").glob("*/board.mk"))
+
+
+def build_firmware(
+    board: str,
+    out: str | Path,
+    model_dir: str | Path | None = None,
+    *,
+    sanitize: bool = False,
+    firmware_dir: str | Path = FIRMWARE_DIR,
+) -> Path:
+    """``out/firmware.elf`` for this board and model (the test model by default)."""
+    if board not in board_names():
+        raise TvmqError(f"unknown board '{board}' (known: {', '.join(board_names())})")
+    tool = "gcc" if board == "host" else "arm-none-eabi-gcc"
+    if shutil.which(tool) is None:
+        raise TvmqError(f"{tool} is not installed (tvmq doctor says how to get it)")
+    out = Path(out).resolve()
+    command = ["make", "-s", "-C", str(firmware_dir), f"BOARD={board}", f"OUT={out}"]
+    if model_dir is not None:
+        command.append(f"MODEL_DIR={Path(model_dir).resolve()}")
+    if sanitize:
+        command.append("SANITIZE=1")
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
+        raise TvmqError(f"firmware build for {board} failed:\n{tail}")
+    return out / "firmware.elf"
