@@ -155,10 +155,12 @@ class McuExecutable:
         return self._device
 
     def close(self) -> None:
+        """Stop the emulator and delete the temporary firmware project."""
         if self._device is not None:
             self._device.close()
             self._emulator.stop()
             self._device = self._emulator = None
+        shutil.rmtree(self.directory, ignore_errors=True)
 
     def __enter__(self) -> McuExecutable:
         return self
