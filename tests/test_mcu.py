@@ -1,0 +1,62 @@
+"""Models compiled to firmware and run on the emulated Cortex-M4, M7 and M55 boards.
+
+The board's outputs, read back over the serial harness, must be identical to
+tvmq's host integer execution of the same model, and the instruction count of
+an inference must not depend on the run (QEMU's -icount makes it exact).
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from tests.shared_assets import shared_model
+from tests.test_mlperf_import import model_inputs
+from tvmq.examples import DIGITS_MODEL, digits_split
+from tvmq.frontend import load_model
+from tvmq.quantize.quantizer import quantize_model
+
+BOARDS = ["qemu-cortex-m4", "qemu-cortex-m7", "qemu-cortex-m55"]
+INT8_MODELS = {
+    "ad_autoencoder_int8": "ad01",
+    "ic_resnet8_int8": "ic01",
+    "kws_dscnn_int8": "kws01",
+    "vww_mobilenet_int8": "vww01",
+}
+SAMPLES = 3
+
+pytestmark = pytest.mark.skipif(
+    not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")),
+    reason="arm-none-eabi-gcc and qemu-system-arm are needed (make toolchains)",
+)
+
+
+def assert_board_matches_host(model, inputs, target) -> None:
+    host = model.build("host")
+    with model.build(target) as board:
+        counts = []
+        for x in inputs:
+            for got, expected in zip(board(x), host(x), strict=True):
+                np.testing.assert_array_equal(got, expected)
+            counts.append(board.instructions)
+        board(inputs[0])
+        assert board.instructions == counts[0]
+
+
+@pytest.mark.parametrize("target", BOARDS)
+@pytest.mark.parametrize("name", sorted(INT8_MODELS))
+def test_mlperf_int8_model_on_board_is_identical_to_host(name, target):
+    model = load_model(shared_model(name))
+    inputs = model_inputs(model, INT8_MODELS[name])[:SAMPLES]
+    assert_board_matches_host(model, inputs, target)
+
+
+@pytest.mark.parametrize("target", BOARDS)
+def test_quantized_example_on_board_is_identical_to_host(target):
+    model = load_model(DIGITS_MODEL)
+    calibration, _ = digits_split("train")
+    quantized = quantize_model(model, [[x] for x in calibration[:50]])
+    inputs, _ = digits_split("test")
+    assert_board_matches_host(quantized, list(inputs[:SAMPLES]), target)
