@@ -249,7 +249,7 @@ def parser() -> argparse.ArgumentParser:
         "--skip-op",
         action="append",
         default=[],
-        help="keep this op kind float (conv2d, matmul, add, avg_pool2d, mean)",
+        help="keep this op kind float (conv2d, matmul, add, avg_pool2d, mean, softmax)",
     )
     quantize.add_argument("--skip", action="append", default=[], help="keep this layer float")
     quantize.add_argument("-o", "--output", type=Path, required=True, help="output .tvmq file")

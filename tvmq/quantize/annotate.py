@@ -1,10 +1,11 @@
 """Annotate: decide, op by op, what a float Relax graph quantizes.
 
 Rules per op type, as in PyTorch's pt2e quantizer: conv2d (grouped and depthwise
-too) and matmul/dense with their bias and activation fused, add, average pooling
-and mean. Reshape, transpose, flatten and max pooling pass quantization through
-unchanged. Anything else stays float, and the graph gets quantize/dequantize at
-its boundary, never a failure.
+too) and matmul/dense with their bias and activation fused, add, average pooling,
+mean, and softmax over the last axis (its output takes TFLite's fixed parameters).
+Reshape, transpose, flatten and max pooling pass quantization through unchanged.
+Anything else stays float, and the graph gets quantize/dequantize at its
+boundary, never a failure.
 
 The result names the tensors to observe during calibration and the weights to
 quantize; nothing in the graph changes here (that is :mod:`tvmq.quantize.convert`).
@@ -98,8 +99,10 @@ def annotate(
     mod: tvm.IRModule,
     skip_ops: frozenset[str] = frozenset(),
     skip_names: frozenset[str] = frozenset(),
+    symmetric: bool = False,
 ) -> Annotation:
-    """Choose the ops of ``main`` to quantize; `skip_*` keep ops float by kind or var name."""
+    """Choose the ops of ``main`` to quantize; `skip_*` keep ops float by kind or var
+    name; `symmetric` (activations without zero point) keeps softmax float."""
     graph = _Graph(mod)
     annotation = Annotation()
     observed: set[relax.Var] = set()
@@ -115,10 +118,16 @@ def annotate(
         kind = WEIGHTED_OPS.get(name) or POOLING_OPS.get(name)
         if name == "relax.add" and not any(graph.is_constant(a) for a in call.args):
             kind = "add"
+        if name == "relax.nn.softmax" and _is_last_axis(call):
+            kind = "softmax"
         if kind is None:
             continue
         if kind in skip_ops or var.name in skip_names:
             annotation.skipped.append((var.name, kind, "skipped by request"))
+            continue
+        if kind == "softmax" and symmetric:
+            reason = "symmetric activations, but TFLite's softmax output has zero point -128"
+            annotation.skipped.append((var.name, kind, reason))
             continue
         weight_axis = None
         activations = list(call.args)
@@ -131,7 +140,7 @@ def annotate(
         if any(_dtype(a) != "float32" for a in activations):
             annotation.skipped.append((var.name, kind, "input is not float32"))
             continue
-        output = _fused_output(graph, var, with_bias=weight_axis is not None)
+        output = var if kind == "softmax" else _fused_output(graph, var, weight_axis is not None)
         # Order matters: conversion inserts quantize/dequantize in observation order.
         for activation in activations:
             observe(graph.source(activation))
@@ -150,6 +159,11 @@ def _order(mod: tvm.IRModule, graph: _Graph):
 def _dtype(expr) -> str | None:
     dtype = getattr(expr.ty, "dtype", None)
     return None if dtype is None else str(dtype)
+
+
+def _is_last_axis(call: relax.Call) -> bool:
+    ndim = len(call.ty.shape)
+    return int(call.attrs.axis) % ndim == ndim - 1
 
 
 def _weight_axis(call: relax.Call) -> int | None:

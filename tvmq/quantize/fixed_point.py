@@ -77,16 +77,16 @@ class IntegerBuilder:
         right = np.maximum(-shift, 0)
         if left.any():
             x = self.emit(relax.op.multiply(x, self.const(1 << left, "int32", channel_shape)))
-        x = self._saturating_rounding_doubling_high_mul(x, multiplier, channel_shape)
+        # The saturating case (both operands INT32_MIN) cannot occur: multipliers are >= 0.
+        x = self.doubling_high_mul(x, self.const(multiplier, "int64", channel_shape))
         if right.any():
-            x = self._rounding_divide_by_pot(x, right, channel_shape)
+            x = self.rounding_divide_by_pot(x, right, channel_shape)
         return x
 
-    def _saturating_rounding_doubling_high_mul(self, x, multiplier, channel_shape):
-        # The saturating case (both operands INT32_MIN) cannot occur: multipliers are >= 0.
-        product = self.emit(
-            relax.op.multiply(self.cast(x, "int64"), self.const(multiplier, "int64", channel_shape))
-        )
+    def doubling_high_mul(self, a: relax.Expr, b: relax.Expr) -> relax.Expr:
+        """gemmlowp's SaturatingRoundingDoublingHighMul of two int32 tensors, without
+        its one saturating case (a == b == INT32_MIN), which callers rule out."""
+        product = self.emit(relax.op.multiply(self._wide(a), self._wide(b)))
         nudged = self.emit(
             relax.op.add(
                 product,
@@ -108,13 +108,29 @@ class IntegerBuilder:
         )
         return self.cast(self.emit(truncated), "int32")
 
-    def _rounding_divide_by_pot(self, x, exponent: np.ndarray, channel_shape):
-        mask = (1 << exponent) - 1
-        remainder = self.emit(relax.op.bitwise_and(x, self.const(mask, "int32", channel_shape)))
-        negative = self.cast(self.emit(relax.op.less(x, self.const(0, "int32"))), "int32")
-        threshold = self.emit(relax.op.add(self.const(mask >> 1, "int32", channel_shape), negative))
-        round_up = self.cast(self.emit(relax.op.greater(remainder, threshold)), "int32")
-        shifted = self.emit(relax.op.right_shift(x, self.const(exponent, "int32", channel_shape)))
+    def _wide(self, x: relax.Expr) -> relax.Expr:
+        return x if str(x.ty.dtype) == "int64" else self.cast(x, "int64")
+
+    def rounding_divide_by_pot(
+        self, x: relax.Expr, exponent: np.ndarray | relax.Expr, channel_shape=None
+    ) -> relax.Expr:
+        """gemmlowp's RoundingDivideByPOT: x / 2**exponent, halves rounded away from
+        zero. `exponent` is constant (per channel) or a tensor of x's dtype."""
+        dtype = str(x.ty.dtype)
+        if isinstance(exponent, relax.Expr):
+            one = self.const(1, dtype)
+            mask = self.emit(relax.op.subtract(relax.op.left_shift(one, exponent), one))
+            half = self.emit(relax.op.right_shift(mask, one))
+        else:
+            exponent = np.asarray(exponent)
+            mask = self.const((1 << exponent) - 1, dtype, channel_shape)
+            half = self.const(((1 << exponent) - 1) >> 1, dtype, channel_shape)
+            exponent = self.const(exponent, dtype, channel_shape)
+        remainder = self.emit(relax.op.bitwise_and(x, mask))
+        negative = self.cast(self.emit(relax.op.less(x, self.const(0, dtype))), dtype)
+        threshold = self.emit(relax.op.add(half, negative))
+        round_up = self.cast(self.emit(relax.op.greater(remainder, threshold)), dtype)
+        shifted = self.emit(relax.op.right_shift(x, exponent))
         return self.emit(relax.op.add(shifted, round_up))
 
     def rounding_divide(self, x: relax.Expr, divisor: np.ndarray) -> relax.Expr:

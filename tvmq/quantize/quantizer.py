@@ -16,7 +16,7 @@ from tvmq.model import Model
 from tvmq.quantize.annotate import annotate
 from tvmq.quantize.convert import convert
 from tvmq.quantize.observe import calibrate
-from tvmq.quantize.scheme import QuantConfig, activation_params
+from tvmq.quantize.scheme import SOFTMAX_OUTPUT, QuantConfig, activation_params
 
 
 def quantize_model(
@@ -29,11 +29,17 @@ def quantize_model(
     config = config or QuantConfig()
     if model.is_quantized:
         raise TvmqError(f"{model.source}: already quantized")
-    annotation = annotate(model.mod, config.skip_ops, config.skip_names)
+    annotation = annotate(
+        model.mod, config.skip_ops, config.skip_names, config.symmetric_activations
+    )
     if not annotation.ops:
         raise TvmqError(f"{model.source}: no operator that tvmq can quantize")
     ranges = calibrate(model.mod, annotation, samples, model.inputs, config, origin)
-    params = [activation_params(low, high, config) for low, high in ranges]
+    fixed = {op.output: SOFTMAX_OUTPUT for op in annotation.ops if op.kind == "softmax"}
+    params = [
+        fixed.get(var) or activation_params(low, high, config)
+        for var, (low, high) in zip(annotation.observed, ranges, strict=True)
+    ]
     mod, weights = convert(model.mod, annotation, params, config)
     report = {
         "calibrator": config.calibrator,

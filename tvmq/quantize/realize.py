@@ -10,10 +10,12 @@ kernel TFLite Micro runs for it, so results match TFLite Micro bit for bit:
   requantization, fused activation as a clamp;
 - add: TFLite's rescale of both inputs to a common 2**20-scaled domain;
 - average pooling: integer sums divided with round-half-away-from-zero;
+- softmax over the last axis (int8 in, scale 1/256 and zero point -128 out):
+  TFLite's fixed-point exp and reciprocal (:mod:`tvmq.quantize.softmax`);
 - quantize(dequantize(x)) with new parameters: an integer requantize.
 
-Islands that match no rule stay float between their quantize/dequantize (for now
-softmax), which is always correct, never a crash.
+Islands that match no rule stay float between their quantize/dequantize, which
+is always correct, never a crash.
 """
 
 from __future__ import annotations
@@ -26,6 +28,12 @@ from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
 from tvmq.quantize.fixed_point import IntegerBuilder, quantize_multiplier, quantize_multipliers
+from tvmq.quantize.softmax import (
+    OUTPUT_SCALE,
+    OUTPUT_ZERO_POINT,
+    IntegerSoftmax,
+    softmax_params,
+)
 
 QDQ_OPS = ("relax.quantize", "relax.dequantize")
 # Ops that commute with a per-tensor dequantize (positive scale): run them on integers.
@@ -227,6 +235,7 @@ class _Realizer(PyExprMutator):
         low, high = _activation_range(out.dtype)
         value = call.args[0]
         name, producer = self._producer_op(value)
+        fused_activation = name in ("relax.nn.relu", "relax.clip")
         if name == "relax.nn.relu":
             low = max(low, out.zero_point)
             value = producer.args[0]
@@ -248,7 +257,9 @@ class _Realizer(PyExprMutator):
             return self._conv2d(producer, bias, out, low, high)
         if name == "relax.matmul":
             return self._matmul(producer, bias, out, low, high)
-        if name == "relax.dequantize" and value is call.args[0]:
+        if name == "relax.nn.softmax" and not fused_activation:
+            return self._softmax(producer, out)
+        if name == "relax.dequantize" and not fused_activation:
             return self._requantize(value, out)
         return None
 
@@ -378,6 +389,20 @@ class _Realizer(PyExprMutator):
         return self._output(
             self.ints.multiply_by_quantized_multiplier(total, multiplier, shift), out, low, high
         )
+
+    def _softmax(self, softmax: relax.Call, out: _QuantizedActivation) -> relax.Expr | None:
+        """int8 softmax over the last axis into TFLite's fixed output parameters."""
+        x = self._dequantized(softmax.args[0])
+        if x is None or x.dtype != "int8" or out.dtype != "int8":
+            return None
+        if int(softmax.attrs.axis) % len(_shape(softmax)) != len(_shape(softmax)) - 1:
+            return None
+        if (np.float32(out.scale), out.zero_point) != (np.float32(OUTPUT_SCALE), OUTPUT_ZERO_POINT):
+            return None
+        params = softmax_params(np.float64(np.float32(x.scale)))
+        if params is None:
+            return None
+        return IntegerSoftmax(self.ints)(x.data, params)
 
     def _requantize(self, value, out) -> relax.Expr | None:
         x = self._dequantized(value)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tvmq.errors import TvmqError
+from tvmq.quantize.softmax import OUTPUT_SCALE, OUTPUT_ZERO_POINT
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,10 @@ class QuantConfig:
 class ActivationParams:
     scale: np.float32
     zero_point: int
+
+
+# TFLite fixes softmax outputs at [0, 1) in steps of 1/256, whatever calibration saw.
+SOFTMAX_OUTPUT = ActivationParams(np.float32(OUTPUT_SCALE), OUTPUT_ZERO_POINT)
 
 
 def _power_of_two(scale: float) -> float:
