@@ -135,6 +135,28 @@ def _quantize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compile(args: argparse.Namespace) -> int:
+    from tvmq.backend.mcu import compile_firmware
+    from tvmq.frontend import load_model
+    from tvmq.targets import load_target
+
+    target = load_target(args.target)
+    if target.kind != "cortex-m":
+        raise TvmqError(f"target '{target.name}' is {target.kind}: compile makes Cortex-M firmware")
+    model = load_model(args.model)
+    report = compile_firmware(model, target, args.output)
+    print(f"wrote {args.output}: firmware project for {target.name} ({target.board['name']})")
+    print(f"  build/firmware.elf  flash {report['flash']:,} B of {report['flash_limit']:,}")
+    print(f"                      RAM   {report['ram']:,} B of {report['ram_limit']:,}")
+    print(f"  weights {report['weights_bytes']:,} B (flash)")
+    print(
+        f"  activation arena {report['arena_bytes']:,} B "
+        f"(one buffer per tensor would take {report['arena_unplanned_bytes']:,} B)"
+    )
+    print(f"  inputs + outputs {report['io_bytes']:,} B")
+    return 0
+
+
 def _eval(args: argparse.Namespace) -> int:
     from tvmq.evaluate import evaluate, open_data
     from tvmq.frontend import load_model
@@ -268,6 +290,14 @@ def parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--target", default="host")
     evaluate.set_defaults(handler=_eval)
 
+    compile_ = commands.add_parser(
+        "compile", help="compile a model into a firmware project for a Cortex-M target"
+    )
+    compile_.add_argument("model", type=Path, help=".onnx, .tflite or .tvmq")
+    compile_.add_argument("--target", required=True, help="a cortex-m target name or .toml")
+    compile_.add_argument("-o", "--output", type=Path, required=True, help="new directory")
+    compile_.set_defaults(handler=_compile)
+
     bench = commands.add_parser("bench", help="measure a firmware on an emulated or real board")
     bench.add_argument("--elf", type=Path, required=True, help="firmware.elf with the harness")
     bench.add_argument("--target", required=True, help="target name or .toml")
@@ -283,7 +313,7 @@ def parser() -> argparse.ArgumentParser:
     doctor.set_defaults(handler=_doctor)
 
     demo = commands.add_parser("demo", help="compile and evaluate the bundled example model")
-    demo.add_argument("--target", default="host")
+    demo.add_argument("--target", default="qemu-cortex-m4")
     demo.set_defaults(handler=_demo)
     return root
 

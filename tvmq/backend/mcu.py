@@ -62,6 +62,40 @@ def build_project(directory: Path, target: Target) -> Path:
     )
 
 
+def elf_sizes(elf: Path) -> dict[str, int]:
+    """Flash (text + data) and static RAM (data + bss, stack included) of a firmware."""
+    import subprocess
+
+    result = subprocess.run(["arm-none-eabi-size", str(elf)], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise TvmqError(f"arm-none-eabi-size failed on {elf}: {result.stderr.strip()}")
+    text, data, bss = (int(v) for v in result.stdout.splitlines()[1].split()[:3])
+    return {"flash": text + data, "ram": data + bss}
+
+
+def compile_firmware(model: Model, target: Target, directory: Path) -> dict:
+    """Write and build the project into `directory` (which must not exist), atomically.
+
+    Returns the memory report; on any failure nothing is left at `directory`.
+    """
+    directory = Path(directory)
+    if directory.exists():
+        raise TvmqError(f"{directory}: already exists; choose a new output directory")
+    if not directory.parent.is_dir():
+        raise TvmqError(f"{directory}: directory {directory.parent} does not exist")
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        compiled = write_project(model, target, staging)
+        sizes = elf_sizes(build_project(staging, target))
+        report = {**_manifest(compiled, target, board_of(target))["memory"], **sizes}
+        (staging / "memory.json").write_text(json.dumps(report, indent=2) + "\n")
+        staging.rename(directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return report
+
+
 def _manifest(compiled: CompiledModel, target: Target, board: str) -> dict:
     import tvm
 
