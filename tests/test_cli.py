@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -170,3 +171,31 @@ def test_doctor_names_apt_packages_for_missing_tools(tmp_path):
         "libc6-dev-arm64-cross",
         "qemu-user",
     ]
+
+
+def test_compile_writes_a_firmware_project_that_builds_on_its_own(tmp_path):
+    if not shutil.which("arm-none-eabi-gcc"):
+        pytest.skip("arm-none-eabi-gcc is needed (make toolchains)")
+    out = tmp_path / "fw"
+    result = tvmq("compile", DIGITS_MODEL, "--target", "qemu-cortex-m4", "-o", out)
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["board"] == "mps2-an386"
+    assert manifest["inputs"][0]["shape"] == [1, 1, 8, 8]
+    assert (out / "build" / "firmware.elf").is_file()
+    rebuilt = subprocess.run(
+        ["make", "-s", "-C", out, "BOARD=mps2-an386", f"MODEL_DIR={out / 'model'}",
+         f"OUT={tmp_path / 'again'}"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert (tmp_path / "again" / "firmware.elf").is_file()
+    again = tvmq("compile", DIGITS_MODEL, "--target", "qemu-cortex-m4", "-o", out)
+    assert_user_error(again, str(out), "already exists")
+
+
+def test_compile_refuses_a_target_that_is_not_a_microcontroller(tmp_path):
+    result = tvmq("compile", DIGITS_MODEL, "--target", "host", "-o", tmp_path / "fw")
+    assert_user_error(result, "host", "Cortex-M")
+    assert not (tmp_path / "fw").exists()
+    assert list(tmp_path.iterdir()) == []
