@@ -173,12 +173,26 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    import tempfile
+
     from tvmq.hil.bench import measure
 
-    result = measure(
-        args.elf, args.target, args.device, args.power, args.runs, args.warmup,
-        repeats=args.repeats, progress=not args.json,
-    )  # fmt: skip
+    if (args.model is None) == (args.elf is None):
+        raise TvmqError("bench needs a MODEL to compile or a built --elf, exactly one of them")
+    with tempfile.TemporaryDirectory(prefix="tvmq-bench-") as scratch:
+        elf = args.elf
+        if args.model is not None:
+            from tvmq.backend.mcu import compile_firmware
+            from tvmq.frontend import load_model
+            from tvmq.targets import load_target
+
+            project = Path(scratch) / "firmware"
+            compile_firmware(load_model(args.model), load_target(args.target), project)
+            elf = project / "build" / "firmware.elf"
+        result = measure(
+            elf, args.target, args.device, args.power, args.runs, args.warmup,
+            repeats=args.repeats, progress=not args.json,
+        )  # fmt: skip
     if args.json:
         print(json.dumps({k: v for k, v in result.items() if k != "outputs"}, indent=2))
         return 0
@@ -299,7 +313,8 @@ def parser() -> argparse.ArgumentParser:
     compile_.set_defaults(handler=_compile)
 
     bench = commands.add_parser("bench", help="measure a firmware on an emulated or real board")
-    bench.add_argument("--elf", type=Path, required=True, help="firmware.elf with the harness")
+    bench.add_argument("model", type=Path, nargs="?", help="model to compile and measure")
+    bench.add_argument("--elf", type=Path, help="or: a built firmware.elf with the harness")
     bench.add_argument("--target", required=True, help="target name or .toml")
     bench.add_argument("--device", help="pySerial URL of a flashed board (default: emulate)")
     bench.add_argument("--power", help="power monitor: lpm01a:URL or ppk2:URL")
