@@ -68,34 +68,51 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _calibration_samples(args: argparse.Namespace, model) -> tuple[list[list[np.ndarray]], str]:
-    """Calibration inputs and a sentence saying where they came from."""
+def _input_samples(
+    path: Path, model, fraction: float, count: int | None, what: str = "calibration samples"
+) -> tuple[list[list[np.ndarray]], str]:
+    """Model inputs from a .npy batch, or the leading `fraction` of a labelled set,
+    cut to `count`; and a sentence saying where they came from."""
     from tvmq.evaluate import model_inputs, open_data, read_calibration
 
-    path = Path(args.calib)
     if path.suffix == ".npy":
         if len(model.inputs) != 1:
-            raise TvmqError(f"{path}: a .npy file calibrates single-input models only")
+            raise TvmqError(f"{path}: a .npy file feeds single-input models only")
         samples = [[x] for x in read_calibration(path, model.inputs[0])]
         where = f"{len(samples)} samples of {path}"
     else:
         data = open_data(path)
-        chosen, _ = data.split(args.calib_fraction)
+        chosen, _ = data.split(fraction)
         samples = list(model_inputs(data, model.inputs[0], chosen, every_window=8))
-        where = (
-            f"samples [0, {len(chosen)}) of {data.size} in {path} (first {args.calib_fraction:.0%})"
-        )
-    if args.calib_samples is not None:
-        if len(samples) < args.calib_samples:
-            raise TvmqError(
-                f"{path}: {len(samples)} calibration samples, "
-                f"fewer than the {args.calib_samples} asked"
-            )
-        samples = samples[: args.calib_samples]
-        where += f", first {args.calib_samples} used"
+        where = f"samples [0, {len(chosen)}) of {data.size} in {path} (first {fraction:.0%})"
+    if count is not None:
+        if len(samples) < count:
+            raise TvmqError(f"{path}: {len(samples)} {what}, fewer than the {count} asked")
+        samples = samples[:count]
+        where += f", first {count} used"
     if not samples:
-        raise TvmqError(f"{path}: no calibration samples")
+        raise TvmqError(f"{path}: no {what}")
     return samples, where
+
+
+def _check_report_dir(directory: Path | None) -> None:
+    """Refuse an unusable report directory before any long work."""
+    if directory is None:
+        return
+    if directory.exists() and not directory.is_dir():
+        raise TvmqError(f"{directory}: exists and is not a directory")
+    if not directory.parent.is_dir():
+        raise TvmqError(f"{directory}: directory {directory.parent} does not exist")
+
+
+def _write_layer_report(float_model, quantized, samples, directory: Path, notes=(), extra=None):
+    from tvmq.quantize.debug import format_table, layer_errors, write_report
+
+    rows = layer_errors(float_model, quantized, samples)
+    print(format_table(rows))
+    notes = [f"{len(samples)} input samples; float model {float_model.source}.", *notes]
+    write_report(directory, f"Per-layer error of {quantized.name}", rows, notes, extra)
+    print(f"wrote {directory}/report.md, report.json, per_layer.png")
 
 
 def _quantize(args: argparse.Namespace) -> int:
@@ -106,8 +123,9 @@ def _quantize(args: argparse.Namespace) -> int:
 
     if args.output.suffix != ".tvmq":
         raise TvmqError(f"{args.output}: the quantized model is written as .tvmq")
+    _check_report_dir(args.report)
     model = load_model(args.model)
-    samples, where = _calibration_samples(args, model)
+    samples, where = _input_samples(args.calib, model, args.calib_fraction, args.calib_samples)
     options = {"percentile": args.percentile} if args.calibrator == "percentile" else {}
     config = QuantConfig(
         calibrator=args.calibrator,
@@ -127,11 +145,25 @@ def _quantize(args: argparse.Namespace) -> int:
     for tensor in report["tensors"]:
         low, high = tensor["range"]
         print(
-            f"  {tensor['name']:<12} [{low:10.4g}, {high:10.4g}]  "
+            f"  {tensor['layer']:<14} {tensor['name']:<12} [{low:10.4g}, {high:10.4g}]  "
             f"scale={tensor['scale']:.6g} zero_point={tensor['zero_point']}"
         )
+    if args.report:
+        _write_layer_report(model, quantized, samples[: args.report_samples], args.report)
     save_model(quantized, args.output)
     print(f"wrote {args.output}")
+    return 0
+
+
+def _debug(args: argparse.Namespace) -> int:
+    from tvmq.frontend import load_model
+
+    _check_report_dir(args.output)
+    float_model, quantized = load_model(args.float_model), load_model(args.quant_model)
+    samples, where = _input_samples(args.data, float_model, args.fraction, None, "samples")
+    samples = samples[: args.samples]
+    print(f"comparing on {len(samples)} of the {where}")
+    _write_layer_report(float_model, quantized, samples, args.output)
     return 0
 
 
@@ -219,7 +251,38 @@ def parser() -> argparse.ArgumentParser:
     )
     quantize.add_argument("--skip", action="append", default=[], help="keep this layer float")
     quantize.add_argument("-o", "--output", type=Path, required=True, help="output .tvmq file")
+    quantize.add_argument(
+        "--report",
+        type=Path,
+        help="write a per-layer error report (report.md, report.json, per_layer.png) here",
+    )
+    quantize.add_argument(
+        "--report-samples",
+        type=int,
+        default=32,
+        help="calibration samples the report compares on (default 32)",
+    )
     quantize.set_defaults(handler=_quantize)
+
+    debug = commands.add_parser(
+        "debug", help="per-layer error of a quantized model against its float original"
+    )
+    debug.add_argument("float_model", type=Path)
+    debug.add_argument("quant_model", type=Path, help="a .tvmq made from FLOAT_MODEL")
+    debug.add_argument(
+        "--data", type=Path, required=True, help=".npy batch, .npz (x, y) or MLPerf Tiny folder"
+    )
+    debug.add_argument(
+        "--fraction",
+        type=float,
+        default=0.2,
+        help="leading fraction of a labelled set to compare on (default 0.2)",
+    )
+    debug.add_argument(
+        "--samples", type=int, default=32, help="compare on at most this many samples (default 32)"
+    )
+    debug.add_argument("-o", "--output", type=Path, required=True, help="report directory")
+    debug.set_defaults(handler=_debug)
 
     evaluate = commands.add_parser("eval", help="task metric of a model on an evaluation set")
     evaluate.add_argument("model", type=Path)
