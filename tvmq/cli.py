@@ -118,11 +118,15 @@ def _write_layer_report(float_model, quantized, samples, directory: Path, notes=
 def _quantize(args: argparse.Namespace) -> int:
     from tvmq.frontend import load_model
     from tvmq.frontend.saved import save_model
-    from tvmq.quantize.quantizer import quantize_model
+    from tvmq.quantize.quantizer import calibrate_model, convert_model
     from tvmq.quantize.scheme import QuantConfig
 
     if args.output.suffix != ".tvmq":
         raise TvmqError(f"{args.output}: the quantized model is written as .tvmq")
+    if args.eval is not None and not args.sensitivity:
+        raise TvmqError("--eval measures the sensitivity search: add --sensitivity")
+    if args.budget < 0:
+        raise TvmqError(f"--budget {args.budget}: a loss budget cannot be negative")
     _check_report_dir(args.report)
     model = load_model(args.model)
     samples, where = _input_samples(args.calib, model, args.calib_fraction, args.calib_samples)
@@ -137,7 +141,12 @@ def _quantize(args: argparse.Namespace) -> int:
         skip_names=frozenset(args.skip),
     )
     print(f"calibrating on {where} with the {args.calibrator} calibrator")
-    quantized = quantize_model(model, samples, config, origin=str(args.calib))
+    calibrated = calibrate_model(model, samples, config, origin=str(args.calib))
+    sensitivity = None
+    if args.sensitivity:
+        quantized, sensitivity = _sensitivity(args, model, calibrated, samples)
+    else:
+        quantized = convert_model(calibrated)
     report = quantized.quantization
     print(f"quantized {len(report['quantized_ops'])} ops, {len(report['skipped_ops'])} kept float")
     for skipped in report["skipped_ops"]:
@@ -149,10 +158,53 @@ def _quantize(args: argparse.Namespace) -> int:
             f"scale={tensor['scale']:.6g} zero_point={tensor['zero_point']}"
         )
     if args.report:
-        _write_layer_report(model, quantized, samples[: args.report_samples], args.report)
+        notes, extra = [], None
+        if sensitivity is not None:
+            labels = calibrated.annotation.labels() | {
+                op.name: op.label for op in calibrated.annotation.ops
+            }
+            extra = {"sensitivity": sensitivity.as_dict(labels)}
+            notes = [
+                f"Fell back to float: {labels[n]} ({why})"
+                for n, why in sensitivity.fallback.items()
+            ]
+        _write_layer_report(
+            model, quantized, samples[: args.report_samples], args.report, notes, extra
+        )
     save_model(quantized, args.output)
     print(f"wrote {args.output}")
     return 0
+
+
+def _sensitivity(args: argparse.Namespace, model, calibrated, samples):
+    """Fall layers back to float until the loss is within --budget; say which and why."""
+    from tvmq.evaluate import evaluate, open_data
+    from tvmq.quantize.sensitivity import metric_loss, output_error_loss, search
+
+    if args.eval is not None:
+        data = open_data(args.eval)
+        _, held_out = data.split(args.calib_fraction)
+
+        def metric(candidate) -> float:
+            return evaluate(candidate, candidate.build("host"), data, args.metric, held_out)
+
+        baseline = metric(model)
+        print(f"float {args.metric} {baseline:.4f} on samples [{held_out.start}, {held_out.stop})")
+        loss = metric_loss(baseline, metric)
+        what = f"relative {args.metric} loss"
+    else:
+        loss = output_error_loss(model, samples[: args.report_samples])
+        what = "relative output error"
+    quantized, result = search(calibrated, loss, args.budget)
+    labels = {op.name: op.label for op in calibrated.annotation.ops}
+    print(f"sensitivity ({what} with one layer quantized, %):")
+    for name, value in sorted(result.alone.items(), key=lambda item: -item[1]):
+        print(f"  {labels[name]:<14} {name:<10} {value:8.3f}")
+    for name, why in result.fallback.items():
+        print(f"  fallback: {labels[name]} ({name}): {why}")
+    verdict = "within" if result.final_loss <= args.budget else "still above"
+    print(f"{what} {result.final_loss:.3f} %, {verdict} the budget of {args.budget:g} %")
+    return quantized, result
 
 
 def _debug(args: argparse.Namespace) -> int:
@@ -251,6 +303,21 @@ def parser() -> argparse.ArgumentParser:
     )
     quantize.add_argument("--skip", action="append", default=[], help="keep this layer float")
     quantize.add_argument("-o", "--output", type=Path, required=True, help="output .tvmq file")
+    quantize.add_argument(
+        "--sensitivity",
+        action="store_true",
+        help="measure each layer's effect and fall the worst back to float within --budget",
+    )
+    quantize.add_argument(
+        "--budget",
+        type=float,
+        default=1.0,
+        help="tolerated loss in %% (relative metric drop, or output error) (default 1.0)",
+    )
+    quantize.add_argument(
+        "--eval", type=Path, help="labelled data (.npz or MLPerf folder) for the task metric"
+    )
+    quantize.add_argument("--metric", choices=["top1", "auc"], default="top1")
     quantize.add_argument(
         "--report",
         type=Path,
