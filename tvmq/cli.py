@@ -68,46 +68,68 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _calibration_samples(args: argparse.Namespace, model) -> tuple[list[list[np.ndarray]], str]:
-    """Calibration inputs and a sentence saying where they came from."""
+def _input_samples(
+    path: Path, model, fraction: float, count: int | None, what: str = "calibration samples"
+) -> tuple[list[list[np.ndarray]], str]:
+    """Model inputs from a .npy batch, or the leading `fraction` of a labelled set,
+    cut to `count`; and a sentence saying where they came from."""
     from tvmq.evaluate import model_inputs, open_data, read_calibration
 
-    path = Path(args.calib)
     if path.suffix == ".npy":
         if len(model.inputs) != 1:
-            raise TvmqError(f"{path}: a .npy file calibrates single-input models only")
+            raise TvmqError(f"{path}: a .npy file feeds single-input models only")
         samples = [[x] for x in read_calibration(path, model.inputs[0])]
         where = f"{len(samples)} samples of {path}"
     else:
         data = open_data(path)
-        chosen, _ = data.split(args.calib_fraction)
+        chosen, _ = data.split(fraction)
         samples = list(model_inputs(data, model.inputs[0], chosen, every_window=8))
-        where = (
-            f"samples [0, {len(chosen)}) of {data.size} in {path} (first {args.calib_fraction:.0%})"
-        )
-    if args.calib_samples is not None:
-        if len(samples) < args.calib_samples:
-            raise TvmqError(
-                f"{path}: {len(samples)} calibration samples, "
-                f"fewer than the {args.calib_samples} asked"
-            )
-        samples = samples[: args.calib_samples]
-        where += f", first {args.calib_samples} used"
+        where = f"samples [0, {len(chosen)}) of {data.size} in {path} (first {fraction:.0%})"
+    if count is not None:
+        if len(samples) < count:
+            raise TvmqError(f"{path}: {len(samples)} {what}, fewer than the {count} asked")
+        samples = samples[:count]
+        where += f", first {count} used"
     if not samples:
-        raise TvmqError(f"{path}: no calibration samples")
+        raise TvmqError(f"{path}: no {what}")
     return samples, where
+
+
+def _check_report_dir(directory: Path | None) -> None:
+    """Refuse an unusable report directory before any long work."""
+    if directory is None:
+        return
+    if directory.exists() and not directory.is_dir():
+        raise TvmqError(f"{directory}: exists and is not a directory")
+    if not directory.parent.is_dir():
+        raise TvmqError(f"{directory}: directory {directory.parent} does not exist")
+
+
+def _write_layer_report(float_model, quantized, samples, directory: Path, notes=(), extra=None):
+    from tvmq.quantize.debug import format_table, layer_errors, write_report
+
+    rows = layer_errors(float_model, quantized, samples)
+    print(format_table(rows))
+    notes = [f"{len(samples)} input samples; float model {float_model.source}.", *notes]
+    write_report(directory, f"Per-layer error of {quantized.name}", rows, notes, extra)
+    print(f"wrote {directory}/report.md, report.json, per_layer.png")
 
 
 def _quantize(args: argparse.Namespace) -> int:
     from tvmq.frontend import load_model
     from tvmq.frontend.saved import save_model
-    from tvmq.quantize.quantizer import quantize_model
+    from tvmq.quantize.quantizer import calibrate_model, convert_model
     from tvmq.quantize.scheme import QuantConfig
 
     if args.output.suffix != ".tvmq":
         raise TvmqError(f"{args.output}: the quantized model is written as .tvmq")
+    if args.eval is not None and not args.sensitivity:
+        raise TvmqError("--eval measures the sensitivity search: add --sensitivity")
+    if args.budget < 0:
+        raise TvmqError(f"--budget {args.budget}: a loss budget cannot be negative")
+    _check_report_dir(args.report)
     model = load_model(args.model)
-    samples, where = _calibration_samples(args, model)
+    samples, where = _input_samples(args.calib, model, args.calib_fraction, args.calib_samples)
     options = {"percentile": args.percentile} if args.calibrator == "percentile" else {}
     config = QuantConfig(
         calibrator=args.calibrator,
@@ -119,7 +141,12 @@ def _quantize(args: argparse.Namespace) -> int:
         skip_names=frozenset(args.skip),
     )
     print(f"calibrating on {where} with the {args.calibrator} calibrator")
-    quantized = quantize_model(model, samples, config, origin=str(args.calib))
+    calibrated = calibrate_model(model, samples, config, origin=str(args.calib))
+    sensitivity = None
+    if args.sensitivity:
+        quantized, sensitivity = _sensitivity(args, model, calibrated, samples)
+    else:
+        quantized = convert_model(calibrated)
     report = quantized.quantization
     print(f"quantized {len(report['quantized_ops'])} ops, {len(report['skipped_ops'])} kept float")
     for skipped in report["skipped_ops"]:
@@ -127,8 +154,22 @@ def _quantize(args: argparse.Namespace) -> int:
     for tensor in report["tensors"]:
         low, high = tensor["range"]
         print(
-            f"  {tensor['name']:<12} [{low:10.4g}, {high:10.4g}]  "
+            f"  {tensor['layer']:<14} {tensor['name']:<12} [{low:10.4g}, {high:10.4g}]  "
             f"scale={tensor['scale']:.6g} zero_point={tensor['zero_point']}"
+        )
+    if args.report:
+        notes, extra = [], None
+        if sensitivity is not None:
+            labels = calibrated.annotation.labels() | {
+                op.name: op.label for op in calibrated.annotation.ops
+            }
+            extra = {"sensitivity": sensitivity.as_dict(labels)}
+            notes = [
+                f"Fell back to float: {labels[n]} ({why})"
+                for n, why in sensitivity.fallback.items()
+            ]
+        _write_layer_report(
+            model, quantized, samples[: args.report_samples], args.report, notes, extra
         )
     save_model(quantized, args.output)
     print(f"wrote {args.output}")
@@ -154,6 +195,49 @@ def _compile(args: argparse.Namespace) -> int:
         f"(one buffer per tensor would take {report['arena_unplanned_bytes']:,} B)"
     )
     print(f"  inputs + outputs {report['io_bytes']:,} B")
+    return 0
+
+
+def _sensitivity(args: argparse.Namespace, model, calibrated, samples):
+    """Fall layers back to float until the loss is within --budget; say which and why."""
+    from tvmq.evaluate import evaluate, open_data
+    from tvmq.quantize.sensitivity import metric_loss, output_error_loss, search
+
+    if args.eval is not None:
+        data = open_data(args.eval)
+        _, held_out = data.split(args.calib_fraction)
+
+        def metric(candidate) -> float:
+            return evaluate(candidate, candidate.build("host"), data, args.metric, held_out)
+
+        baseline = metric(model)
+        print(f"float {args.metric} {baseline:.4f} on samples [{held_out.start}, {held_out.stop})")
+        loss = metric_loss(baseline, metric)
+        what = f"relative {args.metric} loss"
+    else:
+        loss = output_error_loss(model, samples[: args.report_samples])
+        what = "relative output error"
+    quantized, result = search(calibrated, loss, args.budget)
+    labels = {op.name: op.label for op in calibrated.annotation.ops}
+    print(f"sensitivity ({what} with one layer quantized, %):")
+    for name, value in sorted(result.alone.items(), key=lambda item: -item[1]):
+        print(f"  {labels[name]:<14} {name:<10} {value:8.3f}")
+    for name, why in result.fallback.items():
+        print(f"  fallback: {labels[name]} ({name}): {why}")
+    verdict = "within" if result.final_loss <= args.budget else "still above"
+    print(f"{what} {result.final_loss:.3f} %, {verdict} the budget of {args.budget:g} %")
+    return quantized, result
+
+
+def _debug(args: argparse.Namespace) -> int:
+    from tvmq.frontend import load_model
+
+    _check_report_dir(args.output)
+    float_model, quantized = load_model(args.float_model), load_model(args.quant_model)
+    samples, where = _input_samples(args.data, float_model, args.fraction, None, "samples")
+    samples = samples[: args.samples]
+    print(f"comparing on {len(samples)} of the {where}")
+    _write_layer_report(float_model, quantized, samples, args.output)
     return 0
 
 
@@ -289,7 +373,53 @@ def parser() -> argparse.ArgumentParser:
     )
     quantize.add_argument("--skip", action="append", default=[], help="keep this layer float")
     quantize.add_argument("-o", "--output", type=Path, required=True, help="output .tvmq file")
+    quantize.add_argument(
+        "--sensitivity",
+        action="store_true",
+        help="measure each layer's effect and fall the worst back to float within --budget",
+    )
+    quantize.add_argument(
+        "--budget",
+        type=float,
+        default=1.0,
+        help="tolerated loss in %% (relative metric drop, or output error) (default 1.0)",
+    )
+    quantize.add_argument(
+        "--eval", type=Path, help="labelled data (.npz or MLPerf folder) for the task metric"
+    )
+    quantize.add_argument("--metric", choices=["top1", "auc"], default="top1")
+    quantize.add_argument(
+        "--report",
+        type=Path,
+        help="write a per-layer error report (report.md, report.json, per_layer.png) here",
+    )
+    quantize.add_argument(
+        "--report-samples",
+        type=int,
+        default=32,
+        help="calibration samples the report compares on (default 32)",
+    )
     quantize.set_defaults(handler=_quantize)
+
+    debug = commands.add_parser(
+        "debug", help="per-layer error of a quantized model against its float original"
+    )
+    debug.add_argument("float_model", type=Path)
+    debug.add_argument("quant_model", type=Path, help="a .tvmq made from FLOAT_MODEL")
+    debug.add_argument(
+        "--data", type=Path, required=True, help=".npy batch, .npz (x, y) or MLPerf Tiny folder"
+    )
+    debug.add_argument(
+        "--fraction",
+        type=float,
+        default=0.2,
+        help="leading fraction of a labelled set to compare on (default 0.2)",
+    )
+    debug.add_argument(
+        "--samples", type=int, default=32, help="compare on at most this many samples (default 32)"
+    )
+    debug.add_argument("-o", "--output", type=Path, required=True, help="report directory")
+    debug.set_defaults(handler=_debug)
 
     evaluate = commands.add_parser("eval", help="task metric of a model on an evaluation set")
     evaluate.add_argument("model", type=Path)

@@ -33,7 +33,9 @@ class QuantizedOp:
     kind: str
     core: relax.Var
     output: relax.Var
+    inputs: tuple[relax.Var, ...]
     weight_axis: int | None = None
+    label: str = ""
 
     @property
     def name(self) -> str:
@@ -50,6 +52,19 @@ class Annotation:
 
     def weighted(self) -> dict[relax.Var, QuantizedOp]:
         return {op.core: op for op in self.ops if op.weight_axis is not None}
+
+    def subset(self, names: frozenset[str]) -> Annotation:
+        """Only the ops named in `names`, observing just the tensors they need."""
+        ops = [op for op in self.ops if op.name in names]
+        needed = {var for op in ops for var in (*op.inputs, op.output)}
+        return Annotation(ops, [var for var in self.observed if var in needed], self.skipped)
+
+    def labels(self) -> dict[str, str]:
+        """A readable layer name for each observed tensor: the op producing it as
+        kind#index (conv2d#0, ...), else the tensor's own name (a model input)."""
+        labels = {var.name: var.name for var in self.observed}
+        labels.update({op.output.name: op.label for op in self.ops})
+        return labels
 
 
 def _op_name(expr) -> str | None:
@@ -141,10 +156,12 @@ def annotate(
             annotation.skipped.append((var.name, kind, "input is not float32"))
             continue
         output = var if kind == "softmax" else _fused_output(graph, var, weight_axis is not None)
+        inputs = tuple(graph.source(activation) for activation in activations)
         # Order matters: conversion inserts quantize/dequantize in observation order.
-        for activation in activations:
-            observe(graph.source(activation))
-        annotation.ops.append(QuantizedOp(kind, var, output, weight_axis))
+        for source in inputs:
+            observe(source)
+        label = f"{kind}#{sum(op.kind == kind for op in annotation.ops)}"
+        annotation.ops.append(QuantizedOp(kind, var, output, inputs, weight_axis, label))
         observe(output)
     annotation.observed.sort(key=_order(mod, graph))
     return annotation

@@ -34,7 +34,11 @@ class _InsertQDQ(PyExprMutator):
     def _qdq(self, var: relax.Var, params: ActivationParams, as_output: bool) -> relax.Var:
         scale = relax.const(params.scale, "float32")
         zero_point = relax.const(params.zero_point, "int32")
-        quantized = self.builder_.emit(relax.op.quantize(var, scale, zero_point, out_dtype="int8"))
+        # Named after the tensor: an automatic name (lvN) would take one of the
+        # graph's own names and rename the original tensor the report looks up.
+        quantized = self.builder_.emit(
+            relax.op.quantize(var, scale, zero_point, out_dtype="int8"), f"{var.name}_q"
+        )
         real = relax.op.dequantize(quantized, scale, zero_point, out_dtype="float32")
         emit = self.builder_.emit_output if as_output else self.builder_.emit
         return emit(real, f"{var.name}_dq")

@@ -43,13 +43,25 @@ class _ExposeObserved(PyExprMutator):
         self.exposed[var] = new
 
 
-def observer_module(mod: tvm.IRModule, annotation: Annotation) -> tvm.IRModule:
-    """``mod`` whose main returns the observed tensors, in annotation order."""
-    exposer = _ExposeObserved(mod, set(annotation.observed))
+def observer_module(mod: tvm.IRModule, observed: Sequence[relax.Var]) -> tvm.IRModule:
+    """``mod`` whose main returns the `observed` tensors of its main, in that order."""
+    exposer = _ExposeObserved(mod, set(observed))
     func = exposer.visit_expr(mod["main"])
-    outputs = [exposer.exposed.get(var, var) for var in annotation.observed]
+    outputs = [exposer.exposed.get(var, var) for var in observed]
     body = relax.BlockBuilder().normalize(relax.SeqExpr(func.body.blocks, relax.Tuple(outputs)))
     return tvm.IRModule({"main": relax.Function(func.params, body, attrs=func.attrs)})
+
+
+def observer_runner(mod: tvm.IRModule, observed: Sequence[relax.Var]):
+    """A function from one sample (list of inputs) to the `observed` tensors of `mod`."""
+    executable = tvm.compile(observer_module(mod, observed), tvm.target.Target({"kind": "llvm"}))
+    vm = relax.VirtualMachine(executable, tvm.cpu())
+
+    def run(sample: Sequence[np.ndarray]) -> list[np.ndarray]:
+        tensors = vm["main"](*[tvm.runtime.tensor(np.ascontiguousarray(a)) for a in sample])
+        return [tensor.numpy() for tensor in tensors]
+
+    return run
 
 
 def checked_samples(samples: Iterable[Sequence[np.ndarray]], specs: list[TensorSpec], origin: str):
@@ -80,13 +92,11 @@ def calibrate(
 ) -> list[tuple[float, float]]:
     """(min, max) to quantize for each observed tensor, in annotation order."""
     checked = list(checked_samples(samples, specs, origin))  # refuse bad data before any work
-    executable = tvm.compile(observer_module(mod, annotation), tvm.target.Target({"kind": "llvm"}))
-    vm = relax.VirtualMachine(executable, tvm.cpu())
+    run = observer_runner(mod, annotation.observed)
     calibrators = [
         make_calibrator(config.calibrator, **config.calibrator_options) for _ in annotation.observed
     ]
     for sample in tqdm(checked, desc="calibrate", unit="sample"):
-        observed = vm["main"](*[tvm.runtime.tensor(np.ascontiguousarray(a)) for a in sample])
-        for calibrator, tensor in zip(calibrators, observed, strict=True):
-            calibrator.collect(tensor.numpy())
+        for calibrator, tensor in zip(calibrators, run(sample), strict=True):
+            calibrator.collect(tensor)
     return [calibrator.compute_range() for calibrator in calibrators]

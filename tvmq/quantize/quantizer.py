@@ -1,31 +1,50 @@
 """Post-training quantization of a float model: annotate, calibrate, convert.
 
 The three steps stay apart, as in PyTorch's pt2e quantizer; the quantized model is
-in QDQ form and becomes integer code when it is built.
+in QDQ form and becomes integer code when it is built. Calibration runs once;
+conversion can then quantize any subset of the annotated ops (the sensitivity
+search falls layers back to float this way).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
+import tvm_ffi
 
 from tvmq.errors import TvmqError
 from tvmq.model import Model
-from tvmq.quantize.annotate import annotate
+from tvmq.quantize.annotate import Annotation, annotate
 from tvmq.quantize.convert import convert
 from tvmq.quantize.observe import calibrate
-from tvmq.quantize.scheme import SOFTMAX_OUTPUT, QuantConfig, activation_params
+from tvmq.quantize.scheme import SOFTMAX_OUTPUT, ActivationParams, QuantConfig, activation_params
 
 
-def quantize_model(
+@dataclass(frozen=True)
+class Calibrated:
+    """A float model with its annotation and every observed tensor's parameters."""
+
+    model: Model
+    config: QuantConfig
+    annotation: Annotation
+    ranges: list[tuple[float, float]]
+    params: list[ActivationParams]
+
+    @property
+    def op_names(self) -> list[str]:
+        return [op.name for op in self.annotation.ops]
+
+
+def calibrate_model(
     model: Model,
     samples: Iterable[Sequence[np.ndarray]],
     config: QuantConfig | None = None,
     origin: str = "calibration data",
-) -> Model:
-    """An int8 version of float `model`, calibrated on `samples` (each a list of inputs)."""
+) -> Calibrated:
+    """Annotate `model` and calibrate every tensor it observes on `samples`."""
     config = config or QuantConfig()
     if model.is_quantized:
         raise TvmqError(f"{model.source}: already quantized")
@@ -40,27 +59,49 @@ def quantize_model(
         fixed.get(var) or activation_params(low, high, config)
         for var, (low, high) in zip(annotation.observed, ranges, strict=True)
     ]
-    mod, weights = convert(model.mod, annotation, params, config)
+    return Calibrated(model, config, annotation, ranges, params)
+
+
+def float_graph_hash(model: Model) -> str:
+    """Structural hash of a float model's graph: ties a quantized model to its source."""
+    return str(tvm_ffi.structural_hash(model.mod, map_free_vars=True))
+
+
+def convert_model(calibrated: Calibrated, fallback: dict[str, str] | None = None) -> Model:
+    """The int8 model, keeping the ops named in `fallback` float (name -> reason)."""
+    fallback = fallback or {}
+    full = calibrated.annotation
+    annotation = full.subset(frozenset(calibrated.op_names) - fallback.keys())
+    chosen = {var: i for i, var in enumerate(full.observed)}
+    params = [calibrated.params[chosen[var]] for var in annotation.observed]
+    mod, weights = convert(calibrated.model.mod, annotation, params, calibrated.config)
+    config, labels = calibrated.config, full.labels()
+    kinds = {op.name: op.kind for op in full.ops}
     report = {
+        "float_graph_hash": float_graph_hash(calibrated.model),
         "calibrator": config.calibrator,
         "per_channel": config.per_channel,
         "symmetric_activations": config.symmetric_activations,
         "power_of_two": config.power_of_two,
-        "quantized_ops": [{"name": op.name, "kind": op.kind} for op in annotation.ops],
-        "skipped_ops": [
-            {"name": name, "kind": kind, "reason": reason}
-            for name, kind, reason in annotation.skipped
+        "quantized_ops": [
+            {"name": op.name, "kind": op.kind, "layer": op.label} for op in annotation.ops
         ],
+        "skipped_ops": [
+            {"name": name, "kind": kind, "reason": reason} for name, kind, reason in full.skipped
+        ]
+        + [{"name": name, "kind": kinds[name], "reason": why} for name, why in fallback.items()],
         "tensors": [
             {
                 "name": var.name,
-                "range": [low, high],
+                "layer": labels[var.name],
+                "range": list(calibrated.ranges[chosen[var]]),
                 "scale": float(p.scale),
                 "zero_point": p.zero_point,
             }
-            for var, (low, high), p in zip(annotation.observed, ranges, params, strict=True)
+            for var, p in zip(annotation.observed, params, strict=True)
         ],
     }
+    model = calibrated.model
     return dataclasses.replace(
         model,
         name=f"{model.name}_int8",
@@ -68,3 +109,13 @@ def quantize_model(
         params={name: w.values for name, w in weights.items()},
         quantization=report,
     )
+
+
+def quantize_model(
+    model: Model,
+    samples: Iterable[Sequence[np.ndarray]],
+    config: QuantConfig | None = None,
+    origin: str = "calibration data",
+) -> Model:
+    """An int8 version of float `model`, calibrated on `samples` (each a list of inputs)."""
+    return convert_model(calibrate_model(model, samples, config, origin))
