@@ -8,7 +8,7 @@ the memory planner and the C emitter work from, without the Relax VM.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import tvm
@@ -54,7 +54,6 @@ class KernelGraph:
     kernels: dict[str, tvm.tirx.PrimFunc]
     inputs: list[str]
     outputs: list[str]
-    fused_ops: dict[str, str] = field(default_factory=dict)
 
     def storage(self, name: str) -> Tensor:
         """The tensor that owns `name`'s memory (itself unless it is an alias)."""

@@ -2,11 +2,11 @@
 
 Legalized Relax keeps every elementwise step of a fused kernel in a buffer of its
 own (the requantization alone is twenty int32/int64 tensors the size of the
-output), which a microcontroller cannot hold. The default schedule inlines every
-elementwise step, computes each reduction's epilogue right where one output
-element is ready, and hoists the accumulator initialisation, so a kernel needs
-only registers beyond its input and output. Tuning (MetaSchedule) starts from
-kernels that are already small.
+output), which a microcontroller cannot hold. The default schedule computes each
+elementwise step right where one element of its input is ready, inlines padding
+into the reduction that reads it, and hoists the accumulator initialisation, so a
+kernel needs only registers beyond its input and output. Tuning (MetaSchedule)
+starts from kernels that are already small.
 """
 
 from __future__ import annotations
