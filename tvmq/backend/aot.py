@@ -68,7 +68,8 @@ def _weight_blob(graph: KernelGraph) -> tuple[bytes, dict[str, int]]:
             continue
         blob.extend(b"\0" * (-len(blob) % ALIGNMENT))
         offsets[name] = len(blob)
-        blob.extend(np.ascontiguousarray(tensor.value).astype(tensor.value.dtype.newbyteorder("<")).tobytes())
+        little_endian = tensor.value.dtype.newbyteorder("<")
+        blob.extend(np.ascontiguousarray(tensor.value, dtype=little_endian).tobytes())
     return bytes(blob), offsets
 
 
