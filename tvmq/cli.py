@@ -160,9 +160,7 @@ def _quantize(args: argparse.Namespace) -> int:
     if args.report:
         notes, extra = [], None
         if sensitivity is not None:
-            labels = calibrated.annotation.labels() | {
-                op.name: op.label for op in calibrated.annotation.ops
-            }
+            labels = {op.name: op.label for op in calibrated.annotation.ops}
             extra = {"sensitivity": sensitivity.as_dict(labels)}
             notes = [
                 f"Fell back to float: {labels[n]} ({why})"
