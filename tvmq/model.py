@@ -86,6 +86,15 @@ class Model:
     def param_bytes(self) -> int:
         return sum(int(p.nbytes) for p in self.params.values())
 
+    def check_inputs(self, arrays) -> list[np.ndarray]:
+        """`arrays` as this model's inputs, or a clear error naming the one that does not fit."""
+        if len(arrays) != len(self.inputs):
+            raise TvmqError(f"{self.name}: expects {len(self.inputs)} input(s), got {len(arrays)}")
+        return [
+            spec.check(np.asarray(array), f"input {index}")
+            for index, (spec, array) in enumerate(zip(self.inputs, arrays, strict=True))
+        ]
+
     @property
     def is_quantized(self) -> bool:
         """True when the graph carries quantize/dequantize ops (int8 file or QDQ)."""

@@ -7,8 +7,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tvmq.errors import TvmqError
-
 if TYPE_CHECKING:
     from tvmq.model import Model
     from tvmq.targets import Target
@@ -24,12 +22,8 @@ class HostExecutable:
     def __call__(self, *arrays: np.ndarray) -> list[np.ndarray]:
         import tvm
 
-        specs = self.model.inputs
-        if len(arrays) != len(specs):
-            raise TvmqError(f"{self.model.name}: expects {len(specs)} input(s), got {len(arrays)}")
         tensors = [
-            tvm.runtime.tensor(np.ascontiguousarray(spec.check(np.asarray(a), f"input {i}")))
-            for i, (spec, a) in enumerate(zip(specs, arrays, strict=True))
+            tvm.runtime.tensor(np.ascontiguousarray(a)) for a in self.model.check_inputs(arrays)
         ]
         return _to_numpy(self._vm["main"](*tensors))
 
