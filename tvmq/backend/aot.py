@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import tvm
@@ -35,8 +36,9 @@ class CompiledModel:
     weights: bytes
     weight_offsets: dict[str, int]
 
-    @property
+    @cached_property
     def build_id(self) -> str:
+        """Digest of weights and code; read by the header, the descriptor and the manifest."""
         digest = hashlib.sha256(self.weights)
         digest.update(tvm.ir.save_json(self.tir).encode())
         return digest.hexdigest()[:16]

@@ -87,13 +87,26 @@ def compile_firmware(model: Model, target: Target, directory: Path) -> dict:
     try:
         compiled = write_project(model, target, staging)
         sizes = elf_sizes(build_project(staging, target))
-        report = {**_manifest(compiled, target, board_of(target))["memory"], **sizes}
+        report = {**_memory(compiled, target), **sizes}
         (staging / "memory.json").write_text(json.dumps(report, indent=2) + "\n")
         staging.rename(directory)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return report
+
+
+def _memory(compiled: CompiledModel, target: Target) -> dict:
+    """What the model takes, before the firmware around it, and what the board has."""
+    graph, plan = compiled.graph, compiled.plan
+    return {
+        "weights_bytes": len(compiled.weights),
+        "arena_bytes": plan.arena_bytes,
+        "arena_unplanned_bytes": plan.unplanned_bytes,
+        "io_bytes": sum(graph.tensors[t].nbytes for t in [*graph.inputs, *graph.outputs]),
+        "flash_limit": target.memory.get("flash"),
+        "ram_limit": target.memory.get("ram"),
+    }
 
 
 def _manifest(compiled: CompiledModel, target: Target, board: str) -> dict:
@@ -125,14 +138,7 @@ def _manifest(compiled: CompiledModel, target: Target, board: str) -> dict:
         "entry": "tvmq_<model>_run in model/<model>.h; tvmq_model in firmware/include/tvmq_model.h",
         "inputs": tensors(model.inputs, graph.inputs),
         "outputs": tensors(model.outputs, graph.outputs),
-        "memory": {
-            "weights_bytes": len(compiled.weights),
-            "arena_bytes": plan.arena_bytes,
-            "arena_unplanned_bytes": plan.unplanned_bytes,
-            "io_bytes": sum(graph.tensors[t].nbytes for t in [*graph.inputs, *graph.outputs]),
-            "flash_limit": target.memory.get("flash"),
-            "ram_limit": target.memory.get("ram"),
-        },
+        "memory": _memory(compiled, target),
         "kernels": [step.kernel for step in graph.steps],
         "arena_plan": {
             name: {"offset": offset, "bytes": graph.tensors[name].nbytes}
@@ -158,15 +164,8 @@ class McuExecutable:
         self._device = None
 
     def __call__(self, *arrays: np.ndarray) -> list[np.ndarray]:
-        specs = self.model.inputs
-        if len(arrays) != len(specs):
-            raise TvmqError(f"{self.model.name}: expects {len(specs)} input(s), got {len(arrays)}")
-        inputs = [
-            spec.check(np.asarray(array), f"input {index}")
-            for index, (spec, array) in enumerate(zip(specs, arrays, strict=True))
-        ]
         device = self._open()
-        outputs, timing = device.infer(inputs)
+        outputs, timing = device.infer(self.model.check_inputs(arrays))
         self.last_ticks, self.tick_hz = timing.mean, device.info.tick_hz
         return [
             output.reshape(spec.shape)

@@ -55,10 +55,9 @@ def compile_shared_library(model_dir: Path, output: Path, cc: str = "cc") -> Pat
 class NativeModel:
     """A model library loaded in this process; call it on numpy arrays."""
 
-    def __init__(self, library: Path, input_shapes: list[tuple[int, ...]], output_shapes):
+    def __init__(self, library: Path, output_shapes: list[tuple[int, ...]]):
         self._library = ctypes.CDLL(str(library))
         self._model = _Model.in_dll(self._library, "tvmq_model")
-        self._input_shapes = input_shapes
         self._output_shapes = output_shapes
 
     @property
