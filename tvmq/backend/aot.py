@@ -50,11 +50,14 @@ def lower_model(model: Model) -> CompiledModel:
 
     mod = realize(model.mod) if model.is_quantized else model.mod
     graph = kernel_graph(fuse(mod))
+    functions = {}
+    for name, func in graph.kernels.items():
+        scheduled = default_schedule(func)
+        functions[name] = _pointer_signature(scheduled.func)
+        for position, axes in scheduled.weight_layouts.items():
+            graph.transpose_constant(name, position, axes)
     plan = plan_memory(graph)
     weights, weight_offsets = _weight_blob(graph)
-    functions = {
-        name: _pointer_signature(default_schedule(func)) for name, func in graph.kernels.items()
-    }
     tir = tvm.IRModule({tvm.ir.GlobalVar(name): func for name, func in functions.items()})
     entry = _entry_function(graph, plan, weight_offsets, tir)
     tir[ENTRY] = entry
@@ -93,9 +96,7 @@ def _entry_function(
     graph: KernelGraph, plan: MemoryPlan, weight_offsets: dict[str, int], tir: tvm.IRModule
 ) -> tvm.tirx.PrimFunc:
     """`tvmq_entry(inputs..., outputs..., weights, arena)`: every kernel call in order."""
-    handles = {
-        name: tvm.tirx.Var(name, "handle") for name in [*graph.inputs, *graph.outputs]
-    }
+    handles = {name: tvm.tirx.Var(name, "handle") for name in [*graph.inputs, *graph.outputs]}
     weights = tvm.tirx.Var("weights", "handle")
     arena = tvm.tirx.Var("arena", "handle")
 

@@ -5,6 +5,7 @@ Files written (all compiled with ``-I<dir>``):
 - ``<name>.h`` / ``tvmq_model.c``: ``tvmq_<name>_run()`` on caller-owned buffers, the
   weights as one const blob (flash), the arena and the I/O buffers (RAM), and
   the ``tvmq_model`` descriptor of ``firmware/include/tvmq_model.h``;
+- ``tvmq_dot.h``: the SIMD micro-kernels the tensorized kernels call;
 - ``tvmq_runtime.c``: the three symbols TVM's code expects from a runtime, here
   without one (a static workspace pool, an error hook);
 - ``tvm/``, ``dlpack/``: the five TVM headers the kernels include (Apache-2.0).
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from tvmq.backend.aot import ENTRY, CompiledModel, lower_model
+from tvmq.backend.intrinsics import HEADERS, KERNELS_DIR
 from tvmq.model import Model
 
 C_TYPES = {
@@ -62,7 +64,10 @@ def emit_model(model: Model, directory: Path) -> CompiledModel:
 def write_model_sources(compiled: CompiledModel, kernel_source: str, directory: Path) -> None:
     """Write the model's C sources into `directory` (which must exist)."""
     name = c_identifier(compiled.model.name)
-    (directory / "tvmq_kernels.c").write_text(kernel_source)
+    includes = "".join(f'#include "{header}"\n' for header in HEADERS)
+    (directory / "tvmq_kernels.c").write_text(includes + kernel_source)
+    for header in HEADERS:
+        shutil.copyfile(KERNELS_DIR / header, directory / header)
     (directory / f"{name}.h").write_text(_header(compiled, name))
     (directory / "tvmq_model.c").write_text(_model_source(compiled, name))
     (directory / "tvmq_runtime.c").write_text(_runtime_source(workspace_bytes(kernel_source)))
@@ -125,9 +130,7 @@ def _header(compiled: CompiledModel, name: str) -> str:
 
 
 def _bytes_initializer(data: bytes) -> str:
-    rows = [
-        ", ".join(f"0x{b:02x}" for b in data[i : i + 16]) for i in range(0, len(data), 16)
-    ]
+    rows = [", ".join(f"0x{b:02x}" for b in data[i : i + 16]) for i in range(0, len(data), 16)]
     return ",\n  ".join(rows) or "0"
 
 
@@ -151,8 +154,7 @@ def _model_source(compiled: CompiledModel, name: str) -> str:
         "};",
         "",
         "/* Activations: one arena, offsets planned at compile time. */",
-        f"static uint8_t arena[{max(compiled.plan.arena_bytes, 1)}]"
-        " __attribute__((aligned(16)));",
+        f"static uint8_t arena[{max(compiled.plan.arena_bytes, 1)}] __attribute__((aligned(16)));",
         "",
         _signature(compiled, name),
         "{",

@@ -55,6 +55,25 @@ class KernelGraph:
     inputs: list[str]
     outputs: list[str]
 
+    def transpose_constant(self, kernel: str, position: int, axes: tuple[int, ...]) -> None:
+        """Give argument `position` of every call of `kernel` (a constant) the layout
+        np.transpose(value, axes), which the kernel's schedule chose."""
+        for step in self.steps:
+            if step.kernel != kernel:
+                continue
+            source = self.tensors[step.args[position]]
+            name = f"{source.name}_t{''.join(map(str, axes))}"
+            if name not in self.tensors:
+                value = np.ascontiguousarray(np.transpose(source.value, axes))
+                self.tensors[name] = Tensor(name, value.shape, source.dtype, CONSTANT, value=value)
+            step.args[position] = name
+        self._drop_unused_constants()
+
+    def _drop_unused_constants(self) -> None:
+        used = {name for step in self.steps for name in step.args}
+        for name in [n for n, t in self.tensors.items() if t.kind == CONSTANT and n not in used]:
+            del self.tensors[name]
+
     def storage(self, name: str) -> Tensor:
         """The tensor that owns `name`'s memory (itself unless it is an alias)."""
         tensor = self.tensors[name]

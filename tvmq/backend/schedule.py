@@ -12,15 +12,113 @@ starts from kernels that are already small.
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass, field
 
 import tvm
 from tvm import s_tir
 from tvm.s_tir import ScheduleError
 
-REDUCE = 2  # tvm.tirx.IterVar.CommReduce
+SPATIAL, REDUCE = 0, 2  # tvm.tirx.IterVar.DataPar, CommReduce
 
 
-def default_schedule(func: tvm.tirx.PrimFunc) -> tvm.tirx.PrimFunc:
+@dataclass
+class ScheduledKernel:
+    """A scheduled kernel, and the layouts it wants its constant arguments in:
+    argument position -> axes for np.transpose of the original value."""
+
+    func: tvm.tirx.PrimFunc
+    weight_layouts: dict[int, tuple[int, ...]] = field(default_factory=dict)
+
+
+def default_schedule(func: tvm.tirx.PrimFunc) -> ScheduledKernel:
+    """The SIMD dot-product schedule where it applies, else :func:`small_schedule`."""
+    try:
+        return dot_product_schedule(func)
+    except (ScheduleError, NotADotProduct):
+        return ScheduledKernel(small_schedule(func))
+
+
+class NotADotProduct(Exception):
+    """The kernel is not an int8 NHWC convolution or dense layer."""
+
+
+def dot_product_schedule(func: tvm.tirx.PrimFunc) -> ScheduledKernel:
+    """An int8 convolution or dense layer whose reductions are SIMD dot products.
+
+    The weights (constants) are relaid out output-channel-major, so that one
+    output channel's filter row is contiguous, as the input pixels are in NHWC.
+    Loops become (pixel, channel block, filter row | channel in block, filter
+    row elements); the part after the bar is one call of a
+    :mod:`tvmq.backend.intrinsics` dot product. The requantization follows per
+    channel block, one element at a time, as in :func:`small_schedule`.
+    """
+    from tvmq.backend.intrinsics import LANES, conv_dot_product, dense_dot_product
+
+    sch = s_tir.Schedule(func)
+    _inline_into_reductions(sch)
+    reductions = [b for b in _blocks(sch) if _is_reduction(sch, b)]
+    if len(reductions) != 1:
+        raise NotADotProduct
+    block = reductions[0]
+    position, axes = _output_channel_major(sch, func, block)
+    shape = [int(d) for d in func.params[position].ty.shape]
+    shape = [shape[a] for a in axes]
+    lanes = next(n for n in LANES if shape[0] % n == 0)
+    loops = sch.get_loops(block)
+    if len(loops) == 7:  # conv2d: n, y, x, channel | filter row, column, input channel
+        intrinsic = conv_dot_product(lanes, shape[2], shape[3])
+        channels, first_reduction = loops[3], loops[4]
+    elif len(loops) == 3:  # dense: row, feature | depth
+        intrinsic = dense_dot_product(lanes, shape[1])
+        channels, first_reduction = loops[1], None
+    else:
+        raise NotADotProduct
+    block_of_channels, channel_in_block = sch.split(channels, [None, lanes])
+    if first_reduction is not None:
+        sch.reorder(block_of_channels, first_reduction, channel_in_block)
+    _fuse_epilogue_at(sch, block, block_of_channels)
+    sch.decompose_reduction(block, first_reduction or channel_in_block)
+    sch.tensorize(channel_in_block, intrinsic)
+    layouts = {} if axes == tuple(range(len(axes))) else {position: axes}
+    return ScheduledKernel(sch.mod["main"], layouts)
+
+
+def _output_channel_major(
+    sch: s_tir.Schedule, func: tvm.tirx.PrimFunc, block
+) -> tuple[int, tuple[int, ...]]:
+    """(parameter position, axes) of the int8 weights read by `block`, relaid out in
+    the schedule with the output channel first; the rest keeps its order."""
+    stmt = sch.get(block)
+    kinds = [int(v.iter_type) for v in stmt.iter_vars]
+    if kinds not in ([SPATIAL] * 4 + [REDUCE] * 3, [SPATIAL] * 2 + [REDUCE]):
+        raise NotADotProduct
+    variables = [v.var for v in stmt.iter_vars]
+    weight_vars = [variables[kinds.index(REDUCE) - 1], *variables[kinds.index(REDUCE) :]]
+    params = [p.name for p in func.params]
+    for index, region in enumerate(stmt.reads):
+        buffer = region.source
+        starts = [r.min for r in region.region]
+        if str(buffer.ty.dtype) != "int8" or buffer.name not in params:
+            continue
+        order = [_position_of(start, weight_vars) for start in starts]
+        if sorted(order) != list(range(len(weight_vars))):
+            continue
+        axes = tuple(order.index(i) for i in range(len(order)))
+        if axes != tuple(range(len(axes))):
+            sch.transform_layout(block, ("read", index), _permutation(axes))
+        return params.index(buffer.name), axes
+    raise NotADotProduct
+
+
+def _permutation(axes: tuple[int, ...]):
+    return lambda *indices: [indices[a] for a in axes]
+
+
+def _position_of(expr, variables) -> int:
+    return next((i for i, v in enumerate(variables) if expr.same_as(v)), -1)
+
+
+def small_schedule(func: tvm.tirx.PrimFunc) -> tvm.tirx.PrimFunc:
     """`func` with every intermediate tensor shrunk to one element.
 
     Elementwise producers of a reduction are inlined into it (padding becomes a
@@ -62,7 +160,8 @@ def _inline_into_reductions(sch: s_tir.Schedule) -> None:
 
 
 def _fuse_epilogue(sch: s_tir.Schedule, block) -> None:
-    """Move the blocks that follow a reduction under its spatial loops, in order.
+    """Move the blocks that follow a reduction under its spatial loops, in order,
+    and hoist the accumulator's initialisation out of the reduction loops.
 
     Legalized kernels have one loop per block variable, in order (``T.axis.remap``),
     so the spatial loops are those before the first reduction variable.
@@ -73,25 +172,36 @@ def _fuse_epilogue(sch: s_tir.Schedule, block) -> None:
         return
     depth = kinds.index(REDUCE)
     if depth:
-        moved = {sch.get(block).name_hint}
-        shape = _written_shape(sch, block)
-        for consumer in _blocks(sch)[_position(sch, block) + 1 :]:
-            producers = {sch.get(p).name_hint for p in sch.get_producers(consumer)}
-            if not producers and _inlined(sch, consumer):
-                continue  # a side input's own requantization, e.g. a residual add's
-            if (
-                _is_reduction(sch, consumer)
-                or not producers <= moved
-                or _written_shape(sch, consumer) != shape
-            ):
-                break
-            try:
-                sch.reverse_compute_at(consumer, loops[depth - 1])
-            except ScheduleError:
-                break
-            moved.add(sch.get(consumer).name_hint)
+        _fuse_epilogue_at(sch, block, loops[depth - 1])
     with contextlib.suppress(ScheduleError):
         sch.decompose_reduction(block, loops[depth])
+
+
+def _fuse_epilogue_at(sch: s_tir.Schedule, block, loop) -> None:
+    """Move the elementwise blocks after `block` under `loop`, one loop for them all.
+
+    The first lands in a loop of its own over the elements `block` produced under
+    `loop`; each next one goes inside that loop, so the steps between them are
+    single elements (registers), however many elements `loop` covers.
+    """
+    moved = {sch.get(block).name_hint}
+    shape = _written_shape(sch, block)
+    for consumer in _blocks(sch)[_position(sch, block) + 1 :]:
+        producers = {sch.get(p).name_hint for p in sch.get_producers(consumer)}
+        if not producers and _inlined(sch, consumer):
+            continue  # a side input's own requantization, e.g. a residual add's
+        if (
+            _is_reduction(sch, consumer)
+            or not producers <= moved
+            or _written_shape(sch, consumer) != shape
+        ):
+            break
+        try:
+            sch.reverse_compute_at(consumer, loop)
+        except ScheduleError:
+            break
+        loop = sch.get_loops(consumer)[-1]
+        moved.add(sch.get(consumer).name_hint)
 
 
 def _compute_at_output(sch: s_tir.Schedule) -> None:
@@ -123,4 +233,3 @@ def _written_shape(sch: s_tir.Schedule, block) -> tuple[int, ...]:
 def _position(sch: s_tir.Schedule, block) -> int:
     names = [sch.get(b).name_hint for b in _blocks(sch)]
     return names.index(sch.get(block).name_hint)
-

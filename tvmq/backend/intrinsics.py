@@ -1,0 +1,142 @@
+"""Tensor intrinsics: the int8 dot products a microcontroller does in SIMD.
+
+A convolution's reduction over one filter row (kernel width x input channels,
+contiguous in NHWC input and OHWI weights) for N output channels is replaced by
+one call to ``tvmq_dot_s8_1xN`` from ``kernels/tvmq_dot.h``: SXTB16 + SMLAD on
+Cortex-M4/M7/M33, Helium VMLADAVA on Cortex-M55, plain C elsewhere. This is the
+shape of microTVM's former SMLAD "gemm" micro-kernels, as MetaSchedule-visible
+TensorIntrins, one per shape (:func:`conv_dot_product`, :func:`dense_dot_product`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tvm.s_tir import TensorIntrin
+from tvm.script import tirx as T
+
+KERNELS_DIR = Path(__file__).resolve().parent / "kernels"
+HEADERS = ("tvmq_dot.h",)
+LANES = (4, 2, 1)  # output channels per call, as defined in tvmq_dot.h
+
+
+def conv_dot_product(lanes: int, width: int, channels: int) -> str:
+    """Intrinsic for `lanes` output channels x one filter row (`width` x `channels`)
+    of an NHWC convolution with OHWI weights."""
+    name = f"tvmq_dot_s8_1x{lanes}_conv{width}x{channels}"
+    if name not in _registered:
+        TensorIntrin.register(name, *_conv_functions(lanes, width, channels))
+        _registered.add(name)
+    return name
+
+
+def dense_dot_product(lanes: int, depth: int) -> str:
+    """Intrinsic for `lanes` output features of a dense layer with [N, K] weights."""
+    name = f"tvmq_dot_s8_1x{lanes}_dense{depth}"
+    if name not in _registered:
+        TensorIntrin.register(name, *_dense_functions(lanes, depth))
+        _registered.add(name)
+    return name
+
+
+_registered: set[str] = set()
+
+
+def _call(lanes: int, depth: int, acc, a, b, b_stride):
+    return T.call_extern(
+        "int32",
+        f"tvmq_dot_s8_1x{lanes}",
+        acc.access_ptr("rw"),
+        a.access_ptr("r"),
+        b.access_ptr("r"),
+        T.int32(depth),
+        T.Cast("int32", b_stride),
+    )
+
+
+def _dense_functions(lanes: int, depth: int):
+    n, k = T.int64(lanes), T.int64(depth)
+    one, zero = T.int64(1), T.int64(0)
+
+    @T.prim_func(s_tir=True)
+    def desc(a: T.handle, b: T.handle, acc: T.handle) -> None:
+        A = T.match_buffer(a, (one, k), "int8", offset_factor=1)
+        B = T.match_buffer(b, (n, k), "int8", offset_factor=1)
+        C = T.match_buffer(acc, (one, n), "int32", offset_factor=1)
+        with T.sblock("root"):
+            T.reads(C[0, 0:n], A[0, 0:k], B[0:n, 0:k])
+            T.writes(C[0, 0:n])
+            for j, i in T.grid(n, k):
+                with T.sblock("update"):
+                    vj, vi = T.axis.remap("SR", [j, i])
+                    C[zero, vj] = C[zero, vj] + T.Cast("int32", A[zero, vi]) * T.Cast(
+                        "int32", B[vj, vi]
+                    )
+
+    @T.prim_func(s_tir=True)
+    def impl(a: T.handle, b: T.handle, acc: T.handle) -> None:
+        sa, sb, sc = T.int64(), T.int64(), T.int64()
+        A = T.match_buffer(a, (one, k), "int8", strides=[sa, one], offset_factor=1)
+        B = T.match_buffer(b, (n, k), "int8", strides=[sb, one], offset_factor=1)
+        C = T.match_buffer(acc, (one, n), "int32", strides=[sc, one], offset_factor=1)
+        with T.sblock("root"):
+            T.reads(C[0, 0:n], A[0, 0:k], B[0:n, 0:k])
+            T.writes(C[0, 0:n])
+            T.evaluate(_call(lanes, depth, C, A, B, sb))
+
+    return desc, impl
+
+
+def _conv_functions(lanes: int, width: int, channels: int):
+    n, kw, c = T.int64(lanes), T.int64(width), T.int64(channels)
+    one, zero = T.int64(1), T.int64(0)
+
+    @T.prim_func(s_tir=True)
+    def desc(a: T.handle, b: T.handle, acc: T.handle) -> None:
+        A = T.match_buffer(a, (one, one, kw, c), "int8", offset_factor=1)
+        B = T.match_buffer(b, (n, one, kw, c), "int8", offset_factor=1)
+        C = T.match_buffer(acc, (one, one, one, n), "int32", offset_factor=1)
+        with T.sblock("root"):
+            T.reads(C[0, 0, 0, 0:n], A[0, 0, 0:kw, 0:c], B[0:n, 0, 0:kw, 0:c])
+            T.writes(C[0, 0, 0, 0:n])
+            # A loop of extent one binds no block variable in the scheduled kernel.
+            if width == 1:
+                for j, _x, k in T.grid(n, kw, c):
+                    with T.sblock("update"):
+                        vj, vk = T.axis.remap("SR", [j, k])
+                        C[zero, zero, zero, vj] = C[zero, zero, zero, vj] + T.Cast(
+                            "int32", A[zero, zero, zero, vk]
+                        ) * T.Cast("int32", B[vj, zero, zero, vk])
+            elif channels == 1:
+                for j, x, _k in T.grid(n, kw, c):
+                    with T.sblock("update"):
+                        vj, vx = T.axis.remap("SR", [j, x])
+                        C[zero, zero, zero, vj] = C[zero, zero, zero, vj] + T.Cast(
+                            "int32", A[zero, zero, vx, zero]
+                        ) * T.Cast("int32", B[vj, zero, vx, zero])
+            else:
+                for j, x, k in T.grid(n, kw, c):
+                    with T.sblock("update"):
+                        vj, vx, vk = T.axis.remap("SRR", [j, x, k])
+                        C[zero, zero, zero, vj] = C[zero, zero, zero, vj] + T.Cast(
+                            "int32", A[zero, zero, vx, vk]
+                        ) * T.Cast("int32", B[vj, zero, vx, vk])
+
+    @T.prim_func(s_tir=True)
+    def impl(a: T.handle, b: T.handle, acc: T.handle) -> None:
+        sa0, sa1 = T.int64(), T.int64()
+        sb0, sb1 = T.int64(), T.int64()
+        sc0, sc1, sc2 = T.int64(), T.int64(), T.int64()
+        A = T.match_buffer(
+            a, (one, one, kw, c), "int8", strides=[sa0, sa1, c, one], offset_factor=1
+        )
+        B = T.match_buffer(b, (n, one, kw, c), "int8", strides=[sb0, sb1, c, one], offset_factor=1)
+        C = T.match_buffer(
+            acc, (one, one, one, n), "int32", strides=[sc0, sc1, sc2, one], offset_factor=1
+        )
+        with T.sblock("root"):
+            T.reads(C[0, 0, 0, 0:n], A[0, 0, 0:kw, 0:c], B[0:n, 0, 0:kw, 0:c])
+            T.writes(C[0, 0, 0, 0:n])
+            T.evaluate(_call(lanes, width * channels, C, A, B, sb0))
+
+    return desc, impl

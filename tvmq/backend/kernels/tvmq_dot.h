@@ -1,0 +1,102 @@
+/* int8 dot-product micro-kernels called by tvmq's tensorized convolutions.
+ *
+ * tvmq_dot_s8_1xN(acc, a, b, k, b_stride): acc[j] += sum_i a[i] * b[j * b_stride + i]
+ * for j < N, i < k (int32 acc, int8 a and b): one input run against N output
+ * channels' weights, both contiguous. The input run is loaded and widened once
+ * and reused N times. The pointers are void * because TVM declares the functions
+ * it calls that way (its declaration follows this one and agrees with it).
+ *
+ * Three implementations of the same arithmetic, chosen by the compiler's feature
+ * macros: Helium (MVE, Cortex-M55: 16 multiply-accumulates per VMLADAVA), the DSP
+ * extension (Cortex-M4/M7/M33: SXTB16 + SMLAD, two per instruction), and plain C
+ * (any host). Integer sums are exact, so all three give the same result.
+ */
+#ifndef TVMQ_DOT_H
+#define TVMQ_DOT_H
+
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
+#include <arm_mve.h>
+
+#define TVMQ_DOT_DEFINE(N)                                                              \
+  static inline int32_t tvmq_dot_s8_1x##N(void *acc_, void *a_, void *b_, int32_t k,       \
+                                          int32_t b_stride) {                            \
+    int32_t *acc = acc_;                                                                 \
+    const int8_t *a = a_, *b = b_;                                                       \
+    int32_t sum[N];                                                                      \
+    _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) sum[j] = acc[j];                                         \
+    for (int32_t i = 0; i < k; i += 16) {                                                \
+      mve_pred16_t p = vctp8q((uint32_t)(k - i));                                        \
+      int8x16_t va = vldrbq_z_s8(a + i, p);                                              \
+      _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j)                                                        \
+        sum[j] = vmladavaq_p_s8(sum[j], va, vldrbq_z_s8(b + j * b_stride + i, p), p);    \
+    }                                                                                    \
+    _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) acc[j] = sum[j];                                         \
+    return 0;                                                                            \
+  }
+
+#elif defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#include <arm_acle.h>
+
+static inline int32_t tvmq_load_s8x4(const int8_t *p) {
+  int32_t v;
+  memcpy(&v, p, 4); /* one (unaligned) LDR */
+  return v;
+}
+
+/* SXTB16 with its free ROR #8 operand (gcc does not fold a separate rotate into it). */
+static inline int16x2_t tvmq_sxtb16_ror8(int32_t x) {
+  int16x2_t r;
+  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+  return r;
+}
+
+/* SXTB16 of x and of x rotated by 8 widens bytes (0, 2) and (1, 3) to int16 pairs;
+   both operands are split the same way, so two SMLADs sum all four products. */
+#define TVMQ_DOT_DEFINE(N)                                                              \
+  static inline int32_t tvmq_dot_s8_1x##N(void *acc_, void *a_, void *b_, int32_t k,       \
+                                          int32_t b_stride) {                            \
+    int32_t *acc = acc_;                                                                 \
+    const int8_t *a = a_, *b = b_;                                                       \
+    int32_t sum[N];                                                                      \
+    _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) sum[j] = acc[j];                                         \
+    int32_t i = 0;                                                                       \
+    for (; i + 4 <= k; i += 4) {                                                         \
+      int32_t va = tvmq_load_s8x4(a + i);                                                \
+      int16x2_t a_even = __sxtb16(va), a_odd = tvmq_sxtb16_ror8(va);         \
+      _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) {                                                      \
+        int32_t vb = tvmq_load_s8x4(b + j * b_stride + i);                               \
+        sum[j] = __smlad(a_even, __sxtb16(vb), sum[j]);                                  \
+        sum[j] = __smlad(a_odd, tvmq_sxtb16_ror8(vb), sum[j]);               \
+      }                                                                                  \
+    }                                                                                    \
+    for (; i < k; ++i)                                                                   \
+      _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) sum[j] += (int32_t)a[i] * b[j * b_stride + i];         \
+    _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) acc[j] = sum[j];                                         \
+    return 0;                                                                            \
+  }
+
+#else
+
+#define TVMQ_DOT_DEFINE(N)                                                              \
+  static inline int32_t tvmq_dot_s8_1x##N(void *acc_, void *a_, void *b_, int32_t k,       \
+                                          int32_t b_stride) {                            \
+    int32_t *acc = acc_;                                                                 \
+    const int8_t *a = a_, *b = b_;                                                       \
+    _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) {                                                        \
+      int32_t sum = acc[j];                                                              \
+      for (int32_t i = 0; i < k; ++i) sum += (int32_t)a[i] * b[j * b_stride + i];        \
+      acc[j] = sum;                                                                      \
+    }                                                                                    \
+    return 0;                                                                            \
+  }
+
+#endif
+
+TVMQ_DOT_DEFINE(1)
+TVMQ_DOT_DEFINE(2)
+TVMQ_DOT_DEFINE(4)
+
+#endif /* TVMQ_DOT_H */
