@@ -36,7 +36,8 @@ def run(
         raise TvmqError(f"{baseline}: no such baseline file")
     past = read_baseline(baseline_path)
     where = f"baseline {baseline_path}" if past else "no baseline"
-    print(f"{len(matrix.entries)} entries on {len(matrix.boards)} boards, {where}", flush=True)
+    boards = len({e.board.name for e in matrix.entries})
+    print(f"{len(matrix.entries)} entries on {boards} boards, {where}", flush=True)
     outcomes = Runner(matrix, jobs or default_jobs(), _progress).run()
     verdicts = judge(matrix, outcomes, past)
     print()
