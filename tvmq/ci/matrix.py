@@ -49,6 +49,7 @@ class Board:
     power: str | None = None
     flash: bool = False
     probe: str | None = None
+    pack: Path | None = None
     timeout: float = 2.0
 
     @property
@@ -189,7 +190,7 @@ def load_matrix(path: str | Path) -> Matrix:
     root.check_keys({"baseline", "settings", "boards", "datasets", "models", "entries"})
     here = path.parent
     settings = _settings(root.table("settings"))
-    boards = {n: _board(root.table("boards").table(n), n) for n in _names(root, "boards")}
+    boards = {n: _board(root.table("boards").table(n), n, here) for n in _names(root, "boards")}
     datasets = {
         n: _dataset(root.table("datasets").table(n), n, here) for n in _names(root, "datasets")
     }
@@ -246,8 +247,8 @@ def _fraction(table: _Table, key: str, default: float) -> float:
     return value
 
 
-def _board(table: _Table, name: str) -> Board:
-    table.check_keys({"target", "url", "power", "flash", "probe", "timeout"})
+def _board(table: _Table, name: str, here: Path) -> Board:
+    table.check_keys({"target", "url", "power", "flash", "probe", "pack", "timeout"})
     try:
         target = load_target(table.get("target", str, required=True))
     except TvmqError as error:
@@ -268,7 +269,13 @@ def _board(table: _Table, name: str) -> Board:
     timeout = float(table.get("timeout", (int, float), 2.0))
     if not timeout > 0:
         raise table.error(f"must be positive, got {timeout}", "timeout")
-    return Board(name, target, url, power, flash, table.get("probe", str), timeout)
+    pack = table.get("pack", str)
+    if pack is not None and not flash:
+        raise table.error("a CMSIS pack is for flashing: set flash = true", "pack")
+    return Board(
+        name, target, url, power, flash, table.get("probe", str),
+        here / pack if pack else None, timeout,
+    )  # fmt: skip
 
 
 def _dataset(table: _Table, name: str, here: Path) -> Dataset:

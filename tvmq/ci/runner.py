@@ -235,7 +235,7 @@ class Runner:
             from tvmq.hil.flash import flash_firmware
 
             self.log(entry, f"flashing {board.target.board['pyocd_target']} with pyOCD")
-            flash_firmware(elf, board.target, board.probe)
+            flash_firmware(elf, board.target, board.probe, board.pack)
         self.log(entry, f"running on {board.url}")
         with Device(board.url, timeout=board.timeout) as device:
             return self._on_device(entry, device, model, memory, reference)
