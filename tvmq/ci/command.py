@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tvmq.ci.checks import judge, read_baseline, write_baseline
 from tvmq.ci.matrix import Matrix, load_matrix
-from tvmq.ci.report import message, write_reports
+from tvmq.ci.report import FILES, message, write_reports
 from tvmq.ci.runner import Outcome, Runner
 from tvmq.errors import TvmqError
 
@@ -48,7 +48,7 @@ def run(
         print(line)
     if report is not None:
         write_reports(report, verdicts, past)
-        print(f"wrote {report}/: junit.xml, summary.md, results.json, latency.png, memory.png")
+        print(f"wrote {report}/: {', '.join(FILES)}")
     bad = [v for v in verdicts if v.status in ("failed", "error")]
     print(f"{len(verdicts) - len(bad)} of {len(verdicts)} entries passed or skipped")
     return 1 if bad else 0

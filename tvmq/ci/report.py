@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +51,7 @@ def results(verdicts: list[Verdict]) -> dict:
                 "reason": v.outcome.reason,
                 "figures": v.outcome.figures,
                 "details": v.outcome.details,
-                "checks": [c.__dict__ for c in v.checks],
+                "checks": [asdict(c) for c in v.checks],
             }
             for v in verdicts
         }

@@ -201,7 +201,10 @@ class Runner:
 
     def _run_entry(self, entry: Entry) -> Outcome:
         started = time.monotonic()
-        missing = [p for p in (entry.model, entry.data) if p.missing]
+        needed = [entry.model, entry.data]
+        if entry.model.quantize is not None:
+            needed.append(self.matrix.datasets[entry.model.quantize])
+        missing = [p for p in needed if p.missing]
         if missing:
             reason = f"{missing[0].path} is absent"
             self.log(entry, f"skipped: {reason}")
