@@ -108,6 +108,7 @@ class Runner:
         self._tvm = threading.RLock()
         self._memo: dict[tuple, Any] = {}
         self._data: dict[str, LabelledData] = {}
+        self._scratch = Path()  # the run's temporary directory, set by run()
 
     def run(self) -> list[Outcome]:
         self._open_datasets()
@@ -129,9 +130,9 @@ class Runner:
 
     def _open_datasets(self) -> None:
         used = {e.data.name: e.data for e in self.matrix.entries}
-        for spec in self.matrix.models.values():
-            if spec.quantize is not None:
-                used[spec.quantize] = self.matrix.datasets[spec.quantize]
+        for entry in self.matrix.entries:
+            if entry.model.quantize is not None:
+                used[entry.model.quantize] = self.matrix.datasets[entry.model.quantize]
         for name, dataset in used.items():
             if not dataset.missing:
                 self._data[name] = open_dataset(dataset)
