@@ -326,3 +326,18 @@ def test_valid_matrix_and_other_mistakes(tmp_path, capsys):
     (tmp_path / "bad.json").write_text("{}")
     assert main(["ci", "run", str(path), "--baseline", str(tmp_path / "bad.json")]) == 2
     assert "not a tvmq-ci-baseline/1 file" in capsys.readouterr().err
+
+
+def test_absent_optional_files_skip_their_entries(tmp_path, capsys):
+    matrix = _matrix("[models.digits]\npath = 'absent.onnx'\noptional = true\n")
+    (tmp_path / "matrix.toml").write_text(f"baseline = 'baseline.json'\n{matrix}")
+    old = {"digits/d@m4": {"accuracy": 0.5, "flash": 1000}}
+    (tmp_path / "baseline.json").write_text(
+        json.dumps({"format": "tvmq-ci-baseline/1", "entries": old})
+    )
+    assert main(["ci", "run", str(tmp_path / "matrix.toml"), "--report", str(tmp_path / "r")]) == 0
+    assert f"SKIPPED  digits/d@m4: {tmp_path / 'absent.onnx'} is absent" in capsys.readouterr().out
+    suite = ET.parse(tmp_path / "r" / "junit.xml").getroot().find("testsuite")
+    assert suite.get("skipped") == "1" and suite.find(".//skipped") is not None
+    assert main(["ci", "update-baseline", str(tmp_path / "matrix.toml")]) == 0
+    assert json.loads((tmp_path / "baseline.json").read_text())["entries"] == old
