@@ -131,7 +131,7 @@ def markdown(verdicts: list[Verdict]) -> str:
 
 def _plot(verdicts: list[Verdict], baseline: dict[str, dict], metrics: list[str], unit: str):
     """One bar per entry and metric, the baseline beside it (hatched), entries grouped
-    by target, on a log scale."""
+    by target; on a log scale when the figures span orders of magnitude."""
     from matplotlib.figure import Figure  # Agg canvas, no display or global state
 
     measured = sorted(
@@ -152,7 +152,9 @@ def _plot(verdicts: list[Verdict], baseline: dict[str, dict], metrics: list[str]
         axes.bar(positions + offset + width, past, width, color=color, alpha=0.35, hatch="//",
                  label=f"{metric} (baseline)")  # fmt: skip
     axes.set_ylabel(unit)
-    axes.set_yscale("log")  # models differ by orders of magnitude
+    values = [v.outcome.figures[m] for v in measured for m in metrics if m in v.outcome.figures]
+    if values and min(values) > 0 and max(values) / min(values) > 20:
+        axes.set_yscale("log")  # models that differ by orders of magnitude
     axes.set_xticks(positions, labels, rotation=30, ha="right", fontsize=7)
     axes.legend(fontsize=8)
     axes.set_title(", ".join(metrics) + " per entry, against the baseline")
