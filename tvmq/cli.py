@@ -261,6 +261,8 @@ def _bench(args: argparse.Namespace) -> int:
 
     if (args.model is None) == (args.elf is None):
         raise TvmqError("bench needs a MODEL to compile or a built --elf, exactly one of them")
+    if args.flash and args.device is None:
+        raise TvmqError("--flash programs a real board: give its --device URL too")
     with tempfile.TemporaryDirectory(prefix="tvmq-bench-") as scratch:
         elf = args.elf
         if args.model is not None:
@@ -271,6 +273,10 @@ def _bench(args: argparse.Namespace) -> int:
             project = Path(scratch) / "firmware"
             compile_firmware(load_model(args.model), load_target(args.target), project)
             elf = project / "build" / "firmware.elf"
+        if args.flash:
+            from tvmq.hil.flash import flash_firmware
+
+            flash_firmware(elf, args.target, args.probe, args.pack)
         result = measure(
             elf, args.target, args.device, args.power, args.runs, args.warmup,
             repeats=args.repeats, progress=not args.json,
@@ -299,6 +305,25 @@ def _bench(args: argparse.Namespace) -> int:
         print(f"latency: {result['latency_ms']:.3f} ms")
     if "energy_uj" in result:
         print(f"energy: {result['energy_uj']['median']:.2f} uJ per inference")
+    return 0
+
+
+def _ci(args: argparse.Namespace) -> int:
+    from tvmq.ci import command
+
+    if args.jobs < 0:
+        raise TvmqError(f"--jobs {args.jobs}: must be at least 1 (0: one per CPU)")
+    if args.ci_command == "run":
+        _check_report_dir(args.report)
+        return command.run(args.matrix, args.baseline, args.report, args.jobs)
+    return command.update_baseline(args.matrix, args.baseline, args.jobs, args.source)
+
+
+def _flash(args: argparse.Namespace) -> int:
+    from tvmq.hil.flash import flash_firmware
+
+    probe = flash_firmware(args.elf, args.target, args.probe, args.pack)
+    print(f"flashed {args.elf} through probe {probe}")
     return 0
 
 
@@ -450,7 +475,32 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--warmup", type=int, default=1)
     bench.add_argument("--repeats", type=int, default=5, help="RUNs; the median is reported")
     bench.add_argument("--json", action="store_true", help="machine-readable output")
+    bench.add_argument("--flash", action="store_true", help="flash --device's board with pyOCD")
+    bench.add_argument("--probe", help="debug probe UID (default: the only one connected)")
+    bench.add_argument("--pack", type=Path, help="CMSIS .pack file for a part not built in")
     bench.set_defaults(handler=_bench)
+
+    flash = commands.add_parser("flash", help="program a real board with pyOCD")
+    flash.add_argument("elf", type=Path, help="firmware.elf (tvmq compile's build/)")
+    flash.add_argument("--target", required=True, help="a real board's target name or .toml")
+    flash.add_argument("--probe", help="debug probe UID (default: the only one connected)")
+    flash.add_argument("--pack", type=Path, help="CMSIS .pack file for a part not built in")
+    flash.set_defaults(handler=_flash)
+
+    ci = commands.add_parser("ci", help="hardware-in-the-loop CI over a device matrix")
+    ci_commands = ci.add_subparsers(dest="ci_command", required=True)
+    ci_run = ci_commands.add_parser("run", help="run the matrix, judge budgets and baseline")
+    ci_update = ci_commands.add_parser("update-baseline", help="rewrite the baseline")
+    for sub in (ci_run, ci_update):
+        sub.add_argument("matrix", type=Path, help="the matrix .toml (see ci/README.md)")
+        sub.add_argument("--baseline", type=Path, help="baseline JSON (default: the matrix's)")
+        sub.add_argument("--jobs", type=int, default=0, help="boards at once (default: CPUs)")
+        sub.set_defaults(handler=_ci)
+    ci_run.add_argument("--report", type=Path, help="write JUnit XML, Markdown, plots here")
+    ci_update.add_argument(
+        "--from", dest="source", type=Path,
+        help="take the figures from this report directory of an earlier 'ci run'",
+    )  # fmt: skip
 
     doctor = commands.add_parser("doctor", help="check toolchains and emulators")
     doctor.set_defaults(handler=_doctor)

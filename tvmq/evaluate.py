@@ -88,8 +88,19 @@ def model_inputs(data: LabelledData, spec: TensorSpec, indices: range, every_win
             yield [as_model_input(window, spec)]
 
 
-def evaluate(model: Model, executable, data: LabelledData, metric: str, indices: range) -> float:
-    """`metric` of the compiled model over the samples of `data` in `indices`."""
+def evaluate(
+    model: Model,
+    executable,
+    data: LabelledData,
+    metric: str,
+    indices: range,
+    *,
+    progress: bool = True,
+) -> float:
+    """`metric` of the compiled model over the samples of `data` in `indices`.
+
+    ``progress=False`` silences the bar, for callers that evaluate on several
+    boards at once and print their own progress lines."""
     if metric not in METRICS:
         raise TvmqError(f"unknown metric '{metric}' (known: {', '.join(METRICS)})")
     if metric == "auc" and not data.windows:
@@ -97,7 +108,8 @@ def evaluate(model: Model, executable, data: LabelledData, metric: str, indices:
     spec, out = model.inputs[0], model.outputs[0]
     scores, labels = [], []
     samples = data.values(indices)
-    for value, label in tqdm(samples, total=len(indices), desc="evaluate", unit="sample"):
+    bar = tqdm(samples, total=len(indices), desc="evaluate", unit="sample", disable=not progress)
+    for value, label in bar:
         if data.windows:
             windows = ad_windows(value)
             errors = [

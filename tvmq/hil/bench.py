@@ -46,7 +46,7 @@ def _stats(values: list[float]) -> dict[str, float]:
     }
 
 
-def _measure_on(
+def measure_on(
     device: Device,
     target: Target,
     emulated: bool,
@@ -58,6 +58,7 @@ def _measure_on(
     voltage: float,
     progress: bool,
 ) -> dict:
+    """``measure`` on a device already open (also what ``tvmq ci`` measures with)."""
     info = device.hello()
     outputs, _ = device.infer(inputs if inputs is not None else _random_inputs(info), 1, warmup)
     monitor = open_monitor(power_url, voltage) if power_url else None
@@ -126,6 +127,6 @@ def measure(
     args = (power_url, runs, warmup, repeats, inputs, voltage, progress)
     if device_url is not None:
         with Device(device_url) as device:
-            return _measure_on(device, target, False, *args)
+            return measure_on(device, target, False, *args)
     with Emulator(firmware_elf, target) as emulator, Device(emulator.url) as device:
-        return _measure_on(device, target, True, *args)
+        return measure_on(device, target, True, *args)
