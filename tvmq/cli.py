@@ -118,20 +118,25 @@ def _write_layer_report(float_model, quantized, samples, directory: Path, notes=
 def _quantize(args: argparse.Namespace) -> int:
     from tvmq.frontend import load_model
     from tvmq.frontend.saved import save_model
-    from tvmq.quantize.quantizer import calibrate_model, convert_model
+    from tvmq.quantize.quantizer import calibrate_model, convert_model, quantize_weights
     from tvmq.quantize.scheme import QuantConfig
 
     if args.output.suffix != ".tvmq":
         raise TvmqError(f"{args.output}: the quantized model is written as .tvmq")
+    static = args.mode == "static"
+    if static and args.calib is None:
+        raise TvmqError("--mode static calibrates: give --calib DATA")
+    if not static and (args.sensitivity or args.report):
+        raise TvmqError(f"--sensitivity and --report need --mode static, not {args.mode}")
     if args.eval is not None and not args.sensitivity:
         raise TvmqError("--eval measures the sensitivity search: add --sensitivity")
     if args.budget < 0:
         raise TvmqError(f"--budget {args.budget}: a loss budget cannot be negative")
     _check_report_dir(args.report)
     model = load_model(args.model)
-    samples, where = _input_samples(args.calib, model, args.calib_fraction, args.calib_samples)
     options = {"percentile": args.percentile} if args.calibrator == "percentile" else {}
     config = QuantConfig(
+        mode=args.mode,
         calibrator=args.calibrator,
         calibrator_options=options,
         per_channel=not args.per_tensor,
@@ -140,15 +145,22 @@ def _quantize(args: argparse.Namespace) -> int:
         skip_ops=frozenset(args.skip_op),
         skip_names=frozenset(args.skip),
     )
-    print(f"calibrating on {where} with the {args.calibrator} calibrator")
-    calibrated = calibrate_model(model, samples, config, origin=str(args.calib))
     sensitivity = None
-    if args.sensitivity:
-        quantized, sensitivity = _sensitivity(args, model, calibrated, samples)
+    if not static:
+        quantized = quantize_weights(model, config)
     else:
-        quantized = convert_model(calibrated)
+        samples, where = _input_samples(args.calib, model, args.calib_fraction, args.calib_samples)
+        print(f"calibrating on {where} with the {args.calibrator} calibrator")
+        calibrated = calibrate_model(model, samples, config, origin=str(args.calib))
+        if args.sensitivity:
+            quantized, sensitivity = _sensitivity(args, model, calibrated, samples)
+        else:
+            quantized = convert_model(calibrated)
     report = quantized.quantization
-    print(f"quantized {len(report['quantized_ops'])} ops, {len(report['skipped_ops'])} kept float")
+    print(
+        f"quantized {len(report['quantized_ops'])} ops ({args.mode}), "
+        f"{len(report['skipped_ops'])} kept float"
+    )
     for skipped in report["skipped_ops"]:
         print(f"  float: {skipped['name']} ({skipped['kind']}): {skipped['reason']}")
     for tensor in report["tensors"]:
@@ -342,10 +354,16 @@ def parser() -> argparse.ArgumentParser:
     quantize = commands.add_parser("quantize", help="calibrate and quantize a float model to int8")
     quantize.add_argument("model", type=Path)
     quantize.add_argument(
+        "--mode",
+        choices=["static", "dynamic", "weight-only"],
+        default="static",
+        help="static: calibrated int8 activations (default); dynamic: activation scales "
+        "computed per inference; weight-only: int8 weights, float activations",
+    )
+    quantize.add_argument(
         "--calib",
         type=Path,
-        required=True,
-        help=".npy batch of inputs, .npz (x, y) or an MLPerf Tiny folder",
+        help=".npy batch of inputs, .npz (x, y) or an MLPerf Tiny folder (static mode)",
     )
     quantize.add_argument(
         "--calib-fraction",

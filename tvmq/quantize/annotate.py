@@ -59,6 +59,11 @@ class Annotation:
         needed = {var for op in ops for var in (*op.inputs, op.output)}
         return Annotation(ops, [var for var in self.observed if var in needed], self.skipped)
 
+    def weighted_only(self) -> Annotation:
+        """Only the ops with a weight, observing nothing (dynamic and weight-only modes)."""
+        skipped = [s for s in self.skipped if s[1] in WEIGHTED_OPS.values()]
+        return Annotation([op for op in self.ops if op.weight_axis is not None], [], skipped)
+
     def labels(self) -> dict[str, str]:
         """A readable layer name for each observed tensor: the op producing it as
         kind#index (conv2d#0, ...), else the tensor's own name (a model input)."""

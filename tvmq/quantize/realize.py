@@ -12,7 +12,12 @@ kernel TFLite Micro runs for it, so results match TFLite Micro bit for bit:
 - average pooling: integer sums divided with round-half-away-from-zero;
 - softmax over the last axis (int8 in, scale 1/256 and zero point -128 out):
   TFLite's fixed-point exp and reciprocal (:mod:`tvmq.quantize.softmax`);
-- quantize(dequantize(x)) with new parameters: an integer requantize.
+- quantize(dequantize(x)) with new parameters: an integer requantize;
+- conv2d and matmul whose input is quantized at run time (dynamic mode): integer
+  accumulation, then a float rescale by input scale x weight scale, as ONNX
+  Runtime's ConvInteger/MatMulInteger followed by its scale multiply.
+
+Weights dequantized into a float op (weight-only mode) stay as they are.
 
 Islands that match no rule stay float between their quantize/dequantize, which
 is always correct, never a crash.
@@ -171,6 +176,8 @@ class _Realizer(PyExprMutator):
             realized = self._average_pool(call)
         elif name in PASSTHROUGH_OPS:
             realized = self._passthrough(call)
+        elif name in ("relax.nn.conv2d", "relax.matmul"):
+            realized = self._dynamic(call)
         return call if realized is None else realized
 
     # -- graph walking ---------------------------------------------------
@@ -193,6 +200,16 @@ class _Realizer(PyExprMutator):
             return None
         dtype = str(call.args[0].ty.dtype)
         return _QuantizedActivation(call.args[0], float(scale), int(zero_point), dtype)
+
+    def _dynamically_quantized(self, expr) -> tuple[relax.Expr, relax.Expr, relax.Expr] | None:
+        """(int8 data, scale, zero point) of a dequantize whose parameters are tensors
+        computed at run time."""
+        name, call = self._producer_op(expr)
+        if name != "relax.dequantize" or _scalar(call.args[1]) is not None:
+            return None
+        if str(call.args[0].ty.dtype) != "int8" or len(call.args[1].ty.shape) != 0:
+            return None
+        return call.args[0], call.args[1], call.args[2]
 
     def _quantized_constant(self, expr) -> _QuantizedConstant | None:
         """Follow reshape/permute_dims around dequantize(constant) back to integers."""
@@ -416,6 +433,54 @@ class _Realizer(PyExprMutator):
         centred = self.ints.centre(values, x.zero_point)
         scaled = self.ints.multiply_by_quantized_multiplier(centred, multiplier, shift)
         return self._output(scaled, out, *_activation_range(out.dtype))
+
+    def _dynamic(self, call: relax.Call) -> relax.Expr | None:
+        """A weighted op on a run-time quantized input: (x - zero point) as int16 times
+        int8 weights into int32, then float32 * (input scale * weight scale)."""
+        x = self._dynamically_quantized(call.args[0])
+        weight = self._quantized_constant(call.args[1])
+        if x is None or weight is None or np.any(weight.zero_point != 0):
+            return None
+        data, scale, zero_point = x
+        # Centred values span [-255, 255]: int16 holds them, and padding with zeros
+        # then adds nothing, as padding with the zero point does in ONNX Runtime.
+        centred = self.ints.emit(
+            relax.op.subtract(self.ints.cast(data, "int16"), relax.op.astype(zero_point, "int16"))
+        )
+        if _op_name(call) == "relax.nn.conv2d":
+            attrs = call.attrs
+            if str(attrs.out_layout) != str(attrs.data_layout):
+                return None
+            out_axis = str(attrs.kernel_layout).index("O")
+            channel_axis = str(attrs.out_layout).index("C")
+            accumulator = relax.op.nn.conv2d(
+                centred,
+                relax.const(weight.values),
+                strides=attrs.strides,
+                padding=attrs.padding,
+                dilation=attrs.dilation,
+                groups=attrs.groups,
+                data_layout=attrs.data_layout,
+                kernel_layout=attrs.kernel_layout,
+                out_dtype="int32",
+            )
+        else:
+            if weight.values.ndim != 2:
+                return None
+            out_axis, channel_axis = 1, len(_shape(call)) - 1
+            accumulator = relax.op.matmul(centred, relax.const(weight.values), out_dtype="int32")
+        weight_scale = weight.per_channel(out_axis)
+        if weight_scale is None:
+            return None
+        channel_shape = [1] * len(_shape(call))
+        channel_shape[channel_axis] = weight_scale.size
+        scales = self.ints.emit(
+            relax.op.multiply(
+                scale, self.ints.const(weight_scale.astype(np.float32), "float32", channel_shape)
+            )
+        )
+        real = self.ints.cast(self.ints.emit(accumulator), "float32")
+        return relax.op.multiply(real, scales)
 
     def _passthrough(self, call: relax.Call) -> relax.Expr | None:
         """op(dequantize(x)) -> dequantize(op(x)) for ops that commute with it."""

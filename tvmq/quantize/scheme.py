@@ -15,11 +15,16 @@ import numpy as np
 from tvmq.errors import TvmqError
 from tvmq.quantize.softmax import OUTPUT_SCALE, OUTPUT_ZERO_POINT
 
+# static: calibrated int8 activations; dynamic: activation scales computed per
+# inference; weight-only: int8 weights, float activations.
+MODES = ("static", "dynamic", "weight-only")
+
 
 @dataclass(frozen=True)
 class QuantConfig:
     """User choices for one quantization run."""
 
+    mode: str = "static"
     calibrator: str = "mse"
     calibrator_options: dict = field(default_factory=dict)
     per_channel: bool = True
