@@ -144,7 +144,11 @@ def _quantize(args: argparse.Namespace) -> int:
         power_of_two=args.power_of_two,
         skip_ops=frozenset(args.skip_op),
         skip_names=frozenset(args.skip),
+        int16_activations=args.activations == "int16",
+        int16_names=frozenset(args.int16),
     )
+    if not static and (config.int16_activations or config.int16_names):
+        raise TvmqError(f"int16 activations need --mode static, not {args.mode}")
     sensitivity = None
     if not static:
         quantized = quantize_weights(model, config)
@@ -388,6 +392,19 @@ def parser() -> argparse.ArgumentParser:
         help="keep this op kind float (conv2d, matmul, add, avg_pool2d, mean, softmax)",
     )
     quantize.add_argument("--skip", action="append", default=[], help="keep this layer float")
+    quantize.add_argument(
+        "--activations",
+        choices=["int8", "int16"],
+        default="int8",
+        help="activation type; int16 follows TFLite's 16x8 scheme (default int8)",
+    )
+    quantize.add_argument(
+        "--int16",
+        action="append",
+        default=[],
+        metavar="LAYER",
+        help="int16 activations around this layer only (mixed precision)",
+    )
     quantize.add_argument("-o", "--output", type=Path, required=True, help="output .tvmq file")
     quantize.add_argument(
         "--sensitivity",

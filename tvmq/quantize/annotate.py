@@ -120,9 +120,11 @@ def annotate(
     skip_ops: frozenset[str] = frozenset(),
     skip_names: frozenset[str] = frozenset(),
     symmetric: bool = False,
+    int16_names: frozenset[str] | None = frozenset(),
 ) -> Annotation:
     """Choose the ops of ``main`` to quantize; `skip_*` keep ops float by kind or var
-    name; `symmetric` (activations without zero point) keeps softmax float."""
+    name; `symmetric` (activations without zero point) keeps softmax float, and so
+    do int16 activations (all when `int16_names` is None, else around those named)."""
     graph = _Graph(mod)
     annotation = Annotation()
     observed: set[relax.Var] = set()
@@ -147,6 +149,10 @@ def annotate(
             continue
         if kind == "softmax" and symmetric:
             reason = "symmetric activations, but TFLite's softmax output has zero point -128"
+            annotation.skipped.append((var.name, kind, reason))
+            continue
+        if kind == "softmax" and (int16_names is None or var.name in int16_names):
+            reason = "int16 activations: TFLite's int16 softmax (lookup tables) is not implemented"
             annotation.skipped.append((var.name, kind, reason))
             continue
         weight_axis = None

@@ -42,7 +42,7 @@ class _InsertQDQ(PyExprMutator):
         # Named after the tensor: an automatic name (lvN) would take one of the
         # graph's own names and rename the original tensor the report looks up.
         quantized = self.builder_.emit(
-            relax.op.quantize(var, scale, zero_point, out_dtype="int8"), f"{var.name}_q"
+            relax.op.quantize(var, scale, zero_point, out_dtype=params.dtype), f"{var.name}_q"
         )
         real = relax.op.dequantize(quantized, scale, zero_point, out_dtype="float32")
         emit = self.builder_.emit_output if as_output else self.builder_.emit

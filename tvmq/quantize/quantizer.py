@@ -58,11 +58,22 @@ def calibrate_model(
     annotation = _annotate(model, config)
     ranges = calibrate(model.mod, annotation, samples, model.inputs, config, origin)
     fixed = {op.output: SOFTMAX_OUTPUT for op in annotation.ops if op.kind == "softmax"}
+    wide = _int16_tensors(annotation, config)
     params = [
-        fixed.get(var) or activation_params(low, high, config)
+        fixed.get(var) or activation_params(low, high, config, "int16" if var in wide else "int8")
         for var, (low, high) in zip(annotation.observed, ranges, strict=True)
     ]
     return Calibrated(model, config, annotation, ranges, params)
+
+
+def _int16_tensors(annotation: Annotation, config: QuantConfig) -> set:
+    """Tensors held in int16: all, or the inputs and outputs of the layers named."""
+    return {
+        var
+        for op in annotation.ops
+        if config.int16_activations or op.name in config.int16_names
+        for var in (*op.inputs, op.output)
+    }
 
 
 def _annotate(model: Model, config: QuantConfig) -> Annotation:
@@ -71,7 +82,11 @@ def _annotate(model: Model, config: QuantConfig) -> Annotation:
     if model.is_quantized:
         raise TvmqError(f"{model.source}: already quantized")
     annotation = annotate(
-        model.mod, config.skip_ops, config.skip_names, config.symmetric_activations
+        model.mod,
+        config.skip_ops,
+        config.skip_names,
+        config.symmetric_activations,
+        None if config.int16_activations else config.int16_names,
     )
     if config.mode != "static":
         annotation = annotation.weighted_only()
@@ -101,6 +116,8 @@ def convert_model(calibrated: Calibrated, fallback: dict[str, str] | None = None
         "calibrator": config.calibrator,
         "per_channel": config.per_channel,
         "symmetric_activations": config.symmetric_activations,
+        "int16_activations": config.int16_activations,
+        "int16_layers": sorted(config.int16_names),
         "power_of_two": config.power_of_two,
         "quantized_ops": [
             {"name": op.name, "kind": op.kind, "layer": op.label} for op in annotation.ops
@@ -116,6 +133,7 @@ def convert_model(calibrated: Calibrated, fallback: dict[str, str] | None = None
                 "range": list(calibrated.ranges[chosen[var]]),
                 "scale": float(p.scale),
                 "zero_point": p.zero_point,
+                "dtype": p.dtype,
             }
             for var, p in zip(annotation.observed, params, strict=True)
         ],

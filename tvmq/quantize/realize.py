@@ -7,8 +7,10 @@ kernel TFLite Micro runs for it, so results match TFLite Micro bit for bit:
 
 - conv2d (grouped and depthwise too) and matmul/dense: int8 x int8 -> int32
   accumulation, int32 bias with the input zero point folded in, per-channel
-  requantization, fused activation as a clamp;
-- add: TFLite's rescale of both inputs to a common 2**20-scaled domain;
+  requantization, fused activation as a clamp; with int16 inputs (TFLite's 16x8
+  scheme) int64 accumulation and bias, and TFLite's 64-bit requantization;
+- add: TFLite's rescale of both inputs to a common 2**20-scaled domain (2**15
+  for int16 outputs);
 - average pooling: integer sums divided with round-half-away-from-zero;
 - softmax over the last axis (int8 in, scale 1/256 and zero point -128 out):
   TFLite's fixed-point exp and reciprocal (:mod:`tvmq.quantize.softmax`);
@@ -52,7 +54,7 @@ PASSTHROUGH_OPS = (
 )
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 # TFLite Micro's add rescales int8 inputs by 2**20 before summing (add.cc).
-ADD_LEFT_SHIFT = 20
+ADD_LEFT_SHIFT = {"int8": 20, "uint8": 20, "int16": 15}
 
 
 def has_qdq(mod: tvm.IRModule) -> bool:
@@ -316,7 +318,7 @@ class _Realizer(PyExprMutator):
                 groups=attrs.groups,
                 data_layout=attrs.data_layout,
                 kernel_layout=attrs.kernel_layout,
-                out_dtype="int32",
+                out_dtype=_accumulator_dtype(x),
             )
         )
         channel_axis = str(attrs.out_layout).index("C")
@@ -335,7 +337,7 @@ class _Realizer(PyExprMutator):
         if weight_scale is None:
             return None
         accumulator = self.ints.emit(
-            relax.op.matmul(x.data, relax.const(weight.values), out_dtype="int32")
+            relax.op.matmul(x.data, relax.const(weight.values), out_dtype=_accumulator_dtype(x))
         )
         ndim = len(_shape(matmul))
         weight_sums = weight.values.astype(np.int64).sum(axis=0)
@@ -351,24 +353,36 @@ class _Realizer(PyExprMutator):
         bias_scale = np.float64(x.scale) * weight_scale.astype(np.float64)
         bias_values = np.zeros(channels, np.int64)
         if bias is not None:
-            bias_values = self._bias_values(bias, bias_scale, channels)
+            bias_values = self._bias_values(
+                bias, bias_scale, channels, _accumulator_dtype(x) == "int64"
+            )
             if bias_values is None:
                 return None
         channel_shape = [1] * ndim
         channel_shape[channel_axis] = channels
         folded_bias = bias_values - x.zero_point * weight_sums
+        wide = _accumulator_dtype(x) == "int64"
         accumulator = self.ints.emit(
-            relax.op.add(accumulator, self.ints.const(folded_bias, "int32", channel_shape))
+            relax.op.add(
+                accumulator,
+                self.ints.const(folded_bias, "int64" if wide else "int32", channel_shape),
+            )
         )
         multiplier, shift = quantize_multipliers(bias_scale / np.float64(out.scale))
         if np.all(multiplier == multiplier[0]) and np.all(shift == shift[0]):
             multiplier, shift = multiplier[:1], shift[:1]
-        scaled = self.ints.multiply_by_quantized_multiplier(
-            accumulator, multiplier, shift, channel_shape
+        requantize = (
+            self.ints.multiply_by_quantized_multiplier_int64
+            if wide
+            else self.ints.multiply_by_quantized_multiplier
         )
+        scaled = requantize(accumulator, multiplier, shift, channel_shape)
         return self._output(scaled, out, low, high)
 
-    def _bias_values(self, bias, bias_scale: np.ndarray, channels: int) -> np.ndarray | None:
+    def _bias_values(
+        self, bias, bias_scale: np.ndarray, channels: int, wide: bool
+    ) -> np.ndarray | None:
+        """Integer bias at `bias_scale`: int32, or int64 for int16 inputs (`wide`)."""
         quantized = self._quantized_constant(bias)
         if quantized is not None and quantized.values.size == channels:
             # TFLite stores int32 biases at input_scale * weight_scale: take them as they are.
@@ -380,6 +394,8 @@ class _Realizer(PyExprMutator):
             if real is None or real.size != channels:
                 return None
         rounded = np.round(real.astype(np.float64).ravel() / bias_scale)
+        if wide:
+            return rounded.astype(np.int64)
         return np.clip(rounded, INT32_MIN, INT32_MAX).astype(np.int64)
 
     def _output(self, scaled, out, low, high) -> relax.Expr:
@@ -390,18 +406,21 @@ class _Realizer(PyExprMutator):
         a, b = self._dequantized(add.args[0]), self._dequantized(add.args[1])
         if a is None or b is None:
             return None
+        left_shift = ADD_LEFT_SHIFT.get(out.dtype)
+        if left_shift is None:
+            return None
         twice_max = 2 * max(np.float64(a.scale), np.float64(b.scale))
         scaled = []
         for operand in (a, b):
             multiplier, shift = quantize_multiplier(np.float64(operand.scale) / twice_max)
             centred = self.ints.centre(operand.data, operand.zero_point)
             shifted = self.ints.emit(
-                relax.op.multiply(centred, self.ints.const(1 << ADD_LEFT_SHIFT, "int32"))
+                relax.op.multiply(centred, self.ints.const(1 << left_shift, "int32"))
             )
             scaled.append(self.ints.multiply_by_quantized_multiplier(shifted, multiplier, shift))
         total = self.ints.emit(relax.op.add(scaled[0], scaled[1]))
         multiplier, shift = quantize_multiplier(
-            twice_max / ((1 << ADD_LEFT_SHIFT) * np.float64(out.scale))
+            twice_max / ((1 << left_shift) * np.float64(out.scale))
         )
         return self._output(
             self.ints.multiply_by_quantized_multiplier(total, multiplier, shift), out, low, high
@@ -565,6 +584,11 @@ class _Realizer(PyExprMutator):
             return None
         averaged = self.ints.rounding_divide(*pooled)
         return self.ints.saturate(averaged, *_activation_range(out_dtype), out_dtype)
+
+
+def _accumulator_dtype(x: _QuantizedActivation) -> str:
+    """int32 sums for 8-bit inputs; int64 for int16 ones (TFLite's 16x8 kernels)."""
+    return "int64" if x.dtype == "int16" else "int32"
 
 
 def _window_counts(attrs, in_shape, out_shape, layout) -> np.ndarray:
