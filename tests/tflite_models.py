@@ -112,3 +112,53 @@ def fully_connected_16x8(
     buffers.append(_buffer())
     code = _code(schema.BuiltinOperator.FULLY_CONNECTED, 7)
     return _finish(path, [code], [operator], tensors, buffers, [0], [3])
+
+
+def _int8_tensor(name: str, shape: tuple[int, ...], params: tuple[float, int], buffer: int):
+    return _tensor(name, shape, params[0], params[1], buffer)
+
+
+def mul_int8(path: Path, shapes, params, fused_relu: bool = False) -> Path:
+    """y = x1 * x2 in int8 (broadcasting `shapes` of x1, x2, y); `params` are the three
+    (scale, zero point) pairs."""
+    operator = schema.OperatorT()
+    operator.opcodeIndex, operator.inputs, operator.outputs = 0, [0, 1], [2]
+    operator.builtinOptionsType = schema.BuiltinOptions.MulOptions
+    operator.builtinOptions = schema.MulOptionsT()
+    if fused_relu:
+        operator.builtinOptions.fusedActivationFunction = schema.ActivationFunctionType.RELU
+    tensors = [
+        _int8_tensor(name, shape, p, i + 1)
+        for i, (name, shape, p) in enumerate(zip(("x1", "x2", "y"), shapes, params, strict=True))
+    ]
+    buffers = [_buffer() for _ in range(4)]
+    code = _code(schema.BuiltinOperator.MUL, 2)
+    return _finish(path, [code], [operator], tensors, buffers, [0, 1], [2])
+
+
+def concat_int8(path: Path, shapes, params, axis: int) -> Path:
+    """Inputs requantized to the output's parameters (QUANTIZE int8 -> int8, as the
+    converter emits), then CONCATENATION along `axis`, which TFLite requires to share
+    them. `shapes` and `params` list the inputs then the output."""
+    *inputs, (out_shape, out_params) = list(zip(shapes, params, strict=True))
+    count = len(inputs)
+    tensors = [_int8_tensor(f"x{i}", s, p, 0) for i, (s, p) in enumerate(inputs)]
+    tensors += [_int8_tensor(f"r{i}", s, out_params, 0) for i, (s, _) in enumerate(inputs)]
+    tensors.append(_int8_tensor("y", out_shape, out_params, 0))
+    operators = []
+    for i in range(count):
+        requantize = schema.OperatorT()
+        requantize.opcodeIndex, requantize.inputs, requantize.outputs = 0, [i], [count + i]
+        operators.append(requantize)
+    concat = schema.OperatorT()
+    concat.opcodeIndex, concat.outputs = 1, [2 * count]
+    concat.inputs = list(range(count, 2 * count))
+    concat.builtinOptionsType = schema.BuiltinOptions.ConcatenationOptions
+    concat.builtinOptions = schema.ConcatenationOptionsT()
+    concat.builtinOptions.axis = axis
+    operators.append(concat)
+    codes = [
+        _code(schema.BuiltinOperator.QUANTIZE, 2),
+        _code(schema.BuiltinOperator.CONCATENATION, 2),
+    ]
+    return _finish(path, codes, operators, tensors, [_buffer()], list(range(count)), [2 * count])

@@ -389,7 +389,8 @@ def parser() -> argparse.ArgumentParser:
         "--skip-op",
         action="append",
         default=[],
-        help="keep this op kind float (conv2d, matmul, add, avg_pool2d, mean, softmax)",
+        help="keep this op kind float: conv2d, matmul, add, mul, concat, avg_pool2d, mean, "
+        "softmax",
     )
     quantize.add_argument("--skip", action="append", default=[], help="keep this layer float")
     quantize.add_argument(

@@ -93,9 +93,7 @@ def _entry_function(
     graph: KernelGraph, plan: MemoryPlan, weight_offsets: dict[str, int], tir: tvm.IRModule
 ) -> tvm.tirx.PrimFunc:
     """`tvmq_entry(inputs..., outputs..., weights, arena)`: every kernel call in order."""
-    handles = {
-        name: tvm.tirx.Var(name, "handle") for name in [*graph.inputs, *graph.outputs]
-    }
+    handles = {name: tvm.tirx.Var(name, "handle") for name in [*graph.inputs, *graph.outputs]}
     weights = tvm.tirx.Var("weights", "handle")
     arena = tvm.tirx.Var("arena", "handle")
 

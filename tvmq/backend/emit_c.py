@@ -125,9 +125,7 @@ def _header(compiled: CompiledModel, name: str) -> str:
 
 
 def _bytes_initializer(data: bytes) -> str:
-    rows = [
-        ", ".join(f"0x{b:02x}" for b in data[i : i + 16]) for i in range(0, len(data), 16)
-    ]
+    rows = [", ".join(f"0x{b:02x}" for b in data[i : i + 16]) for i in range(0, len(data), 16)]
     return ",\n  ".join(rows) or "0"
 
 
@@ -151,8 +149,7 @@ def _model_source(compiled: CompiledModel, name: str) -> str:
         "};",
         "",
         "/* Activations: one arena, offsets planned at compile time. */",
-        f"static uint8_t arena[{max(compiled.plan.arena_bytes, 1)}]"
-        " __attribute__((aligned(16)));",
+        f"static uint8_t arena[{max(compiled.plan.arena_bytes, 1)}] __attribute__((aligned(16)));",
         "",
         _signature(compiled, name),
         "{",

@@ -123,4 +123,3 @@ def _written_shape(sch: s_tir.Schedule, block) -> tuple[int, ...]:
 def _position(sch: s_tir.Schedule, block) -> int:
     names = [sch.get(b).name_hint for b in _blocks(sch)]
     return names.index(sch.get(block).name_hint)
-

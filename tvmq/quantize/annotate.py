@@ -1,8 +1,9 @@
 """Annotate: decide, op by op, what a float Relax graph quantizes.
 
 Rules per op type, as in PyTorch's pt2e quantizer: conv2d (grouped and depthwise
-too) and matmul/dense with their bias and activation fused, add, average pooling,
-mean, and softmax over the last axis (its output takes TFLite's fixed parameters).
+too) and matmul/dense with their bias and activation fused, add and mul (with an
+activation fused), concat, average pooling, mean, and softmax over the last axis
+(its output takes TFLite's fixed parameters).
 Reshape, transpose, flatten and max pooling pass quantization through unchanged.
 Anything else stays float, and the graph gets quantize/dequantize at its
 boundary, never a failure.
@@ -138,8 +139,12 @@ def annotate(
         var, call = binding.var, binding.value
         name = _op_name(call)
         kind = WEIGHTED_OPS.get(name) or POOLING_OPS.get(name)
-        if name == "relax.add" and not any(graph.is_constant(a) for a in call.args):
-            kind = "add"
+        if name in ("relax.add", "relax.multiply") and not any(
+            graph.is_constant(a) for a in call.args
+        ):
+            kind = "add" if name == "relax.add" else "mul"
+        if name == "relax.concat" and isinstance(call.args[0], relax.Tuple):
+            kind = "concat"
         if name == "relax.nn.softmax" and _is_last_axis(call):
             kind = "softmax"
         if kind is None:
@@ -156,7 +161,7 @@ def annotate(
             annotation.skipped.append((var.name, kind, reason))
             continue
         weight_axis = None
-        activations = list(call.args)
+        activations = list(call.args[0].fields if kind == "concat" else call.args)
         if name in WEIGHTED_OPS:
             weight_axis = _weight_axis(call)
             if not graph.is_constant(call.args[1]) or weight_axis is None:
@@ -166,7 +171,8 @@ def annotate(
         if any(_dtype(a) != "float32" for a in activations):
             annotation.skipped.append((var.name, kind, "input is not float32"))
             continue
-        output = var if kind == "softmax" else _fused_output(graph, var, weight_axis is not None)
+        fuses = kind not in ("softmax", "concat")
+        output = _fused_output(graph, var, weight_axis is not None) if fuses else var
         inputs = tuple(graph.source(activation) for activation in activations)
         # Order matters: conversion inserts quantize/dequantize in observation order.
         for source in inputs:

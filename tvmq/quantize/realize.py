@@ -11,6 +11,9 @@ kernel TFLite Micro runs for it, so results match TFLite Micro bit for bit:
   scheme) int64 accumulation and bias, and TFLite's 64-bit requantization;
 - add: TFLite's rescale of both inputs to a common 2**20-scaled domain (2**15
   for int16 outputs);
+- mul: the product of both centred inputs, requantized by s_a * s_b / s_out;
+- concat: each input requantized to the output's parameters (a plain copy when
+  they are equal, as TFLite requires), then an integer concat;
 - average pooling: integer sums divided with round-half-away-from-zero;
 - softmax over the last axis (int8 in, scale 1/256 and zero point -128 out):
   TFLite's fixed-point exp and reciprocal (:mod:`tvmq.quantize.softmax`);
@@ -270,6 +273,10 @@ class _Realizer(PyExprMutator):
                 name, producer, bias = core_name, core, producer.args[1]
             else:
                 return self._add(producer, out, low, high)
+        if name == "relax.multiply":
+            return self._mul(producer, out, low, high)
+        if name == "relax.concat" and not fused_activation:
+            return self._concat(producer, out)
         if name in ("relax.nn.avg_pool2d", "relax.mean"):
             return self._pool(producer, out)
         if name == "relax.nn.conv2d":
@@ -425,6 +432,43 @@ class _Realizer(PyExprMutator):
         return self._output(
             self.ints.multiply_by_quantized_multiplier(total, multiplier, shift), out, low, high
         )
+
+    def _mul(self, mul, out, low, high) -> relax.Expr | None:
+        """TFLite's MulElementwise: (a - za) * (b - zb) in int32, requantized by
+        s_a * s_b / s_out (broadcasting as numpy does)."""
+        a, b = self._dequantized(mul.args[0]), self._dequantized(mul.args[1])
+        if a is None or b is None:
+            return None
+        product = self.ints.emit(
+            relax.op.multiply(
+                self.ints.centre(a.data, a.zero_point), self.ints.centre(b.data, b.zero_point)
+            )
+        )
+        multiplier, shift = quantize_multiplier(
+            np.float64(a.scale) * np.float64(b.scale) / np.float64(out.scale)
+        )
+        scaled = self.ints.multiply_by_quantized_multiplier(product, multiplier, shift)
+        return self._output(scaled, out, low, high)
+
+    def _concat(self, concat: relax.Call, out: _QuantizedActivation) -> relax.Expr | None:
+        """Concatenate integers: inputs whose parameters differ from the output's are
+        requantized to them first (TFLite's QUANTIZE int8 -> int8 arithmetic)."""
+        fields = concat.args[0]
+        if isinstance(fields, relax.Var):
+            fields = self._producer(fields)
+        if not isinstance(fields, relax.Tuple):
+            return None
+        parts = []
+        for field in fields.fields:
+            x = self._dequantized(field)
+            if x is None:
+                return None
+            same = (np.float32(x.scale), x.zero_point) == (np.float32(out.scale), out.zero_point)
+            if same and x.dtype == out.dtype:
+                parts.append(x.data)
+            else:
+                parts.append(self.ints.emit(self._rescale(x.data, x, out)))
+        return relax.op.concat(parts, axis=concat.attrs.axis)
 
     def _softmax(self, softmax: relax.Call, out: _QuantizedActivation) -> relax.Expr | None:
         """int8 softmax over the last axis into TFLite's fixed output parameters."""
