@@ -170,7 +170,8 @@ def _quantize(args: argparse.Namespace) -> int:
     for tensor in report["tensors"]:
         low, high = tensor["range"]
         print(
-            f"  {tensor['layer']:<14} {tensor['name']:<12} [{low:10.4g}, {high:10.4g}]  "
+            f"  {tensor['layer']:<14} {tensor['name']:<12} {tensor.get('source', ''):<12} "
+            f"[{low:10.4g}, {high:10.4g}]  "
             f"scale={tensor['scale']:.6g} zero_point={tensor['zero_point']}"
         )
     if args.report:
@@ -389,8 +390,7 @@ def parser() -> argparse.ArgumentParser:
         "--skip-op",
         action="append",
         default=[],
-        help="keep this op kind float: conv2d, matmul, add, mul, concat, avg_pool2d, mean, "
-        "softmax",
+        help="keep this op kind float: conv2d, matmul, add, mul, concat, avg_pool2d, mean, softmax",
     )
     quantize.add_argument("--skip", action="append", default=[], help="keep this layer float")
     quantize.add_argument(

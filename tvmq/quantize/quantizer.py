@@ -95,6 +95,17 @@ def _annotate(model: Model, config: QuantConfig) -> Annotation:
     return annotation
 
 
+def _sources(model: Model, annotation: Annotation) -> dict[str, str]:
+    """The source file's node behind each op and observed tensor (by Relax name): the
+    node of the op's core (a conv's, not its fused relu's), a model input's own
+    name, or '' when the frontend recorded none."""
+    names = model.source_names
+    sources = {var.name: names.get(var.name, var.name) for var in annotation.observed}
+    for op in annotation.ops:
+        sources[op.name] = sources[op.output.name] = names.get(op.name, "")
+    return sources
+
+
 def float_graph_hash(model: Model) -> str:
     """Structural hash of a float model's graph: ties a quantized model to its source."""
     return str(tvm_ffi.structural_hash(model.mod, map_free_vars=True))
@@ -109,6 +120,7 @@ def convert_model(calibrated: Calibrated, fallback: dict[str, str] | None = None
     params = [calibrated.params[chosen[var]] for var in annotation.observed]
     mod, weights = convert(calibrated.model.mod, annotation, params, calibrated.config)
     config, labels = calibrated.config, full.labels()
+    sources = _sources(calibrated.model, full)
     kinds = {op.name: op.kind for op in full.ops}
     report = {
         "float_graph_hash": float_graph_hash(calibrated.model),
@@ -120,7 +132,8 @@ def convert_model(calibrated: Calibrated, fallback: dict[str, str] | None = None
         "int16_layers": sorted(config.int16_names),
         "power_of_two": config.power_of_two,
         "quantized_ops": [
-            {"name": op.name, "kind": op.kind, "layer": op.label} for op in annotation.ops
+            {"name": op.name, "kind": op.kind, "layer": op.label, "source": sources[op.name]}
+            for op in annotation.ops
         ],
         "skipped_ops": [
             {"name": name, "kind": kind, "reason": reason} for name, kind, reason in full.skipped
@@ -130,6 +143,7 @@ def convert_model(calibrated: Calibrated, fallback: dict[str, str] | None = None
             {
                 "name": var.name,
                 "layer": labels[var.name],
+                "source": sources[var.name],
                 "range": list(calibrated.ranges[chosen[var]]),
                 "scale": float(p.scale),
                 "zero_point": p.zero_point,
@@ -151,6 +165,7 @@ def convert_model(calibrated: Calibrated, fallback: dict[str, str] | None = None
 def quantize_weights(model: Model, config: QuantConfig) -> Model:
     """`model` with int8 weights for the dynamic and weight-only modes (no calibration)."""
     annotation = _annotate(model, config)
+    sources = _sources(model, annotation)
     mod, weights = convert(model.mod, annotation, [], config)
     report = {
         "float_graph_hash": float_graph_hash(model),
@@ -158,7 +173,8 @@ def quantize_weights(model: Model, config: QuantConfig) -> Model:
         "per_channel": config.per_channel,
         "power_of_two": config.power_of_two,
         "quantized_ops": [
-            {"name": op.name, "kind": op.kind, "layer": op.label} for op in annotation.ops
+            {"name": op.name, "kind": op.kind, "layer": op.label, "source": sources[op.name]}
+            for op in annotation.ops
         ],
         "skipped_ops": [
             {"name": name, "kind": kind, "reason": reason}
