@@ -36,6 +36,11 @@ def test_rows_match_numpy_at_both_ends(models):
     tensors = quantized.quantization["tensors"]
     assert [r.tensor for r in rows] == [t["name"] for t in tensors]
     assert [r.layer for r in rows][:3] == ["input", "conv2d#0", "conv2d#1"]
+    # Source names are the ONNX nodes' (tvmq/examples/digits_cnn.onnx): a conv's tensor
+    # is named after the conv, even with its relu fused.
+    assert [r.source for r in rows] == [
+        "input", "conv1", "conv2", "dwconv", "pwconv", "gap", "fc", "softmax"
+    ]  # fmt: skip
 
     # The input row: plain rounding to the input's scale and zero point.
     first = rows[0]
@@ -63,7 +68,7 @@ def test_report_files(tmp_path, models):
     paths = write_report(tmp_path / "report", "digits", rows, ["note"])
     document = json.loads(paths[1].read_text())
     assert [layer["tensor"] for layer in document["layers"]] == [r.tensor for r in rows]
-    assert "| conv2d#0 | lv3 |" in paths[0].read_text()
+    assert "| conv2d#0 | lv3 | conv1 |" in paths[0].read_text()
     assert paths[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -74,7 +79,7 @@ def test_cli_report_and_debug(tmp_path):
         "quantize", DIGITS_MODEL, "--calib", calibration, "-o", output, "--report", tmp_path / "q"
     )
     assert result.returncode == 0, result.stderr
-    assert "| softmax#0 | gv |" in result.stdout
+    assert "| softmax#0 | gv | softmax |" in result.stdout
     result = tvmq("debug", DIGITS_MODEL, output, "--data", calibration, "-o", tmp_path / "d")
     assert result.returncode == 0, result.stderr
     for directory in ("q", "d"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import flatbuffers
+import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
 
@@ -45,3 +46,119 @@ def softmax_int8(path: Path, shape: tuple[int, ...], scale: float, zero_point: i
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     path.write_bytes(builder.Output())
     return path
+
+
+def _finish(path: Path, codes, operators, tensors, buffers, inputs, outputs) -> Path:
+    graph = schema.SubGraphT()
+    graph.tensors, graph.operators, graph.name = tensors, operators, "main"
+    graph.inputs, graph.outputs = inputs, outputs
+    model = schema.ModelT()
+    model.version, model.operatorCodes, model.subgraphs = 3, codes, [graph]
+    model.buffers = buffers
+    model.description = "tvmq test"
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    path.write_bytes(builder.Output())
+    return path
+
+
+def _buffer(values: np.ndarray | None = None):
+    buffer = schema.BufferT()
+    if values is not None:
+        buffer.data = np.frombuffer(np.ascontiguousarray(values).tobytes(), np.uint8)
+    return buffer
+
+
+def _code(builtin: int, version: int = 1):
+    code = schema.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = builtin
+    code.version = version
+    return code
+
+
+def _typed(tensor, tensor_type: int):
+    tensor.type = tensor_type
+    return tensor
+
+
+def fully_connected_16x8(
+    path: Path,
+    weights: np.ndarray,
+    bias: np.ndarray,
+    scales: tuple[float, float, float],
+    batch: int = 1,
+) -> Path:
+    """A FULLY_CONNECTED in TFLite's 16x8 scheme: int16 input and output (zero point 0),
+    int8 weights [out, in] and int64 bias. `scales` are input, weight and output."""
+    in_scale, weight_scale, out_scale = scales
+    out_features, in_features = weights.shape
+    operator = schema.OperatorT()
+    operator.opcodeIndex, operator.inputs, operator.outputs = 0, [0, 1, 2], [3]
+    operator.builtinOptionsType = schema.BuiltinOptions.FullyConnectedOptions
+    operator.builtinOptions = schema.FullyConnectedOptionsT()
+    int16, int64 = schema.TensorType.INT16, schema.TensorType.INT64
+    tensors = [
+        _typed(_tensor("x", (batch, in_features), in_scale, 0, 1), int16),
+        _tensor("w", (out_features, in_features), weight_scale, 0, 2),
+        _typed(_tensor("b", (out_features,), in_scale * weight_scale, 0, 3), int64),
+        _typed(_tensor("y", (batch, out_features), out_scale, 0, 4), int16),
+    ]
+    buffers = [
+        _buffer(),
+        _buffer(),
+        _buffer(weights.astype(np.int8)),
+        _buffer(bias.astype(np.int64)),
+    ]
+    buffers.append(_buffer())
+    code = _code(schema.BuiltinOperator.FULLY_CONNECTED, 7)
+    return _finish(path, [code], [operator], tensors, buffers, [0], [3])
+
+
+def _int8_tensor(name: str, shape: tuple[int, ...], params: tuple[float, int], buffer: int):
+    return _tensor(name, shape, params[0], params[1], buffer)
+
+
+def mul_int8(path: Path, shapes, params, fused_relu: bool = False) -> Path:
+    """y = x1 * x2 in int8 (broadcasting `shapes` of x1, x2, y); `params` are the three
+    (scale, zero point) pairs."""
+    operator = schema.OperatorT()
+    operator.opcodeIndex, operator.inputs, operator.outputs = 0, [0, 1], [2]
+    operator.builtinOptionsType = schema.BuiltinOptions.MulOptions
+    operator.builtinOptions = schema.MulOptionsT()
+    if fused_relu:
+        operator.builtinOptions.fusedActivationFunction = schema.ActivationFunctionType.RELU
+    tensors = [
+        _int8_tensor(name, shape, p, i + 1)
+        for i, (name, shape, p) in enumerate(zip(("x1", "x2", "y"), shapes, params, strict=True))
+    ]
+    buffers = [_buffer() for _ in range(4)]
+    code = _code(schema.BuiltinOperator.MUL, 2)
+    return _finish(path, [code], [operator], tensors, buffers, [0, 1], [2])
+
+
+def concat_int8(path: Path, shapes, params, axis: int) -> Path:
+    """Inputs requantized to the output's parameters (QUANTIZE int8 -> int8, as the
+    converter emits), then CONCATENATION along `axis`, which TFLite requires to share
+    them. `shapes` and `params` list the inputs then the output."""
+    *inputs, (out_shape, out_params) = list(zip(shapes, params, strict=True))
+    count = len(inputs)
+    tensors = [_int8_tensor(f"x{i}", s, p, 0) for i, (s, p) in enumerate(inputs)]
+    tensors += [_int8_tensor(f"r{i}", s, out_params, 0) for i, (s, _) in enumerate(inputs)]
+    tensors.append(_int8_tensor("y", out_shape, out_params, 0))
+    operators = []
+    for i in range(count):
+        requantize = schema.OperatorT()
+        requantize.opcodeIndex, requantize.inputs, requantize.outputs = 0, [i], [count + i]
+        operators.append(requantize)
+    concat = schema.OperatorT()
+    concat.opcodeIndex, concat.outputs = 1, [2 * count]
+    concat.inputs = list(range(count, 2 * count))
+    concat.builtinOptionsType = schema.BuiltinOptions.ConcatenationOptions
+    concat.builtinOptions = schema.ConcatenationOptionsT()
+    concat.builtinOptions.axis = axis
+    operators.append(concat)
+    codes = [
+        _code(schema.BuiltinOperator.QUANTIZE, 2),
+        _code(schema.BuiltinOperator.CONCATENATION, 2),
+    ]
+    return _finish(path, codes, operators, tensors, [_buffer()], list(range(count)), [2 * count])

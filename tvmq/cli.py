@@ -118,20 +118,25 @@ def _write_layer_report(float_model, quantized, samples, directory: Path, notes=
 def _quantize(args: argparse.Namespace) -> int:
     from tvmq.frontend import load_model
     from tvmq.frontend.saved import save_model
-    from tvmq.quantize.quantizer import calibrate_model, convert_model
+    from tvmq.quantize.quantizer import calibrate_model, convert_model, quantize_weights
     from tvmq.quantize.scheme import QuantConfig
 
     if args.output.suffix != ".tvmq":
         raise TvmqError(f"{args.output}: the quantized model is written as .tvmq")
+    static = args.mode == "static"
+    if static and args.calib is None:
+        raise TvmqError("--mode static calibrates: give --calib DATA")
+    if not static and (args.sensitivity or args.report):
+        raise TvmqError(f"--sensitivity and --report need --mode static, not {args.mode}")
     if args.eval is not None and not args.sensitivity:
         raise TvmqError("--eval measures the sensitivity search: add --sensitivity")
     if args.budget < 0:
         raise TvmqError(f"--budget {args.budget}: a loss budget cannot be negative")
     _check_report_dir(args.report)
     model = load_model(args.model)
-    samples, where = _input_samples(args.calib, model, args.calib_fraction, args.calib_samples)
     options = {"percentile": args.percentile} if args.calibrator == "percentile" else {}
     config = QuantConfig(
+        mode=args.mode,
         calibrator=args.calibrator,
         calibrator_options=options,
         per_channel=not args.per_tensor,
@@ -139,22 +144,34 @@ def _quantize(args: argparse.Namespace) -> int:
         power_of_two=args.power_of_two,
         skip_ops=frozenset(args.skip_op),
         skip_names=frozenset(args.skip),
+        int16_activations=args.activations == "int16",
+        int16_names=frozenset(args.int16),
     )
-    print(f"calibrating on {where} with the {args.calibrator} calibrator")
-    calibrated = calibrate_model(model, samples, config, origin=str(args.calib))
+    if not static and (config.int16_activations or config.int16_names):
+        raise TvmqError(f"int16 activations need --mode static, not {args.mode}")
     sensitivity = None
-    if args.sensitivity:
-        quantized, sensitivity = _sensitivity(args, model, calibrated, samples)
+    if not static:
+        quantized = quantize_weights(model, config)
     else:
-        quantized = convert_model(calibrated)
+        samples, where = _input_samples(args.calib, model, args.calib_fraction, args.calib_samples)
+        print(f"calibrating on {where} with the {args.calibrator} calibrator")
+        calibrated = calibrate_model(model, samples, config, origin=str(args.calib))
+        if args.sensitivity:
+            quantized, sensitivity = _sensitivity(args, model, calibrated, samples)
+        else:
+            quantized = convert_model(calibrated)
     report = quantized.quantization
-    print(f"quantized {len(report['quantized_ops'])} ops, {len(report['skipped_ops'])} kept float")
+    print(
+        f"quantized {len(report['quantized_ops'])} ops ({args.mode}), "
+        f"{len(report['skipped_ops'])} kept float"
+    )
     for skipped in report["skipped_ops"]:
         print(f"  float: {skipped['name']} ({skipped['kind']}): {skipped['reason']}")
     for tensor in report["tensors"]:
         low, high = tensor["range"]
         print(
-            f"  {tensor['layer']:<14} {tensor['name']:<12} [{low:10.4g}, {high:10.4g}]  "
+            f"  {tensor['layer']:<14} {tensor['name']:<12} {tensor.get('source', ''):<12} "
+            f"[{low:10.4g}, {high:10.4g}]  "
             f"scale={tensor['scale']:.6g} zero_point={tensor['zero_point']}"
         )
     if args.report:
@@ -367,10 +384,16 @@ def parser() -> argparse.ArgumentParser:
     quantize = commands.add_parser("quantize", help="calibrate and quantize a float model to int8")
     quantize.add_argument("model", type=Path)
     quantize.add_argument(
+        "--mode",
+        choices=["static", "dynamic", "weight-only"],
+        default="static",
+        help="static: calibrated int8 activations (default); dynamic: activation scales "
+        "computed per inference; weight-only: int8 weights, float activations",
+    )
+    quantize.add_argument(
         "--calib",
         type=Path,
-        required=True,
-        help=".npy batch of inputs, .npz (x, y) or an MLPerf Tiny folder",
+        help=".npy batch of inputs, .npz (x, y) or an MLPerf Tiny folder (static mode)",
     )
     quantize.add_argument(
         "--calib-fraction",
@@ -392,9 +415,22 @@ def parser() -> argparse.ArgumentParser:
         "--skip-op",
         action="append",
         default=[],
-        help="keep this op kind float (conv2d, matmul, add, avg_pool2d, mean, softmax)",
+        help="keep this op kind float: conv2d, matmul, add, mul, concat, avg_pool2d, mean, softmax",
     )
     quantize.add_argument("--skip", action="append", default=[], help="keep this layer float")
+    quantize.add_argument(
+        "--activations",
+        choices=["int8", "int16"],
+        default="int8",
+        help="activation type; int16 follows TFLite's 16x8 scheme (default int8)",
+    )
+    quantize.add_argument(
+        "--int16",
+        action="append",
+        default=[],
+        metavar="LAYER",
+        help="int16 activations around this layer only (mixed precision)",
+    )
     quantize.add_argument("-o", "--output", type=Path, required=True, help="output .tvmq file")
     quantize.add_argument(
         "--sensitivity",

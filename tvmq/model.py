@@ -81,6 +81,8 @@ class Model:
     params: dict[str, np.ndarray] = field(default_factory=dict)
     operators: Counter[str] = field(default_factory=Counter)
     quantization: dict | None = None
+    # Relax var name of main -> node name in the source file, for reports.
+    source_names: dict[str, str] = field(default_factory=dict)
 
     @property
     def param_bytes(self) -> int:

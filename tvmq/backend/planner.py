@@ -36,9 +36,7 @@ def _aligned(size: int) -> int:
 
 def plan_memory(graph: KernelGraph) -> MemoryPlan:
     """Place every activation that owns memory (aliases share their root's)."""
-    tensors = [
-        t for t in graph.tensors.values() if t.kind == ACTIVATION and t.alias_of is None
-    ]
+    tensors = [t for t in graph.tensors.values() if t.kind == ACTIVATION and t.alias_of is None]
     tensors.sort(key=lambda t: (-t.nbytes, t.first_use, t.name))
     placed: list[tuple[int, int, int, int]] = []  # offset, end, first, last
     offsets: dict[str, int] = {}

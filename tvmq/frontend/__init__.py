@@ -30,6 +30,8 @@ class SourceGraph(Protocol):
     operators: Counter[str]
     params: dict[str, np.ndarray]
     quantization: dict | None
+    # Relax var name -> the source file's node (ONNX node name, TFLite op output).
+    source_names: dict[str, str]
 
     def unsupported(self) -> list[tuple[str, str]]:
         """(node name, op type) of each node the Relax importer cannot convert."""
@@ -87,6 +89,7 @@ def load_model(path: str | Path) -> Model:
         params=source.params,
         operators=source.operators,
         quantization=source.quantization,
+        source_names=dict(source.source_names),
     )
 
 

@@ -43,6 +43,7 @@ class OnnxGraph:
     params: dict[str, np.ndarray] = field(default_factory=dict)
     quantization: dict | None = None
     format: str = "onnx"
+    source_names: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def read(cls, path: Path) -> OnnxGraph:
@@ -81,8 +82,67 @@ class OnnxGraph:
         ]
 
     def to_relax(self):
-        from tvm.relax.frontend.onnx import from_onnx
+        """The Relax module; fills `source_names` (Relax var name -> ONNX node name)."""
+        from tvm.relax.frontend.onnx import onnx_frontend
 
         shapes = {spec.name: list(spec.shape) for spec in self.inputs}
         dtypes = {spec.name: spec.dtype for spec in self.inputs}
-        return from_onnx(self.proto, shape_dict=shapes, dtype_dict=dtypes)
+        importer = onnx_frontend.ONNXGraphImporter
+        onnx_frontend.ONNXGraphImporter = _naming_importer(importer, self.source_names)
+        try:
+            mod = onnx_frontend.from_onnx(self.proto, shape_dict=shapes, dtype_dict=dtypes)
+        finally:
+            onnx_frontend.ONNXGraphImporter = importer
+        _name_output_bindings(mod, self.source_names, self.proto.graph)
+        return mod
+
+
+def _naming_importer(base, names: dict[str, str]):
+    """TVM's ONNX importer, binding each node's result as it is converted so that the
+    Relax vars it creates can be traced back to the node (names[var] = node name).
+    Nodes producing graph outputs are left to the importer, which binds them last."""
+    from tvm import relax
+
+    class NamingImporter(base):
+        def from_onnx(self, graph, opset):
+            outputs = {value.name for value in graph.output}
+            self._last = {node.name for node in graph.node if set(node.output) & outputs}
+            return super().from_onnx(graph, opset)
+
+        def _convert_operator(self, op_name, inputs, attrs, opset):
+            value = super()._convert_operator(op_name, inputs, attrs, opset)
+            node = attrs.get("tvm_custom", {}).get("name")
+            if not node or node in self._last or not isinstance(value, relax.Call):
+                return value
+            var = self.bb.emit(value)
+            pending = [var]
+            while pending:
+                current = pending.pop()
+                names[current.name] = node
+                bound = self.bb.lookup_binding(current)
+                pending += [
+                    arg
+                    for arg in getattr(bound, "args", ())
+                    if isinstance(arg, relax.Var)
+                    and arg.name not in names
+                    and self.bb.lookup_binding(arg) is not None
+                ]
+            return var
+
+    return NamingImporter
+
+
+def _name_output_bindings(mod, names: dict[str, str], graph: onnx.GraphProto) -> None:
+    """The bindings the importer made for a single output node, after every named
+    binding at the end of main, take that node's name."""
+    from tvm import relax
+
+    producer = {output: node.name for node in graph.node for output in node.output}
+    last = [producer[value.name] for value in graph.output if value.name in producer]
+    bindings = [b for block in mod["main"].body.blocks for b in block.bindings]
+    named = [i for i, b in enumerate(bindings) if b.var.name in names]
+    if len(last) != 1:
+        return
+    for binding in bindings[named[-1] + 1 if named else 0 :]:
+        if isinstance(binding.value, relax.Call):
+            names[binding.var.name] = last[0]

@@ -56,6 +56,7 @@ def save_model(model: Model, path: str | Path) -> None:
         "outputs": [asdict(s) for s in model.outputs],
         "operators": dict(model.operators),
         "quantization": model.quantization,
+        "source_names": model.source_names,
     }
     params = io.BytesIO()
     np.savez(params, **model.params)
@@ -81,6 +82,7 @@ class SavedGraph:
     operators: Counter[str] = field(default_factory=Counter)
     params: dict[str, np.ndarray] = field(default_factory=dict)
     quantization: dict | None = None
+    source_names: dict[str, str] = field(default_factory=dict)
     format: str = "tvmq"
 
     @classmethod
@@ -104,6 +106,7 @@ class SavedGraph:
             operators=Counter(manifest["operators"]),
             params=params,
             quantization=manifest.get("quantization"),
+            source_names=manifest.get("source_names", {}),
         )
 
     def unsupported(self) -> list[tuple[str, str]]:

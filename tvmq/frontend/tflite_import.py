@@ -67,6 +67,7 @@ class TFLiteGraph:
     params: dict[str, np.ndarray] = field(default_factory=dict)
     nodes: list[tuple[str, str]] = field(default_factory=list)
     quantization: dict | None = None
+    source_names: dict[str, str] = field(default_factory=dict)
     format: str = "tflite"
 
     @classmethod

@@ -1,8 +1,9 @@
 """Annotate: decide, op by op, what a float Relax graph quantizes.
 
 Rules per op type, as in PyTorch's pt2e quantizer: conv2d (grouped and depthwise
-too) and matmul/dense with their bias and activation fused, add, average pooling,
-mean, and softmax over the last axis (its output takes TFLite's fixed parameters).
+too) and matmul/dense with their bias and activation fused, add and mul (with an
+activation fused), concat, average pooling, mean, and softmax over the last axis
+(its output takes TFLite's fixed parameters).
 Reshape, transpose, flatten and max pooling pass quantization through unchanged.
 Anything else stays float, and the graph gets quantize/dequantize at its
 boundary, never a failure.
@@ -58,6 +59,11 @@ class Annotation:
         ops = [op for op in self.ops if op.name in names]
         needed = {var for op in ops for var in (*op.inputs, op.output)}
         return Annotation(ops, [var for var in self.observed if var in needed], self.skipped)
+
+    def weighted_only(self) -> Annotation:
+        """Only the ops with a weight, observing nothing (dynamic and weight-only modes)."""
+        skipped = [s for s in self.skipped if s[1] in WEIGHTED_OPS.values()]
+        return Annotation([op for op in self.ops if op.weight_axis is not None], [], skipped)
 
     def labels(self) -> dict[str, str]:
         """A readable layer name for each observed tensor: the op producing it as
@@ -115,9 +121,11 @@ def annotate(
     skip_ops: frozenset[str] = frozenset(),
     skip_names: frozenset[str] = frozenset(),
     symmetric: bool = False,
+    int16_names: frozenset[str] | None = frozenset(),
 ) -> Annotation:
     """Choose the ops of ``main`` to quantize; `skip_*` keep ops float by kind or var
-    name; `symmetric` (activations without zero point) keeps softmax float."""
+    name; `symmetric` (activations without zero point) keeps softmax float, and so
+    do int16 activations (all when `int16_names` is None, else around those named)."""
     graph = _Graph(mod)
     annotation = Annotation()
     observed: set[relax.Var] = set()
@@ -131,8 +139,12 @@ def annotate(
         var, call = binding.var, binding.value
         name = _op_name(call)
         kind = WEIGHTED_OPS.get(name) or POOLING_OPS.get(name)
-        if name == "relax.add" and not any(graph.is_constant(a) for a in call.args):
-            kind = "add"
+        if name in ("relax.add", "relax.multiply") and not any(
+            graph.is_constant(a) for a in call.args
+        ):
+            kind = "add" if name == "relax.add" else "mul"
+        if name == "relax.concat" and isinstance(call.args[0], relax.Tuple):
+            kind = "concat"
         if name == "relax.nn.softmax" and _is_last_axis(call):
             kind = "softmax"
         if kind is None:
@@ -144,8 +156,12 @@ def annotate(
             reason = "symmetric activations, but TFLite's softmax output has zero point -128"
             annotation.skipped.append((var.name, kind, reason))
             continue
+        if kind == "softmax" and (int16_names is None or var.name in int16_names):
+            reason = "int16 activations: TFLite's int16 softmax (lookup tables) is not implemented"
+            annotation.skipped.append((var.name, kind, reason))
+            continue
         weight_axis = None
-        activations = list(call.args)
+        activations = list(call.args[0].fields if kind == "concat" else call.args)
         if name in WEIGHTED_OPS:
             weight_axis = _weight_axis(call)
             if not graph.is_constant(call.args[1]) or weight_axis is None:
@@ -155,7 +171,8 @@ def annotate(
         if any(_dtype(a) != "float32" for a in activations):
             annotation.skipped.append((var.name, kind, "input is not float32"))
             continue
-        output = var if kind == "softmax" else _fused_output(graph, var, weight_axis is not None)
+        fuses = kind not in ("softmax", "concat")
+        output = _fused_output(graph, var, weight_axis is not None) if fuses else var
         inputs = tuple(graph.source(activation) for activation in activations)
         # Order matters: conversion inserts quantize/dequantize in observation order.
         for source in inputs:

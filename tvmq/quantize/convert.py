@@ -4,16 +4,19 @@ Each observed tensor gets ``quantize -> dequantize`` right after it is produced,
 and each quantized op's weight becomes ``dequantize(int8 constant)``. The result is
 the same QDQ form the importers produce for pre-quantized files, which
 :mod:`tvmq.quantize.realize` turns into integer arithmetic at build time.
+In dynamic mode each weighted op's input gets a quantize/dequantize whose
+parameters are computed at run time (:mod:`tvmq.quantize.dynamic`); in weight-only
+mode only the weights change.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import tvm
 from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
 from tvmq.quantize.annotate import Annotation, main_bindings
+from tvmq.quantize.dynamic import emit_dynamic_qdq
 from tvmq.quantize.realize import constant_value
 from tvmq.quantize.scheme import ActivationParams, QuantConfig, QuantizedWeight, quantize_weight
 
@@ -25,10 +28,12 @@ class _InsertQDQ(PyExprMutator):
         mod: tvm.IRModule,
         activations: dict[relax.Var, ActivationParams],
         weights: dict[relax.Var, QuantizedWeight],
+        dynamic: bool,
     ):
         super().__init__(mod)
         self.activations = activations
         self.weights = weights
+        self.dynamic = dynamic
         self.pending_inputs = [(p, activations[p]) for p in mod["main"].params if p in activations]
 
     def _qdq(self, var: relax.Var, params: ActivationParams, as_output: bool) -> relax.Var:
@@ -37,7 +42,7 @@ class _InsertQDQ(PyExprMutator):
         # Named after the tensor: an automatic name (lvN) would take one of the
         # graph's own names and rename the original tensor the report looks up.
         quantized = self.builder_.emit(
-            relax.op.quantize(var, scale, zero_point, out_dtype="int8"), f"{var.name}_q"
+            relax.op.quantize(var, scale, zero_point, out_dtype=params.dtype), f"{var.name}_q"
         )
         real = relax.op.dequantize(quantized, scale, zero_point, out_dtype="float32")
         emit = self.builder_.emit_output if as_output else self.builder_.emit
@@ -55,11 +60,14 @@ class _InsertQDQ(PyExprMutator):
             dequantized = relax.op.dequantize(
                 relax.const(weight.values),
                 relax.const(weight.scale),
-                relax.const(np.zeros(weight.scale.shape, np.int32)),
+                relax.const(0, "int32"),  # symmetric: one zero point for every channel
                 axis=weight.axis,
                 out_dtype="float32",
             )
-            value = relax.Call(value.op, [value.args[0], dequantized], value.attrs, value.ty_args)
+            data = value.args[0]
+            if self.dynamic:
+                data = emit_dynamic_qdq(self.builder_, data, f"{var.name}_in")
+            value = relax.Call(value.op, [data, dequantized], value.attrs, value.ty_args)
         is_output = not isinstance(var, relax.DataflowVar)
         params = self.activations.get(var)
         if params is None:
@@ -90,6 +98,6 @@ def convert(
         for op in annotation.weighted().values()
     }
     params = dict(zip(annotation.observed, activations, strict=True))
-    converted = _InsertQDQ(mod, params, weights).run(mod)
+    converted = _InsertQDQ(mod, params, weights, config.mode == "dynamic").run(mod)
     named = {var.name: weight for var, weight in weights.items()}
     return relax.transform.DeadCodeElimination()(converted), named

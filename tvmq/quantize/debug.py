@@ -39,6 +39,7 @@ class LayerError:
     zero_point: int
     sqnr_db: float
     max_abs_error: float
+    source: str = ""  # the node in the source file (ONNX node name), when known
 
 
 def sqnr_db(signal_power: float, noise_power: float) -> float:
@@ -92,6 +93,7 @@ def layer_errors(
             tensor["zero_point"],
             sqnr_db(signal[i], noise[i]),
             peak[i],
+            tensor.get("source", ""),
         )
         for i, tensor in enumerate(tensors)
     ]
@@ -100,12 +102,12 @@ def layer_errors(
 def format_table(rows: Sequence[LayerError]) -> str:
     """The per-layer errors as a Markdown table."""
     lines = [
-        "| layer | tensor | scale | zero point | SQNR (dB) | max abs error |",
-        "|---|---|---|---|---|---|",
+        "| layer | tensor | source | scale | zero point | SQNR (dB) | max abs error |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
-            f"| {row.layer} | {row.tensor} | {row.scale:.6g} | {row.zero_point} | "
+            f"| {row.layer} | {row.tensor} | {row.source} | {row.scale:.6g} | {row.zero_point} | "
             f"{row.sqnr_db:.2f} | {row.max_abs_error:.4g} |"
         )
     return "\n".join(lines)
@@ -143,7 +145,7 @@ def _plot(rows: Sequence[LayerError], title: str):
     """SQNR and largest error per layer, in graph order."""
     from matplotlib.figure import Figure  # Agg canvas, no display or global state
 
-    labels = [row.layer for row in rows]
+    labels = [f"{row.layer} {row.source}".strip() for row in rows]
     finite = [row.sqnr_db if math.isfinite(row.sqnr_db) else np.nan for row in rows]
     figure = Figure(figsize=(max(6.0, 0.45 * len(rows) + 2.0), 6.0), layout="constrained")
     top, bottom = figure.subplots(2, 1, sharex=True)

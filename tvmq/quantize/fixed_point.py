@@ -111,6 +111,23 @@ class IntegerBuilder:
         high = self.cast(self.emit(relax.op.right_shift(total, self.const(32, "int64"))), "int32")
         return self.emit(relax.op.right_shift(high, self.const(right - 1, "int32", channel_shape)))
 
+    def multiply_by_quantized_multiplier_int64(
+        self, x: relax.Expr, multiplier: np.ndarray, shift: np.ndarray, channel_shape=None
+    ) -> relax.Expr:
+        """int64 x * real multiplier to int32, as TFLite's 64-bit MultiplyByQuantizedMultiplier
+        (16x8 kernels): the multiplier cut to 16 bits, one rounding shift."""
+        multiplier, shift = np.asarray(multiplier, np.int64), np.asarray(shift, np.int64)
+        reduced = np.where(multiplier < 0x7FFF0000, (multiplier + (1 << 15)) >> 16, 0x7FFF)
+        total_shift = 15 - shift
+        product = self.emit(
+            relax.op.multiply(self._wide(x), self.const(reduced, "int64", channel_shape))
+        )
+        rounded = self.emit(
+            relax.op.add(product, self.const(1 << (total_shift - 1), "int64", channel_shape))
+        )
+        shifted = relax.op.right_shift(rounded, self.const(total_shift, "int64", channel_shape))
+        return self.cast(self.emit(shifted), "int32")
+
     def doubling_high_mul(self, a: relax.Expr, b: relax.Expr) -> relax.Expr:
         """gemmlowp's SaturatingRoundingDoublingHighMul of two int32 tensors, without
         its one saturating case (a == b == INT32_MIN), which callers rule out."""

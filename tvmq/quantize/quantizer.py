@@ -3,7 +3,8 @@
 The three steps stay apart, as in PyTorch's pt2e quantizer; the quantized model is
 in QDQ form and becomes integer code when it is built. Calibration runs once;
 conversion can then quantize any subset of the annotated ops (the sensitivity
-search falls layers back to float this way).
+search falls layers back to float this way). The dynamic and weight-only modes
+quantize the weighted ops' weights alone and need no calibration.
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ from tvmq.model import Model
 from tvmq.quantize.annotate import Annotation, annotate
 from tvmq.quantize.convert import convert
 from tvmq.quantize.observe import calibrate
-from tvmq.quantize.scheme import SOFTMAX_OUTPUT, ActivationParams, QuantConfig, activation_params
+from tvmq.quantize.scheme import (
+    MODES,
+    SOFTMAX_OUTPUT,
+    ActivationParams,
+    QuantConfig,
+    activation_params,
+)
 
 
 @dataclass(frozen=True)
@@ -46,20 +53,57 @@ def calibrate_model(
 ) -> Calibrated:
     """Annotate `model` and calibrate every tensor it observes on `samples`."""
     config = config or QuantConfig()
-    if model.is_quantized:
-        raise TvmqError(f"{model.source}: already quantized")
-    annotation = annotate(
-        model.mod, config.skip_ops, config.skip_names, config.symmetric_activations
-    )
-    if not annotation.ops:
-        raise TvmqError(f"{model.source}: no operator that tvmq can quantize")
+    if config.mode != "static":
+        raise TvmqError(f"mode {config.mode} needs no calibration: use quantize_model")
+    annotation = _annotate(model, config)
     ranges = calibrate(model.mod, annotation, samples, model.inputs, config, origin)
     fixed = {op.output: SOFTMAX_OUTPUT for op in annotation.ops if op.kind == "softmax"}
+    wide = _int16_tensors(annotation, config)
     params = [
-        fixed.get(var) or activation_params(low, high, config)
+        fixed.get(var) or activation_params(low, high, config, "int16" if var in wide else "int8")
         for var, (low, high) in zip(annotation.observed, ranges, strict=True)
     ]
     return Calibrated(model, config, annotation, ranges, params)
+
+
+def _int16_tensors(annotation: Annotation, config: QuantConfig) -> set:
+    """Tensors held in int16: all, or the inputs and outputs of the layers named."""
+    return {
+        var
+        for op in annotation.ops
+        if config.int16_activations or op.name in config.int16_names
+        for var in (*op.inputs, op.output)
+    }
+
+
+def _annotate(model: Model, config: QuantConfig) -> Annotation:
+    if config.mode not in MODES:
+        raise TvmqError(f"unknown quantization mode '{config.mode}' (known: {', '.join(MODES)})")
+    if model.is_quantized:
+        raise TvmqError(f"{model.source}: already quantized")
+    annotation = annotate(
+        model.mod,
+        config.skip_ops,
+        config.skip_names,
+        config.symmetric_activations,
+        None if config.int16_activations else config.int16_names,
+    )
+    if config.mode != "static":
+        annotation = annotation.weighted_only()
+    if not annotation.ops:
+        raise TvmqError(f"{model.source}: no operator that tvmq can quantize")
+    return annotation
+
+
+def _sources(model: Model, annotation: Annotation) -> dict[str, str]:
+    """The source file's node behind each op and observed tensor (by Relax name): the
+    node of the op's core (a conv's, not its fused relu's), a model input's own
+    name, or '' when the frontend recorded none."""
+    names = model.source_names
+    sources = {var.name: names.get(var.name, var.name) for var in annotation.observed}
+    for op in annotation.ops:
+        sources[op.name] = sources[op.output.name] = names.get(op.name, "")
+    return sources
 
 
 def float_graph_hash(model: Model) -> str:
@@ -76,15 +120,20 @@ def convert_model(calibrated: Calibrated, fallback: dict[str, str] | None = None
     params = [calibrated.params[chosen[var]] for var in annotation.observed]
     mod, weights = convert(calibrated.model.mod, annotation, params, calibrated.config)
     config, labels = calibrated.config, full.labels()
+    sources = _sources(calibrated.model, full)
     kinds = {op.name: op.kind for op in full.ops}
     report = {
         "float_graph_hash": float_graph_hash(calibrated.model),
+        "mode": config.mode,
         "calibrator": config.calibrator,
         "per_channel": config.per_channel,
         "symmetric_activations": config.symmetric_activations,
+        "int16_activations": config.int16_activations,
+        "int16_layers": sorted(config.int16_names),
         "power_of_two": config.power_of_two,
         "quantized_ops": [
-            {"name": op.name, "kind": op.kind, "layer": op.label} for op in annotation.ops
+            {"name": op.name, "kind": op.kind, "layer": op.label, "source": sources[op.name]}
+            for op in annotation.ops
         ],
         "skipped_ops": [
             {"name": name, "kind": kind, "reason": reason} for name, kind, reason in full.skipped
@@ -94,9 +143,11 @@ def convert_model(calibrated: Calibrated, fallback: dict[str, str] | None = None
             {
                 "name": var.name,
                 "layer": labels[var.name],
+                "source": sources[var.name],
                 "range": list(calibrated.ranges[chosen[var]]),
                 "scale": float(p.scale),
                 "zero_point": p.zero_point,
+                "dtype": p.dtype,
             }
             for var, p in zip(annotation.observed, params, strict=True)
         ],
@@ -111,11 +162,47 @@ def convert_model(calibrated: Calibrated, fallback: dict[str, str] | None = None
     )
 
 
+def quantize_weights(model: Model, config: QuantConfig) -> Model:
+    """`model` with int8 weights for the dynamic and weight-only modes (no calibration)."""
+    annotation = _annotate(model, config)
+    sources = _sources(model, annotation)
+    mod, weights = convert(model.mod, annotation, [], config)
+    report = {
+        "float_graph_hash": float_graph_hash(model),
+        "mode": config.mode,
+        "per_channel": config.per_channel,
+        "power_of_two": config.power_of_two,
+        "quantized_ops": [
+            {"name": op.name, "kind": op.kind, "layer": op.label, "source": sources[op.name]}
+            for op in annotation.ops
+        ],
+        "skipped_ops": [
+            {"name": name, "kind": kind, "reason": reason}
+            for name, kind, reason in annotation.skipped
+        ],
+        "tensors": [],
+    }
+    suffix = "dynamic" if config.mode == "dynamic" else "w8"
+    return dataclasses.replace(
+        model,
+        name=f"{model.name}_{suffix}",
+        mod=mod,
+        params={name: w.values for name, w in weights.items()},
+        quantization=report,
+    )
+
+
 def quantize_model(
     model: Model,
-    samples: Iterable[Sequence[np.ndarray]],
+    samples: Iterable[Sequence[np.ndarray]] | None = None,
     config: QuantConfig | None = None,
     origin: str = "calibration data",
 ) -> Model:
-    """An int8 version of float `model`, calibrated on `samples` (each a list of inputs)."""
+    """A quantized version of float `model`; static mode (the default) calibrates on
+    `samples` (each a list of inputs), the other modes need none."""
+    config = config or QuantConfig()
+    if config.mode != "static":
+        return quantize_weights(model, config)
+    if samples is None:
+        raise TvmqError("static quantization needs calibration samples")
     return convert_model(calibrate_model(model, samples, config, origin))

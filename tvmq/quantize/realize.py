@@ -7,12 +7,22 @@ kernel TFLite Micro runs for it, so results match TFLite Micro bit for bit:
 
 - conv2d (grouped and depthwise too) and matmul/dense: int8 x int8 -> int32
   accumulation, int32 bias with the input zero point folded in, per-channel
-  requantization, fused activation as a clamp;
-- add: TFLite's rescale of both inputs to a common 2**20-scaled domain;
+  requantization, fused activation as a clamp; with int16 inputs (TFLite's 16x8
+  scheme) int64 accumulation and bias, and TFLite's 64-bit requantization;
+- add: TFLite's rescale of both inputs to a common 2**20-scaled domain (2**15
+  for int16 outputs);
+- mul: the product of both centred inputs, requantized by s_a * s_b / s_out;
+- concat: each input requantized to the output's parameters (a plain copy when
+  they are equal, as TFLite requires), then an integer concat;
 - average pooling: integer sums divided with round-half-away-from-zero;
 - softmax over the last axis (int8 in, scale 1/256 and zero point -128 out):
   TFLite's fixed-point exp and reciprocal (:mod:`tvmq.quantize.softmax`);
-- quantize(dequantize(x)) with new parameters: an integer requantize.
+- quantize(dequantize(x)) with new parameters: an integer requantize;
+- conv2d and matmul whose input is quantized at run time (dynamic mode): integer
+  accumulation, then a float rescale by input scale x weight scale, as ONNX
+  Runtime's ConvInteger/MatMulInteger followed by its scale multiply.
+
+Weights dequantized into a float op (weight-only mode) stay as they are.
 
 Islands that match no rule stay float between their quantize/dequantize, which
 is always correct, never a crash.
@@ -47,7 +57,7 @@ PASSTHROUGH_OPS = (
 )
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 # TFLite Micro's add rescales int8 inputs by 2**20 before summing (add.cc).
-ADD_LEFT_SHIFT = 20
+ADD_LEFT_SHIFT = {"int8": 20, "uint8": 20, "int16": 15}
 
 
 def has_qdq(mod: tvm.IRModule) -> bool:
@@ -171,6 +181,8 @@ class _Realizer(PyExprMutator):
             realized = self._average_pool(call)
         elif name in PASSTHROUGH_OPS:
             realized = self._passthrough(call)
+        elif name in ("relax.nn.conv2d", "relax.matmul"):
+            realized = self._dynamic(call)
         return call if realized is None else realized
 
     # -- graph walking ---------------------------------------------------
@@ -193,6 +205,16 @@ class _Realizer(PyExprMutator):
             return None
         dtype = str(call.args[0].ty.dtype)
         return _QuantizedActivation(call.args[0], float(scale), int(zero_point), dtype)
+
+    def _dynamically_quantized(self, expr) -> tuple[relax.Expr, relax.Expr, relax.Expr] | None:
+        """(int8 data, scale, zero point) of a dequantize whose parameters are tensors
+        computed at run time."""
+        name, call = self._producer_op(expr)
+        if name != "relax.dequantize" or _scalar(call.args[1]) is not None:
+            return None
+        if str(call.args[0].ty.dtype) != "int8" or len(call.args[1].ty.shape) != 0:
+            return None
+        return call.args[0], call.args[1], call.args[2]
 
     def _quantized_constant(self, expr) -> _QuantizedConstant | None:
         """Follow reshape/permute_dims around dequantize(constant) back to integers."""
@@ -251,6 +273,10 @@ class _Realizer(PyExprMutator):
                 name, producer, bias = core_name, core, producer.args[1]
             else:
                 return self._add(producer, out, low, high)
+        if name == "relax.multiply":
+            return self._mul(producer, out, low, high)
+        if name == "relax.concat" and not fused_activation:
+            return self._concat(producer, out)
         if name in ("relax.nn.avg_pool2d", "relax.mean"):
             return self._pool(producer, out)
         if name == "relax.nn.conv2d":
@@ -299,7 +325,7 @@ class _Realizer(PyExprMutator):
                 groups=attrs.groups,
                 data_layout=attrs.data_layout,
                 kernel_layout=attrs.kernel_layout,
-                out_dtype="int32",
+                out_dtype=_accumulator_dtype(x),
             )
         )
         channel_axis = str(attrs.out_layout).index("C")
@@ -318,7 +344,7 @@ class _Realizer(PyExprMutator):
         if weight_scale is None:
             return None
         accumulator = self.ints.emit(
-            relax.op.matmul(x.data, relax.const(weight.values), out_dtype="int32")
+            relax.op.matmul(x.data, relax.const(weight.values), out_dtype=_accumulator_dtype(x))
         )
         ndim = len(_shape(matmul))
         weight_sums = weight.values.astype(np.int64).sum(axis=0)
@@ -334,24 +360,36 @@ class _Realizer(PyExprMutator):
         bias_scale = np.float64(x.scale) * weight_scale.astype(np.float64)
         bias_values = np.zeros(channels, np.int64)
         if bias is not None:
-            bias_values = self._bias_values(bias, bias_scale, channels)
+            bias_values = self._bias_values(
+                bias, bias_scale, channels, _accumulator_dtype(x) == "int64"
+            )
             if bias_values is None:
                 return None
         channel_shape = [1] * ndim
         channel_shape[channel_axis] = channels
         folded_bias = bias_values - x.zero_point * weight_sums
+        wide = _accumulator_dtype(x) == "int64"
         accumulator = self.ints.emit(
-            relax.op.add(accumulator, self.ints.const(folded_bias, "int32", channel_shape))
+            relax.op.add(
+                accumulator,
+                self.ints.const(folded_bias, "int64" if wide else "int32", channel_shape),
+            )
         )
         multiplier, shift = quantize_multipliers(bias_scale / np.float64(out.scale))
         if np.all(multiplier == multiplier[0]) and np.all(shift == shift[0]):
             multiplier, shift = multiplier[:1], shift[:1]
-        scaled = self.ints.multiply_by_quantized_multiplier(
-            accumulator, multiplier, shift, channel_shape
+        requantize = (
+            self.ints.multiply_by_quantized_multiplier_int64
+            if wide
+            else self.ints.multiply_by_quantized_multiplier
         )
+        scaled = requantize(accumulator, multiplier, shift, channel_shape)
         return self._output(scaled, out, low, high)
 
-    def _bias_values(self, bias, bias_scale: np.ndarray, channels: int) -> np.ndarray | None:
+    def _bias_values(
+        self, bias, bias_scale: np.ndarray, channels: int, wide: bool
+    ) -> np.ndarray | None:
+        """Integer bias at `bias_scale`: int32, or int64 for int16 inputs (`wide`)."""
         quantized = self._quantized_constant(bias)
         if quantized is not None and quantized.values.size == channels:
             # TFLite stores int32 biases at input_scale * weight_scale: take them as they are.
@@ -363,6 +401,8 @@ class _Realizer(PyExprMutator):
             if real is None or real.size != channels:
                 return None
         rounded = np.round(real.astype(np.float64).ravel() / bias_scale)
+        if wide:
+            return rounded.astype(np.int64)
         return np.clip(rounded, INT32_MIN, INT32_MAX).astype(np.int64)
 
     def _output(self, scaled, out, low, high) -> relax.Expr:
@@ -373,22 +413,62 @@ class _Realizer(PyExprMutator):
         a, b = self._dequantized(add.args[0]), self._dequantized(add.args[1])
         if a is None or b is None:
             return None
+        left_shift = ADD_LEFT_SHIFT.get(out.dtype)
+        if left_shift is None:
+            return None
         twice_max = 2 * max(np.float64(a.scale), np.float64(b.scale))
         scaled = []
         for operand in (a, b):
             multiplier, shift = quantize_multiplier(np.float64(operand.scale) / twice_max)
             centred = self.ints.centre(operand.data, operand.zero_point)
             shifted = self.ints.emit(
-                relax.op.multiply(centred, self.ints.const(1 << ADD_LEFT_SHIFT, "int32"))
+                relax.op.multiply(centred, self.ints.const(1 << left_shift, "int32"))
             )
             scaled.append(self.ints.multiply_by_quantized_multiplier(shifted, multiplier, shift))
         total = self.ints.emit(relax.op.add(scaled[0], scaled[1]))
         multiplier, shift = quantize_multiplier(
-            twice_max / ((1 << ADD_LEFT_SHIFT) * np.float64(out.scale))
+            twice_max / ((1 << left_shift) * np.float64(out.scale))
         )
         return self._output(
             self.ints.multiply_by_quantized_multiplier(total, multiplier, shift), out, low, high
         )
+
+    def _mul(self, mul, out, low, high) -> relax.Expr | None:
+        """TFLite's MulElementwise: (a - za) * (b - zb) in int32, requantized by
+        s_a * s_b / s_out (broadcasting as numpy does)."""
+        a, b = self._dequantized(mul.args[0]), self._dequantized(mul.args[1])
+        if a is None or b is None:
+            return None
+        product = self.ints.emit(
+            relax.op.multiply(
+                self.ints.centre(a.data, a.zero_point), self.ints.centre(b.data, b.zero_point)
+            )
+        )
+        multiplier, shift = quantize_multiplier(
+            np.float64(a.scale) * np.float64(b.scale) / np.float64(out.scale)
+        )
+        scaled = self.ints.multiply_by_quantized_multiplier(product, multiplier, shift)
+        return self._output(scaled, out, low, high)
+
+    def _concat(self, concat: relax.Call, out: _QuantizedActivation) -> relax.Expr | None:
+        """Concatenate integers: inputs whose parameters differ from the output's are
+        requantized to them first (TFLite's QUANTIZE int8 -> int8 arithmetic)."""
+        fields = concat.args[0]
+        if isinstance(fields, relax.Var):
+            fields = self._producer(fields)
+        if not isinstance(fields, relax.Tuple):
+            return None
+        parts = []
+        for field in fields.fields:
+            x = self._dequantized(field)
+            if x is None:
+                return None
+            same = (np.float32(x.scale), x.zero_point) == (np.float32(out.scale), out.zero_point)
+            if same and x.dtype == out.dtype:
+                parts.append(x.data)
+            else:
+                parts.append(self.ints.emit(self._rescale(x.data, x, out)))
+        return relax.op.concat(parts, axis=concat.attrs.axis)
 
     def _softmax(self, softmax: relax.Call, out: _QuantizedActivation) -> relax.Expr | None:
         """int8 softmax over the last axis into TFLite's fixed output parameters."""
@@ -416,6 +496,54 @@ class _Realizer(PyExprMutator):
         centred = self.ints.centre(values, x.zero_point)
         scaled = self.ints.multiply_by_quantized_multiplier(centred, multiplier, shift)
         return self._output(scaled, out, *_activation_range(out.dtype))
+
+    def _dynamic(self, call: relax.Call) -> relax.Expr | None:
+        """A weighted op on a run-time quantized input: (x - zero point) as int16 times
+        int8 weights into int32, then float32 * (input scale * weight scale)."""
+        x = self._dynamically_quantized(call.args[0])
+        weight = self._quantized_constant(call.args[1])
+        if x is None or weight is None or np.any(weight.zero_point != 0):
+            return None
+        data, scale, zero_point = x
+        # Centred values span [-255, 255]: int16 holds them, and padding with zeros
+        # then adds nothing, as padding with the zero point does in ONNX Runtime.
+        centred = self.ints.emit(
+            relax.op.subtract(self.ints.cast(data, "int16"), relax.op.astype(zero_point, "int16"))
+        )
+        if _op_name(call) == "relax.nn.conv2d":
+            attrs = call.attrs
+            if str(attrs.out_layout) != str(attrs.data_layout):
+                return None
+            out_axis = str(attrs.kernel_layout).index("O")
+            channel_axis = str(attrs.out_layout).index("C")
+            accumulator = relax.op.nn.conv2d(
+                centred,
+                relax.const(weight.values),
+                strides=attrs.strides,
+                padding=attrs.padding,
+                dilation=attrs.dilation,
+                groups=attrs.groups,
+                data_layout=attrs.data_layout,
+                kernel_layout=attrs.kernel_layout,
+                out_dtype="int32",
+            )
+        else:
+            if weight.values.ndim != 2:
+                return None
+            out_axis, channel_axis = 1, len(_shape(call)) - 1
+            accumulator = relax.op.matmul(centred, relax.const(weight.values), out_dtype="int32")
+        weight_scale = weight.per_channel(out_axis)
+        if weight_scale is None:
+            return None
+        channel_shape = [1] * len(_shape(call))
+        channel_shape[channel_axis] = weight_scale.size
+        scales = self.ints.emit(
+            relax.op.multiply(
+                scale, self.ints.const(weight_scale.astype(np.float32), "float32", channel_shape)
+            )
+        )
+        real = self.ints.cast(self.ints.emit(accumulator), "float32")
+        return relax.op.multiply(real, scales)
 
     def _passthrough(self, call: relax.Call) -> relax.Expr | None:
         """op(dequantize(x)) -> dequantize(op(x)) for ops that commute with it."""
@@ -500,6 +628,11 @@ class _Realizer(PyExprMutator):
             return None
         averaged = self.ints.rounding_divide(*pooled)
         return self.ints.saturate(averaged, *_activation_range(out_dtype), out_dtype)
+
+
+def _accumulator_dtype(x: _QuantizedActivation) -> str:
+    """int32 sums for 8-bit inputs; int64 for int16 ones (TFLite's 16x8 kernels)."""
+    return "int64" if x.dtype == "int16" else "int32"
 
 
 def _window_counts(attrs, in_shape, out_shape, layout) -> np.ndarray:

@@ -3,6 +3,8 @@
 Defaults follow the TFLite quantization spec: activations int8 asymmetric per
 tensor, weights int8 symmetric in [-127, 127] per output channel, biases int32 at
 input_scale * weight_scale (biases are rounded when the graph is realized).
+16-bit activations follow TFLite's 16x8 scheme: int16 symmetric (zero point 0),
+weights still int8, int64 biases and accumulators.
 """
 
 from __future__ import annotations
@@ -15,11 +17,16 @@ import numpy as np
 from tvmq.errors import TvmqError
 from tvmq.quantize.softmax import OUTPUT_SCALE, OUTPUT_ZERO_POINT
 
+# static: calibrated int8 activations; dynamic: activation scales computed per
+# inference; weight-only: int8 weights, float activations.
+MODES = ("static", "dynamic", "weight-only")
+
 
 @dataclass(frozen=True)
 class QuantConfig:
     """User choices for one quantization run."""
 
+    mode: str = "static"
     calibrator: str = "mse"
     calibrator_options: dict = field(default_factory=dict)
     per_channel: bool = True
@@ -27,12 +34,16 @@ class QuantConfig:
     power_of_two: bool = False
     skip_ops: frozenset[str] = frozenset()
     skip_names: frozenset[str] = frozenset()
+    # int16 activations everywhere, or only around the layers named here.
+    int16_activations: bool = False
+    int16_names: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
 class ActivationParams:
     scale: np.float32
     zero_point: int
+    dtype: str = "int8"
 
 
 # TFLite fixes softmax outputs at [0, 1) in steps of 1/256, whatever calibration saw.
@@ -43,11 +54,19 @@ def _power_of_two(scale: float) -> float:
     return 2.0 ** math.ceil(math.log2(scale))
 
 
-def activation_params(low: float, high: float, config: QuantConfig) -> ActivationParams:
-    """Scale and zero point covering [low, high] (widened to include zero)."""
+def activation_params(
+    low: float, high: float, config: QuantConfig, dtype: str = "int8"
+) -> ActivationParams:
+    """Scale and zero point covering [low, high] (widened to include zero); int16
+    is symmetric with zero point 0, as in TFLite's 16x8 scheme."""
     if not (np.isfinite(low) and np.isfinite(high)):
         raise TvmqError(f"calibrated range [{low}, {high}] is not finite")
     low, high = min(low, 0.0), max(high, 0.0)
+    if dtype == "int16":
+        scale = max(abs(low), abs(high)) / 32767.0 or 1.0
+        if config.power_of_two:
+            scale = _power_of_two(scale)
+        return ActivationParams(np.float32(scale), 0, "int16")
     qmin, qmax = -128, 127
     if config.symmetric_activations:
         scale = max(abs(low), abs(high)) / 127.0 or 1.0
