@@ -39,7 +39,72 @@ def dense_dot_product(lanes: int, depth: int) -> str:
     return name
 
 
+def depthwise_product(height: int, width: int) -> str:
+    """Intrinsic for a (`height` x `width`) depthwise window over 4 channels."""
+    name = f"tvmq_dw_s8x4_{height}x{width}"
+    if name not in _registered:
+        TensorIntrin.register(name, *_depthwise_functions(height, width))
+        _registered.add(name)
+    return name
+
+
 _registered: set[str] = set()
+DEPTHWISE_LANES = 4
+
+
+def _depthwise_functions(height: int, width: int):
+    kh, kw, n = T.int64(height), T.int64(width), T.int64(DEPTHWISE_LANES)
+    one, zero = T.int64(1), T.int64(0)
+
+    @T.prim_func(s_tir=True)
+    def desc(x: T.handle, w: T.handle, acc: T.handle) -> None:
+        X = T.match_buffer(x, (one, kh, kw, n), "int8", offset_factor=1)
+        W = T.match_buffer(w, (kh, kw, n, one), "int8", offset_factor=1)
+        C = T.match_buffer(acc, (one, one, one, n), "int32", offset_factor=1)
+        with T.sblock("root"):
+            T.reads(C[0, 0, 0, 0:n], X[0, 0:kh, 0:kw, 0:n], W[0:kh, 0:kw, 0:n, 0])
+            T.writes(C[0, 0, 0, 0:n])
+            for r, c, _u, j in T.grid(kh, kw, one, n):
+                with T.sblock("update"):
+                    vj, vr, vc = T.axis.remap("SRR", [j, r, c])
+                    C[zero, zero, zero, vj] = C[zero, zero, zero, vj] + T.Cast(
+                        "int32", X[zero, vr, vc, vj]
+                    ) * T.Cast("int32", W[vr, vc, vj, zero])
+
+    @T.prim_func(s_tir=True)
+    def impl(x: T.handle, w: T.handle, acc: T.handle) -> None:
+        sx0, sx1, sx2 = T.int64(), T.int64(), T.int64()
+        sw0, sw1 = T.int64(), T.int64()
+        sc0, sc1, sc2 = T.int64(), T.int64(), T.int64()
+        X = T.match_buffer(
+            x, (one, kh, kw, n), "int8", strides=[sx0, sx1, sx2, one], offset_factor=1
+        )
+        W = T.match_buffer(
+            w, (kh, kw, n, one), "int8", strides=[sw0, sw1, one, one], offset_factor=1
+        )
+        C = T.match_buffer(
+            acc, (one, one, one, n), "int32", strides=[sc0, sc1, sc2, one], offset_factor=1
+        )
+        with T.sblock("root"):
+            T.reads(C[0, 0, 0, 0:n], X[0, 0:kh, 0:kw, 0:n], W[0:kh, 0:kw, 0:n, 0])
+            T.writes(C[0, 0, 0, 0:n])
+            T.evaluate(
+                T.call_extern(
+                    "int32",
+                    "tvmq_dw_s8x4",
+                    C.access_ptr("rw"),
+                    X.access_ptr("r"),
+                    W.access_ptr("r"),
+                    T.int32(height),
+                    T.int32(width),
+                    T.Cast("int32", sx1),
+                    T.Cast("int32", sx2),
+                    T.Cast("int32", sw0),
+                    T.Cast("int32", sw1),
+                )
+            )
+
+    return desc, impl
 
 
 def _call(lanes: int, depth: int, acc, a, b, b_stride):

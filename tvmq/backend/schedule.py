@@ -60,6 +60,8 @@ def dot_product_schedule(func: tvm.tirx.PrimFunc) -> ScheduledKernel:
     if len(reductions) != 1:
         raise NotADotProduct
     block = reductions[0]
+    if _is_depthwise(sch, block):
+        return ScheduledKernel(_depthwise_schedule(sch, block))
     position, axes = _output_channel_major(sch, func, block)
     shape = [int(d) for d in func.params[position].ty.shape]
     shape = [shape[a] for a in axes]
@@ -81,6 +83,39 @@ def dot_product_schedule(func: tvm.tirx.PrimFunc) -> ScheduledKernel:
     sch.tensorize(channel_in_block, intrinsic)
     layouts = {} if axes == tuple(range(len(axes))) else {position: axes}
     return ScheduledKernel(sch.mod["main"], layouts)
+
+
+def _is_depthwise(sch: s_tir.Schedule, block) -> bool:
+    """An NHWC depthwise conv: weights read as [filter row, column, channel, 0]."""
+    stmt = sch.get(block)
+    kinds = [int(v.iter_type) for v in stmt.iter_vars]
+    if kinds != [SPATIAL] * 4 + [REDUCE] * 3:
+        return False
+    channel, row, column, multiplier = (v.var for v in stmt.iter_vars[3:])
+    return any(
+        len(region.region) == 4
+        and all(
+            r.min.same_as(v)
+            for r, v in zip(region.region, (row, column, channel, multiplier), strict=True)
+        )
+        for region in stmt.reads
+    )
+
+
+def _depthwise_schedule(sch: s_tir.Schedule, block) -> tvm.tirx.PrimFunc:
+    """Channels in blocks of four, each block's window one SIMD call."""
+    from tvmq.backend.intrinsics import DEPTHWISE_LANES, depthwise_product
+
+    _, _, _, channel, row, column, multiplier = sch.get_loops(block)
+    extents = [int(sch.get(loop).extent) for loop in (channel, row, column, multiplier)]
+    if extents[0] % DEPTHWISE_LANES or extents[3] != 1 or min(extents[1:3]) < 2:
+        raise NotADotProduct
+    block_of_channels, channel_in_block = sch.split(channel, [None, DEPTHWISE_LANES])
+    sch.reorder(block_of_channels, row, column, multiplier, channel_in_block)
+    _fuse_epilogue_at(sch, block, block_of_channels)
+    sch.decompose_reduction(block, row)
+    sch.tensorize(row, depthwise_product(extents[1], extents[2]))
+    return sch.mod["main"]
 
 
 def _output_channel_major(

@@ -6,6 +6,9 @@
  * and reused N times. The pointers are void * because TVM declares the functions
  * it calls that way (its declaration follows this one and agrees with it).
  *
+ * tvmq_dw_s8x4(acc, x, w, kh, kw, x_row, x_col, w_row, w_col): a depthwise window
+ * for four channels; the strides are in bytes between window rows and columns.
+ *
  * Three implementations of the same arithmetic, chosen by the compiler's feature
  * macros: Helium (MVE, Cortex-M55: 16 multiply-accumulates per VMLADAVA), the DSP
  * extension (Cortex-M4/M7/M33: SXTB16 + SMLAD, two per instruction), and plain C
@@ -36,6 +39,21 @@
     _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) acc[j] = sum[j];                                         \
     return 0;                                                                            \
   }
+
+
+/* Depthwise: acc[j] += sum over the kh x kw window of x[r, c, j] * w[r, c, j], j < 4. */
+static inline int32_t tvmq_dw_s8x4(void *acc_, void *x_, void *w_, int32_t kh, int32_t kw,
+                                   int32_t x_row, int32_t x_col, int32_t w_row, int32_t w_col) {
+  int32_t *acc = acc_;
+  const int8_t *x = x_, *w = w_;
+  int32x4_t sum = vldrwq_s32(acc);
+  for (int32_t r = 0; r < kh; ++r)
+    for (int32_t c = 0; c < kw; ++c)
+      sum = vaddq_s32(sum, vmulq_s32(vldrbq_s32(x + r * x_row + c * x_col),
+                                     vldrbq_s32(w + r * w_row + c * w_col)));
+  vstrwq_s32(acc, sum);
+  return 0;
+}
 
 #elif defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
 #include <arm_acle.h>
@@ -78,6 +96,29 @@ static inline int16x2_t tvmq_sxtb16_ror8(int32_t x) {
     return 0;                                                                            \
   }
 
+
+/* Depthwise: acc[j] += sum over the kh x kw window of x[r, c, j] * w[r, c, j], j < 4.
+   Lanes (0, 2) and (1, 3) are widened apart; SMLABB / SMLATT multiply-accumulate each. */
+static inline int32_t tvmq_dw_s8x4(void *acc_, void *x_, void *w_, int32_t kh, int32_t kw,
+                                   int32_t x_row, int32_t x_col, int32_t w_row, int32_t w_col) {
+  int32_t *acc = acc_;
+  const int8_t *x = x_, *w = w_;
+  int32_t s0 = acc[0], s1 = acc[1], s2 = acc[2], s3 = acc[3];
+  for (int32_t r = 0; r < kh; ++r)
+    for (int32_t c = 0; c < kw; ++c) {
+      int32_t vx = tvmq_load_s8x4(x + r * x_row + c * x_col);
+      int32_t vw = tvmq_load_s8x4(w + r * w_row + c * w_col);
+      int16x2_t x_even = __sxtb16(vx), w_even = __sxtb16(vw);
+      int16x2_t x_odd = tvmq_sxtb16_ror8(vx), w_odd = tvmq_sxtb16_ror8(vw);
+      s0 = __smlabb(x_even, w_even, s0);
+      s2 = __smlatt(x_even, w_even, s2);
+      s1 = __smlabb(x_odd, w_odd, s1);
+      s3 = __smlatt(x_odd, w_odd, s3);
+    }
+  acc[0] = s0, acc[1] = s1, acc[2] = s2, acc[3] = s3;
+  return 0;
+}
+
 #else
 
 #define TVMQ_DOT_DEFINE(N)                                                              \
@@ -92,6 +133,19 @@ static inline int16x2_t tvmq_sxtb16_ror8(int32_t x) {
     }                                                                                    \
     return 0;                                                                            \
   }
+
+
+/* Depthwise: acc[j] += sum over the kh x kw window of x[r, c, j] * w[r, c, j], j < 4. */
+static inline int32_t tvmq_dw_s8x4(void *acc_, void *x_, void *w_, int32_t kh, int32_t kw,
+                                   int32_t x_row, int32_t x_col, int32_t w_row, int32_t w_col) {
+  int32_t *acc = acc_;
+  const int8_t *x = x_, *w = w_;
+  for (int32_t r = 0; r < kh; ++r)
+    for (int32_t c = 0; c < kw; ++c)
+      for (int j = 0; j < 4; ++j)
+        acc[j] += (int32_t)x[r * x_row + c * x_col + j] * w[r * w_row + c * w_col + j];
+  return 0;
+}
 
 #endif
 
