@@ -169,6 +169,7 @@ def small_schedule(func: tvm.tirx.PrimFunc) -> tvm.tirx.PrimFunc:
     for block in reductions:
         _fuse_epilogue(sch, block)
     if not reductions:
+        _split_padding(sch)
         _compute_at_output(sch)
     return sch.mod["main"]
 
@@ -237,6 +238,16 @@ def _fuse_epilogue_at(sch: s_tir.Schedule, block, loop) -> None:
             break
         loop = sch.get_loops(consumer)[-1]
         moved.add(sch.get(consumer).name_hint)
+
+
+def _split_padding(sch: s_tir.Schedule) -> None:
+    """A pad becomes a fill with the pad value and a copy of the interior: two
+    branch-free loops (memset and memcpy to the C compiler) instead of a bounds
+    check per element."""
+    for block in _blocks(sch):
+        loop = sch.get_loops(block)[0]
+        if sch.can_decompose_padding(block, loop):
+            sch.decompose_padding(block, loop)
 
 
 def _compute_at_output(sch: s_tir.Schedule) -> None:
