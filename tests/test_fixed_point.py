@@ -43,15 +43,33 @@ def test_quantize_multiplier(real, expected):
     assert quantize_multiplier(real) == expected
 
 
+def _multipliers(reals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pairs = [quantize_multiplier(float(r)) for r in reals]
+    return np.array([m for m, _ in pairs]), np.array([s for _, s in pairs])
+
+
 def test_multiply_by_quantized_multiplier_matches_tflite_bit_for_bit():
     rng = np.random.default_rng(11)
     channels = 48
     reals = np.concatenate([rng.uniform(1e-6, 0.99, channels - 4), [0.5, 1.5, 3.0, 0.0001]])
-    pairs = [quantize_multiplier(float(r)) for r in reals]
-    multipliers = np.array([m for m, _ in pairs])
-    shifts = np.array([s for _, s in pairs])
     edges = np.array([0, 1, -1, 2**20, -(2**20), 2**28 - 1, -(2**28)], np.int64)
     values = np.concatenate([edges, rng.integers(-(2**28), 2**28, 500)]).astype(np.int32)
+    assert_requantization_matches_tflite(values, *_multipliers(reals))
+
+
+def test_single_rounding_form_matches_tflite_over_the_whole_int32_range():
+    """Multipliers below one half take the one-constant, high-word form."""
+    rng = np.random.default_rng(12)
+    reals = np.concatenate([rng.uniform(1e-9, 0.4999, 44), [0.25, 2.0**-20, 0.49999, 1e-7]])
+    multipliers, shifts = _multipliers(reals)
+    assert (shifts <= -1).all()
+    edges = np.array([0, 1, -1, 2**31 - 1, -(2**31), 2**30, -(2**30), 12345, -12345], np.int64)
+    values = np.concatenate([edges, rng.integers(-(2**31), 2**31, 400)]).astype(np.int32)
+    assert_requantization_matches_tflite(values, multipliers, shifts)
+
+
+def assert_requantization_matches_tflite(values, multipliers, shifts) -> None:
+    channels = len(multipliers)
     values = np.repeat(values[:, None], channels, axis=1)
 
     builder = relax.BlockBuilder()
