@@ -78,7 +78,8 @@ def dot_product_schedule(func: tvm.tirx.PrimFunc) -> ScheduledKernel:
     block_of_channels, channel_in_block = sch.split(channels, [None, lanes])
     if first_reduction is not None:
         sch.reorder(block_of_channels, first_reduction, channel_in_block)
-    _fuse_epilogue_at(sch, block, block_of_channels)
+    if not _fuse_epilogue_at(sch, block, block_of_channels):
+        raise NotADotProduct  # an epilogue left behind would need whole-tensor scratch
     sch.decompose_reduction(block, first_reduction or channel_in_block)
     sch.tensorize(channel_in_block, intrinsic)
     layouts = {} if axes == tuple(range(len(axes))) else {position: axes}
@@ -112,7 +113,8 @@ def _depthwise_schedule(sch: s_tir.Schedule, block) -> tvm.tirx.PrimFunc:
         raise NotADotProduct
     block_of_channels, channel_in_block = sch.split(channel, [None, DEPTHWISE_LANES])
     sch.reorder(block_of_channels, row, column, multiplier, channel_in_block)
-    _fuse_epilogue_at(sch, block, block_of_channels)
+    if not _fuse_epilogue_at(sch, block, block_of_channels):
+        raise NotADotProduct  # an epilogue left behind would need whole-tensor scratch
     sch.decompose_reduction(block, row)
     sch.tensorize(row, depthwise_product(extents[1], extents[2]))
     return sch.mod["main"]
@@ -213,15 +215,17 @@ def _fuse_epilogue(sch: s_tir.Schedule, block) -> None:
         sch.decompose_reduction(block, loops[depth])
 
 
-def _fuse_epilogue_at(sch: s_tir.Schedule, block, loop) -> None:
+def _fuse_epilogue_at(sch: s_tir.Schedule, block, loop) -> bool:
     """Move the elementwise blocks after `block` under `loop`, one loop for them all.
 
     The first lands in a loop of its own over the elements `block` produced under
     `loop`; each next one goes inside that loop, so the steps between them are
-    single elements (registers), however many elements `loop` covers.
+    single elements (registers), however many elements `loop` covers. False when
+    a block could not follow (it then keeps its whole-tensor buffer).
     """
     moved = {sch.get(block).name_hint}
     shape = _written_shape(sch, block)
+    inner = None
     for consumer in _blocks(sch)[_position(sch, block) + 1 :]:
         producers = {sch.get(p).name_hint for p in sch.get_producers(consumer)}
         if not producers and _inlined(sch, consumer):
@@ -231,13 +235,25 @@ def _fuse_epilogue_at(sch: s_tir.Schedule, block, loop) -> None:
             or not producers <= moved
             or _written_shape(sch, consumer) != shape
         ):
-            break
-        try:
-            sch.reverse_compute_at(consumer, loop)
-        except ScheduleError:
-            break
-        loop = sch.get_loops(consumer)[-1]
+            return False
+        if not _compute_after(sch, consumer, [inner, loop]):
+            return False
+        inner = sch.get_loops(consumer)[-1]
         moved.add(sch.get(consumer).name_hint)
+    return True
+
+
+def _compute_after(sch: s_tir.Schedule, block, loops: list) -> bool:
+    """reverse_compute_at the first of `loops` that accepts `block`."""
+    for loop in loops:
+        if loop is None:
+            continue
+        try:
+            sch.reverse_compute_at(block, loop)
+        except ScheduleError:
+            continue
+        return True
+    return False
 
 
 def _split_padding(sch: s_tir.Schedule) -> None:
