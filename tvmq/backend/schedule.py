@@ -5,8 +5,10 @@ own (the requantization alone is twenty int32/int64 tensors the size of the
 output), which a microcontroller cannot hold. The default schedule computes each
 elementwise step right where one element of its input is ready, inlines padding
 into the reduction that reads it, and hoists the accumulator initialisation, so a
-kernel needs only registers beyond its input and output. Tuning (MetaSchedule)
-starts from kernels that are already small.
+kernel needs only registers beyond its input and output. Int8 convolutions,
+dense layers and depthwise windows additionally hand their reductions to SIMD
+micro-kernels (:mod:`tvmq.backend.intrinsics`). Tuning (MetaSchedule) starts
+from kernels that are already small.
 """
 
 from __future__ import annotations
