@@ -24,31 +24,30 @@ def conv_dot_product(lanes: int, width: int, channels: int) -> str:
     """Intrinsic for `lanes` output channels x one filter row (`width` x `channels`)
     of an NHWC convolution with OHWI weights."""
     name = f"tvmq_dot_s8_1x{lanes}_conv{width}x{channels}"
-    if name not in _registered:
-        TensorIntrin.register(name, *_conv_functions(lanes, width, channels))
-        _registered.add(name)
-    return name
+    return _registered_once(name, lambda: _conv_functions(lanes, width, channels))
 
 
 def dense_dot_product(lanes: int, depth: int) -> str:
     """Intrinsic for `lanes` output features of a dense layer with [N, K] weights."""
     name = f"tvmq_dot_s8_1x{lanes}_dense{depth}"
-    if name not in _registered:
-        TensorIntrin.register(name, *_dense_functions(lanes, depth))
-        _registered.add(name)
-    return name
+    return _registered_once(name, lambda: _dense_functions(lanes, depth))
 
 
 def depthwise_product(height: int, width: int) -> str:
     """Intrinsic for a (`height` x `width`) depthwise window over 4 channels."""
     name = f"tvmq_dw_s8x4_{height}x{width}"
-    if name not in _registered:
-        TensorIntrin.register(name, *_depthwise_functions(height, width))
-        _registered.add(name)
-    return name
+    return _registered_once(name, lambda: _depthwise_functions(height, width))
 
 
 _registered: set[str] = set()
+
+
+def _registered_once(name: str, functions) -> str:
+    """Register `name` with the (desc, impl) that `functions()` builds, once per process."""
+    if name not in _registered:
+        TensorIntrin.register(name, *functions())
+        _registered.add(name)
+    return name
 DEPTHWISE_LANES = 4
 
 
