@@ -73,3 +73,22 @@ def test_quantized_example_c_matches_host_build(tmp_path):
         np.testing.assert_allclose(library(x)[0], host(x)[0], rtol=1e-5, atol=1e-7)
     assert_plan_is_safe(compiled)
     assert library.build_id == compiled.build_id
+
+
+def test_convolutions_and_requantization_use_the_simd_kernels(tmp_path):
+    """Every int8 convolution and dense layer of an NHWC model (its first layer has one
+    input channel: a copied 10x4 window) is a dot-product call, depthwise layers (and
+    the average pool) a depthwise call; layers with a requantization do it in SIMD."""
+    model = load_model(shared_model("kws_dscnn_int8"))
+    compiled = emit_model(model, tmp_path / "model")
+    source = (tmp_path / "model" / "tvmq_kernels.c").read_text()
+    bodies = source.split("TVM_DLL void ")[1:]
+    kernels = {body.split("(")[0]: body for body in bodies if "{" in body.split(";")[0]}
+    heavy = [name for name in compiled.graph.kernels if "conv2d" in name or "matmul" in name]
+    assert len(heavy) >= 4
+    for name in heavy:
+        assert "tvmq_dot_s8_1x" in kernels[name] or "tvmq_dw_s8x4" in kernels[name], name
+    requantizing = [n for n in heavy if "requantize" in compiled.graph.kernels[n].script()]
+    assert len(requantizing) == len(heavy) - 1  # all but the average pool
+    for name in requantizing:
+        assert "tvmq_requant_s8x" in kernels[name], name

@@ -5,7 +5,7 @@ Files written (all compiled with ``-I<dir>``):
 - ``<name>.h`` / ``tvmq_model.c``: ``tvmq_<name>_run()`` on caller-owned buffers, the
   weights as one const blob (flash), the arena and the I/O buffers (RAM), and
   the ``tvmq_model`` descriptor of ``firmware/include/tvmq_model.h``;
-- ``tvmq_dot.h``: the SIMD micro-kernels the tensorized kernels call;
+- ``tvmq_dot.h``, ``tvmq_requant.h``: the SIMD micro-kernels the tensorized kernels call;
 - ``tvmq_runtime.c``: the three symbols TVM's code expects from a runtime, here
   without one (a static workspace pool, an error hook);
 - ``tvm/``, ``dlpack/``: the five TVM headers the kernels include (Apache-2.0).

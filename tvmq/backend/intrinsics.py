@@ -16,7 +16,7 @@ from tvm.s_tir import TensorIntrin
 from tvm.script import tirx as T
 
 KERNELS_DIR = Path(__file__).resolve().parent / "kernels"
-HEADERS = ("tvmq_dot.h",)
+HEADERS = ("tvmq_dot.h", "tvmq_requant.h")
 LANES = (4, 2, 1)  # output channels per call, as defined in tvmq_dot.h
 
 
@@ -25,6 +25,14 @@ def conv_dot_product(lanes: int, width: int, channels: int) -> str:
     of an NHWC convolution with OHWI weights."""
     name = f"tvmq_dot_s8_1x{lanes}_conv{width}x{channels}"
     return _registered_once(name, lambda: _conv_functions(lanes, width, channels))
+
+
+def conv_window_dot_product(lanes: int, height: int, width: int, channels: int) -> str:
+    """Intrinsic for `lanes` output channels x a whole (`height` x `width` x `channels`)
+    filter window, read from a contiguous copy of the input window (im2col of one
+    pixel): for filters whose rows are too short to fill a SIMD register."""
+    name = f"tvmq_dot_s8_1x{lanes}_window{height}x{width}x{channels}"
+    return _registered_once(name, lambda: _window_functions(lanes, height, width, channels))
 
 
 def dense_dot_product(lanes: int, depth: int) -> str:
@@ -39,6 +47,14 @@ def depthwise_product(height: int, width: int) -> str:
     return _registered_once(name, lambda: _depthwise_functions(height, width))
 
 
+def requantize(lanes: int, rank: int) -> str:
+    """Intrinsic for the requantization of `lanes` channels of an int32 accumulator of
+    `rank` dimensions (4: NHWC convolution, 2: dense) to int8, as
+    :func:`tvmq.quantize.fixed_point.requantize_te` writes it."""
+    name = f"tvmq_requant_s8x{lanes}_rank{rank}"
+    return _registered_once(name, lambda: _requantize_functions(lanes, rank))
+
+
 _registered: set[str] = set()
 
 
@@ -48,6 +64,8 @@ def _registered_once(name: str, functions) -> str:
         TensorIntrin.register(name, *functions())
         _registered.add(name)
     return name
+
+
 DEPTHWISE_LANES = 4
 
 
@@ -202,5 +220,158 @@ def _conv_functions(lanes: int, width: int, channels: int):
             T.reads(C[0, 0, 0, 0:n], A[0, 0, 0:kw, 0:c], B[0:n, 0, 0:kw, 0:c])
             T.writes(C[0, 0, 0, 0:n])
             T.evaluate(_call(lanes, width * channels, C, A, B, sb0))
+
+    return desc, impl
+
+
+def _requantize_functions(lanes: int, rank: int):
+    n, one, zero = T.int64(lanes), T.int64(1), T.int64(0)
+    shape = (one,) * (rank - 1) + (n,)
+    acc_strides = [T.int64() for _ in range(rank - 1)]
+    out_strides = [T.int64() for _ in range(rank - 1)]
+    region = (0,) * (rank - 1) + (slice(0, n),)
+
+    def requantized(acc, bias, multiplier, shift, zero_point, low, high):
+        """The expression of the fused ``requantize`` block, in TVM's simplified form."""
+        wide = T.Cast("int64", shift)
+        rounding = T.shift_left(T.int64(1), wide + T.int64(30))
+        nudge = T.Select(
+            T.Cast("int64", acc + bias) < T.int64(0),
+            rounding - T.int64(1 << 30),
+            rounding + T.int64(1 << 30),
+        )
+        product = (T.Cast("int64", acc) + T.Cast("int64", bias)) * T.Cast("int64", multiplier)
+        scaled = T.Cast("int32", T.shift_right(product + nudge, wide + T.int64(31)))
+        return T.Cast("int8", T.max(T.min(scaled + zero_point, high), low))
+
+    if rank == 4:
+
+        @T.prim_func(s_tir=True)
+        def desc(a: T.handle, b: T.handle, m: T.handle, s: T.handle, z: T.handle,
+                 lo: T.handle, hi: T.handle, o: T.handle) -> None:  # fmt: skip
+            A = T.match_buffer(a, shape, "int32", offset_factor=1)
+            B = T.match_buffer(b, (n,), "int32", offset_factor=1)
+            M = T.match_buffer(m, (n,), "int32", offset_factor=1)
+            S = T.match_buffer(s, (n,), "int32", offset_factor=1)
+            Z = T.match_buffer(z, (one,), "int32", offset_factor=1)
+            LO = T.match_buffer(lo, (one,), "int32", offset_factor=1)
+            HI = T.match_buffer(hi, (one,), "int32", offset_factor=1)
+            Y = T.match_buffer(o, shape, "int8", offset_factor=1)
+            with T.sblock("root"):
+                T.reads(A[0, 0, 0, 0:n], B[0:n], M[0:n], S[0:n], Z[0], HI[0], LO[0])
+                T.writes(Y[0, 0, 0, 0:n])
+                for j in T.serial(n):
+                    with T.sblock("requantize"):
+                        vj = T.axis.spatial(n, j)
+                        Y[zero, zero, zero, vj] = requantized(
+                            A[zero, zero, zero, vj],
+                            B[vj],
+                            M[vj],
+                            S[vj],
+                            Z[zero],
+                            LO[zero],
+                            HI[zero],
+                        )
+
+    else:
+
+        @T.prim_func(s_tir=True)
+        def desc(a: T.handle, b: T.handle, m: T.handle, s: T.handle, z: T.handle,
+                 lo: T.handle, hi: T.handle, o: T.handle) -> None:  # fmt: skip
+            A = T.match_buffer(a, shape, "int32", offset_factor=1)
+            B = T.match_buffer(b, (n,), "int32", offset_factor=1)
+            M = T.match_buffer(m, (n,), "int32", offset_factor=1)
+            S = T.match_buffer(s, (n,), "int32", offset_factor=1)
+            Z = T.match_buffer(z, (one,), "int32", offset_factor=1)
+            LO = T.match_buffer(lo, (one,), "int32", offset_factor=1)
+            HI = T.match_buffer(hi, (one,), "int32", offset_factor=1)
+            Y = T.match_buffer(o, shape, "int8", offset_factor=1)
+            with T.sblock("root"):
+                T.reads(A[0, 0:n], B[0:n], M[0:n], S[0:n], Z[0], HI[0], LO[0])
+                T.writes(Y[0, 0:n])
+                for j in T.serial(n):
+                    with T.sblock("requantize"):
+                        vj = T.axis.spatial(n, j)
+                        Y[zero, vj] = requantized(
+                            A[zero, vj], B[vj], M[vj], S[vj], Z[zero], LO[zero], HI[zero]
+                        )
+
+    @T.prim_func(s_tir=True)
+    def impl(a: T.handle, b: T.handle, m: T.handle, s: T.handle, z: T.handle,
+             lo: T.handle, hi: T.handle, o: T.handle) -> None:  # fmt: skip
+        A = T.match_buffer(a, shape, "int32", strides=[*acc_strides, one], offset_factor=1)
+        B = T.match_buffer(b, (n,), "int32", offset_factor=1)
+        M = T.match_buffer(m, (n,), "int32", offset_factor=1)
+        S = T.match_buffer(s, (n,), "int32", offset_factor=1)
+        Z = T.match_buffer(z, (one,), "int32", offset_factor=1)
+        LO = T.match_buffer(lo, (one,), "int32", offset_factor=1)
+        HI = T.match_buffer(hi, (one,), "int32", offset_factor=1)
+        Y = T.match_buffer(o, shape, "int8", strides=[*out_strides, one], offset_factor=1)
+        with T.sblock("root"):
+            T.reads(A[region], B[0:n], M[0:n], S[0:n], Z[0], HI[0], LO[0])
+            T.writes(Y[region])
+            T.evaluate(
+                T.call_extern(
+                    "int32",
+                    f"tvmq_requant_s8x{lanes}",
+                    Y.access_ptr("w"),
+                    A.access_ptr("r"),
+                    B.access_ptr("r"),
+                    M.access_ptr("r"),
+                    S.access_ptr("r"),
+                    Z[0],
+                    LO[0],
+                    HI[0],
+                )
+            )
+
+    return desc, impl
+
+
+def _window_functions(lanes: int, height: int, width: int, channels: int):
+    n, kh, kw, c = T.int64(lanes), T.int64(height), T.int64(width), T.int64(channels)
+    one, zero = T.int64(1), T.int64(0)
+
+    @T.prim_func(s_tir=True)
+    def desc(a: T.handle, b: T.handle, acc: T.handle) -> None:
+        A = T.match_buffer(a, (one, kh, kw, c), "int8", offset_factor=1)
+        B = T.match_buffer(b, (n, kh, kw, c), "int8", offset_factor=1)
+        C = T.match_buffer(acc, (one, one, one, n), "int32", offset_factor=1)
+        with T.sblock("root"):
+            T.reads(C[0, 0, 0, 0:n], A[0, 0:kh, 0:kw, 0:c], B[0:n, 0:kh, 0:kw, 0:c])
+            T.writes(C[0, 0, 0, 0:n])
+            # A loop of extent one binds no block variable in the scheduled kernel.
+            if channels == 1:
+                for j, y, x, _k in T.grid(n, kh, kw, c):
+                    with T.sblock("update"):
+                        vj, vy, vx = T.axis.remap("SRR", [j, y, x])
+                        C[zero, zero, zero, vj] = C[zero, zero, zero, vj] + T.Cast(
+                            "int32", A[zero, vy, vx, zero]
+                        ) * T.Cast("int32", B[vj, vy, vx, zero])
+            else:
+                for j, y, x, k in T.grid(n, kh, kw, c):
+                    with T.sblock("update"):
+                        vj, vy, vx, vk = T.axis.remap("SRRR", [j, y, x, k])
+                        C[zero, zero, zero, vj] = C[zero, zero, zero, vj] + T.Cast(
+                            "int32", A[zero, vy, vx, vk]
+                        ) * T.Cast("int32", B[vj, vy, vx, vk])
+
+    @T.prim_func(s_tir=True)
+    def impl(a: T.handle, b: T.handle, acc: T.handle) -> None:
+        sa0, sb0 = T.int64(), T.int64()
+        sc0, sc1, sc2 = T.int64(), T.int64(), T.int64()
+        A = T.match_buffer(
+            a, (one, kh, kw, c), "int8", strides=[sa0, kw * c, c, one], offset_factor=1
+        )
+        B = T.match_buffer(
+            b, (n, kh, kw, c), "int8", strides=[sb0, kw * c, c, one], offset_factor=1
+        )
+        C = T.match_buffer(
+            acc, (one, one, one, n), "int32", strides=[sc0, sc1, sc2, one], offset_factor=1
+        )
+        with T.sblock("root"):
+            T.reads(C[0, 0, 0, 0:n], A[0, 0:kh, 0:kw, 0:c], B[0:n, 0:kh, 0:kw, 0:c])
+            T.writes(C[0, 0, 0, 0:n])
+            T.evaluate(_call(lanes, height * width * channels, C, A, B, sb0))
 
     return desc, impl

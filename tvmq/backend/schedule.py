@@ -21,6 +21,7 @@ from tvm import s_tir
 from tvm.s_tir import ScheduleError
 
 SPATIAL, REDUCE = 0, 2  # tvm.tirx.IterVar.DataPar, CommReduce
+SHORT_ROW = 16  # filter-row bytes below which a conv copies its input window (one MVE load)
 
 
 @dataclass
@@ -33,18 +34,23 @@ class ScheduledKernel:
 
 
 def default_schedule(func: tvm.tirx.PrimFunc) -> ScheduledKernel:
-    """The SIMD dot-product schedule where it applies, else :func:`small_schedule`."""
-    try:
-        return dot_product_schedule(func)
-    except (ScheduleError, NotADotProduct):
-        return ScheduledKernel(small_schedule(func))
+    """The SIMD dot-product schedule where it applies (with a SIMD requantization if
+    the epilogue allows), else :func:`small_schedule`."""
+    for simd_requantize in (True, False):
+        try:
+            return dot_product_schedule(func, simd_requantize)
+        except NotADotProduct:
+            break
+        except ScheduleError:
+            continue
+    return ScheduledKernel(small_schedule(func))
 
 
 class NotADotProduct(Exception):
     """The kernel is not an int8 NHWC convolution or dense layer."""
 
 
-def dot_product_schedule(func: tvm.tirx.PrimFunc) -> ScheduledKernel:
+def dot_product_schedule(func: tvm.tirx.PrimFunc, simd_requantize: bool = True) -> ScheduledKernel:
     """An int8 convolution or dense layer whose reductions are SIMD dot products.
 
     The weights (constants) are relaid out output-channel-major, so that one
@@ -52,9 +58,15 @@ def dot_product_schedule(func: tvm.tirx.PrimFunc) -> ScheduledKernel:
     Loops become (pixel, channel block, filter row | channel in block, filter
     row elements); the part after the bar is one call of a
     :mod:`tvmq.backend.intrinsics` dot product. The requantization follows per
-    channel block, one element at a time, as in :func:`small_schedule`.
+    channel block: one SIMD call (`simd_requantize`), or one element at a time as in
+    :func:`small_schedule`.
     """
-    from tvmq.backend.intrinsics import LANES, conv_dot_product, dense_dot_product
+    from tvmq.backend.intrinsics import (
+        LANES,
+        conv_dot_product,
+        conv_window_dot_product,
+        dense_dot_product,
+    )
 
     sch = s_tir.Schedule(func)
     _inline_into_reductions(sch)
@@ -63,13 +75,19 @@ def dot_product_schedule(func: tvm.tirx.PrimFunc) -> ScheduledKernel:
         raise NotADotProduct
     block = reductions[0]
     if _is_depthwise(sch, block):
-        return ScheduledKernel(_depthwise_schedule(sch, block))
+        return ScheduledKernel(_depthwise_schedule(sch, block, simd_requantize))
     position, axes = _output_channel_major(sch, func, block)
     shape = [int(d) for d in func.params[position].ty.shape]
     shape = [shape[a] for a in axes]
     lanes = next(n for n in LANES if shape[0] % n == 0)
     loops = sch.get_loops(block)
-    if len(loops) == 7:  # conv2d: n, y, x, channel | filter row, column, input channel
+    if len(loops) == 7 and shape[1] > 1 and shape[2] * shape[3] < SHORT_ROW:
+        # conv2d with short filter rows (first layers: one to three input channels):
+        # n, y, x, [window copy], channel | filter row, column, input channel
+        _copy_window_at(sch, block, position, loops[2])
+        intrinsic = conv_window_dot_product(lanes, *shape[1:])
+        channels, first_reduction = loops[3], None
+    elif len(loops) == 7:  # conv2d: n, y, x, channel | filter row, column, input channel
         intrinsic = conv_dot_product(lanes, shape[2], shape[3])
         channels, first_reduction = loops[3], loops[4]
     elif len(loops) == 3:  # dense: row, feature | depth
@@ -85,7 +103,27 @@ def dot_product_schedule(func: tvm.tirx.PrimFunc) -> ScheduledKernel:
     sch.decompose_reduction(block, first_reduction or channel_in_block)
     sch.tensorize(channel_in_block, intrinsic)
     layouts = {} if axes == tuple(range(len(axes))) else {position: axes}
+    if simd_requantize:
+        _simd_requantize(sch, lanes)
     return ScheduledKernel(sch.mod["main"], layouts)
+
+
+def _copy_window_at(sch: s_tir.Schedule, block, weights: int, pixel_loop) -> None:
+    """Copy the input window of each output pixel into a small contiguous buffer
+    (kh x kw x input channels bytes, im2col of one pixel) under `pixel_loop`, so that
+    the whole window is one dot-product run instead of kh runs too short to fill a
+    SIMD register."""
+    stmt = sch.get(block)
+    weight_buffer = sch.mod["main"].params[weights].name
+    inputs = [
+        index
+        for index, region in enumerate(stmt.reads)
+        if str(region.source.ty.dtype) == "int8" and region.source.name != weight_buffer
+    ]
+    if len(inputs) != 1:
+        raise NotADotProduct
+    window = sch.cache_read(block, inputs[0], "global")  # small: on the stack
+    sch.compute_at(window, pixel_loop)
 
 
 def _is_depthwise(sch: s_tir.Schedule, block) -> bool:
@@ -105,7 +143,7 @@ def _is_depthwise(sch: s_tir.Schedule, block) -> bool:
     )
 
 
-def _depthwise_schedule(sch: s_tir.Schedule, block) -> tvm.tirx.PrimFunc:
+def _depthwise_schedule(sch: s_tir.Schedule, block, simd_requantize: bool) -> tvm.tirx.PrimFunc:
     """Channels in blocks of four, each block's window one SIMD call."""
     from tvmq.backend.intrinsics import DEPTHWISE_LANES, depthwise_product
 
@@ -119,7 +157,25 @@ def _depthwise_schedule(sch: s_tir.Schedule, block) -> tvm.tirx.PrimFunc:
         raise NotADotProduct  # an epilogue left behind would need whole-tensor scratch
     sch.decompose_reduction(block, row)
     sch.tensorize(row, depthwise_product(extents[1], extents[2]))
+    if simd_requantize:
+        _simd_requantize(sch, DEPTHWISE_LANES)
     return sch.mod["main"]
+
+
+def _simd_requantize(sch: s_tir.Schedule, lanes: int) -> None:
+    """The schedule with the requantization of each block of `lanes` channels handed
+    to one SIMD call, when the epilogue is exactly that (a ``requantize`` step,
+    :func:`tvmq.quantize.fixed_point.requantize_te`, alone in its loop).
+    A ScheduleError here leaves `sch` half changed: the caller starts again without."""
+    from tvmq.backend.intrinsics import requantize
+
+    blocks = [b for b in _blocks(sch) if sch.get(b).name_hint == "requantize"]
+    if len(blocks) != 1:
+        return
+    rank = len(sch.get(blocks[0]).iter_vars)
+    loop = sch.get_loops(blocks[0])[-1]
+    if rank in (2, 4) and int(sch.get(loop).extent) == lanes:
+        sch.tensorize(loop, requantize(lanes, rank))
 
 
 def _output_channel_major(

@@ -11,9 +11,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from tvm import relax
+import tvm
+from tvm import relax, te
 
 Q31_ONE = 1 << 31
+# relax.OpPatternKind.kElemWise: the one kind FuseOps puts after a convolution. Each output
+# element reads the same element of the accumulator (and per-channel constants).
+ELEMENTWISE = 0
 
 
 def quantize_multiplier(real: float) -> tuple[int, int]:
@@ -58,6 +62,11 @@ class IntegerBuilder:
         if array.size == 1:
             return relax.const(array.reshape(()).item(), dtype)
         return relax.const(array.reshape(shape if shape is not None else array.shape), dtype)
+
+    @staticmethod
+    def const_vector(value: int) -> relax.Expr:
+        """An int32 tensor of shape (1,): a scalar that kernels read from memory."""
+        return relax.const(np.array([value], "int32"))
 
     def cast(self, x: relax.Expr, dtype: str) -> relax.Expr:
         return self.emit(relax.op.astype(x, dtype))
@@ -110,6 +119,49 @@ class IntegerBuilder:
         total = self.emit(relax.op.add(product, nudge))
         high = self.cast(self.emit(relax.op.right_shift(total, self.const(32, "int64"))), "int32")
         return self.emit(relax.op.right_shift(high, self.const(right - 1, "int32", channel_shape)))
+
+    def requantize(
+        self,
+        accumulator: relax.Expr,
+        bias: np.ndarray,
+        multiplier: np.ndarray,
+        right_shift: np.ndarray,
+        channel_axis: int,
+        out,
+        low: int,
+        high: int,
+    ) -> relax.Expr:
+        """An int32 accumulator plus bias, requantized to `out` (zero point, dtype) and
+        clamped to [low, high], as ONE elementwise kernel step.
+
+        The arithmetic is :meth:`_multiply_high_and_shift`'s (every right shift at least
+        one), written as a single expression with per-channel bias, multiplier and
+        shift arrays. One step with a known form is what lets a backend hand the whole
+        requantization of a block of channels to a SIMD micro-kernel
+        (:func:`tvmq.backend.intrinsics.requantize`); as twenty small Relax ops it
+        could only run one element at a time.
+        """
+        channels = len(bias)
+        arrays = [
+            self.const(np.broadcast_to(values, (channels,)).copy(), "int32", (channels,))
+            for values in (bias, multiplier, right_shift)
+        ]
+        # One-element tensors: FuseOps fuses a step after a convolution only when every
+        # argument broadcasts to the output, which a (3,) vector would not; 0-d buffers
+        # would not tensorize.
+        output = [self.const_vector(v) for v in (out.zero_point, low, high)]
+        return self.emit(
+            self.bb.call_te(
+                requantize_te,
+                accumulator,
+                *arrays,
+                *output,
+                channel_axis=channel_axis,
+                dtype=out.dtype,
+                primfunc_name_hint="requantize",
+                primfunc_attrs={"op_pattern": ELEMENTWISE},
+            )
+        )
 
     def multiply_by_quantized_multiplier_int64(
         self, x: relax.Expr, multiplier: np.ndarray, shift: np.ndarray, channel_shape=None
@@ -191,3 +243,37 @@ class IntegerBuilder:
     def saturate(self, x: relax.Expr, low: int, high: int, dtype: str) -> relax.Expr:
         """Clamp an int32 tensor to [low, high] and narrow it to `dtype`."""
         return relax.op.astype(self.emit(relax.op.clip(x, low, high)), dtype)
+
+
+def requantize_te(
+    accumulator: te.Tensor,
+    bias: te.Tensor,
+    multiplier: te.Tensor,
+    right_shift: te.Tensor,
+    zero_point: te.Tensor,
+    low: te.Tensor,
+    high: te.Tensor,
+    channel_axis: int,
+    dtype: str,
+) -> te.Tensor:
+    """clamp((((acc + bias) * M + nudge) >> (31 + r)) + zero_point, low, high): see
+    :meth:`IntegerBuilder._multiply_high_and_shift` for why this equals TFLite. The
+    output parameters are read from scalar tensors, not folded in as numbers, so that
+    every requantization has the same form (one tensor intrinsic) whatever its values."""
+
+    def element(*index):
+        channel = index[channel_axis]
+        x = accumulator(*index) + bias[channel]
+        shift = right_shift[channel]
+        rounding = tvm.tirx.const(1 << 30, "int64") + tvm.tirx.shift_left(
+            tvm.tirx.const(1, "int64"), (shift + 30).astype("int64")
+        )
+        nudge = tvm.tirx.Select(x < 0, rounding - tvm.tirx.const(Q31_ONE, "int64"), rounding)
+        total = x.astype("int64") * multiplier[channel].astype("int64") + nudge
+        # One shift by 31 + r, not >> 32 then an int32 >> (r - 1): TVM's bound analysis
+        # wrongly narrows an int32 shifted by a loaded amount and drops the clamp below.
+        scaled = tvm.tirx.shift_right(total, (shift + 31).astype("int64")).astype("int32")
+        clamped = tvm.tirx.Max(tvm.tirx.Min(scaled + zero_point[0], high[0]), low[0])
+        return clamped.astype(dtype)
+
+    return te.compute(accumulator.shape, element, name="requantize")

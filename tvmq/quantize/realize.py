@@ -149,6 +149,23 @@ def constant_value(producer, expr) -> np.ndarray | None:
     return None
 
 
+def _identity_clip(call: relax.Call) -> relax.Expr | None:
+    """The input of a clip to its integer dtype's whole range (TFLite's int8 ReLU
+    when the zero point is -128), which only costs a pass over the tensor."""
+    x = call.args[0]
+    dtype = str(x.ty.dtype)
+    if not dtype.startswith(("int", "uint")):
+        return None
+    bounds = [_prim_value(a) for a in call.args[1:3]]
+    return x if tuple(bounds) == _activation_range(dtype) else None
+
+
+def _prim_value(expr) -> float | None:
+    """The number in a FloatImm/IntImm, or in a Relax prim value wrapping one."""
+    value = getattr(expr, "value", None)
+    return getattr(value, "value", value)
+
+
 def _shape(expr) -> tuple[int, ...]:
     return tuple(int(d) for d in expr.ty.shape)
 
@@ -183,6 +200,8 @@ class _Realizer(PyExprMutator):
             realized = self._passthrough(call)
         elif name in ("relax.nn.conv2d", "relax.matmul"):
             realized = self._dynamic(call)
+        elif name == "relax.clip":
+            realized = _identity_clip(call)
         return call if realized is None else realized
 
     # -- graph walking ---------------------------------------------------
@@ -369,13 +388,17 @@ class _Realizer(PyExprMutator):
         channel_shape[channel_axis] = channels
         folded_bias = bias_values - x.zero_point * weight_sums
         wide = _accumulator_dtype(x) == "int64"
+        multiplier, shift = quantize_multipliers(bias_scale / np.float64(out.scale))
+        if not wide and np.all(shift <= -1):
+            return self.ints.requantize(
+                accumulator, folded_bias, multiplier, -shift, channel_axis, out, low, high
+            )
         accumulator = self.ints.emit(
             relax.op.add(
                 accumulator,
                 self.ints.const(folded_bias, "int64" if wide else "int32", channel_shape),
             )
         )
-        multiplier, shift = quantize_multipliers(bias_scale / np.float64(out.scale))
         if np.all(multiplier == multiplier[0]) and np.all(shift == shift[0]):
             multiplier, shift = multiplier[:1], shift[:1]
         requantize = (

@@ -23,23 +23,30 @@
 #if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
 #include <arm_mve.h>
 
+/* Whole 16-byte runs unpredicated (a predicated load needs its own VPST), then at
+   most one predicated tail. */
 #define TVMQ_DOT_DEFINE(N)                                                              \
   static inline int32_t tvmq_dot_s8_1x##N(void *acc_, void *a_, void *b_, int32_t k,       \
                                           int32_t b_stride) {                            \
     int32_t *acc = acc_;                                                                 \
     const int8_t *a = a_, *b = b_;                                                       \
     int32_t sum[N];                                                                      \
-    _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) sum[j] = acc[j];                                         \
-    for (int32_t i = 0; i < k; i += 16) {                                                \
+    _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) sum[j] = acc[j];                 \
+    int32_t i = 0;                                                                       \
+    for (; i + 16 <= k; i += 16) {                                                       \
+      int8x16_t va = vldrbq_s8(a + i);                                                   \
+      _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j)                                \
+        sum[j] = vmladavaq_s8(sum[j], va, vldrbq_s8(b + j * b_stride + i));              \
+    }                                                                                    \
+    if (i < k) {                                                                         \
       mve_pred16_t p = vctp8q((uint32_t)(k - i));                                        \
       int8x16_t va = vldrbq_z_s8(a + i, p);                                              \
-      _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j)                                                        \
+      _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j)                                \
         sum[j] = vmladavaq_p_s8(sum[j], va, vldrbq_z_s8(b + j * b_stride + i, p), p);    \
     }                                                                                    \
-    _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) acc[j] = sum[j];                                         \
+    _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) acc[j] = sum[j];                 \
     return 0;                                                                            \
   }
-
 
 /* Depthwise: acc[j] += sum over the kh x kw window of x[r, c, j] * w[r, c, j], j < 4. */
 static inline int32_t tvmq_dw_s8x4(void *acc_, void *x_, void *w_, int32_t kh, int32_t kw,
