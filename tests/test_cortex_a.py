@@ -30,6 +30,7 @@ from tvmq.backend.linux import (
 from tvmq.backend.native import NativeModel
 from tvmq.errors import TvmqError
 from tvmq.frontend import load_model
+from tvmq.hil.instruction_count import count_instructions
 from tvmq.targets import load_target
 
 # VWW's host reference build alone takes 25-45 s here; bench/cortex_a_cost.py runs
@@ -129,6 +130,23 @@ def test_neon_micro_kernels_match_plain_integer_loops(tmp_path, cc, flags, emula
     result = subprocess.run([*emulator, str(program)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("0 of ")
+
+
+LOOP = {  # 1 + 2 * 1000 + 3 instructions: a countdown, then exit(0)
+    "aarch64": ("aarch64-linux-gnu-gcc", ["qemu-aarch64", "-cpu", "max"],
+                "mov x0, #1000\n1: subs x0, x0, #1\nb.ne 1b\nmov x8, #93\nmov x0, #0\nsvc #0\n"),
+    "armv7": ("arm-linux-gnueabihf-gcc", ["qemu-arm", "-cpu", "cortex-a8"],
+              ".arm\nmov r0, #1000\n1: subs r0, r0, #1\nbne 1b\nmov r7, #1\nmov r0, #0\nsvc #0\n"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("arch", sorted(LOOP))
+def test_instruction_count_of_a_loop_of_known_length(tmp_path, arch):
+    cc, emulator, body = LOOP[arch]
+    source, program = tmp_path / "loop.S", tmp_path / "loop"
+    source.write_text(f".global _start\n_start:\n{body}")
+    subprocess.run([cc, "-nostdlib", "-static", str(source), "-o", str(program)], check=True)
+    assert count_instructions([*emulator, str(program)]) == 1 + 2 * 1000 + 3
 
 
 def test_python_loader_runs_the_library_built_for_this_machine(builds, tmp_path):
