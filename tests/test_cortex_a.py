@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 
 from tests.shared_assets import shared_model
-from tests.test_cli import assert_user_error, tvmq
 from tests.test_mlperf_import import model_inputs
 from tvmq.backend.emit_c import emit_model
 from tvmq.backend.intrinsics import KERNELS_DIR
@@ -28,6 +27,7 @@ from tvmq.backend.linux import (
     write_build_files,
 )
 from tvmq.backend.native import NativeModel
+from tvmq.cli import EXIT_USER_ERROR, main
 from tvmq.errors import TvmqError
 from tvmq.frontend import load_model
 from tvmq.hil.instruction_count import count_instructions
@@ -179,12 +179,18 @@ def test_runner_refuses_an_input_of_the_wrong_size(builds, tmp_path):
     assert not (tmp_path / "out.bin").exists() or (tmp_path / "out.bin").stat().st_size == 0
 
 
-def test_compile_and_run_from_the_command_line(builds, tmp_path):
+def command_line(capsys, *args) -> tuple[int, str]:
+    """`tvmq ARGS` in this process (TVM already imported); exit status and stderr."""
+    status = main([str(a) for a in args])
+    return status, capsys.readouterr().err
+
+
+def test_compile_and_run_from_the_command_line(builds, tmp_path, capsys):
     _, _, inputs, expected = builds.model(CLI_MODEL)
     path = shared_model(CLI_MODEL)
     out = tmp_path / "lib"
-    result = tvmq("compile", path, "--target", "rpi5", "-o", out)
-    assert result.returncode == 0, result.stderr
+    status, errors = command_line(capsys, "compile", path, "--target", "rpi5", "-o", out)
+    assert status == 0, errors
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["format"] == "tvmq-linux-library/1"
     assert manifest["toolchain"]["cflags"] == ["-O3", "-mcpu=cortex-a76"]
@@ -194,19 +200,27 @@ def test_compile_and_run_from_the_command_line(builds, tmp_path):
     assert (out / "model" / f"{CLI_MODEL}.h").is_file()
     x, y = tmp_path / "x.npy", tmp_path / "y.npy"
     np.save(x, np.stack(inputs))
-    result = tvmq("run", path, "--target", "rpi5", "--input", x, "--output", y)
-    assert result.returncode == 0, result.stderr
+    status, errors = command_line(
+        capsys, "run", path, "--target", "rpi5", "--input", x, "--output", y
+    )
+    assert status == 0, errors
     np.testing.assert_array_equal(np.load(y), np.stack([e[0] for e in expected]))
-    again = tvmq("compile", path, "--target", "rpi5", "-o", out)
-    assert_user_error(again, str(out), "already exists")
+    status, errors = command_line(capsys, "compile", path, "--target", "rpi5", "-o", out)
+    assert status == EXIT_USER_ERROR
+    assert errors.splitlines() == [
+        f"tvmq: error: {out}: already exists; choose a new output directory"
+    ]
 
 
-def test_bad_input_is_a_one_line_error(tmp_path):
-    path = shared_model(CLI_MODEL)
+def test_bad_input_is_a_one_line_error(tmp_path, capsys):
     x = tmp_path / "x.npy"
     np.save(x, np.zeros((1, 7), np.int8))
-    result = tvmq("run", path, "--target", "rpi5", "--input", x)
-    assert_user_error(result, str(x), "shape")
+    status, errors = command_line(
+        capsys, "run", shared_model(CLI_MODEL), "--target", "rpi5", "--input", x
+    )
+    assert status == EXIT_USER_ERROR
+    assert len(errors.splitlines()) == 1
+    assert errors.startswith(f"tvmq: error: {x}") and "shape" in errors
 
 
 def test_missing_cross_compiler_is_named_and_leaves_nothing(builds, tmp_path):
