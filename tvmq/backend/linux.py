@@ -43,12 +43,13 @@ RUNNER = "bin/tvmq_runner"
 
 
 def toolchain(target: Target) -> dict:
-    """The target's cross toolchain, checked: cc, ar, cflags and emulator."""
+    """The target's cross toolchain, checked: cc, ar, cflags and emulator (only the
+    compiler and archiver need be installed to compile)."""
     tools = target.toolchain
     for key in ("cc", "ar", "cflags", "emulator"):
         if key not in tools:
             raise TvmqError(f"{target.path}: missing key 'toolchain.{key}'")
-    for command in (tools["cc"], tools["ar"], tools["emulator"][0]):
+    for command in (tools["cc"], tools["ar"]):
         if shutil.which(command) is None:
             raise TvmqError(
                 f"target '{target.name}' needs {command}, which is not installed "
@@ -151,7 +152,13 @@ def _manifest(compiled: CompiledModel, target: Target) -> dict:
 def run_emulated(target: Target, directory: Path, arguments: list[str]) -> None:
     """Run the project's runner under the target's emulator; a TvmqError if it fails."""
     command = [*target.toolchain["emulator"], str(directory / RUNNER), *arguments]
-    result = subprocess.run(command, capture_output=True, text=True)
+    try:
+        result = subprocess.run(command, capture_output=True, text=True)
+    except FileNotFoundError as error:
+        raise TvmqError(
+            f"target '{target.name}' runs under {command[0]}, which is not installed "
+            "(tvmq doctor says which Debian package has it)"
+        ) from error
     if result.returncode != 0:
         lines = result.stderr.strip().splitlines() or [f"exit status {result.returncode}"]
         raise TvmqError(f"{target.name}: {lines[-1]}")
