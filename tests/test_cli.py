@@ -169,6 +169,8 @@ def test_doctor_names_apt_packages_for_missing_tools(tmp_path):
         "qemu-system-arm",
         "gcc-aarch64-linux-gnu",
         "libc6-dev-arm64-cross",
+        "gcc-arm-linux-gnueabihf",
+        "libc6-dev-armhf-cross",
         "qemu-user",
     ]
 

@@ -192,14 +192,20 @@ def _quantize(args: argparse.Namespace) -> int:
 
 
 def _compile(args: argparse.Namespace) -> int:
-    from tvmq.backend.mcu import compile_firmware
     from tvmq.frontend import load_model
     from tvmq.targets import load_target
 
     target = load_target(args.target)
-    if target.kind != "cortex-m":
-        raise TvmqError(f"target '{target.name}' is {target.kind}: compile makes Cortex-M firmware")
+    if target.kind not in ("cortex-m", "cortex-a"):
+        raise TvmqError(
+            f"target '{target.name}' is {target.kind}: compile makes Cortex-M firmware "
+            "or Cortex-A libraries"
+        )
     model = load_model(args.model)
+    if target.kind == "cortex-a":
+        return _compile_library(model, target, args.output)
+    from tvmq.backend.mcu import compile_firmware
+
     report = compile_firmware(model, target, args.output)
     print(f"wrote {args.output}: firmware project for {target.name} ({target.board['name']})")
     print(f"  build/firmware.elf  flash {report['flash']:,} B of {report['flash_limit']:,}")
@@ -210,6 +216,22 @@ def _compile(args: argparse.Namespace) -> int:
         f"(one buffer per tensor would take {report['arena_unplanned_bytes']:,} B)"
     )
     print(f"  inputs + outputs {report['io_bytes']:,} B")
+    return 0
+
+
+def _compile_library(model, target, output: Path) -> int:
+    from tvmq.backend.linux import compile_library
+
+    manifest = compile_library(model, target, output)
+    libraries = manifest["libraries"]
+    print(f"wrote {output}: library project for {target.name} ({target.description})")
+    for kind in ("static", "shared"):
+        print(f"  {libraries[kind]:<32} {libraries['bytes'][kind]:>10,} B")
+    print(f"  C API: {manifest['entry']}")
+    print(f"  runner: {manifest['runner']}")
+    print(
+        f"  weights {manifest['weights_bytes']:,} B, activation arena {manifest['arena_bytes']:,} B"
+    )
     return 0
 
 
@@ -494,10 +516,13 @@ def parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(handler=_eval)
 
     compile_ = commands.add_parser(
-        "compile", help="compile a model into a firmware project for a Cortex-M target"
+        "compile",
+        help="compile a model into a firmware project (Cortex-M) or a library project (Cortex-A)",
     )
     compile_.add_argument("model", type=Path, help=".onnx, .tflite or .tvmq")
-    compile_.add_argument("--target", required=True, help="a cortex-m target name or .toml")
+    compile_.add_argument(
+        "--target", required=True, help="a cortex-m or cortex-a target name or .toml"
+    )
     compile_.add_argument("-o", "--output", type=Path, required=True, help="new directory")
     compile_.set_defaults(handler=_compile)
 

@@ -31,7 +31,13 @@ TOOLS = (
         "Cortex-A libraries",
         ("gcc-aarch64-linux-gnu", "libc6-dev-arm64-cross"),
     ),
+    Tool(
+        "arm-linux-gnueabihf-gcc",
+        "32-bit Cortex-A libraries (armv7-neon)",
+        ("gcc-arm-linux-gnueabihf", "libc6-dev-armhf-cross"),
+    ),
     Tool("qemu-aarch64", "running Cortex-A code", ("qemu-user",)),
+    Tool("qemu-arm", "running 32-bit Cortex-A code", ("qemu-user",)),
     Tool("nvcc", "CUDA PTX checks", (), required=False),
 )
 PINNED = {"apache-tvm": "0.27.0.post1", "apache-tvm-ffi": "0.1.14.post1"}
@@ -51,12 +57,13 @@ def tool_version(command: str) -> str | None:
 
 
 def missing_apt_packages() -> list[str]:
-    return [
+    missing = [
         p
         for tool in TOOLS
         if tool.required and not shutil.which(tool.command)
         for p in tool.packages
     ]
+    return list(dict.fromkeys(missing))
 
 
 def report() -> tuple[str, bool]:

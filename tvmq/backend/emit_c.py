@@ -5,7 +5,8 @@ Files written (all compiled with ``-I<dir>``):
 - ``<name>.h`` / ``tvmq_model.c``: ``tvmq_<name>_run()`` on caller-owned buffers, the
   weights as one const blob (flash), the arena and the I/O buffers (RAM), and
   the ``tvmq_model`` descriptor of ``firmware/include/tvmq_model.h``;
-- ``tvmq_dot.h``, ``tvmq_requant.h``: the SIMD micro-kernels the tensorized kernels call;
+- ``tvmq_dot.h`` (with ``tvmq_dot_neon.h``, ``tvmq_requant.h``): the SIMD micro-kernels the
+  tensorized kernels call;
 - ``tvmq_runtime.c``: the three symbols TVM's code expects from a runtime, here
   without one (a static workspace pool, an error hook);
 - ``tvm/``, ``dlpack/``: the five TVM headers the kernels include (Apache-2.0).
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from tvmq.backend.aot import ENTRY, CompiledModel, lower_model
-from tvmq.backend.intrinsics import HEADERS, KERNELS_DIR
+from tvmq.backend.intrinsics import HEADER, HEADERS, KERNELS_DIR
 from tvmq.model import Model
 
 C_TYPES = {
@@ -64,8 +65,7 @@ def emit_model(model: Model, directory: Path) -> CompiledModel:
 def write_model_sources(compiled: CompiledModel, kernel_source: str, directory: Path) -> None:
     """Write the model's C sources into `directory` (which must exist)."""
     name = c_identifier(compiled.model.name)
-    includes = "".join(f'#include "{header}"\n' for header in HEADERS)
-    (directory / "tvmq_kernels.c").write_text(includes + kernel_source)
+    (directory / "tvmq_kernels.c").write_text(f'#include "{HEADER}"\n' + kernel_source)
     for header in HEADERS:
         shutil.copyfile(KERNELS_DIR / header, directory / header)
     (directory / f"{name}.h").write_text(_header(compiled, name))

@@ -3,7 +3,8 @@
 A convolution's reduction over one filter row (kernel width x input channels,
 contiguous in NHWC input and OHWI weights) for N output channels is replaced by
 one call to ``tvmq_dot_s8_1xN`` from ``kernels/tvmq_dot.h``: SXTB16 + SMLAD on
-Cortex-M4/M7/M33, Helium VMLADAVA on Cortex-M55, plain C elsewhere. This is the
+Cortex-M4/M7/M33, Helium VMLADAVA on Cortex-M55, SDOT or SMULL + SADALP on
+Cortex-A (``kernels/tvmq_dot_neon.h``), plain C elsewhere. This is the
 shape of microTVM's former SMLAD "gemm" micro-kernels, as MetaSchedule-visible
 TensorIntrins, one per shape (:func:`conv_dot_product`, :func:`dense_dot_product`).
 """
@@ -16,7 +17,8 @@ from tvm.s_tir import TensorIntrin
 from tvm.script import tirx as T
 
 KERNELS_DIR = Path(__file__).resolve().parent / "kernels"
-HEADERS = ("tvmq_dot.h", "tvmq_requant.h")
+HEADER = "tvmq_dot.h"  # what the generated kernels include
+HEADERS = (HEADER, "tvmq_dot_neon.h", "tvmq_requant.h")  # it and what it includes
 LANES = (4, 2, 1)  # output channels per call, as defined in tvmq_dot.h
 
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from tvmq.backend.aot import CompiledModel
 from tvmq.backend.emit_c import emit_model
+from tvmq.backend.manifest import model_manifest
 from tvmq.errors import TvmqError
 from tvmq.model import Model
 from tvmq.targets import Target
@@ -110,40 +111,12 @@ def _memory(compiled: CompiledModel, target: Target) -> dict:
 
 
 def _manifest(compiled: CompiledModel, target: Target, board: str) -> dict:
-    import tvm
-
-    model, graph, plan = compiled.model, compiled.graph, compiled.plan
-
-    def tensors(specs, names):
-        return [
-            {
-                "name": spec.name,
-                "dtype": graph.tensors[name].dtype,
-                "shape": list(graph.tensors[name].shape),
-                "bytes": graph.tensors[name].nbytes,
-                "quantization": None
-                if spec.quant is None
-                else {"scale": list(spec.quant.scale), "zero_point": list(spec.quant.zero_point)},
-            }
-            for spec, name in zip(specs, names, strict=True)
-        ]
-
     return {
         "format": "tvmq-firmware/1",
-        "model": model.name,
-        "build_id": compiled.build_id,
-        "target": target.name,
         "board": board,
-        "tvm_version": tvm.__version__,
         "entry": "tvmq_<model>_run in model/<model>.h; tvmq_model in firmware/include/tvmq_model.h",
-        "inputs": tensors(model.inputs, graph.inputs),
-        "outputs": tensors(model.outputs, graph.outputs),
         "memory": _memory(compiled, target),
-        "kernels": [step.kernel for step in graph.steps],
-        "arena_plan": {
-            name: {"offset": offset, "bytes": graph.tensors[name].nbytes}
-            for name, offset in sorted(plan.offsets.items(), key=lambda item: item[1])
-        },
+        **model_manifest(compiled, target),
     }
 
 

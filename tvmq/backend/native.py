@@ -8,6 +8,7 @@ the Python loader for boards that run Python.
 from __future__ import annotations
 
 import ctypes
+import json
 import subprocess
 from pathlib import Path
 
@@ -59,6 +60,22 @@ class NativeModel:
         self._library = ctypes.CDLL(str(library))
         self._model = _Model.in_dll(self._library, "tvmq_model")
         self._output_shapes = output_shapes
+
+    @classmethod
+    def from_project(cls, directory: Path) -> NativeModel:
+        """The shared library of a project written by ``tvmq compile`` for a Cortex-A
+        target (on the board it was built for), its output shapes from the manifest."""
+        manifest_path = Path(directory) / "manifest.json"
+        try:
+            manifest = json.loads(manifest_path.read_text())
+            library = Path(directory) / manifest["libraries"]["shared"]
+            shapes = [tuple(output["shape"]) for output in manifest["outputs"]]
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise TvmqError(f"{manifest_path}: not a tvmq library project ({error})") from error
+        try:
+            return cls(library, shapes)
+        except OSError as error:
+            raise TvmqError(f"{library}: cannot load ({error})") from error
 
     @property
     def build_id(self) -> str:

@@ -62,6 +62,9 @@ static inline int32_t tvmq_dw_s8x4(void *acc_, void *x_, void *w_, int32_t kh, i
   return 0;
 }
 
+#elif defined(__ARM_NEON) /* Cortex-A; before DSP, which ARMv7-A also has */
+#include "tvmq_dot_neon.h"
+
 #elif defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
 #include <arm_acle.h>
 
@@ -159,5 +162,7 @@ static inline int32_t tvmq_dw_s8x4(void *acc_, void *x_, void *w_, int32_t kh, i
 TVMQ_DOT_DEFINE(1)
 TVMQ_DOT_DEFINE(2)
 TVMQ_DOT_DEFINE(4)
+
+#include "tvmq_requant.h" /* the epilogues of the same tensorized kernels */
 
 #endif /* TVMQ_DOT_H */
