@@ -8,12 +8,13 @@ from tvmq.errors import TvmqError
 from tvmq.targets import load_target
 
 if TYPE_CHECKING:
+    from tvmq.backend.cuda import CudaExecutable
     from tvmq.backend.host import HostExecutable
     from tvmq.backend.mcu import McuExecutable
     from tvmq.model import Model
 
 
-def build(model: Model, target_name: str) -> HostExecutable | McuExecutable:
+def build(model: Model, target_name: str) -> HostExecutable | McuExecutable | CudaExecutable:
     """Compile `model` for the named target."""
     target = load_target(target_name)
     if target.kind == "host":
@@ -24,4 +25,8 @@ def build(model: Model, target_name: str) -> HostExecutable | McuExecutable:
         from tvmq.backend.mcu import build_mcu
 
         return build_mcu(model, target)
+    if target.kind == "cuda":
+        from tvmq.backend.cuda import CudaExecutable, build_cuda
+
+        return CudaExecutable(build_cuda(model, target))
     raise TvmqError(f"target '{target.name}' ({target.kind}): this backend is not available yet")
