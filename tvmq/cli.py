@@ -191,15 +191,34 @@ def _quantize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compile_cuda(args: argparse.Namespace, target) -> int:
+    from tvmq.backend.cuda import compile_cuda_project
+    from tvmq.frontend import load_model
+
+    manifest = compile_cuda_project(load_model(args.model), target, args.output, args.batch)
+    arch = manifest["arch"]
+    print(f"wrote {args.output}: CUDA build for {target.name} ({arch}), batch {args.batch}")
+    print("  kernels.cu, kernels.ptx, model.so, manifest.json")
+    print(
+        f"  {len(manifest['dp4a_kernels'])} int8 GEMM kernels on dp4a "
+        f"({manifest['ptx_dp4a_instructions']} dp4a instructions in the PTX)"
+    )
+    for kernel, reason in manifest["dp4a_declined"].items():
+        print(f"  no dp4a for {kernel[:60]}: {reason}")
+    return 0
+
+
 def _compile(args: argparse.Namespace) -> int:
     from tvmq.frontend import load_model
     from tvmq.targets import load_target
 
     target = load_target(args.target)
+    if target.kind == "cuda":
+        return _compile_cuda(args, target)
     if target.kind not in ("cortex-m", "cortex-a"):
         raise TvmqError(
-            f"target '{target.name}' is {target.kind}: compile makes Cortex-M firmware "
-            "or Cortex-A libraries"
+            f"target '{target.name}' is {target.kind}: compile makes Cortex-M firmware, "
+            "Cortex-A libraries or CUDA kernels"
         )
     model = load_model(args.model)
     if target.kind == "cortex-a":
@@ -517,13 +536,17 @@ def parser() -> argparse.ArgumentParser:
 
     compile_ = commands.add_parser(
         "compile",
-        help="compile a model into a firmware project (Cortex-M) or a library project (Cortex-A)",
+        help="compile a model into a firmware project (Cortex-M), a library project "
+        "(Cortex-A) or CUDA kernels",
     )
     compile_.add_argument("model", type=Path, help=".onnx, .tflite or .tvmq")
     compile_.add_argument(
-        "--target", required=True, help="a cortex-m or cortex-a target name or .toml"
+        "--target", required=True, help="a cortex-m, cortex-a or cuda target name or .toml"
     )
     compile_.add_argument("-o", "--output", type=Path, required=True, help="new directory")
+    compile_.add_argument(
+        "--batch", type=int, default=1, help="samples per call (cuda targets, 1 to 256)"
+    )
     compile_.set_defaults(handler=_compile)
 
     bench = commands.add_parser("bench", help="measure a firmware on an emulated or real board")

@@ -8,13 +8,16 @@ from tvmq.errors import TvmqError
 from tvmq.targets import load_target
 
 if TYPE_CHECKING:
+    from tvmq.backend.cuda import CudaExecutable
     from tvmq.backend.host import HostExecutable
     from tvmq.backend.linux import LinuxExecutable
     from tvmq.backend.mcu import McuExecutable
     from tvmq.model import Model
 
 
-def build(model: Model, target_name: str) -> HostExecutable | McuExecutable | LinuxExecutable:
+def build(
+    model: Model, target_name: str
+) -> HostExecutable | McuExecutable | LinuxExecutable | CudaExecutable:
     """Compile `model` for the named target."""
     target = load_target(target_name)
     if target.kind == "host":
@@ -29,4 +32,8 @@ def build(model: Model, target_name: str) -> HostExecutable | McuExecutable | Li
         from tvmq.backend.linux import build_linux
 
         return build_linux(model, target)
+    if target.kind == "cuda":
+        from tvmq.backend.cuda import CudaExecutable, build_cuda
+
+        return CudaExecutable(build_cuda(model, target))
     raise TvmqError(f"target '{target.name}' ({target.kind}): this backend is not available yet")
