@@ -12,6 +12,8 @@ the kill.
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 
 import tvm
@@ -40,15 +42,6 @@ def tuning_target(target: Target) -> tvm.target.Target:
 
     cores = os.cpu_count() or 1 if target.kind == "host" else 1
     return tvm.target.Target({**target.tvm, "num-cores": cores})
-
-
-def _plain(value):
-    """A MetaSchedule JSON object (FFI containers) as plain Python for json.dumps."""
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value if not isinstance(value, str) else str(value)
-    if isinstance(value, tvm_ffi.Map | dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    return [_plain(v) for v in value]
 
 
 def _check_info(directory: Path, target: Target) -> None:
@@ -159,28 +152,36 @@ class ScheduleDatabase(ms.database.PyDatabase):
         return sum(1 for r in self.records if id_key(r.workload) == key)
 
     def save(self) -> None:
-        """Write the database atomically: info, workloads, then records."""
+        """Write the database atomically: info, workloads, then records.
+
+        TVM's own JSONDatabase writes the files (in a scratch directory beside
+        them), so they are exactly what MetaSchedule reads; they are then
+        renamed into place. Only workloads with records are kept, in the order
+        of their first record: an append-only order, so the records already on
+        disk keep their workload indices between the two renames.
+        """
         self.directory.mkdir(parents=True, exist_ok=True)
         info = {"format": FORMAT, "target": self.target.name, "tvm": tvm.__version__}
         text = json.dumps(info, indent=2) + "\n"
         write_atomically(self.directory / INFO, lambda f: f.write(text.encode()))
-        # Only workloads with records, in the order of their first record: an
-        # append-only order, so the records already on disk keep their indices.
-        used: dict[str, ms.database.Workload] = {}
-        for record in self.records:
-            used.setdefault(id_key(record.workload), record.workload)
-        index = {key: i for i, key in enumerate(used)}
-        workloads = "".join(json.dumps(_plain(w.as_json())) + "\n" for w in used.values())
-        records = "".join(
-            json.dumps([index[id_key(r.workload)], _plain(r.as_json())]) + "\n"
-            for r in self.records
-        )
-        write_atomically(self.directory / WORKLOADS, lambda f: f.write(workloads.encode()))
-        write_atomically(self.directory / RECORDS, lambda f: f.write(records.encode()))
-        for name in (INFO, WORKLOADS, RECORDS):
-            (self.directory / name).chmod(0o644)  # shipped in the repository, read by all
+        with tempfile.TemporaryDirectory(dir=self.directory, prefix=".save-") as scratch:
+            staged = ms.database.JSONDatabase(
+                path_workload=str(Path(scratch) / WORKLOADS),
+                path_tuning_record=str(Path(scratch) / RECORDS),
+            )
+            used: dict[str, tvm.IRModule] = {}
+            for record in self.records:
+                used.setdefault(id_key(record.workload), record.workload.mod)
+            for mod in used.values():
+                staged.commit_workload(mod)
+            for record in self.records:
+                staged.commit_tuning_record(record)
+            for name in (WORKLOADS, RECORDS):
+                (Path(scratch) / name).chmod(0o644)  # shipped in the repository, read by all
+                os.replace(Path(scratch) / name, self.directory / name)
+        (self.directory / INFO).chmod(0o644)
 
 
-def id_key(workload: ms.database.Workload) -> str:
-    """A workload's structural hash, as MetaSchedule writes it."""
-    return str(workload.as_json()[0])
+def id_key(workload: ms.database.Workload) -> int:
+    """A workload's structural hash (of its module)."""
+    return tvm_ffi.structural_hash(workload.mod)

@@ -8,8 +8,11 @@ seconds at the board's clock (instructions under QEMU's -icount).
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
+import sys
 import tempfile
+import types
 from pathlib import Path
 
 from tvm.ir.utils import derived_object
@@ -20,6 +23,7 @@ from tvmq.targets import Target
 from tvmq.tune.tasks import WORKLOAD_ATTR, Task
 
 RUNNERS = ("local", "rpc", "board")
+EVALUATOR = ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=0)
 TASK_FILE = "task"  # beside a candidate's firmware: the workload tag of its kernel
 
 
@@ -39,6 +43,26 @@ def check_runner(runner: str, target: Target) -> None:
         raise TvmqError(f"target '{target.name}' ({target.kind}): tuning is not available yet")
 
 
+def without_builtin_intrinsics() -> None:
+    """Keep TuneContext from importing all of TVM's own tensor intrinsics.
+
+    ``tvm.s_tir.tensor_intrin`` parses every CUDA, ARM and x86 intrinsic as
+    TVMScript on import: minutes on a loaded 2-core machine. The kernels tuned
+    here use tvmq's own intrinsics (registered by the schedules) and the host
+    space none, so the package is registered empty, its submodules still
+    importable on demand. Also the initializer of MetaSchedule's build and run
+    worker processes, which would import it too.
+    """
+    name = "tvm.s_tir.tensor_intrin"
+    if name in sys.modules:
+        return
+    spec = importlib.util.find_spec(name)
+    package = types.ModuleType(name)
+    package.__path__ = list(spec.submodule_search_locations)
+    package.__spec__ = spec
+    sys.modules[name] = package
+
+
 def rpc_runner(tracker: str, key: str) -> ms.runner.RPCRunner:
     """MetaSchedule's RPC runner through the tracker at HOST:PORT, for devices under `key`."""
     host, _, port = tracker.rpartition(":")
@@ -47,7 +71,9 @@ def rpc_runner(tracker: str, key: str) -> ms.runner.RPCRunner:
     config = ms.runner.RPCConfig(
         tracker_host=host, tracker_port=int(port), tracker_key=key, session_timeout_sec=60
     )
-    return ms.runner.RPCRunner(config, ms.runner.EvaluatorConfig(number=3, repeat=1))
+    return ms.runner.RPCRunner(
+        config, EVALUATOR, max_workers=2, initializer=without_builtin_intrinsics
+    )
 
 
 def builder_and_runner(
@@ -56,12 +82,12 @@ def builder_and_runner(
     if runner == "board":
         board = BoardBuilder(target, tasks)
         return board, BoardRunner(target, tasks)
-    builder = ms.builder.LocalBuilder(max_workers=1)
+    builder = ms.builder.LocalBuilder(max_workers=1, initializer=without_builtin_intrinsics)
     if runner == "rpc":
         if tracker is None:
             raise TvmqError("--runner rpc needs --tracker HOST:PORT")
         return builder, rpc_runner(tracker, key)
-    return builder, ms.runner.LocalRunner(ms.runner.EvaluatorConfig(number=3, repeat=1))
+    return builder, ms.runner.LocalRunner(EVALUATOR, initializer=without_builtin_intrinsics)
 
 
 def _task_of(tasks: dict[str, Task], mod) -> Task:

@@ -33,20 +33,34 @@ MAX_UNROLLED = 64  # iterations one unrolled loop nest may copy its body into
 MAX_SPLIT = 8  # largest unrolled inner part of the output's outer loop
 
 
-def uses_dot_product(func: tvm.tirx.PrimFunc) -> bool:
-    """Whether the default schedule hands `func`'s reduction to a SIMD call."""
-    try:
-        dot_product_schedule(func)
-    except (ScheduleError, NotADotProduct):
-        return False
-    return True
+def valid_lanes(func: tvm.tirx.PrimFunc) -> list[int]:
+    """The output channels per SIMD call that `func`'s dot-product schedule can use
+    (none: not a dot product). Registers each one's intrinsic, so that a recorded
+    trace also replays in a process that never sampled it."""
+    from tvmq.backend.intrinsics import LANES
+
+    valid = []
+    for lanes in LANES:
+        try:
+            dot_product_schedule(func, None, lambda _sch, options, n=lanes: _only(n, options))
+        except (ScheduleError, NotADotProduct):
+            continue
+        valid.append(lanes)
+    return valid
+
+
+def _only(lanes: int, options: list[int]) -> int:
+    if lanes not in options:
+        raise NotADotProduct
+    return lanes
 
 
 def schedule_kernel(sch: s_tir.Schedule) -> None:
     """One point of the space, decisions sampled on `sch` (recorded in its trace)."""
     func = sch.mod["main"]
-    if uses_dot_product(func):
-        dot_product_schedule(func, sch, _sample_lanes)
+    lanes = valid_lanes(func)
+    if lanes:
+        dot_product_schedule(func, sch, lambda sch, _: _sample_lanes(sch, lanes))
     else:
         small_schedule(func, sch)
     for block in _blocks(sch):

@@ -7,11 +7,8 @@ that was killed continues with what is left when started again.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import tempfile
-import types
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tqdm import tqdm
 from tvm.ir.utils import derived_object
@@ -21,7 +18,12 @@ from tvmq.errors import TvmqError
 from tvmq.model import Model
 from tvmq.targets import Target
 from tvmq.tune.database import ScheduleDatabase, tuning_target
-from tvmq.tune.runners import builder_and_runner, check_runner, default_runner
+from tvmq.tune.runners import (
+    builder_and_runner,
+    check_runner,
+    default_runner,
+    without_builtin_intrinsics,
+)
 from tvmq.tune.space import has_choices, mcu_space
 from tvmq.tune.tasks import Task, extract_tasks
 
@@ -36,6 +38,7 @@ class TuneResult:
     trials_before: int  # records the database already had for these tasks
     trials_run: int
     best_seconds: dict[str, float]  # task name -> best cost recorded
+    errors: list[str] = field(default_factory=list)  # why failed candidates failed
 
 
 def tunable_tasks(model: Model, target: Target) -> list[Task]:
@@ -62,16 +65,35 @@ def tune(
     progress: bool = True,
 ) -> TuneResult:
     """Tune `model`'s kernels for `target` until `trials` records cover them."""
-    if trials < 1:
-        raise TvmqError(f"--trials {trials}: must be at least 1")
     runner = runner or default_runner(target)
     check_runner(runner, target)
-    tasks = tunable_tasks(model, target)
+    return tune_tasks(
+        tunable_tasks(model, target), target, trials, database, runner,
+        tracker=tracker, key=key, cost_model=cost_model, seed=seed, progress=progress,
+    )  # fmt: skip
+
+
+def tune_tasks(
+    tasks: list[Task],
+    target: Target,
+    trials: int,
+    database: ScheduleDatabase,
+    runner: str,
+    *,
+    tracker: str | None = None,
+    key: str = "tvmq",
+    cost_model: str = "xgb",
+    seed: int | None = None,
+    progress: bool = True,
+) -> TuneResult:
+    """Tune `tasks` until `trials` records cover them (those already recorded count)."""
+    if trials < 1:
+        raise TvmqError(f"--trials {trials}: must be at least 1")
     done = sum(database.count(t.mod) for t in tasks)
     remaining = trials - done
     result = TuneResult(tasks, done, 0, {})
     if remaining > 0:
-        result.trials_run = _search(
+        result.trials_run, result.errors = _search(
             tasks, target, remaining, database, runner, tracker, key, cost_model, seed, progress
         )
     for task in tasks:
@@ -81,27 +103,8 @@ def tune(
     return result
 
 
-def _without_builtin_intrinsics() -> None:
-    """Keep TuneContext from importing all of TVM's own tensor intrinsics.
-
-    ``tvm.s_tir.tensor_intrin`` parses every CUDA, ARM and x86 intrinsic as
-    TVMScript on import: minutes on a loaded 2-core machine. The kernels tuned
-    here use tvmq's own intrinsics (registered by the schedules) and the host
-    space none, so the package is registered empty, its submodules still
-    importable on demand.
-    """
-    name = "tvm.s_tir.tensor_intrin"
-    if name in sys.modules:
-        return
-    spec = importlib.util.find_spec(name)
-    package = types.ModuleType(name)
-    package.__path__ = list(spec.submodule_search_locations)
-    package.__spec__ = spec
-    sys.modules[name] = package
-
-
 def _search(tasks, target, trials, database, runner, tracker, key, cost_model, seed, progress):
-    _without_builtin_intrinsics()
+    without_builtin_intrinsics()
     tvm_target = tuning_target(target)
     space = mcu_space if target.kind == "cortex-m" else lambda: "post-order-apply"
     contexts = [
@@ -148,7 +151,7 @@ def _search(tasks, target, trials, database, runner, tracker, key, cost_model, s
         bar.close()
         if hasattr(builder, "close"):
             builder.close()
-    return counter.trials
+    return counter.trials, counter.errors
 
 
 def _best(database: ScheduleDatabase, task: Task) -> float | None:
@@ -168,6 +171,7 @@ class _Progress(ms.measure_callback.PyMeasureCallback):
         super().__init__()
         self.bar, self.tasks, self.trials = bar, tasks, 0
         self.best: dict[int, float] = {}
+        self.errors: list[str] = []  # why candidates failed, first line each
 
     def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results):
         costs = [
@@ -175,6 +179,9 @@ class _Progress(ms.measure_callback.PyMeasureCallback):
             for r in runner_results
             if r.error_msg is None and r.run_secs
         ]
+        for result in [*builder_results, *runner_results]:
+            if result.error_msg:
+                self.errors.append(str(result.error_msg).strip().splitlines()[-1][:200])
         if costs:
             self.best[task_id] = min([*costs, self.best.get(task_id, float("inf"))])
         self.trials += len(measure_candidates)
