@@ -31,9 +31,11 @@ def run(args: argparse.Namespace) -> int:
     from tvmq.frontend import load_model
     from tvmq.targets import load_target
     from tvmq.tune.database import ScheduleDatabase, default_directory
+    from tvmq.tune.runners import check_runner, default_runner
     from tvmq.tune.tuner import tune
 
     target = load_target(args.target)
+    check_runner(args.runner or default_runner(target), target)
     directory = args.work_dir or default_directory(target)
     database = ScheduleDatabase(directory, target)  # refuses a damaged or foreign one first
     model = load_model(args.model)
