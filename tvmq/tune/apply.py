@@ -49,7 +49,8 @@ class TunedSchedules:
         mod = workload(func)
         if not self.database.has_workload(mod):
             return None
-        record = self.database.query_tuning_record(mod, self.target, "main")
+        candidates = self.database.get_top_k(self.database.commit_workload(mod), 1 << 16)
+        record = next((r for r in candidates if not unrolls_a_reduction(r.trace)), None)
         if record is None:
             return None
         valid_lanes(func)  # registers the intrinsics the trace may name
@@ -62,6 +63,21 @@ class TunedSchedules:
         if not self.records:
             return f"tuned schedules: none in {self.directory}; default schedules"
         return f"tuned schedules: {self.applied} of {self.kernels} kernels from {self.directory}"
+
+
+def unrolls_a_reduction(trace) -> bool:
+    """Whether the trace unrolls a loop that it did not split off the output's loop.
+
+    Such traces (a reduction's innermost loops unrolled, sampled by earlier
+    versions of the space) miscompile in the ahead-of-time C build: TVM reuses
+    the accumulator's first load across the unrolled read-modify-writes. They
+    are never applied.
+    """
+    split_off = [rv for inst in trace.insts if inst.kind.name == "Split" for rv in inst.outputs]
+    return any(
+        inst.kind.name == "Unroll" and not any(inst.inputs[0].same_as(rv) for rv in split_off)
+        for inst in trace.insts
+    )
 
 
 def _same_signature(a: tvm.tirx.PrimFunc, b: tvm.tirx.PrimFunc) -> bool:

@@ -6,13 +6,14 @@ tensorization with other parameters:
 
 - dot-product kernels: output channels per SIMD call (``tvmq_dot_s8_1xN``, any
   N of ``intrinsics.LANES`` that divides the channels);
-- every reduction: how many of its innermost loops are unrolled (none up to
-  three, bounded so the code stays small);
 - the outermost spatial loop of the output (pixels or rows): split in two with
   a sampled inner extent, the inner part unrolled.
 
-Every choice keeps the schedule's memory footprint (no new buffers), so any
-point of the space fits where the default fits.
+Reductions' own loops are not unrolled: TVM's ahead-of-time C build then keeps
+the accumulator's first load for every unrolled step (wrong results; see
+:func:`tvmq.tune.apply.unrolls_a_reduction`). Every choice keeps the schedule's
+memory footprint (no new buffers), so any point of the space fits where the
+default fits.
 """
 
 from __future__ import annotations
@@ -28,8 +29,6 @@ from tvmq.backend.schedule import (
     small_schedule,
 )
 
-REDUCE = 2  # tvm.tirx.IterVar.CommReduce
-MAX_UNROLLED = 64  # iterations one unrolled loop nest may copy its body into
 MAX_SPLIT = 8  # largest unrolled inner part of the output's outer loop
 
 
@@ -63,9 +62,6 @@ def schedule_kernel(sch: s_tir.Schedule) -> None:
         dot_product_schedule(func, sch, lambda sch, _: _sample_lanes(sch, lanes))
     else:
         small_schedule(func, sch)
-    for block in _blocks(sch):
-        if _is_reduction(sch, block):
-            _sample_unrolling(sch, block)
     _sample_outer_split(sch)
 
 
@@ -91,26 +87,6 @@ def _sample_lanes(sch: s_tir.Schedule, lanes: list[int]) -> int:
     return int(sch.get(choice))
 
 
-def _sample_unrolling(sch: s_tir.Schedule, block) -> None:
-    """Unroll the innermost 0..3 loops of a reduction, while the copies stay few."""
-    loops = sch.get_loops(block)
-    depths, copies = [0], 1
-    for depth, loop in enumerate(reversed(loops), start=1):
-        extent = sch.get(loop).extent
-        if depth > 3 or not isinstance(extent, tvm.tirx.IntImm):
-            break
-        copies *= int(extent)
-        if copies > MAX_UNROLLED:
-            break
-        if int(extent) > 1:
-            depths.append(depth)
-    if len(depths) == 1:
-        return
-    choice = int(sch.get(sch.sample_categorical(depths, [1 / len(depths)] * len(depths))))
-    for loop in loops[len(loops) - choice :]:
-        sch.unroll(loop)
-
-
 def _sample_outer_split(sch: s_tir.Schedule) -> None:
     """Split the output's outermost loop of extent > 1, inner part unrolled."""
     outputs = sch.get_output_blocks(sch.get_sblock("root"))
@@ -124,18 +100,6 @@ def _sample_outer_split(sch: s_tir.Schedule) -> None:
         _, inner = sch.split(loop, factors)
         sch.unroll(inner)
         return
-
-
-def _blocks(sch: s_tir.Schedule, parent=None) -> list:
-    """Every block under `parent` (the root by default), depth first."""
-    found = []
-    for block in sch.get_child_blocks(parent or sch.get_sblock("root")):
-        found += [block, *_blocks(sch, block)]
-    return found
-
-
-def _is_reduction(sch: s_tir.Schedule, block) -> bool:
-    return any(int(v.iter_type) == REDUCE for v in sch.get(block).iter_vars)
 
 
 def has_choices(mod: tvm.IRModule) -> bool:
