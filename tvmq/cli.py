@@ -224,8 +224,11 @@ def _compile(args: argparse.Namespace) -> int:
     if target.kind == "cortex-a":
         return _compile_library(model, target, args.output)
     from tvmq.backend.mcu import compile_firmware
+    from tvmq.tune.apply import TunedSchedules
 
-    report = compile_firmware(model, target, args.output)
+    schedules = TunedSchedules(target)
+    report = compile_firmware(model, target, args.output, schedules)
+    print(schedules.summary())
     print(f"wrote {args.output}: firmware project for {target.name} ({target.board['name']})")
     print(f"  build/firmware.elf  flash {report['flash']:,} B of {report['flash_limit']:,}")
     print(f"                      RAM   {report['ram']:,} B of {report['ram_limit']:,}")
@@ -327,9 +330,13 @@ def _bench(args: argparse.Namespace) -> int:
             from tvmq.backend.mcu import compile_firmware
             from tvmq.frontend import load_model
             from tvmq.targets import load_target
+            from tvmq.tune.apply import TunedSchedules
 
             project = Path(scratch) / "firmware"
-            compile_firmware(load_model(args.model), load_target(args.target), project)
+            target = load_target(args.target)
+            schedules = TunedSchedules(target)
+            compile_firmware(load_model(args.model), target, project, schedules)
+            print(schedules.summary(), file=sys.stderr if args.json else sys.stdout)
             elf = project / "build" / "firmware.elf"
         if args.flash:
             from tvmq.hil.flash import flash_firmware
@@ -592,6 +599,10 @@ def parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="compile and evaluate the bundled example model")
     demo.add_argument("--target", default="qemu-cortex-m4")
     demo.set_defaults(handler=_demo)
+
+    from tvmq.tune.command import add_parser as add_tune
+
+    add_tune(commands)
     return root
 
 

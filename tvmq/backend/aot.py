@@ -11,6 +11,7 @@ descriptor of ``firmware/include/tvmq_model.h``: no runtime, no heap.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -19,8 +20,10 @@ import tvm
 
 from tvmq.backend.graph import CONSTANT, INPUT, OUTPUT, KernelGraph, fuse, kernel_graph
 from tvmq.backend.planner import ALIGNMENT, MemoryPlan, plan_memory
-from tvmq.backend.schedule import default_schedule
+from tvmq.backend.schedule import ScheduledKernel, default_schedule
 from tvmq.model import Model
+
+Scheduler = Callable[[tvm.tirx.PrimFunc], ScheduledKernel]
 
 ENTRY = "tvmq_entry"
 
@@ -44,15 +47,30 @@ class CompiledModel:
         return digest.hexdigest()[:16]
 
 
-def lower_model(model: Model) -> CompiledModel:
-    """Realize, fuse, schedule and plan `model`; build the entry function."""
+def lower_model(model: Model, schedule: Scheduler = default_schedule) -> CompiledModel:
+    """Realize, fuse, schedule and plan `model`; build the entry function.
+
+    `schedule` turns each kernel into a scheduled one: the default schedules, or
+    tuned records (:mod:`tvmq.tune.apply`) with the default for the rest.
+    """
+    return lower_graph(model, model_graph(model), schedule)
+
+
+def model_graph(model: Model) -> KernelGraph:
+    """The fused kernel graph of `model`, kernels not yet scheduled."""
     from tvmq.quantize.realize import realize
 
     mod = realize(model.mod) if model.is_quantized else model.mod
-    graph = kernel_graph(fuse(mod))
+    return kernel_graph(fuse(mod))
+
+
+def lower_graph(
+    model: Model, graph: KernelGraph, schedule: Scheduler = default_schedule
+) -> CompiledModel:
+    """Schedule and plan `graph` (changed in place: weight layouts); build the entry."""
     functions = {}
     for name, func in graph.kernels.items():
-        scheduled = default_schedule(func)
+        scheduled = schedule(func)
         functions[name] = _pointer_signature(scheduled.func)
         for position, axes in scheduled.weight_layouts.items():
             graph.transpose_constant(name, position, axes)
@@ -121,4 +139,5 @@ def _entry_function(
         for step in graph.steps
     ]
     params = [*handles.values(), weights, arena]
-    return tvm.tirx.PrimFunc(params, tvm.tirx.SeqStmt(calls)).with_attr("global_symbol", ENTRY)
+    body = calls[0] if len(calls) == 1 else tvm.tirx.SeqStmt(calls)  # no SeqStmt of one
+    return tvm.tirx.PrimFunc(params, body).with_attr("global_symbol", ENTRY)

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tvmq.backend.aot import ENTRY, CompiledModel, lower_model
+from tvmq.backend.aot import ENTRY, CompiledModel, Scheduler, lower_model
 from tvmq.backend.intrinsics import HEADER, HEADERS, KERNELS_DIR
+from tvmq.backend.schedule import default_schedule
 from tvmq.model import Model
 
 C_TYPES = {
@@ -51,15 +52,22 @@ def workspace_bytes(kernel_source: str) -> int:
     return sum(int(size) + 16 for size in WORKSPACE_CALL.findall(kernel_source))
 
 
-def emit_model(model: Model, directory: Path) -> CompiledModel:
+def emit_model(
+    model: Model, directory: Path, schedule: Scheduler = default_schedule
+) -> CompiledModel:
     """Lower `model` and write its C sources into `directory` (created if missing)."""
+    compiled = lower_model(model, schedule)
+    emit_compiled(compiled, directory)
+    return compiled
+
+
+def emit_compiled(compiled: CompiledModel, directory: Path) -> None:
+    """Generate the C of a lowered model and write its sources into `directory`."""
     import tvm
 
-    compiled = lower_model(model)
     kernels = tvm.tirx.build(compiled.tir, target=tvm.target.Target({"kind": "c"}))
     directory.mkdir(parents=True, exist_ok=True)
     write_model_sources(compiled, kernels.inspect_source(), directory)
-    return compiled
 
 
 def write_model_sources(compiled: CompiledModel, kernel_source: str, directory: Path) -> None:

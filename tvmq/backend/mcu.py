@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tvmq.backend.aot import CompiledModel
+from tvmq.backend.aot import CompiledModel, Scheduler
 from tvmq.backend.emit_c import emit_model
 from tvmq.backend.manifest import model_manifest
+from tvmq.backend.schedule import default_schedule
 from tvmq.errors import TvmqError
 from tvmq.model import Model
 from tvmq.targets import Target
@@ -35,10 +36,20 @@ def board_of(target: Target) -> str:
     return board
 
 
-def write_project(model: Model, target: Target, directory: Path) -> CompiledModel:
+def write_project(
+    model: Model, target: Target, directory: Path, schedule: Scheduler = default_schedule
+) -> CompiledModel:
     """The firmware project for `model` on `target`'s board, in `directory`."""
     board = board_of(target)
-    compiled = emit_model(model, directory / "model")
+    compiled = emit_model(model, directory / "model", schedule)
+    copy_firmware_files(board, directory)
+    manifest = _manifest(compiled, target, board)
+    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return compiled
+
+
+def copy_firmware_files(board: str, directory: Path) -> None:
+    """The harness, shared headers, Makefile and `board`'s port, into `directory`."""
     for name in PROJECT_FILES:
         source = FIRMWARE_DIR / name
         if source.is_dir():
@@ -46,9 +57,6 @@ def write_project(model: Model, target: Target, directory: Path) -> CompiledMode
         else:
             shutil.copyfile(source, directory / name)
     shutil.copytree(FIRMWARE_DIR / "boards" / board, directory / "boards" / board)
-    manifest = _manifest(compiled, target, board)
-    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    return compiled
 
 
 def build_project(directory: Path, target: Target) -> Path:
@@ -74,7 +82,9 @@ def elf_sizes(elf: Path) -> dict[str, int]:
     return {"flash": text + data, "ram": data + bss}
 
 
-def compile_firmware(model: Model, target: Target, directory: Path) -> dict:
+def compile_firmware(
+    model: Model, target: Target, directory: Path, schedule: Scheduler = default_schedule
+) -> dict:
     """Write and build the project into `directory` (which must not exist), atomically.
 
     Returns the memory report; on any failure nothing is left at `directory`.
@@ -86,7 +96,7 @@ def compile_firmware(model: Model, target: Target, directory: Path) -> dict:
         raise TvmqError(f"{directory}: directory {directory.parent} does not exist")
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
-        compiled = write_project(model, target, staging)
+        compiled = write_project(model, target, staging, schedule)
         sizes = elf_sizes(build_project(staging, target))
         report = {**_memory(compiled, target), **sizes}
         (staging / "memory.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -175,11 +185,13 @@ class McuExecutable:
         self.close()
 
 
-def build_mcu(model: Model, target: Target) -> McuExecutable:
+def build_mcu(
+    model: Model, target: Target, schedule: Scheduler = default_schedule
+) -> McuExecutable:
     """Compile `model` into a firmware for `target` in a temporary project."""
     directory = Path(tempfile.mkdtemp(prefix=f"tvmq-{target.name}-"))
     try:
-        compiled = write_project(model, target, directory)
+        compiled = write_project(model, target, directory, schedule)
         return McuExecutable(model, target, directory, compiled)
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)

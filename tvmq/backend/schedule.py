@@ -14,6 +14,7 @@ from kernels that are already small.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import tvm
@@ -33,12 +34,21 @@ class ScheduledKernel:
     weight_layouts: dict[int, tuple[int, ...]] = field(default_factory=dict)
 
 
+# Picks the output channels per SIMD call among those that divide the channels
+# (widest first); the tuner (tvmq.tune.space) samples it instead.
+LaneChoice = Callable[[s_tir.Schedule, list[int]], int]
+
+
+def _widest(_: s_tir.Schedule, lanes: list[int]) -> int:
+    return lanes[0]
+
+
 def default_schedule(func: tvm.tirx.PrimFunc) -> ScheduledKernel:
     """The SIMD dot-product schedule where it applies (with a SIMD requantization if
     the epilogue allows), else :func:`small_schedule`."""
     for simd_requantize in (True, False):
         try:
-            return dot_product_schedule(func, simd_requantize)
+            return dot_product_schedule(func, simd_requantize=simd_requantize)
         except NotADotProduct:
             break
         except ScheduleError:
@@ -50,8 +60,16 @@ class NotADotProduct(Exception):
     """The kernel is not an int8 NHWC convolution or dense layer."""
 
 
-def dot_product_schedule(func: tvm.tirx.PrimFunc, simd_requantize: bool = True) -> ScheduledKernel:
+def dot_product_schedule(
+    func: tvm.tirx.PrimFunc,
+    sch: s_tir.Schedule | None = None,
+    choose_lanes: LaneChoice = _widest,
+    simd_requantize: bool = True,
+) -> ScheduledKernel:
     """An int8 convolution or dense layer whose reductions are SIMD dot products.
+
+    `sch` (a schedule of `func`: the tuner's design space) is scheduled in place,
+    with the output channels per call that `choose_lanes` picks.
 
     The weights (constants) are relaid out output-channel-major, so that one
     output channel's filter row is contiguous, as the input pixels are in NHWC.
@@ -68,7 +86,7 @@ def dot_product_schedule(func: tvm.tirx.PrimFunc, simd_requantize: bool = True) 
         dense_dot_product,
     )
 
-    sch = s_tir.Schedule(func)
+    sch = s_tir.Schedule(func) if sch is None else sch
     _inline_into_reductions(sch)
     reductions = [b for b in _blocks(sch) if _is_reduction(sch, b)]
     if len(reductions) != 1:
@@ -79,7 +97,7 @@ def dot_product_schedule(func: tvm.tirx.PrimFunc, simd_requantize: bool = True) 
     position, axes = _output_channel_major(sch, func, block)
     shape = [int(d) for d in func.params[position].ty.shape]
     shape = [shape[a] for a in axes]
-    lanes = next(n for n in LANES if shape[0] % n == 0)
+    lanes = choose_lanes(sch, [n for n in LANES if shape[0] % n == 0])
     loops = sch.get_loops(block)
     if len(loops) == 7 and shape[1] > 1 and shape[2] * shape[3] < SHORT_ROW:
         # conv2d with short filter rows (first layers: one to three input channels):
@@ -213,7 +231,7 @@ def _position_of(expr, variables) -> int:
     return next((i for i, v in enumerate(variables) if expr.same_as(v)), -1)
 
 
-def small_schedule(func: tvm.tirx.PrimFunc) -> tvm.tirx.PrimFunc:
+def small_schedule(func: tvm.tirx.PrimFunc, sch: s_tir.Schedule | None = None) -> tvm.tirx.PrimFunc:
     """`func` with every intermediate tensor shrunk to one element.
 
     Elementwise producers of a reduction are inlined into it (padding becomes a
@@ -222,8 +240,9 @@ def small_schedule(func: tvm.tirx.PrimFunc) -> tvm.tirx.PrimFunc:
     the innermost loop of the output. Inlining those too would repeat shared
     subexpressions (the requantization reuses each value several times) and grow
     the code exponentially; one-element buffers become registers in C.
+    `sch` (a schedule of `func`) is scheduled in place when given.
     """
-    sch = s_tir.Schedule(func)
+    sch = s_tir.Schedule(func) if sch is None else sch
     _inline_into_reductions(sch)
     reductions = [b for b in _blocks(sch) if _is_reduction(sch, b)]
     for block in reductions:

@@ -1,0 +1,249 @@
+"""Auto-tuning: MetaSchedule searches, records land in a database, builds apply them.
+
+Tiny trial counts: these tests check that tuning runs, resumes, measures on the
+emulated board and over RPC, and that tuned builds compute exactly what the
+untuned ones do; how much faster tuned code is lives in bench/tune_cost.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tvmq.errors import TvmqError
+from tvmq.examples import DIGITS_MODEL, digits_split
+from tvmq.targets import load_target
+from tvmq.tune.database import RECORDS, SCHEDULES_DIR, load_records
+
+EXIT_USER_ERROR = 2
+REPO = Path(__file__).resolve().parents[1]
+needs_board = pytest.mark.skipif(
+    not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")),
+    reason="arm-none-eabi-gcc and qemu-system-arm are needed (make toolchains)",
+)
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    """The bundled example, quantized, as a model and as a .tvmq file."""
+    from tvmq.frontend import load_model
+    from tvmq.frontend.saved import save_model
+    from tvmq.quantize.quantizer import quantize_model
+
+    calibration, _ = digits_split("train")
+    quantized = quantize_model(load_model(DIGITS_MODEL), [[x] for x in calibration[:50]])
+    path = tmp_path_factory.mktemp("model") / "digits.tvmq"
+    save_model(quantized, path)
+    return quantized, path
+
+
+def tvmq(*args, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "tvmq", *map(str, args)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **kwargs,
+    )  # fmt: skip
+
+
+def assert_user_error(process: subprocess.Popen, *words: str) -> None:
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == EXIT_USER_ERROR, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tvmq: error: "), stderr
+    assert all(word in lines[0] for word in words), lines[0]
+
+
+def test_space_replays_the_simd_tensorization(digits):
+    """A sampled point of a dense kernel's space still calls the SIMD micro-kernel,
+    with a lane count the sampler chose, and its trace replays in a fresh schedule."""
+    import tvm
+    import tvm_ffi
+    from tvm import s_tir
+
+    from tvmq.tune.space import schedule_kernel, valid_lanes
+    from tvmq.tune.tasks import workload
+    from tvmq.tune.tuner import tunable_tasks
+
+    model, _ = digits
+    tasks = {t.name: t for t in tunable_tasks(model, load_target("qemu-cortex-m4"))}
+    dense = next(t for name, t in tasks.items() if "matmul" in name)
+    seen = set()
+    for seed in range(1, 9):
+        sch = s_tir.Schedule(dense.mod, seed=seed)
+        schedule_kernel(sch)
+        source = tvm.tirx.build(
+            tvm.IRModule({"main": sch.mod["main"].with_attr("global_symbol", "k")}),
+            target=tvm.target.Target({"kind": "c"}),
+        ).inspect_source()
+        lanes = {n for n in (4, 2, 1) if f"tvmq_dot_s8_1x{n}(" in source}
+        assert len(lanes) == 1, source
+        seen |= lanes
+        replay = s_tir.Schedule(workload(dense.mod["main"].without_attr("tvmq.workload")))
+        sch.trace.apply_to_schedule(replay, remove_postproc=False)
+        assert tvm_ffi.structural_equal(replay.mod["main"], sch.mod["main"])
+    assert 2 in seen  # the dense layer has 10 outputs: 2 per call is the widest
+    assert seen == set(valid_lanes(dense.mod["main"]))
+
+
+@needs_board
+def test_tune_on_board_survives_kill_resumes_and_builds_identically(digits, tmp_path):
+    """Kill -9 mid-run leaves a database that loads; the same command continues
+    from it; the tuned firmware's outputs equal the untuned one's and the host's."""
+    from tvmq.backend.mcu import build_mcu
+    from tvmq.tune.apply import TunedSchedules
+
+    model, path = digits
+    target = load_target("qemu-cortex-m4")
+    work = tmp_path / "db"
+    command = ["tune", path, "--target", target.name, "--trials", 6, "--work-dir", work]
+    first = tvmq(*command, "--seed", 1)
+    deadline = time.monotonic() + 150
+    while time.monotonic() < deadline and first.poll() is None:
+        if (work / RECORDS).is_file() and (work / RECORDS).read_text().count("\n") >= 1:
+            break
+        time.sleep(0.05)
+    assert first.poll() is None, first.communicate()
+    first.send_signal(signal.SIGKILL)
+    first.communicate()
+    recorded = len(load_records(work, target))
+    assert 1 <= recorded < 6
+
+    second = tvmq(*command, "--seed", 2)
+    stdout, stderr = second.communicate(timeout=300)
+    assert second.returncode == 0, stderr
+    assert f"{recorded} trials already recorded" in stdout
+    assert len(load_records(work, target)) >= 6
+
+    schedules = TunedSchedules(target, work)
+    inputs, _ = digits_split("test")
+    host = model.build("host")
+    with build_mcu(model, target, schedules) as tuned, build_mcu(model, target) as untuned:
+        assert schedules.applied >= 1
+        for x in inputs[:3]:
+            expected = host(x)
+            for got, plain, reference in zip(tuned(x), untuned(x), expected, strict=True):
+                np.testing.assert_array_equal(got, plain)
+                np.testing.assert_array_equal(got, reference)
+
+
+def test_damaged_or_foreign_database_is_a_one_line_error(digits, tmp_path):
+    """A write cut short, another target's records, files that are not ours: one
+    line naming the problem, before any tuning."""
+    _, path = digits
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    info = {"format": "tvmq-schedules/1", "target": "qemu-cortex-m4"}
+    (damaged / "tvmq_schedules.json").write_text(json.dumps(info))
+    (damaged / "database_workload.json").write_text('["1", "AAAA"]\n')
+    (damaged / RECORDS).write_text('[0, [[[["GetSBlock", [], ["ro')  # a write cut short
+    assert_user_error(
+        tvmq("tune", path, "--target", "qemu-cortex-m4", "--trials", 1, "--work-dir", damaged),
+        str(damaged / RECORDS), "corrupted at line 1",
+    )  # fmt: skip
+    with pytest.raises(TvmqError, match="for target 'qemu-cortex-m4', not 'qemu-cortex-m7'"):
+        load_records(damaged, load_target("qemu-cortex-m7"))
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / RECORDS).write_text("[0, 1]\n")
+    assert_user_error(
+        tvmq("tune", path, "--target", "qemu-cortex-m4", "--trials", 1, "--work-dir", foreign),
+        "not a tvmq schedule database",
+    )  # fmt: skip
+
+
+def test_runner_must_fit_the_target(digits, tmp_path):
+    _, path = digits
+    assert_user_error(
+        tvmq("tune", path, "--target", "qemu-cortex-m4", "--trials", 1, "--runner", "local",
+             "--work-dir", tmp_path),
+        "--runner board",
+    )  # fmt: skip
+    assert_user_error(
+        tvmq("tune", path, "--target", "host", "--trials", 1, "--runner", "rpc",
+             "--work-dir", tmp_path),
+        "--tracker",
+    )  # fmt: skip
+
+
+def test_rpc_farm_tunes_the_host(digits, tmp_path):
+    """A tracker and two servers on loopback measure the candidates of a small
+    task; the host build with its records computes what the untuned one does."""
+    from tvm import rpc
+    from tvm.rpc.tracker import Tracker
+
+    from tvmq.tune.apply import build_host_tuned
+    from tvmq.tune.database import ScheduleDatabase
+    from tvmq.tune.tasks import extract_tasks
+    from tvmq.tune.tuner import tune_tasks
+
+    model, _ = digits
+    target = load_target("host")
+    pool = [t for t in extract_tasks(model, target) if t.name == "max_pool2d"]
+    tracker = Tracker(host="127.0.0.1", port=9190, port_end=9290, silent=True)
+    servers = [
+        rpc.Server(host="127.0.0.1", port=9300, port_end=9400, key="tvmq-test",
+                   tracker_addr=("127.0.0.1", tracker.port), silent=True)
+        for _ in range(2)
+    ]  # fmt: skip
+    try:
+        database = ScheduleDatabase(tmp_path / "db", target)
+        result = tune_tasks(
+            pool, target, 3, database, "rpc", tracker=f"127.0.0.1:{tracker.port}",
+            key="tvmq-test", seed=1, progress=False,
+        )  # fmt: skip
+    finally:
+        for server in servers:
+            server.terminate()
+        tracker.terminate()
+    assert result.trials_run >= 3
+    assert result.best_seconds and all(0 < s < 1 for s in result.best_seconds.values())
+    tuned, records = build_host_tuned(model, target, tmp_path / "db")
+    assert records >= 3
+    host = model.build("host")
+    inputs, _ = digits_split("test")
+    for x in inputs[:5]:
+        for got, expected in zip(tuned(x), host(x), strict=True):
+            np.testing.assert_array_equal(got, expected)
+
+
+SHIPPED = sorted(p.name for p in SCHEDULES_DIR.iterdir() if (p / RECORDS).is_file())
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_database_applies_and_keeps_outputs(digits, name):
+    """Every shipped database loads, applies to the example, and changes no output."""
+    model, _ = digits
+    target = load_target(name)
+    inputs, _ = digits_split("test")
+    host = model.build("host")
+    info = json.loads((SCHEDULES_DIR / name / "tvmq_schedules.json").read_text())
+    assert info["target"] == name
+    if target.kind == "host":
+        from tvmq.tune.apply import build_host_tuned
+
+        tuned, records = build_host_tuned(model, target)
+        assert records > 0
+        for x in inputs[:5]:
+            for got, expected in zip(tuned(x), host(x), strict=True):
+                np.testing.assert_array_equal(got, expected)
+        return
+    if not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")):
+        pytest.skip("arm-none-eabi-gcc and qemu-system-arm are needed")
+    from tvmq.backend.mcu import build_mcu
+    from tvmq.tune.apply import TunedSchedules
+
+    schedules = TunedSchedules(target)
+    with build_mcu(model, target, schedules) as tuned:
+        assert schedules.applied >= 1
+        for x in inputs[:3]:
+            for got, expected in zip(tuned(x), host(x), strict=True):
+                np.testing.assert_array_equal(got, expected)

@@ -1,0 +1,53 @@
+"""``tvmq tune MODEL --target T --trials N [--runner ...] [--work-dir DIR]``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(commands) -> None:
+    tune = commands.add_parser(
+        "tune", help="tune a model's kernels for a target (MetaSchedule, XGBoost cost model)"
+    )
+    tune.add_argument("model", type=Path, help=".onnx, .tflite or .tvmq")
+    tune.add_argument("--target", required=True, help="target name or .toml")
+    tune.add_argument(
+        "--trials", type=int, required=True, help="measurements for the model, all tasks together"
+    )
+    tune.add_argument(
+        "--runner",
+        choices=["local", "rpc", "board"],
+        help="where candidates run (default: board for microcontrollers, local for the host)",
+    )
+    tune.add_argument("--work-dir", type=Path, help="database directory (default: schedules/T)")
+    tune.add_argument("--tracker", help="RPC tracker HOST:PORT (--runner rpc)")
+    tune.add_argument("--key", default="tvmq", help="device key at the RPC tracker")
+    tune.add_argument("--seed", type=int, help="random seed of the search")
+    tune.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tvmq.frontend import load_model
+    from tvmq.targets import load_target
+    from tvmq.tune.database import ScheduleDatabase, default_directory
+    from tvmq.tune.runners import check_runner, default_runner
+    from tvmq.tune.tuner import tune
+
+    target = load_target(args.target)
+    check_runner(args.runner or default_runner(target), target)
+    directory = args.work_dir or default_directory(target)
+    database = ScheduleDatabase(directory, target)  # refuses a damaged or foreign one first
+    model = load_model(args.model)
+    result = tune(
+        model, target, args.trials, database, args.runner,
+        tracker=args.tracker, key=args.key, seed=args.seed,
+    )  # fmt: skip
+    print(
+        f"{model.name} on {target.name}: {len(result.tasks)} tasks, "
+        f"{result.trials_before} trials already recorded, {result.trials_run} run now"
+    )
+    for name, seconds in result.best_seconds.items():
+        print(f"  {name:<24} best {seconds * 1e6:12.2f} us")
+    print(f"records in {directory}")
+    return 0

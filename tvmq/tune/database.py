@@ -1,0 +1,203 @@
+"""Where tuning records live: ``schedules/<target>/``, one database per target.
+
+The files are MetaSchedule's JSON database (``database_workload.json``,
+``database_tuning_record.json``) plus ``tvmq_schedules.json`` saying which
+target they are for. Records of every model tuned for a target merge into one
+database. Each commit rewrites both files atomically (workloads first: records
+only point at workloads already written, in a fixed order), so a run killed at
+any moment leaves a database that loads, holding every record committed before
+the kill.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import tvm
+import tvm_ffi
+from tvm.ir.utils import derived_object
+from tvm.s_tir import meta_schedule as ms
+
+from tvmq.errors import TvmqError
+from tvmq.fileio import write_atomically
+from tvmq.targets import Target
+
+SCHEDULES_DIR = Path(__file__).resolve().parents[2] / "schedules"
+WORKLOADS = "database_workload.json"
+RECORDS = "database_tuning_record.json"
+INFO = "tvmq_schedules.json"
+FORMAT = "tvmq-schedules/1"
+
+
+def default_directory(target: Target) -> Path:
+    return SCHEDULES_DIR / target.name
+
+
+def tuning_target(target: Target) -> tvm.target.Target:
+    """The TVM target records are tuned and looked up for (MetaSchedule wants a core count)."""
+    import os
+
+    cores = os.cpu_count() or 1 if target.kind == "host" else 1
+    return tvm.target.Target({**target.tvm, "num-cores": cores})
+
+
+def _check_info(directory: Path, target: Target) -> None:
+    info_path = directory / INFO
+    try:
+        info = json.loads(info_path.read_text())
+    except FileNotFoundError:
+        raise TvmqError(
+            f"{directory}: database files without {INFO}: not a tvmq schedule database"
+        ) from None
+    except (OSError, ValueError) as error:
+        raise TvmqError(f"{info_path}: unreadable ({error})") from error
+    if not isinstance(info, dict) or info.get("format") != FORMAT:
+        raise TvmqError(f"{info_path}: not a tvmq schedule database (format {FORMAT} expected)")
+    if info.get("target") != target.name:
+        raise TvmqError(
+            f"{directory}: records for target '{info.get('target')}', not '{target.name}'"
+        )
+
+
+def _check_lines(path: Path) -> None:
+    """Every line of a database file must be JSON (MetaSchedule would abort on it)."""
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        raise TvmqError(f"{path}: missing; the database is incomplete") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise TvmqError(f"{path}: unreadable ({error})") from error
+    for number, line in enumerate(lines, start=1):
+        try:
+            json.loads(line)
+        except ValueError as error:
+            raise TvmqError(f"{path}: corrupted at line {number} ({error})") from error
+
+
+def _register_intrinsics(workloads: Path) -> None:
+    """Register the SIMD intrinsics the records' traces may name: MetaSchedule
+    replays every trace while it loads a database."""
+    from tvmq.tune.space import valid_lanes
+    from tvmq.tune.tasks import WORKLOAD_ATTR
+
+    for line in workloads.read_text().splitlines():
+        try:
+            func = ms.database.Workload.from_json(json.loads(line)).mod["main"]
+        except Exception as error:  # TVM's own error types for a malformed module
+            raise TvmqError(f"{workloads}: not a MetaSchedule workload ({error})") from error
+        if func.attrs is not None and WORKLOAD_ATTR in func.attrs:
+            valid_lanes(func)
+
+
+def load_records(directory: Path, target: Target) -> list[ms.database.TuningRecord]:
+    """Every record of the database in `directory` (none when there is none yet).
+
+    A database for another target, or one whose files are damaged, is refused
+    with one line naming the file.
+    """
+    files = [directory / WORKLOADS, directory / RECORDS]
+    if not any(f.exists() for f in files):
+        return []
+    _check_info(directory, target)
+    for path in files:
+        _check_lines(path)
+    _register_intrinsics(files[0])
+    try:
+        database = ms.database.JSONDatabase(
+            path_workload=str(files[0]), path_tuning_record=str(files[1]), allow_missing=False
+        )
+        return list(database.get_all_tuning_records())
+    except Exception as error:  # TVM raises its own error types for malformed records
+        first = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+        raise TvmqError(f"{directory}: not a valid MetaSchedule database ({first})") from error
+
+
+@derived_object
+class ScheduleDatabase(ms.database.PyDatabase):
+    """MetaSchedule's in-memory database, written through to `directory` on each commit."""
+
+    def __init__(self, directory: Path, target: Target):
+        super().__init__()
+        self.directory, self.target = Path(directory), target
+        self.memory = ms.database.MemoryDatabase()
+        self.records: list[ms.database.TuningRecord] = []
+        for record in load_records(self.directory, target):
+            self.commit_workload(record.workload.mod)
+            self._add(record)
+
+    def has_workload(self, mod: tvm.IRModule) -> bool:
+        return self.memory.has_workload(mod)
+
+    def commit_workload(self, mod: tvm.IRModule) -> ms.database.Workload:
+        return self.memory.commit_workload(mod)
+
+    def commit_tuning_record(self, record: ms.database.TuningRecord) -> None:
+        self._add(record)
+        self.save()
+
+    def get_top_k(self, workload: ms.database.Workload, top_k: int):
+        return self.memory.get_top_k(workload, top_k)
+
+    def get_all_tuning_records(self):
+        return list(self.records)
+
+    def query_tuning_record(self, mod, target, workload_name):
+        return self.memory.query_tuning_record(mod, target, workload_name)
+
+    def query_schedule(self, mod, target, workload_name):
+        return self.memory.query_schedule(mod, target, workload_name)
+
+    def query_ir_module(self, mod, target, workload_name):
+        return self.memory.query_ir_module(mod, target, workload_name)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def _add(self, record: ms.database.TuningRecord) -> None:
+        self.memory.commit_tuning_record(record)
+        self.records.append(record)
+
+    def count(self, mod: tvm.IRModule) -> int:
+        """Records (trials measured) of the workload `mod`."""
+        if not self.memory.has_workload(mod):
+            return 0
+        key = id_key(self.memory.commit_workload(mod))
+        return sum(1 for r in self.records if id_key(r.workload) == key)
+
+    def save(self) -> None:
+        """Write the database atomically: info, workloads, then records.
+
+        TVM's own JSONDatabase writes the files (in a scratch directory beside
+        them), so they are exactly what MetaSchedule reads; they are then
+        renamed into place. Only workloads with records are kept, in the order
+        of their first record: an append-only order, so the records already on
+        disk keep their workload indices between the two renames.
+        """
+        self.directory.mkdir(parents=True, exist_ok=True)
+        info = {"format": FORMAT, "target": self.target.name, "tvm": tvm.__version__}
+        text = json.dumps(info, indent=2) + "\n"
+        write_atomically(self.directory / INFO, lambda f: f.write(text.encode()))
+        with tempfile.TemporaryDirectory(dir=self.directory, prefix=".save-") as scratch:
+            staged = ms.database.JSONDatabase(
+                path_workload=str(Path(scratch) / WORKLOADS),
+                path_tuning_record=str(Path(scratch) / RECORDS),
+            )
+            used: dict[str, tvm.IRModule] = {}
+            for record in self.records:
+                used.setdefault(id_key(record.workload), record.workload.mod)
+            for mod in used.values():
+                staged.commit_workload(mod)
+            for record in self.records:
+                staged.commit_tuning_record(record)
+            for name in (WORKLOADS, RECORDS):
+                (Path(scratch) / name).chmod(0o644)  # shipped in the repository, read by all
+                os.replace(Path(scratch) / name, self.directory / name)
+        (self.directory / INFO).chmod(0o644)
+
+
+def id_key(workload: ms.database.Workload) -> int:
+    """A workload's structural hash (of its module)."""
+    return tvm_ffi.structural_hash(workload.mod)
