@@ -114,7 +114,7 @@ def test_larger_batch_widens_inputs_and_outputs(digits_int8):
     from tvmq.backend.cuda import with_batch
     from tvmq.quantize.realize import realize
 
-    main = with_batch(realize(digits_int8.mod), 8)["main"]
+    main = realize(with_batch(digits_int8.mod, 8))["main"]  # as build_cuda does
     assert [int(v) for v in main.params[0].ty.shape.values] == [8, *digits_int8.inputs[0].shape[1:]]
     assert int(main.ret_ty.shape.values[0]) == 8
 

@@ -57,6 +57,8 @@ def with_batch(mod, batch: int):
             data = self.visit_expr(call.args[0])
             shape = [int(v) for v in call.args[1].values]
             source = [int(v) for v in data.ty.shape.values]
+            if source == [int(v) for v in call.args[0].ty.shape.values]:
+                return super().visit_call_(call)  # no batch in it (a weight's reshape)
             if shape[0] != 1 or source[0] != batch:
                 raise TvmqError(
                     f"cannot build for batch {batch}: a reshape to {shape} moves the batch axis"
@@ -126,7 +128,10 @@ def build_cuda(model: Model, target: Target, batch: int = 1) -> CudaBuild:
     from tvmq.quantize.realize import realize
 
     cuda_arch(target)
-    mod = with_batch(realize(model.mod) if model.is_quantized else model.mod, batch)
+    # Rebatch before realizing: realized steps are PrimFuncs of fixed shape (requantize).
+    mod = with_batch(model.mod, batch)
+    if model.is_quantized:
+        mod = realize(mod)
     tvm_target = target.tvm_target()
     log = ScheduleLog()
 
