@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +37,25 @@ def write_atomically(path: str | Path, write) -> None:
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def new_directory(directory: str | Path) -> Iterator[Path]:
+    """A staging directory beside `directory` (which must not exist) that is renamed to
+    it when the block succeeds and removed when it fails: an output directory is
+    whole or absent, never half written."""
+    directory = Path(directory)
+    if directory.exists():
+        raise TvmqError(f"{directory}: already exists; choose a new output directory")
+    if not directory.parent.is_dir():
+        raise TvmqError(f"{directory}: directory {directory.parent} does not exist")
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        yield staging
+        staging.rename(directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
         raise
 
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import numpy as np
 
 from tvmq.backend.cuda_schedule import ScheduleLog, gpu_schedule_pass
 from tvmq.errors import TvmqError
+from tvmq.fileio import new_directory
 from tvmq.model import Model
 from tvmq.targets import Target
 
@@ -173,15 +172,9 @@ def _refuse_unscheduled(log: ScheduleLog, model: Model):
 def compile_cuda_project(model: Model, target: Target, directory: Path, batch: int = 1) -> dict:
     """Write CUDA source, PTX, the host library and a manifest into `directory`
     (which must not exist), atomically: on any failure nothing is left there."""
-    directory = Path(directory)
-    if directory.exists():
-        raise TvmqError(f"{directory}: already exists; choose a new output directory")
-    if not directory.parent.is_dir():
-        raise TvmqError(f"{directory}: directory {directory.parent} does not exist")
     if shutil.which("nvcc") is None:
         raise TvmqError("nvcc not found: install the CUDA toolkit (tvmq compile makes PTX)")
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    try:
+    with new_directory(directory) as staging:
         build = build_cuda(model, target, batch)
         (staging / "kernels.cu").write_text(build.source)
         ptx = build.ptx()
@@ -189,13 +182,6 @@ def compile_cuda_project(model: Model, target: Target, directory: Path, batch: i
         build.executable.export_library(str(staging / "model.so"))
         manifest = _manifest(build, ptx)
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        staging.rename(directory)
-    except subprocess.CalledProcessError as error:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise TvmqError(f"{error.cmd[0]} failed while building {model.name}") from error
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return manifest
 
 

@@ -30,6 +30,7 @@ from tvmq.backend.aot import CompiledModel
 from tvmq.backend.emit_c import c_identifier, emit_model
 from tvmq.backend.manifest import model_manifest
 from tvmq.errors import TvmqError
+from tvmq.fileio import new_directory
 from tvmq.model import Model
 from tvmq.targets import Target
 
@@ -110,13 +111,7 @@ def compile_library(model: Model, target: Target, directory: Path) -> dict:
 
     Returns the manifest; on any failure nothing is left at `directory`.
     """
-    directory = Path(directory)
-    if directory.exists():
-        raise TvmqError(f"{directory}: already exists; choose a new output directory")
-    if not directory.parent.is_dir():
-        raise TvmqError(f"{directory}: directory {directory.parent} does not exist")
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    try:
+    with new_directory(directory) as staging:
         write_project(model, target, staging)
         build_project(staging)
         manifest = json.loads((staging / "manifest.json").read_text())
@@ -125,10 +120,6 @@ def compile_library(model: Model, target: Target, directory: Path) -> dict:
             kind: (staging / libraries[kind]).stat().st_size for kind in ("static", "shared")
         }
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        staging.rename(directory)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return manifest
 
 

@@ -22,6 +22,7 @@ from tvmq.backend.emit_c import emit_model
 from tvmq.backend.manifest import model_manifest
 from tvmq.backend.schedule import default_schedule
 from tvmq.errors import TvmqError
+from tvmq.fileio import new_directory
 from tvmq.model import Model
 from tvmq.targets import Target
 
@@ -89,21 +90,11 @@ def compile_firmware(
 
     Returns the memory report; on any failure nothing is left at `directory`.
     """
-    directory = Path(directory)
-    if directory.exists():
-        raise TvmqError(f"{directory}: already exists; choose a new output directory")
-    if not directory.parent.is_dir():
-        raise TvmqError(f"{directory}: directory {directory.parent} does not exist")
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    try:
+    with new_directory(directory) as staging:
         compiled = write_project(model, target, staging, schedule)
         sizes = elf_sizes(build_project(staging, target))
         report = {**_memory(compiled, target), **sizes}
         (staging / "memory.json").write_text(json.dumps(report, indent=2) + "\n")
-        staging.rename(directory)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return report
 
 
