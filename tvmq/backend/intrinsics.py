@@ -246,57 +246,30 @@ def _requantize_functions(lanes: int, rank: int):
         scaled = T.Cast("int32", T.shift_right(product + nudge, wide + T.int64(31)))
         return T.Cast("int8", T.max(T.min(scaled + zero_point, high), low))
 
-    if rank == 4:
+    def lane(j):
+        """Index of channel `j` in the accumulator and output: leading axes are one."""
+        return (zero,) * (rank - 1) + (j,)
 
-        @T.prim_func(s_tir=True)
-        def desc(a: T.handle, b: T.handle, m: T.handle, s: T.handle, z: T.handle,
-                 lo: T.handle, hi: T.handle, o: T.handle) -> None:  # fmt: skip
-            A = T.match_buffer(a, shape, "int32", offset_factor=1)
-            B = T.match_buffer(b, (n,), "int32", offset_factor=1)
-            M = T.match_buffer(m, (n,), "int32", offset_factor=1)
-            S = T.match_buffer(s, (n,), "int32", offset_factor=1)
-            Z = T.match_buffer(z, (one,), "int32", offset_factor=1)
-            LO = T.match_buffer(lo, (one,), "int32", offset_factor=1)
-            HI = T.match_buffer(hi, (one,), "int32", offset_factor=1)
-            Y = T.match_buffer(o, shape, "int8", offset_factor=1)
-            with T.sblock("root"):
-                T.reads(A[0, 0, 0, 0:n], B[0:n], M[0:n], S[0:n], Z[0], HI[0], LO[0])
-                T.writes(Y[0, 0, 0, 0:n])
-                for j in T.serial(n):
-                    with T.sblock("requantize"):
-                        vj = T.axis.spatial(n, j)
-                        Y[zero, zero, zero, vj] = requantized(
-                            A[zero, zero, zero, vj],
-                            B[vj],
-                            M[vj],
-                            S[vj],
-                            Z[zero],
-                            LO[zero],
-                            HI[zero],
-                        )
-
-    else:
-
-        @T.prim_func(s_tir=True)
-        def desc(a: T.handle, b: T.handle, m: T.handle, s: T.handle, z: T.handle,
-                 lo: T.handle, hi: T.handle, o: T.handle) -> None:  # fmt: skip
-            A = T.match_buffer(a, shape, "int32", offset_factor=1)
-            B = T.match_buffer(b, (n,), "int32", offset_factor=1)
-            M = T.match_buffer(m, (n,), "int32", offset_factor=1)
-            S = T.match_buffer(s, (n,), "int32", offset_factor=1)
-            Z = T.match_buffer(z, (one,), "int32", offset_factor=1)
-            LO = T.match_buffer(lo, (one,), "int32", offset_factor=1)
-            HI = T.match_buffer(hi, (one,), "int32", offset_factor=1)
-            Y = T.match_buffer(o, shape, "int8", offset_factor=1)
-            with T.sblock("root"):
-                T.reads(A[0, 0:n], B[0:n], M[0:n], S[0:n], Z[0], HI[0], LO[0])
-                T.writes(Y[0, 0:n])
-                for j in T.serial(n):
-                    with T.sblock("requantize"):
-                        vj = T.axis.spatial(n, j)
-                        Y[zero, vj] = requantized(
-                            A[zero, vj], B[vj], M[vj], S[vj], Z[zero], LO[zero], HI[zero]
-                        )
+    @T.prim_func(s_tir=True)
+    def desc(a: T.handle, b: T.handle, m: T.handle, s: T.handle, z: T.handle,
+             lo: T.handle, hi: T.handle, o: T.handle) -> None:  # fmt: skip
+        A = T.match_buffer(a, shape, "int32", offset_factor=1)
+        B = T.match_buffer(b, (n,), "int32", offset_factor=1)
+        M = T.match_buffer(m, (n,), "int32", offset_factor=1)
+        S = T.match_buffer(s, (n,), "int32", offset_factor=1)
+        Z = T.match_buffer(z, (one,), "int32", offset_factor=1)
+        LO = T.match_buffer(lo, (one,), "int32", offset_factor=1)
+        HI = T.match_buffer(hi, (one,), "int32", offset_factor=1)
+        Y = T.match_buffer(o, shape, "int8", offset_factor=1)
+        with T.sblock("root"):
+            T.reads(A[region], B[0:n], M[0:n], S[0:n], Z[0], HI[0], LO[0])
+            T.writes(Y[region])
+            for j in T.serial(n):
+                with T.sblock("requantize"):
+                    vj = T.axis.spatial(n, j)
+                    Y[lane(vj)] = requantized(
+                        A[lane(vj)], B[vj], M[vj], S[vj], Z[zero], LO[zero], HI[zero]
+                    )
 
     @T.prim_func(s_tir=True)
     def impl(a: T.handle, b: T.handle, m: T.handle, s: T.handle, z: T.handle,
