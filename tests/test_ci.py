@@ -19,7 +19,7 @@ import pytest
 from onnx import numpy_helper
 
 from tests import hil_fixtures
-from tests.test_hil_power import Simulator
+from tests.test_hil_power import Simulator, lpm01a_simulator
 from tvmq.ci.matrix import load_matrix
 from tvmq.ci.runner import compare_outputs
 from tvmq.cli import main
@@ -155,23 +155,9 @@ def _firmware_as_the_runner_builds_it(directory: Path) -> Path:
 
 
 def _lpm01a(milliamps: float) -> Simulator:
-    """A simulated LPM01A (its ASCII protocol over a pty) that measures a constant current."""
-    pending = bytearray()
-
-    def respond(data: bytes):
-        pending.extend(data)
-        while b"\n" in pending:
-            line, _, rest = bytes(pending).partition(b"\n")
-            pending[:] = rest
-            command = line.decode().strip()
-            if command == "stop":
-                yield b"PowerShield > Acquisition completed\r\n"
-                continue
-            yield f"PowerShield > ack {command}\r\n".encode()
-            if command == "start":  # a second of samples at 10 kHz from the trigger
-                yield f"{round(milliamps * 100):04d}-05\r\n".encode() * 10_000
-
-    return Simulator(respond)
+    """A simulated LPM01A (its ASCII protocol over a pty) that measures a constant current:
+    a second of samples at 10 kHz from the trigger."""
+    return lpm01a_simulator(f"{round(milliamps * 100):04d}-05\r\n".encode() * 10_000)
 
 
 @needs_boards

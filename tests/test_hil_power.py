@@ -44,12 +44,9 @@ class Simulator:
         os.close(self.master)
 
 
-VOLTAGE = 3.3
-
-
-def test_lpm01a_energy_over_the_triggered_window():
-    # After the D7 trigger: 12 mA for 26 samples at 10 kHz, then 1 mA.
-    samples = ["1200-05"] * 26 + ["1000-06"] * 20
+def lpm01a_simulator(acquisition: bytes) -> Simulator:
+    """A simulated LPM01A: acknowledges each ASCII command, sends `acquisition` after
+    `start` and the completion line on `stop`."""
     pending = bytearray()
 
     def respond(data: bytes):
@@ -63,10 +60,20 @@ def test_lpm01a_energy_over_the_triggered_window():
                 continue
             yield f"PowerShield > ack {command}\r\n".encode()
             if command == "start":
-                yield b"TimeStamp: 000s 000ms, buff 00%\r\n"
-                yield "".join(f"{s}\r\n" for s in samples).encode()
+                yield acquisition
 
-    simulator = Simulator(respond)
+    return Simulator(respond)
+
+
+VOLTAGE = 3.3
+
+
+def test_lpm01a_energy_over_the_triggered_window():
+    # After the D7 trigger: 12 mA for 26 samples at 10 kHz, then 1 mA.
+    samples = ["1200-05"] * 26 + ["1000-06"] * 20
+    simulator = lpm01a_simulator(
+        b"TimeStamp: 000s 000ms, buff 00%\r\n" + "".join(f"{s}\r\n" for s in samples).encode()
+    )
     try:
         with LPM01A(simulator.path, voltage=VOLTAGE, rate=10_000) as monitor:
             monitor.start()
