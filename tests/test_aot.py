@@ -12,8 +12,8 @@ import pytest
 
 from tests.shared_assets import shared_model
 from tests.test_mlperf_import import micro_outputs, model_inputs
+from tests.test_planner import assert_no_live_overlap
 from tvmq.backend.emit_c import emit_model
-from tvmq.backend.graph import ACTIVATION
 from tvmq.backend.native import NativeModel, compile_shared_library
 from tvmq.examples import DIGITS_MODEL, digits_split
 from tvmq.frontend import load_model
@@ -34,17 +34,7 @@ def native(model, tmp_path):
 
 
 def assert_plan_is_safe(compiled) -> None:
-    """No two activations that are live at the same step share a byte of the arena."""
-    graph, plan = compiled.graph, compiled.plan
-    owners = [t for t in graph.tensors.values() if t.kind == ACTIVATION and not t.alias_of]
-    for i, a in enumerate(owners):
-        start_a = plan.offsets[a.name]
-        assert start_a + a.nbytes <= plan.arena_bytes
-        for b in owners[i + 1 :]:
-            start_b = plan.offsets[b.name]
-            overlap_in_time = a.first_use <= b.last_use and b.first_use <= a.last_use
-            overlap_in_space = start_a < start_b + b.nbytes and start_b < start_a + a.nbytes
-            assert not (overlap_in_time and overlap_in_space), (a.name, b.name)
+    assert_no_live_overlap(compiled.graph, compiled.plan)
 
 
 @pytest.mark.parametrize("name", sorted(INT8_MODELS))

@@ -1,4 +1,5 @@
-"""The C micro-kernels the tensorized schedules call, against TFLite's formulas in C.
+"""The C micro-kernels the tensorized schedules call (requantization, int8 add), against
+TFLite's formulas in C.
 
 Each build (plain C on the host, the DSP path on Cortex-M4, Helium on Cortex-M55)
 runs a self-checking program: natively, or on the emulated board with semihosting.

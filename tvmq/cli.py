@@ -235,7 +235,8 @@ def _compile(args: argparse.Namespace) -> int:
     print(f"  weights {report['weights_bytes']:,} B (flash)")
     print(
         f"  activation arena {report['arena_bytes']:,} B "
-        f"(one buffer per tensor would take {report['arena_unplanned_bytes']:,} B)"
+        f"(peak of live tensors {report['arena_lower_bound_bytes']:,} B, "
+        f"one buffer per tensor {report['arena_unplanned_bytes']:,} B)"
     )
     print(f"  inputs + outputs {report['io_bytes']:,} B")
     return 0

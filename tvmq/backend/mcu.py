@@ -105,6 +105,7 @@ def _memory(compiled: CompiledModel, target: Target) -> dict:
         "weights_bytes": len(compiled.weights),
         "arena_bytes": plan.arena_bytes,
         "arena_unplanned_bytes": plan.unplanned_bytes,
+        "arena_lower_bound_bytes": plan.lower_bound_bytes,
         "io_bytes": sum(graph.tensors[t].nbytes for t in [*graph.inputs, *graph.outputs]),
         "flash_limit": target.memory.get("flash"),
         "ram_limit": target.memory.get("ram"),

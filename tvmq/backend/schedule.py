@@ -17,9 +17,12 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import tvm
 from tvm import s_tir
 from tvm.s_tir import ScheduleError
+
+from tvmq.quantize.fixed_point import MICRO_KERNEL
 
 SPATIAL, REDUCE = 0, 2  # tvm.tirx.IterVar.DataPar, CommReduce
 SHORT_ROW = 16  # filter-row bytes below which a conv copies its input window (one MVE load)
@@ -44,8 +47,11 @@ def _widest(_: s_tir.Schedule, lanes: list[int]) -> int:
 
 
 def default_schedule(func: tvm.tirx.PrimFunc) -> ScheduledKernel:
-    """The SIMD dot-product schedule where it applies (with a SIMD requantization if
-    the epilogue allows), else :func:`small_schedule`."""
+    """A step that names its micro-kernel calls it; else the SIMD dot-product schedule
+    where it applies (with a SIMD requantization if the epilogue allows), else
+    :func:`small_schedule`."""
+    if calls_micro_kernel(func):
+        return ScheduledKernel(micro_kernel_call(func))
     for simd_requantize in (True, False):
         try:
             return dot_product_schedule(func, simd_requantize=simd_requantize)
@@ -54,6 +60,41 @@ def default_schedule(func: tvm.tirx.PrimFunc) -> ScheduledKernel:
         except ScheduleError:
             continue
     return ScheduledKernel(small_schedule(func))
+
+
+def calls_micro_kernel(func: tvm.tirx.PrimFunc) -> bool:
+    """Whether the step is one call of a hand-written C micro-kernel (nothing to tune)."""
+    return func.attrs is not None and MICRO_KERNEL in func.attrs
+
+
+def micro_kernel_call(func: tvm.tirx.PrimFunc) -> tvm.tirx.PrimFunc:
+    """`func` as one call of the C micro-kernel its ``tvmq.micro_kernel`` attribute
+    names: ``kernel(out, in..., elements, scalar...)``, with pointers to the tensor
+    arguments and the values of the one-element ones (zero points, multipliers,
+    shifts, clamp), in the order of the step's TE definition."""
+    *inputs, output = func.params
+    tensors = [p for p in inputs if _elements(p) > 1]
+    scalars = [p for p in inputs if _elements(p) == 1]
+
+    def first(buffer) -> tvm.tirx.BufferLoad:
+        return tvm.tirx.BufferLoad(buffer, [tvm.tirx.const(0, "int64")] * len(buffer.ty.shape))
+
+    def address(buffer) -> tvm.tirx.PrimExpr:
+        return tvm.tirx.call_intrin("handle", "tirx.address_of", first(buffer))
+
+    call = tvm.tirx.call_extern(
+        "int32",
+        str(func.attrs[MICRO_KERNEL]),
+        address(output),
+        *[address(t) for t in tensors],
+        tvm.tirx.const(_elements(output), "int32"),
+        *[first(s) for s in scalars],
+    )
+    return tvm.tirx.PrimFunc(func.params, tvm.tirx.Evaluate(call), attrs=func.attrs)
+
+
+def _elements(buffer) -> int:
+    return int(np.prod([int(d) for d in buffer.ty.shape]))
 
 
 class NotADotProduct(Exception):

@@ -18,6 +18,10 @@ Q31_ONE = 1 << 31
 # relax.OpPatternKind.kElemWise: the one kind FuseOps puts after a convolution. Each output
 # element reads the same element of the accumulator (and per-channel constants).
 ELEMENTWISE = 0
+OPAQUE = 8  # relax.OpPatternKind.kOpaque: a kernel of its own, never fused
+# PrimFunc attribute naming the C micro-kernel an ahead-of-time backend calls for the
+# whole step (tvmq/backend/kernels) instead of generating code from its TIR.
+MICRO_KERNEL = "tvmq.micro_kernel"
 
 
 def quantize_multiplier(real: float) -> tuple[int, int]:
@@ -163,6 +167,37 @@ class IntegerBuilder:
             )
         )
 
+    def add(
+        self,
+        a: relax.Expr,
+        b: relax.Expr,
+        inputs: list[tuple[int, int, int]],
+        output: tuple[int, int, int],
+        clamp: tuple[int, int],
+        left_shift: int,
+    ) -> relax.Expr:
+        """TFLite's int8 add as ONE step (:func:`add_te`): `inputs` are (zero point,
+        multiplier, right shift) of a and b, `output` (multiplier, right shift, zero
+        point), no shift to the left.
+
+        A kernel of its own that names the C micro-kernel doing the same arithmetic
+        (``tvmq_add_s8``: Helium on Cortex-M55), the way TFLite Micro and CMSIS-NN run
+        an elementwise add; fused behind a convolution it could only run one element
+        at a time.
+        """
+        values = [v for operand in inputs for v in operand] + [*output, *clamp]
+        return self.emit(
+            self.bb.call_te(
+                add_te,
+                a,
+                b,
+                *[self.const_vector(int(v)) for v in values],
+                left_shift=left_shift,
+                primfunc_name_hint="add_s8",
+                primfunc_attrs={"op_pattern": OPAQUE, MICRO_KERNEL: "tvmq_add_s8"},
+            )
+        )
+
     def multiply_by_quantized_multiplier_int64(
         self, x: relax.Expr, multiplier: np.ndarray, shift: np.ndarray, channel_shape=None
     ) -> relax.Expr:
@@ -245,6 +280,21 @@ class IntegerBuilder:
         return relax.op.astype(self.emit(relax.op.clip(x, low, high)), dtype)
 
 
+def _rescale(
+    x: tvm.tirx.PrimExpr, multiplier: tvm.tirx.PrimExpr, right_shift: tvm.tirx.PrimExpr
+) -> tvm.tirx.PrimExpr:
+    """MultiplyByQuantizedMultiplier(x, M, -r) for int32 x and r >= 1, as
+    :meth:`IntegerBuilder._multiply_high_and_shift` folds it, in TE."""
+    rounding = tvm.tirx.const(1 << 30, "int64") + tvm.tirx.shift_left(
+        tvm.tirx.const(1, "int64"), (right_shift + 30).astype("int64")
+    )
+    nudge = tvm.tirx.Select(x < 0, rounding - tvm.tirx.const(Q31_ONE, "int64"), rounding)
+    total = x.astype("int64") * multiplier.astype("int64") + nudge
+    # One shift by 31 + r, not >> 32 then an int32 >> (r - 1): TVM's bound analysis
+    # wrongly narrows an int32 shifted by a loaded amount and drops a clamp after it.
+    return tvm.tirx.shift_right(total, (right_shift + 31).astype("int64")).astype("int32")
+
+
 def requantize_te(
     accumulator: te.Tensor,
     bias: te.Tensor,
@@ -263,17 +313,55 @@ def requantize_te(
 
     def element(*index):
         channel = index[channel_axis]
-        x = accumulator(*index) + bias[channel]
-        shift = right_shift[channel]
-        rounding = tvm.tirx.const(1 << 30, "int64") + tvm.tirx.shift_left(
-            tvm.tirx.const(1, "int64"), (shift + 30).astype("int64")
+        scaled = _rescale(
+            accumulator(*index) + bias[channel], multiplier[channel], right_shift[channel]
         )
-        nudge = tvm.tirx.Select(x < 0, rounding - tvm.tirx.const(Q31_ONE, "int64"), rounding)
-        total = x.astype("int64") * multiplier[channel].astype("int64") + nudge
-        # One shift by 31 + r, not >> 32 then an int32 >> (r - 1): TVM's bound analysis
-        # wrongly narrows an int32 shifted by a loaded amount and drops the clamp below.
-        scaled = tvm.tirx.shift_right(total, (shift + 31).astype("int64")).astype("int32")
         clamped = tvm.tirx.Max(tvm.tirx.Min(scaled + zero_point[0], high[0]), low[0])
         return clamped.astype(dtype)
 
     return te.compute(accumulator.shape, element, name="requantize")
+
+
+def _multiply_by_quantized_multiplier(
+    x: tvm.tirx.PrimExpr, multiplier: tvm.tirx.PrimExpr, right_shift: tvm.tirx.PrimExpr
+) -> tvm.tirx.PrimExpr:
+    """TFLite's MultiplyByQuantizedMultiplier(x, M, -r) for int32 x and any r >= 0, in
+    int64 (see :func:`_rescale` on TVM's bounds) and without a Select.
+
+    SaturatingRoundingDoublingHighMul is (x * M + 2**30) >> 31 for either sign (its
+    truncating division of a negative nudged product rounds the same way), and
+    RoundingDivideByPOT is (h + 2**(r - 1) - (h < 0)) >> r for r >= 1, h for r = 0.
+    """
+    one = tvm.tirx.const(1, "int64")
+    shift = right_shift.astype("int64")
+    high = tvm.tirx.shift_right(
+        x.astype("int64") * multiplier.astype("int64") + tvm.tirx.const(1 << 30, "int64"),
+        tvm.tirx.const(31, "int64"),
+    )
+    half = tvm.tirx.shift_right(tvm.tirx.shift_left(one, shift), one)
+    negative = (high < 0).astype("int64") * tvm.tirx.Min(half, one)
+    return tvm.tirx.shift_right(high + half - negative, shift).astype("int32")
+
+
+def add_te(a: te.Tensor, b: te.Tensor, *params: te.Tensor, left_shift: int) -> te.Tensor:
+    """int8 a + b as TFLite's AddElementwise (no rescale shifting left).
+
+    `params` are one-element int32 tensors: (zero point, multiplier, right shift) of
+    `a`, then of `b`, then the output's (multiplier, right shift, zero point), then
+    the clamp (low, high). Each input is centred and shifted left, both are
+    rescaled to a common scale and summed, the sum rescaled to the output.
+    """
+    zp_a, m_a, r_a, zp_b, m_b, r_b, m_out, r_out, zp_out, low, high = (p[0] for p in params)
+    rescale = _multiply_by_quantized_multiplier
+
+    def centred(x: te.Tensor, zero_point, index) -> tvm.tirx.PrimExpr:
+        return (x(*index).astype("int32") - zero_point) * (1 << left_shift)
+
+    def element(*index):
+        total = rescale(centred(a, zp_a, index), m_a, r_a) + rescale(
+            centred(b, zp_b, index), m_b, r_b
+        )
+        result = rescale(total, m_out, r_out) + zp_out
+        return tvm.tirx.Max(tvm.tirx.Min(result, high), low).astype("int8")
+
+    return te.compute(a.shape, element, name="add_s8")

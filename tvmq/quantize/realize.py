@@ -440,6 +440,9 @@ class _Realizer(PyExprMutator):
         if left_shift is None:
             return None
         twice_max = 2 * max(np.float64(a.scale), np.float64(b.scale))
+        one_step = self._add_step(a, b, out, twice_max, left_shift, (low, high))
+        if one_step is not None:
+            return one_step
         scaled = []
         for operand in (a, b):
             multiplier, shift = quantize_multiplier(np.float64(operand.scale) / twice_max)
@@ -455,6 +458,24 @@ class _Realizer(PyExprMutator):
         return self._output(
             self.ints.multiply_by_quantized_multiplier(total, multiplier, shift), out, low, high
         )
+
+    def _add_step(self, a, b, out, twice_max, left_shift, clamp) -> relax.Expr | None:
+        """The int8 add of two same-shape tensors as one step with a micro-kernel, when
+        no rescale shifts left (never for the inputs, whose multipliers are at most
+        1/2; for the output only when its scale is tiny)."""
+        if {a.dtype, b.dtype, out.dtype} != {"int8"} or _shape(a.data) != _shape(b.data):
+            return None
+        inputs = []
+        for operand in (a, b):
+            multiplier, shift = quantize_multiplier(np.float64(operand.scale) / twice_max)
+            inputs.append((operand.zero_point, multiplier, -shift))
+        multiplier, shift = quantize_multiplier(
+            twice_max / ((1 << left_shift) * np.float64(out.scale))
+        )
+        if min(-shift, *(right for _, _, right in inputs)) < 0:
+            return None
+        output = (multiplier, -shift, out.zero_point)
+        return self.ints.add(a.data, b.data, inputs, output, clamp, left_shift)
 
     def _mul(self, mul, out, low, high) -> relax.Expr | None:
         """TFLite's MulElementwise: (a - za) * (b - zb) in int32, requantized by

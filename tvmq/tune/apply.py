@@ -15,7 +15,7 @@ import tvm
 from tvm import s_tir
 from tvm.s_tir import meta_schedule as ms
 
-from tvmq.backend.schedule import ScheduledKernel, default_schedule
+from tvmq.backend.schedule import ScheduledKernel, calls_micro_kernel, default_schedule
 from tvmq.targets import Target
 from tvmq.tune.database import default_directory, load_records, tuning_target
 from tvmq.tune.space import valid_lanes
@@ -39,6 +39,8 @@ class TunedSchedules:
     def __call__(self, func: tvm.tirx.PrimFunc) -> ScheduledKernel:
         self.kernels += 1
         default = default_schedule(func)
+        if calls_micro_kernel(func):
+            return default
         tuned = self._tuned(func)
         if tuned is None or not _same_signature(tuned, default.func):
             return default

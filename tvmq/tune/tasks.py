@@ -56,11 +56,13 @@ def extract_tasks(model: Model, target: Target) -> list[Task]:
 
 def _kernel_tasks(model: Model) -> list[Task]:
     from tvmq.backend.aot import model_graph
-    from tvmq.backend.schedule import default_schedule
+    from tvmq.backend.schedule import calls_micro_kernel, default_schedule
 
     graph = model_graph(model)
     tasks: dict[str, Task] = {}
     for step in graph.steps:
+        if calls_micro_kernel(graph.kernels[step.kernel]):
+            continue
         mod = workload(graph.kernels[step.kernel])
         key = str(mod["main"].attrs[WORKLOAD_ATTR])
         if key in tasks:

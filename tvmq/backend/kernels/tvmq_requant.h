@@ -54,11 +54,77 @@ static inline int32_t tvmq_requant_s8x4(void *out, void *acc, void *bias, void *
   vstrbq_s32(out, y);
   return 0;
 }
+
+static inline int32_t tvmq_requant_s8x8(void *out, void *acc, void *bias, void *mult,
+                                        void *shift, int32_t zp, int32_t lo, int32_t hi) {
+  tvmq_requant_s8x4(out, acc, bias, mult, shift, zp, lo, hi);
+  return tvmq_requant_s8x4((int8_t *)out + 4, (int32_t *)acc + 4, (int32_t *)bias + 4,
+                           (int32_t *)mult + 4, (int32_t *)shift + 4, zp, lo, hi);
+}
 #else
+TVMQ_REQUANT_DEFINE(8)
 TVMQ_REQUANT_DEFINE(4)
 #endif
 
 TVMQ_REQUANT_DEFINE(2)
 TVMQ_REQUANT_DEFINE(1)
+
+/* TFLite's int8 elementwise add (AddElementwise), tvmq_add_s8(out, a, b, n, zp_a, m_a,
+   r_a, zp_b, m_b, r_b, m_out, r_out, zp_out, lo, hi): each input centred, shifted left by
+   20 and rescaled by MultiplyByQuantizedMultiplier(., m, -r), the sum rescaled to the
+   output, clamped. Every r >= 0 (tvmq.quantize.fixed_point.add_te), and every rescaled
+   value below 2^29 in magnitude (int8 centred and shifted by 20). Helium: four lanes
+   per step with the VQRDMULH recipe above; elsewhere per element, with
+   SaturatingRoundingDoublingHighMul as (x m + 2^30) >> 31, which equals it for either sign,
+   and RoundingDivideByPOT as (h + 2^(r-1) - (h < 0)) >> r. */
+#define TVMQ_ADD_LEFT_SHIFT 20
+
+static inline int32_t tvmq_rescale_lane(int32_t x, int32_t m, int32_t r) {
+  int32_t high = (int32_t)(((int64_t)x * m + ((int64_t)1 << 30)) >> 31);
+  return r == 0 ? high : (high + (1 << (r - 1)) - (high < 0)) >> r;
+}
+
+#if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
+static inline int32x4_t tvmq_rescale_s32x4(int32x4_t x, int32_t m, int32x4_t right) {
+  int32x4_t y = vqrdmulhq_n_s32(x, m);
+  return vrshlq_s32(vqaddq_s32(y, vshrq_n_s32(vandq_s32(y, right), 31)), right);
+}
+
+static inline int32_t tvmq_add_s8(void *out_, void *a_, void *b_, int32_t n, int32_t zp_a,
+                                  int32_t m_a, int32_t r_a, int32_t zp_b, int32_t m_b,
+                                  int32_t r_b, int32_t m_out, int32_t r_out, int32_t zp_out,
+                                  int32_t lo, int32_t hi) {
+  int8_t *out = out_;
+  const int8_t *a = a_, *b = b_;
+  int32x4_t right_a = vdupq_n_s32(-r_a), right_b = vdupq_n_s32(-r_b);
+  int32x4_t right_out = vdupq_n_s32(-r_out);
+  int32x4_t low = vdupq_n_s32(lo), high = vdupq_n_s32(hi);
+  for (int32_t i = 0; i < n; i += 4) {
+    mve_pred16_t p = vctp32q((uint32_t)(n - i));
+    int32x4_t va = vshlq_n_s32(vsubq_n_s32(vldrbq_z_s32(a + i, p), zp_a), TVMQ_ADD_LEFT_SHIFT);
+    int32x4_t vb = vshlq_n_s32(vsubq_n_s32(vldrbq_z_s32(b + i, p), zp_b), TVMQ_ADD_LEFT_SHIFT);
+    int32x4_t sum = vaddq_s32(tvmq_rescale_s32x4(va, m_a, right_a),
+                              tvmq_rescale_s32x4(vb, m_b, right_b));
+    int32x4_t y = vaddq_n_s32(tvmq_rescale_s32x4(sum, m_out, right_out), zp_out);
+    vstrbq_p_s32(out + i, vmaxq_s32(vminq_s32(y, high), low), p);
+  }
+  return 0;
+}
+#else
+static inline int32_t tvmq_add_s8(void *out_, void *a_, void *b_, int32_t n, int32_t zp_a,
+                                  int32_t m_a, int32_t r_a, int32_t zp_b, int32_t m_b,
+                                  int32_t r_b, int32_t m_out, int32_t r_out, int32_t zp_out,
+                                  int32_t lo, int32_t hi) {
+  int8_t *out = out_;
+  const int8_t *a = a_, *b = b_;
+  for (int32_t i = 0; i < n; ++i) {
+    int32_t sum = tvmq_rescale_lane((a[i] - zp_a) * (1 << TVMQ_ADD_LEFT_SHIFT), m_a, r_a) +
+                  tvmq_rescale_lane((b[i] - zp_b) * (1 << TVMQ_ADD_LEFT_SHIFT), m_b, r_b);
+    int32_t y = tvmq_rescale_lane(sum, m_out, r_out) + zp_out;
+    out[i] = (int8_t)(y < lo ? lo : (y > hi ? hi : y));
+  }
+  return 0;
+}
+#endif
 
 #endif /* TVMQ_REQUANT_H */
