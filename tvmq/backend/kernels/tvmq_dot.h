@@ -31,20 +31,20 @@
     int32_t *acc = acc_;                                                                 \
     const int8_t *a = a_, *b = b_;                                                       \
     int32_t sum[N];                                                                      \
-    _Pragma("GCC unroll 8") for (int j = 0; j < N; ++j) sum[j] = acc[j];                 \
+    _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) sum[j] = acc[j];                 \
     int32_t i = 0;                                                                       \
     for (; i + 16 <= k; i += 16) {                                                       \
       int8x16_t va = vldrbq_s8(a + i);                                                   \
-      _Pragma("GCC unroll 8") for (int j = 0; j < N; ++j)                                \
+      _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j)                                \
         sum[j] = vmladavaq_s8(sum[j], va, vldrbq_s8(b + j * b_stride + i));              \
     }                                                                                    \
     if (i < k) {                                                                         \
       mve_pred16_t p = vctp8q((uint32_t)(k - i));                                        \
       int8x16_t va = vldrbq_z_s8(a + i, p);                                              \
-      _Pragma("GCC unroll 8") for (int j = 0; j < N; ++j)                                \
+      _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j)                                \
         sum[j] = vmladavaq_p_s8(sum[j], va, vldrbq_z_s8(b + j * b_stride + i, p), p);    \
     }                                                                                    \
-    _Pragma("GCC unroll 8") for (int j = 0; j < N; ++j) acc[j] = sum[j];                 \
+    _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) acc[j] = sum[j];                 \
     return 0;                                                                            \
   }
 
@@ -89,20 +89,20 @@ static inline int16x2_t tvmq_sxtb16_ror8(int32_t x) {
     int32_t *acc = acc_;                                                                 \
     const int8_t *a = a_, *b = b_;                                                       \
     int32_t sum[N];                                                                      \
-    _Pragma("GCC unroll 8") for (int j = 0; j < N; ++j) sum[j] = acc[j];                                         \
+    _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) sum[j] = acc[j];                                         \
     int32_t i = 0;                                                                       \
     for (; i + 4 <= k; i += 4) {                                                         \
       int32_t va = tvmq_load_s8x4(a + i);                                                \
       int16x2_t a_even = __sxtb16(va), a_odd = tvmq_sxtb16_ror8(va);         \
-      _Pragma("GCC unroll 8") for (int j = 0; j < N; ++j) {                                                      \
+      _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) {                                                      \
         int32_t vb = tvmq_load_s8x4(b + j * b_stride + i);                               \
         sum[j] = __smlad(a_even, __sxtb16(vb), sum[j]);                                  \
         sum[j] = __smlad(a_odd, tvmq_sxtb16_ror8(vb), sum[j]);               \
       }                                                                                  \
     }                                                                                    \
     for (; i < k; ++i)                                                                   \
-      _Pragma("GCC unroll 8") for (int j = 0; j < N; ++j) sum[j] += (int32_t)a[i] * b[j * b_stride + i];         \
-    _Pragma("GCC unroll 8") for (int j = 0; j < N; ++j) acc[j] = sum[j];                                         \
+      _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) sum[j] += (int32_t)a[i] * b[j * b_stride + i];         \
+    _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) acc[j] = sum[j];                                         \
     return 0;                                                                            \
   }
 
@@ -136,7 +136,7 @@ static inline int32_t tvmq_dw_s8x4(void *acc_, void *x_, void *w_, int32_t kh, i
                                           int32_t b_stride) {                            \
     int32_t *acc = acc_;                                                                 \
     const int8_t *a = a_, *b = b_;                                                       \
-    _Pragma("GCC unroll 8") for (int j = 0; j < N; ++j) {                                                        \
+    _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) {                                                        \
       int32_t sum = acc[j];                                                              \
       for (int32_t i = 0; i < k; ++i) sum += (int32_t)a[i] * b[j * b_stride + i];        \
       acc[j] = sum;                                                                      \
@@ -162,7 +162,6 @@ static inline int32_t tvmq_dw_s8x4(void *acc_, void *x_, void *w_, int32_t kh, i
 TVMQ_DOT_DEFINE(1)
 TVMQ_DOT_DEFINE(2)
 TVMQ_DOT_DEFINE(4)
-TVMQ_DOT_DEFINE(8)
 
 #include "tvmq_requant.h" /* the epilogues of the same tensorized kernels */
 

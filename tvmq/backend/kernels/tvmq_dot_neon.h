@@ -44,22 +44,22 @@ static inline int32_t tvmq_sum_s32x4(int32x4_t v) {
     int32_t *acc = acc_;                                                                 \
     const int8_t *a = a_, *b = b_;                                                       \
     int32x4_t sum[N];                                                                    \
-    _Pragma("GCC unroll 8") for (int j = 0; j < N; ++j) sum[j] = vdupq_n_s32(0);         \
+    _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) sum[j] = vdupq_n_s32(0);         \
     int32_t i = 0;                                                                       \
     for (; i + 16 <= k; i += 16) {                                                       \
       int8x16_t va = vld1q_s8(a + i);                                                    \
-      _Pragma("GCC unroll 8") for (int j = 0; j < N; ++j)                                \
+      _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j)                                \
         sum[j] = vdotq_s32(sum[j], va, vld1q_s8(b + j * b_stride + i));                  \
     }                                                                                    \
     if (i + 8 <= k) {                                                                    \
       int8x8_t va = vld1_s8(a + i);                                                      \
-      _Pragma("GCC unroll 8") for (int j = 0; j < N; ++j) {                              \
+      _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) {                              \
         int32x2_t half = vdot_s32(vdup_n_s32(0), va, vld1_s8(b + j * b_stride + i));     \
         sum[j] = vaddq_s32(sum[j], vcombine_s32(half, vdup_n_s32(0)));                   \
       }                                                                                  \
       i += 8;                                                                            \
     }                                                                                    \
-    _Pragma("GCC unroll 8") for (int j = 0; j < N; ++j) {                                \
+    _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) {                                \
       int32_t total = acc[j] + tvmq_sum_s32x4(sum[j]);                                   \
       for (int32_t r = i; r < k; ++r) total += (int32_t)a[r] * b[j * b_stride + r];      \
       acc[j] = total;                                                                    \
@@ -80,11 +80,11 @@ static inline int32x4_t tvmq_mul_add_s8x8(int32x4_t sum, int8x8_t a, int8x8_t b)
     int32_t *acc = acc_;                                                                 \
     const int8_t *a = a_, *b = b_;                                                       \
     int32x4_t sum[N];                                                                    \
-    _Pragma("GCC unroll 8") for (int j = 0; j < N; ++j) sum[j] = vdupq_n_s32(0);         \
+    _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) sum[j] = vdupq_n_s32(0);         \
     int32_t i = 0;                                                                       \
     for (; i + 16 <= k; i += 16) {                                                       \
       int8x16_t va = vld1q_s8(a + i);                                                    \
-      _Pragma("GCC unroll 8") for (int j = 0; j < N; ++j) {                              \
+      _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) {                              \
         int8x16_t vb = vld1q_s8(b + j * b_stride + i);                                   \
         sum[j] = tvmq_mul_add_s8x8(sum[j], vget_low_s8(va), vget_low_s8(vb));            \
         sum[j] = tvmq_mul_add_s8x8(sum[j], vget_high_s8(va), vget_high_s8(vb));          \
@@ -92,11 +92,11 @@ static inline int32x4_t tvmq_mul_add_s8x8(int32x4_t sum, int8x8_t a, int8x8_t b)
     }                                                                                    \
     if (i + 8 <= k) {                                                                    \
       int8x8_t va = vld1_s8(a + i);                                                      \
-      _Pragma("GCC unroll 8") for (int j = 0; j < N; ++j)                                \
+      _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j)                                \
         sum[j] = tvmq_mul_add_s8x8(sum[j], va, vld1_s8(b + j * b_stride + i));           \
       i += 8;                                                                            \
     }                                                                                    \
-    _Pragma("GCC unroll 8") for (int j = 0; j < N; ++j) {                                \
+    _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) {                                \
       int32_t total = acc[j] + tvmq_sum_s32x4(sum[j]);                                   \
       for (int32_t r = i; r < k; ++r) total += (int32_t)a[r] * b[j * b_stride + r];      \
       acc[j] = total;                                                                    \

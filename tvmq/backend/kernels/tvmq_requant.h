@@ -54,15 +54,7 @@ static inline int32_t tvmq_requant_s8x4(void *out, void *acc, void *bias, void *
   vstrbq_s32(out, y);
   return 0;
 }
-
-static inline int32_t tvmq_requant_s8x8(void *out, void *acc, void *bias, void *mult,
-                                        void *shift, int32_t zp, int32_t lo, int32_t hi) {
-  tvmq_requant_s8x4(out, acc, bias, mult, shift, zp, lo, hi);
-  return tvmq_requant_s8x4((int8_t *)out + 4, (int32_t *)acc + 4, (int32_t *)bias + 4,
-                           (int32_t *)mult + 4, (int32_t *)shift + 4, zp, lo, hi);
-}
 #else
-TVMQ_REQUANT_DEFINE(8)
 TVMQ_REQUANT_DEFINE(4)
 #endif
 
