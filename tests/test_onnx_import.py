@@ -8,6 +8,7 @@ import onnxruntime
 import pytest
 
 from tests import onnx_models
+from tvmq.examples import DIGITS_MODEL
 from tvmq.frontend import load_model
 
 CASES = [
@@ -18,6 +19,22 @@ CASES = [
     onnx_models.add_concat_softmax,
     onnx_models.batch_norm,
 ]
+
+
+def test_float_convolutions_are_imported_channels_last():
+    """The NCHW digits CNN comes in as NHWC convolutions with OHWI weights (what the int8
+    kernels read), its bindings still uniquely named and traced to their ONNX nodes."""
+    model = load_model(DIGITS_MODEL)
+    bindings = [b for block in model.mod["main"].body.blocks for b in block.bindings]
+    convs = [b.value for b in bindings if getattr(b.value.op, "name", "") == "relax.nn.conv2d"]
+    assert len(convs) == 4
+    assert {(str(c.attrs.data_layout), str(c.attrs.kernel_layout)) for c in convs} == {
+        ("NHWC", "OHWI")
+    }
+    names = [b.var.name for b in bindings]
+    assert len(set(names)) == len(names)
+    conv_nodes = {model.source_names[b.var.name] for b in bindings if b.value in convs}
+    assert conv_nodes == {"conv1", "conv2", "dwconv", "pwconv"}
 
 
 def ort_run(

@@ -133,8 +133,9 @@ def dot_product_schedule(
     if len(reductions) != 1:
         raise NotADotProduct
     block = reductions[0]
-    if _is_depthwise(sch, block):
-        return ScheduledKernel(_depthwise_schedule(sch, block, simd_requantize))
+    depthwise = _depthwise_weights(sch, block)
+    if depthwise is not None:
+        return _depthwise_schedule(sch, func, block, depthwise, simd_requantize)
     position, axes = _output_channel_major(sch, func, block)
     shape = [int(d) for d in func.params[position].ty.shape]
     shape = [shape[a] for a in axes]
@@ -185,27 +186,50 @@ def _copy_window_at(sch: s_tir.Schedule, block, weights: int, pixel_loop) -> Non
     sch.compute_at(window, pixel_loop)
 
 
-def _is_depthwise(sch: s_tir.Schedule, block) -> bool:
-    """An NHWC depthwise conv: weights read as [filter row, column, channel, 0]."""
+# Depthwise weights by what each of their dimensions indexes (0 channel, 1 filter row,
+# 2 column, 3 channel multiplier) -> np.transpose axes to [row, column, channel, 0]:
+# TFLite's (1HWC) already are; channels-last ONNX ones (OHWI) come channel first.
+DEPTHWISE_LAYOUTS = {(1, 2, 0, 3): (0, 1, 2, 3), (0, 1, 2, 3): (1, 2, 0, 3)}
+
+
+def _depthwise_weights(sch: s_tir.Schedule, block) -> tuple[int, tuple[int, ...]] | None:
+    """(read index, axes to [filter row, column, channel, 0]) of the weights of an
+    NHWC depthwise conv (:data:`DEPTHWISE_LAYOUTS`), or None when `block` is not one."""
     stmt = sch.get(block)
     kinds = [int(v.iter_type) for v in stmt.iter_vars]
     if kinds != [SPATIAL] * 4 + [REDUCE] * 3:
-        return False
-    channel, row, column, multiplier = (v.var for v in stmt.iter_vars[3:])
-    return any(
-        len(region.region) == 4
-        and all(
-            r.min.same_as(v)
-            for r, v in zip(region.region, (row, column, channel, multiplier), strict=True)
-        )
-        for region in stmt.reads
-    )
+        return None
+    window = [v.var for v in stmt.iter_vars[3:]]  # channel, row, column, multiplier
+    # A depthwise conv's input channel follows the output channel (a plain 1x1 conv
+    # reads OHWI weights in the same order, but sums over its input channels).
+    if not any(_uses(region.region[-1].min, window[0]) for region in stmt.reads):
+        return None
+    for index, region in enumerate(stmt.reads):
+        if len(region.region) != 4:
+            continue
+        positions = tuple(_position_of(r.min, window) for r in region.region)
+        if positions in DEPTHWISE_LAYOUTS:
+            return index, DEPTHWISE_LAYOUTS[positions]
+    return None
 
 
-def _depthwise_schedule(sch: s_tir.Schedule, block, simd_requantize: bool) -> tvm.tirx.PrimFunc:
-    """Channels in blocks of four, each block's window one SIMD call."""
+def _depthwise_schedule(
+    sch: s_tir.Schedule,
+    func: tvm.tirx.PrimFunc,
+    block,
+    weights: tuple[int, tuple[int, ...]],
+    simd_requantize: bool,
+) -> ScheduledKernel:
+    """Channels in blocks of four, each block's window one SIMD call; weights relaid
+    out [filter row, column, channel] first when they come channel first."""
     from tvmq.backend.intrinsics import DEPTHWISE_LANES, depthwise_product
 
+    index, axes = weights
+    layouts = {}
+    if axes != tuple(range(4)):
+        buffer = sch.get(block).reads[index].source
+        layouts = {[p.name for p in func.params].index(buffer.name): axes}
+        sch.transform_layout(block, ("read", index), _permutation(axes))
     _, _, _, channel, row, column, multiplier = sch.get_loops(block)
     extents = [int(sch.get(loop).extent) for loop in (channel, row, column, multiplier)]
     if extents[0] % DEPTHWISE_LANES or extents[3] != 1 or min(extents[1:3]) < 2:
@@ -218,7 +242,7 @@ def _depthwise_schedule(sch: s_tir.Schedule, block, simd_requantize: bool) -> tv
     sch.tensorize(row, depthwise_product(extents[1], extents[2]))
     if simd_requantize:
         _simd_requantize(sch, DEPTHWISE_LANES)
-    return sch.mod["main"]
+    return ScheduledKernel(sch.mod["main"], layouts)
 
 
 def _simd_requantize(sch: s_tir.Schedule, lanes: int) -> None:
@@ -234,7 +258,17 @@ def _simd_requantize(sch: s_tir.Schedule, lanes: int) -> None:
     rank = len(sch.get(blocks[0]).iter_vars)
     loop = sch.get_loops(blocks[0])[-1]
     if rank in (2, 4) and int(sch.get(loop).extent) == lanes:
+        _scalars_read_once(sch, blocks[0])
         sch.tensorize(loop, requantize(lanes, rank))
+
+
+def _scalars_read_once(sch: s_tir.Schedule, block) -> None:
+    """Copy the one-element parameters `block` reads (zero point, clamp) into local
+    copies at the top of the kernel: read through their pointers, they are loaded
+    again in every iteration, since the int8 output stores may alias them."""
+    for index, region in enumerate(sch.get(block).reads):
+        if _elements(region.source) == 1:
+            sch.cache_read(block, index, "global")
 
 
 def _output_channel_major(
@@ -266,6 +300,10 @@ def _output_channel_major(
 
 def _permutation(axes: tuple[int, ...]):
     return lambda *indices: [indices[a] for a in axes]
+
+
+def _uses(expr, var) -> bool:
+    return any(v.same_as(var) for v in tvm.tirx.analysis.undefined_vars(expr, []))
 
 
 def _position_of(expr, variables) -> int:

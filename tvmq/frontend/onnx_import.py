@@ -12,6 +12,7 @@ from google.protobuf.message import DecodeError
 from onnx import numpy_helper
 
 from tvmq.errors import TvmqError
+from tvmq.frontend.layout import channels_last
 from tvmq.model import TensorSpec
 
 STANDARD_DOMAINS = ("", "ai.onnx")
@@ -94,6 +95,11 @@ class OnnxGraph:
         finally:
             onnx_frontend.ONNXGraphImporter = importer
         _name_output_bindings(mod, self.source_names, self.proto.graph)
+        if self.operators["QuantizeLinear"] or self.operators["DequantizeLinear"]:
+            return mod  # its quantize/dequantize pairs fix the layout they were made for
+        mod, names = channels_last(mod, self.source_names)
+        self.source_names.clear()
+        self.source_names.update(names)
         return mod
 
 

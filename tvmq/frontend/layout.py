@@ -1,0 +1,103 @@
+"""Channels-last: NCHW convolution graphs (ONNX) rewritten to NHWC at import.
+
+The int8 kernels of every backend read a pixel's channels as one contiguous run
+(NHWC activations, OHWI weights: what TFLite models have). A model imported from
+ONNX is NCHW; TVM's ConvertLayout turns its convolutions, and the pooling,
+reduction and elementwise ops between them, to NHWC, leaving a transpose only
+where the graph's inputs and outputs keep their layout. Quantizing the converted
+float graph puts quantize/dequantize right at the NHWC ops, where realization
+and the SIMD schedules find them.
+
+ConvertLayout names its new bindings after the ones they replace, so names repeat;
+they are made unique again (observers, reports and selective quantization refer
+to tensors by name), and each keeps the source node name of the binding it
+replaces. A transpose it inserts takes the node of the op it feeds.
+"""
+
+from __future__ import annotations
+
+import tvm
+from tvm import relax
+from tvm.relax.expr_functor import PyExprMutator, mutator
+
+CHANNELS_LAST = {"relax.nn.conv2d": ["NHWC", "OHWI"]}
+
+
+def channels_last(mod: tvm.IRModule, names: dict[str, str]) -> tuple[tvm.IRModule, dict[str, str]]:
+    """`mod` with its 2-D convolutions in NHWC, and `names` (Relax var name -> source
+    node) for the converted module. A module without NCHW convolutions is returned as is."""
+    if not any(_op(b.value) == "relax.nn.conv2d" for b in _bindings(mod)):
+        return mod, names
+    before = [(b.var.name, _op(b.value)) for b in _bindings(mod)]
+    converted = relax.transform.ConvertLayout(CHANNELS_LAST)(mod)
+    converted = relax.transform.FoldConstant()(converted)  # the weights' transposes
+    renamer = _UniqueNames(converted)
+    main = renamer.visit_expr(converted["main"])
+    converted = tvm.IRModule({**{gv: converted[gv] for gv in converted.get_global_vars()}})
+    converted["main"] = main
+    after = [(b.var.name, _op(b.value)) for b in _bindings(converted)]
+    return converted, _carried_names(before, after, names)
+
+
+def _bindings(mod: tvm.IRModule) -> list[relax.VarBinding]:
+    return [b for block in mod["main"].body.blocks for b in block.bindings]
+
+
+def _op(expr) -> str | None:
+    op = getattr(expr, "op", None)
+    return getattr(op, "name", None)
+
+
+def _carried_names(
+    before: list[tuple[str, str | None]],
+    after: list[tuple[str, str | None]],
+    names: dict[str, str],
+) -> dict[str, str]:
+    """Source names for the converted bindings: each op takes the node of the next
+    original binding of the same kind (originals folded away are skipped); a
+    transpose with no original right there was inserted, and takes the node of the
+    next binding that has one."""
+    carried: dict[str, str] = {}
+    position = 0
+    pending: list[str] = []
+    for name, op in after:
+        if op == "relax.permute_dims":
+            match = position if position < len(before) and before[position][1] == op else None
+        else:
+            match = next((i for i in range(position, len(before)) if before[i][1] == op), None)
+        if match is None:
+            pending.append(name)
+            continue
+        position = match + 1
+        node = names.get(before[match][0])
+        if node is not None:
+            carried[name] = node
+            carried.update(dict.fromkeys(pending, node))
+        pending = []
+    return carried
+
+
+@mutator
+class _UniqueNames(PyExprMutator):
+    """Every binding of main re-emitted under a name no other binding has."""
+
+    def __init__(self, mod: tvm.IRModule):
+        super().__init__(mod)
+        self.taken: set[str] = set()
+
+    def _fresh(self, name: str) -> str:
+        candidate, suffix = name, 0
+        while candidate in self.taken:
+            suffix += 1
+            candidate = f"{name}_{suffix}"
+        self.taken.add(candidate)
+        return candidate
+
+    def visit_var_binding_(self, binding: relax.VarBinding) -> None:
+        value = self.visit_expr(binding.value)
+        name = self._fresh(binding.var.name)
+        if isinstance(binding.var, relax.DataflowVar):
+            new = self.builder_.emit(value, name)
+        else:
+            new = self.builder_.emit_output(value, name)
+        self.set_var_remap(binding.var, new)
