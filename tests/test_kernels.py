@@ -1,5 +1,5 @@
-"""The C micro-kernels the tensorized schedules call (requantization, int8 add), against
-TFLite's formulas in C.
+"""The C micro-kernels the tensorized schedules call (dot products, requantization, int8
+add), against their references in C (TFLite's formulas, plain sums).
 
 Each build (plain C on the host, the DSP path on Cortex-M4, Helium on Cortex-M55)
 runs a self-checking program: natively, or on the emulated board with semihosting.
@@ -28,11 +28,13 @@ def _run(command: list[str], timeout: int = 120) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
 
 
-def test_requantize_kernels_match_tflite_on_the_host(tmp_path):
+CHECKS = ["requantize_check.c", "dot_check.c"]
+
+
+@pytest.mark.parametrize("check", CHECKS)
+def test_kernels_match_their_reference_on_the_host(check, tmp_path):
     program = tmp_path / "check"
-    build = _run(
-        ["cc", "-O2", f"-I{KERNELS_DIR}", str(HERE / "requantize_check.c"), "-o", str(program)]
-    )
+    build = _run(["cc", "-O2", f"-I{KERNELS_DIR}", str(HERE / check), "-o", str(program)])
     assert build.returncode == 0, build.stderr
     result = _run([str(program)])
     assert result.returncode == 0 and "mismatches 0" in result.stdout, result.stdout
@@ -42,17 +44,18 @@ def test_requantize_kernels_match_tflite_on_the_host(tmp_path):
     not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")),
     reason="needs arm-none-eabi-gcc and qemu-system-arm (make toolchains)",
 )
+@pytest.mark.parametrize("check", CHECKS)
 @pytest.mark.parametrize("core", sorted(CORTEX_M))
-def test_requantize_kernels_match_tflite_on_cortex_m(core, tmp_path):
+def test_kernels_match_their_reference_on_cortex_m(core, check, tmp_path):
     flags, machine = CORTEX_M[core]
     elf = tmp_path / "check.elf"
-    sources = [str(HERE / "requantize_check.c"), str(HERE / "semihosting_vectors.c")]
+    sources = [str(HERE / check), str(HERE / "semihosting_vectors.c")]
     build = _run(
         ["arm-none-eabi-gcc", "-O2", *flags, "-mfloat-abi=hard", "-mthumb", f"-I{KERNELS_DIR}",
          "--specs=rdimon.specs", "-Wl,--section-start=.vectors=0x0", *sources, "-o", str(elf)]
     )  # fmt: skip
     assert build.returncode == 0, build.stderr
-    if core == "cortex-m55":
+    if core == "cortex-m55" and check == "requantize_check.c":
         disassembly = _run(["arm-none-eabi-objdump", "-d", str(elf)]).stdout
         assert "vqrdmulh" in disassembly  # the Helium path, not the scalar one
     result = _run(
@@ -60,3 +63,5 @@ def test_requantize_kernels_match_tflite_on_cortex_m(core, tmp_path):
          "-semihosting-config", "enable=on,target=native", "-kernel", str(elf)]
     )  # fmt: skip
     assert result.returncode == 0 and "mismatches 0" in result.stdout, result.stdout[-2000:]
+    if check == "dot_check.c":
+        assert {"cortex-m4": "path dsp", "cortex-m55": "path helium"}[core] in result.stdout

@@ -7,6 +7,8 @@ Cortex-M4/M7/M33, Helium VMLADAVA on Cortex-M55, SDOT or SMULL + SADALP on
 Cortex-A (``kernels/tvmq_dot_neon.h``), plain C elsewhere. This is the
 shape of microTVM's former SMLAD "gemm" micro-kernels, as MetaSchedule-visible
 TensorIntrins, one per shape (:func:`conv_dot_product`, :func:`dense_dot_product`).
+Two output pixels can share one call (``tvmq_dot_s8_2xN``,
+:func:`conv_pair_dot_product`), which loads each weight vector once for both.
 """
 
 from __future__ import annotations
@@ -27,6 +29,17 @@ def conv_dot_product(lanes: int, width: int, channels: int) -> str:
     of an NHWC convolution with OHWI weights."""
     name = f"tvmq_dot_s8_1x{lanes}_conv{width}x{channels}"
     return _registered_once(name, lambda: _conv_functions(lanes, width, channels))
+
+
+def conv_pair_dot_product(
+    lanes: int, pixel_step: tuple[int, int], width: int, channels: int
+) -> str:
+    """:func:`conv_dot_product` for two output pixels at once (``tvmq_dot_s8_2xN``: each
+    weight vector loaded once for both); their input rows start `pixel_step` (rows,
+    columns) apart: the convolution's stride along the axis the pair is taken on."""
+    rows, columns = pixel_step
+    name = f"tvmq_dot_s8_2x{lanes}_conv{rows}x{columns}s{width}x{channels}"
+    return _registered_once(name, lambda: _conv_pair_functions(lanes, pixel_step, width, channels))
 
 
 def conv_window_dot_product(lanes: int, height: int, width: int, channels: int) -> str:
@@ -224,6 +237,93 @@ def _conv_functions(lanes: int, width: int, channels: int):
             T.evaluate(_call(lanes, width * channels, C, A, B, sb0))
 
     return desc, impl
+
+
+def _conv_pair_functions(lanes: int, pixel_step: tuple[int, int], width: int, channels: int):
+    n, kw, c, two = T.int64(lanes), T.int64(width), T.int64(channels), T.int64(2)
+    one, zero = T.int64(1), T.int64(0)
+    step_y, step_x = pixel_step
+    rows, span = T.int64(step_y + 1), T.int64(step_x + width)
+    # The accumulators of the pair: two rows or two columns of one channel block.
+    acc_shape = (one, two, one, n) if step_y else (one, one, two, n)
+
+    def acc(vp, vj):
+        return (zero, vp, zero, vj) if step_y else (zero, zero, vp, vj)
+
+    region = (
+        (0, slice(0, 2), 0, slice(0, lanes)) if step_y else (0, 0, slice(0, 2), slice(0, lanes))
+    )
+
+    def pair_stride(row_stride, column_stride):
+        return row_stride if step_y else column_stride
+
+    def pixel(vp, vx, vk):
+        """A's index for pixel `vp` of the pair, written as the scheduled kernel has it
+        (no product by one, no term for a step of zero)."""
+        row = _times(vp, step_y) if step_y else zero
+        column = _times(vp, step_x) + vx if step_x else vx
+        if step_x and width == 1:
+            column = _times(vp, step_x)
+        return zero, row, column, vk
+
+    @T.prim_func(s_tir=True)
+    def desc(a: T.handle, b: T.handle, accumulators: T.handle) -> None:
+        A = T.match_buffer(a, (one, rows, span, c), "int8", offset_factor=1)
+        B = T.match_buffer(b, (n, one, kw, c), "int8", offset_factor=1)
+        C = T.match_buffer(accumulators, acc_shape, "int32", offset_factor=1)
+        with T.sblock("root"):
+            T.reads(C[region], A[0, 0:rows, 0:span, 0:c], B[0:n, 0, 0:kw, 0:c])
+            T.writes(C[region])
+            # A loop of extent one binds no block variable in the scheduled kernel.
+            if width == 1:
+                for p, j, _x, k in T.grid(two, n, kw, c):
+                    with T.sblock("update"):
+                        vp, vj, vk = T.axis.remap("SSR", [p, j, k])
+                        C[acc(vp, vj)] = C[acc(vp, vj)] + T.Cast(
+                            "int32", A[pixel(vp, zero, vk)]
+                        ) * T.Cast("int32", B[vj, zero, zero, vk])
+            else:
+                for p, j, x, k in T.grid(two, n, kw, c):
+                    with T.sblock("update"):
+                        vp, vj, vx, vk = T.axis.remap("SSRR", [p, j, x, k])
+                        C[acc(vp, vj)] = C[acc(vp, vj)] + T.Cast(
+                            "int32", A[pixel(vp, vx, vk)]
+                        ) * T.Cast("int32", B[vj, zero, vx, vk])
+
+    @T.prim_func(s_tir=True)
+    def impl(a: T.handle, b: T.handle, accumulators: T.handle) -> None:
+        sa0, sa1 = T.int64(), T.int64()
+        sb0, sb1 = T.int64(), T.int64()
+        sc0, sc1, sc2 = T.int64(), T.int64(), T.int64()
+        A = T.match_buffer(
+            a, (one, rows, span, c), "int8", strides=[sa0, sa1, c, one], offset_factor=1
+        )
+        B = T.match_buffer(b, (n, one, kw, c), "int8", strides=[sb0, sb1, c, one], offset_factor=1)
+        C = T.match_buffer(
+            accumulators, acc_shape, "int32", strides=[sc0, sc1, sc2, one], offset_factor=1
+        )
+        with T.sblock("root"):
+            T.reads(C[region], A[0, 0:rows, 0:span, 0:c], B[0:n, 0, 0:kw, 0:c])
+            T.writes(C[region])
+            T.evaluate(
+                T.call_extern(
+                    "int32",
+                    f"tvmq_dot_s8_2x{lanes}",
+                    C.access_ptr("rw"),
+                    A.access_ptr("r"),
+                    B.access_ptr("r"),
+                    T.int32(width * channels),
+                    T.Cast("int32", sb0),
+                    T.Cast("int32", T.int64(step_y) * sa1 + T.int64(step_x) * c),
+                    T.Cast("int32", pair_stride(sc1, sc2)),
+                )
+            )
+
+    return desc, impl
+
+
+def _times(var, factor: int):
+    return var if factor == 1 else var * T.int64(factor)
 
 
 def _requantize_functions(lanes: int, rank: int):

@@ -46,19 +46,26 @@ def _widest(_: s_tir.Schedule, lanes: list[int]) -> int:
     return lanes[0]
 
 
+def _one(_: s_tir.Schedule, options: list[int]) -> int:
+    return options[-1]
+
+
 def default_schedule(func: tvm.tirx.PrimFunc) -> ScheduledKernel:
     """A step that names its micro-kernel calls it; else the SIMD dot-product schedule
-    where it applies (with a SIMD requantization if the epilogue allows), else
-    :func:`small_schedule`."""
+    where it applies (two pixels per call where it can, with a SIMD requantization if
+    the epilogue allows), else :func:`small_schedule`."""
     if calls_micro_kernel(func):
         return ScheduledKernel(micro_kernel_call(func))
     for simd_requantize in (True, False):
-        try:
-            return dot_product_schedule(func, simd_requantize=simd_requantize)
-        except NotADotProduct:
-            break
-        except ScheduleError:
-            continue
+        for choose_pixels in (_widest, _one):
+            try:
+                return dot_product_schedule(
+                    func, simd_requantize=simd_requantize, choose_pixels=choose_pixels
+                )
+            except NotADotProduct:
+                return ScheduledKernel(small_schedule(func))
+            except ScheduleError:
+                continue
     return ScheduledKernel(small_schedule(func))
 
 
@@ -106,11 +113,14 @@ def dot_product_schedule(
     sch: s_tir.Schedule | None = None,
     choose_lanes: LaneChoice = _widest,
     simd_requantize: bool = True,
+    choose_pixels: LaneChoice = _one,
 ) -> ScheduledKernel:
     """An int8 convolution or dense layer whose reductions are SIMD dot products.
 
     `sch` (a schedule of `func`: the tuner's design space) is scheduled in place,
-    with the output channels per call that `choose_lanes` picks.
+    with the output channels per call that `choose_lanes` picks, and the output
+    pixels per call (1, or 2 for convolutions with an even number of output columns
+    or rows) that `choose_pixels` picks.
 
     The weights (constants) are relaid out output-channel-major, so that one
     output channel's filter row is contiguous, as the input pixels are in NHWC.
@@ -123,6 +133,7 @@ def dot_product_schedule(
     from tvmq.backend.intrinsics import (
         LANES,
         conv_dot_product,
+        conv_pair_dot_product,
         conv_window_dot_product,
         dense_dot_product,
     )
@@ -148,6 +159,14 @@ def dot_product_schedule(
         intrinsic = conv_window_dot_product(lanes, *shape[1:])
         channels, first_reduction = loops[3], None
     elif len(loops) == 7:  # conv2d: n, y, x, channel | filter row, column, input channel
+        pair = _pixel_pair(sch, block, func.params[position].name, shape[1], shape[2])
+        if pair is not None and choose_pixels(sch, [2, 1]) == 2:
+            axis, step = pair
+            intrinsic = conv_pair_dot_product(lanes, step, shape[2], shape[3])
+            layouts = {} if axes == tuple(range(len(axes))) else {position: axes}
+            return _pair_schedule(
+                sch, block, loops, axis, lanes, intrinsic, simd_requantize, layouts
+            )
         intrinsic = conv_dot_product(lanes, shape[2], shape[3])
         channels, first_reduction = loops[3], loops[4]
     elif len(loops) == 3:  # dense: row, feature | depth
@@ -163,6 +182,58 @@ def dot_product_schedule(
     sch.decompose_reduction(block, first_reduction or channel_in_block)
     sch.tensorize(channel_in_block, intrinsic)
     layouts = {} if axes == tuple(range(len(axes))) else {position: axes}
+    if simd_requantize:
+        _simd_requantize(sch, lanes)
+    return ScheduledKernel(sch.mod["main"], layouts)
+
+
+def _pixel_pair(
+    sch: s_tir.Schedule, block, weights: str, filter_height: int, filter_width: int
+) -> tuple[int, tuple[int, int]] | None:
+    """(loop index, (row step, column step)) of the output axis to take pixel pairs
+    on: columns when there is an even number of them, else rows; None when neither
+    is even. The steps are the convolution's strides, from the shapes."""
+    stmt = sch.get(block)
+    output = [int(d) for d in stmt.writes[0].source.ty.shape]
+    inputs = [
+        r.source
+        for r in stmt.reads
+        if str(r.source.ty.dtype) == "int8" and r.source.name != weights
+    ]
+    if len(inputs) != 1 or len(output) != 4:
+        return None
+    height, width = (int(d) for d in inputs[0].ty.shape[1:3])
+    for axis, size, filter_size in ((2, width, filter_width), (1, height, filter_height)):
+        count = output[axis]
+        if count % 2 == 0:
+            stride = (size - filter_size) // (count - 1)
+            return axis, ((0, stride) if axis == 2 else (stride, 0))
+    return None
+
+
+def _pair_schedule(
+    sch: s_tir.Schedule,
+    block,
+    loops,
+    axis: int,
+    lanes: int,
+    intrinsic: str,
+    simd_requantize: bool,
+    layouts: dict[int, tuple[int, ...]],
+) -> ScheduledKernel:
+    """Loops (n, y | x pair, x, channel block, filter row | pixel, channel in block,
+    filter row elements), the part after the last bar one pair call."""
+    _, _, x, channels, first_reduction, _, _ = loops
+    _, pixel = sch.split(loops[axis], [None, 2])
+    block_of_channels, channel_in_block = sch.split(channels, [None, lanes])
+    if axis == 2:
+        sch.reorder(block_of_channels, first_reduction, pixel, channel_in_block)
+    else:
+        sch.reorder(x, block_of_channels, first_reduction, pixel, channel_in_block)
+    if not _fuse_epilogue_at(sch, block, block_of_channels):
+        raise NotADotProduct
+    sch.decompose_reduction(block, first_reduction)
+    sch.tensorize(pixel, intrinsic)
     if simd_requantize:
         _simd_requantize(sch, lanes)
     return ScheduledKernel(sch.mod["main"], layouts)

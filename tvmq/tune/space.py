@@ -5,7 +5,9 @@ here they are sampled, so that MetaSchedule's traces replay the same SIMD
 tensorization with other parameters:
 
 - dot-product kernels: output channels per SIMD call (``tvmq_dot_s8_1xN``, any
-  N of ``intrinsics.LANES`` that divides the channels);
+  N of ``intrinsics.LANES`` that divides the channels), and output pixels per call
+  for convolutions with an even number of output columns or rows (one, or a pair
+  sharing each weight load: ``tvmq_dot_s8_2xN``);
 - the outermost spatial loop of the output (pixels or rows): split in two with
   a sampled inner extent, the inner part unrolled.
 
@@ -59,7 +61,12 @@ def schedule_kernel(sch: s_tir.Schedule) -> None:
     func = sch.mod["main"]
     lanes = valid_lanes(func)
     if lanes:
-        dot_product_schedule(func, sch, lambda sch, _: _sample_lanes(sch, lanes))
+        dot_product_schedule(
+            func,
+            sch,
+            lambda sch, _: _sample_one_of(sch, lanes),
+            choose_pixels=_sample_one_of,
+        )
     else:
         small_schedule(func, sch)
     _sample_outer_split(sch)
@@ -80,7 +87,7 @@ def mcu_space() -> ms.space_generator.ScheduleFn:
     )
 
 
-def _sample_lanes(sch: s_tir.Schedule, lanes: list[int]) -> int:
+def _sample_one_of(sch: s_tir.Schedule, lanes: list[int]) -> int:
     if len(lanes) == 1:
         return lanes[0]
     choice = sch.sample_categorical(lanes, [1 / len(lanes)] * len(lanes))

@@ -6,6 +6,10 @@
  * and reused N times. The pointers are void * because TVM declares the functions
  * it calls that way (its declaration follows this one and agrees with it).
  *
+ * tvmq_dot_s8_2xN(acc, a, b, k, b_stride, a_stride, acc_stride): the same for two
+ * input runs a_stride bytes apart (two output pixels), into acc[j] and
+ * acc[acc_stride + j]: each weight vector serves both.
+ *
  * tvmq_dw_s8x4(acc, x, w, kh, kw, x_row, x_col, w_row, w_col): a depthwise window
  * for four channels; the strides are in bytes between window rows and columns.
  *
@@ -45,6 +49,39 @@
         sum[j] = vmladavaq_p_s8(sum[j], va, vldrbq_z_s8(b + j * b_stride + i, p), p);    \
     }                                                                                    \
     _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) acc[j] = sum[j];                 \
+    return 0;                                                                            \
+  }
+
+/* Two output pixels (input runs a_stride bytes apart, accumulators acc_stride apart)
+   against the same N channels: each weight vector is loaded once for both. */
+#define TVMQ_DOT2_NATIVE
+#define TVMQ_DOT2_DEFINE(N)                                                              \
+  static inline int32_t tvmq_dot_s8_2x##N(void *acc_, void *a_, void *b_, int32_t k,       \
+                                          int32_t b_stride, int32_t a_stride,            \
+                                          int32_t acc_stride) {                          \
+    int32_t *acc = acc_;                                                                 \
+    const int8_t *a0 = a_, *a1 = (const int8_t *)a_ + a_stride, *b = b_;                 \
+    int32_t s0[N], s1[N];                                                                \
+    _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) s0[j] = acc[j], s1[j] = acc[acc_stride + j]; \
+    int32_t i = 0;                                                                       \
+    for (; i + 16 <= k; i += 16) {                                                       \
+      int8x16_t x0 = vldrbq_s8(a0 + i), x1 = vldrbq_s8(a1 + i);                          \
+      _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) {                              \
+        int8x16_t w = vldrbq_s8(b + j * b_stride + i);                                   \
+        s0[j] = vmladavaq_s8(s0[j], x0, w);                                              \
+        s1[j] = vmladavaq_s8(s1[j], x1, w);                                              \
+      }                                                                                  \
+    }                                                                                    \
+    if (i < k) {                                                                         \
+      mve_pred16_t p = vctp8q((uint32_t)(k - i));                                        \
+      int8x16_t x0 = vldrbq_z_s8(a0 + i, p), x1 = vldrbq_z_s8(a1 + i, p);                \
+      _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) {                              \
+        int8x16_t w = vldrbq_z_s8(b + j * b_stride + i, p);                              \
+        s0[j] = vmladavaq_p_s8(s0[j], x0, w, p);                                         \
+        s1[j] = vmladavaq_p_s8(s1[j], x1, w, p);                                         \
+      }                                                                                  \
+    }                                                                                    \
+    _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) acc[j] = s0[j], acc[acc_stride + j] = s1[j]; \
     return 0;                                                                            \
   }
 
@@ -107,6 +144,38 @@ static inline int16x2_t tvmq_sxtb16_ror8(int32_t x) {
   }
 
 
+/* Two output pixels (input runs a_stride bytes apart, accumulators acc_stride apart)
+   against the same N channels: each weight vector is loaded once for both. */
+#define TVMQ_DOT2_NATIVE
+#define TVMQ_DOT2_DEFINE(N)                                                              \
+  static inline int32_t tvmq_dot_s8_2x##N(void *acc_, void *a_, void *b_, int32_t k,       \
+                                          int32_t b_stride, int32_t a_stride,            \
+                                          int32_t acc_stride) {                          \
+    int32_t *acc = acc_;                                                                 \
+    const int8_t *a0 = a_, *a1 = (const int8_t *)a_ + a_stride, *b = b_;                 \
+    int32_t s0[N], s1[N];                                                                \
+    _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) s0[j] = acc[j], s1[j] = acc[acc_stride + j]; \
+    int32_t i = 0;                                                                       \
+    for (; i + 4 <= k; i += 4) {                                                         \
+      int32_t x0 = tvmq_load_s8x4(a0 + i), x1 = tvmq_load_s8x4(a1 + i);                  \
+      int16x2_t x0e = __sxtb16(x0), x0o = tvmq_sxtb16_ror8(x0);                          \
+      int16x2_t x1e = __sxtb16(x1), x1o = tvmq_sxtb16_ror8(x1);                          \
+      _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) {                              \
+        int32_t w = tvmq_load_s8x4(b + j * b_stride + i);                                \
+        int16x2_t we = __sxtb16(w), wo = tvmq_sxtb16_ror8(w);                            \
+        s0[j] = __smlad(x0o, wo, __smlad(x0e, we, s0[j]));                               \
+        s1[j] = __smlad(x1o, wo, __smlad(x1e, we, s1[j]));                               \
+      }                                                                                  \
+    }                                                                                    \
+    for (; i < k; ++i)                                                                   \
+      _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) {                              \
+        s0[j] += (int32_t)a0[i] * b[j * b_stride + i];                                   \
+        s1[j] += (int32_t)a1[i] * b[j * b_stride + i];                                   \
+      }                                                                                  \
+    _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) acc[j] = s0[j], acc[acc_stride + j] = s1[j]; \
+    return 0;                                                                            \
+  }
+
 /* Depthwise: acc[j] += sum over the kh x kw window of x[r, c, j] * w[r, c, j], j < 4.
    Lanes (0, 2) and (1, 3) are widened apart; SMLABB / SMLATT multiply-accumulate each. */
 static inline int32_t tvmq_dw_s8x4(void *acc_, void *x_, void *w_, int32_t kh, int32_t kw,
@@ -162,6 +231,20 @@ static inline int32_t tvmq_dw_s8x4(void *acc_, void *x_, void *w_, int32_t kh, i
 TVMQ_DOT_DEFINE(1)
 TVMQ_DOT_DEFINE(2)
 TVMQ_DOT_DEFINE(4)
+
+#ifndef TVMQ_DOT2_NATIVE /* NEON and plain C: one pixel at a time */
+#define TVMQ_DOT2_DEFINE(N)                                                              \
+  static inline int32_t tvmq_dot_s8_2x##N(void *acc, void *a, void *b, int32_t k,          \
+                                          int32_t b_stride, int32_t a_stride,            \
+                                          int32_t acc_stride) {                          \
+    tvmq_dot_s8_1x##N(acc, a, b, k, b_stride);                                           \
+    return tvmq_dot_s8_1x##N((int32_t *)acc + acc_stride, (int8_t *)a + a_stride, b, k,  \
+                             b_stride);                                                  \
+  }
+#endif
+TVMQ_DOT2_DEFINE(1)
+TVMQ_DOT2_DEFINE(2)
+TVMQ_DOT2_DEFINE(4)
 
 #include "tvmq_requant.h" /* the epilogues of the same tensorized kernels */
 

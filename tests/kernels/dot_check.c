@@ -1,0 +1,48 @@
+/* tvmq_dot_s8_1xN and tvmq_dot_s8_2xN against the plain sum, for depths 1..100 (whole
+ * SIMD steps and every tail), channel and pixel strides, and nonzero starting
+ * accumulators. Prints the SIMD path compiled in and "mismatches N"; exit status 0 when
+ * N is 0. Built for the host,
+ * Cortex-M4 (DSP) and Cortex-M55 (Helium) by tests/test_kernels.py. */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "tvmq_dot.h"
+
+static uint64_t state = 88172645463325252ULL;
+static uint64_t next(void) {
+  state ^= state << 13, state ^= state >> 7, state ^= state << 17;
+  return state;
+}
+
+typedef int32_t (*dot2_fn)(void *, void *, void *, int32_t, int32_t, int32_t, int32_t);
+
+int main(void) {
+  static int8_t a[2 * 160], b[4 * 128];
+  long mismatches = 0;
+  dot2_fn dots[3] = {tvmq_dot_s8_2x1, tvmq_dot_s8_2x2, tvmq_dot_s8_2x4};
+  for (long t = 0; t < 3000; ++t) {
+    int32_t k = 1 + (int32_t)(next() % 100), lanes = 1 << (t % 3);
+    int32_t a_stride = k + (int32_t)(next() % 60), b_stride = k + (int32_t)(next() % 28);
+    for (size_t i = 0; i < sizeof a; ++i) a[i] = (int8_t)next();
+    for (size_t i = 0; i < sizeof b; ++i) b[i] = (int8_t)next();
+    int32_t acc[8], want[8];
+    for (int i = 0; i < 8; ++i) acc[i] = want[i] = (int32_t)(next() % 100000) - 50000;
+    for (int p = 0; p < 2; ++p)
+      for (int j = 0; j < lanes; ++j)
+        for (int32_t i = 0; i < k; ++i) want[p * 4 + j] += a[p * a_stride + i] * b[j * b_stride + i];
+    dots[t % 3](acc, a, b, k, b_stride, a_stride, 4);
+    for (int p = 0; p < 2; ++p)
+      for (int j = 0; j < lanes; ++j)
+        if (acc[p * 4 + j] != want[p * 4 + j] && mismatches++ < 5)
+          printf("2x%d k=%ld pixel %d lane %d: want %ld, got %ld\n", (int)lanes, (long)k, p, j,
+                 (long)want[p * 4 + j], (long)acc[p * 4 + j]);
+  }
+#if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
+  printf("path helium\n");
+#elif defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+  printf("path dsp\n");
+#endif
+  printf("mismatches %ld\n", mismatches);
+  return mismatches != 0;
+}
