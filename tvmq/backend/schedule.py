@@ -46,27 +46,31 @@ def _widest(_: s_tir.Schedule, lanes: list[int]) -> int:
     return lanes[0]
 
 
-def _one(_: s_tir.Schedule, options: list[int]) -> int:
+def _narrowest(_: s_tir.Schedule, options: list[int]) -> int:
     return options[-1]
 
 
-def default_schedule(func: tvm.tirx.PrimFunc) -> ScheduledKernel:
+def default_schedule(
+    func: tvm.tirx.PrimFunc, sch: s_tir.Schedule | None = None
+) -> ScheduledKernel:
     """A step that names its micro-kernel calls it; else the SIMD dot-product schedule
     where it applies (two pixels per call where it can, with a SIMD requantization if
-    the epilogue allows), else :func:`small_schedule`."""
+    the epilogue allows), else :func:`small_schedule`. `sch` (a schedule of `func`:
+    the tuner's default point) is scheduled in place when given."""
     if calls_micro_kernel(func):
         return ScheduledKernel(micro_kernel_call(func))
     for simd_requantize in (True, False):
-        for choose_pixels in (_widest, _one):
+        for choose_pixels in (_widest, _narrowest):
+            options = {"simd_requantize": simd_requantize, "choose_pixels": choose_pixels}
             try:
-                return dot_product_schedule(
-                    func, simd_requantize=simd_requantize, choose_pixels=choose_pixels
-                )
+                # A failed attempt leaves its schedule half changed: try on a fresh one.
+                scheduled = dot_product_schedule(func, **options)
             except NotADotProduct:
-                return ScheduledKernel(small_schedule(func))
+                return ScheduledKernel(small_schedule(func, sch))
             except ScheduleError:
                 continue
-    return ScheduledKernel(small_schedule(func))
+            return scheduled if sch is None else dot_product_schedule(func, sch, **options)
+    return ScheduledKernel(small_schedule(func, sch))
 
 
 def calls_micro_kernel(func: tvm.tirx.PrimFunc) -> bool:
@@ -113,7 +117,7 @@ def dot_product_schedule(
     sch: s_tir.Schedule | None = None,
     choose_lanes: LaneChoice = _widest,
     simd_requantize: bool = True,
-    choose_pixels: LaneChoice = _one,
+    choose_pixels: LaneChoice = _narrowest,
 ) -> ScheduledKernel:
     """An int8 convolution or dense layer whose reductions are SIMD dot products.
 
@@ -221,8 +225,9 @@ def _pair_schedule(
     simd_requantize: bool,
     layouts: dict[int, tuple[int, ...]],
 ) -> ScheduledKernel:
-    """Loops (n, y | x pair, x, channel block, filter row | pixel, channel in block,
-    filter row elements), the part after the last bar one pair call."""
+    """Loops n, y, x (the one on `axis` taken in pairs), channel block, filter row |
+    pixel of the pair, channel in block, filter row elements: after the bar, one
+    pair call; the requantization follows per channel block."""
     _, _, x, channels, first_reduction, _, _ = loops
     _, pixel = sch.split(loops[axis], [None, 2])
     block_of_channels, channel_in_block = sch.split(channels, [None, lanes])

@@ -31,10 +31,8 @@ def channels_last(mod: tvm.IRModule, names: dict[str, str]) -> tuple[tvm.IRModul
     before = [(b.var.name, _op(b.value)) for b in _bindings(mod)]
     converted = relax.transform.ConvertLayout(CHANNELS_LAST)(mod)
     converted = relax.transform.FoldConstant()(converted)  # the weights' transposes
-    renamer = _UniqueNames(converted)
-    main = renamer.visit_expr(converted["main"])
-    converted = tvm.IRModule({**{gv: converted[gv] for gv in converted.get_global_vars()}})
-    converted["main"] = main
+    main = _UniqueNames(converted).visit_expr(converted["main"])
+    converted.update_func(converted.get_global_var("main"), main)
     after = [(b.var.name, _op(b.value)) for b in _bindings(converted)]
     return converted, _carried_names(before, after, names)
 

@@ -27,6 +27,7 @@ from tvm.s_tir import meta_schedule as ms
 
 from tvmq.backend.schedule import (
     NotADotProduct,
+    default_schedule,
     dot_product_schedule,
     small_schedule,
 )
@@ -36,17 +37,25 @@ MAX_SPLIT = 8  # largest unrolled inner part of the output's outer loop
 
 def valid_lanes(func: tvm.tirx.PrimFunc) -> list[int]:
     """The output channels per SIMD call that `func`'s dot-product schedule can use
-    (none: not a dot product). Registers each one's intrinsic, so that a recorded
-    trace also replays in a process that never sampled it."""
+    (none: not a dot product). Registers the intrinsic of each, with one pixel and
+    with two per call, so that a recorded trace also replays in a process that never
+    sampled it."""
     from tvmq.backend.intrinsics import LANES
 
     valid = []
     for lanes in LANES:
-        try:
-            dot_product_schedule(func, None, lambda _sch, options, n=lanes: _only(n, options))
-        except (ScheduleError, NotADotProduct):
-            continue
-        valid.append(lanes)
+        for pixels in (2, 1):
+            try:
+                dot_product_schedule(
+                    func,
+                    None,
+                    lambda _sch, options, n=lanes: _only(n, options),
+                    choose_pixels=lambda _sch, options, n=pixels: _only(n, options),
+                )
+            except (ScheduleError, NotADotProduct):
+                continue
+            if lanes not in valid:
+                valid.append(lanes)
     return valid
 
 
@@ -72,6 +81,15 @@ def schedule_kernel(sch: s_tir.Schedule) -> None:
     _sample_outer_split(sch)
 
 
+def design_spaces(sch: s_tir.Schedule) -> list[s_tir.Schedule]:
+    """The backend's default schedule (one point: measured early, so the best record
+    is never worse than what an untuned build gets) and the sampled space."""
+    default = s_tir.Schedule(sch.mod)
+    default_schedule(sch.mod["main"], default)
+    schedule_kernel(sch)
+    return [default, sch]
+
+
 def mcu_space() -> ms.space_generator.ScheduleFn:
     """MetaSchedule's space generator for a microcontroller kernel.
 
@@ -80,7 +98,7 @@ def mcu_space() -> ms.space_generator.ScheduleFn:
     rewrite for a vector unit; tile sizes mutate, the rest is resampled.
     """
     return ms.space_generator.ScheduleFn(
-        schedule_kernel,
+        design_spaces,
         sch_rules=[],
         postprocs=[],
         mutator_probs={ms.mutator.MutateTileSize(): 1.0},
