@@ -82,8 +82,8 @@ def schedule_kernel(sch: s_tir.Schedule) -> None:
 
 
 def design_spaces(sch: s_tir.Schedule) -> list[s_tir.Schedule]:
-    """The backend's default schedule (one point: measured early, so the best record
-    is never worse than what an untuned build gets) and the sampled space."""
+    """The backend's default schedule (one point, so the search measures what an
+    untuned build gets among its first candidates) and the sampled space."""
     default = s_tir.Schedule(sch.mod)
     default_schedule(sch.mod["main"], default)
     schedule_kernel(sch)
