@@ -151,6 +151,11 @@ def test_unknown_target(digits_input):
     )
 
 
+def test_profile_needs_an_emulated_cortex_m(digits_input):
+    result = tvmq("run", DIGITS_MODEL, "--input", digits_input, "--profile")
+    assert_user_error(result, "--profile", "host")
+
+
 def test_doctor_lists_tools():
     result = tvmq("doctor")
     for tool in ("apache-tvm", "arm-none-eabi-gcc", "qemu-system-arm", "qemu-aarch64"):

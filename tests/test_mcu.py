@@ -60,3 +60,28 @@ def test_quantized_example_on_board_is_identical_to_host(target):
     quantized = quantize_model(model, [[x] for x in calibration[:50]])
     inputs, _ = digits_split("test")
     assert_board_matches_host(quantized, list(inputs[:SAMPLES]), target)
+
+
+def test_kernel_profile_accounts_for_the_inference():
+    """The per-kernel instruction counts (QEMU block log, tvmq.hil.profile) of one
+    inference on the M4 add up to the -icount figure of the same inference, and the
+    convolutions are where the instructions go."""
+    from collections import Counter
+
+    from tvmq.hil.profile import ENTRY_ROW, profile_inference
+
+    calibration, _ = digits_split("train")
+    model = quantize_model(load_model(DIGITS_MODEL), [[x] for x in calibration[:50]])
+    x = digits_split("test")[0][0]
+    with model.build("qemu-cortex-m4") as board:
+        board(x)
+        calls = Counter(step.kernel for step in board.compiled.graph.steps)
+        rows = profile_inference(board.firmware, board.target, dict(calls), [x])
+        measured = board.instructions
+    counted = {row.kernel: row.instructions for row in rows}
+    assert set(counted) == set(calls) | {ENTRY_ROW}
+    total = sum(counted.values())
+    assert abs(total - measured) <= 0.001 * measured, (total, measured)
+    convolutions = [name for name in calls if "conv2d" in name]
+    assert len(convolutions) == 4 and all(counted[name] > 0 for name in convolutions)
+    assert sum(counted[name] for name in convolutions) > total / 2

@@ -52,6 +52,12 @@ def _run(args: argparse.Namespace) -> int:
     batches = [samples for samples, _ in loaded]
     if len({len(b) for b in batches}) != 1:
         raise TvmqError("input files hold different numbers of samples")
+    if args.profile:
+        from tvmq.targets import load_target
+
+        target = load_target(args.target)
+        if target.kind != "cortex-m" or "machine" not in target.board:
+            raise TvmqError(f"--profile: target {target.name} is not an emulated Cortex-M board")
     executable = model.build(args.target)
     results = [executable(*sample) for sample in zip(*batches, strict=True)]
     batched = any(flag for _, flag in loaded)
@@ -65,7 +71,30 @@ def _run(args: argparse.Namespace) -> int:
     if args.output:
         write_arrays(args.output, outputs)
         print(f"wrote {args.output}")
+    if args.profile:
+        _print_profile(executable, [batch[0] for batch in batches])
     return 0
+
+
+def _print_profile(executable, sample: list[np.ndarray]) -> None:
+    """The instructions of each kernel of one inference, as a table with bars."""
+    from collections import Counter
+
+    from tvmq.hil.profile import profile_inference
+
+    calls = Counter(step.kernel for step in executable.compiled.graph.steps)
+    rows = profile_inference(executable.firmware, executable.target, dict(calls), sample)
+    total = sum(row.instructions for row in rows) or 1
+    print(
+        f"instructions per kernel, one inference: {total:,} in QEMU's block log "
+        f"({executable.instructions:,} by -icount)"
+    )
+    print(f"  {'kernel':32} {'calls':>5} {'instructions':>13} {'share':>6}")
+    for row in rows:
+        share = row.instructions / total
+        count = f"{row.instructions:,}" if row.instructions else "in entry"
+        bar = "#" * round(share * 40)
+        print(f"  {row.kernel:32} {row.calls:>5} {count:>13} {share:>6.1%} {bar}")
 
 
 def _input_samples(
@@ -428,6 +457,11 @@ def parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--target", default="host", help="target name or .toml (default: host)")
     run.add_argument("--output", type=Path, help="write outputs to .npy (or .npz)")
+    run.add_argument(
+        "--profile",
+        action="store_true",
+        help="emulated Cortex-M: instructions per kernel of one inference (first sample)",
+    )
     run.set_defaults(handler=_run)
 
     quantize = commands.add_parser("quantize", help="calibrate and quantize a float model to int8")

@@ -38,7 +38,7 @@ def conv_pair_dot_product(
     weight vector loaded once for both); their input rows start `pixel_step` (rows,
     columns) apart: the convolution's stride along the axis the pair is taken on."""
     rows, columns = pixel_step
-    name = f"tvmq_dot_s8_2x{lanes}_conv{rows}x{columns}s{width}x{channels}"
+    name = f"tvmq_dot_s8_2x{lanes}_conv{width}x{channels}_step{rows}x{columns}"
     return _registered_once(name, lambda: _conv_pair_functions(lanes, pixel_step, width, channels))
 
 
@@ -261,9 +261,12 @@ def _conv_pair_functions(lanes: int, pixel_step: tuple[int, int], width: int, ch
         """A's index for pixel `vp` of the pair, written as the scheduled kernel has it
         (no product by one, no term for a step of zero)."""
         row = _times(vp, step_y) if step_y else zero
-        column = _times(vp, step_x) + vx if step_x else vx
-        if step_x and width == 1:
+        if not step_x:
+            column = vx
+        elif width == 1:
             column = _times(vp, step_x)
+        else:
+            column = _times(vp, step_x) + vx
         return zero, row, column, vk
 
     @T.prim_func(s_tir=True)

@@ -18,7 +18,7 @@ import os
 import re
 import subprocess
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from tvmq.errors import TvmqError
 
@@ -28,16 +28,21 @@ EXECUTED = re.compile(r"^Trace \d+: \S+ \[[0-9a-f]+/([0-9a-f]+)/")
 
 def count_log(lines: Iterable[str]) -> int:
     """Instructions executed, from the text of a ``-d in_asm,exec,nochain`` log."""
+    return sum(size for _, size in executed_blocks(lines))
+
+
+def executed_blocks(lines: Iterable[str]) -> Iterator[tuple[int, int]]:
+    """(start address, instructions) of each block run, in order, from the text of a
+    ``-d in_asm,exec,nochain`` log."""
     sizes: dict[int, int] = {}
     block_start, block_size = None, 0
-    total = 0
     for line in lines:
         executed = EXECUTED.match(line)
         if executed:
             pc = int(executed.group(1), 16)
             if pc not in sizes:
                 raise TvmqError(f"QEMU log: block at 0x{pc:x} executed but never translated")
-            total += sizes[pc]
+            yield pc, sizes[pc]
             continue
         instruction = INSTRUCTION.match(line)
         if instruction:
@@ -47,7 +52,6 @@ def count_log(lines: Iterable[str]) -> int:
         elif block_start is not None:  # a blank line or separator ends the block's listing
             sizes[block_start] = block_size
             block_start = None
-    return total
 
 
 def count_instructions(command: list[str]) -> int:
