@@ -110,14 +110,6 @@ def test_dot_product_build_uses_sdot_and_the_rpi4_build_does_not(builds, name):
     assert "\tsadalp\t" in plain  # the widening multiply-add path instead
 
 
-def test_i8mm_build_runs_pixel_pairs_on_smmla(builds):
-    """IC's convolutions take two output pixels per call: SMMLA 2x2 blocks with i8mm
-    (their outputs are checked against the host above)."""
-    i8mm = disassembly(builds.executable("ic_resnet8_int8", "armv8.2-a-dotprod-i8mm"))
-    assert "\tsmmla\t" in i8mm
-    assert "\tsmmla\t" not in disassembly(builds.executable("ic_resnet8_int8", "rpi4"))
-
-
 @pytest.mark.parametrize(
     ("cc", "flags", "emulator"),
     [

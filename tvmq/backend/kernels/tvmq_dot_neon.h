@@ -12,10 +12,9 @@
  *   (|-128 * -128| = 16384), a sum of two may not, so no SMLAL into int16: the
  *   arithmetic stays exact for every int8 input, -128 included.
  *
- * i8mm's SMMLA computes a 2x2 block of 8-deep dot products: two input rows
- * against two channels, 32 multiply-accumulates. With one input row per call
- * (the 1xN shape) half of it would be wasted, so SDOT serves those calls; the
- * two-pixel calls (tvmq_dot_s8_2xN) take channels in pairs, one SMMLA each.
+ * i8mm's SMMLA computes a 2x2 block of 8-deep dot products; with one input row
+ * per call (the 1xN shape) half of it would be wasted, which is no faster than
+ * SDOT, so the dot-product path serves i8mm cores too.
  *
  * Lanes are summed across only at the end of a call; k's remainder after the
  * 16- and 8-wide steps is done in scalar code.
@@ -127,47 +126,5 @@ static inline int32_t tvmq_dw_s8x4(void *acc_, void *x_, void *w_, int32_t kh, i
   vst1q_s32(acc, sum);
   return 0;
 }
-
-#if defined(__ARM_FEATURE_MATMUL_INT8)
-/* Two pixels x each pair of channels: one SMMLA per 8 bytes of depth into a 2x2 block
-   [p0 c0, p0 c1, p1 c0, p1 c1]; an odd last channel, and the depth's remainder after
-   the 8-wide steps, in plain code. */
-#define TVMQ_DOT2_NATIVE
-#define TVMQ_DOT2_DEFINE(N)                                                              \
-  static inline int32_t tvmq_dot_s8_2x##N(void *acc_, void *a_, void *b_, int32_t k,       \
-                                          int32_t b_stride, int32_t a_stride,            \
-                                          int32_t acc_stride) {                          \
-    int32_t *acc = acc_;                                                                 \
-    const int8_t *a0 = a_, *a1 = (const int8_t *)a_ + a_stride, *b = b_;                 \
-    int32x4_t block[N / 2 + 1];                                                          \
-    _Pragma("GCC unroll 4") for (int p = 0; p < N / 2; ++p) block[p] = vdupq_n_s32(0);   \
-    int32_t i = 0;                                                                       \
-    for (; i + 8 <= k; i += 8) {                                                         \
-      int8x16_t rows = vcombine_s8(vld1_s8(a0 + i), vld1_s8(a1 + i));                    \
-      _Pragma("GCC unroll 4") for (int p = 0; p < N / 2; ++p) {                          \
-        const int8_t *w = b + 2 * p * b_stride + i;                                      \
-        block[p] = vmmlaq_s32(block[p], rows, vcombine_s8(vld1_s8(w), vld1_s8(w + b_stride))); \
-      }                                                                                  \
-    }                                                                                    \
-    _Pragma("GCC unroll 4") for (int p = 0; p < N / 2; ++p) {                            \
-      int32_t s[4];                                                                      \
-      const int8_t *w0 = b + 2 * p * b_stride, *w1 = w0 + b_stride;                      \
-      vst1q_s32(s, block[p]);                                                            \
-      for (int32_t r = i; r < k; ++r) {                                                  \
-        s[0] += a0[r] * w0[r], s[1] += a0[r] * w1[r];                                    \
-        s[2] += a1[r] * w0[r], s[3] += a1[r] * w1[r];                                    \
-      }                                                                                  \
-      acc[2 * p] += s[0], acc[2 * p + 1] += s[1];                                        \
-      acc[acc_stride + 2 * p] += s[2], acc[acc_stride + 2 * p + 1] += s[3];              \
-    }                                                                                    \
-    if (N % 2) {                                                                         \
-      tvmq_dot_s8_1x1(acc + N - 1, (void *)a0, (void *)(b + (N - 1) * b_stride), k,     \
-                      b_stride);                                                         \
-      tvmq_dot_s8_1x1(acc + acc_stride + N - 1, (void *)a1,                              \
-                      (void *)(b + (N - 1) * b_stride), k, b_stride);                    \
-    }                                                                                    \
-    return 0;                                                                            \
-  }
-#endif
 
 #endif /* TVMQ_DOT_NEON_H */
