@@ -1,8 +1,8 @@
 /* tvmq_dot_s8_1xN and tvmq_dot_s8_2xN against the plain sum, for depths 1..100 (whole
  * SIMD steps and every tail), channel and pixel strides, and nonzero starting
  * accumulators. Prints the SIMD path compiled in and "mismatches N"; exit status 0 when
- * N is 0. Built for the host,
- * Cortex-M4 (DSP) and Cortex-M55 (Helium) by tests/test_kernels.py. */
+ * N is 0. Built for the host, Cortex-M4 (DSP), Cortex-M55 (Helium) and AArch64 with
+ * the dot-product extension (SDOT, under qemu-aarch64) by tests/test_kernels.py. */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -40,6 +40,8 @@ int main(void) {
   }
 #if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
   printf("path helium\n");
+#elif defined(__ARM_FEATURE_DOTPROD)
+  printf("path sdot\n");
 #elif defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
   printf("path dsp\n");
 #endif
