@@ -50,15 +50,17 @@ def test_damaged_link_gives_exact_results_or_nothing(emulator):
 
 def test_board_reset_during_run_restarts_the_transaction(emulator):
     x = np.arange(1000).astype(np.int8)
+    # 1000 runs (seconds of QEMU): the reset, sent over QMP 10 ms after the third
+    # chunk, lands during the run even on a loaded machine (400 once missed it).
     with Device(f"socket://127.0.0.1:{emulator.port}") as direct:
-        _, clean = direct.infer([x], runs=400)
+        _, clean = direct.infer([x], runs=1000)
     # A second client connection: the proxy reconnects to QEMU's serial port.
     faults = Faults(reset_after_chunks=frozenset({3}), reset_delay=0.01)
     with (
         FaultProxy(_upstream(emulator), faults, reset=emulator.reset) as proxy,
         Device(proxy.url, timeout=0.5, seconds_per_inference=0.002) as device,
     ):
-        outputs, timing = device.infer([x], runs=400)
+        outputs, timing = device.infer([x], runs=1000)
         recoveries = device.counts
     print(f"\ninjected: {proxy.summary()}\nrecovered: {dict(recoveries)}")
     assert proxy.counts["board resets"] == 1
