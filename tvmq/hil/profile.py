@@ -41,6 +41,8 @@ NM = "arm-none-eabi-nm"
 
 @dataclass(frozen=True)
 class KernelCost:
+    """One row of a profile: a kernel, its calls per inference and their instructions."""
+
     kernel: str
     calls: int
     instructions: int
