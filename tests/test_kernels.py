@@ -71,13 +71,18 @@ def test_kernels_match_their_reference_on_cortex_m(core, check, tmp_path):
     not (shutil.which("aarch64-linux-gnu-gcc") and shutil.which("qemu-aarch64")),
     reason="needs aarch64-linux-gnu-gcc and qemu-aarch64 (make toolchains)",
 )
-def test_dot_kernels_match_their_reference_with_sdot(tmp_path):
+@pytest.mark.parametrize("check", CHECKS)
+def test_kernels_match_their_reference_on_aarch64(check, tmp_path):
+    """The NEON builds: SDOT dot products, the VQRDMULH requantization (qemu-aarch64)."""
     program = tmp_path / "check"
     build = _run(
         ["aarch64-linux-gnu-gcc", "-O2", "-march=armv8.2-a+dotprod", "-static",
-         f"-I{KERNELS_DIR}", str(HERE / "dot_check.c"), "-o", str(program)]
+         f"-I{KERNELS_DIR}", str(HERE / check), "-o", str(program)]
     )  # fmt: skip
     assert build.returncode == 0, build.stderr
+    if check == "requantize_check.c":
+        assert "sqrdmulh" in _run(["aarch64-linux-gnu-objdump", "-d", str(program)]).stdout
     result = _run(["qemu-aarch64", "-cpu", "max", str(program)])
     assert result.returncode == 0 and "mismatches 0" in result.stdout, result.stdout[-2000:]
-    assert "path sdot" in result.stdout
+    if check == "dot_check.c":
+        assert "path sdot" in result.stdout

@@ -3,8 +3,9 @@
  * (SaturatingRoundingDoublingHighMul with a truncating division, then
  * RoundingDivideByPOT), and its AddElementwise, on pseudo-random accumulators,
  * multipliers, right shifts and zero points. Prints "mismatches N"; exit status 0
- * when N is 0. Built for the host, Cortex-M4 (DSP) and Cortex-M55 (Helium) by
- * tests/test_kernels.py and run natively or under QEMU with semihosting. */
+ * when N is 0. Built for the host, Cortex-M4 (DSP), Cortex-M55 (Helium) and AArch64
+ * (NEON) by tests/test_kernels.py and run natively, under QEMU with semihosting, or
+ * under qemu-aarch64. */
 #include <stdint.h>
 #include <stdio.h>
 

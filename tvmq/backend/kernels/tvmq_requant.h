@@ -6,8 +6,9 @@
  * with TFLite's rounding (SaturatingRoundingDoublingHighMul, then RoundingDivideByPOT
  * with halves away from zero) and every right shift at least one, which is the only
  * case tvmq hands to these kernels (tvmq.quantize.fixed_point.requantize_te).
- * Helium (Cortex-M55) does four channels in a handful of vector instructions with
- * CMSIS-NN's exact recipe; elsewhere one 32x32->64 multiply per channel.
+ * Helium (Cortex-M55) and NEON (Cortex-A) do four channels in a handful of vector
+ * instructions with CMSIS-NN's exact recipe; elsewhere one 32x32->64 multiply per
+ * channel.
  */
 #ifndef TVMQ_REQUANT_H
 #define TVMQ_REQUANT_H
@@ -52,6 +53,24 @@ static inline int32_t tvmq_requant_s8x4(void *out, void *acc, void *bias, void *
   y = vrshlq_s32(vqaddq_s32(y, fixup), right);
   y = vmaxq_s32(vminq_s32(vaddq_n_s32(y, zp), vdupq_n_s32(hi)), vdupq_n_s32(lo));
   vstrbq_s32(out, y);
+  return 0;
+}
+#elif defined(__ARM_NEON) /* Cortex-A: the same recipe in NEON, then narrowed to int8 */
+#include <arm_neon.h>
+#include <string.h>
+
+static inline int32_t tvmq_requant_s8x4(void *out, void *acc, void *bias, void *mult,
+                                        void *shift, int32_t zp, int32_t lo, int32_t hi) {
+  int32x4_t x = vaddq_s32(vld1q_s32(acc), vld1q_s32(bias));
+  int32x4_t right = vnegq_s32(vld1q_s32(shift));
+  int32x4_t y = vqrdmulhq_s32(x, vld1q_s32(mult));
+  int32x4_t fixup = vshrq_n_s32(vandq_s32(y, right), 31);
+  y = vrshlq_s32(vqaddq_s32(y, fixup), right);
+  y = vmaxq_s32(vminq_s32(vaddq_s32(y, vdupq_n_s32(zp)), vdupq_n_s32(hi)), vdupq_n_s32(lo));
+  int16x4_t narrow = vmovn_s32(y);
+  int8_t bytes[8];
+  vst1_s8(bytes, vmovn_s16(vcombine_s16(narrow, narrow)));
+  memcpy(out, bytes, 4);
   return 0;
 }
 #else
