@@ -41,33 +41,43 @@ static inline int32_t tvmq_requant_lane(int32_t x, int32_t m, int32_t r, int32_t
 
 #if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
 #include <arm_mve.h>
-
-/* VQRDMULH is SaturatingRoundingDoublingHighMul (multipliers are never INT32_MIN); the
-   fix-up of one before VRSHL turns its round-half-up into TFLite's half-away-from-zero. */
-static inline int32_t tvmq_requant_s8x4(void *out, void *acc, void *bias, void *mult,
-                                        void *shift, int32_t zp, int32_t lo, int32_t hi) {
-  int32x4_t x = vaddq_s32(vldrwq_s32(acc), vldrwq_s32(bias));
-  int32x4_t right = vnegq_s32(vldrwq_s32(shift));
-  int32x4_t y = vqrdmulhq_s32(x, vldrwq_s32(mult));
-  int32x4_t fixup = vshrq_n_s32(vandq_s32(y, right), 31);
-  y = vrshlq_s32(vqaddq_s32(y, fixup), right);
-  y = vmaxq_s32(vminq_s32(vaddq_n_s32(y, zp), vdupq_n_s32(hi)), vdupq_n_s32(lo));
-  vstrbq_s32(out, y);
-  return 0;
-}
-#elif defined(__ARM_NEON) /* Cortex-A: the same recipe in NEON, then narrowed to int8 */
+#define TVMQ_REQUANT_VECTOR
+#define TVMQ_ADD_SCALAR_S32X4(v, x) vaddq_n_s32(v, x) /* one VADD with a core register */
+#elif defined(__ARM_NEON) /* Cortex-A */
 #include <arm_neon.h>
 #include <string.h>
+#define TVMQ_REQUANT_VECTOR
+#define TVMQ_ADD_SCALAR_S32X4(v, x) vaddq_s32(v, vdupq_n_s32(x))
+#endif
 
+#ifdef TVMQ_REQUANT_VECTOR /* Helium and NEON share the recipe; only the store differs */
+/* y rounded right by -right (right <= 0, per lane): VRSHL rounds halves up; the fix-up of
+   one for negative y turns that into TFLite's half away from zero. */
+static inline int32x4_t tvmq_round_right_s32x4(int32x4_t y, int32x4_t right) {
+  return vrshlq_s32(vqaddq_s32(y, vshrq_n_s32(vandq_s32(y, right), 31)), right);
+}
+
+/* Four channels, clamped, still int32. VQRDMULH is SaturatingRoundingDoublingHighMul
+   (multipliers are never INT32_MIN). */
+static inline int32x4_t tvmq_requant_s32x4(void *acc, void *bias, void *mult, void *shift,
+                                           int32_t zp, int32_t lo, int32_t hi) {
+  int32x4_t x = vaddq_s32(vld1q_s32(acc), vld1q_s32(bias));
+  int32x4_t y = tvmq_round_right_s32x4(vqrdmulhq_s32(x, vld1q_s32(mult)),
+                                       vnegq_s32(vld1q_s32(shift)));
+  return vmaxq_s32(vminq_s32(TVMQ_ADD_SCALAR_S32X4(y, zp), vdupq_n_s32(hi)), vdupq_n_s32(lo));
+}
+#endif
+
+#if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
 static inline int32_t tvmq_requant_s8x4(void *out, void *acc, void *bias, void *mult,
                                         void *shift, int32_t zp, int32_t lo, int32_t hi) {
-  int32x4_t x = vaddq_s32(vld1q_s32(acc), vld1q_s32(bias));
-  int32x4_t right = vnegq_s32(vld1q_s32(shift));
-  int32x4_t y = vqrdmulhq_s32(x, vld1q_s32(mult));
-  int32x4_t fixup = vshrq_n_s32(vandq_s32(y, right), 31);
-  y = vrshlq_s32(vqaddq_s32(y, fixup), right);
-  y = vmaxq_s32(vminq_s32(vaddq_s32(y, vdupq_n_s32(zp)), vdupq_n_s32(hi)), vdupq_n_s32(lo));
-  int16x4_t narrow = vmovn_s32(y);
+  vstrbq_s32(out, tvmq_requant_s32x4(acc, bias, mult, shift, zp, lo, hi));
+  return 0;
+}
+#elif defined(__ARM_NEON)
+static inline int32_t tvmq_requant_s8x4(void *out, void *acc, void *bias, void *mult,
+                                        void *shift, int32_t zp, int32_t lo, int32_t hi) {
+  int16x4_t narrow = vmovn_s32(tvmq_requant_s32x4(acc, bias, mult, shift, zp, lo, hi));
   int8_t bytes[8];
   vst1_s8(bytes, vmovn_s16(vcombine_s16(narrow, narrow)));
   memcpy(out, bytes, 4);
@@ -97,8 +107,7 @@ static inline int32_t tvmq_rescale_lane(int32_t x, int32_t m, int32_t r) {
 
 #if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
 static inline int32x4_t tvmq_rescale_s32x4(int32x4_t x, int32_t m, int32x4_t right) {
-  int32x4_t y = vqrdmulhq_n_s32(x, m);
-  return vrshlq_s32(vqaddq_s32(y, vshrq_n_s32(vandq_s32(y, right), 31)), right);
+  return tvmq_round_right_s32x4(vqrdmulhq_n_s32(x, m), right);
 }
 
 static inline int32_t tvmq_add_s8(void *out_, void *a_, void *b_, int32_t n, int32_t zp_a,
