@@ -22,7 +22,9 @@ import pytest
 
 from tests.shared_assets import shared_model
 from tests.test_mlperf_import import model_inputs
-from tvmq.backend.cuda import CudaExecutable, build_cuda
+from tvmq.backend.cuda import CudaExecutable, build_cuda, compile_cuda_project
+from tvmq.backend.cuda_runtime import CudaProject
+from tvmq.errors import TvmqError
 from tvmq.examples import DIGITS_MODEL, digits_split
 from tvmq.frontend import load_model
 from tvmq.frontend.saved import save_model
@@ -104,8 +106,6 @@ def test_mlperf_int8_builds_on_dp4a(name, target, batch):
 
 
 def test_batch_outside_the_range_is_refused(digits_int8):
-    from tvmq.errors import TvmqError
-
     with pytest.raises(TvmqError, match="batch 257"):
         build_cuda(digits_int8, load_target("cuda-sm80"), 257)
 
@@ -198,3 +198,47 @@ def test_gpu_mlperf_outputs_identical_to_host(name, dataset):
     for x in model_inputs(model, dataset):
         for got, expected in zip(gpu(x), host(x), strict=True):
             np.testing.assert_array_equal(got, expected)
+
+
+def test_runtime_loader_imports_no_compiler():
+    """cuda_runtime travels to GPU servers that hold only TVM's runtime."""
+    code = (
+        "import sys, tvmq.backend.cuda_runtime; "
+        "print(sorted(m for m in sys.modules if m.startswith(('tvm', 'tvmq.quantize', 'onnx'))))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert eval(result.stdout) == ["tvmq", "tvmq.backend", "tvmq.backend.cuda_runtime",
+                                   "tvmq.errors", "tvmq.model", "tvmq.targets"]  # fmt: skip
+
+
+def test_directory_without_manifest_is_not_a_project(tmp_path):
+    with pytest.raises(TvmqError, match=r"no manifest.json \(not a tvmq CUDA project\)"):
+        CudaProject(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def digits_project(digits_int8, tmp_path_factory):
+    if shutil.which("nvcc") is None:
+        pytest.skip("nvcc is not installed")
+    directory = tmp_path_factory.mktemp("cuda") / "digits"
+    compile_cuda_project(digits_int8, load_target("cuda-sm90"), directory, batch=4)
+    return directory
+
+
+@pytest.mark.skipif(_has_cuda_device(), reason="checks the refusal where no GPU exists")
+def test_project_without_a_gpu_is_refused_by_name(digits_project):
+    with pytest.raises(TvmqError, match="CUDA"):
+        CudaProject(digits_project)
+
+
+@needs_gpu
+def test_project_outputs_identical_to_host_and_inputs_checked(digits_int8, digits_project):
+    host = digits_int8.build("host")
+    inputs, _ = digits_split("test")
+    project = CudaProject(digits_project)
+    chunk = np.concatenate([x.reshape(1, *x.shape[1:]) for x in inputs[:4]])
+    for index, got in enumerate(project(chunk)[0]):
+        np.testing.assert_array_equal(got[None], host(inputs[index])[0])
+    with pytest.raises(TvmqError, match=r"input '.*' must be float32\[4, "):
+        project(chunk[:1])

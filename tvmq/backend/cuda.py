@@ -15,8 +15,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
+from tvmq.backend.cuda_runtime import CudaVm, cuda_device
 from tvmq.backend.cuda_schedule import ScheduleLog, gpu_schedule_pass
 from tvmq.errors import TvmqError
 from tvmq.fileio import new_directory
@@ -199,7 +198,7 @@ def _manifest(build: CudaBuild, ptx: str) -> dict:
         "files": {
             "kernels.cu": "CUDA C of every kernel",
             "kernels.ptx": "nvcc's PTX for the arch",
-            "model.so": "Relax VM executable (host code + kernels); tvm.runtime.load_module",
+            "model.so": "Relax VM executable (host code + kernels): tvmq.backend.cuda_runtime",
         },
         "inputs": [
             {"name": s.name, "dtype": s.dtype, "shape": [build.batch, *s.shape[1:]]}
@@ -213,23 +212,9 @@ def _manifest(build: CudaBuild, ptx: str) -> dict:
     }
 
 
-class CudaExecutable:
+class CudaExecutable(CudaVm):
     """A CUDA build loaded on the first GPU; called on numpy arrays of `batch` samples."""
 
     def __init__(self, build: CudaBuild):
-        import tvm
-        from tvm import relax
-
-        device = tvm.cuda(0)
-        if not device.exist:
-            raise TvmqError(f"target '{build.target.name}': no CUDA device on this machine")
-        self.build, self.device = build, device
-        self._vm = relax.VirtualMachine(build.executable, device)
-
-    def __call__(self, *arrays: np.ndarray) -> list[np.ndarray]:
-        import tvm
-
-        from tvmq.backend.host import _to_numpy
-
-        tensors = [tvm.runtime.tensor(np.ascontiguousarray(a), self.device) for a in arrays]
-        return _to_numpy(self._vm["main"](*tensors))
+        self.build = build
+        super().__init__(build.executable, cuda_device())
