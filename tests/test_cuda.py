@@ -70,6 +70,8 @@ def assert_gemms_on_dp4a(build) -> None:
         on_dp4a = kernel in build.log.dp4a
         assert on_dp4a or "depthwise" in build.log.declined.get(kernel, ""), kernel
     assert not build.log.unscheduled
+    for kernel, reason in build.log.declined.items():  # a window per thread, not per block
+        assert "depthwise" not in reason or build.log.rules[kernel] != "GeneralReduction"
     calling = kernels_calling_dp4a(build.source)
     assert len(calling) >= len(set(build.log.dp4a)) > 0
     assert all(any(k.startswith(g[:40]) for g in build.log.dp4a) for k in calling)

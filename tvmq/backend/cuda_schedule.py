@@ -11,12 +11,13 @@ requantization epilogue is computed in registers before the single int8 store.
 dlight's own ``gpu.Matmul`` is never used on these kernels: it picks WMMA for
 int8 and its code generation fails in TVM 0.27. It still schedules float GEMMs
 (islands a quantizer kept float). Kernels the dp4a rule declines (depthwise
-convolutions, where channels are not a reduction) go to dlight's generic rules,
-and :func:`gpu_schedule_pass` records why.
+convolutions, where channels are not a reduction) run one thread per output
+element (:class:`SmallWindowReduction`), and :func:`gpu_schedule_pass` records why.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import tvm
@@ -306,6 +307,42 @@ class ElementwiseKernel(GPUScheduleRule):
         return sch
 
 
+class SmallWindowReduction(GPUScheduleRule):
+    """Reductions over a small window (depthwise convolutions, pooling): one thread
+    per output element runs the whole window.
+
+    dlight's GeneralReduction spreads each output's reduction over a thread block,
+    which leaves most threads idle on a 3x3 window; per output element, the
+    channels-last threads read consecutive channels (coalesced).
+    """
+
+    def __init__(self, max_window: int = 64, max_threads: int = 256):
+        self.max_window, self.max_threads = max_window, max_threads
+
+    def apply(self, func: tirx.PrimFunc, target: Target, _: bool) -> s_tir.Schedule | None:
+        if not isinstance(func, tirx.PrimFunc) or not self.is_target_available(target):
+            return None
+        sch = s_tir.Schedule(func, error_render_level="none")
+        blocks = sch.get_child_blocks(get_root_block(sch))
+        reductions = [b for b in blocks if _has_reduction(sch.get(b))]
+        if not reductions or any(_window(sch.get(b)) > self.max_window for b in reductions):
+            return None
+        for block in reductions:
+            for producer in sch.get_producers(block):
+                with contextlib.suppress(s_tir.ScheduleError):
+                    sch.compute_inline(producer)  # padding: read through, never stored
+        compute_per_element(sch, sch.get_child_blocks(get_root_block(sch)), self.max_threads)
+        return sch
+
+
+def _window(block: tirx.SBlock) -> int:
+    window = 1
+    for v in block.iter_vars:
+        if v.iter_type != tirx.IterVar.DataPar:
+            window *= int(v.dom.extent)
+    return window
+
+
 def compute_per_element(sch: s_tir.Schedule, blocks: list, max_threads: int = 256) -> None:
     """One thread per element of the last block computes every earlier block it
     needs, each value in a register; a block that cannot move there (it feeds
@@ -320,7 +357,9 @@ def compute_per_element(sch: s_tir.Schedule, blocks: list, max_threads: int = 25
 
 
 def _bind_threads(sch: s_tir.Schedule, block, max_threads: int) -> s_tir.schedule.LoopRV:
-    loops = sch.get_loops(block) or [sch.add_unit_loop(block)]
+    """Bind the block's spatial loops (outermost, as TE lays them out) to threads."""
+    spatial = sum(v.iter_type == tirx.IterVar.DataPar for v in sch.get(block).iter_vars)
+    loops = sch.get_loops(block)[:spatial] or [sch.add_unit_loop(block)]
     bx, tx = sch.split(sch.fuse(*loops), [None, max_threads])
     sch.bind(bx, "blockIdx.x")
     sch.bind(tx, "threadIdx.x")
@@ -385,6 +424,7 @@ def gpu_schedule_pass(log: ScheduleLog) -> tvm.transform.Pass:
         FloatMatmul(),
         dlight.gpu.GEMV(),
         dlight.gpu.Reduction(),
+        SmallWindowReduction(),
         dlight.gpu.GeneralReduction(),
         dlight.gpu.Fallback(),
     ]
