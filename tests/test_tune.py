@@ -135,6 +135,37 @@ def test_tune_on_board_survives_kill_resumes_and_builds_identically(digits, tmp_
                 np.testing.assert_array_equal(got, reference)
 
 
+@pytest.mark.skipif(
+    not (shutil.which("aarch64-linux-gnu-gcc") and shutil.which("qemu-aarch64")),
+    reason="aarch64-linux-gnu-gcc and qemu-aarch64 are needed",
+)
+def test_tune_cortex_a_counts_instructions_and_builds_identically(digits, tmp_path):
+    """rpi5 candidates run as one-kernel programs under qemu-aarch64; the library
+    built with the records computes what the host integer model does."""
+    from tvmq.backend.linux import build_linux
+    from tvmq.tune.apply import TunedSchedules
+
+    model, path = digits
+    target = load_target("rpi5")
+    work = tmp_path / "db"
+    process = tvmq("tune", path, "--target", "rpi5", "--trials", 4, "--seed", 1, "--work-dir", work)
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr
+    assert "instructions" in stdout
+    records = load_records(work, target)
+    assert len(records) >= 4
+    costs = [float(s) for r in records for s in r.run_secs]
+    assert all(c > 0 for c in costs) and len(set(costs)) > 1  # instructions, not a constant
+    schedules = TunedSchedules(target, work)
+    inputs, _ = digits_split("test")
+    host = model.build("host")
+    with build_linux(model, target, schedules) as tuned:
+        assert schedules.applied >= 1
+        for x in inputs[:3]:
+            for got, expected in zip(tuned(x), host(x), strict=True):
+                np.testing.assert_array_equal(got, expected)
+
+
 def test_damaged_or_foreign_database_is_a_one_line_error(digits, tmp_path):
     """A write cut short, another target's records, files that are not ours: one
     line naming the problem, before any tuning."""
@@ -171,6 +202,11 @@ def test_runner_must_fit_the_target(digits, tmp_path):
         tvmq("tune", path, "--target", "host", "--trials", 1, "--runner", "rpc",
              "--work-dir", tmp_path),
         "--tracker",
+    )  # fmt: skip
+    assert_user_error(
+        tvmq("tune", path, "--target", "rpi5", "--trials", 1, "--runner", "local",
+             "--work-dir", tmp_path),
+        "rpi5", "--runner board",
     )  # fmt: skip
 
 

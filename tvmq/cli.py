@@ -273,8 +273,11 @@ def _compile(args: argparse.Namespace) -> int:
 
 def _compile_library(model, target, output: Path) -> int:
     from tvmq.backend.linux import compile_library
+    from tvmq.tune.apply import TunedSchedules
 
-    manifest = compile_library(model, target, output)
+    schedules = TunedSchedules(target)
+    manifest = compile_library(model, target, output, schedules)
+    print(schedules.summary())
     libraries = manifest["libraries"]
     print(f"wrote {output}: library project for {target.name} ({target.description})")
     for kind in ("static", "shared"):

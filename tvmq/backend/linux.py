@@ -26,9 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tvmq.backend.aot import CompiledModel
+from tvmq.backend.aot import CompiledModel, Scheduler
 from tvmq.backend.emit_c import c_identifier, emit_model
 from tvmq.backend.manifest import model_manifest
+from tvmq.backend.schedule import default_schedule
 from tvmq.errors import TvmqError
 from tvmq.fileio import new_directory
 from tvmq.model import Model
@@ -63,10 +64,12 @@ def library_name(compiled: CompiledModel) -> str:
     return f"libtvmq_{c_identifier(compiled.model.name)}"
 
 
-def write_project(model: Model, target: Target, directory: Path) -> CompiledModel:
+def write_project(
+    model: Model, target: Target, directory: Path, schedule: Scheduler = default_schedule
+) -> CompiledModel:
     """The library project for `model` on `target`, in `directory`, not yet built."""
     toolchain(target)
-    compiled = emit_model(model, directory / "model")
+    compiled = emit_model(model, directory / "model", schedule)
     write_build_files(compiled, target, directory)
     return compiled
 
@@ -106,13 +109,15 @@ def build_project(directory: Path, overrides: dict[str, str] | None = None) -> N
         raise TvmqError(f"building {directory} failed: {detail}")
 
 
-def compile_library(model: Model, target: Target, directory: Path) -> dict:
+def compile_library(
+    model: Model, target: Target, directory: Path, schedule: Scheduler = default_schedule
+) -> dict:
     """Write and build the project into `directory` (which must not exist), atomically.
 
     Returns the manifest; on any failure nothing is left at `directory`.
     """
     with new_directory(directory) as staging:
-        write_project(model, target, staging)
+        write_project(model, target, staging, schedule)
         build_project(staging)
         manifest = json.loads((staging / "manifest.json").read_text())
         libraries = manifest["libraries"]
@@ -214,11 +219,13 @@ class LinuxExecutable:
         self.close()
 
 
-def build_linux(model: Model, target: Target) -> LinuxExecutable:
+def build_linux(
+    model: Model, target: Target, schedule: Scheduler = default_schedule
+) -> LinuxExecutable:
     """Compile `model` for `target` in a temporary project, ready to run emulated."""
     directory = Path(tempfile.mkdtemp(prefix=f"tvmq-{target.name}-"))
     try:
-        compiled = write_project(model, target, directory)
+        compiled = write_project(model, target, directory, schedule)
         return LinuxExecutable(model, target, directory, compiled)
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)

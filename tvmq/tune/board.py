@@ -1,11 +1,14 @@
-"""One kernel measured on the board: a one-step model in the harness firmware.
+"""One kernel measured on the board: a one-step model built as the target builds models.
 
 A candidate schedule of a kernel is compiled exactly as in a model (the same
-ahead-of-time lowering, C emitter, firmware harness and board port), as a model
-whose only step is that kernel, called with the constants it has in the real
-model and random activations. On an emulated board (QEMU under -icount) the
-harness's tick count converts exactly into instructions; on a real board it is
-cycles.
+ahead-of-time lowering and C emitter), as a model whose only step is that
+kernel, called with the constants it has in the real model and random
+activations. A microcontroller runs it in the harness firmware: on an emulated
+board (QEMU under -icount) the harness's tick count converts exactly into
+instructions, on a real board it is cycles. A Cortex-A target runs it in the
+library project's runner under QEMU user mode, whose executed instructions are
+counted (:mod:`tvmq.hil.instruction_count`): a run of ``RUNS`` calls minus a run
+of none, so process start and file I/O drop out.
 """
 
 from __future__ import annotations
@@ -53,15 +56,24 @@ def kernel_model(task: Task, scheduled: tvm.tirx.PrimFunc) -> CompiledModel:
     return lower_graph(model, graph, lambda _: candidate)
 
 
-def build_kernel_firmware(
+def build_kernel_program(
     task: Task, scheduled: tvm.tirx.PrimFunc, target: Target, directory: Path
 ) -> Path:
-    """Write and build the measurement firmware of one candidate; its ELF."""
+    """Write and build the measurement program of one candidate: the firmware ELF
+    (microcontroller) or the library project's runner (Cortex-A)."""
     from tvmq.backend.emit_c import emit_compiled
+
+    compiled = kernel_model(task, scheduled)
+    emit_compiled(compiled, directory / "model")
+    if target.kind == "cortex-a":
+        from tvmq.backend.linux import RUNNER, build_project, write_build_files
+
+        write_build_files(compiled, target, directory)
+        build_project(directory)
+        return directory / RUNNER
     from tvmq.backend.mcu import board_of
     from tvmq.hil.firmware import build_firmware
 
-    emit_compiled(kernel_model(task, scheduled), directory / "model")
     return build_firmware(board_of(target), directory / "build", directory / "model")
 
 
@@ -84,10 +96,22 @@ def random_inputs(task: Task, seed: int = 0) -> list[np.ndarray]:
     return arrays
 
 
-def measure_instructions(elf: Path, target: Target, inputs: list[np.ndarray]) -> float:
-    """Instructions (emulated board) per call of the firmware's kernel."""
+def measure_instructions(program: Path, target: Target, inputs: list[np.ndarray]) -> float:
+    """Instructions (emulated board) per call of the program's kernel."""
+    if target.kind == "cortex-a":
+        return _user_mode_instructions(program, target, inputs)
     from tvmq.hil import Device, Emulator
 
-    with Emulator(elf, target) as emulator, Device(emulator.url) as device:
+    with Emulator(program, target) as emulator, Device(emulator.url) as device:
         _, timing = device.infer([a.tobytes() for a in inputs], RUNS, 1)
         return timing.mean * 1e9 / device.info.tick_hz
+
+
+def _user_mode_instructions(runner: Path, target: Target, inputs: list[np.ndarray]) -> float:
+    from tvmq.hil.instruction_count import count_instructions
+
+    given, taken = runner.parent / "input.bin", runner.parent / "output.bin"
+    given.write_bytes(b"".join(np.ascontiguousarray(a).tobytes() for a in inputs))
+    command = [*target.toolchain["emulator"], str(runner), str(given), str(taken)]
+    timed, idle = (count_instructions([*command, str(runs)]) for runs in (RUNS, 0))
+    return (timed - idle) / RUNS

@@ -40,7 +40,7 @@ def tuning_target(target: Target) -> tvm.target.Target:
     """The TVM target records are tuned and looked up for (MetaSchedule wants a core count)."""
     import os
 
-    cores = os.cpu_count() or 1 if target.kind == "host" else 1
+    cores = (os.cpu_count() or 1) if target.kind == "host" else 1
     return tvm.target.Target({**target.tvm, "num-cores": cores})
 
 

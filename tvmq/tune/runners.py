@@ -1,9 +1,11 @@
 """How candidates are built and measured: on this host, over TVM RPC, or on the board.
 
 ``local`` and ``rpc`` are MetaSchedule's own (host code); ``board`` builds each
-microcontroller candidate into a measurement firmware (:mod:`tvmq.tune.board`)
-and runs it through the hardware-in-the-loop harness, reporting the cost as
-seconds at the board's clock (instructions under QEMU's -icount).
+candidate kernel of tvmq's C backend as the target builds it
+(:mod:`tvmq.tune.board`): a measurement firmware run through the
+hardware-in-the-loop harness for a microcontroller (seconds at the board's
+clock; instructions under QEMU's -icount), a one-kernel library and runner
+under QEMU user mode for Cortex-A (instructions executed, as nanoseconds).
 """
 
 from __future__ import annotations
@@ -24,23 +26,31 @@ from tvmq.tune.tasks import WORKLOAD_ATTR, Task
 
 RUNNERS = ("local", "rpc", "board")
 EVALUATOR = ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=0)
-TASK_FILE = "task"  # beside a candidate's firmware: the workload tag of its kernel
+TASK_FILE = "task"  # beside a candidate's program: the workload tag of its kernel
+
+
+BOARD_KINDS = ("cortex-m", "cortex-a")  # targets built by tvmq's C backend
+EMULATED_HZ = 1e9  # Cortex-A candidates: instructions counted, reported as ns
 
 
 def default_runner(target: Target) -> str:
-    return "local" if target.kind == "host" else "board"
+    return "board" if target.kind in BOARD_KINDS else "local"
 
 
 def check_runner(runner: str, target: Target) -> None:
     """Refuse a runner that cannot measure `target`'s code, before any work."""
     if runner not in RUNNERS:
         raise TvmqError(f"unknown runner '{runner}' (known: {', '.join(RUNNERS)})")
-    if target.kind == "cortex-m" and runner != "board":
-        raise TvmqError(f"target '{target.name}' is a microcontroller: use --runner board")
-    if target.kind != "cortex-m" and runner == "board":
-        raise TvmqError(f"--runner board measures microcontrollers; '{target.name}' is not one")
-    if target.kind not in ("host", "cortex-m"):
+    if target.kind not in ("host", *BOARD_KINDS):
         raise TvmqError(f"target '{target.name}' ({target.kind}): tuning is not available yet")
+    if target.kind in BOARD_KINDS and runner != "board":
+        raise TvmqError(
+            f"target '{target.name}' runs tvmq's C kernels ({target.kind}): use --runner board"
+        )
+    if target.kind not in BOARD_KINDS and runner == "board":
+        raise TvmqError(
+            f"--runner board measures microcontrollers and Cortex-A; '{target.name}' is neither"
+        )
 
 
 def without_builtin_intrinsics() -> None:
@@ -96,7 +106,7 @@ def _task_of(tasks: dict[str, Task], mod) -> Task:
 
 @derived_object
 class BoardBuilder(ms.builder.PyBuilder):
-    """Each candidate kernel as a one-kernel firmware for the target's board."""
+    """Each candidate kernel as a one-kernel program for the target's board."""
 
     def __init__(self, target: Target, tasks: list[Task]):
         super().__init__()
@@ -106,7 +116,7 @@ class BoardBuilder(ms.builder.PyBuilder):
         self.count = 0
 
     def build(self, build_inputs):
-        from tvmq.tune.board import build_kernel_firmware
+        from tvmq.tune.board import build_kernel_program
 
         results = []
         for build_input in build_inputs:
@@ -115,9 +125,9 @@ class BoardBuilder(ms.builder.PyBuilder):
             try:
                 func = build_input.mod["main"].without_attr(WORKLOAD_ATTR)
                 task = _task_of(self.tasks, build_input.mod)
-                elf = build_kernel_firmware(task, func, self.target, directory)
+                program = build_kernel_program(task, func, self.target, directory)
                 (directory / TASK_FILE).write_text(task.key)
-                results.append(ms.builder.BuilderResult(str(elf), None))
+                results.append(ms.builder.BuilderResult(str(program), None))
             except Exception as error:  # a candidate that does not build is a failed trial
                 shutil.rmtree(directory, ignore_errors=True)
                 results.append(ms.builder.BuilderResult(None, f"{type(error).__name__}: {error}"))
@@ -129,12 +139,13 @@ class BoardBuilder(ms.builder.PyBuilder):
 
 @derived_object
 class BoardRunner(ms.runner.PyRunner):
-    """Runs each candidate's firmware on the (emulated) board: seconds at its clock."""
+    """Runs each candidate on the (emulated) board: seconds at its clock."""
 
     def __init__(self, target: Target, tasks: list[Task]):
         super().__init__()
         self.target = target
-        self.clock_hz = target.board.get("real_clock_hz") or target.board["clock_hz"]
+        board = target.board
+        self.clock_hz = board.get("real_clock_hz") or board.get("clock_hz") or EMULATED_HZ
         self.tasks = {t.key: t for t in tasks}
 
     def run(self, runner_inputs):
@@ -142,11 +153,11 @@ class BoardRunner(ms.runner.PyRunner):
 
         futures = []
         for runner_input in runner_inputs:
-            elf = Path(runner_input.artifact_path)
-            directory = elf.parent.parent
+            program = Path(runner_input.artifact_path)
+            directory = program.parent.parent
             task = self.tasks[(directory / TASK_FILE).read_text()]
             try:
-                instructions = measure_instructions(elf, self.target, random_inputs(task))
+                instructions = measure_instructions(program, self.target, random_inputs(task))
                 result = ms.runner.RunnerResult([instructions / self.clock_hz], None)
             except Exception as error:  # a candidate that faults is a failed trial
                 result = ms.runner.RunnerResult(None, f"{type(error).__name__}: {error}")

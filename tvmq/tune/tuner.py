@@ -19,6 +19,7 @@ from tvmq.model import Model
 from tvmq.targets import Target
 from tvmq.tune.database import ScheduleDatabase, tuning_target
 from tvmq.tune.runners import (
+    BOARD_KINDS,
     builder_and_runner,
     check_runner,
     default_runner,
@@ -42,9 +43,9 @@ class TuneResult:
 
 
 def tunable_tasks(model: Model, target: Target) -> list[Task]:
-    """The tasks worth a search: on a microcontroller, kernels with choices to make."""
+    """The tasks worth a search: of tvmq's C kernels, those with choices to make."""
     tasks = extract_tasks(model, target)
-    if target.kind == "cortex-m":
+    if target.kind in BOARD_KINDS:
         tasks = [t for t in tasks if has_choices(t.mod)]
     if not tasks:
         raise TvmqError(f"{model.name}: no kernel to tune for {target.name}")
@@ -106,7 +107,7 @@ def tune_tasks(
 def _search(tasks, target, trials, database, runner, tracker, key, cost_model, seed, progress):
     without_builtin_intrinsics()
     tvm_target = tuning_target(target)
-    space = mcu_space if target.kind == "cortex-m" else lambda: "post-order-apply"
+    space = mcu_space if target.kind in BOARD_KINDS else lambda: "post-order-apply"
     contexts = [
         ms.TuneContext(
             mod=task.mod,
