@@ -1,13 +1,15 @@
 """What tuning buys, and what the XGBoost cost model buys over random search.
 
-1. Per model and target with a database in ``schedules/<target>/``: instructions
-   per inference on the emulated boards (exact under QEMU's -icount) or median
-   latency on the host, untuned (default schedules) vs tuned (records applied),
-   and whether the outputs are identical.
-2. Cost model: for a few kernels, the same budget of trials from an empty
-   database with MetaSchedule's XGBoost model and with random search (the same
-   evolutionary search, a random cost model); the trials each needed to come
-   within 95 % of the best either found.
+1. Per model (the bundled example and the shared MLPerf Tiny int8 models) and
+   target with a database in ``schedules/<target>/``: instructions per inference
+   on the emulated boards (exact under QEMU's -icount) or median latency on the
+   host, untuned (default schedules) vs tuned (records applied), and whether the
+   outputs are identical on five real samples.
+2. Cost model: for a few kernels (two of the example's on the emulated Cortex-M4,
+   two on the host), the same budget of trials from an empty database with
+   MetaSchedule's XGBoost model and with random search (the same evolutionary
+   search, a random cost model); the trials each needed to come within 95 % of
+   the best either found.
 
 Writes bench/results/tune_cost.json.
 
@@ -32,7 +34,10 @@ from tvmq.targets import load_target
 from tvmq.tune.database import RECORDS, SCHEDULES_DIR, ScheduleDatabase, load_records
 
 RESULTS = Path(__file__).resolve().parent / "results" / "tune_cost.json"
-COST_MODEL_TASKS = {"qemu-cortex-m4": ["k4_conv2d1", "k2_conv2d"]}
+COST_MODEL_TASKS = {
+    "qemu-cortex-m4": ["k4_conv2d1", "k2_conv2d"],
+    "host": ["fused_conv2d1_requantize1", "fused_conv2d2_requantize2"],
+}
 
 
 def example_model():
@@ -96,6 +101,7 @@ def compare_host(model, inputs) -> dict:
 
 def cost_model_race(model, target_name: str, task_name: str, budget: int, seed: int) -> dict:
     """Trials to reach 95 % of the best cost found by either model, same budget."""
+    from tvmq.tune.runners import default_runner
     from tvmq.tune.tasks import extract_tasks
     from tvmq.tune.tuner import tune_tasks
 
@@ -105,8 +111,8 @@ def cost_model_race(model, target_name: str, task_name: str, budget: int, seed: 
     for cost_model in ("xgb", "random"):
         with tempfile.TemporaryDirectory() as scratch:
             database = ScheduleDatabase(Path(scratch), target)
-            tune_tasks([task], target, budget, database, "board", cost_model=cost_model,
-                       seed=seed, progress=False)  # fmt: skip
+            tune_tasks([task], target, budget, database, default_runner(target),
+                       cost_model=cost_model, seed=seed, progress=False)  # fmt: skip
             costs = [min(float(s) for s in r.run_secs) for r in load_records(Path(scratch), target)]
         curves[cost_model] = [min(costs[: i + 1]) for i in range(len(costs))]
     best = min(min(c) for c in curves.values())
@@ -130,14 +136,20 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=24, help="trials per cost-model run")
     parser.add_argument("--seeds", type=int, default=2)
     args = parser.parse_args()
+    from bench.cuda_vs_torch import networks
+
     model = example_model()
-    inputs = list(digits_split("test")[0][:5])
     shipped = sorted(p.name for p in SCHEDULES_DIR.iterdir() if (p / RECORDS).is_file())
     tuned = []
-    for name in shipped:
-        row = compare_host(model, inputs) if name == "host" else compare_mcu(model, name, inputs)
-        tuned.append({"model": "digits_cnn (bundled example)", **row})
-        print(json.dumps(tuned[-1]))
+    for network, int8_model, _, samples in networks():
+        inputs = samples[:5]
+        for name in shipped:
+            if name == "host":
+                row = compare_host(int8_model, inputs)
+            else:
+                row = compare_mcu(int8_model, name, inputs)
+            tuned.append({"model": network, **row})
+            print(json.dumps(tuned[-1]), flush=True)
     races = []
     for target_name, task_names in COST_MODEL_TASKS.items():
         for task_name in task_names:

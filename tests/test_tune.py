@@ -166,6 +166,41 @@ def test_tune_cortex_a_counts_instructions_and_builds_identically(digits, tmp_pa
                 np.testing.assert_array_equal(got, expected)
 
 
+def _sum_kernel(name: str):
+    import tvm
+    from tvm import te
+
+    a = te.placeholder((64,), "int32", name="a")
+    k = te.reduce_axis((0, 64), name="k")
+    out = te.compute((1,), lambda _: te.sum(a[k], axis=k), name=name)
+    return tvm.IRModule({"main": te.create_prim_func([a, out])})
+
+
+def _split_record(mod, block: str):
+    import tvm
+    from tvm import s_tir
+    from tvm.s_tir import meta_schedule as ms
+
+    sch = s_tir.Schedule(mod)
+    sch.split(sch.get_loops(sch.get_sblock(block))[-1], [None, 4])
+    return ms.database.TuningRecord(
+        sch.trace, ms.database.Workload(mod), [1e-6], tvm.target.Target("llvm")
+    )
+
+
+def test_record_naming_blocks_its_stored_kernel_lacks_is_dropped(tmp_path):
+    """Two models' equal kernels are one workload; a trace naming the second's blocks
+    cannot replay on the first's, so it is not stored (the database stays loadable)."""
+    from tvmq.tune.database import ScheduleDatabase
+
+    target = load_target("host")
+    database = ScheduleDatabase(tmp_path, target)
+    database.commit_tuning_record(_split_record(_sum_kernel("sum_a"), "sum_a"))
+    database.commit_tuning_record(_split_record(_sum_kernel("sum_b"), "sum_b"))
+    assert (len(database), database.dropped) == (1, 1)
+    assert len(load_records(tmp_path, target)) == 1
+
+
 def test_damaged_or_foreign_database_is_a_one_line_error(digits, tmp_path):
     """A write cut short, another target's records, files that are not ours: one
     line naming the problem, before any tuning."""

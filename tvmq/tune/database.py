@@ -124,6 +124,7 @@ class ScheduleDatabase(ms.database.PyDatabase):
         self.directory, self.target = Path(directory), target
         self.memory = ms.database.MemoryDatabase()
         self.records: list[ms.database.TuningRecord] = []
+        self.dropped = 0  # records whose trace does not replay on their stored workload
         for record in load_records(self.directory, target):
             self.commit_workload(record.workload.mod)
             self._add(record)
@@ -135,7 +136,20 @@ class ScheduleDatabase(ms.database.PyDatabase):
         return self.memory.commit_workload(mod)
 
     def commit_tuning_record(self, record: ms.database.TuningRecord) -> None:
-        self._add(record)
+        """Keep `record` if its trace replays on the workload it is stored under.
+
+        Structurally equal kernels of two models are one workload, but a trace
+        names blocks, and block names differ between models (``lv281_red`` vs
+        ``lv273_red``): such a record could never be applied, and MetaSchedule
+        refuses to load a database holding one. It is dropped (``self.dropped``).
+        """
+        stored = self.memory.commit_workload(record.workload.mod)
+        if not _replays(record.trace, stored.mod):
+            self.dropped += 1
+            return
+        self._add(ms.database.TuningRecord(
+            record.trace, stored, record.run_secs, record.target, record.args_info
+        ))  # fmt: skip
         self.save()
 
     def get_top_k(self, workload: ms.database.Workload, top_k: int):
@@ -196,6 +210,16 @@ class ScheduleDatabase(ms.database.PyDatabase):
                 (Path(scratch) / name).chmod(0o644)  # shipped in the repository, read by all
                 os.replace(Path(scratch) / name, self.directory / name)
         (self.directory / INFO).chmod(0o644)
+
+
+def _replays(trace, mod: tvm.IRModule) -> bool:
+    from tvm import s_tir
+
+    try:
+        trace.apply_to_schedule(s_tir.Schedule(mod), remove_postproc=False)
+    except Exception:  # TVM's own error types: the trace names what the kernel lacks
+        return False
+    return True
 
 
 def id_key(workload: ms.database.Workload) -> int:

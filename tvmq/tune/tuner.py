@@ -10,7 +10,9 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass, field
 
+import tvm
 from tqdm import tqdm
+from tvm import s_tir
 from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 
@@ -43,13 +45,29 @@ class TuneResult:
 
 
 def tunable_tasks(model: Model, target: Target) -> list[Task]:
-    """The tasks worth a search: of tvmq's C kernels, those with choices to make."""
+    """The tasks worth a search: of tvmq's C kernels, those with choices to make; on
+    the host, those with a reduction (convolutions, dense layers, pooling, sums).
+
+    The host's element-wise chains (requantization, the integer softmax) only
+    stream data, and MetaSchedule's inlining rule makes their long expressions
+    grow without bound: minutes per candidate for nothing to find.
+    """
     tasks = extract_tasks(model, target)
     if target.kind in BOARD_KINDS:
         tasks = [t for t in tasks if has_choices(t.mod)]
+    else:
+        tasks = [t for t in tasks if _has_reduction(t.mod)]
     if not tasks:
         raise TvmqError(f"{model.name}: no kernel to tune for {target.name}")
     return tasks
+
+
+def _has_reduction(mod: tvm.IRModule) -> bool:
+    sch = s_tir.Schedule(mod)
+    blocks = sch.get_child_blocks(sch.get_sblock("root"))
+    return any(
+        v.iter_type == tvm.tirx.IterVar.CommReduce for b in blocks for v in sch.get(b).iter_vars
+    )
 
 
 def tune(
