@@ -52,5 +52,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {name:<24} best {seconds * EMULATED_HZ:12,.0f} instructions")
         else:
             print(f"  {name:<24} best {seconds * 1e6:12.2f} us")
+    if database.dropped:
+        print(
+            f"  {database.dropped} records not kept: their traces name the blocks of an "
+            "equal kernel of another model, which the stored kernel lacks"
+        )
     print(f"records in {directory}")
     return 0
