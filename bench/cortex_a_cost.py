@@ -24,9 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from tvmq.backend.emit_c import emit_model
-from tvmq.backend.linux import LinuxExecutable, write_build_files
+from tvmq.backend.linux import LinuxExecutable, runner_instructions, write_build_files
 from tvmq.frontend import load_model
-from tvmq.hil.instruction_count import count_instructions
 from tvmq.targets import load_target
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,18 +59,10 @@ def provenance() -> dict:
     return {"commit": commit + ("-dirty" if dirty else ""), "tools": tools}
 
 
-def measure(executable: LinuxExecutable, x: np.ndarray, scratch: Path) -> int:
+def measure(executable: LinuxExecutable, x: np.ndarray) -> int:
     """Instructions of one inference on `x`: one run minus no run."""
-    given = scratch / "input.bin"
-    given.write_bytes(np.ascontiguousarray(x).tobytes())
-    emulator = executable.target.toolchain["emulator"]
-    counts = [
-        count_instructions(
-            [*emulator, str(executable.runner), str(given), str(scratch / "out.bin"), str(runs)]
-        )
-        for runs in (1, 0)
-    ]
-    return counts[0] - counts[1]
+    payload = np.ascontiguousarray(x).tobytes()
+    return round(runner_instructions(executable.target, executable.directory, payload))
 
 
 def measure_model(name: str, targets: list[str], root: Path) -> list[dict]:
@@ -94,7 +85,7 @@ def measure_model(name: str, targets: list[str], root: Path) -> list[dict]:
                 "target": target_name,
                 "cflags": target.toolchain["cflags"],
                 "emulator": target.toolchain["emulator"],
-                "instructions": measure(executable, x, directory),
+                "instructions": measure(executable, x),
                 "shared_library_bytes": executable.library.stat().st_size,
                 "weights_bytes": len(compiled.weights),
                 "arena_bytes": compiled.plan.arena_bytes,

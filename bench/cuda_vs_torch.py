@@ -133,16 +133,12 @@ def _gpu_missing() -> str | None:
     return None
 
 
-def check_outputs(folder: Path) -> tuple[dict, bool]:
-    """Run both projects on the reference samples: samples equal to the host's, per batch."""
-    from tvmq.backend.cuda_runtime import CudaProject
-
-    reference = np.load(folder / "reference.npz")
+def check_outputs(projects: dict, reference) -> tuple[dict, bool]:
+    """Run each batch's project on the reference samples: samples equal to the host's."""
     x = reference["arr_0"]
     expected = [reference[f"arr_{i}"] for i in range(1, len(reference.files))]
     checked, all_equal = {}, True
-    for batch in BATCHES:
-        project = CudaProject(folder / f"b{batch}")
+    for batch, project in projects.items():
         equal = 0
         for start in range(0, len(x) - batch + 1, batch):
             got = project(x[start : start + batch])
@@ -153,14 +149,6 @@ def check_outputs(folder: Path) -> tuple[dict, bool]:
         checked[f"batch{batch}_equal_samples"] = f"{equal}/{total}"
         all_equal &= equal == total
     return checked, all_equal
-
-
-def tvmq_latency_ms(folder: Path, batch: int, repeat: int) -> float:
-    from tvmq.backend.cuda_runtime import CudaProject
-
-    project = CudaProject(folder / f"b{batch}")
-    x = np.load(folder / "reference.npz")["arr_0"][:batch]
-    return statistics.median(project.latency_ms(x, repeat=repeat))
 
 
 def torch_latency_ms(onnx_path: Path, batch: int, dtype: str, repeat: int) -> float:
@@ -197,25 +185,31 @@ def measure(directory: Path, repeat: int, results: Path) -> int:
     import torch
     import tvm
 
-    rows, mismatched = [], []
+    from tvmq.backend.cuda_runtime import CudaProject
+
+    rows, mismatched, target = [], [], None
     for folder in sorted(p for p in directory.iterdir() if (p / "reference.npz").is_file()):
-        checked, all_equal = check_outputs(folder)
+        projects = {batch: CudaProject(folder / f"b{batch}") for batch in BATCHES}
+        target = projects[BATCHES[0]].manifest["target"]
+        reference = np.load(folder / "reference.npz")
+        checked, all_equal = check_outputs(projects, reference)
         if not all_equal:
             mismatched.append(folder.name)
-        for batch in BATCHES:
+        onnx_path = folder / "float.onnx"
+        for batch, project in projects.items():
             row = {"network": folder.name, "batch": batch, **checked}
-            row["tvmq_int8_ms"] = tvmq_latency_ms(folder, batch, repeat)
+            x = reference["arr_0"][:batch]
+            row["tvmq_int8_ms"] = statistics.median(project.latency_ms(x, repeat=repeat))
             for dtype in ("float32", "float16"):
-                onnx_path = folder / "float.onnx"
-                has_float = onnx_path.is_file()
                 row[f"torch_{dtype}_ms"] = (
-                    torch_latency_ms(onnx_path, batch, dtype, repeat) if has_float else None
+                    torch_latency_ms(onnx_path, batch, dtype, repeat)
+                    if onnx_path.is_file()
+                    else None
                 )
             print(json.dumps(row), flush=True)
             rows.append(row)
-    manifest = json.loads((folder / "b1" / "manifest.json").read_text())
     result = {
-        "target": manifest["target"],
+        "target": target,
         "gpu": torch.cuda.get_device_name(0),
         "torch": torch.__version__,
         "tvm": tvm.__version__,

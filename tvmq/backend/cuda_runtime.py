@@ -16,17 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from tvmq.backend.host import _to_numpy
 from tvmq.errors import TvmqError
 
 PROJECT_FORMAT = "tvmq-cuda/1"
-
-
-def _to_numpy(result) -> list[np.ndarray]:
-    if hasattr(result, "numpy"):
-        return [result.numpy()]
-    if hasattr(result, "__len__"):
-        return [array for item in result for array in _to_numpy(item)]
-    raise TypeError(f"unexpected VM result {type(result).__name__}")
 
 
 def _load_cuda_runtime() -> None:

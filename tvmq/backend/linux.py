@@ -160,6 +160,20 @@ def run_emulated(target: Target, directory: Path, arguments: list[str]) -> None:
         raise TvmqError(f"{target.name}: {lines[-1]}")
 
 
+def runner_instructions(target: Target, directory: Path, payload: bytes, runs: int = 1) -> float:
+    """Instructions per inference of the project's runner on `payload` (its input file)
+    under the target's emulator, counted from QEMU's block log: a run of `runs`
+    inferences minus a run of none, so process start and file I/O drop out."""
+    from tvmq.hil.instruction_count import count_instructions
+
+    with tempfile.TemporaryDirectory(dir=directory) as scratch:
+        given, taken = Path(scratch) / "input.bin", Path(scratch) / "output.bin"
+        given.write_bytes(payload)
+        command = [*target.toolchain["emulator"], str(directory / RUNNER), str(given), str(taken)]
+        timed, idle = (count_instructions([*command, str(n)]) for n in (runs, 0))
+    return (timed - idle) / runs
+
+
 class LinuxExecutable:
     """A model's library for a Cortex-A target, run under QEMU user mode on numpy arrays."""
 

@@ -99,19 +99,12 @@ def random_inputs(task: Task, seed: int = 0) -> list[np.ndarray]:
 def measure_instructions(program: Path, target: Target, inputs: list[np.ndarray]) -> float:
     """Instructions (emulated board) per call of the program's kernel."""
     if target.kind == "cortex-a":
-        return _user_mode_instructions(program, target, inputs)
+        from tvmq.backend.linux import runner_instructions
+
+        payload = b"".join(np.ascontiguousarray(a).tobytes() for a in inputs)
+        return runner_instructions(target, program.parent.parent, payload, RUNS)
     from tvmq.hil import Device, Emulator
 
     with Emulator(program, target) as emulator, Device(emulator.url) as device:
         _, timing = device.infer([a.tobytes() for a in inputs], RUNS, 1)
         return timing.mean * 1e9 / device.info.tick_hz
-
-
-def _user_mode_instructions(runner: Path, target: Target, inputs: list[np.ndarray]) -> float:
-    from tvmq.hil.instruction_count import count_instructions
-
-    given, taken = runner.parent / "input.bin", runner.parent / "output.bin"
-    given.write_bytes(b"".join(np.ascontiguousarray(a).tobytes() for a in inputs))
-    command = [*target.toolchain["emulator"], str(runner), str(given), str(taken)]
-    timed, idle = (count_instructions([*command, str(runs)]) for runs in (RUNS, 0))
-    return (timed - idle) / RUNS
