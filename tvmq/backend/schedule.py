@@ -408,6 +408,12 @@ def small_schedule(func: tvm.tirx.PrimFunc, sch: s_tir.Schedule | None = None) -
     return sch.mod["main"]
 
 
+def has_reduction(func: tvm.tirx.PrimFunc) -> bool:
+    """Whether a block of `func` reduces (convolution, dense layer, pooling, sum)."""
+    sch = s_tir.Schedule(func)
+    return any(_is_reduction(sch, b) for b in _blocks(sch))
+
+
 def _blocks(sch: s_tir.Schedule) -> list:
     return list(sch.get_child_blocks(sch.get_sblock("root")))
 

@@ -11,8 +11,10 @@ the kill.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import struct
 import tempfile
 from pathlib import Path
 
@@ -206,10 +208,28 @@ class ScheduleDatabase(ms.database.PyDatabase):
                 staged.commit_workload(mod)
             for record in self.records:
                 staged.commit_tuning_record(record)
+            _compact_workloads(Path(scratch) / WORKLOADS)
             for name in (WORKLOADS, RECORDS):
                 (Path(scratch) / name).chmod(0o644)  # shipped in the repository, read by all
                 os.replace(Path(scratch) / name, self.directory / name)
         (self.directory / INFO).chmod(0o644)
+
+
+def _compact_workloads(path: Path) -> None:
+    """Rewrite MetaSchedule's workload file without the indentation of its modules.
+
+    Each line is [structural hash, base64 of (uint64 length, JSON graph of the
+    module)]; TVM indents that JSON, which doubles the shipped files. The same
+    graph without whitespace loads into the same module.
+    """
+    lines = []
+    for line in path.read_text().splitlines():
+        key, encoded = json.loads(line)
+        graph = base64.b64decode(encoded)[struct.calcsize("<Q") :]
+        text = json.dumps(json.loads(graph), separators=(",", ":")).encode()
+        packed = base64.b64encode(struct.pack("<Q", len(text)) + text).decode()
+        lines.append(json.dumps([key, packed]))
+    path.write_text("".join(line + "\n" for line in lines))
 
 
 def _replays(trace, mod: tvm.IRModule) -> bool:

@@ -90,7 +90,13 @@ def design_spaces(sch: s_tir.Schedule) -> list[s_tir.Schedule]:
     return [default, sch]
 
 
-def mcu_space() -> ms.space_generator.ScheduleFn:
+def sampled_space(sch: s_tir.Schedule) -> list[s_tir.Schedule]:
+    """The sampled space alone: a search that starts knowing nothing (cost-model races)."""
+    schedule_kernel(sch)
+    return [sch]
+
+
+def mcu_space(from_default: bool = True) -> ms.space_generator.ScheduleFn:
     """MetaSchedule's space generator for a microcontroller kernel.
 
     No schedule rules (the space is the function) and no postprocessors: the
@@ -98,7 +104,7 @@ def mcu_space() -> ms.space_generator.ScheduleFn:
     rewrite for a vector unit; tile sizes mutate, the rest is resampled.
     """
     return ms.space_generator.ScheduleFn(
-        design_spaces,
+        design_spaces if from_default else sampled_space,
         sch_rules=[],
         postprocs=[],
         mutator_probs={ms.mutator.MutateTileSize(): 1.0},

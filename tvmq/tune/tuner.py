@@ -10,12 +10,11 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass, field
 
-import tvm
 from tqdm import tqdm
-from tvm import s_tir
 from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 
+from tvmq.backend.schedule import has_reduction
 from tvmq.errors import TvmqError
 from tvmq.model import Model
 from tvmq.targets import Target
@@ -45,29 +44,20 @@ class TuneResult:
 
 
 def tunable_tasks(model: Model, target: Target) -> list[Task]:
-    """The tasks worth a search: of tvmq's C kernels, those with choices to make; on
-    the host, those with a reduction (convolutions, dense layers, pooling, sums).
+    """The tasks worth a search: kernels with a reduction (convolutions, dense layers,
+    pooling, sums) and, of tvmq's C kernels, those whose space has choices.
 
-    The host's element-wise chains (requantization, the integer softmax) only
-    stream data, and MetaSchedule's inlining rule makes their long expressions
-    grow without bound: minutes per candidate for nothing to find.
+    Element-wise chains (requantization, the integer softmax) only stream data:
+    on the host MetaSchedule's inlining rule makes their long expressions grow
+    without bound (minutes per candidate), on a board the space only unrolls
+    their outer loop; neither has anything to find.
     """
-    tasks = extract_tasks(model, target)
+    tasks = [t for t in extract_tasks(model, target) if has_reduction(t.mod["main"])]
     if target.kind in BOARD_KINDS:
         tasks = [t for t in tasks if has_choices(t.mod)]
-    else:
-        tasks = [t for t in tasks if _has_reduction(t.mod)]
     if not tasks:
         raise TvmqError(f"{model.name}: no kernel to tune for {target.name}")
     return tasks
-
-
-def _has_reduction(mod: tvm.IRModule) -> bool:
-    sch = s_tir.Schedule(mod)
-    blocks = sch.get_child_blocks(sch.get_sblock("root"))
-    return any(
-        v.iter_type == tvm.tirx.IterVar.CommReduce for b in blocks for v in sch.get(b).iter_vars
-    )
 
 
 def tune(
@@ -104,8 +94,10 @@ def tune_tasks(
     cost_model: str = "xgb",
     seed: int | None = None,
     progress: bool = True,
+    from_default: bool = True,
 ) -> TuneResult:
-    """Tune `tasks` until `trials` records cover them (those already recorded count)."""
+    """Tune `tasks` until `trials` records cover them (those already recorded count).
+    Boards' searches start from the default schedule unless `from_default` is False."""
     if trials < 1:
         raise TvmqError(f"--trials {trials}: must be at least 1")
     done = sum(database.count(t.mod) for t in tasks)
@@ -113,8 +105,9 @@ def tune_tasks(
     result = TuneResult(tasks, done, 0, {})
     if remaining > 0:
         result.trials_run, result.errors = _search(
-            tasks, target, remaining, database, runner, tracker, key, cost_model, seed, progress
-        )
+            tasks, target, remaining, database, runner, tracker, key, cost_model, seed, progress,
+            from_default,
+        )  # fmt: skip
     for task in tasks:
         best = _best(database, task)
         if best is not None:
@@ -122,15 +115,18 @@ def tune_tasks(
     return result
 
 
-def _search(tasks, target, trials, database, runner, tracker, key, cost_model, seed, progress):
+def _search(
+    tasks, target, trials, database, runner, tracker, key, cost_model, seed, progress, from_default
+):
     without_builtin_intrinsics()
     tvm_target = tuning_target(target)
-    space = mcu_space if target.kind in BOARD_KINDS else lambda: "post-order-apply"
     contexts = [
         ms.TuneContext(
             mod=task.mod,
             target=tvm_target,
-            space_generator=space(),
+            space_generator=(
+                mcu_space(from_default) if target.kind in BOARD_KINDS else "post-order-apply"
+            ),
             search_strategy=ms.search_strategy.EvolutionarySearch(
                 population_size=POPULATION,
                 init_min_unmeasured=POPULATION // 2,
