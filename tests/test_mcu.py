@@ -66,17 +66,15 @@ def test_kernel_profile_accounts_for_the_inference():
     """The per-kernel instruction counts (QEMU block log, tvmq.hil.profile) of one
     inference on the M4 add up to the -icount figure of the same inference, and the
     convolutions are where the instructions go."""
-    from collections import Counter
-
-    from tvmq.hil.profile import ENTRY_ROW, profile_inference
+    from tvmq.hil.profile import ENTRY_ROW, kernel_calls, profile_inference
 
     calibration, _ = digits_split("train")
     model = quantize_model(load_model(DIGITS_MODEL), [[x] for x in calibration[:50]])
     x = digits_split("test")[0][0]
     with model.build("qemu-cortex-m4") as board:
         board(x)
-        calls = Counter(step.kernel for step in board.compiled.graph.steps)
-        rows = profile_inference(board.firmware, board.target, dict(calls), [x])
+        calls = kernel_calls(board.compiled.graph)
+        rows = profile_inference(board.firmware, board.target, calls, [x])
         measured = board.instructions
     counted = {row.kernel: row.instructions for row in rows}
     assert set(counted) == set(calls) | {ENTRY_ROW}

@@ -78,12 +78,10 @@ def _run(args: argparse.Namespace) -> int:
 
 def _print_profile(executable, sample: list[np.ndarray]) -> None:
     """The instructions of each kernel of one inference, as a table with bars."""
-    from collections import Counter
+    from tvmq.hil.profile import kernel_calls, profile_inference
 
-    from tvmq.hil.profile import profile_inference
-
-    calls = Counter(step.kernel for step in executable.compiled.graph.steps)
-    rows = profile_inference(executable.firmware, executable.target, dict(calls), sample)
+    calls = kernel_calls(executable.compiled.graph)
+    rows = profile_inference(executable.firmware, executable.target, calls, sample)
     total = sum(row.instructions for row in rows) or 1
     print(
         f"instructions per kernel, one inference: {total:,} in QEMU's block log "

@@ -48,6 +48,11 @@ class KernelCost:
     instructions: int
 
 
+def kernel_calls(graph) -> dict[str, int]:
+    """Calls per inference of each kernel of a compiled model's graph."""
+    return dict(Counter(step.kernel for step in graph.steps))
+
+
 def profile_inference(
     firmware: Path, target: Target, kernels: dict[str, int], inputs: list[np.ndarray]
 ) -> list[KernelCost]:
