@@ -156,6 +156,7 @@ def cost_model_race(model, target_name: str, task_name: str, budget: int, seed: 
         "best_seconds": best,
         **{f"{m}_trials_to_95pct": trials_to_95(c) for m, c in curves.items()},
         **{f"{m}_best_seconds": min(c) for m, c in curves.items()},
+        **{f"{m}_trials_run": len(c) for m, c in curves.items()},
     }
 
 
