@@ -63,13 +63,15 @@ def scalar_schedule(func):
 
 def compare_mcu(model, target_name: str, inputs) -> dict:
     from tvmq.backend.mcu import build_mcu
+    from tvmq.backend.schedule import default_schedule
     from tvmq.tune.apply import TunedSchedules
 
     target = load_target(target_name)
     schedules = TunedSchedules(target)
+    builds = {"default": default_schedule, "tuned": schedules, "scalar": scalar_schedule}
     counts, identical, expected = {}, True, None
-    for name, schedule in (("default", None), ("tuned", schedules), ("scalar", scalar_schedule)):
-        with build_mcu(model, target, *([schedule] if schedule else [])) as build:
+    for name, schedule in builds.items():
+        with build_mcu(model, target, schedule) as build:
             outputs = [build(x) for x in inputs]
             counts[name] = build.instructions
         expected = expected or outputs
