@@ -62,36 +62,54 @@ def assert_user_error(process: subprocess.Popen, *words: str) -> None:
     assert all(word in lines[0] for word in words), lines[0]
 
 
-def test_space_replays_the_simd_tensorization(digits):
-    """A sampled point of a dense kernel's space still calls the SIMD micro-kernel,
-    with a lane count the sampler chose, and its trace replays in a fresh schedule."""
-    import tvm
+def test_board_search_explores_every_simd_variant(digits):
+    """MetaSchedule's own search over a convolution's space (random cost model,
+    made-up costs: no board) proposes new candidates round after round until the
+    space is spent; they cover every SIMD form (channels per call, one or two
+    pixels), and each candidate's trace replays to the same kernel."""
+    import random
+    import re
+
     import tvm_ffi
     from tvm import s_tir
+    from tvm.s_tir import meta_schedule as ms
 
-    from tvmq.tune.space import schedule_kernel, valid_lanes
-    from tvmq.tune.tasks import workload
-    from tvmq.tune.tuner import tunable_tasks
+    from tvmq.tune.database import tuning_target
+    from tvmq.tune.space import mcu_space, variants
+    from tvmq.tune.tuner import TRIALS_PER_ROUND, search_strategy, tunable_tasks
 
     model, _ = digits
-    tasks = {t.name: t for t in tunable_tasks(model, load_target("qemu-cortex-m4"))}
-    dense = next(t for name, t in tasks.items() if "matmul" in name)
-    seen = set()
-    for seed in range(1, 9):
-        sch = s_tir.Schedule(dense.mod, seed=seed)
-        schedule_kernel(sch)
-        source = tvm.tirx.build(
-            tvm.IRModule({"main": sch.mod["main"].with_attr("global_symbol", "k")}),
-            target=tvm.target.Target({"kind": "c"}),
-        ).inspect_source()
-        lanes = {n for n in (4, 2, 1) if f"tvmq_dot_s8_1x{n}(" in source}
-        assert len(lanes) == 1, source
-        seen |= lanes
-        replay = s_tir.Schedule(workload(dense.mod["main"].without_attr("tvmq.workload")))
-        sch.trace.apply_to_schedule(replay, remove_postproc=False)
-        assert tvm_ffi.structural_equal(replay.mod["main"], sch.mod["main"])
-    assert 2 in seen  # the dense layer has 10 outputs: 2 per call is the widest
-    assert seen == set(valid_lanes(dense.mod["main"]))
+    target = load_target("qemu-cortex-m4")
+    conv = next(t for t in tunable_tasks(model, target) if t.name == "k4_conv2d1")
+    context = ms.TuneContext(
+        mod=conv.mod,
+        target=tuning_target(target),
+        space_generator=mcu_space(from_default=False),
+        search_strategy=search_strategy(),
+        num_threads=1,
+        rand_state=1,
+    )
+    spaces = context.generate_design_space()
+    strategy = context.search_strategy
+    strategy.pre_tuning(64, TRIALS_PER_ROUND, spaces, ms.database.MemoryDatabase(),
+                        ms.cost_model.RandomModel())  # fmt: skip
+    forms, kernels, rounds = set(), [], 0
+    while candidates := strategy.generate_measure_candidates():
+        rounds += 1
+        for candidate in candidates:
+            kernel = candidate.sch.mod["main"]
+            assert not any(tvm_ffi.structural_equal(kernel, k) for k in kernels)
+            kernels.append(kernel)
+            # The intrinsic each candidate's tensorization names: tvmq_dot_s8_<pixels>x<lanes>
+            forms |= set(re.findall(r"tvmq_dot_s8_(\d)x(\d)_", str(candidate.sch.trace)))
+            replay = s_tir.Schedule(conv.mod)
+            candidate.sch.trace.apply_to_schedule(replay, remove_postproc=False)
+            assert tvm_ffi.structural_equal(replay.mod["main"], kernel)
+        results = [ms.runner.RunnerResult([random.random()], None) for _ in candidates]
+        strategy.notify_runner_results(candidates, results)
+    expected = {(str(v.pixels), str(v.lanes)) for v in variants(conv.mod["main"])}
+    assert forms == expected and len(expected) >= 4, forms
+    assert rounds > 1 and len(kernels) > len(expected)  # the outer split varies too
 
 
 @needs_board

@@ -82,7 +82,7 @@ def _check_lines(path: Path) -> None:
 def _register_intrinsics(workloads: Path) -> None:
     """Register the SIMD intrinsics the records' traces may name: MetaSchedule
     replays every trace while it loads a database."""
-    from tvmq.tune.space import valid_lanes
+    from tvmq.tune.space import variants
     from tvmq.tune.tasks import WORKLOAD_ATTR
 
     for line in workloads.read_text().splitlines():
@@ -91,7 +91,7 @@ def _register_intrinsics(workloads: Path) -> None:
         except Exception as error:  # TVM's own error types for a malformed module
             raise TvmqError(f"{workloads}: not a MetaSchedule workload ({error})") from error
         if func.attrs is not None and WORKLOAD_ATTR in func.attrs:
-            valid_lanes(func)
+            variants(func)
 
 
 def load_records(directory: Path, target: Target) -> list[ms.database.TuningRecord]:

@@ -1,15 +1,18 @@
 """The design space of a microcontroller kernel: the default schedule, with choices.
 
 The backend's default schedule (:mod:`tvmq.backend.schedule`) fixes its decisions;
-here they are sampled, so that MetaSchedule's traces replay the same SIMD
-tensorization with other parameters:
+here they vary, so that MetaSchedule's traces replay the same SIMD tensorization
+with other parameters:
 
 - dot-product kernels: output channels per SIMD call (``tvmq_dot_s8_1xN``, any
   N of ``intrinsics.LANES`` that divides the channels), and output pixels per call
   for convolutions with an even number of output columns or rows (one, or a pair
-  sharing each weight load: ``tvmq_dot_s8_2xN``);
+  sharing each weight load: ``tvmq_dot_s8_2xN``). Each distinct combination, a
+  :class:`Variant`, is a design space of its own: the choice selects an intrinsic
+  by name, and MetaSchedule drops a sampled value that no traced instruction
+  consumes, so a sampled choice would be frozen at its first draw;
 - the outermost spatial loop of the output (pixels or rows): split in two with
-  a sampled inner extent, the inner part unrolled.
+  a sampled inner extent, the inner part unrolled (MetaSchedule mutates it).
 
 Reductions' own loops are not unrolled: TVM's ahead-of-time C build then keeps
 the accumulator's first load for every unrolled step (wrong results; see
@@ -20,7 +23,10 @@ default fits.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import tvm
+import tvm_ffi
 from tvm import s_tir
 from tvm.s_tir import ScheduleError
 from tvm.s_tir import meta_schedule as ms
@@ -35,50 +41,69 @@ from tvmq.backend.schedule import (
 MAX_SPLIT = 8  # largest unrolled inner part of the output's outer loop
 
 
-def valid_lanes(func: tvm.tirx.PrimFunc) -> list[int]:
-    """The output channels per SIMD call that `func`'s dot-product schedule can use
-    (none: not a dot product). Registers the intrinsic of each, with one pixel and
-    with two per call, so that a recorded trace also replays in a process that never
-    sampled it."""
-    from tvmq.backend.intrinsics import LANES
+@dataclass(frozen=True)
+class Variant:
+    """One SIMD form of a dot-product kernel."""
 
-    valid = []
-    for lanes in LANES:
-        for pixels in (2, 1):
-            try:
-                dot_product_schedule(
-                    func,
-                    None,
-                    lambda _sch, options, n=lanes: _only(n, options),
-                    choose_pixels=lambda _sch, options, n=pixels: _only(n, options),
-                )
-            except (ScheduleError, NotADotProduct):
-                continue
-            if lanes not in valid:
-                valid.append(lanes)
-    return valid
+    lanes: int  # output channels per call
+    pixels: int  # output pixels per call
+    simd_requantize: bool  # the epilogue as one SIMD call per channel block
 
-
-def _only(lanes: int, options: list[int]) -> int:
-    if lanes not in options:
-        raise NotADotProduct
-    return lanes
-
-
-def schedule_kernel(sch: s_tir.Schedule) -> None:
-    """One point of the space, decisions sampled on `sch` (recorded in its trace)."""
-    func = sch.mod["main"]
-    lanes = valid_lanes(func)
-    if lanes:
-        dot_product_schedule(
+    def apply(self, func: tvm.tirx.PrimFunc, sch: s_tir.Schedule | None = None):
+        """`func` scheduled this way (in place on `sch` when given)."""
+        return dot_product_schedule(
             func,
             sch,
-            lambda sch, _: _sample_one_of(sch, lanes),
-            choose_pixels=_sample_one_of,
+            lambda _sch, options: _only(self.lanes, options),
+            simd_requantize=self.simd_requantize,
+            choose_pixels=lambda _sch, options: _only(self.pixels, options),
         )
-    else:
-        small_schedule(func, sch)
-    _sample_outer_split(sch)
+
+
+def variants(func: tvm.tirx.PrimFunc) -> list[Variant]:
+    """The distinct SIMD forms `func`'s dot-product schedule admits (none: not a
+    dot product), the SIMD requantization wherever the epilogue allows it.
+    Registers the intrinsic of each, so that a recorded trace also replays in a
+    process that never built that form."""
+    from tvmq.backend.intrinsics import LANES
+
+    found: list[tuple[Variant, tvm.tirx.PrimFunc]] = []
+    for lanes in LANES:
+        for pixels in (1, 2):
+            for simd_requantize in (True, False):
+                variant = Variant(lanes, pixels, simd_requantize)
+                try:
+                    scheduled = variant.apply(func).func
+                except (ScheduleError, NotADotProduct):
+                    continue
+                # Choices a kernel has no use for (a dense layer's pixels, a depthwise
+                # conv's lanes) give the same schedule: one space, not several.
+                if not any(tvm_ffi.structural_equal(scheduled, f) for _, f in found):
+                    found.append((variant, scheduled))
+                break
+    return [variant for variant, _ in found]
+
+
+def _only(choice: int, options: list[int]) -> int:
+    if choice not in options:
+        raise NotADotProduct
+    return choice
+
+
+def kernel_spaces(mod: tvm.IRModule) -> list[s_tir.Schedule]:
+    """The sampled space of a kernel: one schedule per :class:`Variant` (or the
+    small schedule when it has none), each with its outer split sampled."""
+    func = mod["main"]
+    spaces = []
+    for variant in variants(func) or [None]:
+        sch = s_tir.Schedule(mod)
+        if variant is None:
+            small_schedule(func, sch)
+        else:
+            variant.apply(func, sch)
+        _sample_outer_split(sch)
+        spaces.append(sch)
+    return spaces
 
 
 def design_spaces(sch: s_tir.Schedule) -> list[s_tir.Schedule]:
@@ -86,14 +111,12 @@ def design_spaces(sch: s_tir.Schedule) -> list[s_tir.Schedule]:
     untuned build gets among its first candidates) and the sampled space."""
     default = s_tir.Schedule(sch.mod)
     default_schedule(sch.mod["main"], default)
-    schedule_kernel(sch)
-    return [default, sch]
+    return [default, *kernel_spaces(sch.mod)]
 
 
 def sampled_space(sch: s_tir.Schedule) -> list[s_tir.Schedule]:
     """The sampled space alone: a search that starts knowing nothing (cost-model races)."""
-    schedule_kernel(sch)
-    return [sch]
+    return kernel_spaces(sch.mod)
 
 
 def mcu_space(from_default: bool = True) -> ms.space_generator.ScheduleFn:
@@ -101,7 +124,8 @@ def mcu_space(from_default: bool = True) -> ms.space_generator.ScheduleFn:
 
     No schedule rules (the space is the function) and no postprocessors: the
     kernels are plain C for the board, nothing to verify for a GPU or to
-    rewrite for a vector unit; tile sizes mutate, the rest is resampled.
+    rewrite for a vector unit. The search draws its first candidates from every
+    variant's space, then mutates the outer split.
     """
     return ms.space_generator.ScheduleFn(
         design_spaces if from_default else sampled_space,
@@ -109,13 +133,6 @@ def mcu_space(from_default: bool = True) -> ms.space_generator.ScheduleFn:
         postprocs=[],
         mutator_probs={ms.mutator.MutateTileSize(): 1.0},
     )
-
-
-def _sample_one_of(sch: s_tir.Schedule, lanes: list[int]) -> int:
-    if len(lanes) == 1:
-        return lanes[0]
-    choice = sch.sample_categorical(lanes, [1 / len(lanes)] * len(lanes))
-    return int(sch.get(choice))
 
 
 def _sample_outer_split(sch: s_tir.Schedule) -> None:
@@ -135,9 +152,8 @@ def _sample_outer_split(sch: s_tir.Schedule) -> None:
 
 def has_choices(mod: tvm.IRModule) -> bool:
     """Whether the space of this workload has more than one point."""
-    sch = s_tir.Schedule(mod)
     try:
-        schedule_kernel(sch)
+        spaces = kernel_spaces(mod)
     except (ScheduleError, NotADotProduct):
         return False
-    return len(sch.trace.decisions) > 0
+    return len(spaces) > 1 or len(spaces[0].trace.decisions) > 0

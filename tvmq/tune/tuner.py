@@ -115,6 +115,16 @@ def tune_tasks(
     return result
 
 
+def search_strategy() -> ms.search_strategy.EvolutionarySearch:
+    """MetaSchedule's evolutionary search, sized for small spaces."""
+    return ms.search_strategy.EvolutionarySearch(
+        population_size=POPULATION,
+        init_min_unmeasured=POPULATION // 2,
+        genetic_num_iters=2,
+        genetic_max_fail_count=4,
+    )
+
+
 def _search(
     tasks, target, trials, database, runner, tracker, key, cost_model, seed, progress, from_default
 ):
@@ -127,12 +137,7 @@ def _search(
             space_generator=(
                 mcu_space(from_default) if target.kind in BOARD_KINDS else "post-order-apply"
             ),
-            search_strategy=ms.search_strategy.EvolutionarySearch(
-                population_size=POPULATION,
-                init_min_unmeasured=POPULATION // 2,
-                genetic_num_iters=2,
-                genetic_max_fail_count=4,
-            ),
+            search_strategy=search_strategy(),
             task_name=task.name,
             num_threads=1,
             rand_state=-1 if seed is None else seed,
