@@ -170,7 +170,7 @@ def main() -> None:
         "--only", choices=["tuned", "cost-model"], help="one half (the other is kept from the JSON)"
     )
     parser.add_argument(
-        "--target", action="append", help="compare these databases only (other rows are kept)"
+        "--target", action="append", help="measure these targets only (other rows are kept)"
     )
     args = parser.parse_args()
     from bench.cuda_vs_torch import networks
@@ -194,9 +194,12 @@ def main() -> None:
             print(json.dumps(tuned[-1]), flush=True)
     if args.only != "cost-model":
         results["tuned_vs_untuned"] = tuned
-    races = []
+    races = results.get("cost_model", []) if args.target else []
+    races = [r for r in races if r["target"] not in (args.target or [])]
     for network, target_name, task_name in COST_MODEL_TASKS:
         if args.only == "tuned" or network not in models:
+            continue
+        if target_name not in (args.target or [target_name]):
             continue
         for seed in range(1, args.seeds + 1):
             race = cost_model_race(models[network], target_name, task_name, args.budget, seed)
