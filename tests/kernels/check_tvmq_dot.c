@@ -13,18 +13,26 @@ static int8_t random_s8(void) {
   return r < 16 ? -128 : r < 32 ? 127 : (int8_t)r;
 }
 
-static int check_dot(int n, int32_t k, int32_t stride) {
-  int8_t a[80], b[4 * 96];
-  int32_t acc[4], expected[4];
-  for (int i = 0; i < 80; ++i) a[i] = random_s8();
+/* One pixel (tvmq_dot_s8_1xN) or two a_stride bytes apart (tvmq_dot_s8_2xN, into
+   acc[j] and acc[4 + j]). */
+static int check_dot(int pixels, int n, int32_t k, int32_t stride) {
+  enum { A_STRIDE = 83 };
+  int8_t a[A_STRIDE + 80], b[4 * 96];
+  int32_t acc[8], expected[8];
+  for (size_t i = 0; i < sizeof a; ++i) a[i] = random_s8();
   for (int i = 0; i < 4 * 96; ++i) b[i] = random_s8();
-  for (int j = 0; j < 4; ++j) acc[j] = expected[j] = (int32_t)random_s8() * 1000;
-  for (int j = 0; j < n; ++j)
-    for (int32_t i = 0; i < k; ++i) expected[j] += (int32_t)a[i] * b[j * stride + i];
-  if (n == 1) tvmq_dot_s8_1x1(acc, a, b, k, stride);
-  if (n == 2) tvmq_dot_s8_1x2(acc, a, b, k, stride);
-  if (n == 4) tvmq_dot_s8_1x4(acc, a, b, k, stride);
-  for (int j = 0; j < 4; ++j)
+  for (int j = 0; j < 8; ++j) acc[j] = expected[j] = (int32_t)random_s8() * 1000;
+  for (int p = 0; p < pixels; ++p)
+    for (int j = 0; j < n; ++j)
+      for (int32_t i = 0; i < k; ++i)
+        expected[4 * p + j] += (int32_t)a[p * A_STRIDE + i] * b[j * stride + i];
+  if (pixels == 1 && n == 1) tvmq_dot_s8_1x1(acc, a, b, k, stride);
+  if (pixels == 1 && n == 2) tvmq_dot_s8_1x2(acc, a, b, k, stride);
+  if (pixels == 1 && n == 4) tvmq_dot_s8_1x4(acc, a, b, k, stride);
+  if (pixels == 2 && n == 1) tvmq_dot_s8_2x1(acc, a, b, k, stride, A_STRIDE, 4);
+  if (pixels == 2 && n == 2) tvmq_dot_s8_2x2(acc, a, b, k, stride, A_STRIDE, 4);
+  if (pixels == 2 && n == 4) tvmq_dot_s8_2x4(acc, a, b, k, stride, A_STRIDE, 4);
+  for (int j = 0; j < 8; ++j)
     if (acc[j] != expected[j]) return 1;
   return 0;
 }
@@ -49,8 +57,10 @@ static int check_depthwise(int32_t kh, int32_t kw) {
 int main(void) {
   int failures = 0, checks = 0;
   for (int trial = 0; trial < 20; ++trial)
-    for (int n = 1; n <= 4; n *= 2)
-      for (int32_t k = 1; k <= 80; ++k, ++checks) failures += check_dot(n, k, k + trial % 16);
+    for (int pixels = 1; pixels <= 2; ++pixels)
+      for (int n = 1; n <= 4; n *= 2)
+        for (int32_t k = 1; k <= 80; ++k, ++checks)
+          failures += check_dot(pixels, n, k, k + trial % 16);
   for (int trial = 0; trial < 20; ++trial)
     for (int32_t kh = 1; kh <= 5; ++kh)
       for (int32_t kw = 1; kw <= 5; ++kw, ++checks) failures += check_depthwise(kh, kw);

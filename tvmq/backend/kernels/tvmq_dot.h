@@ -13,10 +13,11 @@
  * tvmq_dw_s8x4(acc, x, w, kh, kw, x_row, x_col, w_row, w_col): a depthwise window
  * for four channels; the strides are in bytes between window rows and columns.
  *
- * Three implementations of the same arithmetic, chosen by the compiler's feature
- * macros: Helium (MVE, Cortex-M55: 16 multiply-accumulates per VMLADAVA), the DSP
- * extension (Cortex-M4/M7/M33: SXTB16 + SMLAD, two per instruction), and plain C
- * (any host). Integer sums are exact, so all three give the same result.
+ * Four implementations of the same arithmetic, chosen by the compiler's feature
+ * macros: Helium (MVE, Cortex-M55: 16 multiply-accumulates per VMLADAVA), NEON
+ * (Cortex-A: SDOT or SMULL + SADALP, tvmq_dot_neon.h), the DSP extension
+ * (Cortex-M4/M7/M33: SXTB16 + SMLAD, two per instruction), and plain C (any
+ * host). Integer sums are exact, so all four give the same result.
  */
 #ifndef TVMQ_DOT_H
 #define TVMQ_DOT_H
@@ -232,7 +233,7 @@ TVMQ_DOT_DEFINE(1)
 TVMQ_DOT_DEFINE(2)
 TVMQ_DOT_DEFINE(4)
 
-#ifndef TVMQ_DOT2_NATIVE /* NEON and plain C: one pixel at a time */
+#ifndef TVMQ_DOT2_NATIVE /* plain C: one pixel at a time */
 #define TVMQ_DOT2_DEFINE(N)                                                              \
   static inline int32_t tvmq_dot_s8_2x##N(void *acc, void *a, void *b, int32_t k,          \
                                           int32_t b_stride, int32_t a_stride,            \
