@@ -108,11 +108,16 @@ def test_dot_product_build_uses_sdot_and_the_rpi4_build_does_not(builds, name):
     assert "\tsdot\t" in dot_product
     assert "\tsdot\t" not in plain
     assert "\tsadalp\t" in plain  # the widening multiply-add path instead
+    # IC's 3x3 convolutions take output pixels in pairs: SMMLA where i8mm exists
+    assert ("\tsmmla\t" in dot_product) == (name == "ic_resnet8_int8")
+    assert "\tsmmla\t" not in disassembly(builds.executable(name, "rpi5"))
 
 
 @pytest.mark.parametrize(
     ("cc", "flags", "emulator"),
     [
+        ("aarch64-linux-gnu-gcc", ["-march=armv8.2-a+dotprod+i8mm"],
+         ["qemu-aarch64", "-cpu", "max"]),
         ("aarch64-linux-gnu-gcc", ["-mcpu=cortex-a76"], ["qemu-aarch64", "-cpu", "cortex-a76"]),
         ("aarch64-linux-gnu-gcc", ["-mcpu=cortex-a72"], ["qemu-aarch64", "-cpu", "cortex-a72"]),
         ("arm-linux-gnueabihf-gcc", ["-march=armv7-a", "-mfpu=neon", "-mfloat-abi=hard"],
