@@ -24,14 +24,34 @@ RESULTS = Path(__file__).resolve().parent / "results" / "mcu_cost.json"
 BOARDS = ("qemu-cortex-m4", "qemu-cortex-m7", "qemu-cortex-m55")
 # TFLite Micro + CMSIS-NN on the same QEMU boards: instructions per Invoke() and arena bytes.
 TFLM_CMSIS_NN = {
-    "ic_resnet8_int8": {"m4": 29_863_887, "m7": 30_023_775, "m55": 4_913_715, "arena": 54_996,
-                        "arena_m55": 55_028},
-    "vww_mobilenet_int8": {"m4": 24_101_962, "m7": 24_025_587, "m55": 6_558_336,
-                           "arena": 100_708, "arena_m55": 100_772},
-    "kws_dscnn_int8": {"m4": 7_701_393, "m7": 7_647_240, "m55": 1_817_389, "arena": 22_820,
-                       "arena_m55": 27_348},
-    "ad_autoencoder_int8": {"m4": 582_894, "m7": 583_220, "m55": 149_995, "arena": 2_580,
-                            "arena_m55": 9_268},
+    "ic_resnet8_int8": {
+        "m4": 29_863_887,
+        "m7": 30_023_775,
+        "m55": 4_913_715,
+        "arena": 54_996,
+        "arena_m55": 55_028,
+    },
+    "vww_mobilenet_int8": {
+        "m4": 24_101_962,
+        "m7": 24_025_587,
+        "m55": 6_558_336,
+        "arena": 100_708,
+        "arena_m55": 100_772,
+    },
+    "kws_dscnn_int8": {
+        "m4": 7_701_393,
+        "m7": 7_647_240,
+        "m55": 1_817_389,
+        "arena": 22_820,
+        "arena_m55": 27_348,
+    },
+    "ad_autoencoder_int8": {
+        "m4": 582_894,
+        "m7": 583_220,
+        "m55": 149_995,
+        "arena": 2_580,
+        "arena_m55": 9_268,
+    },
 }
 TFLM_REFERENCE_M4 = {
     "ic_resnet8_int8": 107_312_603,

@@ -50,9 +50,7 @@ def _narrowest(_: s_tir.Schedule, options: list[int]) -> int:
     return options[-1]
 
 
-def default_schedule(
-    func: tvm.tirx.PrimFunc, sch: s_tir.Schedule | None = None
-) -> ScheduledKernel:
+def default_schedule(func: tvm.tirx.PrimFunc, sch: s_tir.Schedule | None = None) -> ScheduledKernel:
     """A step that names its micro-kernel calls it; else the SIMD dot-product schedule
     where it applies (two pixels per call where it can, with a SIMD requantization if
     the epilogue allows), else :func:`small_schedule`. `sch` (a schedule of `func`:
