@@ -12,10 +12,12 @@ demo: $(STAMP) toolchains
 
 test: $(STAMP) toolchains
 	$(BIN)/ruff check tvmq tests bench
+	$(BIN)/ruff format --check tvmq tests bench
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check tvmq tests bench
+	$(BIN)/ruff format --check tvmq tests bench
 
 # The virtual environment, rebuilt when the pins change.
 $(STAMP): pyproject.toml requirements.lock
