@@ -93,7 +93,7 @@ def test_board_search_explores_every_simd_variant(digits):
     strategy = context.search_strategy
     strategy.pre_tuning(64, TRIALS_PER_ROUND, spaces, ms.database.MemoryDatabase(),
                         ms.cost_model.RandomModel())  # fmt: skip
-    forms, kernels, rounds = set(), [], 0
+    forms, kernels, rounds, costs = set(), [], 0, random.Random(0)
     while candidates := strategy.generate_measure_candidates():
         rounds += 1
         for candidate in candidates:
@@ -105,7 +105,7 @@ def test_board_search_explores_every_simd_variant(digits):
             replay = s_tir.Schedule(conv.mod)
             candidate.sch.trace.apply_to_schedule(replay, remove_postproc=False)
             assert tvm_ffi.structural_equal(replay.mod["main"], kernel)
-        results = [ms.runner.RunnerResult([random.random()], None) for _ in candidates]
+        results = [ms.runner.RunnerResult([costs.random()], None) for _ in candidates]
         strategy.notify_runner_results(candidates, results)
     expected = {(str(v.pixels), str(v.lanes)) for v in variants(conv.mod["main"])}
     assert forms == expected and len(expected) >= 4, forms

@@ -15,7 +15,7 @@
  *
  * Four implementations of the same arithmetic, chosen by the compiler's feature
  * macros: Helium (MVE, Cortex-M55: 16 multiply-accumulates per VMLADAVA), NEON
- * (Cortex-A: SDOT or SMULL + SADALP, tvmq_dot_neon.h), the DSP extension
+ * (Cortex-A: SDOT, SMMLA or SMULL + SADALP, tvmq_dot_neon.h), the DSP extension
  * (Cortex-M4/M7/M33: SXTB16 + SMLAD, two per instruction), and plain C (any
  * host). Integer sums are exact, so all four give the same result.
  */
