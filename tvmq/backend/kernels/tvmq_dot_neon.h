@@ -65,9 +65,9 @@ static inline int32x4_t tvmq_mul_add_s8x16(int32x4_t sum, int8x16_t a, int8x16_t
   return vdotq_s32(sum, a, b);
 }
 
+/* The upper halves zero: a 64-bit load already clears them. */
 static inline int32x4_t tvmq_mul_add_s8x8(int32x4_t sum, int8x8_t a, int8x8_t b) {
-  int32x2_t half = vdot_s32(vdup_n_s32(0), a, b);
-  return vaddq_s32(sum, vcombine_s32(half, vdup_n_s32(0)));
+  return vdotq_s32(sum, vcombine_s8(a, vdup_n_s8(0)), vcombine_s8(b, vdup_n_s8(0)));
 }
 
 #else
