@@ -65,23 +65,30 @@ def variants(func: tvm.tirx.PrimFunc) -> list[Variant]:
     dot product), the SIMD requantization wherever the epilogue allows it.
     Registers the intrinsic of each, so that a recorded trace also replays in a
     process that never built that form."""
+    return [variant for variant, _ in _variant_schedules(func)]
+
+
+def _variant_schedules(func: tvm.tirx.PrimFunc) -> list[tuple[Variant, s_tir.Schedule]]:
+    """Each distinct :class:`Variant` of `func`, with its schedule."""
     from tvmq.backend.intrinsics import LANES
 
-    found: list[tuple[Variant, tvm.tirx.PrimFunc]] = []
+    found: list[tuple[Variant, s_tir.Schedule]] = []
     for lanes in LANES:
         for pixels in (1, 2):
             for simd_requantize in (True, False):
                 variant = Variant(lanes, pixels, simd_requantize)
+                sch = s_tir.Schedule(func)
                 try:
-                    scheduled = variant.apply(func).func
+                    variant.apply(func, sch)
                 except (ScheduleError, NotADotProduct):
                     continue
                 # Choices a kernel has no use for (a dense layer's pixels, a depthwise
                 # conv's lanes) give the same schedule: one space, not several.
-                if not any(tvm_ffi.structural_equal(scheduled, f) for _, f in found):
-                    found.append((variant, scheduled))
+                scheduled = sch.mod["main"]
+                if not any(tvm_ffi.structural_equal(scheduled, s.mod["main"]) for _, s in found):
+                    found.append((variant, sch))
                 break
-    return [variant for variant, _ in found]
+    return found
 
 
 def _only(choice: int, options: list[int]) -> int:
@@ -93,16 +100,12 @@ def _only(choice: int, options: list[int]) -> int:
 def kernel_spaces(mod: tvm.IRModule) -> list[s_tir.Schedule]:
     """The sampled space of a kernel: one schedule per :class:`Variant` (or the
     small schedule when it has none), each with its outer split sampled."""
-    func = mod["main"]
-    spaces = []
-    for variant in variants(func) or [None]:
-        sch = s_tir.Schedule(mod)
-        if variant is None:
-            small_schedule(func, sch)
-        else:
-            variant.apply(func, sch)
+    spaces = [sch for _, sch in _variant_schedules(mod["main"])]
+    if not spaces:
+        spaces = [s_tir.Schedule(mod)]
+        small_schedule(mod["main"], spaces[0])
+    for sch in spaces:
         _sample_outer_split(sch)
-        spaces.append(sch)
     return spaces
 
 
