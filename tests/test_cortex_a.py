@@ -24,6 +24,7 @@ from tvmq.backend.linux import (
     LinuxExecutable,
     build_project,
     compile_library,
+    module_path,
     write_build_files,
 )
 from tvmq.backend.native import NativeModel
@@ -166,6 +167,40 @@ def test_python_loader_runs_the_library_built_for_this_machine(builds, tmp_path)
         np.testing.assert_array_equal(loaded(x)[0], want[0])
     with pytest.raises(TvmqError, match="expected 490 bytes of int8"):
         loaded(np.zeros(10, np.int8))
+
+
+def test_tvm_module_runs_the_model_in_tvms_runtime(builds, tmp_path):
+    """``make module``: TVM's own loader finds ``tvmq_run``, which computes what the
+    host does, refuses wrong tensors in one line, and is timed by TVM's time
+    evaluator (what a board's RPC server does with it); the aarch64 build of the
+    same module exports it too."""
+    import tvm
+
+    _, compiled, inputs, expected = builds.model("kws_dscnn_int8")
+    directory = tmp_path / "project"
+    shutil.copytree(builds.root / "kws_dscnn_int8" / "model", directory / "model")
+    write_build_files(compiled, load_target("rpi5"), directory)
+    build_project(directory, HOST_BUILD, goal="module")
+    module = tvm.runtime.load_module(str(module_path(compiled, directory)))
+    run, device = module["tvmq_run"], tvm.cpu()
+    output = tvm.runtime.empty(expected[0][0].shape, expected[0][0].dtype, device)
+    for x, want in zip(inputs, expected, strict=True):
+        run(tvm.runtime.tensor(x, device), output)
+        np.testing.assert_array_equal(output.numpy(), want[0])
+    with pytest.raises(ValueError, match=r"input 0 \('input_1'\) must be a contiguous CPU tensor"):
+        run(tvm.runtime.tensor(np.zeros(10, np.int8), device), output)
+    with pytest.raises(ValueError, match="takes 1 inputs and 1 outputs"):
+        run(output)
+    timer = module.time_evaluator("tvmq_run", device, number=2, repeat=2)
+    assert all(s > 0 for s in timer(tvm.runtime.tensor(inputs[0], device), output).results)
+
+    build_project(directory, goal="clean")
+    build_project(directory, goal="module")  # config.mk's cross compiler
+    symbols = subprocess.run(
+        ["aarch64-linux-gnu-objdump", "-T", str(module_path(compiled, directory))],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert "__tvm_ffi_tvmq_run" in symbols
 
 
 def test_runner_refuses_an_input_of_the_wrong_size(builds, tmp_path):

@@ -259,7 +259,12 @@ def test_runner_must_fit_the_target(digits, tmp_path):
     assert_user_error(
         tvmq("tune", path, "--target", "rpi5", "--trials", 1, "--runner", "local",
              "--work-dir", tmp_path),
-        "rpi5", "--runner board",
+        "rpi5", "--runner board", "--runner rpc",
+    )  # fmt: skip
+    assert_user_error(
+        tvmq("tune", path, "--target", "rpi5", "--trials", 1, "--runner", "rpc",
+             "--tracker", "127.0.0.1:1", "--work-dir", tmp_path),
+        "--tracker 127.0.0.1:1", "no RPC tracker answers",
     )  # fmt: skip
 
 
@@ -302,6 +307,84 @@ def test_rpc_farm_tunes_the_host(digits, tmp_path):
     for x in inputs[:5]:
         for got, expected in zip(tuned(x), host(x), strict=True):
             np.testing.assert_array_equal(got, expected)
+
+
+LINUX_BOARD = """\
+name = "this-machine-board"
+kind = "cortex-a"
+description = "this machine as a Linux board: a stock TVM RPC server on loopback"
+
+[tvm]
+kind = "llvm"
+mtriple = "x86_64-linux-gnu"
+
+[toolchain]
+cc = "cc"
+ar = "ar"
+cflags = ["-O2"]
+emulator = []
+"""
+
+
+def wait_for_key(port: int, key: str) -> None:
+    """Until a server has registered `key` at the loopback tracker on `port`."""
+    from tvm import rpc
+
+    deadline = time.monotonic() + 30
+    while key not in rpc.connect_tracker("127.0.0.1", port).summary()["queue_info"]:
+        assert time.monotonic() < deadline, f"no server registered '{key}'"
+        time.sleep(0.2)
+
+
+def test_rpc_board_times_cortex_a_candidates_and_builds_identically(digits, tmp_path):
+    """A Cortex-A target tuned on a board's stock TVM RPC server (tracker and
+    server on loopback; the board is this machine, built with its own cc, as no
+    aarch64 TVM runtime exists here): each candidate is uploaded as a TVM module
+    and timed there; the build with the records computes what the host does; the
+    records' wall times never mix with QEMU instruction counts."""
+    from tvm import rpc
+    from tvm.rpc.tracker import Tracker
+
+    from tvmq.backend.linux import build_linux
+    from tvmq.tune.apply import TunedSchedules
+    from tvmq.tune.database import ScheduleDatabase
+    from tvmq.tune.tuner import tunable_tasks, tune_tasks
+
+    model, _ = digits
+    (tmp_path / "board.toml").write_text(LINUX_BOARD)
+    target = load_target(tmp_path / "board.toml")
+    first = tunable_tasks(model, target)[:1]
+    tracker = Tracker(host="127.0.0.1", port=9190, port_end=9290, silent=True)
+    server = rpc.Server(host="127.0.0.1", port=9300, port_end=9400, key="board",
+                        tracker_addr=("127.0.0.1", tracker.port), silent=True)  # fmt: skip
+    address = f"127.0.0.1:{tracker.port}"
+    try:
+        wait_for_key(tracker.port, "board")
+        database = ScheduleDatabase(tmp_path / "db", target)
+        unknown = r"no board registered under key 'rpi5' \(keys: board\)"
+        with pytest.raises(TvmqError, match=unknown):
+            tune_tasks(first, target, 4, database, "rpc", tracker=address, key="rpi5")
+        result = tune_tasks(
+            first, target, 4, database, "rpc", tracker=address, key="board", seed=1,
+            progress=False,
+        )  # fmt: skip
+    finally:
+        server.terminate()
+        tracker.terminate()
+    assert result.trials_run >= 4 and not result.errors, result.errors
+    assert all(0 < s < 0.01 for s in result.best_seconds.values())
+    reloaded = ScheduleDatabase(tmp_path / "db", target)
+    assert reloaded.measure == "wall-time"
+    with pytest.raises(TvmqError, match=r"do not compare .* another --work-dir"):
+        tune_tasks(first, target, 8, reloaded, "board")
+    schedules = TunedSchedules(target, tmp_path / "db")
+    inputs, _ = digits_split("test")
+    host = model.build("host")
+    with build_linux(model, target, schedules) as tuned:
+        assert schedules.applied == 1
+        for x in inputs[:5]:
+            for got, expected in zip(tuned(x), host(x), strict=True):
+                np.testing.assert_array_equal(got, expected)
 
 
 SHIPPED = sorted(p.name for p in SCHEDULES_DIR.iterdir() if (p / RECORDS).is_file())

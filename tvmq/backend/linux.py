@@ -39,6 +39,7 @@ FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
 PROJECT_FILES = {
     FIRMWARE_DIR / "linux" / "Makefile": "Makefile",
     FIRMWARE_DIR / "linux" / "tvmq_runner.c": "runner/tvmq_runner.c",
+    FIRMWARE_DIR / "linux" / "tvmq_module.c": "runner/tvmq_module.c",
     FIRMWARE_DIR / "include" / "tvmq_model.h": "include/tvmq_model.h",
 }
 RUNNER = "bin/tvmq_runner"
@@ -62,6 +63,11 @@ def toolchain(target: Target) -> dict:
 
 def library_name(compiled: CompiledModel) -> str:
     return f"libtvmq_{c_identifier(compiled.model.name)}"
+
+
+def module_path(compiled: CompiledModel, directory: Path) -> Path:
+    """Where ``make module`` puts the model as a TVM module (packed function ``tvmq_run``)."""
+    return directory / "lib" / f"{library_name(compiled)}_module.so"
 
 
 def write_project(
@@ -93,15 +99,20 @@ def write_build_files(compiled: CompiledModel, target: Target, directory: Path) 
     (directory / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 
-def build_project(directory: Path, overrides: dict[str, str] | None = None) -> None:
-    """Build the libraries and the runner with the project's Makefile (two jobs).
+def build_project(
+    directory: Path, overrides: dict[str, str] | None = None, goal: str = "all"
+) -> None:
+    """Build the libraries and the runner (`goal` ``all``) or the TVM module (``module``)
+    with the project's Makefile (two jobs).
 
     `overrides` replaces config.mk's variables, e.g. ``{"CC": "cc", "AR": "ar",
     "CFLAGS": "-O2"}`` for a build for this machine.
     """
     settings = [f"{key}={value}" for key, value in (overrides or {}).items()]
     result = subprocess.run(
-        ["make", "-s", "-j2", "-C", str(directory), *settings], capture_output=True, text=True
+        ["make", "-s", "-j2", "-C", str(directory), *settings, goal],
+        capture_output=True,
+        text=True,
     )
     if result.returncode != 0:
         lines = (result.stderr or result.stdout).strip().splitlines()

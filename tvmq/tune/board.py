@@ -8,7 +8,8 @@ board (QEMU under -icount) the harness's tick count converts exactly into
 instructions, on a real board it is cycles. A Cortex-A target runs it in the
 library project's runner under QEMU user mode, whose executed instructions are
 counted (:mod:`tvmq.hil.instruction_count`): a run of ``RUNS`` calls minus a run
-of none, so process start and file I/O drop out.
+of none, so process start and file I/O drop out; on a real board, the library
+is a TVM module timed by the board's TVM RPC server (:mod:`tvmq.hil.rpc`).
 """
 
 from __future__ import annotations
@@ -57,18 +58,26 @@ def kernel_model(task: Task, scheduled: tvm.tirx.PrimFunc) -> CompiledModel:
 
 
 def build_kernel_program(
-    task: Task, scheduled: tvm.tirx.PrimFunc, target: Target, directory: Path
+    task: Task,
+    scheduled: tvm.tirx.PrimFunc,
+    target: Target,
+    directory: Path,
+    tvm_module: bool = False,
 ) -> Path:
     """Write and build the measurement program of one candidate: the firmware ELF
-    (microcontroller) or the library project's runner (Cortex-A)."""
+    (microcontroller), the library project's runner (Cortex-A) or, with
+    `tvm_module`, the library as a TVM module for a board's RPC server."""
     from tvmq.backend.emit_c import emit_compiled
 
     compiled = kernel_model(task, scheduled)
     emit_compiled(compiled, directory / "model")
     if target.kind == "cortex-a":
-        from tvmq.backend.linux import RUNNER, build_project, write_build_files
+        from tvmq.backend.linux import RUNNER, build_project, module_path, write_build_files
 
         write_build_files(compiled, target, directory)
+        if tvm_module:
+            build_project(directory, goal="module")
+            return module_path(compiled, directory)
         build_project(directory)
         return directory / RUNNER
     from tvmq.backend.mcu import board_of

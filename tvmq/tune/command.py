@@ -18,11 +18,14 @@ def add_parser(commands) -> None:
     tune.add_argument(
         "--runner",
         choices=["local", "rpc", "board"],
-        help="where candidates run (default: board for Cortex-M and Cortex-A, local for the host)",
+        help="where candidates run: local (the host), board (emulated Cortex-M/-A: the "
+        "default for them), rpc (a TVM RPC server: the host's code, or a real Cortex-A board)",
     )
     tune.add_argument("--work-dir", type=Path, help="database directory (default: schedules/T)")
     tune.add_argument("--tracker", help="RPC tracker HOST:PORT (--runner rpc)")
-    tune.add_argument("--key", default="tvmq", help="device key at the RPC tracker")
+    tune.add_argument(
+        "--key", default="tvmq", help="device key at the RPC tracker (the server's --key)"
+    )
     tune.add_argument("--seed", type=int, help="random seed of the search")
     tune.set_defaults(handler=run)
 
@@ -35,12 +38,13 @@ def run(args: argparse.Namespace) -> int:
     from tvmq.tune.tuner import tune
 
     target = load_target(args.target)
-    check_runner(args.runner or default_runner(target), target)
+    runner = args.runner or default_runner(target)
+    check_runner(runner, target)
     directory = args.work_dir or default_directory(target)
     database = ScheduleDatabase(directory, target)  # refuses a damaged or foreign one first
     model = load_model(args.model)
     result = tune(
-        model, target, args.trials, database, args.runner,
+        model, target, args.trials, database, runner,
         tracker=args.tracker, key=args.key, seed=args.seed,
     )  # fmt: skip
     print(
@@ -48,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         f"{result.trials_before} trials already recorded, {result.trials_run} run now"
     )
     for name, seconds in result.best_seconds.items():
-        if target.kind == "cortex-a":  # counted under QEMU user mode, no clock
+        if target.kind == "cortex-a" and runner == "board":  # counted under QEMU, no clock
             print(f"  {name:<24} best {seconds * EMULATED_HZ:12,.0f} instructions")
         else:
             print(f"  {name:<24} best {seconds * 1e6:12.2f} us")

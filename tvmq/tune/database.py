@@ -2,11 +2,12 @@
 
 The files are MetaSchedule's JSON database (``database_workload.json``,
 ``database_tuning_record.json``) plus ``tvmq_schedules.json`` saying which
-target they are for. Records of every model tuned for a target merge into one
-database. Each commit rewrites both files atomically (workloads first: records
-only point at workloads already written, in a fixed order), so a run killed at
-any moment leaves a database that loads, holding every record committed before
-the kill.
+target they are for and what their costs measure (instructions counted under
+QEMU, or time on the device: the two never mix in one database). Records of
+every model tuned for a target merge into one database. Each commit rewrites
+both files atomically (workloads first: records only point at workloads
+already written, in a fixed order), so a run killed at any moment leaves a
+database that loads, holding every record committed before the kill.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ WORKLOADS = "database_workload.json"
 RECORDS = "database_tuning_record.json"
 INFO = "tvmq_schedules.json"
 FORMAT = "tvmq-schedules/1"
+MEASURES = {  # what a database's costs are -> how to say it
+    "qemu-instructions": "instructions counted under QEMU",
+    "wall-time": "times measured on the device",
+}
 
 
 def default_directory(target: Target) -> Path:
@@ -46,7 +51,12 @@ def tuning_target(target: Target) -> tvm.target.Target:
     return tvm.target.Target({**target.tvm, "num-cores": cores})
 
 
-def _check_info(directory: Path, target: Target) -> None:
+def default_measure(target: Target) -> str:
+    """What the costs of a database written before it said so measure."""
+    return "wall-time" if target.kind == "host" else "qemu-instructions"
+
+
+def _check_info(directory: Path, target: Target) -> dict:
     info_path = directory / INFO
     try:
         info = json.loads(info_path.read_text())
@@ -62,6 +72,10 @@ def _check_info(directory: Path, target: Target) -> None:
         raise TvmqError(
             f"{directory}: records for target '{info.get('target')}', not '{target.name}'"
         )
+    info.setdefault("measure", default_measure(target))
+    if info["measure"] not in MEASURES:
+        raise TvmqError(f"{info_path}: unknown measure '{info['measure']}'")
+    return info
 
 
 def _check_lines(path: Path) -> None:
@@ -130,6 +144,20 @@ class ScheduleDatabase(ms.database.PyDatabase):
         for record in load_records(self.directory, target):
             self.commit_workload(record.workload.mod)
             self._add(record)
+        self.measure = (  # a key of MEASURES; None while the database is empty
+            _check_info(self.directory, target)["measure"] if self.records else None
+        )
+
+    def claim(self, measure: str) -> None:
+        """Record costs of kind `measure` (a key of MEASURES) from now on; refused
+        when the database holds the other kind, since costs of two kinds do not
+        compare (a Cortex-A's instruction count at 1 GHz vs its real time)."""
+        if self.measure not in (None, measure):
+            raise TvmqError(
+                f"{self.directory}: holds {MEASURES[self.measure]}, which do not compare "
+                f"with {MEASURES[measure]}: tune into another --work-dir"
+            )
+        self.measure = measure
 
     def has_workload(self, mod: tvm.IRModule) -> bool:
         return self.memory.has_workload(mod)
@@ -194,6 +222,7 @@ class ScheduleDatabase(ms.database.PyDatabase):
         """
         self.directory.mkdir(parents=True, exist_ok=True)
         info = {"format": FORMAT, "target": self.target.name, "tvm": tvm.__version__}
+        info["measure"] = self.measure or default_measure(self.target)
         text = json.dumps(info, indent=2) + "\n"
         write_atomically(self.directory / INFO, lambda f: f.write(text.encode()))
         with tempfile.TemporaryDirectory(dir=self.directory, prefix=".save-") as scratch:

@@ -1,11 +1,14 @@
 """How candidates are built and measured: on this host, over TVM RPC, or on the board.
 
-``local`` and ``rpc`` are MetaSchedule's own (host code); ``board`` builds each
-candidate kernel of tvmq's C backend as the target builds it
-(:mod:`tvmq.tune.board`): a measurement firmware run through the
-hardware-in-the-loop harness for a microcontroller (seconds at the board's
-clock; instructions under QEMU's -icount), a one-kernel library and runner
-under QEMU user mode for Cortex-A (instructions executed, as nanoseconds).
+For the host, ``local`` and ``rpc`` are MetaSchedule's own. For tvmq's C
+backend each candidate kernel is built as the target builds it
+(:mod:`tvmq.tune.board`); ``board`` runs it emulated: a measurement firmware
+through the hardware-in-the-loop harness for a microcontroller (seconds at the
+board's clock; instructions under QEMU's -icount), a one-kernel library and
+runner under QEMU user mode for Cortex-A (instructions executed, as
+nanoseconds). ``rpc`` times a Cortex-A candidate on a real board: the one-kernel
+library as a TVM module, uploaded to the TVM RPC server the board registered
+at a tracker, timed there by TVM's time evaluator.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ from tvmq.targets import Target
 from tvmq.tune.tasks import WORKLOAD_ATTR, Task
 
 RUNNERS = ("local", "rpc", "board")
+MEASURE = {"local": "wall-time", "rpc": "wall-time", "board": "qemu-instructions"}
 EVALUATOR = ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=0)
+BOARD_EVALUATOR = {"number": 8, "repeat": 3, "min_repeat_ms": 50}  # a real board is noisy
 TASK_FILE = "task"  # beside a candidate's program: the workload tag of its kernel
 
 
@@ -43,9 +48,14 @@ def check_runner(runner: str, target: Target) -> None:
         raise TvmqError(f"unknown runner '{runner}' (known: {', '.join(RUNNERS)})")
     if target.kind not in ("host", *BOARD_KINDS):
         raise TvmqError(f"target '{target.name}' ({target.kind}): tuning is not available yet")
-    if target.kind in BOARD_KINDS and runner != "board":
+    if target.kind == "cortex-m" and runner != "board":
         raise TvmqError(
             f"target '{target.name}' runs tvmq's C kernels ({target.kind}): use --runner board"
+        )
+    if target.kind == "cortex-a" and runner == "local":
+        raise TvmqError(
+            f"target '{target.name}' runs tvmq's C kernels ({target.kind}): use --runner board "
+            "(emulated) or --runner rpc (a board's TVM RPC server)"
         )
     if target.kind not in BOARD_KINDS and runner == "board":
         raise TvmqError(
@@ -73,13 +83,21 @@ def without_builtin_intrinsics() -> None:
     sys.modules[name] = package
 
 
-def rpc_runner(tracker: str, key: str) -> ms.runner.RPCRunner:
-    """MetaSchedule's RPC runner through the tracker at HOST:PORT, for devices under `key`."""
+def tracker_address(tracker: str | None) -> tuple[str, int]:
+    """HOST and PORT of ``--tracker HOST:PORT``."""
+    if tracker is None:
+        raise TvmqError("--runner rpc needs --tracker HOST:PORT")
     host, _, port = tracker.rpartition(":")
     if not host or not port.isdigit():
         raise TvmqError(f"--tracker {tracker}: expected HOST:PORT")
+    return host, int(port)
+
+
+def rpc_runner(tracker: str | None, key: str) -> ms.runner.RPCRunner:
+    """MetaSchedule's RPC runner through the tracker at HOST:PORT, for devices under `key`."""
+    host, port = tracker_address(tracker)
     config = ms.runner.RPCConfig(
-        tracker_host=host, tracker_port=int(port), tracker_key=key, session_timeout_sec=60
+        tracker_host=host, tracker_port=port, tracker_key=key, session_timeout_sec=60
     )
     return ms.runner.RPCRunner(
         config, EVALUATOR, max_workers=2, initializer=without_builtin_intrinsics
@@ -89,13 +107,13 @@ def rpc_runner(tracker: str, key: str) -> ms.runner.RPCRunner:
 def builder_and_runner(
     runner: str, target: Target, tasks: list[Task], tracker: str | None, key: str
 ) -> tuple[ms.builder.Builder, ms.runner.Runner]:
-    if runner == "board":
-        board = BoardBuilder(target, tasks)
-        return board, BoardRunner(target, tasks)
+    if target.kind in BOARD_KINDS:
+        if runner == "rpc":
+            measurer = BoardRpcRunner(tasks, tracker, key)
+            return BoardBuilder(target, tasks, tvm_module=True), measurer
+        return BoardBuilder(target, tasks), BoardRunner(target, tasks)
     builder = ms.builder.LocalBuilder(max_workers=1, initializer=without_builtin_intrinsics)
     if runner == "rpc":
-        if tracker is None:
-            raise TvmqError("--runner rpc needs --tracker HOST:PORT")
         return builder, rpc_runner(tracker, key)
     return builder, ms.runner.LocalRunner(EVALUATOR, initializer=without_builtin_intrinsics)
 
@@ -106,11 +124,12 @@ def _task_of(tasks: dict[str, Task], mod) -> Task:
 
 @derived_object
 class BoardBuilder(ms.builder.PyBuilder):
-    """Each candidate kernel as a one-kernel program for the target's board."""
+    """Each candidate kernel as a one-kernel program for the target's board (with
+    `tvm_module`, a Cortex-A library as a TVM module, for a board's RPC server)."""
 
-    def __init__(self, target: Target, tasks: list[Task]):
+    def __init__(self, target: Target, tasks: list[Task], tvm_module: bool = False):
         super().__init__()
-        self.target = target
+        self.target, self.tvm_module = target, tvm_module
         self.tasks = {t.key: t for t in tasks}
         self.scratch = Path(tempfile.mkdtemp(prefix="tvmq-tune-"))
         self.count = 0
@@ -125,7 +144,9 @@ class BoardBuilder(ms.builder.PyBuilder):
             try:
                 func = build_input.mod["main"].without_attr(WORKLOAD_ATTR)
                 task = _task_of(self.tasks, build_input.mod)
-                program = build_kernel_program(task, func, self.target, directory)
+                program = build_kernel_program(
+                    task, func, self.target, directory, tvm_module=self.tvm_module
+                )
                 (directory / TASK_FILE).write_text(task.key)
                 results.append(ms.builder.BuilderResult(str(program), None))
             except Exception as error:  # a candidate that does not build is a failed trial
@@ -160,6 +181,46 @@ class BoardRunner(ms.runner.PyRunner):
                 instructions = measure_instructions(program, self.target, random_inputs(task))
                 result = ms.runner.RunnerResult([instructions / self.clock_hz], None)
             except Exception as error:  # a candidate that faults is a failed trial
+                result = ms.runner.RunnerResult(None, f"{type(error).__name__}: {error}")
+            finally:
+                shutil.rmtree(directory, ignore_errors=True)
+            futures.append(_Done(result))
+        return futures
+
+
+@derived_object
+class BoardRpcRunner(ms.runner.PyRunner):
+    """Times each candidate's TVM module on a board's TVM RPC server (seconds).
+
+    The tracker is asked for the board under `key` once per round of
+    candidates, so a farm of boards shares the work between tuning runs.
+    """
+
+    def __init__(self, tasks: list[Task], tracker: str | None, key: str):
+        super().__init__()
+        self.address, self.key = tracker_address(tracker), key
+        self.tasks = {t.key: t for t in tasks}
+
+    def run(self, runner_inputs):
+        from tvmq.hil.rpc import open_session, time_module
+        from tvmq.tune.board import random_inputs
+
+        futures = []
+        session = None
+        for runner_input in runner_inputs:
+            module = Path(runner_input.artifact_path)
+            directory = module.parent.parent
+            task = self.tasks[(directory / TASK_FILE).read_text()]
+            try:
+                session = session or open_session(self.address, self.key)
+                output = task.arguments[-1]
+                seconds = time_module(
+                    session, module, random_inputs(task), (output.shape, output.dtype),
+                    BOARD_EVALUATOR,
+                )  # fmt: skip
+                result = ms.runner.RunnerResult(seconds, None)
+            except Exception as error:  # a candidate that faults, or a lost board
+                session = None
                 result = ms.runner.RunnerResult(None, f"{type(error).__name__}: {error}")
             finally:
                 shutil.rmtree(directory, ignore_errors=True)

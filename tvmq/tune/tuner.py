@@ -21,9 +21,11 @@ from tvmq.targets import Target
 from tvmq.tune.database import ScheduleDatabase, tuning_target
 from tvmq.tune.runners import (
     BOARD_KINDS,
+    MEASURE,
     builder_and_runner,
     check_runner,
     default_runner,
+    tracker_address,
     without_builtin_intrinsics,
 )
 from tvmq.tune.space import has_choices, mcu_space
@@ -100,6 +102,11 @@ def tune_tasks(
     Boards' searches start from the default schedule unless `from_default` is False."""
     if trials < 1:
         raise TvmqError(f"--trials {trials}: must be at least 1")
+    database.claim(MEASURE[runner])
+    if runner == "rpc":  # before the search's minutes of set-up
+        from tvmq.hil.rpc import check_registered
+
+        check_registered(tracker_address(tracker), key)
     done = sum(database.count(t.mod) for t in tasks)
     remaining = trials - done
     result = TuneResult(tasks, done, 0, {})
