@@ -28,6 +28,7 @@ from tvmq.backend.linux import (
     write_build_files,
 )
 from tvmq.backend.native import NativeModel
+from tvmq.backend.schedule import default_schedule
 from tvmq.cli import EXIT_USER_ERROR, main
 from tvmq.errors import TvmqError
 from tvmq.frontend import load_model
@@ -112,6 +113,30 @@ def test_dot_product_build_uses_sdot_and_the_rpi4_build_does_not(builds, name):
     # IC's 3x3 convolutions take output pixels in pairs: SMMLA where i8mm exists
     assert ("\tsmmla\t" in dot_product) == (name == "ic_resnet8_int8")
     assert "\tsmmla\t" not in disassembly(builds.executable(name, "rpi5"))
+
+
+def test_pixel_pairs_without_smmla_are_the_tuning_alternative_on_i8mm(builds, tmp_path):
+    """On i8mm cores the space offers each pixel-pair form without SMMLA too: IC
+    built with those alone has no SMMLA left and the same outputs."""
+    from tvmq.tune.space import offers_mmla, variants
+
+    assert offers_mmla(load_target("armv8.2-a-dotprod-i8mm"))
+    assert not any(offers_mmla(load_target(t)) for t in ("rpi5", "rpi4", "qemu-cortex-m55"))
+
+    def pairs_without_smmla(func):
+        chosen = [v for v in variants(func) if not v.mmla]
+        return chosen[0].apply(func) if chosen else default_schedule(func)
+
+    model, _, inputs, expected = builds.model("ic_resnet8_int8")
+    target, directory = load_target("armv8.2-a-dotprod-i8mm"), tmp_path / "ic"
+    compiled = emit_model(model, directory / "model", pairs_without_smmla)
+    assert "_no_mmla(" in (directory / "model" / "tvmq_kernels.c").read_text()
+    write_build_files(compiled, target, directory)
+    with LinuxExecutable(model, target, directory, compiled) as executable:
+        assert "\tsmmla\t" not in disassembly(executable)
+        assert "\tsdot\t" in disassembly(executable)
+        for got, want in zip(executable.run_batch([[x] for x in inputs]), expected, strict=True):
+            np.testing.assert_array_equal(got[0], want[0])
 
 
 @pytest.mark.parametrize(

@@ -13,9 +13,10 @@ static int8_t random_s8(void) {
   return r < 16 ? -128 : r < 32 ? 127 : (int8_t)r;
 }
 
-/* One pixel (tvmq_dot_s8_1xN) or two a_stride bytes apart (tvmq_dot_s8_2xN, into
-   acc[j] and acc[4 + j]). */
-static int check_dot(int pixels, int n, int32_t k, int32_t stride) {
+/* One pixel (form 1: tvmq_dot_s8_1xN) or two a_stride bytes apart (form 2:
+   tvmq_dot_s8_2xN, form 3: tvmq_dot_s8_2xN_no_mmla; into acc[j] and acc[4 + j]). */
+static int check_dot(int form, int n, int32_t k, int32_t stride) {
+  int pixels = form == 1 ? 1 : 2;
   enum { A_STRIDE = 83 };
   int8_t a[A_STRIDE + 80], b[4 * 96];
   int32_t acc[8], expected[8];
@@ -26,12 +27,15 @@ static int check_dot(int pixels, int n, int32_t k, int32_t stride) {
     for (int j = 0; j < n; ++j)
       for (int32_t i = 0; i < k; ++i)
         expected[4 * p + j] += (int32_t)a[p * A_STRIDE + i] * b[j * stride + i];
-  if (pixels == 1 && n == 1) tvmq_dot_s8_1x1(acc, a, b, k, stride);
-  if (pixels == 1 && n == 2) tvmq_dot_s8_1x2(acc, a, b, k, stride);
-  if (pixels == 1 && n == 4) tvmq_dot_s8_1x4(acc, a, b, k, stride);
-  if (pixels == 2 && n == 1) tvmq_dot_s8_2x1(acc, a, b, k, stride, A_STRIDE, 4);
-  if (pixels == 2 && n == 2) tvmq_dot_s8_2x2(acc, a, b, k, stride, A_STRIDE, 4);
-  if (pixels == 2 && n == 4) tvmq_dot_s8_2x4(acc, a, b, k, stride, A_STRIDE, 4);
+  if (form == 1 && n == 1) tvmq_dot_s8_1x1(acc, a, b, k, stride);
+  if (form == 1 && n == 2) tvmq_dot_s8_1x2(acc, a, b, k, stride);
+  if (form == 1 && n == 4) tvmq_dot_s8_1x4(acc, a, b, k, stride);
+  if (form == 2 && n == 1) tvmq_dot_s8_2x1(acc, a, b, k, stride, A_STRIDE, 4);
+  if (form == 2 && n == 2) tvmq_dot_s8_2x2(acc, a, b, k, stride, A_STRIDE, 4);
+  if (form == 2 && n == 4) tvmq_dot_s8_2x4(acc, a, b, k, stride, A_STRIDE, 4);
+  if (form == 3 && n == 1) tvmq_dot_s8_2x1_no_mmla(acc, a, b, k, stride, A_STRIDE, 4);
+  if (form == 3 && n == 2) tvmq_dot_s8_2x2_no_mmla(acc, a, b, k, stride, A_STRIDE, 4);
+  if (form == 3 && n == 4) tvmq_dot_s8_2x4_no_mmla(acc, a, b, k, stride, A_STRIDE, 4);
   for (int j = 0; j < 8; ++j)
     if (acc[j] != expected[j]) return 1;
   return 0;
@@ -57,10 +61,10 @@ static int check_depthwise(int32_t kh, int32_t kw) {
 int main(void) {
   int failures = 0, checks = 0;
   for (int trial = 0; trial < 20; ++trial)
-    for (int pixels = 1; pixels <= 2; ++pixels)
+    for (int form = 1; form <= 3; ++form)
       for (int n = 1; n <= 4; n *= 2)
         for (int32_t k = 1; k <= 80; ++k, ++checks)
-          failures += check_dot(pixels, n, k, k + trial % 16);
+          failures += check_dot(form, n, k, k + trial % 16);
   for (int trial = 0; trial < 20; ++trial)
     for (int32_t kh = 1; kh <= 5; ++kh)
       for (int32_t kw = 1; kw <= 5; ++kw, ++checks) failures += check_depthwise(kh, kw);

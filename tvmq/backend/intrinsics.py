@@ -32,14 +32,18 @@ def conv_dot_product(lanes: int, width: int, channels: int) -> str:
 
 
 def conv_pair_dot_product(
-    lanes: int, pixel_step: tuple[int, int], width: int, channels: int
+    lanes: int, pixel_step: tuple[int, int], width: int, channels: int, mmla: bool = True
 ) -> str:
     """:func:`conv_dot_product` for two output pixels at once (``tvmq_dot_s8_2xN``: each
     weight vector loaded once for both); their input rows start `pixel_step` (rows,
-    columns) apart: the convolution's stride along the axis the pair is taken on."""
+    columns) apart: the convolution's stride along the axis the pair is taken on.
+    Without `mmla`, ``tvmq_dot_s8_2xN_no_mmla``: no SMMLA on i8mm cores."""
     rows, columns = pixel_step
-    name = f"tvmq_dot_s8_2x{lanes}_conv{width}x{channels}_step{rows}x{columns}"
-    return _registered_once(name, lambda: _conv_pair_functions(lanes, pixel_step, width, channels))
+    function = f"tvmq_dot_s8_2x{lanes}" + ("" if mmla else "_no_mmla")
+    name = f"{function}_conv{width}x{channels}_step{rows}x{columns}"
+    return _registered_once(
+        name, lambda: _conv_pair_functions(function, lanes, pixel_step, width, channels)
+    )
 
 
 def conv_window_dot_product(lanes: int, height: int, width: int, channels: int) -> str:
@@ -239,7 +243,9 @@ def _conv_functions(lanes: int, width: int, channels: int):
     return desc, impl
 
 
-def _conv_pair_functions(lanes: int, pixel_step: tuple[int, int], width: int, channels: int):
+def _conv_pair_functions(
+    function: str, lanes: int, pixel_step: tuple[int, int], width: int, channels: int
+):
     n, kw, c, two = T.int64(lanes), T.int64(width), T.int64(channels), T.int64(2)
     one, zero = T.int64(1), T.int64(0)
     step_y, step_x = pixel_step
@@ -311,7 +317,7 @@ def _conv_pair_functions(lanes: int, pixel_step: tuple[int, int], width: int, ch
             T.evaluate(
                 T.call_extern(
                     "int32",
-                    f"tvmq_dot_s8_2x{lanes}",
+                    function,
                     C.access_ptr("rw"),
                     A.access_ptr("r"),
                     B.access_ptr("r"),

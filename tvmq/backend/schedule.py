@@ -116,13 +116,15 @@ def dot_product_schedule(
     choose_lanes: LaneChoice = _widest,
     simd_requantize: bool = True,
     choose_pixels: LaneChoice = _narrowest,
+    mmla: bool = True,
 ) -> ScheduledKernel:
     """An int8 convolution or dense layer whose reductions are SIMD dot products.
 
     `sch` (a schedule of `func`: the tuner's design space) is scheduled in place,
     with the output channels per call that `choose_lanes` picks, and the output
     pixels per call (1, or 2 for convolutions with an even number of output columns
-    or rows) that `choose_pixels` picks.
+    or rows) that `choose_pixels` picks; pixel pairs use SMMLA on i8mm cores
+    unless `mmla` is False.
 
     The weights (constants) are relaid out output-channel-major, so that one
     output channel's filter row is contiguous, as the input pixels are in NHWC.
@@ -164,7 +166,7 @@ def dot_product_schedule(
         pair = _pixel_pair(sch, block, func.params[position].name, shape[1], shape[2])
         if pair is not None and choose_pixels(sch, [2, 1]) == 2:
             axis, step = pair
-            intrinsic = conv_pair_dot_product(lanes, step, shape[2], shape[3])
+            intrinsic = conv_pair_dot_product(lanes, step, shape[2], shape[3], mmla)
             layouts = {} if axes == tuple(range(len(axes))) else {position: axes}
             return _pair_schedule(
                 sch, block, loops, axis, lanes, intrinsic, simd_requantize, layouts

@@ -28,7 +28,7 @@ from tvmq.tune.runners import (
     tracker_address,
     without_builtin_intrinsics,
 )
-from tvmq.tune.space import has_choices, mcu_space
+from tvmq.tune.space import has_choices, mcu_space, offers_mmla
 from tvmq.tune.tasks import Task, extract_tasks
 
 # Small spaces, expensive measurements: a small population searched by the cost model.
@@ -142,7 +142,9 @@ def _search(
             mod=task.mod,
             target=tvm_target,
             space_generator=(
-                mcu_space(from_default) if target.kind in BOARD_KINDS else "post-order-apply"
+                mcu_space(from_default, offers_mmla(target))
+                if target.kind in BOARD_KINDS
+                else "post-order-apply"
             ),
             search_strategy=search_strategy(),
             task_name=task.name,

@@ -8,7 +8,8 @@
  *
  * tvmq_dot_s8_2xN(acc, a, b, k, b_stride, a_stride, acc_stride): the same for two
  * input runs a_stride bytes apart (two output pixels), into acc[j] and
- * acc[acc_stride + j]: each weight vector serves both.
+ * acc[acc_stride + j]: each weight vector serves both. tvmq_dot_s8_2xN_no_mmla is
+ * the same without SMMLA on i8mm cores (a tuning choice), the same function elsewhere.
  *
  * tvmq_dw_s8x4(acc, x, w, kh, kw, x_row, x_col, w_row, w_col): a depthwise window
  * for four channels; the strides are in bytes between window rows and columns.
@@ -246,6 +247,11 @@ TVMQ_DOT_DEFINE(4)
 TVMQ_DOT2_DEFINE(1)
 TVMQ_DOT2_DEFINE(2)
 TVMQ_DOT2_DEFINE(4)
+#ifndef TVMQ_DOT2_NO_MMLA_NATIVE
+#define tvmq_dot_s8_2x1_no_mmla tvmq_dot_s8_2x1
+#define tvmq_dot_s8_2x2_no_mmla tvmq_dot_s8_2x2
+#define tvmq_dot_s8_2x4_no_mmla tvmq_dot_s8_2x4
+#endif
 
 #include "tvmq_requant.h" /* the epilogues of the same tensorized kernels */
 

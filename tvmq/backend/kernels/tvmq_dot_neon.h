@@ -166,22 +166,24 @@ static inline int32_t tvmq_dot2_mmla(int32_t *acc, const int8_t *a0, const int8_
 }
 
 /* Channel pairs (N even) go to SMMLA; one channel stays on the dot product. */
-#define TVMQ_DOT2_BY_PAIRS(N) \
-  if (N % 2 == 0) return tvmq_dot2_mmla(acc, a0, a1, b, k, b_stride, acc_stride, N);
+#define TVMQ_DOT2_BY_PAIRS(N)                                                           \
+  if (N % 2 == 0)                                                                       \
+    return tvmq_dot2_mmla(acc, a, (const int8_t *)a + a_stride, b, k, b_stride, acc_stride, N);
 #else
 #define TVMQ_DOT2_BY_PAIRS(N)
 #endif
 
 /* Two output pixels (input runs a_stride bytes apart, accumulators acc_stride apart)
-   against the same N channels: each weight vector is loaded once for both. */
+   against the same N channels: each weight vector is loaded once for both.
+   tvmq_dot_s8_2xN_no_mmla never uses SMMLA (a tuning choice on i8mm cores). */
 #define TVMQ_DOT2_NATIVE
+#define TVMQ_DOT2_NO_MMLA_NATIVE
 #define TVMQ_DOT2_DEFINE(N)                                                              \
-  static inline int32_t tvmq_dot_s8_2x##N(void *acc_, void *a_, void *b_, int32_t k,       \
-                                          int32_t b_stride, int32_t a_stride,            \
-                                          int32_t acc_stride) {                          \
+  static inline int32_t tvmq_dot_s8_2x##N##_no_mmla(void *acc_, void *a_, void *b_,        \
+                                                    int32_t k, int32_t b_stride,         \
+                                                    int32_t a_stride, int32_t acc_stride) { \
     int32_t *acc = acc_;                                                                 \
     const int8_t *a0 = a_, *a1 = (const int8_t *)a_ + a_stride, *b = b_;                 \
-    TVMQ_DOT2_BY_PAIRS(N)                                                                \
     int32x4_t s0[N], s1[N];                                                              \
     _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) s0[j] = s1[j] = vdupq_n_s32(0);  \
     int32_t i = 0;                                                                       \
@@ -205,6 +207,12 @@ static inline int32_t tvmq_dot2_mmla(int32_t *acc, const int8_t *a0, const int8_
     tvmq_add_lane_sums(acc, s0, N);                                                      \
     tvmq_add_lane_sums(acc + acc_stride, s1, N);                                         \
     return tvmq_dot2_tail(acc, a0, a1, b, i, k, b_stride, acc_stride, N);                \
+  }                                                                                      \
+  static inline int32_t tvmq_dot_s8_2x##N(void *acc, void *a, void *b, int32_t k,          \
+                                          int32_t b_stride, int32_t a_stride,            \
+                                          int32_t acc_stride) {                          \
+    TVMQ_DOT2_BY_PAIRS(N)                                                                \
+    return tvmq_dot_s8_2x##N##_no_mmla(acc, a, b, k, b_stride, a_stride, acc_stride);    \
   }
 
 /* Four int8 lanes widened to int16 (the four bytes need no alignment). */
