@@ -62,11 +62,13 @@ def assert_user_error(process: subprocess.Popen, *words: str) -> None:
     assert all(word in lines[0] for word in words), lines[0]
 
 
-def test_board_search_explores_every_simd_variant(digits):
+@pytest.mark.parametrize("target_name", ["qemu-cortex-m4", "armv8.2-a-dotprod-i8mm"])
+def test_board_search_explores_every_simd_variant(digits, target_name):
     """MetaSchedule's own search over a convolution's space (random cost model,
     made-up costs: no board) proposes new candidates round after round until the
     space is spent; they cover every SIMD form (channels per call, one or two
-    pixels), and each candidate's trace replays to the same kernel."""
+    pixels, and on i8mm pixel pairs with and without SMMLA), and each
+    candidate's trace replays to the same kernel."""
     import random
     import re
 
@@ -75,16 +77,17 @@ def test_board_search_explores_every_simd_variant(digits):
     from tvm.s_tir import meta_schedule as ms
 
     from tvmq.tune.database import tuning_target
-    from tvmq.tune.space import mcu_space, variants
+    from tvmq.tune.space import mcu_space, offers_mmla, variants
     from tvmq.tune.tuner import TRIALS_PER_ROUND, search_strategy, tunable_tasks
 
     model, _ = digits
-    target = load_target("qemu-cortex-m4")
+    target = load_target(target_name)
+    mmla_choice = offers_mmla(target)
     conv = next(t for t in tunable_tasks(model, target) if t.name == "k4_conv2d1")
     context = ms.TuneContext(
         mod=conv.mod,
         target=tuning_target(target),
-        space_generator=mcu_space(from_default=False),
+        space_generator=mcu_space(from_default=False, mmla_choice=mmla_choice),
         search_strategy=search_strategy(),
         num_threads=1,
         rand_state=1,
@@ -100,15 +103,20 @@ def test_board_search_explores_every_simd_variant(digits):
             kernel = candidate.sch.mod["main"]
             assert not any(tvm_ffi.structural_equal(kernel, k) for k in kernels)
             kernels.append(kernel)
-            # The intrinsic each candidate's tensorization names: tvmq_dot_s8_<pixels>x<lanes>
-            forms |= set(re.findall(r"tvmq_dot_s8_(\d)x(\d)_", str(candidate.sch.trace)))
+            # The intrinsic each candidate's tensorization names:
+            # tvmq_dot_s8_<pixels>x<lanes>[_no_mmla]_...
+            trace = str(candidate.sch.trace)
+            forms |= set(re.findall(r"tvmq_dot_s8_(\d)x(\d)(_no_mmla)?_", trace))
             replay = s_tir.Schedule(conv.mod)
             candidate.sch.trace.apply_to_schedule(replay, remove_postproc=False)
             assert tvm_ffi.structural_equal(replay.mod["main"], kernel)
         results = [ms.runner.RunnerResult([costs.random()], None) for _ in candidates]
         strategy.notify_runner_results(candidates, results)
-    expected = {(str(v.pixels), str(v.lanes)) for v in variants(conv.mod["main"])}
-    assert forms == expected and len(expected) >= 4, forms
+    expected = {
+        (str(v.pixels), str(v.lanes), "" if v.mmla else "_no_mmla")
+        for v in variants(conv.mod["main"], mmla_choice)
+    }
+    assert forms == expected and len(expected) >= (6 if mmla_choice else 4), forms
     assert rounds > 1 and len(kernels) > len(expected)  # the outer split varies too
 
 
