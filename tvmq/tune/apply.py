@@ -18,7 +18,7 @@ from tvm.s_tir import meta_schedule as ms
 from tvmq.backend.schedule import ScheduledKernel, calls_micro_kernel, default_schedule
 from tvmq.targets import Target
 from tvmq.tune.database import default_directory, load_records, tuning_target
-from tvmq.tune.space import variants
+from tvmq.tune.space import offers_mmla, variants
 from tvmq.tune.tasks import WORKLOAD_ATTR, workload
 
 
@@ -28,6 +28,7 @@ class TunedSchedules:
     def __init__(self, target: Target, directory: Path | None = None):
         self.directory = Path(directory) if directory else default_directory(target)
         self.target = tuning_target(target)
+        self.mmla_choice = offers_mmla(target)
         self.database = ms.database.MemoryDatabase()
         self.records = load_records(self.directory, target)
         for record in self.records:
@@ -55,7 +56,7 @@ class TunedSchedules:
         record = next((r for r in candidates if not unrolls_a_reduction(r.trace)), None)
         if record is None:
             return None
-        variants(func)  # registers the intrinsics the trace may name
+        variants(func, self.mmla_choice)  # registers the intrinsics the trace may name
         sch = s_tir.Schedule(mod)
         record.trace.apply_to_schedule(sch, remove_postproc=True)
         return sch.mod["main"].without_attr(WORKLOAD_ATTR)

@@ -93,10 +93,10 @@ def _check_lines(path: Path) -> None:
             raise TvmqError(f"{path}: corrupted at line {number} ({error})") from error
 
 
-def _register_intrinsics(workloads: Path) -> None:
+def _register_intrinsics(workloads: Path, target: Target) -> None:
     """Register the SIMD intrinsics the records' traces may name: MetaSchedule
     replays every trace while it loads a database."""
-    from tvmq.tune.space import variants
+    from tvmq.tune.space import offers_mmla, variants
     from tvmq.tune.tasks import WORKLOAD_ATTR
 
     for line in workloads.read_text().splitlines():
@@ -105,7 +105,7 @@ def _register_intrinsics(workloads: Path) -> None:
         except Exception as error:  # TVM's own error types for a malformed module
             raise TvmqError(f"{workloads}: not a MetaSchedule workload ({error})") from error
         if func.attrs is not None and WORKLOAD_ATTR in func.attrs:
-            variants(func)
+            variants(func, offers_mmla(target))
 
 
 def load_records(directory: Path, target: Target) -> list[ms.database.TuningRecord]:
@@ -120,7 +120,7 @@ def load_records(directory: Path, target: Target) -> list[ms.database.TuningReco
     _check_info(directory, target)
     for path in files:
         _check_lines(path)
-    _register_intrinsics(files[0])
+    _register_intrinsics(files[0], target)
     try:
         database = ms.database.JSONDatabase(
             path_workload=str(files[0]), path_tuning_record=str(files[1]), allow_missing=False

@@ -71,7 +71,7 @@ def offers_mmla(target: Target) -> bool:
     return target.kind == "cortex-a" and "+i8mm" in target.tvm.get("mattr", [])
 
 
-def variants(func: tvm.tirx.PrimFunc, mmla_choice: bool = True) -> list[Variant]:
+def variants(func: tvm.tirx.PrimFunc, mmla_choice: bool = False) -> list[Variant]:
     """The distinct SIMD forms `func`'s dot-product schedule admits (none: not a
     dot product), the SIMD requantization wherever the epilogue allows it, pixel
     pairs with and without SMMLA when `mmla_choice`. Registers the intrinsic of
