@@ -52,7 +52,7 @@ class Variant:
     lanes: int  # output channels per call
     pixels: int  # output pixels per call
     simd_requantize: bool  # the epilogue as one SIMD call per channel block
-    mmla: bool = True  # pixel pairs on SMMLA where the core has i8mm
+    mmla: bool = True  # pixel pairs on SMMLA (channel pairs) where the core has i8mm
 
     def apply(self, func: tvm.tirx.PrimFunc, sch: s_tir.Schedule | None = None):
         """`func` scheduled this way (in place on `sch` when given)."""
@@ -103,7 +103,7 @@ def _variant_schedules(
                     found.append((variant, sch))
                 break
     if mmla_choice:  # the same kernel, calling the pair function that avoids SMMLA
-        for variant, _ in [f for f in found if f[0].pixels == 2]:
+        for variant, _ in [f for f in found if f[0].pixels == 2 and f[0].lanes % 2 == 0]:
             twin = replace(variant, mmla=False)
             sch = s_tir.Schedule(func)
             twin.apply(func, sch)
