@@ -172,20 +172,11 @@ class BoardRunner(ms.runner.PyRunner):
     def run(self, runner_inputs):
         from tvmq.tune.board import measure_instructions, random_inputs
 
-        futures = []
-        for runner_input in runner_inputs:
-            program = Path(runner_input.artifact_path)
-            directory = program.parent.parent
-            task = self.tasks[(directory / TASK_FILE).read_text()]
-            try:
-                instructions = measure_instructions(program, self.target, random_inputs(task))
-                result = ms.runner.RunnerResult([instructions / self.clock_hz], None)
-            except Exception as error:  # a candidate that faults is a failed trial
-                result = ms.runner.RunnerResult(None, f"{type(error).__name__}: {error}")
-            finally:
-                shutil.rmtree(directory, ignore_errors=True)
-            futures.append(_Done(result))
-        return futures
+        def on_board(program: Path, task: Task) -> list[float]:
+            instructions = measure_instructions(program, self.target, random_inputs(task))
+            return [instructions / self.clock_hz]
+
+        return _measure_each(runner_inputs, self.tasks, on_board)
 
 
 @derived_object
@@ -205,27 +196,40 @@ class BoardRpcRunner(ms.runner.PyRunner):
         from tvmq.hil.rpc import open_session, time_module
         from tvmq.tune.board import random_inputs
 
-        futures = []
         session = None
-        for runner_input in runner_inputs:
-            module = Path(runner_input.artifact_path)
-            directory = module.parent.parent
-            task = self.tasks[(directory / TASK_FILE).read_text()]
+
+        def on_board(module: Path, task: Task) -> list[float]:
+            nonlocal session
+            session = session or open_session(self.address, self.key)
+            output = task.arguments[-1]
             try:
-                session = session or open_session(self.address, self.key)
-                output = task.arguments[-1]
-                seconds = time_module(
+                return time_module(
                     session, module, random_inputs(task), (output.shape, output.dtype),
                     BOARD_EVALUATOR,
                 )  # fmt: skip
-                result = ms.runner.RunnerResult(seconds, None)
-            except Exception as error:  # a candidate that faults, or a lost board
+            except Exception:  # a candidate that faults, or a lost board: a new session
                 session = None
-                result = ms.runner.RunnerResult(None, f"{type(error).__name__}: {error}")
-            finally:
-                shutil.rmtree(directory, ignore_errors=True)
-            futures.append(_Done(result))
-        return futures
+                raise
+
+        return _measure_each(runner_inputs, self.tasks, on_board)
+
+
+def _measure_each(runner_inputs, tasks: dict[str, Task], measure) -> list:
+    """`measure(program, task)` (seconds) for each candidate, in turn; a candidate
+    whose measurement fails is a failed trial. Each candidate's directory goes after."""
+    futures = []
+    for runner_input in runner_inputs:
+        program = Path(runner_input.artifact_path)
+        directory = program.parent.parent
+        task = tasks[(directory / TASK_FILE).read_text()]
+        try:
+            result = ms.runner.RunnerResult(measure(program, task), None)
+        except Exception as error:  # a candidate that faults is a failed trial
+            result = ms.runner.RunnerResult(None, f"{type(error).__name__}: {error}")
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+        futures.append(_Done(result))
+    return futures
 
 
 @derived_object
