@@ -114,10 +114,15 @@ def load_records(directory: Path, target: Target) -> list[ms.database.TuningReco
     A database for another target, or one whose files are damaged, is refused
     with one line naming the file.
     """
+    return _load(directory, target)[1]
+
+
+def _load(directory: Path, target: Target) -> tuple[dict | None, list[ms.database.TuningRecord]]:
+    """The database's checked info (None when there is no database yet) and records."""
     files = [directory / WORKLOADS, directory / RECORDS]
     if not any(f.exists() for f in files):
-        return []
-    _check_info(directory, target)
+        return None, []
+    info = _check_info(directory, target)
     for path in files:
         _check_lines(path)
     _register_intrinsics(files[0], target)
@@ -125,7 +130,7 @@ def load_records(directory: Path, target: Target) -> list[ms.database.TuningReco
         database = ms.database.JSONDatabase(
             path_workload=str(files[0]), path_tuning_record=str(files[1]), allow_missing=False
         )
-        return list(database.get_all_tuning_records())
+        return info, list(database.get_all_tuning_records())
     except Exception as error:  # TVM raises its own error types for malformed records
         first = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
         raise TvmqError(f"{directory}: not a valid MetaSchedule database ({first})") from error
@@ -141,12 +146,12 @@ class ScheduleDatabase(ms.database.PyDatabase):
         self.memory = ms.database.MemoryDatabase()
         self.records: list[ms.database.TuningRecord] = []
         self.dropped = 0  # records whose trace does not replay on their stored workload
-        for record in load_records(self.directory, target):
+        info, records = _load(self.directory, target)
+        for record in records:
             self.commit_workload(record.workload.mod)
             self._add(record)
-        self.measure = (  # a key of MEASURES; None while the database is empty
-            _check_info(self.directory, target)["measure"] if self.records else None
-        )
+        # A key of MEASURES; None while the database is empty.
+        self.measure = info["measure"] if self.records else None
 
     def claim(self, measure: str) -> None:
         """Record costs of kind `measure` (a key of MEASURES) from now on; refused
