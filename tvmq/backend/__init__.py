@@ -37,3 +37,23 @@ def build(
 
         return CudaExecutable(build_cuda(model, target))
     raise TvmqError(f"target '{target.name}' ({target.kind}): this backend is not available yet")
+
+
+def check_lowering(model: Model, target_name: str) -> None:
+    """Do what building for the target does short of generating and compiling code
+    (realization, legalization; for ahead-of-time targets fusion, the kernel graph,
+    default schedules and the memory plan), raising what the build would raise."""
+    import tvm
+    from tvm import relax
+
+    target = load_target(target_name)
+    if target.kind in ("cortex-m", "cortex-a"):
+        from tvmq.backend.aot import lower_model
+
+        lower_model(model)
+        return
+    from tvmq.quantize.realize import realize
+
+    mod = realize(model.mod) if model.is_quantized else model.mod
+    with target.tvm_target():
+        tvm.ir.transform.Sequential([relax.transform.LegalizeOps()])(mod)

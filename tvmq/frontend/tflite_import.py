@@ -17,7 +17,7 @@ import tflite
 from tflite.BuiltinOperator import BuiltinOperator
 from tflite.TensorType import TensorType
 
-from tvmq.errors import TvmqError
+from tvmq.errors import TvmqError, UnsupportedOperatorError
 from tvmq.model import QuantParams, TensorSpec
 
 TFLITE_IDENTIFIER = b"TFL3"
@@ -115,17 +115,25 @@ class TFLiteGraph:
             nodes=nodes,
         )
 
-    def unsupported(self) -> list[tuple[str, str]]:
+    def unsupported(self) -> list[tuple[str, str, str]]:
         from tvm import relax
         from tvm.relax.frontend.tflite.tflite_frontend import OperatorConverter
 
         converter = OperatorConverter(
             self.model, self.model.Subgraphs(0), None, relax.BlockBuilder()
         )
-        return [(node, op) for node, op in self.nodes if op not in converter.convert_map]
+        return [
+            (node, op, "no converter for this operator")
+            for node, op in self.nodes
+            if op not in converter.convert_map
+        ]
 
     def to_relax(self):
         from tvm.relax.frontend.tflite import from_tflite
+
+        unsupported = self.unsupported()
+        if unsupported:
+            raise UnsupportedOperatorError(str(self.path), unsupported)
 
         return from_tflite(self.model, op_converter=_weight_only_converter())
 
