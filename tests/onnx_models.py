@@ -149,3 +149,58 @@ def with_unsupported_op() -> onnx.ModelProto:
         opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("com.example", 1)],
         ir_version=8,
     )
+
+
+def constant(name: str, array: np.ndarray) -> onnx.NodeProto:
+    """A Constant node holding `array` (weights some exporters keep out of initializers)."""
+    return helper.make_node(
+        "Constant", [], [name], value=numpy_helper.from_array(array, name), name=f"{name}_node"
+    )
+
+
+def free_dims_conv() -> onnx.ModelProto:
+    """A conv net whose batch, height and width are free (symbols N, H, W), its first
+    weights in Constant nodes (a tensor, and a bias as `value_floats`)."""
+    w1 = (RNG.standard_normal((8, 3, 3, 3)) * 0.5).astype(np.float32)
+    b1 = RNG.standard_normal(8).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            constant("w1", w1),
+            helper.make_node("Constant", [], ["b1"], value_floats=b1.tolist(), name="b1_node"),
+            helper.make_node(
+                "Conv", ["x", "w1", "b1"], ["c1"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]
+            ),
+            helper.make_node("Relu", ["c1"], ["r1"]),
+            helper.make_node(
+                "Conv",
+                ["r1", "w2", "b2"],
+                ["c2"],
+                kernel_shape=[3, 3],
+                pads=[1, 1, 1, 1],
+                strides=[2, 2],
+                name="conv2",
+            ),
+            helper.make_node("MaxPool", ["c2"], ["y"], kernel_shape=[2, 2], strides=[2, 2]),
+        ],
+        "free_dims",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 6, None, None])],
+        [weight("w2", 6, 8, 3, 3, scale=0.2), weight("b2", 6)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    onnx.checker.check_model(model)
+    return model
+
+
+def failing_conversion() -> onnx.ModelProto:
+    """Operators TVM's importer has converters for but rejects here: LRN over a 5-D
+    input (ONNX allows any rank >= 3, TVM only 3-D and 4-D), twice, around a Relu."""
+    return graph_model(
+        [
+            helper.make_node("LRN", ["x"], ["l"], size=3, name="lrn_a"),
+            helper.make_node("Relu", ["l"], ["r"], name="relu"),
+            helper.make_node("LRN", ["r"], ["y"], size=3, name="lrn_b"),
+        ],
+        {"x": [1, 4, 3, 5, 5]},
+        [1, 4, 3, 5, 5],
+    )

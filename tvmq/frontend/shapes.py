@@ -52,7 +52,7 @@ def fix_shapes(
     for name in shapes:
         if name not in by_name:
             known = ", ".join(f"'{n}'" for n in by_name) or "none"
-            raise TvmqError(f"{origin}: --shape names input '{name}', not in the model ({known})")
+            raise TvmqError(f"{origin}: shape given for input '{name}', not in the model ({known})")
     symbols: dict[str, tuple[int, str]] = {}
     fixed = []
     for spec in inputs:
@@ -63,15 +63,15 @@ def fix_shapes(
         declared = f"{spec.dtype}{format_shape(spec.shape)}"
         if len(shape) != len(spec.shape):
             raise TvmqError(
-                f"{origin}: --shape {spec.name}={_dims(shape)} has rank {len(shape)}, "
+                f"{origin}: shape {spec.name}={_dims(shape)} has rank {len(shape)}, "
                 f"input '{spec.name}' is {declared}"
             )
         for axis, (want, have) in enumerate(zip(shape, spec.shape, strict=True)):
             if want < 1:
-                raise TvmqError(f"{origin}: --shape {spec.name}={_dims(shape)}: dims must be >= 1")
+                raise TvmqError(f"{origin}: shape {spec.name}={_dims(shape)}: dims must be >= 1")
             if isinstance(have, int) and want != have:
                 raise TvmqError(
-                    f"{origin}: --shape {spec.name}={_dims(shape)} contradicts input "
+                    f"{origin}: shape {spec.name}={_dims(shape)} contradicts input "
                     f"'{spec.name}' {declared} (axis {axis} is fixed to {have})"
                 )
             if isinstance(have, str) and have != UNNAMED:
