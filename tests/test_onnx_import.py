@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import onnx
 import onnxruntime
 import pytest
 
 from tests import onnx_models
-from tvmq.errors import TvmqError, UnsupportedOperatorError
+from tvmq.errors import UnsupportedOperatorError
 from tvmq.examples import DIGITS_MODEL
-from tvmq.frontend import load_model, read_source
+from tvmq.frontend import load_model
 
 CASES = [
     onnx_models.conv,
@@ -120,55 +118,6 @@ def test_qdq_model_from_quantize_static_matches_within_one_step(tmp_path):
         # integer kernels whose rounding drifts by several steps on this model.
         (want,) = ort_run(qdq, feeds, optimize=False)
         assert np.abs(got - want).max() <= output_scale * 1.001
-
-
-def test_free_dims_fixed_by_shapes_match_onnxruntime(tmp_path):
-    """Free batch, height and width run at the size given, not at 1; the weights held
-    in Constant nodes are parameters, imported as constants."""
-    proto = onnx_models.free_dims_conv()
-    path = tmp_path / "free.onnx"
-    onnx.save(proto, path)
-    source = read_source(path)
-    assert source.inputs[0].shape == ("N", 3, "H", "W")
-    assert sorted(source.params) == ["b1", "b2", "w1", "w2"]
-    model = load_model(path, shapes={"x": (2, 3, 40, 56)})
-    assert model.inputs[0].shape == (2, 3, 40, 56)
-    assert model.outputs[0].shape == (2, 6, 10, 14)
-    executable = model.build("host")
-    x = np.random.default_rng(2).standard_normal((2, 3, 40, 56)).astype(np.float32)
-    (got,) = executable(x)
-    (want,) = ort_run(proto, {"x": x})
-    assert got.shape == want.shape == (2, 6, 10, 14)
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
-
-
-def test_free_dims_without_shapes_are_refused_naming_them(tmp_path):
-    path = tmp_path / "free.onnx"
-    onnx.save(onnx_models.free_dims_conv(), path)
-    with pytest.raises(TvmqError, match=r"'x' float32\[N, 3, H, W\] \(free: N, H, W\)"):
-        load_model(path)
-
-
-def test_shapes_that_do_not_fit_the_file_are_refused(tmp_path):
-    path = tmp_path / "free.onnx"
-    onnx.save(onnx_models.free_dims_conv(), path)
-    cases = {
-        "shape given for input 'images', not in the model ('x')": {"images": (1, 3, 8, 8)},
-        "shape x=1,8,8 has rank 3, input 'x' is float32[N, 3, H, W]": {"x": (1, 8, 8)},
-        "x=1,4,8,8 contradicts input 'x' float32[N, 3, H, W] (axis 1 is fixed to 3)": {
-            "x": (1, 4, 8, 8)
-        },
-        "shape x=1,3,0,8: dims must be >= 1": {"x": (1, 3, 0, 8)},
-    }
-    for message, shapes in cases.items():
-        with pytest.raises(TvmqError, match=re.escape(message)):
-            read_source(path, shapes)
-    two = onnx_models.graph_model(
-        [onnx.helper.make_node("Add", ["a", "b"], ["y"])], {"a": ["N", 4], "b": ["N", 4]}, ["N", 4]
-    )
-    onnx.save(two, path)
-    with pytest.raises(TvmqError, match="dim N is 2 in input 'a' but 3 in input 'b'"):
-        read_source(path, {"a": (2, 4), "b": (3, 4)})
 
 
 def test_every_node_the_importer_fails_on_is_named_with_its_reason(tmp_path, capfd):

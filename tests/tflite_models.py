@@ -162,3 +162,31 @@ def concat_int8(path: Path, shapes, params, axis: int) -> Path:
         _code(schema.BuiltinOperator.CONCATENATION, 2),
     ]
     return _finish(path, codes, operators, tensors, [_buffer()], list(range(count)), [2 * count])
+
+
+def fully_connected_float_free_batch(path: Path, weights: np.ndarray, bias: np.ndarray) -> Path:
+    """A float32 FULLY_CONNECTED + RELU whose batch is free (-1 in shape_signature, 1 in
+    shape), as converters write Keras models."""
+    out_features, in_features = weights.shape
+    operator = schema.OperatorT()
+    operator.opcodeIndex, operator.inputs, operator.outputs = 0, [0, 1, 2], [3]
+    operator.builtinOptionsType = schema.BuiltinOptions.FullyConnectedOptions
+    operator.builtinOptions = schema.FullyConnectedOptionsT()
+    operator.builtinOptions.fusedActivationFunction = schema.ActivationFunctionType.RELU
+    tensors = []
+    for name, shape, buffer in (
+        ("x", (1, in_features), 0),
+        ("w", (out_features, in_features), 1),
+        ("b", (out_features,), 2),
+        ("y", (1, out_features), 0),
+    ):
+        tensor = schema.TensorT()
+        tensor.name, tensor.shape, tensor.type, tensor.buffer = (
+            name, list(shape), schema.TensorType.FLOAT32, buffer,
+        )  # fmt: skip
+        if shape[0] == 1:
+            tensor.shapeSignature = [-1, shape[1]]
+        tensors.append(tensor)
+    buffers = [_buffer(), _buffer(weights.astype(np.float32)), _buffer(bias.astype(np.float32))]
+    code = _code(schema.BuiltinOperator.FULLY_CONNECTED, 1)
+    return _finish(path, [code], [operator], tensors, buffers, [0], [3])

@@ -68,15 +68,14 @@ def read_source(path: str | Path, shapes: Shapes | None = None) -> SourceGraph:
         from tvmq.frontend.onnx_import import OnnxGraph
 
         return OnnxGraph.read(path, shapes)
-    if suffix == ".tvmq":
-        from tvmq.frontend.saved import SavedGraph
-
-        source = SavedGraph.read(path)
-    else:
+    if suffix == ".tflite":
         from tvmq.frontend.tflite_import import TFLiteGraph
 
-        source = TFLiteGraph.read(path)
-    fix_shapes(str(path), source.inputs, shapes or {})  # static files: only checked
+        return TFLiteGraph.read(path, shapes)
+    from tvmq.frontend.saved import SavedGraph
+
+    source = SavedGraph.read(path)
+    fix_shapes(str(path), source.inputs, shapes or {})  # static: only checked
     return source
 
 

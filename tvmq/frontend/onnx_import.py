@@ -16,7 +16,7 @@ from onnx import numpy_helper
 
 from tvmq.errors import TvmqError, UnsupportedOperatorError
 from tvmq.frontend.layout import channels_last
-from tvmq.frontend.shapes import UNNAMED, fix_shapes
+from tvmq.frontend.shapes import UNNAMED, fix_shapes, free_dims, relax_output_specs
 from tvmq.model import TensorSpec
 
 STANDARD_DOMAINS = ("", "ai.onnx")
@@ -153,6 +153,8 @@ class OnnxGraph:
         if failures:
             raise UnsupportedOperatorError(str(self.path), failures)
         _name_output_bindings(mod, self.source_names, self.proto.graph)
+        if any(free_dims(spec) for spec in self.outputs):  # left free by shape inference
+            self.outputs = relax_output_specs(mod, self.outputs)
         if self.operators["QuantizeLinear"] or self.operators["DequantizeLinear"]:
             return mod  # its quantize/dequantize pairs fix the layout they were made for
         mod, names = channels_last(mod, self.source_names)

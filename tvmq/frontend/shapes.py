@@ -101,5 +101,23 @@ def require_static(origin: str, inputs: list[TensorSpec]) -> None:
         )
 
 
+def relax_output_specs(mod, outputs: list[TensorSpec]) -> list[TensorSpec]:
+    """`outputs` with the static shapes `mod`'s main returns (the importer's own
+    shape inference, at the inputs' fixed shapes)."""
+    from tvm import relax
+
+    returned = mod["main"].body.body.ty
+    fields = returned.fields if isinstance(returned, relax.TupleType) else [returned]
+    if len(fields) != len(outputs):
+        return outputs
+    specs = []
+    for spec, ty in zip(outputs, fields, strict=True):
+        try:
+            specs.append(replace(spec, shape=tuple(int(d) for d in ty.shape.values)))
+        except (AttributeError, TypeError):  # not a tensor of static shape: left as declared
+            specs.append(spec)
+    return specs
+
+
 def _dims(shape: Sequence[int]) -> str:
     return ",".join(str(d) for d in shape)

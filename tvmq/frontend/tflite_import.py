@@ -9,7 +9,8 @@ which is what the weight-only mode of the quantizer produces too.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from tflite.BuiltinOperator import BuiltinOperator
 from tflite.TensorType import TensorType
 
 from tvmq.errors import TvmqError, UnsupportedOperatorError
+from tvmq.frontend.shapes import UNNAMED, fix_shapes, relax_output_specs
 from tvmq.model import QuantParams, TensorSpec
 
 TFLITE_IDENTIFIER = b"TFL3"
@@ -55,6 +57,27 @@ def _spec(tensor) -> TensorSpec:
     return TensorSpec(tensor.Name().decode(), shape, dtype, _quant_params(tensor))
 
 
+def _resized_inputs(
+    path: Path, graph, inputs: list[TensorSpec], shapes: Mapping[str, Sequence[int]]
+) -> list[TensorSpec]:
+    """`inputs` at the shapes given: only the dims `shape_signature` marks free (-1)
+    may change. The others keep the file's `shape`, at which TFLite runs too."""
+    declared = []
+    for index, spec in zip(graph.InputsAsNumpy(), inputs, strict=True):
+        tensor = graph.Tensors(int(index))
+        signature = (
+            [int(d) for d in tensor.ShapeSignatureAsNumpy()]
+            if tensor.ShapeSignatureLength()
+            else []
+        )
+        if len(signature) != len(spec.shape):  # none, or unusable: every dim as in `shape`
+            signature = list(spec.shape)
+        dims = tuple(UNNAMED if s == -1 else d for d, s in zip(spec.shape, signature, strict=True))
+        declared.append(replace(spec, shape=dims))
+    fixed = fix_shapes(str(path), declared, shapes)
+    return [new if new.name in shapes else old for new, old in zip(fixed, inputs, strict=True)]
+
+
 @dataclass
 class TFLiteGraph:
     """A parsed, structurally checked TFLite flatbuffer (its first subgraph)."""
@@ -69,18 +92,30 @@ class TFLiteGraph:
     quantization: dict | None = None
     source_names: dict[str, str] = field(default_factory=dict)
     format: str = "tflite"
+    # Inputs given a shape other than the file's (dims free in shape_signature).
+    resized: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     @classmethod
-    def read(cls, path: Path) -> TFLiteGraph:
+    def read(cls, path: Path, shapes: Mapping[str, Sequence[int]] | None = None) -> TFLiteGraph:
         data = path.read_bytes()
         if len(data) < 8 or data[4:8] != TFLITE_IDENTIFIER:
             raise TvmqError(f"{path}: not a TFLite flatbuffer (no 'TFL3' identifier)")
         try:
-            return cls._parse(path, data)
+            source = cls._parse(path, data)
         except TvmqError as error:
             raise TvmqError(f"{path}: {error}") from error
         except Exception as error:  # flatbuffers reads past the end as IndexError/struct.error
             raise TvmqError(f"{path}: truncated or corrupt TFLite file ({error})") from error
+        if shapes:
+            graph = source.model.Subgraphs(0)
+            inputs = _resized_inputs(path, graph, source.inputs, shapes)
+            source.resized = {
+                new.name: new.shape
+                for new, old in zip(inputs, source.inputs, strict=True)
+                if new.shape != old.shape
+            }
+            source.inputs = inputs
+        return source
 
     @classmethod
     def _parse(cls, path: Path, data: bytes) -> TFLiteGraph:
@@ -134,8 +169,12 @@ class TFLiteGraph:
         unsupported = self.unsupported()
         if unsupported:
             raise UnsupportedOperatorError(str(self.path), unsupported)
-
-        return from_tflite(self.model, op_converter=_weight_only_converter())
+        mod = from_tflite(
+            self.model, shape_dict=self.resized or None, op_converter=_weight_only_converter()
+        )
+        if self.resized:  # the file's output shapes are those at its own input shapes
+            self.outputs = relax_output_specs(mod, self.outputs)
+        return mod
 
 
 def _weight_only_converter():
