@@ -190,3 +190,35 @@ def fully_connected_float_free_batch(path: Path, weights: np.ndarray, bias: np.n
     buffers = [_buffer(), _buffer(weights.astype(np.float32)), _buffer(bias.astype(np.float32))]
     code = _code(schema.BuiltinOperator.FULLY_CONNECTED, 1)
     return _finish(path, [code], [operator], tensors, buffers, [0], [3])
+
+
+def mirror_pad_symmetric(path: Path) -> Path:
+    """Two float MIRROR_PADs in SYMMETRIC mode, which TVM's converter rejects (LiteRT
+    runs them); outputs 'p1' then 'y'."""
+    operators = []
+    for inputs, output in (([0, 1], 2), ([2, 1], 3)):
+        operator = schema.OperatorT()
+        operator.opcodeIndex, operator.inputs, operator.outputs = 0, inputs, [output]
+        operator.builtinOptionsType = schema.BuiltinOptions.MirrorPadOptions
+        operator.builtinOptions = schema.MirrorPadOptionsT()
+        operator.builtinOptions.mode = schema.MirrorPadMode.SYMMETRIC
+        operators.append(operator)
+    tensors = []
+    for name, shape, tensor_type, buffer in (
+        ("x", (1, 4, 4, 2), schema.TensorType.FLOAT32, 0),
+        ("paddings", (4, 2), schema.TensorType.INT32, 1),
+        ("p1", (1, 6, 6, 2), schema.TensorType.FLOAT32, 0),
+        ("y", (1, 8, 8, 2), schema.TensorType.FLOAT32, 0),
+    ):
+        tensor = schema.TensorT()
+        tensor.name, tensor.shape, tensor.type, tensor.buffer = (
+            name,
+            list(shape),
+            tensor_type,
+            buffer,
+        )
+        tensors.append(tensor)
+    paddings = np.array([[0, 0], [1, 1], [1, 1], [0, 0]], np.int32)
+    buffers = [_buffer(), _buffer(paddings)]
+    code = _code(schema.BuiltinOperator.MIRROR_PAD, 2)
+    return _finish(path, [code], operators, tensors, buffers, [0], [3])

@@ -169,22 +169,56 @@ class TFLiteGraph:
         unsupported = self.unsupported()
         if unsupported:
             raise UnsupportedOperatorError(str(self.path), unsupported)
-        mod = from_tflite(
-            self.model, shape_dict=self.resized or None, op_converter=_weight_only_converter()
-        )
+        failures: list[tuple[str, str, str]] = []
+        try:
+            mod = from_tflite(
+                self.model,
+                shape_dict=self.resized or None,
+                op_converter=_weight_only_converter(failures),
+            )
+        except Exception:
+            if failures:  # a later op could not take a failed op's stand-in
+                raise UnsupportedOperatorError(str(self.path), failures) from None
+            raise
+        if failures:
+            raise UnsupportedOperatorError(str(self.path), failures)
         if self.resized:  # the file's output shapes are those at its own input shapes
             self.outputs = relax_output_specs(mod, self.outputs)
         return mod
 
 
-def _weight_only_converter():
-    """TVM's OperatorConverter, taught to read hybrid ops' int8 weights as float."""
+def _weight_only_converter(failures: list[tuple[str, str, str]]):
+    """TVM's OperatorConverter, taught to read hybrid ops' int8 weights as float.
+
+    An op whose converter fails is recorded in `failures` as (output tensor, op,
+    reason) and stands in as zeros of its output shapes, so that later ops are
+    checked too."""
+    from tvm import relax
     from tvm.relax.frontend.tflite.tflite_frontend import OperatorConverter, TensorWrapper
+
+    from tvmq.frontend import first_line
 
     class WeightOnlyConverter(OperatorConverter):
         def __init__(self, model, subgraph, *args, **kwargs):
             super().__init__(model, subgraph, *args, **kwargs)
             self._dequantized = _hybrid_weights(model, subgraph)
+            self.convert_map = {op: self._reporting(f) for op, f in self.convert_map.items()}
+
+        def _reporting(self, convert):
+            def converted(op):
+                try:
+                    return convert(op)
+                except Exception as error:  # any converter's failure is reported per op
+                    outputs = [w.tensor for w in self.get_output_tensors(op)]
+                    node = outputs[0].Name().decode() if outputs else "?"
+                    failures.append((node, self.get_op_code_str(op), first_line(error)))
+                    zeros = [
+                        relax.op.zeros(relax.ShapeExpr(_spec(t).shape), _spec(t).dtype)
+                        for t in outputs
+                    ]
+                    return zeros[0] if len(zeros) == 1 else relax.Tuple(zeros)
+
+            return converted
 
         def get_tensors(self, tensors_idx_list):
             wrappers = super().get_tensors(tensors_idx_list)
