@@ -123,6 +123,22 @@ def test_inspect_shows_free_dims_and_imports_with_shape(tmp_path):
     assert (info["imports"], info["lowers"], info["unsupported"]) == (True, True, [])
 
 
+def test_inspect_target_checks_the_lowering_against_the_board(tmp_path):
+    """At 160x160 the free-dims net's activations outgrow the Cortex-M4 board's RAM;
+    at 16x16 it lowers. An unknown target is the user's mistake (exit 2)."""
+    path = tmp_path / "free.onnx"
+    onnx.save(onnx_models.free_dims_conv(), path)
+    result = tvmq("inspect", path, "--shape", "x=1,3,160,160", "--target", "qemu-cortex-m4")
+    assert result.returncode == 1, result.stderr
+    assert "unsupported operators: none" in result.stdout
+    assert "lowering for qemu-cortex-m4: fails: activation arena" in result.stdout
+    assert "exceed the RAM of qemu-cortex-m4 (655,360 B)" in result.stdout
+    result = tvmq("inspect", path, "--shape", "x=1,3,16,16", "--target", "qemu-cortex-m4")
+    assert result.returncode == 0, result.stderr
+    assert "lowering for qemu-cortex-m4: ok" in result.stdout
+    assert_user_error(tvmq("inspect", path, "--target", "no-such-board"), "no-such-board")
+
+
 def test_run_with_shape_matches_onnxruntime_and_refuses_free_dims(tmp_path):
     import onnxruntime
 
