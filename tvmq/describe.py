@@ -94,10 +94,8 @@ def format_summary(info: dict[str, Any]) -> str:
     width = max((len(op) for op in info["operators"]), default=0)
     lines += [f"  {op:<{width}}  {count:>5}" for op, count in info["operators"].items()]
     lines.append(f"parameters: {info['parameters']} tensors, {info['parameter_bytes']:,} bytes")
-    problems = [
-        f"  {u['node']} ({u['op']}): {u['reason']}" if u["node"] else f"  {u['reason']}"
-        for u in info["unsupported"]
-    ]
+    nodes = [u for u in info["unsupported"] if u["node"]]
+    problems = [f"  {u['node']} ({u['op']}): {u['reason']}" for u in nodes]
     if info["free_dims"]:
         free = ", ".join(f"{name} ({', '.join(dims)})" for name, dims in info["free_dims"].items())
         lines.append(f"import not tried: free input dims {free}; fix them with --shape")
@@ -106,9 +104,11 @@ def format_summary(info: dict[str, Any]) -> str:
             lines += problems
     elif info["imports"]:
         lines.append("unsupported operators: none")
-    else:
+    elif problems:
         lines.append(f"unsupported operators ({len(problems)}): the import fails at")
         lines += problems
+    else:
+        lines += [f"import fails: {u['reason']}" for u in info["unsupported"]]
     if info["lowers"] is not None:
         outcome = "ok" if info["lowers"] else f"fails: {info['lowering_error']}"
         lines.append(f"lowering for {info['target']}: {outcome}")

@@ -9,14 +9,13 @@ split lets ``tvmq inspect`` report on models that cannot be imported.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from tvmq.errors import TvmqError
-from tvmq.frontend.shapes import fix_shapes, require_static
+from tvmq.frontend.shapes import Shapes, fix_shapes, require_static
 from tvmq.model import Model, TensorSpec
 
 FORMATS = (".onnx", ".tflite", ".tvmq")
@@ -45,9 +44,6 @@ class SourceGraph(Protocol):
         """The graph as a Relax IRModule with its weights bound as constants; raises
         UnsupportedOperatorError naming every node that fails to convert."""
         ...
-
-
-Shapes = Mapping[str, Sequence[int]]
 
 
 def read_source(path: str | Path, shapes: Shapes | None = None) -> SourceGraph:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from onnx import numpy_helper
 
 from tvmq.errors import TvmqError, UnsupportedOperatorError
 from tvmq.frontend.layout import channels_last
-from tvmq.frontend.shapes import UNNAMED, fix_shapes, free_dims, relax_output_specs
+from tvmq.frontend.shapes import UNNAMED, Shapes, fix_shapes, free_dims, relax_output_specs
 from tvmq.model import TensorSpec
 
 STANDARD_DOMAINS = ("", "ai.onnx")
@@ -82,7 +82,7 @@ class OnnxGraph:
     source_names: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def read(cls, path: Path, shapes: Mapping[str, Sequence[int]] | None = None) -> OnnxGraph:
+    def read(cls, path: Path, shapes: Shapes | None = None) -> OnnxGraph:
         """Parse and check `path`, fixing input dims to `shapes` ({input: shape})."""
         try:
             proto = onnx.load_model_from_string(path.read_bytes())

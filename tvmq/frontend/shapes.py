@@ -14,6 +14,8 @@ from tvmq.errors import TvmqError
 from tvmq.model import TensorSpec
 
 UNNAMED = "?"
+# {input name: shape}, as the user gives them (--shape, or load_model's `shapes`).
+Shapes = Mapping[str, Sequence[int]]
 
 
 def format_shape(shape: Sequence[int | str]) -> str:
@@ -43,9 +45,7 @@ def parse_shape_options(texts: Iterable[str]) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def fix_shapes(
-    origin: str, inputs: list[TensorSpec], shapes: Mapping[str, Sequence[int]]
-) -> list[TensorSpec]:
+def fix_shapes(origin: str, inputs: list[TensorSpec], shapes: Shapes) -> list[TensorSpec]:
     """`inputs` with the shapes the user gave, after checking each against the file:
     a known input, the same rank, fixed dims kept, and one value per free symbol."""
     by_name = {spec.name: spec for spec in inputs}

@@ -9,7 +9,6 @@ which is what the weight-only mode of the quantizer produces too.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from tflite.BuiltinOperator import BuiltinOperator
 from tflite.TensorType import TensorType
 
 from tvmq.errors import TvmqError, UnsupportedOperatorError
-from tvmq.frontend.shapes import UNNAMED, fix_shapes, relax_output_specs
+from tvmq.frontend.shapes import UNNAMED, Shapes, fix_shapes, relax_output_specs
 from tvmq.model import QuantParams, TensorSpec
 
 TFLITE_IDENTIFIER = b"TFL3"
@@ -58,7 +57,7 @@ def _spec(tensor) -> TensorSpec:
 
 
 def _resized_inputs(
-    path: Path, graph, inputs: list[TensorSpec], shapes: Mapping[str, Sequence[int]]
+    path: Path, graph, inputs: list[TensorSpec], shapes: Shapes
 ) -> list[TensorSpec]:
     """`inputs` at the shapes given: only the dims `shape_signature` marks free (-1)
     may change. The others keep the file's `shape`, at which TFLite runs too."""
@@ -96,7 +95,7 @@ class TFLiteGraph:
     resized: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     @classmethod
-    def read(cls, path: Path, shapes: Mapping[str, Sequence[int]] | None = None) -> TFLiteGraph:
+    def read(cls, path: Path, shapes: Shapes | None = None) -> TFLiteGraph:
         data = path.read_bytes()
         if len(data) < 8 or data[4:8] != TFLITE_IDENTIFIER:
             raise TvmqError(f"{path}: not a TFLite flatbuffer (no 'TFL3' identifier)")
