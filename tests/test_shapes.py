@@ -86,3 +86,15 @@ def test_tflite_batch_free_in_the_signature_takes_a_shape(tmp_path):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     with pytest.raises(TvmqError, match=re.escape("(axis 1 is fixed to 10)")):
         load_model(path, shapes={"x": (5, 11)})
+
+
+def test_shape_options_are_parsed_or_named_in_one_line():
+    from tvmq.frontend.shapes import parse_shape_options
+
+    assert parse_shape_options(["images=1,3,640,640", "a=b=2"]) == {
+        "images": (1, 3, 640, 640),
+        "a=b": (2,),
+    }
+    for bad in (["x"], ["=1,2"], ["x="], ["x=1,,2"], ["x=1.5"], ["x=1", "x=2"]):
+        with pytest.raises(TvmqError, match=re.escape(f"--shape {bad[-1]}:")):
+            parse_shape_options(bad)
