@@ -179,3 +179,29 @@ def multiple_outputs() -> onnx.ModelProto:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
     onnx.checker.check_model(model)
     return model
+
+
+def single_channel() -> onnx.ModelProto:
+    """Shapes that quantize into one-element and 0-d tensors: a convolution with one
+    output channel, a dense layer with one output and a bias of shape (1,), and a mean
+    over every axis (a scalar output)."""
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c"], kernel_shape=[3, 3]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("Flatten", ["r"], ["f"]),
+        helper.make_node("Gemm", ["f", "w2", "b2"], ["y"], transB=1),
+        helper.make_node("ReduceMean", ["c"], ["m"], keepdims=0),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "single",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 6, 6])],
+        [
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1]),
+            helper.make_tensor_value_info("m", TensorProto.FLOAT, []),
+        ],
+        [weight("w1", 1, 2, 3, 3), weight("b1", 1), weight("w2", 1, 16), weight("b2", 1)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    onnx.checker.check_model(model)
+    return model

@@ -499,15 +499,15 @@ def _split_padding(sch: s_tir.Schedule) -> None:
     branch-free loops (memset and memcpy to the C compiler) instead of a bounds
     check per element."""
     for block in _blocks(sch):
-        loop = sch.get_loops(block)[0]
-        if sch.can_decompose_padding(block, loop):
-            sch.decompose_padding(block, loop)
+        loops = sch.get_loops(block)  # none for a 0-d tensor
+        if loops and sch.can_decompose_padding(block, loops[0]):
+            sch.decompose_padding(block, loops[0])
 
 
 def _compute_at_output(sch: s_tir.Schedule) -> None:
     """Compute each elementwise block inside the innermost loop of the output."""
     outputs = sch.get_output_blocks(sch.get_sblock("root"))
-    if len(outputs) != 1:
+    if len(outputs) != 1 or not sch.get_loops(outputs[0]):  # a 0-d output has no loop
         return
     for block in reversed(_blocks(sch)[:-1]):
         try:
