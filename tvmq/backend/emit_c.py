@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tvmq.backend.aot import ENTRY, CompiledModel, Scheduler, lower_model
+from tvmq.backend.aot import ENTRY, CompiledModel, Scheduler, build_kernels, lower_model
 from tvmq.backend.intrinsics import HEADER, HEADERS, KERNELS_DIR
 from tvmq.backend.schedule import default_schedule
 from tvmq.model import Model, TensorSpec
@@ -70,8 +70,15 @@ def io_identifiers(compiled: CompiledModel) -> list[tuple[str, str, TensorSpec, 
 
 
 def workspace_bytes(kernel_source: str) -> int:
-    """Upper bound of what the kernels ask TVMBackendAllocWorkspace for at once."""
-    return sum(int(size) + 16 for size in WORKSPACE_CALL.findall(kernel_source))
+    """Upper bound of what the kernels ask TVMBackendAllocWorkspace for at once.
+
+    Kernels run one after another and free what they took, so the pool holds the
+    most that one function asks for (each C function ends at a column-0 brace).
+    """
+    functions = re.split(r"^}", kernel_source, flags=re.MULTILINE)
+    return max(
+        (sum(int(size) + 16 for size in WORKSPACE_CALL.findall(f)) for f in functions), default=0
+    )
 
 
 def emit_model(
@@ -87,7 +94,7 @@ def emit_compiled(compiled: CompiledModel, directory: Path) -> None:
     """Generate the C of a lowered model and write its sources into `directory`."""
     import tvm
 
-    kernels = tvm.tirx.build(compiled.tir, target=tvm.target.Target({"kind": "c"}))
+    kernels = build_kernels(compiled.tir, tvm.target.Target({"kind": "c"}))
     directory.mkdir(parents=True, exist_ok=True)
     write_model_sources(compiled, kernels.inspect_source(), directory)
 

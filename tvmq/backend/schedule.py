@@ -400,12 +400,50 @@ def small_schedule(func: tvm.tirx.PrimFunc, sch: s_tir.Schedule | None = None) -
     sch = s_tir.Schedule(func) if sch is None else sch
     _inline_into_reductions(sch)
     reductions = [b for b in _blocks(sch) if _is_reduction(sch, b)]
-    for block in reductions:
-        _fuse_epilogue(sch, block)
+    if not _rows_at_output(sch, reductions):
+        for block in reductions:
+            _fuse_epilogue(sch, block)
     if not reductions:
         _split_padding(sch)
         _compute_at_output(sch)
     return sch.mod["main"]
+
+
+def _rows_at_output(sch: s_tir.Schedule, reductions: list) -> bool:
+    """Several reductions over the same innermost axes (a softmax: max, then the sum
+    of exponentials) run one row at a time: every step moves under the output's
+    row loops, so each temporary holds one row, not the whole tensor (a float
+    softmax of a 64x64x21 segmentation map would otherwise keep 344 KB of
+    exponentials). False, and nothing changed, for other kernels."""
+    outputs = sch.get_output_blocks(sch.get_sblock("root"))
+    if len(reductions) < 2 or len(outputs) != 1:
+        return False
+    depths = set()
+    for block in reductions:
+        kinds = [int(v.iter_type) for v in sch.get(block).iter_vars]
+        if len(sch.get_loops(block)) != len(kinds) or REDUCE not in kinds:
+            return False
+        depths.add(kinds.index(REDUCE))
+    depth = depths.pop() if len(depths) == 1 else 0
+    if depth == 0 or len(sch.get_loops(outputs[0])) <= depth:
+        return False
+    names = [sch.get(b).name_hint for b in _blocks(sch)]
+    output = sch.get(outputs[0]).name_hint
+
+    def rows(schedule: s_tir.Schedule) -> None:
+        row = schedule.get_loops(schedule.get_sblock(output))[depth - 1]
+        for name in reversed(names[: names.index(output)]):
+            schedule.compute_at(schedule.get_sblock(name), row)
+
+    try:
+        rows(sch.copy())  # a failed attempt would leave `sch` half changed
+    except ScheduleError:
+        return False
+    rows(sch)
+    for block in reductions:
+        with contextlib.suppress(ScheduleError):
+            sch.decompose_reduction(block, sch.get_loops(block)[depth])
+    return True
 
 
 def has_reduction(func: tvm.tirx.PrimFunc) -> bool:
