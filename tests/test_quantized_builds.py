@@ -77,3 +77,15 @@ def test_tvmq_quantize_then_run_on_the_m4_board_equals_the_host(tmp_path, capsys
         np.testing.assert_allclose(
             results["qemu-cortex-m4"][name], results["host"][name], rtol=1e-6, atol=1e-6
         )
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is needed (the CUDA toolkit)")
+def test_float_and_quantized_single_channel_models_compile_for_cuda(tmp_path, capsys):
+    """A dlight rule that fails on a kernel (here the float scalar mean) hands it on to
+    the next rule instead of failing the build."""
+    _, _, path = quantize(tmp_path, capsys, MODES[0])
+    for model in (tmp_path / "single.onnx", path):
+        output = tmp_path / f"{model.stem}{model.suffix}-cuda"
+        assert main(["compile", str(model), "--target", "cuda-sm80", "-o", str(output)]) == 0
+        assert "ld.global" in (output / "kernels.ptx").read_text()
+    capsys.readouterr()
