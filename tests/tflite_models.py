@@ -164,9 +164,11 @@ def concat_int8(path: Path, shapes, params, axis: int) -> Path:
     return _finish(path, codes, operators, tensors, [_buffer()], list(range(count)), [2 * count])
 
 
-def mul_and_add_int8(path: Path, shape: tuple[int, ...], params) -> Path:
+def mul_and_add_int8(
+    path: Path, shape: tuple[int, ...], params, names=("x1", "x2", "y1", "y2")
+) -> Path:
     """Two inputs, two outputs: y1 = x1 * x2 and y2 = x1 + x2 in int8; `params` are the
-    (scale, zero point) pairs of x1, x2, y1, y2."""
+    (scale, zero point) pairs of x1, x2, y1, y2, `names` their tensor names."""
     mul, add = schema.OperatorT(), schema.OperatorT()
     mul.opcodeIndex, mul.inputs, mul.outputs = 0, [0, 1], [2]
     mul.builtinOptionsType, mul.builtinOptions = (
@@ -178,9 +180,6 @@ def mul_and_add_int8(path: Path, shape: tuple[int, ...], params) -> Path:
         schema.BuiltinOptions.AddOptions,
         schema.AddOptionsT(),
     )
-    tensors = [
-        _int8_tensor(name, shape, p, 0)
-        for name, p in zip(("x1", "x2", "y1", "y2"), params, strict=True)
-    ]
+    tensors = [_int8_tensor(name, shape, p, 0) for name, p in zip(names, params, strict=True)]
     codes = [_code(schema.BuiltinOperator.MUL, 2), _code(schema.BuiltinOperator.ADD, 2)]
     return _finish(path, codes, [mul, add], tensors, [_buffer()], [0, 1], [2, 3])
