@@ -19,11 +19,12 @@ from onnx import TensorProto, helper
 
 from tests.tflite_models import _buffer, _code, _finish, _tensor, _typed
 from tvmq.backend.emit_c import emit_model, workspace_bytes
+from tvmq.backend.native import NativeModel, compile_shared_library
 from tvmq.frontend import load_model
 
 RNG = np.random.default_rng(29)
 
-pytestmark = pytest.mark.skipif(
+needs_qemu = pytest.mark.skipif(
     not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")),
     reason="arm-none-eabi-gcc and qemu-system-arm are needed (make toolchains)",
 )
@@ -56,6 +57,7 @@ def float_softmax(path, shape: tuple[int, ...]):
     return path
 
 
+@needs_qemu
 def test_uint8_softmax_island_on_the_m4_equals_the_host(tmp_path):
     """1,001 classes: a row of exponentials (4 KB) is workspace from the static pool."""
     model = load_model(softmax_uint8(tmp_path / "softmax.tflite", (1, 1001)))
@@ -72,6 +74,7 @@ def test_uint8_softmax_island_on_the_m4_equals_the_host(tmp_path):
             assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
 
 
+@needs_qemu
 def test_float_softmax_over_channels_on_the_m4_runs_row_by_row(tmp_path):
     """A 8x8x64 map: one row of 64 exponentials at a time, on the stack, no workspace."""
     model = load_model(float_softmax(tmp_path / "softmax.onnx", (1, 8, 8, 64)))
@@ -83,3 +86,14 @@ def test_float_softmax_over_channels_on_the_m4_runs_row_by_row(tmp_path):
         got = board(x)[0]
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(got.sum(axis=-1), 1.0, rtol=1e-5)
+
+
+def test_softmax_over_one_element_builds_in_c(tmp_path):
+    """Its reductions lose their loops when moved to the row: still scheduled, still 1."""
+    model = load_model(float_softmax(tmp_path / "softmax.onnx", (3, 1)))
+    emit_model(model, tmp_path / "model")
+    library = compile_shared_library(tmp_path / "model", tmp_path / "softmax.so")
+    x = RNG.standard_normal((3, 1)).astype(np.float32)
+    got = NativeModel(library, [(3, 1)])(x)[0]
+    np.testing.assert_array_equal(got, model.build("host")(x)[0])
+    np.testing.assert_array_equal(got, np.ones((3, 1), np.float32))

@@ -441,8 +441,10 @@ def _rows_at_output(sch: s_tir.Schedule, reductions: list) -> bool:
         return False
     rows(sch)
     for block in reductions:
-        with contextlib.suppress(ScheduleError):
-            sch.decompose_reduction(block, sch.get_loops(block)[depth])
+        loops = sch.get_loops(block)  # a reduction over one element has lost its loop
+        if len(loops) > depth:
+            with contextlib.suppress(ScheduleError):
+                sch.decompose_reduction(block, loops[depth])
     return True
 
 
