@@ -39,7 +39,7 @@ class Tensor:
 
 @dataclass
 class Step:
-    """One kernel call: `kernel(*args)`, the output buffer last."""
+    """One kernel call: `kernel(*args)`, the output buffer (or buffers) last."""
 
     kernel: str
     args: list[str]
