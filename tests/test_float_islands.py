@@ -96,6 +96,16 @@ def test_float_softmax_of_1001_classes_takes_its_row_from_the_workspace_pool(tmp
     np.testing.assert_allclose(got, model.build("host")(x)[0], rtol=1e-5, atol=1e-8)
 
 
+@needs_qemu
+def test_firmware_memory_report_counts_the_workspace_pool(tmp_path):
+    from tvmq.backend.mcu import compile_firmware
+    from tvmq.targets import load_target
+
+    model = load_model(float_softmax(tmp_path / "softmax.onnx", (1, 1001)))
+    report = compile_firmware(model, load_target("qemu-cortex-m4"), tmp_path / "firmware")
+    assert 1001 * 4 <= report["workspace_bytes"] < report["ram"]
+
+
 def test_softmax_over_one_element_builds_in_c(tmp_path):
     """Its reductions lose their loops when moved to the row: still scheduled, still 1."""
     model = load_model(float_softmax(tmp_path / "softmax.onnx", (3, 1)))
