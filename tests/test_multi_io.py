@@ -122,3 +122,14 @@ def test_tvmq_run_on_the_m4_board_equals_the_host_for_two_outputs(tmp_path, caps
     for name in names[2:]:
         assert results["host"][name].shape == (3, 2, 40)
         np.testing.assert_array_equal(results["qemu-cortex-m4"][name], results["host"][name])
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is needed (the CUDA toolkit)")
+def test_multiple_outputs_compile_for_cuda(float_model, tmp_path):
+    from tvmq.backend.cuda import compile_cuda_project
+    from tvmq.targets import load_target
+
+    _, model = float_model
+    manifest = compile_cuda_project(model, load_target("cuda-sm80"), tmp_path / "cuda")
+    assert len(manifest["outputs"]) == 6
+    assert (tmp_path / "cuda" / "model.so").stat().st_size > 0
