@@ -204,3 +204,59 @@ def failing_conversion() -> onnx.ModelProto:
         {"x": [1, 4, 3, 5, 5]},
         [1, 4, 3, 5, 5],
     )
+
+
+def multiple_outputs() -> onnx.ModelProto:
+    """Outputs of every kind an ahead-of-time build must give a buffer of its own: two
+    results of one kernel (Split), a model input as is, a reshaped input, a reshaped
+    kernel result and a matrix product."""
+    nodes = [
+        helper.make_node("Relu", ["a"], ["r"]),
+        helper.make_node("Split", ["r", "split"], ["y1", "y2"], axis=1),
+        helper.make_node("Identity", ["b"], ["y3"]),
+        helper.make_node("Flatten", ["b"], ["y4"]),
+        helper.make_node("Add", ["a", "b"], ["s"]),
+        helper.make_node("Reshape", ["s", "shape"], ["y5"]),
+        helper.make_node("MatMul", ["b", "w"], ["y6"]),
+    ]
+    outputs = {"y1": [1, 2], "y2": [1, 4], "y3": [1, 6], "y4": [1, 6], "y5": [2, 3], "y6": [1, 3]}
+    graph = helper.make_graph(
+        nodes,
+        "multi",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 6]) for n in ("a", "b")],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in outputs.items()],
+        [
+            numpy_helper.from_array(np.array([2, 4], np.int64), "split"),
+            numpy_helper.from_array(np.array([2, 3], np.int64), "shape"),
+            weight("w", 6, 3),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    onnx.checker.check_model(model)
+    return model
+
+
+def single_channel() -> onnx.ModelProto:
+    """Shapes that quantize into one-element and 0-d tensors: a convolution with one
+    output channel, a dense layer with one output and a bias of shape (1,), and a mean
+    over every axis (a scalar output)."""
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c"], kernel_shape=[3, 3]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("Flatten", ["r"], ["f"]),
+        helper.make_node("Gemm", ["f", "w2", "b2"], ["y"], transB=1),
+        helper.make_node("ReduceMean", ["c"], ["m"], keepdims=0),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "single",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 6, 6])],
+        [
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1]),
+            helper.make_tensor_value_info("m", TensorProto.FLOAT, []),
+        ],
+        [weight("w1", 1, 2, 3, 3), weight("b1", 1), weight("w2", 1, 16), weight("b2", 1)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    onnx.checker.check_model(model)
+    return model

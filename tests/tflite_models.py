@@ -222,3 +222,24 @@ def mirror_pad_symmetric(path: Path) -> Path:
     buffers = [_buffer(), _buffer(paddings)]
     code = _code(schema.BuiltinOperator.MIRROR_PAD, 2)
     return _finish(path, [code], operators, tensors, buffers, [0], [3])
+
+
+def mul_and_add_int8(
+    path: Path, shape: tuple[int, ...], params, names=("x1", "x2", "y1", "y2")
+) -> Path:
+    """Two inputs, two outputs: y1 = x1 * x2 and y2 = x1 + x2 in int8; `params` are the
+    (scale, zero point) pairs of x1, x2, y1, y2, `names` their tensor names."""
+    mul, add = schema.OperatorT(), schema.OperatorT()
+    mul.opcodeIndex, mul.inputs, mul.outputs = 0, [0, 1], [2]
+    mul.builtinOptionsType, mul.builtinOptions = (
+        schema.BuiltinOptions.MulOptions,
+        schema.MulOptionsT(),
+    )
+    add.opcodeIndex, add.inputs, add.outputs = 1, [0, 1], [3]
+    add.builtinOptionsType, add.builtinOptions = (
+        schema.BuiltinOptions.AddOptions,
+        schema.AddOptionsT(),
+    )
+    tensors = [_int8_tensor(name, shape, p, 0) for name, p in zip(names, params, strict=True)]
+    codes = [_code(schema.BuiltinOperator.MUL, 2), _code(schema.BuiltinOperator.ADD, 2)]
+    return _finish(path, codes, [mul, add], tensors, [_buffer()], [0, 1], [2, 3])

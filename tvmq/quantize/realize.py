@@ -613,7 +613,9 @@ class _Realizer(PyExprMutator):
         if x is None:
             return None
         if _op_name(pool) == "relax.mean":
-            axes = [int(a) % len(_shape(x.data)) for a in pool.attrs.axis]
+            ndim = len(_shape(x.data))
+            given = pool.attrs.axis  # None: every axis
+            axes = list(range(ndim)) if given is None else [int(a) % ndim for a in given]
             sums = self.ints.emit(
                 relax.op.sum(self.ints.cast(x.data, "int32"), axes, keepdims=pool.attrs.keepdims)
             )
