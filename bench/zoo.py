@@ -49,6 +49,9 @@ MIRRORS = Path("/work/.mirror")
 STAGES = ("inspect", "host", "quantize", "board")
 FLOAT_KINDS = ("float", "fp16", "hybrid")
 RELATIVE_TOLERANCE = 1e-4
+ALREADY_QUANTIZED = "already quantized"
+NO_BOARD = "no board named in zoo.toml"
+BENIGN = (ALREADY_QUANTIZED, NO_BOARD)
 CALIBRATION_SAMPLES = 8
 SEED = 0
 # What each stage writes in the model's work folder.
@@ -228,6 +231,11 @@ def _reason(returncode: int, stdout: str, stderr: str) -> tuple[str, bool]:
     return f"TRACEBACK {error.strip()[:300]} [at {' -> '.join(dict.fromkeys(where))}]", True
 
 
+def _portable(text: str) -> str:
+    """Results name cached files as <zoo>/..., whatever the machine's cache folder."""
+    return text.replace(str(cache_dir()), "<zoo>")
+
+
 def _subprocess(command: list[str], timeout: float) -> Outcome:
     start = time.monotonic()
     try:
@@ -238,7 +246,7 @@ def _subprocess(command: list[str], timeout: float) -> Outcome:
     if done.returncode == 0:
         return Outcome(True, "", done.stdout, seconds)
     reason, traced = _reason(done.returncode, done.stdout, done.stderr)
-    return Outcome(False, reason, done.stdout, seconds, traced)
+    return Outcome(False, _portable(reason), done.stdout, seconds, traced)
 
 
 def _tvmq(args: list[str], timeout: float) -> Outcome:
@@ -379,7 +387,7 @@ class ModelRun:
 
     def quantize(self) -> dict:
         if not self.entry.is_float:
-            return _stage("skip", "already quantized")
+            return _stage("skip", ALREADY_QUANTIZED)
         args = ["quantize", str(self.model), "--calib", str(self.work / "calibration.npy")]
         args += ["-o", str(self.quantized), *_shape_args(self.entry)]
         outcome = _tvmq(args, self.timeout)
@@ -399,7 +407,7 @@ class ModelRun:
 
     def board(self) -> dict:
         if self.entry.board is None:
-            return _stage("skip", "no board fits it")
+            return _stage("skip", NO_BOARD)
         model, host = self.model, self.work / "host.npz"
         if self.entry.is_float:
             model, host = self.quantized, self.work / "quantized.npz"
@@ -510,11 +518,19 @@ def markdown(results: list[dict]) -> str:
         stage: sum(r["stages"].get(stage, {}).get("status") in ("pass", "fail") for r in results)
         for stage in STAGES
     }
-    lines += ["", "Passed / tried: " + ", ".join(f"{s} {counts[s]}/{tried[s]}" for s in STAGES)]
-    lines += ["", "## Failures and skips", ""]
+    tracebacks = sum(s.get("traceback", False) for r in results for s in r["stages"].values())
+    lines += [
+        "",
+        "Passed / tried: "
+        + ", ".join(f"{s} {counts[s]}/{tried[s]}" for s in STAGES)
+        + f"; stage results ending in a Python traceback: {tracebacks}.",
+        "",
+        "## Failures and skips",
+        "",
+    ]
     for r in results:
         for stage, outcome in r["stages"].items():
-            if outcome["status"] != "pass" and outcome["reason"]:
+            if outcome["status"] != "pass" and outcome["reason"] not in ("", *BENIGN):
                 lines.append(f"- {r['name']} / {stage} ({outcome['status']}): {outcome['reason']}")
     return "\n".join(lines) + "\n"
 
