@@ -535,6 +535,22 @@ def markdown(results: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def provenance() -> dict:
+    """Commit and runtime versions: the results hold for exactly these."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    commit = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    tools = {}
+    for package in ("apache-tvm", "tflite-micro", "ai-edge-litert", "onnxruntime"):
+        try:
+            tools[package] = version(package)
+        except PackageNotFoundError:
+            tools[package] = None
+    return {"commit": commit, "tools": tools, "seed": SEED}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", help="model names (default: all)")
@@ -565,7 +581,8 @@ def main() -> None:
         results[entry.name] = result
         ordered = [results[e.name] for e in entries if e.name in results]
         RESULTS.mkdir(exist_ok=True)
-        json_path.write_text(json.dumps({"seed": SEED, "models": ordered}, indent=2) + "\n")
+        document = {**provenance(), "models": ordered}
+        json_path.write_text(json.dumps(document, indent=2) + "\n")
         (RESULTS / "zoo.md").write_text(markdown(ordered))
     print(f"wrote {json_path} and {RESULTS / 'zoo.md'}")
 
