@@ -2,9 +2,10 @@
 
 Reads the manifest bench/zoo.toml, brings each model into the cache
 ($TVMQ_ZOO_DIR, default ~/.cache/tvmq-zoo; never into git) from a local mirror
-of its repository, the shared folder or a download, and runs these stages,
-each through the `tvmq` command line in its own process with a time limit, so a
-crash or hang of one model stops nothing else:
+of its repository ($TVMQ_ZOO_MIRRORS), the shared folder or a download (a model
+none of them has is skipped in one line), and runs these stages, each through
+the `tvmq` command line in its own process with a time limit, so a crash or
+hang of one model stops nothing else:
 
 - inspect:  `tvmq inspect --json`; fails when it reports unsupported nodes.
 - host:     `tvmq run` on seeded random inputs against the model's reference
@@ -16,8 +17,9 @@ crash or hang of one model stops nothing else:
             --target BOARD` (firmware under QEMU) of the model, or of its quantized
             form for a float model, with outputs equal to the host build's.
 
-Each stage records pass/fail/skip, one line of reason (a traceback's last line
-and innermost frame), its time and the largest difference. Writes
+Each stage records pass/fail/skip, one line of reason (a traceback's exception
+with its innermost tvmq and innermost frames), its time and the largest
+difference. Float models also get a seeded 8-sample calibration batch. Writes
 bench/results/zoo.json and zoo.md; runs restricted by --only or --stages update
 those entries and keep the others.
 
@@ -45,7 +47,8 @@ REPO = Path(__file__).resolve().parents[1]
 MANIFEST = Path(__file__).resolve().parent / "zoo.toml"
 RESULTS = Path(__file__).resolve().parent / "results"
 SHARED = REPO.parent / "shared"
-MIRRORS = Path("/work/.mirror")
+# Local mirrors of public repositories: MIRRORS/owner+name/repo holds the git directory.
+MIRRORS = Path(os.environ.get("TVMQ_ZOO_MIRRORS", "/work/.mirror"))
 STAGES = ("inspect", "host", "quantize", "board")
 FLOAT_KINDS = ("float", "fp16", "hybrid")
 RELATIVE_TOLERANCE = 1e-4
