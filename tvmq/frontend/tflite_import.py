@@ -131,7 +131,8 @@ class TFLiteGraph:
 
 
 def _weight_only_converter():
-    """TVM's OperatorConverter, taught to read hybrid ops' int8 weights as float."""
+    """TVM's OperatorConverter, taught to read hybrid ops' int8 weights as float and
+    to shape FULLY_CONNECTED outputs as TFLite does."""
     from tvm.relax.frontend.tflite.tflite_frontend import OperatorConverter, TensorWrapper
 
     class WeightOnlyConverter(OperatorConverter):
@@ -149,6 +150,17 @@ def _weight_only_converter():
                 else w
                 for w in wrappers
             ]
+
+        def convert_fully_connected(self, op):
+            """TVM's FULLY_CONNECTED keeps the input's leading dimensions; TFLite
+            flattens them unless keep_num_dims is set: reshape to the output tensor."""
+            from tvm import relax
+
+            out = super().convert_fully_connected(op)
+            shape = [int(d) for d in self.get_output_tensors(op)[0].tensor.ShapeAsNumpy()]
+            if [int(d) for d in self._infer_shape(out)] != shape:
+                out = relax.op.reshape(out, shape)
+            return out
 
     return WeightOnlyConverter
 

@@ -1,0 +1,220 @@
+"""uint8 asymmetric TFLite models (TF1 quantization-aware training) run as integer
+code, bit-exact with TFLite's reference kernels (LiteRT's BUILTIN_REF resolver;
+TFLite Micro has no uint8 kernels)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ai_edge_litert import schema_py_generated as schema
+
+from tests.tflite_graphs import GraphBuilder, uint8_weights
+from tvmq.frontend import load_model
+from tvmq.quantize.realize import realize
+
+SAME, VALID = schema.Padding.SAME, schema.Padding.VALID
+RELU, RELU6 = schema.ActivationFunctionType.RELU, schema.ActivationFunctionType.RELU6
+
+
+def reference_run(path, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interpreter = Interpreter(
+        model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF
+    )
+    interpreter.allocate_tensors()
+    for detail, values in zip(interpreter.get_input_details(), inputs, strict=True):
+        interpreter.set_tensor(detail["index"], values)
+    interpreter.invoke()
+    return [interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()]
+
+
+def assert_matches_reference(path, seed: int = 0, runs: int = 4) -> None:
+    """Host build equals LiteRT's reference kernels on random uint8 inputs (the
+    extremes included), and runs without a float op."""
+    model = load_model(path)
+    text = realize(model.mod).script(show_meta=False)
+    assert "R.quantize(" not in text and "R.dequantize(" not in text
+    assert 'dtype="float32"' not in text
+    executable = model.build("host")
+    rng = np.random.default_rng(seed)
+    for _ in range(runs):
+        inputs = [rng.integers(0, 256, spec.shape).astype(np.uint8) for spec in model.inputs]
+        for values in inputs:
+            values.flat[:2] = [0, 255]
+        for ours, theirs in zip(executable(*inputs), reference_run(path, inputs), strict=True):
+            np.testing.assert_array_equal(ours, theirs)
+
+
+def _conv(
+    g: GraphBuilder, rng, x: int, shape, out_channels, kernel, stride, padding, act, name="y"
+):
+    batch, height, _, channels = shape
+    weights, w_quant = uint8_weights(rng, (out_channels, kernel, kernel, channels))
+    in_scale = g.tensors[x].quantization.scale[0]
+    bias = rng.integers(-3000, 3000, out_channels).astype(np.int32)
+    w = g.tensor(f"{name}_w", weights.shape, "uint8", w_quant, weights)
+    b = g.tensor(f"{name}_b", bias.shape, "int32", (in_scale * w_quant[0], 0), bias)
+    size = -(-height // stride) if padding == SAME else (height - kernel) // stride + 1
+    y = g.tensor(name, (batch, size, size, out_channels), "uint8", (0.05, 7))
+    g.op(
+        "CONV_2D",
+        [x, w, b],
+        [y],
+        padding=padding,
+        strideH=stride,
+        strideW=stride,
+        fusedActivationFunction=act,
+    )
+    return y
+
+
+def conv(path, rng):
+    g = GraphBuilder()
+    x = g.tensor("x", (1, 9, 9, 5), "uint8", (0.02, 131))
+    y = _conv(g, rng, x, (1, 9, 9, 5), 6, 3, 2, SAME, RELU6)
+    return g.write(path, [x], [y])
+
+
+def conv_valid(path, rng):
+    g = GraphBuilder()
+    x = g.tensor("x", (2, 7, 7, 3), "uint8", (0.5, 0))
+    y = _conv(g, rng, x, (2, 7, 7, 3), 4, 3, 1, VALID, 0)
+    return g.write(path, [x], [y])
+
+
+def depthwise(path, rng):
+    g = GraphBuilder()
+    x = g.tensor("x", (1, 8, 8, 6), "uint8", (0.03, 120))
+    weights, w_quant = uint8_weights(rng, (1, 3, 3, 6))
+    bias = rng.integers(-2000, 2000, 6).astype(np.int32)
+    w = g.tensor("w", weights.shape, "uint8", w_quant, weights)
+    b = g.tensor("b", (6,), "int32", (0.03 * w_quant[0], 0), bias)
+    y = g.tensor("y", (1, 4, 4, 6), "uint8", (0.02, 0))
+    g.op(
+        "DEPTHWISE_CONV_2D",
+        [x, w, b],
+        [y],
+        padding=SAME,
+        strideH=2,
+        strideW=2,
+        depthMultiplier=1,
+        fusedActivationFunction=RELU,
+    )
+    return g.write(path, [x], [y])
+
+
+def fully_connected(path, rng):
+    g = GraphBuilder()
+    x = g.tensor("x", (2, 20), "uint8", (0.04, 100))
+    weights, w_quant = uint8_weights(rng, (7, 20))
+    bias = rng.integers(-2000, 2000, 7).astype(np.int32)
+    w = g.tensor("w", weights.shape, "uint8", w_quant, weights)
+    b = g.tensor("b", (7,), "int32", (0.04 * w_quant[0], 0), bias)
+    y = g.tensor("y", (2, 7), "uint8", (0.1, 140))
+    g.op("FULLY_CONNECTED", [x, w, b], [y])
+    return g.write(path, [x], [y])
+
+
+def add(path, rng):
+    g = GraphBuilder()
+    a = g.tensor("a", (1, 4, 4, 3), "uint8", (0.05, 128))
+    b = g.tensor("b", (1, 4, 4, 3), "uint8", (0.031, 77))
+    y = g.tensor("y", (1, 4, 4, 3), "uint8", (0.07, 120))
+    g.op("ADD", [a, b], [y], fusedActivationFunction=RELU6)
+    return g.write(path, [a, b], [y])
+
+
+def pools(path, rng):
+    """Average pooling (exact halves: TFLite's uint8 kernel rounds them up) and
+    max pooling, both SAME-padded."""
+    g = GraphBuilder()
+    x = g.tensor("x", (1, 7, 7, 4), "uint8", (0.1, 3))
+    avg = g.tensor("avg", (1, 4, 4, 4), "uint8", (0.1, 3))
+    big = g.tensor("max", (1, 3, 3, 4), "uint8", (0.1, 3))
+    g.op(
+        "AVERAGE_POOL_2D",
+        [x],
+        [avg],
+        padding=SAME,
+        strideH=2,
+        strideW=2,
+        filterHeight=2,
+        filterWidth=2,
+    )
+    g.op(
+        "MAX_POOL_2D",
+        [x],
+        [big],
+        padding=VALID,
+        strideH=2,
+        strideW=2,
+        filterHeight=3,
+        filterWidth=3,
+    )
+    return g.write(path, [x], [avg, big])
+
+
+def concat_softmax(path, rng):
+    """Inputs with other parameters than the output (TFLite's float rescale), a
+    RESHAPE, and a uint8 SOFTMAX."""
+    g = GraphBuilder()
+    a = g.tensor("a", (1, 2, 5), "uint8", (0.08, 100))
+    b = g.tensor("b", (1, 2, 3), "uint8", (0.15, 30))
+    c = g.tensor("c", (1, 2, 8), "uint8", (0.1, 128))
+    shape = g.tensor("shape", (2,), "int32", data=np.array([2, 8], np.int32))
+    flat = g.tensor("flat", (2, 8), "uint8", (0.1, 128))
+    y = g.tensor("y", (2, 8), "uint8", (1 / 256, 0))
+    g.op("CONCATENATION", [a, b], [c], axis=2)
+    g.op("RESHAPE", [c, shape], [flat])
+    g.op("SOFTMAX", [flat], [y], beta=1.0)
+    return g.write(path, [a, b], [y])
+
+
+def network(path, rng):
+    """conv -> depthwise -> add (residual) -> average pool -> fully connected."""
+    g = GraphBuilder()
+    x = g.tensor("x", (1, 6, 6, 4), "uint8", (0.02, 128))
+    h = _conv(g, rng, x, (1, 6, 6, 4), 4, 1, 1, VALID, RELU6, name="h")
+    g.tensors[h].quantization.scale, g.tensors[h].quantization.zeroPoint = [0.03], [0]
+    weights, w_quant = uint8_weights(rng, (1, 3, 3, 4))
+    w = g.tensor("dw", weights.shape, "uint8", w_quant, weights)
+    bias = g.tensor("db", (4,), "int32", (0.03 * w_quant[0], 0), np.zeros(4, np.int32))
+    d = g.tensor("d", (1, 6, 6, 4), "uint8", (0.04, 10))
+    g.op(
+        "DEPTHWISE_CONV_2D",
+        [h, w, bias],
+        [d],
+        padding=SAME,
+        strideH=1,
+        strideW=1,
+        depthMultiplier=1,
+    )
+    s = g.tensor("s", (1, 6, 6, 4), "uint8", (0.05, 60))
+    g.op("ADD", [d, h], [s])
+    p = g.tensor("p", (1, 1, 1, 4), "uint8", (0.05, 60))
+    g.op(
+        "AVERAGE_POOL_2D",
+        [s],
+        [p],
+        padding=VALID,
+        strideH=6,
+        strideW=6,
+        filterHeight=6,
+        filterWidth=6,
+    )
+    weights, w_quant = uint8_weights(rng, (3, 4))
+    fw = g.tensor("fw", weights.shape, "uint8", w_quant, weights)
+    fb = g.tensor("fb", (3,), "int32", (0.05 * w_quant[0], 0), np.array([5, -9, 40], np.int32))
+    y = g.tensor("y", (1, 3), "uint8", (0.2, 128))
+    g.op("FULLY_CONNECTED", [p, fw, fb], [y])
+    return g.write(path, [x], [y])
+
+
+CASES = [conv, conv_valid, depthwise, fully_connected, add, pools, concat_softmax, network]
+
+
+@pytest.mark.parametrize("build", CASES, ids=[c.__name__ for c in CASES])
+def test_uint8_matches_tflite_reference(tmp_path, build):
+    path = build(tmp_path / f"{build.__name__}.tflite", np.random.default_rng(7))
+    assert_matches_reference(path)

@@ -1,0 +1,46 @@
+"""TFLite's uint8 kernels (TF1 quantization-aware training), where their arithmetic
+differs from the int8 kernels that :mod:`tvmq.quantize.realize` reproduces.
+
+Realize runs uint8 tensors as int8 ones (value - 128, zero point - 128), which
+leaves every integer formula unchanged except these:
+
+- conv, depthwise conv and fully connected take their multiplier from the float32
+  product of input and weight scales (GetQuantizedConvolutionMultipler), not from
+  the product of doubles;
+- average pooling rounds halves up, (sum + count / 2) / count on non-negative sums;
+- concatenation of inputs whose parameters differ from the output's is a float32
+  affine map, round(x * scale + bias) (ConcatenationWithScaling): over 256 possible
+  inputs it is exactly a lookup table;
+- mul takes its multiplier from float32 arithmetic on the three scales.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# The offset between a uint8 value and the int8 value that stands for it.
+OFFSET = 128
+
+
+def product_scale(input_scale: float, weight_scale: np.ndarray) -> np.ndarray:
+    """input scale x weight scale as TFLite's uint8 kernels compute it (in float32)."""
+    return (np.float32(input_scale) * np.asarray(weight_scale, np.float32)).astype(np.float64)
+
+
+def mul_multiplier(a_scale: float, b_scale: float, out_scale: float) -> float:
+    """The real multiplier of TFLite's uint8 MUL (float32 arithmetic)."""
+    return float(np.float32(np.float32(a_scale) * np.float32(b_scale)) / np.float32(out_scale))
+
+
+def concat_table(
+    in_scale: float, in_zero_point: int, out_scale: float, out_zero_point: int
+) -> np.ndarray:
+    """int8 lookup table, indexed by the uint8 input value, of TFLite's uint8
+    ConcatenationWithScaling rescale, returning the int8 stand-in of the output."""
+    scale = np.float32(in_scale) * (np.float32(1.0) / np.float32(out_scale))
+    bias = np.float32(-in_zero_point) * scale
+    real = np.arange(256, dtype=np.float32) * scale + bias
+    # TfLiteRound (std::round): halves away from zero.
+    rounded = np.sign(real) * np.floor(np.abs(real.astype(np.float64)) + 0.5)
+    values = np.clip(rounded.astype(np.int64) + out_zero_point, 0, 255)
+    return (values - OFFSET).astype(np.int8)
