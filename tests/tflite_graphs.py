@@ -33,6 +33,7 @@ OPTIONS = {
     "SOFTMAX": ("SoftmaxOptions", 1),
     "TRANSPOSE": ("TransposeOptions", 1),
     "DEQUANTIZE": ("DequantizeOptions", 1),
+    "DENSIFY": ("DensifyOptions", 1),
     "QUANTIZE": (None, 1),
 }
 

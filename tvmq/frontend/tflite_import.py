@@ -4,6 +4,11 @@ hybrid models whose weights are int8 while activations stay float.
 TVM's importer rejects hybrid ("dynamic range") models. tvmq imports them as
 weight-only quantized graphs: the int8 weights are dequantized to float constants,
 which is what the weight-only mode of the quantizer produces too.
+
+Files TFLite accepts that TVM's importer does not are mended on the way in: sparse
+constants are made dense (:mod:`tvmq.frontend.sparsity`), float16 constants behind
+a DEQUANTIZE become float32 constants, and the quantized dimension of a tensor with
+one scale (a bias copied from its weights' axis) is ignored.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from tflite.BuiltinOperator import BuiltinOperator
 from tflite.TensorType import TensorType
 
 from tvmq.errors import TvmqError
+from tvmq.frontend.sparsity import densify
 from tvmq.model import QuantParams, TensorSpec
 
 TFLITE_IDENTIFIER = b"TFL3"
@@ -104,7 +110,11 @@ class TFLiteGraph:
             raw = model.Buffers(tensor.Buffer()).DataAsNumpy()
             if isinstance(raw, np.ndarray) and raw.size:
                 spec = _spec(tensor)
-                params[spec.name] = np.frombuffer(raw.tobytes(), spec.dtype).reshape(spec.shape)
+                values = np.frombuffer(raw.tobytes(), spec.dtype)
+                if tensor.Sparsity() is not None:
+                    params[spec.name] = densify(tensor, values)
+                else:
+                    params[spec.name] = values.reshape(spec.shape)
         return cls(
             path=path,
             model=model,
@@ -141,15 +151,62 @@ def _weight_only_converter():
             self._dequantized = _hybrid_weights(model, subgraph)
 
         def get_tensors(self, tensors_idx_list):
-            wrappers = super().get_tensors(tensors_idx_list)
-            return [
-                TensorWrapper(
-                    w.tensor_idx, _FloatTensor(w.tensor), _Buffer(self._dequantized[w.tensor_idx])
+            return [self._mended(w) for w in super().get_tensors(tensors_idx_list)]
+
+        def _mended(self, wrapper):
+            """A hybrid weight as float, a sparse constant as dense, and a per-tensor
+            quantization without its (meaningless) quantized dimension."""
+            if wrapper.tensor_idx in self._dequantized:
+                values = self._dequantized[wrapper.tensor_idx]
+                return TensorWrapper(
+                    wrapper.tensor_idx, _FloatTensor(wrapper.tensor), _Buffer(values)
                 )
-                if w.tensor_idx in self._dequantized
-                else w
-                for w in wrappers
-            ]
+            if wrapper.tensor_idx < 0:
+                return wrapper
+            if wrapper.tensor.Sparsity() is not None:
+                stored = np.frombuffer(
+                    wrapper.buffer.DataAsNumpy().tobytes(), self.get_tensor_type_as_numpy(wrapper)
+                )
+                dense = densify(wrapper.tensor, stored)
+                wrapper = TensorWrapper(
+                    wrapper.tensor_idx,
+                    _DenseTensor(wrapper.tensor),
+                    _Buffer(dense),
+                    wrapper.qnn_params,
+                )
+            params = wrapper.qnn_params
+            rank = wrapper.tensor.ShapeLength()
+            if (
+                params
+                and params["axis"]
+                and (_scalar_scale(params["scale"]) or params["axis"] >= rank)
+            ):
+                wrapper.qnn_params = {**params, "axis": 0}
+            return wrapper
+
+        def get_tensor_value(self, tensor_wrapper, is_sparse=False):
+            """Constants folded at import (DENSIFY, DEQUANTIZE of float16) wherever a
+            converter reads a constant's value."""
+            if tensor_wrapper.tensor_idx >= 0 and self.is_prefetched(tensor_wrapper.tensor_idx):
+                return self.get_prefetched_node(tensor_wrapper.tensor_idx)
+            return super().get_tensor_value(tensor_wrapper, is_sparse)
+
+        def convert_densify(self, op):
+            """The dense constant, known at import (the input was densified above)."""
+            (source,) = self.get_input_tensors(op)
+            output = self.get_output_tensors(op)[0]
+            self.set_prefetched_node(output.tensor_idx, self.get_tensor_value_or_prefetched(source))
+
+        def convert_dequantize(self, op):
+            """DEQUANTIZE of a float16 constant: a float32 constant, folded at import, so
+            that consumers see float weights as in any float model."""
+            (source,) = self.get_input_tensors(op)
+            constant = self.is_prefetched(source.tensor_idx) or not self.has_expr(source.tensor_idx)
+            if source.tensor.Type() != TensorType.FLOAT16 or not constant:
+                return super().convert_dequantize(op)
+            values = self.get_tensor_value_or_prefetched(source).astype(np.float32)
+            output = self.get_output_tensors(op)[0]
+            self.set_prefetched_node(output.tensor_idx, values)
 
         def convert_fully_connected(self, op):
             """TVM's FULLY_CONNECTED keeps the input's leading dimensions; TFLite
@@ -188,6 +245,24 @@ def _hybrid_weights(model, graph) -> dict[int, np.ndarray]:
             )
             weights[j] = ((values.astype(np.float32) - zero) * scale).astype(np.float32)
     return weights
+
+
+def _scalar_scale(scale) -> bool:
+    """True for the scale of a per-tensor quantization (one value)."""
+    return int(np.prod(scale.ty.shape)) == 1 if scale.ty.shape else True
+
+
+class _DenseTensor:
+    """A sparse TFLite tensor seen as the dense tensor it stands for."""
+
+    def __init__(self, tensor):
+        self._tensor = tensor
+
+    def __getattr__(self, name):
+        return getattr(self._tensor, name)
+
+    def Sparsity(self):
+        return None
 
 
 class _FloatTensor:
