@@ -4,6 +4,8 @@ TFLite Micro has no uint8 kernels)."""
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as schema
@@ -211,10 +213,53 @@ def network(path, rng):
     return g.write(path, [x], [y])
 
 
-CASES = [conv, conv_valid, depthwise, fully_connected, add, pools, concat_softmax, network]
+def mul_quantize(path, rng):
+    """MUL (TFLite's uint8 multiplier is float32 arithmetic), then QUANTIZE to other
+    uint8 parameters and to int8."""
+    g = GraphBuilder()
+    a = g.tensor("a", (1, 3, 8), "uint8", (0.037, 128))
+    b = g.tensor("b", (1, 3, 8), "uint8", (0.011, 33))
+    m = g.tensor("m", (1, 3, 8), "uint8", (0.013, 100))
+    u = g.tensor("u", (1, 3, 8), "uint8", (0.021, 90))
+    s = g.tensor("s", (1, 3, 8), "int8", (0.017, -5))
+    g.op("MUL", [a, b], [m])
+    g.op("QUANTIZE", [m], [u])
+    g.op("QUANTIZE", [m], [s])
+    return g.write(path, [a, b], [u, s])
+
+
+CASES = [
+    conv,
+    conv_valid,
+    depthwise,
+    fully_connected,
+    add,
+    pools,
+    concat_softmax,
+    mul_quantize,
+    network,
+]
 
 
 @pytest.mark.parametrize("build", CASES, ids=[c.__name__ for c in CASES])
 def test_uint8_matches_tflite_reference(tmp_path, build):
     path = build(tmp_path / f"{build.__name__}.tflite", np.random.default_rng(7))
     assert_matches_reference(path)
+
+
+@pytest.mark.skipif(
+    not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")),
+    reason="arm-none-eabi-gcc and qemu-system-arm are needed (make toolchains)",
+)
+@pytest.mark.parametrize("build", [network, concat_softmax], ids=["network", "concat-softmax"])
+def test_uint8_on_board_is_identical_to_host(tmp_path, build):
+    """The integer uint8 graph (lookup table and softmax included) builds for a
+    Cortex-M board and runs there as on the host."""
+    model = load_model(build(tmp_path / "model.tflite", np.random.default_rng(7)))
+    host = model.build("host")
+    rng = np.random.default_rng(1)
+    with model.build("qemu-cortex-m4") as board:
+        for _ in range(2):
+            inputs = [rng.integers(0, 256, spec.shape).astype(np.uint8) for spec in model.inputs]
+            for got, expected in zip(board(*inputs), host(*inputs), strict=True):
+                np.testing.assert_array_equal(got, expected)
