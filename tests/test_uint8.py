@@ -228,6 +228,16 @@ def mul_quantize(path, rng):
     return g.write(path, [a, b], [u, s])
 
 
+def argmax(path, rng):
+    """ARG_MAX of a uint8 tensor, into int32."""
+    g = GraphBuilder()
+    x = g.tensor("x", (1, 4, 5, 6), "uint8", (0.1, 128))
+    axis = g.tensor("axis", (1,), "int32", data=np.array([3], np.int32))
+    y = g.tensor("y", (1, 4, 5), "int32")
+    g.op("ARG_MAX", [x, axis], [y], outputType=schema.TensorType.INT32)
+    return g.write(path, [x], [y])
+
+
 CASES = [
     conv,
     conv_valid,
@@ -237,6 +247,7 @@ CASES = [
     pools,
     concat_softmax,
     mul_quantize,
+    argmax,
     network,
 ]
 

@@ -35,6 +35,7 @@ OPTIONS = {
     "DEQUANTIZE": ("DequantizeOptions", 1),
     "DENSIFY": ("DensifyOptions", 1),
     "QUANTIZE": (None, 1),
+    "ARG_MAX": ("ArgMaxOptions", 2),
 }
 
 

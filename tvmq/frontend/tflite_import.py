@@ -146,6 +146,12 @@ def _weight_only_converter():
     from tvm.relax.frontend.tflite.tflite_frontend import OperatorConverter, TensorWrapper
 
     class WeightOnlyConverter(OperatorConverter):
+        # The index of the largest (smallest) quantized value is that of the real one.
+        _SUPPORTED_QUANTIZED_OPS = OperatorConverter._SUPPORTED_QUANTIZED_OPS | {
+            "ARG_MAX",
+            "ARG_MIN",
+        }
+
         def __init__(self, model, subgraph, *args, **kwargs):
             super().__init__(model, subgraph, *args, **kwargs)
             self._dequantized = _hybrid_weights(model, subgraph)
@@ -190,6 +196,14 @@ def _weight_only_converter():
             if tensor_wrapper.tensor_idx >= 0 and self.is_prefetched(tensor_wrapper.tensor_idx):
                 return self.get_prefetched_node(tensor_wrapper.tensor_idx)
             return super().get_tensor_value(tensor_wrapper, is_sparse)
+
+        def _convert_arg_min_max(self, op, relax_op):
+            """TVM's ARG_MAX/ARG_MIN give int64 whatever the output tensor's type."""
+            from tvm import relax
+
+            out = super()._convert_arg_min_max(op, relax_op)
+            dtype = NUMPY_TYPES[self.get_output_tensors(op)[0].tensor.Type()]
+            return relax.op.astype(out, dtype)
 
         def convert_densify(self, op):
             """The dense constant, known at import (the input was densified above)."""
