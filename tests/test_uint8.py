@@ -31,13 +31,13 @@ def reference_run(path, inputs: list[np.ndarray]) -> list[np.ndarray]:
     return [interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()]
 
 
-def assert_matches_reference(path, seed: int = 0, runs: int = 4) -> None:
+def assert_matches_reference(path, seed: int = 0, runs: int = 4, integer: bool = True) -> None:
     """Host build equals LiteRT's reference kernels on random uint8 inputs (the
-    extremes included), and runs without a float op."""
+    extremes included), and runs without a float op when `integer`."""
     model = load_model(path)
     text = realize(model.mod).script(show_meta=False)
-    assert "R.quantize(" not in text and "R.dequantize(" not in text
-    assert 'dtype="float32"' not in text
+    float_ops = "R.quantize(" in text or "R.dequantize(" in text or 'dtype="float32"' in text
+    assert float_ops != integer
     executable = model.build("host")
     rng = np.random.default_rng(seed)
     for _ in range(runs):
@@ -256,6 +256,25 @@ CASES = [
 def test_uint8_matches_tflite_reference(tmp_path, build):
     path = build(tmp_path / f"{build.__name__}.tflite", np.random.default_rng(7))
     assert_matches_reference(path)
+
+
+@pytest.mark.parametrize(
+    ("align_corners", "half_pixel"), [(True, False), (False, False), (False, True)]
+)
+def test_uint8_resize_bilinear_matches_tflite_reference(tmp_path, align_corners, half_pixel):
+    """TFLite's uint8 RESIZE_BILINEAR interpolates in float: a float island there too."""
+    g = GraphBuilder()
+    x = g.tensor("x", (1, 5, 7, 3), "uint8", (0.1, 30))
+    size = g.tensor("size", (2,), "int32", data=np.array([13, 11], np.int32))
+    y = g.tensor("y", (1, 13, 11, 3), "uint8", (0.1, 30))
+    g.op(
+        "RESIZE_BILINEAR",
+        [x, size],
+        [y],
+        alignCorners=align_corners,
+        halfPixelCenters=half_pixel,
+    )
+    assert_matches_reference(g.write(tmp_path / "resize.tflite", [x], [y]), integer=False)
 
 
 @pytest.mark.skipif(
