@@ -228,6 +228,19 @@ def mul_quantize(path, rng):
     return g.write(path, [a, b], [u, s])
 
 
+def means(path, rng):
+    """MEAN over height and width (dims kept, new parameters) and over one axis."""
+    g = GraphBuilder()
+    x = g.tensor("x", (1, 5, 7, 3), "uint8", (0.1, 30))
+    spatial = g.tensor("spatial", (2,), "int32", data=np.array([1, 2], np.int32))
+    width = g.tensor("width", (1,), "int32", data=np.array([2], np.int32))
+    pooled = g.tensor("pooled", (1, 1, 1, 3), "uint8", (0.07, 100))
+    rows = g.tensor("rows", (1, 5, 3), "uint8", (0.1, 30))
+    g.op("MEAN", [x, spatial], [pooled], keepDims=True)
+    g.op("MEAN", [x, width], [rows], keepDims=False)
+    return g.write(path, [x], [pooled, rows])
+
+
 def argmax(path, rng):
     """ARG_MAX of a uint8 tensor, into int32."""
     g = GraphBuilder()
@@ -247,6 +260,7 @@ CASES = [
     pools,
     concat_softmax,
     mul_quantize,
+    means,
     argmax,
     network,
 ]

@@ -36,6 +36,7 @@ OPTIONS = {
     "DENSIFY": ("DensifyOptions", 1),
     "QUANTIZE": (None, 1),
     "ARG_MAX": ("ArgMaxOptions", 2),
+    "MEAN": ("ReducerOptions", 2),
     "RESIZE_BILINEAR": ("ResizeBilinearOptions", 3),
 }
 

@@ -11,12 +11,15 @@ leaves every integer formula unchanged except these:
 - concatenation of inputs whose parameters differ from the output's is a float32
   affine map, round(x * scale + bias) (ConcatenationWithScaling): over 256 possible
   inputs it is exactly a lookup table;
-- mul takes its multiplier from float32 arithmetic on the three scales.
+- mul takes its multiplier from float32 arithmetic on the three scales;
+- mean folds the division by the count into its multiplier (:func:`mean_multiplier`).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from tvmq.quantize.fixed_point import quantize_multiplier
 
 # The offset between a uint8 value and the int8 value that stands for it.
 OFFSET = 128
@@ -44,3 +47,14 @@ def concat_table(
     rounded = np.sign(real) * np.floor(np.abs(real.astype(np.float64)) + 0.5)
     values = np.clip(rounded.astype(np.int64) + out_zero_point, 0, 255)
     return (values - OFFSET).astype(np.int8)
+
+
+def mean_multiplier(in_scale: float, out_scale: float, count: int) -> tuple[int, int]:
+    """(multiplier, shift) of TFLite's QuantizedMeanOrSum (reduce.h), the only uint8
+    MEAN kernel: in/out scale, with 1/count folded in by shifting the multiplier
+    left by log2(count) (at most 32 and at most 31 + shift) and dividing."""
+    multiplier, shift = quantize_multiplier(
+        float(np.float64(np.float32(in_scale)) / np.float64(np.float32(out_scale)))
+    )
+    left = min(count.bit_length() - 1, 32, 31 + shift)
+    return (multiplier << left) // count, shift - left

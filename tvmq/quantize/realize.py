@@ -344,7 +344,11 @@ class _Realizer(PyExprMutator):
         signed = _QuantizedActivation(
             call, out.scale, out.zero_point - legacy.OFFSET, "int8", legacy=True
         )
-        realized = self._quantize_to(call, signed)
+        name, producer = self._producer_op(call.args[0])
+        if name == "relax.mean":
+            realized = self._mean_uint8(producer, signed)
+        else:
+            realized = self._quantize_to(call, signed)
         if realized is None:
             return None
         return self._to_uint8(self.ints.emit(realized))
@@ -745,6 +749,26 @@ class _Realizer(PyExprMutator):
             out_dtype="float32",
         )
 
+    def _mean_uint8(self, mean: relax.Call, out: _QuantizedActivation) -> relax.Expr | None:
+        """TFLite's uint8 MEAN (QuantizedMeanOrSum) into the int8 stand-in of `out`:
+        the centred sum times a multiplier that folds the division by the count in
+        (:func:`tvmq.quantize.legacy.mean_multiplier`)."""
+        x = self._dequantized(mean.args[0])
+        if x is None or not x.legacy:
+            return None
+        shape = _shape(x.data)
+        axes = sorted(int(a) % len(shape) for a in mean.attrs.axis)
+        count = int(np.prod([shape[a] for a in axes]))
+        sums = self.ints.emit(
+            relax.op.sum(self.ints.cast(x.data, "int32"), axes, keepdims=mean.attrs.keepdims)
+        )
+        centred = self.ints.emit(
+            relax.op.subtract(sums, self.ints.const(x.zero_point * count, "int32"))
+        )
+        multiplier, shift = legacy.mean_multiplier(x.scale, out.scale, count)
+        scaled = self.ints.multiply_by_quantized_multiplier(centred, multiplier, shift)
+        return self._output(scaled, out, *_activation_range("int8"))
+
     def _sink_uint8(self, call: relax.Call) -> relax.Expr | None:
         """A layout op, max pooling or clamp on a uint8 tensor that stands for an int8
         one: done on the int8 value (clamp bounds less 128), so that the next integer
@@ -767,7 +791,7 @@ class _Realizer(PyExprMutator):
         """quantize(average(dequantize(x))): TFLite's rounded integer average, then a
         requantize when the output parameters differ from the input's."""
         x = self._dequantized(pool.args[0])
-        if x is None or x.legacy:  # TFLite's uint8 MEAN rounds otherwise
+        if x is None or x.legacy:  # uint8 into uint8 is _mean_uint8; no other mix exists
             return None
         if _op_name(pool) == "relax.mean":
             axes = [int(a) % len(_shape(x.data)) for a in pool.attrs.axis]
