@@ -106,6 +106,29 @@ def depthwise(path, rng):
     return g.write(path, [x], [y])
 
 
+def depthwise_multiplier(path, rng):
+    """Two output channels per input channel, dilated, VALID."""
+    g = GraphBuilder()
+    x = g.tensor("x", (1, 9, 9, 3), "uint8", (0.03, 120))
+    weights, w_quant = uint8_weights(rng, (1, 3, 3, 6))
+    bias = rng.integers(-2000, 2000, 6).astype(np.int32)
+    w = g.tensor("w", weights.shape, "uint8", w_quant, weights)
+    b = g.tensor("b", (6,), "int32", (0.03 * w_quant[0], 0), bias)
+    y = g.tensor("y", (1, 5, 5, 6), "uint8", (0.05, 100))
+    g.op(
+        "DEPTHWISE_CONV_2D",
+        [x, w, b],
+        [y],
+        padding=VALID,
+        strideH=1,
+        strideW=1,
+        depthMultiplier=2,
+        dilationHFactor=2,
+        dilationWFactor=2,
+    )
+    return g.write(path, [x], [y])
+
+
 def fully_connected(path, rng):
     g = GraphBuilder()
     x = g.tensor("x", (2, 20), "uint8", (0.04, 100))
@@ -255,6 +278,7 @@ CASES = [
     conv,
     conv_valid,
     depthwise,
+    depthwise_multiplier,
     fully_connected,
     add,
     pools,
