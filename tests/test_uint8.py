@@ -296,6 +296,35 @@ def test_uint8_matches_tflite_reference(tmp_path, build):
     assert_matches_reference(path)
 
 
+@pytest.mark.parametrize("op", ["CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"])
+def test_uint8_multiplier_product_as_tflite(tmp_path, op):
+    """TFLite's uint8 convolutions take input scale x weight scale in float32, its
+    fully connected in doubles. With these scales the two multipliers differ, and
+    biases of +-97993 (weights all at their zero point, so each sum is its bias)
+    land on either side of a rounding boundary: only the right product matches."""
+    from tvmq.quantize.fixed_point import quantize_multiplier
+    from tvmq.quantize.legacy import product_scale
+
+    in_scale, weight_scale, out_scale = (0.010661105625331402, 0.00831943191587925, 0.1869133413)
+    output = np.float64(np.float32(out_scale))
+    doubles = np.float64(np.float32(in_scale)) * np.float64(np.float32(weight_scale))
+    floats = product_scale(in_scale, np.array([weight_scale]))[0]
+    assert quantize_multiplier(floats / output) != quantize_multiplier(doubles / output)
+    g = GraphBuilder()
+    flat = op == "FULLY_CONNECTED"
+    x = g.tensor("x", (1, 4) if flat else (1, 1, 1, 4), "uint8", (in_scale, 128))
+    shape = {"CONV_2D": (4, 1, 1, 4), "DEPTHWISE_CONV_2D": (1, 1, 1, 4)}.get(op, (4, 4))
+    w = g.tensor("w", shape, "uint8", (weight_scale, 100), np.full(shape, 100, np.uint8))
+    bias = np.array([-97993, 97993, 12345, -5], np.int32)
+    b = g.tensor("b", (4,), "int32", (float(np.float32(floats)), 0), bias)
+    y = g.tensor("y", (1, 4) if flat else (1, 1, 1, 4), "uint8", (out_scale, 128))
+    options = {} if flat else {"padding": VALID, "strideH": 1, "strideW": 1}
+    if op == "DEPTHWISE_CONV_2D":
+        options["depthMultiplier"] = 1
+    g.op(op, [x, w, b], [y], **options)
+    assert_matches_reference(g.write(tmp_path / "product.tflite", [x], [y]), runs=1)
+
+
 @pytest.mark.parametrize(
     ("align_corners", "half_pixel"), [(True, False), (False, False), (False, True)]
 )

@@ -4,9 +4,9 @@ differs from the int8 kernels that :mod:`tvmq.quantize.realize` reproduces.
 Realize runs uint8 tensors as int8 ones (value - 128, zero point - 128), which
 leaves every integer formula unchanged except these:
 
-- conv, depthwise conv and fully connected take their multiplier from the float32
-  product of input and weight scales (GetQuantizedConvolutionMultipler), not from
-  the product of doubles;
+- conv and depthwise conv take their multiplier from the float32 product of input
+  and weight scales (GetQuantizedConvolutionMultipler), not from the product of
+  doubles (fully connected, in LiteRT's reference kernel, from the doubles);
 - average pooling rounds halves up, (sum + count / 2) / count on non-negative sums;
 - concatenation of inputs whose parameters differ from the output's is a float32
   affine map, round(x * scale + bias) (ConcatenationWithScaling): over 256 possible
@@ -26,7 +26,7 @@ OFFSET = 128
 
 
 def product_scale(input_scale: float, weight_scale: np.ndarray) -> np.ndarray:
-    """input scale x weight scale as TFLite's uint8 kernels compute it (in float32)."""
+    """input scale x weight scale as TFLite's uint8 convolutions compute it (float32)."""
     return (np.float32(input_scale) * np.asarray(weight_scale, np.float32)).astype(np.float64)
 
 

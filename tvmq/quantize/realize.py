@@ -433,7 +433,17 @@ class _Realizer(PyExprMutator):
         weight_sums = _centred(weight).sum(axis=reduce_axes)
         accumulator = self._less_window_sums(accumulator, data, conv, weight, out_axis)
         return self._finish(
-            accumulator, x, weight_scale, weight_sums, bias, out, low, high, channel_axis, 4
+            accumulator,
+            x,
+            weight_scale,
+            weight_sums,
+            bias,
+            out,
+            low,
+            high,
+            channel_axis,
+            4,
+            float32_product=x.legacy,  # TFLite's uint8 conv (not its fully connected)
         )
 
     def _matmul(self, matmul, bias, out, low, high) -> relax.Expr | None:
@@ -462,11 +472,23 @@ class _Realizer(PyExprMutator):
         )
 
     def _finish(
-        self, accumulator, x, weight_scale, weight_sums, bias, out, low, high, channel_axis, ndim
+        self,
+        accumulator,
+        x,
+        weight_scale,
+        weight_sums,
+        bias,
+        out,
+        low,
+        high,
+        channel_axis,
+        ndim,
+        float32_product: bool = False,
     ) -> relax.Expr | None:
-        """Add the bias (with the input zero point folded in) and requantize per channel."""
+        """Add the bias (with the input zero point folded in) and requantize per channel;
+        with `float32_product` the multiplier starts from input x weight scale in float32."""
         channels = weight_sums.shape[0]
-        if x.legacy:
+        if float32_product:
             bias_scale = legacy.product_scale(x.scale, weight_scale)
         else:
             bias_scale = np.float64(x.scale) * weight_scale.astype(np.float64)
