@@ -325,6 +325,28 @@ def test_uint8_multiplier_product_as_tflite(tmp_path, op):
     assert_matches_reference(g.write(tmp_path / "product.tflite", [x], [y]), runs=1)
 
 
+def test_uint8_mul_multiplier_as_tflite(tmp_path):
+    """TFLite's uint8 MUL computes s_a * s_b / s_out in float32: with these scales
+    the multiplier differs from the one from doubles, and 7 x 237 lands on the other
+    side of a rounding boundary (found by search)."""
+    from tvmq.quantize.fixed_point import quantize_multiplier
+    from tvmq.quantize.legacy import mul_multiplier
+
+    scales = (0.09827517718076706, 0.07169877737760544, 2.126148223876953)
+    doubles = np.float64(np.float32(scales[0])) * np.float64(np.float32(scales[1]))
+    real = doubles / np.float64(np.float32(scales[2]))
+    assert quantize_multiplier(mul_multiplier(*scales)) != quantize_multiplier(real)
+    g = GraphBuilder()
+    a = g.tensor("a", (1, 3), "uint8", (scales[0], 0))
+    b = g.tensor("b", (1, 3), "uint8", (scales[1], 0))
+    y = g.tensor("y", (1, 3), "uint8", (scales[2], 0))
+    g.op("MUL", [a, b], [y])
+    path = g.write(tmp_path / "mul.tflite", [a, b], [y])
+    inputs = [np.array([[7, 200, 13]], np.uint8), np.array([[237, 3, 90]], np.uint8)]
+    got = load_model(path).build("host")(*inputs)[0]
+    np.testing.assert_array_equal(got, reference_run(path, inputs)[0])
+
+
 @pytest.mark.parametrize(
     ("align_corners", "half_pixel"), [(True, False), (False, False), (False, True)]
 )
