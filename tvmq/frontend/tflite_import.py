@@ -141,8 +141,9 @@ class TFLiteGraph:
 
 
 def _weight_only_converter():
-    """TVM's OperatorConverter, taught to read hybrid ops' int8 weights as float and
-    to shape FULLY_CONNECTED outputs as TFLite does."""
+    """TVM's OperatorConverter, taught to read hybrid ops' int8 weights as float, to
+    mend what TFLite accepts (module docstring), to import quantized ARG_MAX/ARG_MIN,
+    and to shape FULLY_CONNECTED outputs as TFLite does."""
     from tvm.relax.frontend.tflite.tflite_frontend import OperatorConverter, TensorWrapper
 
     class WeightOnlyConverter(OperatorConverter):
@@ -224,13 +225,14 @@ def _weight_only_converter():
 
         def convert_fully_connected(self, op):
             """TVM's FULLY_CONNECTED keeps the input's leading dimensions; TFLite
-            flattens them unless keep_num_dims is set: reshape to the output tensor."""
+            flattens them into one batch dimension unless keep_num_dims is set."""
             from tvm import relax
 
             out = super().convert_fully_connected(op)
-            shape = [int(d) for d in self.get_output_tensors(op)[0].tensor.ShapeAsNumpy()]
-            if [int(d) for d in self._infer_shape(out)] != shape:
-                out = relax.op.reshape(out, shape)
+            rank = self.get_output_tensors(op)[0].tensor.ShapeLength()
+            shape = [int(d) for d in self._infer_shape(out)]
+            if rank == 2 and len(shape) != 2:
+                out = relax.op.reshape(out, [int(np.prod(shape[:-1])), shape[-1]])
             return out
 
     return WeightOnlyConverter
