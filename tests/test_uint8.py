@@ -264,6 +264,23 @@ def means(path, rng):
     return g.write(path, [x], [pooled, rows])
 
 
+def activations(path, rng):
+    """RELU, RELU6, RELU_N1_TO_1 and LEAKY_RELU as ops of their own (new output
+    parameters: a rescale, then the clamp)."""
+    g = GraphBuilder()
+    x = g.tensor("x", (1, 16, 16), "uint8", (0.05, 120))
+    outputs = []
+    for name, params in [
+        ("RELU", (0.04, 90)),
+        ("RELU6", (0.031, 7)),
+        ("RELU_N1_TO_1", (0.013, 128)),
+        ("LEAKY_RELU", (0.045, 200)),
+    ]:
+        outputs.append(g.tensor(name.lower(), (1, 16, 16), "uint8", params))
+        g.op(name, [x], [outputs[-1]], **({"alpha": 0.2} if name == "LEAKY_RELU" else {}))
+    return g.write(path, [x], outputs)
+
+
 def argmax(path, rng):
     """ARG_MAX of a uint8 tensor, into int32."""
     g = GraphBuilder()
@@ -285,6 +302,7 @@ CASES = [
     concat_softmax,
     mul_quantize,
     means,
+    activations,
     argmax,
     network,
 ]

@@ -37,6 +37,10 @@ OPTIONS = {
     "QUANTIZE": (None, 1),
     "ARG_MAX": ("ArgMaxOptions", 2),
     "MEAN": ("ReducerOptions", 2),
+    "RELU": (None, 2),
+    "RELU6": (None, 2),
+    "RELU_N1_TO_1": (None, 1),
+    "LEAKY_RELU": ("LeakyReluOptions", 2),
     "RESIZE_BILINEAR": ("ResizeBilinearOptions", 3),
 }
 

@@ -12,7 +12,9 @@ leaves every integer formula unchanged except these:
   affine map, round(x * scale + bias) (ConcatenationWithScaling): over 256 possible
   inputs it is exactly a lookup table;
 - mul takes its multiplier from float32 arithmetic on the three scales;
-- mean folds the division by the count into its multiplier (:func:`mean_multiplier`).
+- mean folds the division by the count into its multiplier (:func:`mean_multiplier`);
+- RELU, RELU6 and LEAKY_RELU rescale with float32 scale ratios and round their bounds
+  in float32 (:func:`activation_multiplier`, :func:`relu_bounds`).
 """
 
 from __future__ import annotations
@@ -58,3 +60,21 @@ def mean_multiplier(in_scale: float, out_scale: float, count: int) -> tuple[int,
     )
     left = min(count.bit_length() - 1, 32, 31 + shift)
     return (multiplier << left) // count, shift - left
+
+
+def activation_multiplier(in_scale: float, out_scale: float, alpha: float = 1.0) -> tuple[int, int]:
+    """(multiplier, shift) of TFLite's quantized RELU family (in/out scale) and
+    LEAKY_RELU's negative side (in x alpha / out), computed in float32."""
+    real = np.float32(in_scale) * np.float32(alpha) if alpha != 1.0 else np.float32(in_scale)
+    return quantize_multiplier(float(np.float32(real / np.float32(out_scale))))
+
+
+def relu_bounds(low: float, high: float | None, out_scale: float, zero_point: int):
+    """uint8 clamp of QuantizedReluX: zero point + roundf(bound / scale), in range."""
+
+    def quantized(bound: float) -> int:
+        value = np.float32(bound) / np.float32(out_scale)
+        return zero_point + int(np.sign(value) * np.floor(np.abs(np.float64(value)) + 0.5))
+
+    upper = 255 if high is None else min(255, quantized(high))
+    return max(0, quantized(low)), upper

@@ -347,6 +347,11 @@ class _Realizer(PyExprMutator):
         name, producer = self._producer_op(call.args[0])
         if name == "relax.mean":
             realized = self._mean_uint8(producer, signed)
+        elif (
+            name in ("relax.nn.relu", "relax.clip", "relax.nn.leakyrelu")
+            and _op_name(self._producer(producer.args[0])) == "relax.dequantize"
+        ):
+            realized = self._activation_uint8(producer, signed)
         else:
             realized = self._quantize_to(call, signed)
         if realized is None:
@@ -790,6 +795,37 @@ class _Realizer(PyExprMutator):
         multiplier, shift = legacy.mean_multiplier(x.scale, out.scale, count)
         scaled = self.ints.multiply_by_quantized_multiplier(centred, multiplier, shift)
         return self._output(scaled, out, *_activation_range("int8"))
+
+    def _activation_uint8(self, act: relax.Call, out: _QuantizedActivation) -> relax.Expr | None:
+        """TFLite's uint8 RELU, RELU6, RELU_N1_TO_1 (ReluX) and LEAKY_RELU as ops of
+        their own: the centred input rescaled to the output (by alpha too where it is
+        negative), clamped to the activation's bounds
+        (:func:`tvmq.quantize.legacy.relu_bounds`)."""
+        x = self._dequantized(act.args[0])
+        if x is None or not x.legacy:
+            return None
+        centred = self.ints.centre(x.data, x.zero_point)
+        identity = legacy.activation_multiplier(x.scale, out.scale)
+        scaled = self.ints.multiply_by_quantized_multiplier(centred, *identity)
+        low, high = _activation_range("int8")
+        if _op_name(act) == "relax.nn.leakyrelu":
+            alpha = legacy.activation_multiplier(x.scale, out.scale, float(act.attrs.alpha))
+            negative = self.ints.multiply_by_quantized_multiplier(centred, *alpha)
+            scaled = self.ints.emit(
+                relax.op.where(
+                    relax.op.less(centred, self.ints.const(0, "int32")), negative, scaled
+                )
+            )
+        else:
+            bounds = (0.0, None) if _op_name(act) == "relax.nn.relu" else act.args[1:3]
+            real = [_prim_value(b) if isinstance(b, relax.Expr) else b for b in bounds]
+            if real[0] is None:
+                return None
+            zero = out.zero_point + legacy.OFFSET
+            low, high = (
+                bound - legacy.OFFSET for bound in legacy.relu_bounds(*real, out.scale, zero)
+            )
+        return self._output(scaled, out, low, high)
 
     def _sink_uint8(self, call: relax.Call) -> relax.Expr | None:
         """A layout op, max pooling or clamp on a uint8 tensor that stands for an int8
