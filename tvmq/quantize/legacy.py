@@ -65,8 +65,8 @@ def mean_multiplier(in_scale: float, out_scale: float, count: int) -> tuple[int,
 def activation_multiplier(in_scale: float, out_scale: float, alpha: float = 1.0) -> tuple[int, int]:
     """(multiplier, shift) of TFLite's quantized RELU family (in/out scale) and
     LEAKY_RELU's negative side (in x alpha / out), computed in float32."""
-    real = np.float32(in_scale) * np.float32(alpha) if alpha != 1.0 else np.float32(in_scale)
-    return quantize_multiplier(float(np.float32(real / np.float32(out_scale))))
+    real = np.float32(in_scale) * np.float32(alpha) / np.float32(out_scale)
+    return quantize_multiplier(float(real))
 
 
 def relu_bounds(low: float, high: float | None, out_scale: float, zero_point: int):
