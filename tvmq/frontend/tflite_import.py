@@ -4,6 +4,11 @@ hybrid models whose weights are int8 while activations stay float.
 TVM's importer rejects hybrid ("dynamic range") models. tvmq imports them as
 weight-only quantized graphs: the int8 weights are dequantized to float constants,
 which is what the weight-only mode of the quantizer produces too.
+
+Files TFLite accepts that TVM's importer does not are mended on the way in: sparse
+constants are made dense (:mod:`tvmq.frontend.sparsity`), float16 constants behind
+a DEQUANTIZE become float32 constants, and the quantized dimension of a tensor with
+one scale (a bias copied from its weights' axis) is ignored.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from tflite.TensorType import TensorType
 
 from tvmq.errors import TvmqError, UnsupportedOperatorError
 from tvmq.frontend.shapes import UNNAMED, Shapes, fix_shapes, relax_output_specs
+from tvmq.frontend.sparsity import densify
 from tvmq.model import QuantParams, TensorSpec
 
 TFLITE_IDENTIFIER = b"TFL3"
@@ -138,7 +144,11 @@ class TFLiteGraph:
             raw = model.Buffers(tensor.Buffer()).DataAsNumpy()
             if isinstance(raw, np.ndarray) and raw.size:
                 spec = _spec(tensor)
-                params[spec.name] = np.frombuffer(raw.tobytes(), spec.dtype).reshape(spec.shape)
+                values = np.frombuffer(raw.tobytes(), spec.dtype)
+                if tensor.Sparsity() is not None:
+                    params[spec.name] = densify(tensor, values)
+                else:
+                    params[spec.name] = values.reshape(spec.shape)
         return cls(
             path=path,
             model=model,
@@ -187,7 +197,9 @@ class TFLiteGraph:
 
 
 def _weight_only_converter(failures: list[tuple[str, str, str]]):
-    """TVM's OperatorConverter, taught to read hybrid ops' int8 weights as float.
+    """TVM's OperatorConverter, taught to read hybrid ops' int8 weights as float, to
+    mend what TFLite accepts (module docstring), to import quantized ARG_MAX/ARG_MIN,
+    and to shape FULLY_CONNECTED outputs as TFLite does.
 
     An op whose converter fails is recorded in `failures` as (output tensor, op,
     reason) and stands in as zeros of its output shapes, so that later ops are
@@ -198,6 +210,12 @@ def _weight_only_converter(failures: list[tuple[str, str, str]]):
     from tvmq.frontend import first_line
 
     class WeightOnlyConverter(OperatorConverter):
+        # The index of the largest (smallest) quantized value is that of the real one.
+        _SUPPORTED_QUANTIZED_OPS = OperatorConverter._SUPPORTED_QUANTIZED_OPS | {
+            "ARG_MAX",
+            "ARG_MIN",
+        }
+
         def __init__(self, model, subgraph, *args, **kwargs):
             super().__init__(model, subgraph, *args, **kwargs)
             self._dequantized = _hybrid_weights(model, subgraph)
@@ -206,7 +224,7 @@ def _weight_only_converter(failures: list[tuple[str, str, str]]):
         def _reporting(self, convert):
             def converted(op):
                 try:
-                    return convert(op)
+                    return convert(op=op)  # as TVM calls it (partials bind relax_op)
                 except Exception as error:  # any converter's failure is reported per op
                     outputs = [w.tensor for w in self.get_output_tensors(op)]
                     node = outputs[0].Name().decode() if outputs else "?"
@@ -220,15 +238,82 @@ def _weight_only_converter(failures: list[tuple[str, str, str]]):
             return converted
 
         def get_tensors(self, tensors_idx_list):
-            wrappers = super().get_tensors(tensors_idx_list)
-            return [
-                TensorWrapper(
-                    w.tensor_idx, _FloatTensor(w.tensor), _Buffer(self._dequantized[w.tensor_idx])
+            return [self._mended(w) for w in super().get_tensors(tensors_idx_list)]
+
+        def _mended(self, wrapper):
+            """A hybrid weight as float, a sparse constant as dense, and a per-tensor
+            quantization without its (meaningless) quantized dimension."""
+            if wrapper.tensor_idx in self._dequantized:
+                values = self._dequantized[wrapper.tensor_idx]
+                return TensorWrapper(
+                    wrapper.tensor_idx, _FloatTensor(wrapper.tensor), _Buffer(values)
                 )
-                if w.tensor_idx in self._dequantized
-                else w
-                for w in wrappers
-            ]
+            if wrapper.tensor_idx < 0:
+                return wrapper
+            if wrapper.tensor.Sparsity() is not None:
+                stored = np.frombuffer(
+                    wrapper.buffer.DataAsNumpy().tobytes(), self.get_tensor_type_as_numpy(wrapper)
+                )
+                dense = densify(wrapper.tensor, stored)
+                wrapper = TensorWrapper(
+                    wrapper.tensor_idx,
+                    _DenseTensor(wrapper.tensor),
+                    _Buffer(dense),
+                    wrapper.qnn_params,
+                )
+            params = wrapper.qnn_params
+            rank = wrapper.tensor.ShapeLength()
+            if (
+                params
+                and params["axis"]
+                and (_scalar_scale(params["scale"]) or params["axis"] >= rank)
+            ):
+                wrapper.qnn_params = {**params, "axis": 0}
+            return wrapper
+
+        def get_tensor_value(self, tensor_wrapper, is_sparse=False):
+            """Constants folded at import (DENSIFY, DEQUANTIZE of float16) wherever a
+            converter reads a constant's value."""
+            if tensor_wrapper.tensor_idx >= 0 and self.is_prefetched(tensor_wrapper.tensor_idx):
+                return self.get_prefetched_node(tensor_wrapper.tensor_idx)
+            return super().get_tensor_value(tensor_wrapper, is_sparse)
+
+        def _convert_arg_min_max(self, op, relax_op):
+            """TVM's ARG_MAX/ARG_MIN give int64 whatever the output tensor's type."""
+            from tvm import relax
+
+            out = super()._convert_arg_min_max(op, relax_op)
+            dtype = NUMPY_TYPES[self.get_output_tensors(op)[0].tensor.Type()]
+            return relax.op.astype(out, dtype)
+
+        def convert_densify(self, op):
+            """The dense constant, known at import (the input was densified above)."""
+            (source,) = self.get_input_tensors(op)
+            output = self.get_output_tensors(op)[0]
+            self.set_prefetched_node(output.tensor_idx, self.get_tensor_value_or_prefetched(source))
+
+        def convert_dequantize(self, op):
+            """DEQUANTIZE of a float16 constant: a float32 constant, folded at import, so
+            that consumers see float weights as in any float model."""
+            (source,) = self.get_input_tensors(op)
+            constant = self.is_prefetched(source.tensor_idx) or not self.has_expr(source.tensor_idx)
+            if source.tensor.Type() != TensorType.FLOAT16 or not constant:
+                return super().convert_dequantize(op)
+            values = self.get_tensor_value_or_prefetched(source).astype(np.float32)
+            output = self.get_output_tensors(op)[0]
+            self.set_prefetched_node(output.tensor_idx, values)
+
+        def convert_fully_connected(self, op):
+            """TVM's FULLY_CONNECTED keeps the input's leading dimensions; TFLite
+            flattens them into one batch dimension unless keep_num_dims is set."""
+            from tvm import relax
+
+            out = super().convert_fully_connected(op)
+            rank = self.get_output_tensors(op)[0].tensor.ShapeLength()
+            shape = [int(d) for d in self._infer_shape(out)]
+            if rank == 2 and len(shape) != 2:
+                out = relax.op.reshape(out, [int(np.prod(shape[:-1])), shape[-1]])
+            return out
 
     return WeightOnlyConverter
 
@@ -256,6 +341,24 @@ def _hybrid_weights(model, graph) -> dict[int, np.ndarray]:
             )
             weights[j] = ((values.astype(np.float32) - zero) * scale).astype(np.float32)
     return weights
+
+
+def _scalar_scale(scale) -> bool:
+    """True for the scale of a per-tensor quantization (one value)."""
+    return int(np.prod(scale.ty.shape)) == 1 if scale.ty.shape else True
+
+
+class _DenseTensor:
+    """A sparse TFLite tensor seen as the dense tensor it stands for."""
+
+    def __init__(self, tensor):
+        self._tensor = tensor
+
+    def __getattr__(self, name):
+        return getattr(self._tensor, name)
+
+    def Sparsity(self):
+        return None
 
 
 class _FloatTensor:
