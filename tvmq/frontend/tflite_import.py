@@ -32,6 +32,10 @@ NUMPY_TYPES = {
     TensorType.INT8: "int8",
     TensorType.UINT32: "uint32",
 }
+# Quantized ops TVM refuses although its conversion only moves or copies integers.
+INTEGER_LAYOUT_OPS = frozenset(
+    {"PAD", "PADV2", "TRANSPOSE", "STRIDED_SLICE", "RESIZE_NEAREST_NEIGHBOR"}
+)
 OPERATOR_NAMES = {v: k for k, v in vars(BuiltinOperator).items() if not k.startswith("_")}
 
 
@@ -131,13 +135,32 @@ class TFLiteGraph:
 
 
 def _weight_only_converter():
-    """TVM's OperatorConverter, taught to read hybrid ops' int8 weights as float."""
+    """TVM's OperatorConverter, taught to read hybrid ops' int8 weights as float and
+    to import quantized ops that only move integers (TFLite requires their input and
+    output to share parameters, and TVM's conversions of them copy values as they are)."""
+    from tvm import relax
     from tvm.relax.frontend.tflite.tflite_frontend import OperatorConverter, TensorWrapper
 
     class WeightOnlyConverter(OperatorConverter):
+        _SUPPORTED_QUANTIZED_OPS = OperatorConverter._SUPPORTED_QUANTIZED_OPS | INTEGER_LAYOUT_OPS
+
         def __init__(self, model, subgraph, *args, **kwargs):
             super().__init__(model, subgraph, *args, **kwargs)
             self._dequantized = _hybrid_weights(model, subgraph)
+
+        def convert_pad(self, op):
+            """TFLite Micro pads an int8 tensor with its output's zero point (or the
+            constant given) and copies the rest as is, whatever the input's parameters."""
+            tensors = self.get_input_tensors(op)
+            output = self.get_output_tensors(op)[0]
+            if tensors[0].qnn_params is None or output.qnn_params is None:
+                return super().convert_pad(op)
+            widths = [int(w) for pair in self.get_tensor_value(tensors[1]) for w in pair]
+            if len(tensors) == 3:
+                value = float(np.ravel(self.get_tensor_value(tensors[2]))[0])
+            else:
+                value = float(output.qnn_params["zero_point"].value.numpy())
+            return relax.op.nn.pad(self.get_expr(tensors[0].tensor_idx), widths, "constant", value)
 
         def get_tensors(self, tensors_idx_list):
             wrappers = super().get_tensors(tensors_idx_list)

@@ -146,8 +146,9 @@ class IntegerBuilder:
         could only run one element at a time.
         """
         channels = len(bias)
+        # Always (channels,) tensors, one channel too: requantize_te indexes them.
         arrays = [
-            self.const(np.broadcast_to(values, (channels,)).copy(), "int32", (channels,))
+            relax.const(np.broadcast_to(np.asarray(values, "int32"), (channels,)).copy())
             for values in (bias, multiplier, right_shift)
         ]
         # One-element tensors: FuseOps fuses a step after a convolution only when every

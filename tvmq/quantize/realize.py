@@ -61,12 +61,17 @@ ADD_LEFT_SHIFT = {"int8": 20, "uint8": 20, "int16": 15}
 
 
 def has_qdq(mod: tvm.IRModule) -> bool:
-    """True when any Relax function of `mod` quantizes or dequantizes."""
+    """True when any Relax function of `mod` quantizes or dequantizes, or averages
+    integers (TVM's import of TFLite's int8 AVERAGE_POOL_2D, which realize rounds
+    as TFLite does: a model of that op alone has no quantize)."""
     found = []
 
     def visit(expr):
-        if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op):
-            found.append(expr.op.name in QDQ_OPS)
+        name = _op_name(expr)
+        found.append(
+            name in QDQ_OPS
+            or (name == "relax.nn.avg_pool2d" and "int" in str(expr.args[0].ty.dtype))
+        )
 
     for _, func in mod.functions_items():
         if isinstance(func, relax.Function):
@@ -304,8 +309,8 @@ class _Realizer(PyExprMutator):
             return self._matmul(producer, bias, out, low, high)
         if name == "relax.nn.softmax" and not fused_activation:
             return self._softmax(producer, out)
-        if name == "relax.dequantize" and not fused_activation:
-            return self._requantize(value, out)
+        if name == "relax.dequantize":
+            return self._requantize(value, out, low, high)
         return None
 
     def _conv2d(self, conv, bias, out, low, high) -> relax.Expr | None:
@@ -528,18 +533,27 @@ class _Realizer(PyExprMutator):
             return None
         return IntegerSoftmax(self.ints)(x.data, params)
 
-    def _requantize(self, value, out) -> relax.Expr | None:
+    def _requantize(self, value, out, low, high) -> relax.Expr | None:
+        """A requantize, or an activation between two quantized tensors (TFLite's
+        int8 RELU and RELU6: the requantized value clamped)."""
         x = self._dequantized(value)
         if x is None:
             return None
-        return self._rescale(x.data, x, out)
+        return self._rescale(x.data, x, out, (low, high))
 
-    def _rescale(self, values, x: _QuantizedActivation, out: _QuantizedActivation) -> relax.Expr:
-        """`values`, quantized with x's parameters, requantized to out's."""
+    def _rescale(
+        self,
+        values,
+        x: _QuantizedActivation,
+        out: _QuantizedActivation,
+        clamp: tuple[int, int] | None = None,
+    ) -> relax.Expr:
+        """`values`, quantized with x's parameters, requantized to out's and clamped
+        (to out's whole range unless `clamp` says otherwise)."""
         multiplier, shift = quantize_multiplier(np.float64(x.scale) / np.float64(out.scale))
         centred = self.ints.centre(values, x.zero_point)
         scaled = self.ints.multiply_by_quantized_multiplier(centred, multiplier, shift)
-        return self._output(scaled, out, *_activation_range(out.dtype))
+        return self._output(scaled, out, *(clamp or _activation_range(out.dtype)))
 
     def _dynamic(self, call: relax.Call) -> relax.Expr | None:
         """A weighted op on a run-time quantized input: (x - zero point) as int16 times
@@ -613,20 +627,34 @@ class _Realizer(PyExprMutator):
         if x is None:
             return None
         if _op_name(pool) == "relax.mean":
-            axes = [int(a) % len(_shape(x.data)) for a in pool.attrs.axis]
-            sums = self.ints.emit(
-                relax.op.sum(self.ints.cast(x.data, "int32"), axes, keepdims=pool.attrs.keepdims)
-            )
-            counts = np.array(np.prod([_shape(x.data)[a] for a in axes]), np.int32)
-        else:
-            pooled = self._pool_sums(x.data, pool)
-            if pooled is None:
-                return None
-            sums, counts = pooled
-        averaged = self.ints.rounding_divide(sums, counts)
+            return self._mean(x, pool, out)
+        pooled = self._pool_sums(x.data, pool)
+        if pooled is None:
+            return None
+        averaged = self.ints.rounding_divide(*pooled)
         if np.float32(x.scale) == np.float32(out.scale) and x.zero_point == out.zero_point:
             return self.ints.saturate(averaged, *_activation_range(out.dtype), out.dtype)
         return self._rescale(averaged, x, out)
+
+    def _mean(self, x: _QuantizedActivation, mean: relax.Call, out) -> relax.Expr:
+        """TFLite's quantized MEAN (reduce.h QuantizedMeanOrSum): the sum of centred
+        inputs, then ONE requantization by s_in / s_out with 1/N folded into the
+        multiplier, rounded once."""
+        shape = _shape(x.data)
+        axes = sorted({int(a) % len(shape) for a in mean.attrs.axis})
+        count = int(np.prod([shape[a] for a in axes]))
+        sums = self.ints.emit(
+            relax.op.sum(self.ints.cast(x.data, "int32"), axes, keepdims=mean.attrs.keepdims)
+        )
+        centred = self.ints.emit(
+            relax.op.subtract(sums, self.ints.const(x.zero_point * count, "int32"))
+        )
+        multiplier, shift = quantize_multiplier(np.float64(x.scale) / np.float64(out.scale))
+        # 1/N as a left shift of the multiplier by log2(N), then an integer division.
+        fold = min(count.bit_length() - 1, 32, 31 + shift)
+        multiplier, shift = (multiplier << fold) // count, shift - fold
+        scaled = self.ints.multiply_by_quantized_multiplier(centred, multiplier, shift)
+        return self._output(scaled, out, *_activation_range(out.dtype))
 
     def _pool_sums(self, data: relax.Expr, pool: relax.Call):
         """Window sums of an integer tensor (int32) and how many inputs each covers."""
