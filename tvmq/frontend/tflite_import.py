@@ -162,6 +162,25 @@ def _weight_only_converter():
                 value = float(output.qnn_params["zero_point"].value.numpy())
             return relax.op.nn.pad(self.get_expr(tensors[0].tensor_idx), widths, "constant", value)
 
+        def convert_resize_nearest_neighbor(self, op):
+            """TFLite picks the nearest input with its round-half-away-from-zero, for
+            align_corners too (TVM's conversion then rounds halves to even)."""
+            from tflite.ResizeNearestNeighborOptions import ResizeNearestNeighborOptions
+
+            options = ResizeNearestNeighborOptions()
+            table = op.BuiltinOptions()
+            if table is None:
+                return super().convert_resize_nearest_neighbor(op)
+            options.Init(table.Bytes, table.Pos)
+            if not options.AlignCorners() or options.HalfPixelCenters():
+                return super().convert_resize_nearest_neighbor(op)
+            tensors = self.get_input_tensors(op)
+            size = tuple(int(d) for d in self.get_tensor_value(tensors[1]))
+            data = self.get_expr(tensors[0].tensor_idx)
+            return relax.op.image.resize2d(
+                data, size, None, "NHWC", "nearest_neighbor", "align_corners", "round_prefer_ceil"
+            )
+
         def get_tensors(self, tensors_idx_list):
             wrappers = super().get_tensors(tensors_idx_list)
             return [
