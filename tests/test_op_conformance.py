@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from tests.tflite_ops import Operand, constant, quantized, single_op
 from tvmq.frontend import load_model
+from tvmq.quantize.realize import realize
 
 OP = schema.BuiltinOperator
 ACTIVATION = schema.ActivationFunctionType
@@ -454,3 +455,25 @@ def test_int8_op_matches_tflite_micro(kind, data):
         got = load_model(path).build("host")(*inputs)
     for want, have in zip(expected, got, strict=True):
         np.testing.assert_array_equal(have, want)
+
+
+@pytest.mark.parametrize("kind", ["PAD", "TRANSPOSE"])
+def test_layout_ops_copy_integers(kind, tmp_path):
+    """Quantized PAD and TRANSPOSE run as integer code. TFLite Micro copies the
+    input's integers whatever the parameters and pads with the output's zero point:
+    different input and output parameters show that tvmq does the same."""
+    rng = np.random.default_rng(11)
+    shape = (1, 3, 4, 2)
+    x = quantized("x", shape, (0.1, 5))
+    if kind == "PAD":
+        widths = np.array([[0, 0], [1, 2], [0, 1], [0, 0]], np.int32)
+        extra, out_shape = constant("paddings", widths), (1, 6, 5, 2)
+    else:
+        extra, out_shape = constant("perm", np.array([0, 3, 1, 2], np.int32)), (1, 2, 3, 4)
+    y = quantized("y", out_shape, (0.3, -7))
+    path = single_op(tmp_path / f"{kind}.tflite", getattr(OP, kind), [x, extra], [y], None, 2)
+    values = rng.integers(-128, 128, shape).astype(np.int8)
+    model = load_model(path)
+    np.testing.assert_array_equal(model.build("host")(values)[0], _micro_run(path, [values], 1)[0])
+    text = realize(model.mod).script(show_meta=False)
+    assert "float32" not in text and "R.quantize(" not in text
