@@ -15,9 +15,13 @@ kernel TFLite Micro runs for it, so results match TFLite Micro bit for bit:
 - concat: each input requantized to the output's parameters (a plain copy when
   they are equal, as TFLite requires), then an integer concat;
 - average pooling: integer sums divided with round-half-away-from-zero;
+- mean: the integer sum requantized once, 1/N folded into the multiplier (TFLite's
+  QuantizedMeanOrSum);
 - softmax over the last axis (int8 in, scale 1/256 and zero point -128 out):
   TFLite's fixed-point exp and reciprocal (:mod:`tvmq.quantize.softmax`);
-- quantize(dequantize(x)) with new parameters: an integer requantize;
+- quantize(dequantize(x)) with new parameters: an integer requantize (clamped
+  for TFLite's int8 RELU and RELU6);
+- abs: |x - zero point| requantized, as TFLite's int8 ABS;
 - conv2d and matmul whose input is quantized at run time (dynamic mode): integer
   accumulation, then a float rescale by input scale x weight scale, as ONNX
   Runtime's ConvInteger/MatMulInteger followed by its scale multiply.
@@ -30,6 +34,7 @@ is always correct, never a crash.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -307,6 +312,8 @@ class _Realizer(PyExprMutator):
             return self._conv2d(producer, bias, out, low, high)
         if name == "relax.matmul":
             return self._matmul(producer, bias, out, low, high)
+        if name == "relax.abs" and not fused_activation:
+            return self._abs(producer, out)
         if name == "relax.nn.softmax" and not fused_activation:
             return self._softmax(producer, out)
         if name == "relax.dequantize":
@@ -532,6 +539,14 @@ class _Realizer(PyExprMutator):
         if params is None:
             return None
         return IntegerSoftmax(self.ints)(x.data, params)
+
+    def _abs(self, abs_call: relax.Call, out: _QuantizedActivation) -> relax.Expr | None:
+        """TFLite's int8 ABS: |x - zero point|, requantized by s_in / s_out."""
+        x = self._dequantized(abs_call.args[0])
+        if x is None:
+            return None
+        magnitude = self.ints.emit(relax.op.abs(self.ints.centre(x.data, x.zero_point)))
+        return self._rescale(magnitude, dataclasses.replace(x, zero_point=0), out)
 
     def _requantize(self, value, out, low, high) -> relax.Expr | None:
         """A requantize, or an activation between two quantized tensors (TFLite's
