@@ -361,6 +361,77 @@ def _resize(builtin: int, options_class) -> Callable[[Draw], OpCase]:
     return case
 
 
+def _squeeze(draw: Draw) -> OpCase:
+    shape = tuple(d if draw(st.booleans()) else 1 for d in _shape(draw, 4, low=2))
+    ones = [i for i, d in enumerate(shape) if d == 1]
+    dims = ones if not ones or draw(st.booleans()) else ones[:1]
+    params = _params(draw)
+    out_shape = tuple(d for i, d in enumerate(shape) if i not in dims)
+    options = _options(schema.SqueezeOptionsT, squeezeDims=dims)
+    x, y = quantized("x", shape, params), quantized("y", out_shape, params)
+    return OpCase(OP.SQUEEZE, [x], [y], options)
+
+
+def _slice(draw: Draw) -> OpCase:
+    shape = _shape(draw, 3, high=6)
+    begin = [draw(st.integers(0, d - 1)) for d in shape]
+    size = [draw(st.integers(1, d - b)) for d, b in zip(shape, begin, strict=True)]
+    params = _params(draw)
+    inputs = [
+        quantized("x", shape, params),
+        constant("begin", np.array(begin, np.int32)),
+        constant("size", np.array(size, np.int32)),
+    ]
+    return OpCase(OP.SLICE, inputs, [quantized("y", tuple(size), params)], None, 2)
+
+
+def _depth_to_space(draw: Draw) -> OpCase:
+    height, width, channels = _shape(draw, 3, high=4)
+    params = _params(draw)
+    x = quantized("x", (1, height, width, 4 * channels), params)
+    y = quantized("y", (1, 2 * height, 2 * width, channels), params)
+    options = _options(schema.DepthToSpaceOptionsT, blockSize=2)
+    return OpCase(OP.DEPTH_TO_SPACE, [x], [y], options, 2)
+
+
+def _space_to_depth(draw: Draw) -> OpCase:
+    height, width, channels = _shape(draw, 3, high=4)
+    params = _params(draw)
+    x = quantized("x", (1, 2 * height, 2 * width, channels), params)
+    y = quantized("y", (1, height, width, 4 * channels), params)
+    options = _options(schema.SpaceToDepthOptionsT, blockSize=2)
+    return OpCase(OP.SPACE_TO_DEPTH, [x], [y], options, 2)
+
+
+def _gather(draw: Draw) -> OpCase:
+    rows, depth = draw(st.integers(1, 8)), draw(st.integers(1, 5))
+    indices = [draw(st.integers(0, rows - 1)) for _ in range(draw(st.integers(1, 6)))]
+    params = _params(draw)
+    inputs = [quantized("x", (rows, depth), params), constant("i", np.array(indices, np.int32))]
+    y = quantized("y", (len(indices), depth), params)
+    return OpCase(OP.GATHER, inputs, [y], _options(schema.GatherOptionsT, axis=0), 2)
+
+
+def _split(draw: Draw) -> OpCase:
+    count, axis = draw(st.integers(2, 3)), draw(st.integers(0, 2))
+    shape = tuple(count * d if i == axis else d for i, d in enumerate(_shape(draw, 3, high=4)))
+    params = _params(draw)
+    part = tuple(d // count if i == axis else d for i, d in enumerate(shape))
+    inputs = [constant("axis", np.array(axis, np.int32)), quantized("x", shape, params)]
+    outputs = [quantized(f"y{i}", part, params) for i in range(count)]
+    return OpCase(OP.SPLIT, inputs, outputs, _options(schema.SplitOptionsT, numSplits=count), 2)
+
+
+def _pack(draw: Draw) -> OpCase:
+    count, shape = draw(st.integers(2, 3)), _shape(draw, 2)
+    axis = draw(st.integers(0, 2))
+    params = _params(draw)
+    inputs = [quantized(f"x{i}", shape, params) for i in range(count)]
+    out_shape = (*shape[:axis], count, *shape[axis:])
+    options = _options(schema.PackOptionsT, valuesCount=count, axis=axis)
+    return OpCase(OP.PACK, inputs, [quantized("y", out_shape, params)], options, 2)
+
+
 CASES: dict[str, Callable[[Draw], OpCase]] = {
     "CONV_2D": lambda draw: _conv(draw, depthwise=False),
     "DEPTHWISE_CONV_2D": lambda draw: _conv(draw, depthwise=True),
@@ -397,6 +468,13 @@ CASES: dict[str, Callable[[Draw], OpCase]] = {
     "QUANTIZE_FLOAT": _quantize_float,
     "DEQUANTIZE": _dequantize,
     "STRIDED_SLICE": _strided_slice,
+    "SLICE": _slice,
+    "SQUEEZE": _squeeze,
+    "DEPTH_TO_SPACE": _depth_to_space,
+    "SPACE_TO_DEPTH": _space_to_depth,
+    "GATHER": _gather,
+    "SPLIT": _split,
+    "PACK": _pack,
     "RESIZE_BILINEAR": _resize(OP.RESIZE_BILINEAR, schema.ResizeBilinearOptionsT),
     "RESIZE_NEAREST_NEIGHBOR": _resize(
         OP.RESIZE_NEAREST_NEIGHBOR, schema.ResizeNearestNeighborOptionsT

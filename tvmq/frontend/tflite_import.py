@@ -34,7 +34,20 @@ NUMPY_TYPES = {
 }
 # Quantized ops TVM refuses although its conversion only moves or copies integers.
 INTEGER_LAYOUT_OPS = frozenset(
-    {"PAD", "PADV2", "TRANSPOSE", "STRIDED_SLICE", "RESIZE_NEAREST_NEIGHBOR"}
+    {
+        "DEPTH_TO_SPACE",
+        "GATHER",
+        "PACK",
+        "PAD",
+        "PADV2",
+        "RESIZE_NEAREST_NEIGHBOR",
+        "SLICE",
+        "SPACE_TO_DEPTH",
+        "SPLIT",
+        "SQUEEZE",
+        "STRIDED_SLICE",
+        "TRANSPOSE",
+    }
 )
 OPERATOR_NAMES = {v: k for k, v in vars(BuiltinOperator).items() if not k.startswith("_")}
 
