@@ -515,8 +515,6 @@ NOT_EXACT: dict[str, str] = {
     "host build fails (the ConvTranspose part of issue 19)",
     "SQUARED_DIFFERENCE": "int8 SQUARED_DIFFERENCE runs as a float island; TFLite "
     "Micro squares the rescaled difference in fixed point, one step apart",
-    "RESIZE_BILINEAR": "int8 RESIZE_BILINEAR runs as a float island; TFLite Micro "
-    "interpolates in integers (ResizeBilinearInteger), one step apart",
 }
 
 

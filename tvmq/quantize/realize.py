@@ -22,6 +22,7 @@ kernel TFLite Micro runs for it, so results match TFLite Micro bit for bit:
 - quantize(dequantize(x)) with new parameters: an integer requantize (clamped
   for TFLite's int8 RELU and RELU6);
 - abs: |x - zero point| requantized, as TFLite's int8 ABS;
+- bilinear resize: TFLite's integer interpolation (weights in 1/1024ths);
 - conv2d and matmul whose input is quantized at run time (dynamic mode): integer
   accumulation, then a float rescale by input scale x weight scale, as ONNX
   Runtime's ConvInteger/MatMulInteger followed by its scale multiply.
@@ -312,6 +313,8 @@ class _Realizer(PyExprMutator):
             return self._conv2d(producer, bias, out, low, high)
         if name == "relax.matmul":
             return self._matmul(producer, bias, out, low, high)
+        if name == "relax.image.resize2d" and not fused_activation:
+            return self._resize_bilinear(producer, out)
         if name == "relax.abs" and not fused_activation:
             return self._abs(producer, out)
         if name == "relax.nn.softmax" and not fused_activation:
@@ -548,6 +551,36 @@ class _Realizer(PyExprMutator):
         magnitude = self.ints.emit(relax.op.abs(self.ints.centre(x.data, x.zero_point)))
         return self._rescale(magnitude, dataclasses.replace(x, zero_point=0), out)
 
+    def _resize_bilinear(self, resize: relax.Call, out) -> relax.Expr | None:
+        """TFLite's int8 RESIZE_BILINEAR (ResizeBilinearInteger): the four neighbours
+        weighted in 1/1024ths per axis, the sum divided by 2**20 with halves rounded
+        away from zero. TFLite copies the input's parameters to the output."""
+        attrs = resize.attrs
+        x = self._dequantized(resize.args[0])
+        mode = str(attrs.coordinate_transformation_mode)
+        if x is None or str(attrs.method) != "linear" or str(attrs.layout) != "NHWC":
+            return None
+        if mode not in ("asymmetric", "align_corners", "half_pixel") or x.dtype != out.dtype:
+            return None
+        if (np.float32(x.scale), x.zero_point) != (np.float32(out.scale), out.zero_point):
+            return None
+        (_, in_h, in_w, _), (_, out_h, out_w, _) = _shape(x.data), _shape(resize)
+        data = self.ints.cast(x.data, "int32")
+        total = None
+        for rows, row_weights in _bilinear_taps(in_h, out_h, mode):
+            picked_rows = self.ints.emit(
+                relax.op.take(data, relax.const(rows), axis=1, mode="clip")
+            )
+            for columns, column_weights in _bilinear_taps(in_w, out_w, mode):
+                picked = self.ints.emit(
+                    relax.op.take(picked_rows, relax.const(columns), axis=2, mode="clip")
+                )
+                weights = np.outer(row_weights, column_weights).reshape(1, out_h, out_w, 1)
+                term = self.ints.emit(relax.op.multiply(picked, relax.const(weights)))
+                total = term if total is None else self.ints.emit(relax.op.add(total, term))
+        averaged = self.ints.rounding_divide(total, np.array(1 << 20, np.int32))
+        return self.ints.saturate(averaged, *_activation_range(out.dtype), out.dtype)
+
     def _requantize(self, value, out, low, high) -> relax.Expr | None:
         """A requantize, or an activation between two quantized tensors (TFLite's
         int8 RELU and RELU6: the requantized value clamped)."""
@@ -715,6 +748,29 @@ class _Realizer(PyExprMutator):
             return None
         averaged = self.ints.rounding_divide(*pooled)
         return self.ints.saturate(averaged, *_activation_range(out_dtype), out_dtype)
+
+
+def _bilinear_taps(size: int, out_size: int, mode: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """TFLite's ComputeInterpolationValuesInteger for each output index along one axis:
+    (lower input index, its weight) and (upper input index, its weight), in 1/1024ths."""
+    if mode == "align_corners" and out_size > 1:
+        scale = ((1 << 10) * (size - 1) + (out_size - 1) // 2) // (out_size - 1)
+    else:
+        scale = ((1 << 10) * size + out_size // 2) // out_size
+    position = np.arange(out_size, dtype=np.int64) * scale
+    if mode == "half_pixel":
+        position += scale // 2 - (1 << 9)
+
+    def truncated(value: np.ndarray) -> np.ndarray:  # C++ division by 1024
+        return np.sign(value) * (np.abs(value) // (1 << 10))
+
+    lower = np.maximum(truncated(position), 0)
+    upper = np.minimum(truncated(position + (1 << 10) - 1), size - 1)
+    fraction = position - (1 << 10) * lower
+    return [
+        (lower.astype(np.int32), ((1 << 10) - fraction).astype(np.int32)),
+        (upper.astype(np.int32), fraction.astype(np.int32)),
+    ]
 
 
 def _accumulator_dtype(x: _QuantizedActivation) -> str:
