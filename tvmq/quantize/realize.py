@@ -21,7 +21,8 @@ kernel TFLite Micro runs for it, so results match TFLite Micro bit for bit:
   TFLite's fixed-point exp and reciprocal (:mod:`tvmq.quantize.softmax`);
 - quantize(dequantize(x)) with new parameters: an integer requantize (clamped
   for TFLite's int8 RELU and RELU6);
-- abs: |x - zero point| requantized, as TFLite's int8 ABS;
+- abs: |x - zero point| requantized, as TFLite's int8 ABS; leaky ReLU: either
+  side requantized by its own multiplier;
 - bilinear resize: TFLite's integer interpolation (weights in 1/1024ths);
 - conv2d and matmul whose input is quantized at run time (dynamic mode): integer
   accumulation, then a float rescale by input scale x weight scale, as ONNX
@@ -315,6 +316,8 @@ class _Realizer(PyExprMutator):
             return self._matmul(producer, bias, out, low, high)
         if name == "relax.image.resize2d" and not fused_activation:
             return self._resize_bilinear(producer, out)
+        if name == "relax.nn.leakyrelu" and not fused_activation:
+            return self._leaky_relu(producer, out)
         if name == "relax.abs" and not fused_activation:
             return self._abs(producer, out)
         if name == "relax.nn.softmax" and not fused_activation:
@@ -550,6 +553,23 @@ class _Realizer(PyExprMutator):
             return None
         magnitude = self.ints.emit(relax.op.abs(self.ints.centre(x.data, x.zero_point)))
         return self._rescale(magnitude, dataclasses.replace(x, zero_point=0), out)
+
+    def _leaky_relu(self, leaky: relax.Call, out) -> relax.Expr | None:
+        """TFLite's int8 LEAKY_RELU: x - zero point requantized by s_in / s_out where it
+        is at least 0, by float32(s_in * alpha) / s_out below."""
+        x = self._dequantized(leaky.args[0])
+        if x is None:
+            return None
+        centred = self.ints.centre(x.data, x.zero_point)
+        scaled = []
+        for factor in (np.float32(1.0), np.float32(leaky.attrs.alpha)):
+            real = np.float64(np.float32(x.scale) * factor) / np.float64(out.scale)
+            multiplier, shift = quantize_multiplier(real)
+            scaled.append(self.ints.multiply_by_quantized_multiplier(centred, multiplier, shift))
+        chosen = self.ints.emit(
+            relax.op.where(relax.op.greater_equal(centred, self.ints.const(0, "int32")), *scaled)
+        )
+        return self._output(chosen, out, *_activation_range(out.dtype))
 
     def _resize_bilinear(self, resize: relax.Call, out) -> relax.Expr | None:
         """TFLite's int8 RESIZE_BILINEAR (ResizeBilinearInteger): the four neighbours
