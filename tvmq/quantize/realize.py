@@ -48,7 +48,9 @@ from tvmq.quantize.fixed_point import IntegerBuilder, quantize_multiplier, quant
 from tvmq.quantize.softmax import (
     OUTPUT_SCALE,
     OUTPUT_ZERO_POINT,
+    IntegerLogistic,
     IntegerSoftmax,
+    logistic_params,
     softmax_params,
 )
 
@@ -316,6 +318,8 @@ class _Realizer(PyExprMutator):
             return self._matmul(producer, bias, out, low, high)
         if name == "relax.image.resize2d" and not fused_activation:
             return self._resize_bilinear(producer, out)
+        if name == "relax.sigmoid" and not fused_activation:
+            return self._logistic(producer, out)
         if name == "relax.nn.leakyrelu" and not fused_activation:
             return self._leaky_relu(producer, out)
         if name == "relax.abs" and not fused_activation:
@@ -553,6 +557,18 @@ class _Realizer(PyExprMutator):
             return None
         magnitude = self.ints.emit(relax.op.abs(self.ints.centre(x.data, x.zero_point)))
         return self._rescale(magnitude, dataclasses.replace(x, zero_point=0), out)
+
+    def _logistic(self, sigmoid: relax.Call, out) -> relax.Expr | None:
+        """int8 sigmoid into TFLite's fixed output parameters (1/256, -128)."""
+        x = self._dequantized(sigmoid.args[0])
+        if x is None or x.dtype != "int8" or out.dtype != "int8":
+            return None
+        if (np.float32(out.scale), out.zero_point) != (np.float32(OUTPUT_SCALE), OUTPUT_ZERO_POINT):
+            return None
+        params = logistic_params(np.float64(np.float32(x.scale)), x.zero_point)
+        if params is None:
+            return None
+        return IntegerLogistic(self.ints)(x.data, params)
 
     def _leaky_relu(self, leaky: relax.Call, out) -> relax.Expr | None:
         """TFLite's int8 LEAKY_RELU: x - zero point requantized by s_in / s_out where it
