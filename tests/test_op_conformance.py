@@ -608,14 +608,7 @@ def test_layout_ops_copy_integers(kind, tmp_path):
     [
         "LOGISTIC",
         "TANH",
-        pytest.param(
-            "HARD_SWISH",
-            marks=pytest.mark.xfail(
-                reason="int8 HARD_SWISH runs as a float island; TFLite Micro's int16 "
-                "fixed-point kernel differs by one on a few inputs",
-                strict=True,
-            ),
-        ),
+        "HARD_SWISH",
         "LEAKY_RELU",
         "RELU",
         "RELU6",

@@ -24,6 +24,8 @@ kernel TFLite Micro runs for it, so results match TFLite Micro bit for bit:
 - abs: |x - zero point| requantized, as TFLite's int8 ABS; leaky ReLU: either
   side requantized by its own multiplier;
 - bilinear resize: TFLite's integer interpolation (weights in 1/1024ths);
+- logistic and hard swish: TFLite's fixed-point kernels
+  (:mod:`tvmq.quantize.softmax`, :mod:`tvmq.quantize.hard_swish`);
 - conv2d and matmul whose input is quantized at run time (dynamic mode): integer
   accumulation, then a float rescale by input scale x weight scale, as ONNX
   Runtime's ConvInteger/MatMulInteger followed by its scale multiply.
@@ -45,6 +47,7 @@ from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
 from tvmq.quantize.fixed_point import IntegerBuilder, quantize_multiplier, quantize_multipliers
+from tvmq.quantize.hard_swish import IntegerHardSwish, hard_swish_params
 from tvmq.quantize.softmax import (
     OUTPUT_SCALE,
     OUTPUT_ZERO_POINT,
@@ -318,6 +321,8 @@ class _Realizer(PyExprMutator):
             return self._matmul(producer, bias, out, low, high)
         if name == "relax.image.resize2d" and not fused_activation:
             return self._resize_bilinear(producer, out)
+        if name == "relax.divide" and not fused_activation:
+            return self._hard_swish(producer, out)
         if name == "relax.sigmoid" and not fused_activation:
             return self._logistic(producer, out)
         if name == "relax.nn.leakyrelu" and not fused_activation:
@@ -569,6 +574,28 @@ class _Realizer(PyExprMutator):
         if params is None:
             return None
         return IntegerLogistic(self.ints)(x.data, params)
+
+    def _hard_swish(self, divide: relax.Call, out) -> relax.Expr | None:
+        """x * clip(x + 3, 0, 6) / 6 on a dequantized int8 x, as TVM imports TFLite's
+        HARD_SWISH: TFLite's int16 fixed-point kernel."""
+        product_name, product = self._producer_op(divide.args[0])
+        if _scalar(divide.args[1]) != 6.0 or product_name != "relax.multiply":
+            return None
+        clip_name, clip = self._producer_op(product.args[1])
+        if clip_name != "relax.clip" or [_prim_value(a) for a in clip.args[1:3]] != [0.0, 6.0]:
+            return None
+        add_name, add = self._producer_op(clip.args[0])
+        if add_name != "relax.add" or _scalar(add.args[1]) != 3.0:
+            return None
+        if not (add.args[0].same_as(product.args[0])):
+            return None
+        x = self._dequantized(product.args[0])
+        if x is None or x.dtype != "int8" or out.dtype != "int8":
+            return None
+        params = hard_swish_params(x.scale, x.zero_point, out.scale, out.zero_point)
+        if params is None:
+            return None
+        return IntegerHardSwish(self.ints)(x.data, params, out.dtype)
 
     def _leaky_relu(self, leaky: relax.Call, out) -> relax.Expr | None:
         """TFLite's int8 LEAKY_RELU: x - zero point requantized by s_in / s_out where it
