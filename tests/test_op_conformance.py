@@ -636,3 +636,34 @@ def test_activations_on_every_int8_value(kind, tmp_path):
         )
         got = load_model(path).build("host")(values)[0]
         np.testing.assert_array_equal(got, _micro_run(path, [values], 1)[0])
+
+
+@pytest.mark.parametrize(
+    ("shape", "axes", "params"),
+    [
+        ((1, 7, 5, 16), (1, 2), [(0.05, 3), (0.021, -9)]),
+        ((2, 3, 9), (-1,), [(0.3, -100), (0.7, 20)]),
+        ((1, 12, 12, 4), (1, 2), [(0.013, -128), (0.013, -128)]),
+    ],
+    ids=["new-scale", "last-axis", "same-parameters"],
+)
+def test_mean_rounds_once(tmp_path, shape, axes, params):
+    """MEAN requantizes its sum once, 1/N folded into the multiplier, as TFLite
+    Micro does: rounding the average first, then rescaling, is one step off on
+    about a fifth of the outputs when the scales differ."""
+    keep = len(shape) == 4
+    out_shape = tuple(1 if i in {a % len(shape) for a in axes} else d for i, d in enumerate(shape))
+    if not keep:
+        out_shape = tuple(d for i, d in enumerate(shape) if i not in {a % len(shape) for a in axes})
+    path = single_op(
+        tmp_path / "mean.tflite",
+        OP.MEAN,
+        [quantized("x", shape, params[0]), constant("axis", np.array(axes, np.int32))],
+        [quantized("y", out_shape, params[1])],
+        _options(schema.ReducerOptionsT, keepDims=keep),
+        2,
+    )
+    values = np.random.default_rng(2).integers(-128, 128, shape).astype(np.int8)
+    model = load_model(path)
+    np.testing.assert_array_equal(model.build("host")(values)[0], _micro_run(path, [values], 1)[0])
+    assert "float32" not in realize(model.mod).script(show_meta=False)
