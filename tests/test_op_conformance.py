@@ -513,8 +513,6 @@ CASES: dict[str, Callable[[Draw], OpCase]] = {
 NOT_EXACT: dict[str, str] = {
     "TRANSPOSE_CONV": "NHWC conv2d_transpose has no legalization in TVM 0.27: the "
     "host build fails (the ConvTranspose part of issue 19)",
-    "SQUARED_DIFFERENCE": "int8 SQUARED_DIFFERENCE runs as a float island; TFLite "
-    "Micro squares the rescaled difference in fixed point, one step apart",
 }
 
 

@@ -12,6 +12,8 @@ kernel TFLite Micro runs for it, so results match TFLite Micro bit for bit:
 - add: TFLite's rescale of both inputs to a common 2**20-scaled domain (2**15
   for int16 outputs);
 - mul: the product of both centred inputs, requantized by s_a * s_b / s_out;
+- squared difference: TFLite's rescale to a common 2**7-scaled domain, the
+  integer difference squared, requantized;
 - concat: each input requantized to the output's parameters (a plain copy when
   they are equal, as TFLite requires), then an integer concat;
 - average pooling: integer sums divided with round-half-away-from-zero;
@@ -509,7 +511,7 @@ class _Realizer(PyExprMutator):
         s_a * s_b / s_out (broadcasting as numpy does)."""
         a, b = self._dequantized(mul.args[0]), self._dequantized(mul.args[1])
         if a is None or b is None:
-            return None
+            return self._squared_difference(mul, out, low, high)
         product = self.ints.emit(
             relax.op.multiply(
                 self.ints.centre(a.data, a.zero_point), self.ints.centre(b.data, b.zero_point)
@@ -520,6 +522,34 @@ class _Realizer(PyExprMutator):
         )
         scaled = self.ints.multiply_by_quantized_multiplier(product, multiplier, shift)
         return self._output(scaled, out, low, high)
+
+    def _squared_difference(self, mul, out, low, high) -> relax.Expr | None:
+        """d * d of d = dequantize(a) - dequantize(b), as TVM imports TFLite's int8
+        SQUARED_DIFFERENCE: both inputs rescaled to a common 2**7-scaled domain (as
+        add does), the integer difference squared, then requantized."""
+        name, difference = self._producer_op(mul.args[0])
+        if name != "relax.subtract" or not mul.args[0].same_as(mul.args[1]):
+            return None
+        a, b = self._dequantized(difference.args[0]), self._dequantized(difference.args[1])
+        if a is None or b is None or out.dtype != "int8":
+            return None
+        left_shift = 7
+        twice_max = 2 * max(np.float64(a.scale), np.float64(b.scale))
+        scaled = []
+        for operand in (a, b):
+            multiplier, shift = quantize_multiplier(np.float64(operand.scale) / twice_max)
+            centred = self.ints.centre(operand.data, operand.zero_point)
+            shifted = self.ints.emit(
+                relax.op.multiply(centred, self.ints.const(1 << left_shift, "int32"))
+            )
+            scaled.append(self.ints.multiply_by_quantized_multiplier(shifted, multiplier, shift))
+        raw = self.ints.emit(relax.op.subtract(scaled[0], scaled[1]))
+        squared = self.ints.emit(relax.op.multiply(raw, raw))
+        multiplier, shift = quantize_multiplier(
+            twice_max * twice_max / ((1 << (2 * left_shift)) * np.float64(out.scale))
+        )
+        result = self.ints.multiply_by_quantized_multiplier(squared, multiplier, shift)
+        return self._output(result, out, low, high)
 
     def _concat(self, concat: relax.Call, out: _QuantizedActivation) -> relax.Expr | None:
         """Concatenate integers: inputs whose parameters differ from the output's are
