@@ -82,15 +82,9 @@ def nchw_conv(path):
     return g.write(path, [x], [y])
 
 
-# Quantized TRANSPOSE is converted by the int8 ops branch of issue 19.
-NCHW = pytest.param(
-    nchw_conv, marks=pytest.mark.xfail(strict=True, reason="quantized TRANSPOSE not imported yet")
-)
-
-
 @pytest.mark.parametrize(
     "build",
-    [depthwise_bias_axis, fully_connected_bias_axis, NCHW],
+    [depthwise_bias_axis, fully_connected_bias_axis, nchw_conv],
     ids=["depthwise-bias-axis", "fully-connected-bias-axis", "nchw-conv"],
 )
 def test_int8_quirks_match_tflite_micro(tmp_path, build):

@@ -39,6 +39,23 @@ NUMPY_TYPES = {
     TensorType.INT8: "int8",
     TensorType.UINT32: "uint32",
 }
+# Quantized ops TVM refuses although its conversion only moves or copies integers.
+INTEGER_LAYOUT_OPS = frozenset(
+    {
+        "DEPTH_TO_SPACE",
+        "GATHER",
+        "PACK",
+        "PAD",
+        "PADV2",
+        "RESIZE_NEAREST_NEIGHBOR",
+        "SLICE",
+        "SPACE_TO_DEPTH",
+        "SPLIT",
+        "SQUEEZE",
+        "STRIDED_SLICE",
+        "TRANSPOSE",
+    }
+)
 OPERATOR_NAMES = {v: k for k, v in vars(BuiltinOperator).items() if not k.startswith("_")}
 
 
@@ -198,8 +215,10 @@ class TFLiteGraph:
 
 def _weight_only_converter(failures: list[tuple[str, str, str]]):
     """TVM's OperatorConverter, taught to read hybrid ops' int8 weights as float, to
-    mend what TFLite accepts (module docstring), to import quantized ARG_MAX/ARG_MIN,
-    and to shape FULLY_CONNECTED outputs as TFLite does.
+    mend what TFLite accepts (module docstring), to import quantized ops that only move
+    integers (TFLite requires their input and output to share parameters, and TVM's
+    conversions of them copy values as they are) and quantized ARG_MAX/ARG_MIN, and to
+    shape FULLY_CONNECTED outputs as TFLite does.
 
     An op whose converter fails is recorded in `failures` as (output tensor, op,
     reason) and stands in as zeros of its output shapes, so that later ops are
@@ -210,11 +229,11 @@ def _weight_only_converter(failures: list[tuple[str, str, str]]):
     from tvmq.frontend import first_line
 
     class WeightOnlyConverter(OperatorConverter):
-        # The index of the largest (smallest) quantized value is that of the real one.
-        _SUPPORTED_QUANTIZED_OPS = OperatorConverter._SUPPORTED_QUANTIZED_OPS | {
-            "ARG_MAX",
-            "ARG_MIN",
-        }
+        # ARG_MAX/ARG_MIN: the index of the largest (smallest) quantized value is that
+        # of the real one.
+        _SUPPORTED_QUANTIZED_OPS = (
+            OperatorConverter._SUPPORTED_QUANTIZED_OPS | INTEGER_LAYOUT_OPS | {"ARG_MAX", "ARG_MIN"}
+        )
 
         def __init__(self, model, subgraph, *args, **kwargs):
             super().__init__(model, subgraph, *args, **kwargs)
@@ -236,6 +255,39 @@ def _weight_only_converter(failures: list[tuple[str, str, str]]):
                     return zeros[0] if len(zeros) == 1 else relax.Tuple(zeros)
 
             return converted
+
+        def convert_pad(self, op):
+            """TFLite Micro pads an int8 tensor with its output's zero point (or the
+            constant given) and copies the rest as is, whatever the input's parameters."""
+            tensors = self.get_input_tensors(op)
+            output = self.get_output_tensors(op)[0]
+            if tensors[0].qnn_params is None or output.qnn_params is None:
+                return super().convert_pad(op)
+            widths = [int(w) for pair in self.get_tensor_value(tensors[1]) for w in pair]
+            if len(tensors) == 3:
+                value = float(np.ravel(self.get_tensor_value(tensors[2]))[0])
+            else:
+                value = float(output.qnn_params["zero_point"].value.numpy())
+            return relax.op.nn.pad(self.get_expr(tensors[0].tensor_idx), widths, "constant", value)
+
+        def convert_resize_nearest_neighbor(self, op):
+            """TFLite picks the nearest input with its round-half-away-from-zero, for
+            align_corners too (TVM's conversion then rounds halves to even)."""
+            from tflite.ResizeNearestNeighborOptions import ResizeNearestNeighborOptions
+
+            options = ResizeNearestNeighborOptions()
+            table = op.BuiltinOptions()
+            if table is None:
+                return super().convert_resize_nearest_neighbor(op)
+            options.Init(table.Bytes, table.Pos)
+            if not options.AlignCorners() or options.HalfPixelCenters():
+                return super().convert_resize_nearest_neighbor(op)
+            tensors = self.get_input_tensors(op)
+            size = tuple(int(d) for d in self.get_tensor_value(tensors[1]))
+            data = self.get_expr(tensors[0].tensor_idx)
+            return relax.op.image.resize2d(
+                data, size, None, "NHWC", "nearest_neighbor", "align_corners", "round_prefer_ceil"
+            )
 
         def get_tensors(self, tensors_idx_list):
             return [self._mended(w) for w in super().get_tensors(tensors_idx_list)]

@@ -12,12 +12,22 @@ kernel TFLite Micro runs for it, so results match TFLite Micro bit for bit:
 - add: TFLite's rescale of both inputs to a common 2**20-scaled domain (2**15
   for int16 outputs);
 - mul: the product of both centred inputs, requantized by s_a * s_b / s_out;
+- squared difference: TFLite's rescale to a common 2**7-scaled domain, the
+  integer difference squared, requantized;
 - concat: each input requantized to the output's parameters (a plain copy when
   they are equal, as TFLite requires), then an integer concat;
 - average pooling: integer sums divided with round-half-away-from-zero;
+- mean: the integer sum requantized once, 1/N folded into the multiplier (TFLite's
+  QuantizedMeanOrSum);
 - softmax over the last axis (int8 in, scale 1/256 and zero point -128 out):
   TFLite's fixed-point exp and reciprocal (:mod:`tvmq.quantize.softmax`);
-- quantize(dequantize(x)) with new parameters: an integer requantize;
+- quantize(dequantize(x)) with new parameters: an integer requantize (clamped
+  for TFLite's int8 RELU and RELU6);
+- abs: |x - zero point| requantized, as TFLite's int8 ABS; leaky ReLU: either
+  side requantized by its own multiplier;
+- bilinear resize: TFLite's integer interpolation (weights in 1/1024ths);
+- logistic and hard swish: TFLite's fixed-point kernels
+  (:mod:`tvmq.quantize.softmax`, :mod:`tvmq.quantize.hard_swish`);
 - conv2d and matmul whose input is quantized at run time (dynamic mode): integer
   accumulation, then a float rescale by input scale x weight scale, as ONNX
   Runtime's ConvInteger/MatMulInteger followed by its scale multiply.
@@ -35,6 +45,7 @@ is always correct, never a crash.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,10 +55,13 @@ from tvm.relax.expr_functor import PyExprMutator, mutator
 
 from tvmq.quantize import legacy
 from tvmq.quantize.fixed_point import IntegerBuilder, quantize_multiplier, quantize_multipliers
+from tvmq.quantize.hard_swish import IntegerHardSwish, hard_swish_params
 from tvmq.quantize.softmax import (
     OUTPUT_SCALE,
     OUTPUT_ZERO_POINT,
+    IntegerLogistic,
     IntegerSoftmax,
+    logistic_params,
     softmax_params,
 )
 
@@ -68,13 +82,16 @@ ADD_LEFT_SHIFT = {"int8": 20, "uint8": 20, "int16": 15}
 
 def has_qdq(mod: tvm.IRModule) -> bool:
     """True when any Relax function of `mod` quantizes or dequantizes, or averages
-    integers (a quantized pooling, imported without quantize/dequantize)."""
+    integers (TVM's import of TFLite's int8 AVERAGE_POOL_2D, which realize rounds
+    as TFLite does: a model of that op alone has no quantize)."""
     found = []
 
     def visit(expr):
-        if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op):
-            integer_pool = expr.op.name == "relax.nn.avg_pool2d" and "int" in str(expr.ty.dtype)
-            found.append(expr.op.name in QDQ_OPS or integer_pool)
+        name = _op_name(expr)
+        found.append(
+            name in QDQ_OPS
+            or (name == "relax.nn.avg_pool2d" and "int" in str(expr.args[0].ty.dtype))
+        )
 
     for _, func in mod.functions_items():
         if isinstance(func, relax.Function):
@@ -388,10 +405,20 @@ class _Realizer(PyExprMutator):
             return self._conv2d(producer, bias, out, low, high)
         if name == "relax.matmul":
             return self._matmul(producer, bias, out, low, high)
+        if name == "relax.image.resize2d" and not fused_activation:
+            return self._resize_bilinear(producer, out)
+        if name == "relax.divide" and not fused_activation:
+            return self._hard_swish(producer, out)
+        if name == "relax.sigmoid" and not fused_activation:
+            return self._logistic(producer, out)
+        if name == "relax.nn.leakyrelu" and not fused_activation:
+            return self._leaky_relu(producer, out)
+        if name == "relax.abs" and not fused_activation:
+            return self._abs(producer, out)
         if name == "relax.nn.softmax" and not fused_activation:
             return self._softmax(producer, out)
-        if name == "relax.dequantize" and not fused_activation:
-            return self._requantize(value, out)
+        if name == "relax.dequantize":
+            return self._requantize(value, out, low, high)
         return None
 
     def _conv2d(self, conv, bias, out, low, high) -> relax.Expr | None:
@@ -634,7 +661,7 @@ class _Realizer(PyExprMutator):
         s_a * s_b / s_out (broadcasting as numpy does)."""
         a, b = self._dequantized(mul.args[0]), self._dequantized(mul.args[1])
         if a is None or b is None:
-            return None
+            return self._squared_difference(mul, out, low, high)
         product = self.ints.emit(
             relax.op.multiply(
                 self.ints.centre(a.data, a.zero_point), self.ints.centre(b.data, b.zero_point)
@@ -647,6 +674,34 @@ class _Realizer(PyExprMutator):
         multiplier, shift = quantize_multiplier(real)
         scaled = self.ints.multiply_by_quantized_multiplier(product, multiplier, shift)
         return self._output(scaled, out, low, high)
+
+    def _squared_difference(self, mul, out, low, high) -> relax.Expr | None:
+        """d * d of d = dequantize(a) - dequantize(b), as TVM imports TFLite's int8
+        SQUARED_DIFFERENCE: both inputs rescaled to a common 2**7-scaled domain (as
+        add does), the integer difference squared, then requantized."""
+        name, difference = self._producer_op(mul.args[0])
+        if name != "relax.subtract" or not mul.args[0].same_as(mul.args[1]):
+            return None
+        a, b = self._dequantized(difference.args[0]), self._dequantized(difference.args[1])
+        if a is None or b is None or out.dtype != "int8":
+            return None
+        left_shift = 7
+        twice_max = 2 * max(np.float64(a.scale), np.float64(b.scale))
+        scaled = []
+        for operand in (a, b):
+            multiplier, shift = quantize_multiplier(np.float64(operand.scale) / twice_max)
+            centred = self.ints.centre(operand.data, operand.zero_point)
+            shifted = self.ints.emit(
+                relax.op.multiply(centred, self.ints.const(1 << left_shift, "int32"))
+            )
+            scaled.append(self.ints.multiply_by_quantized_multiplier(shifted, multiplier, shift))
+        raw = self.ints.emit(relax.op.subtract(scaled[0], scaled[1]))
+        squared = self.ints.emit(relax.op.multiply(raw, raw))
+        multiplier, shift = quantize_multiplier(
+            twice_max * twice_max / ((1 << (2 * left_shift)) * np.float64(out.scale))
+        )
+        result = self.ints.multiply_by_quantized_multiplier(squared, multiplier, shift)
+        return self._output(result, out, low, high)
 
     def _concat(self, concat: relax.Call, out: _QuantizedActivation) -> relax.Expr | None:
         """Concatenate integers: inputs whose parameters differ from the output's are
@@ -698,18 +753,117 @@ class _Realizer(PyExprMutator):
             return None
         return IntegerSoftmax(self.ints)(x.data, params)
 
-    def _requantize(self, value, out) -> relax.Expr | None:
+    def _abs(self, abs_call: relax.Call, out: _QuantizedActivation) -> relax.Expr | None:
+        """TFLite's int8 ABS: |x - zero point|, requantized by s_in / s_out."""
+        x = self._dequantized(abs_call.args[0])
+        if x is None:
+            return None
+        magnitude = self.ints.emit(relax.op.abs(self.ints.centre(x.data, x.zero_point)))
+        return self._rescale(magnitude, dataclasses.replace(x, zero_point=0), out)
+
+    def _logistic(self, sigmoid: relax.Call, out) -> relax.Expr | None:
+        """int8 sigmoid into TFLite's fixed output parameters (1/256, -128)."""
+        x = self._dequantized(sigmoid.args[0])
+        if x is None or x.dtype != "int8" or out.dtype != "int8":
+            return None
+        if (np.float32(out.scale), out.zero_point) != (np.float32(OUTPUT_SCALE), OUTPUT_ZERO_POINT):
+            return None
+        params = logistic_params(np.float64(np.float32(x.scale)), x.zero_point)
+        if params is None:
+            return None
+        return IntegerLogistic(self.ints)(x.data, params)
+
+    def _hard_swish(self, divide: relax.Call, out) -> relax.Expr | None:
+        """x * clip(x + 3, 0, 6) / 6 on a dequantized int8 x, as TVM imports TFLite's
+        HARD_SWISH: TFLite's int16 fixed-point kernel."""
+        product_name, product = self._producer_op(divide.args[0])
+        if _scalar(divide.args[1]) != 6.0 or product_name != "relax.multiply":
+            return None
+        clip_name, clip = self._producer_op(product.args[1])
+        if clip_name != "relax.clip" or [_prim_value(a) for a in clip.args[1:3]] != [0.0, 6.0]:
+            return None
+        add_name, add = self._producer_op(clip.args[0])
+        if add_name != "relax.add" or _scalar(add.args[1]) != 3.0:
+            return None
+        if not (add.args[0].same_as(product.args[0])):
+            return None
+        x = self._dequantized(product.args[0])
+        if x is None or x.dtype != "int8" or out.dtype != "int8":
+            return None
+        params = hard_swish_params(x.scale, x.zero_point, out.scale, out.zero_point)
+        if params is None:
+            return None
+        return IntegerHardSwish(self.ints)(x.data, params, out.dtype)
+
+    def _leaky_relu(self, leaky: relax.Call, out) -> relax.Expr | None:
+        """TFLite's int8 LEAKY_RELU: x - zero point requantized by s_in / s_out where it
+        is at least 0, by float32(s_in * alpha) / s_out below."""
+        x = self._dequantized(leaky.args[0])
+        if x is None:
+            return None
+        centred = self.ints.centre(x.data, x.zero_point)
+        scaled = []
+        for factor in (np.float32(1.0), np.float32(leaky.attrs.alpha)):
+            real = np.float64(np.float32(x.scale) * factor) / np.float64(out.scale)
+            multiplier, shift = quantize_multiplier(real)
+            scaled.append(self.ints.multiply_by_quantized_multiplier(centred, multiplier, shift))
+        chosen = self.ints.emit(
+            relax.op.where(relax.op.greater_equal(centred, self.ints.const(0, "int32")), *scaled)
+        )
+        return self._output(chosen, out, *_activation_range(out.dtype))
+
+    def _resize_bilinear(self, resize: relax.Call, out) -> relax.Expr | None:
+        """TFLite's int8 RESIZE_BILINEAR (ResizeBilinearInteger): the four neighbours
+        weighted in 1/1024ths per axis, the sum divided by 2**20 with halves rounded
+        away from zero. TFLite copies the input's parameters to the output. Its uint8
+        kernel interpolates in float, so uint8 stays a float island."""
+        attrs = resize.attrs
+        x = self._dequantized(resize.args[0])
+        mode = str(attrs.coordinate_transformation_mode)
+        if x is None or x.legacy or str(attrs.method) != "linear" or str(attrs.layout) != "NHWC":
+            return None
+        if mode not in ("asymmetric", "align_corners", "half_pixel") or x.dtype != out.dtype:
+            return None
+        if (np.float32(x.scale), x.zero_point) != (np.float32(out.scale), out.zero_point):
+            return None
+        (_, in_h, in_w, _), (_, out_h, out_w, _) = _shape(x.data), _shape(resize)
+        data = self.ints.cast(x.data, "int32")
+        total = None
+        for rows, row_weights in _bilinear_taps(in_h, out_h, mode):
+            picked_rows = self.ints.emit(
+                relax.op.take(data, relax.const(rows), axis=1, mode="clip")
+            )
+            for columns, column_weights in _bilinear_taps(in_w, out_w, mode):
+                picked = self.ints.emit(
+                    relax.op.take(picked_rows, relax.const(columns), axis=2, mode="clip")
+                )
+                weights = np.outer(row_weights, column_weights).reshape(1, out_h, out_w, 1)
+                term = self.ints.emit(relax.op.multiply(picked, relax.const(weights)))
+                total = term if total is None else self.ints.emit(relax.op.add(total, term))
+        averaged = self.ints.rounding_divide(total, np.array(1 << 20, np.int32))
+        return self.ints.saturate(averaged, *_activation_range(out.dtype), out.dtype)
+
+    def _requantize(self, value, out, low, high) -> relax.Expr | None:
+        """A requantize, or an activation between two quantized tensors (TFLite's
+        int8 RELU and RELU6: the requantized value clamped)."""
         x = self._dequantized(value)
         if x is None:
             return None
-        return self._rescale(x.data, x, out)
+        return self._rescale(x.data, x, out, (low, high))
 
-    def _rescale(self, values, x: _QuantizedActivation, out: _QuantizedActivation) -> relax.Expr:
-        """`values`, quantized with x's parameters, requantized to out's."""
+    def _rescale(
+        self,
+        values,
+        x: _QuantizedActivation,
+        out: _QuantizedActivation,
+        clamp: tuple[int, int] | None = None,
+    ) -> relax.Expr:
+        """`values`, quantized with x's parameters, requantized to out's and clamped
+        (to out's whole range unless `clamp` says otherwise)."""
         multiplier, shift = quantize_multiplier(np.float64(x.scale) / np.float64(out.scale))
         centred = self.ints.centre(values, x.zero_point)
         scaled = self.ints.multiply_by_quantized_multiplier(centred, multiplier, shift)
-        return self._output(scaled, out, *_activation_range(out.dtype))
+        return self._output(scaled, out, *(clamp or _activation_range(out.dtype)))
 
     def _dynamic(self, call: relax.Call) -> relax.Expr | None:
         """A weighted op on a run-time quantized input: (x - zero point) as int16 times
@@ -852,22 +1006,37 @@ class _Realizer(PyExprMutator):
         if x is None or x.legacy:  # uint8 into uint8 is _mean_uint8; no other mix exists
             return None
         if _op_name(pool) == "relax.mean":
-            ndim = len(_shape(x.data))
-            given = pool.attrs.axis  # None: every axis
-            axes = list(range(ndim)) if given is None else [int(a) % ndim for a in given]
-            sums = self.ints.emit(
-                relax.op.sum(self.ints.cast(x.data, "int32"), axes, keepdims=pool.attrs.keepdims)
-            )
-            counts = np.array(np.prod([_shape(x.data)[a] for a in axes]), np.int32)
-        else:
-            pooled = self._pool_sums(x.data, pool)
-            if pooled is None:
-                return None
-            sums, counts = pooled
-        averaged = self.ints.rounding_divide(sums, counts)
+            return self._mean(x, pool, out)
+        pooled = self._pool_sums(x.data, pool)
+        if pooled is None:
+            return None
+        averaged = self.ints.rounding_divide(*pooled)
         if np.float32(x.scale) == np.float32(out.scale) and x.zero_point == out.zero_point:
             return self.ints.saturate(averaged, *_activation_range(out.dtype), out.dtype)
         return self._rescale(averaged, x, out)
+
+    def _mean(self, x: _QuantizedActivation, mean: relax.Call, out) -> relax.Expr:
+        """TFLite's quantized MEAN (reduce.h QuantizedMeanOrSum): the sum of centred
+        inputs, then ONE requantization by s_in / s_out with 1/N folded into the
+        multiplier, rounded once."""
+        shape = _shape(x.data)
+        given = mean.attrs.axis  # None: every axis
+        axes = sorted(
+            {int(a) % len(shape) for a in (range(len(shape)) if given is None else given)}
+        )
+        count = int(np.prod([shape[a] for a in axes]))
+        sums = self.ints.emit(
+            relax.op.sum(self.ints.cast(x.data, "int32"), axes, keepdims=mean.attrs.keepdims)
+        )
+        centred = self.ints.emit(
+            relax.op.subtract(sums, self.ints.const(x.zero_point * count, "int32"))
+        )
+        multiplier, shift = quantize_multiplier(np.float64(x.scale) / np.float64(out.scale))
+        # 1/N as a left shift of the multiplier by log2(N), then an integer division.
+        fold = min(count.bit_length() - 1, 32, 31 + shift)
+        multiplier, shift = (multiplier << fold) // count, shift - fold
+        scaled = self.ints.multiply_by_quantized_multiplier(centred, multiplier, shift)
+        return self._output(scaled, out, *_activation_range(out.dtype))
 
     def _pool_sums(self, data: relax.Expr, pool: relax.Call):
         """Window sums of an integer tensor (int32) and how many inputs each covers."""
@@ -941,6 +1110,29 @@ def _single_zero_point(weight: _QuantizedConstant) -> bool:
 def _centred(weight: _QuantizedConstant) -> np.ndarray:
     """The integer weights less their zero point, as int64."""
     return weight.values.astype(np.int64) - weight.zero_point
+
+
+def _bilinear_taps(size: int, out_size: int, mode: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """TFLite's ComputeInterpolationValuesInteger for each output index along one axis:
+    (lower input index, its weight) and (upper input index, its weight), in 1/1024ths."""
+    if mode == "align_corners" and out_size > 1:
+        scale = ((1 << 10) * (size - 1) + (out_size - 1) // 2) // (out_size - 1)
+    else:
+        scale = ((1 << 10) * size + out_size // 2) // out_size
+    position = np.arange(out_size, dtype=np.int64) * scale
+    if mode == "half_pixel":
+        position += scale // 2 - (1 << 9)
+
+    def truncated(value: np.ndarray) -> np.ndarray:  # C++ division by 1024
+        return np.sign(value) * (np.abs(value) // (1 << 10))
+
+    lower = np.maximum(truncated(position), 0)
+    upper = np.minimum(truncated(position + (1 << 10) - 1), size - 1)
+    fraction = position - (1 << 10) * lower
+    return [
+        (lower.astype(np.int32), ((1 << 10) - fraction).astype(np.int32)),
+        (upper.astype(np.int32), fraction.astype(np.int32)),
+    ]
 
 
 def _accumulator_dtype(x: _QuantizedActivation) -> str:

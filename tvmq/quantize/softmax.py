@@ -103,18 +103,21 @@ class IntegerSoftmax:
         )
         return ints.cast(self._op(relax.op.clip, product, INT32_MIN, INT32_MAX), "int32")
 
-    def _exp_on_negative_values(self, a: relax.Expr) -> relax.Expr:
-        """exp(a) in Q0.31 for a in Q5.26, a <= 0 (gemmlowp fixedpoint.h)."""
+    def _exp_on_negative_values(
+        self, a: relax.Expr, integer_bits: int = SCALED_DIFF_INTEGER_BITS
+    ) -> relax.Expr:
+        """exp(a) in Q0.31 for a <= 0 with `integer_bits` integer bits (gemmlowp
+        fixedpoint.h)."""
         ints = self.ints
-        fraction_bits = 31 - SCALED_DIFF_INTEGER_BITS
+        fraction_bits = 31 - integer_bits
         quarter = 1 << (fraction_bits - 2)
         modulo = self._op(relax.op.bitwise_and, a, self._i32(quarter - 1))
         modulo = self._op(relax.op.subtract, modulo, self._i32(quarter))
-        result = self._exp_on_quarter_interval(
-            self._saturating_left_shift(modulo, SCALED_DIFF_INTEGER_BITS)
-        )
+        result = self._exp_on_quarter_interval(self._saturating_left_shift(modulo, integer_bits))
         remainder = self._op(relax.op.subtract, modulo, a)
         for exponent, multiplier in EXP_BARREL:
+            if exponent >= integer_bits:  # gemmlowp's barrel stops at the integer bits
+                break
             bit = self._op(
                 relax.op.bitwise_and, remainder, self._i32(1 << (fraction_bits + exponent))
             )
@@ -173,3 +176,72 @@ class IntegerSoftmax:
             x = self._op(relax.op.add, x, self._saturating_left_shift(mul(x, one_minus), 2))
         # ExactMulByPot<-1> only retypes Q2.29 as Q1.30; Rescale<0> then shifts by one.
         return self._saturating_left_shift(x, 1)
+
+
+LOGISTIC_INPUT_INTEGER_BITS = 4  # TFLite's int8 logistic reads its input in Q4.27
+LOGISTIC_OUTPUT_SHIFT = 31 - 8  # Q0.31 down to 1/256 steps
+
+
+@dataclass(frozen=True)
+class LogisticParams:
+    """TFLite Micro's int8 LOGISTIC parameters (CalculateArithmeticOpData)."""
+
+    zero_point: int
+    multiplier: int
+    left_shift: int
+    radius: int
+
+
+def logistic_params(input_scale: float, zero_point: int) -> LogisticParams | None:
+    """The Q4.27 input rescale and the input radius beyond which the output
+    saturates; None where the multiplier would shift right."""
+    fraction_bits = 31 - LOGISTIC_INPUT_INTEGER_BITS
+    multiplier, left_shift = quantize_multiplier(input_scale * (1 << fraction_bits))
+    if left_shift < 0 or multiplier == 0:
+        return None
+    radius = ((1 << LOGISTIC_INPUT_INTEGER_BITS) - 1) * (1 << fraction_bits) / (1 << left_shift)
+    return LogisticParams(zero_point, multiplier, left_shift, math.floor(radius))
+
+
+class IntegerLogistic(IntegerSoftmax):
+    """TFLite's int8 LOGISTIC (reference integer_ops/logistic.h): gemmlowp's
+    logistic on the input rescaled to Q4.27, output scale 1/256, zero point -128.
+    It shares softmax's fixed-point exp and reciprocal."""
+
+    def __call__(self, x: relax.Expr, params: LogisticParams) -> relax.Expr:
+        ints = self.ints
+        centred = ints.centre(x, params.zero_point)
+        # Inputs beyond the radius saturate; clamping them first keeps the rescale
+        # below free of overflow for those discarded lanes.
+        limit = params.radius - 1
+        inside = self._op(relax.op.clip, centred, -limit, limit)
+        q4 = ints.multiply_by_quantized_multiplier(
+            inside, np.array(params.multiplier), np.array(params.left_shift)
+        )
+        positive = self._op(relax.op.greater, q4, self._i32(0))
+        magnitude = self._op(relax.op.abs, q4)
+        exp = self._exp_on_negative_values(
+            self._op(relax.op.negative, magnitude), LOGISTIC_INPUT_INTEGER_BITS
+        )
+        on_positive = self._one_over_one_plus_x(exp)
+        on_negative = self._op(relax.op.subtract, self._i32(Q0_ONE), on_positive)
+        value = self._op(relax.op.where, positive, on_positive, on_negative)
+        value = self._op(
+            relax.op.where, relax.op.equal(q4, self._i32(0)), self._i32(1 << 30), value
+        )
+        scaled = ints.rounding_divide_by_pot(value, np.array(LOGISTIC_OUTPUT_SHIFT))
+        output = self._op(relax.op.add, scaled, self._i32(OUTPUT_ZERO_POINT))
+        output = self._op(relax.op.clip, output, -128, 127)
+        output = self._op(
+            relax.op.where,
+            relax.op.less_equal(centred, self._i32(-params.radius)),
+            self._i32(-128),
+            output,
+        )
+        output = self._op(
+            relax.op.where,
+            relax.op.greater_equal(centred, self._i32(params.radius)),
+            self._i32(127),
+            output,
+        )
+        return relax.op.astype(output, "int8")
