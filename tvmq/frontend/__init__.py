@@ -14,7 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
-from tvmq.errors import TvmqError, UnsupportedOperatorError
+from tvmq.errors import TvmqError, UnsupportedOperatorError, first_line
 from tvmq.model import Model, TensorSpec
 
 FORMATS = (".onnx", ".tflite", ".tvmq")
@@ -91,12 +91,3 @@ def load_model(path: str | Path) -> Model:
         quantization=source.quantization,
         source_names=dict(source.source_names),
     )
-
-
-def first_line(error: BaseException) -> str:
-    """TVM errors carry multi-line C++ context; users get the first meaningful line."""
-    for line in str(error).splitlines():
-        line = line.strip()
-        if line and not line.startswith(("Traceback", "File ", "[bt]")):
-            return line
-    return type(error).__name__
