@@ -8,7 +8,10 @@ split lets ``tvmq inspect`` report on models that cannot be imported.
 
 from __future__ import annotations
 
+import io
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Protocol
 
@@ -74,7 +77,9 @@ def load_model(path: str | Path) -> Model:
     if bad:
         raise UnsupportedOperatorError(str(source.path), bad)
     try:
-        mod = source.to_relax()
+        # TVM's importers print a line of their own before raising: the user gets one.
+        with _scopes_closed_on_error(), redirect_stdout(io.StringIO()):
+            mod = source.to_relax()
     except TvmqError:
         raise
     except Exception as error:  # TVM importers raise many types; users get one line
@@ -91,3 +96,26 @@ def load_model(path: str | Path) -> Model:
         quantization=source.quantization,
         source_names=dict(source.source_names),
     )
+
+
+@contextmanager
+def _scopes_closed_on_error() -> Iterator[None]:
+    """TVM's BlockBuilder leaves a function's block and scope open when a converter
+    raises inside ``with bb.function(...)``, then prints "BlockBuilder destroyed with
+    remaining blocks!" on stderr when it is collected: under the user's one-line
+    error. Close them as the scope unwinds, for the duration of an import."""
+    from tvm import relax
+
+    exit_scope = relax.BlockBuilder._exit_function_scope
+
+    def exit_closing(builder, exc_type, exc_value, traceback):
+        if exc_type is not None:
+            builder._end_block()
+            builder.end_scope()
+        return exit_scope(builder, exc_type, exc_value, traceback)
+
+    relax.BlockBuilder._exit_function_scope = exit_closing
+    try:
+        yield
+    finally:
+        relax.BlockBuilder._exit_function_scope = exit_scope
