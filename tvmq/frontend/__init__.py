@@ -9,6 +9,7 @@ split lets ``tvmq inspect`` report on models that cannot be imported.
 from __future__ import annotations
 
 import io
+import re
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
@@ -76,14 +77,17 @@ def load_model(path: str | Path) -> Model:
     bad = source.unsupported()
     if bad:
         raise UnsupportedOperatorError(str(source.path), bad)
+    printed = io.StringIO()
     try:
         # TVM's importers print a line of their own before raising: the user gets one.
-        with _scopes_closed_on_error(), redirect_stdout(io.StringIO()):
+        with _scopes_closed_on_error(), redirect_stdout(printed):
             mod = source.to_relax()
     except TvmqError:
         raise
     except Exception as error:  # TVM importers raise many types; users get one line
-        raise TvmqError(f"{source.path}: import failed: {first_line(error)}") from error
+        node = re.search(r"converting operator (\S+), with inputs: \[(.*)\]", printed.getvalue())
+        at = f" at {node[1]} (inputs {node[2][:80]})" if node else ""
+        raise TvmqError(f"{source.path}: import failed{at}: {first_line(error)}") from error
     return Model(
         name=source.path.stem,
         source=source.path,

@@ -31,6 +31,7 @@ def add_parser(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tvmq.fileio import check_directory_writable
     from tvmq.frontend import load_model
     from tvmq.targets import load_target
     from tvmq.tune.database import ScheduleDatabase, default_directory
@@ -41,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     runner = args.runner or default_runner(target)
     check_runner(runner, target)
     directory = args.work_dir or default_directory(target)
+    check_directory_writable(directory)
     database = ScheduleDatabase(directory, target)  # refuses a damaged or foreign one first
     model = load_model(args.model)
     result = tune(
