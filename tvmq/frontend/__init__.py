@@ -8,11 +8,10 @@ split lets ``tvmq inspect`` report on models that cannot be imported.
 
 from __future__ import annotations
 
-import io
 import re
+import threading
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager, redirect_stdout
+from contextlib import suppress
 from pathlib import Path
 from typing import Protocol
 
@@ -77,15 +76,16 @@ def load_model(path: str | Path) -> Model:
     bad = source.unsupported()
     if bad:
         raise UnsupportedOperatorError(str(source.path), bad)
-    printed = io.StringIO()
+    _close_scopes_on_error()
+    if source.format == "onnx":
+        _keep_onnx_importer_prints()
+    _printed.line = ""
     try:
-        # TVM's importers print a line of their own before raising: the user gets one.
-        with _scopes_closed_on_error(), redirect_stdout(printed):
-            mod = source.to_relax()
+        mod = source.to_relax()
     except TvmqError:
         raise
     except Exception as error:  # TVM importers raise many types; users get one line
-        node = re.search(r"converting operator (\S+), with inputs: \[(.*)\]", printed.getvalue())
+        node = re.search(r"converting operator (\S+), with inputs: \[(.*)\]", _printed.line)
         at = f" at {node[1]} (inputs {node[2][:80]})" if node else ""
         raise TvmqError(f"{source.path}: import failed{at}: {first_line(error)}") from error
     return Model(
@@ -102,24 +102,41 @@ def load_model(path: str | Path) -> Model:
     )
 
 
-@contextmanager
-def _scopes_closed_on_error() -> Iterator[None]:
+def _close_scopes_on_error() -> None:
     """TVM's BlockBuilder leaves a function's block and scope open when a converter
     raises inside ``with bb.function(...)``, then prints "BlockBuilder destroyed with
     remaining blocks!" on stderr when it is collected: under the user's one-line
-    error. Close them as the scope unwinds, for the duration of an import."""
+    error. Close them as the scope unwinds (installed once, for the whole process:
+    patching and restoring around each import would race between threads)."""
     from tvm import relax
 
     exit_scope = relax.BlockBuilder._exit_function_scope
+    if getattr(exit_scope, "closes_scopes", False):
+        return
 
     def exit_closing(builder, exc_type, exc_value, traceback):
         if exc_type is not None:
-            builder._end_block()
-            builder.end_scope()
+            with suppress(Exception):  # never mask the error being raised
+                builder._end_block()
+                builder.end_scope()
         return exit_scope(builder, exc_type, exc_value, traceback)
 
+    exit_closing.closes_scopes = True
     relax.BlockBuilder._exit_function_scope = exit_closing
-    try:
-        yield
-    finally:
-        relax.BlockBuilder._exit_function_scope = exit_scope
+
+
+# The last line TVM's ONNX importer printed, per thread (boards import in threads).
+_printed = threading.local()
+
+
+def _keep_onnx_importer_prints() -> None:
+    """TVM's ONNX importer prints "Error converting operator OP, with inputs: [...]"
+    on stdout before raising: keep it for the one-line error instead (the module's
+    own ``print`` is replaced, once; stdout stays the program's)."""
+    from tvm.relax.frontend.onnx import onnx_frontend
+
+    onnx_frontend.print = _keep_printed
+
+
+def _keep_printed(*values, **_) -> None:
+    _printed.line = " ".join(str(v) for v in values)
