@@ -236,6 +236,23 @@ def onnx_structured(name: str, data: bytes, rng: np.random.Generator) -> Iterato
 
             yield f"{name}:{tensor}={scale}", edited(set_scale)
 
+    def scale_in_constant_node(graph, value):
+        """The first scale comes from a Constant node, past the initializer checks."""
+        for i, tensor in enumerate(graph.initializer):
+            if tensor.name.startswith("s"):
+                del graph.initializer[i]
+                scale = numpy_helper.from_array(np.array(value, np.float32), tensor.name)
+                node = helper.make_node("Constant", [], [tensor.name], value=scale)
+                graph.node.insert(0, node)
+                return
+
+    if any(t.startswith("s") for t in initializers):
+        for value in (math.nan, -1.0, 0.0):
+            yield (
+                f"{name}:constant_node_scale={value}",
+                edited(lambda graph, value=value: scale_in_constant_node(graph, value)),
+            )
+
     def raw_too_short(graph):
         tensor = graph.initializer[0]
         tensor.raw_data = tensor.raw_data[:-1] if tensor.raw_data else b"\x00"

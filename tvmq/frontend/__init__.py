@@ -18,6 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from tvmq.errors import TvmqError, UnsupportedOperatorError, first_line
+from tvmq.frontend.validate import check_qdq_constants
 from tvmq.model import Model, TensorSpec
 
 FORMATS = (".onnx", ".tflite", ".tvmq")
@@ -88,6 +89,10 @@ def load_model(path: str | Path) -> Model:
         node = re.search(r"converting operator (\S+), with inputs: \[(.*)\]", _printed.line)
         at = f" at {node[1]} (inputs {node[2][:80]})" if node else ""
         raise TvmqError(f"{source.path}: import failed{at}: {first_line(error)}") from error
+    try:
+        check_qdq_constants(mod, source.source_names)
+    except TvmqError as error:
+        raise TvmqError(f"{source.path}: {error}") from error
     return Model(
         name=source.path.stem,
         source=source.path,

@@ -62,3 +62,41 @@ def check_quant(
             f"tensor '{name}': {len(quant.scale)} scales along axis {quant.axis} "
             f"of shape {list(shape)}"
         )
+
+
+def check_qdq_constants(mod, names: dict[str, str]) -> None:
+    """Constant scales and zero points of every quantize/dequantize in `mod` are
+    usable: whatever file they came from, nothing downstream divides by a NaN scale
+    or clamps to a zero point outside its type. `names` maps Relax vars to nodes."""
+    import tvm
+    from tvm import relax
+
+    def constant(expr) -> np.ndarray | None:
+        if not isinstance(expr, tvm.ir.expr.Constant):
+            return None
+        value = expr.value
+        return np.ravel(value.numpy() if hasattr(value, "numpy") else value)
+
+    for _, func in mod.functions_items():
+        if not isinstance(func, relax.Function) or not isinstance(func.body, relax.SeqExpr):
+            continue
+        for binding in (b for block in func.body.blocks for b in block.bindings):
+            call = binding.value
+            kind = getattr(getattr(call, "op", None), "name", None)
+            if kind not in ("relax.quantize", "relax.dequantize"):
+                continue
+            data, scale, zero_point = call.args[:3]
+            name = names.get(binding.var.name, binding.var.name)
+            scales, zero_points = constant(scale), constant(zero_point)
+            if scales is not None:
+                weights = kind == "relax.dequantize" and constant(data) is not None
+                check_scales(name, [float(v) for v in scales], allow_zero=weights)
+            dtype = str(call.attrs.out_dtype if kind == "relax.quantize" else data.ty.dtype)
+            if zero_points is not None and zero_points.size and dtype in INTEGER_DTYPES:
+                info = np.iinfo(dtype)
+                values = zero_points.astype(np.int64)
+                if values.min() < info.min or values.max() > info.max:
+                    raise TvmqError(
+                        f"tensor '{name}': zero point {values.min()}..{values.max()} is "
+                        f"outside {dtype} [{info.min}, {info.max}]"
+                    )
