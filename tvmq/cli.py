@@ -142,6 +142,9 @@ def _check_report_dir(directory: Path | None) -> None:
         raise TvmqError(f"{directory}: exists and is not a directory")
     if not directory.parent.is_dir():
         raise TvmqError(f"{directory}: directory {directory.parent} does not exist")
+    from tvmq.fileio import check_directory_writable
+
+    check_directory_writable(directory)
 
 
 def _write_layer_report(float_model, quantized, samples, directory: Path, notes=(), extra=None):
