@@ -34,11 +34,9 @@ def _initializers(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
         try:
             weights[tensor.name] = numpy_helper.to_array(tensor)
         except (KeyError, ValueError, TypeError) as error:
-            kind = (
-                onnx.TensorProto.DataType.Name(tensor.data_type)
-                if tensor.data_type in (onnx.TensorProto.DataType.values())
-                else str(tensor.data_type)
-            )
+            types = onnx.TensorProto.DataType
+            known = tensor.data_type in types.values()
+            kind = types.Name(tensor.data_type) if known else f"data type {tensor.data_type}"
             raise TvmqError(
                 f"initializer '{tensor.name}': data does not fit {kind}{list(tensor.dims)} "
                 f"({first_line(error)})"

@@ -56,10 +56,11 @@ def _spec(tensor) -> TensorSpec:
     return TensorSpec(tensor.Name().decode(), shape, dtype, _quant_params(tensor))
 
 
-def _checked_spec(tensor, constant: bool) -> TensorSpec:
-    """The tensor's spec once its shape and quantization parameters are sane."""
+def _checked_spec(tensor, constant: bool, boundary: bool) -> TensorSpec:
+    """The tensor's spec once its shape and quantization parameters are sane (empty
+    tensors are legal inside a graph, not as its inputs or outputs)."""
     spec = _spec(tensor)
-    check_shape(spec.name, spec.shape)
+    check_shape(spec.name, spec.shape, allow_empty=not boundary)
     if spec.quant is not None:
         check_quant(spec.name, spec.quant, spec.dtype, spec.shape, constant)
     return spec
@@ -121,11 +122,12 @@ class TFLiteGraph:
                     raise TvmqError(f"operator {i} ({op_name}): tensor index {index} out of range")
             node = graph.Tensors(int(outputs[0])).Name().decode() if len(outputs) else f"op{i}"
             nodes.append((node, op_name))
+        boundary = {int(i) for i in (*graph.InputsAsNumpy(), *graph.OutputsAsNumpy())}
         for i in range(graph.TensorsLength()):
             tensor = graph.Tensors(i)
             raw = model.Buffers(tensor.Buffer()).DataAsNumpy()
             constant = isinstance(raw, np.ndarray) and raw.size > 0
-            spec = _checked_spec(tensor, constant)
+            spec = _checked_spec(tensor, constant, i in boundary)
             if constant:
                 params[spec.name] = _constant(spec, raw)
         return cls(

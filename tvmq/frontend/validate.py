@@ -20,10 +20,11 @@ MAX_ELEMENTS = 2**31 - 1
 INTEGER_DTYPES = ("int8", "uint8", "int16", "int32", "int64")
 
 
-def check_shape(name: str, shape: Sequence[int]) -> None:
-    """Every dimension a positive integer and the whole tensor indexable in int32."""
+def check_shape(name: str, shape: Sequence[int], allow_empty: bool = False) -> None:
+    """Every dimension a positive integer (or zero, for an empty tensor inside a
+    graph) and the whole tensor indexable in int32."""
     for dim in shape:
-        if isinstance(dim, bool) or not isinstance(dim, int | np.integer) or dim < 1:
+        if isinstance(dim, bool) or not isinstance(dim, int | np.integer) or dim < 1 - allow_empty:
             raise TvmqError(f"tensor '{name}': dimension {dim!r} in shape {list(shape)}")
     if math.prod(int(d) for d in shape) > MAX_ELEMENTS:
         raise TvmqError(f"tensor '{name}': shape {list(shape)} has 2**31 or more elements")
