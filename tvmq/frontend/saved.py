@@ -29,9 +29,6 @@ FORMAT = "tvmq-model"
 VERSION = 1
 
 
-DTYPES = ("float32", "float16", "int8", "uint8", "int16", "int32", "int64", "bool")
-
-
 def _field(entry: object, key: str, kind: type | tuple[type, ...], where: str):
     """entry[key] if `entry` is a dict holding a value of `kind` there."""
     if not isinstance(entry, dict):
@@ -58,8 +55,8 @@ def _spec_from_json(entry: object, where: str) -> TensorSpec:
     shape = _numbers(_field(entry, "shape", list, where), int, f"{where}.shape")
     check_shape(name, shape)
     dtype = _field(entry, "dtype", str, where)
-    if dtype not in DTYPES:
-        raise TvmqError(f"manifest: {where}.dtype '{dtype:.20}' is not one of {', '.join(DTYPES)}")
+    if not _numeric(dtype):
+        raise TvmqError(f"manifest: {where}.dtype '{dtype:.20}' is not a numeric dtype")
     quant = entry.get("quant")
     if quant is None:
         return TensorSpec(name, shape, dtype)
@@ -73,6 +70,14 @@ def _spec_from_json(entry: object, where: str) -> TensorSpec:
     )
     check_quant(name, params, dtype, shape, constant=False)
     return TensorSpec(name, shape, dtype, params)
+
+
+def _numeric(dtype: str) -> bool:
+    """A numpy dtype name of booleans, integers or floats (as model tensors hold)."""
+    try:
+        return np.dtype(dtype).kind in "biuf" and np.dtype(dtype).name == dtype
+    except (TypeError, ValueError):
+        return False
 
 
 def _specs(manifest: dict, key: str) -> list[TensorSpec]:
