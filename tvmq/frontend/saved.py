@@ -30,14 +30,17 @@ VERSION = 1
 
 
 def _field(entry: object, key: str, kind: type | tuple[type, ...], where: str):
-    """entry[key] if `entry` is a dict holding a value of `kind` there."""
+    """entry[key] if `entry` (the manifest field `where`, "" for the manifest itself)
+    is an object holding a value of `kind` there."""
+    inside = f"manifest field '{where}'" if where else "manifest"
     if not isinstance(entry, dict):
-        raise TvmqError(f"manifest: {where} is not an object")
+        raise TvmqError(f"{inside} is not an object")
     if key not in entry:
-        raise TvmqError(f"manifest: {where} has no '{key}'")
+        raise TvmqError(f"{inside} has no '{key}'")
     value = entry[key]
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        raise TvmqError(f"manifest: {where}.{key} is {type(value).__name__} {value!r:.40}")
+        path = f"{where}.{key}" if where else key
+        raise TvmqError(f"manifest field '{path}' is {type(value).__name__} {value!r:.40}")
     return value
 
 
@@ -45,7 +48,7 @@ def _numbers(values: list, kind: type, where: str) -> tuple:
     """A non-empty list of numbers of `kind` (an int is a float too), as a tuple."""
     kinds = (int, float) if kind is float else kind
     if not values or not all(isinstance(v, kinds) and not isinstance(v, bool) for v in values):
-        raise TvmqError(f"manifest: {where} must be a non-empty list of {kind.__name__}")
+        raise TvmqError(f"manifest field '{where}' must be a non-empty list of {kind.__name__}")
     return tuple(kind(v) for v in values)
 
 
@@ -56,7 +59,7 @@ def _spec_from_json(entry: object, where: str) -> TensorSpec:
     check_shape(name, shape)
     dtype = _field(entry, "dtype", str, where)
     if not _numeric(dtype):
-        raise TvmqError(f"manifest: {where}.dtype '{dtype:.20}' is not a numeric dtype")
+        raise TvmqError(f"manifest field '{where}.dtype': '{dtype:.20}' is not a numeric dtype")
     quant = entry.get("quant")
     if quant is None:
         return TensorSpec(name, shape, dtype)
@@ -81,9 +84,9 @@ def _numeric(dtype: str) -> bool:
 
 
 def _specs(manifest: dict, key: str) -> list[TensorSpec]:
-    entries = _field(manifest, key, list, "manifest")
+    entries = _field(manifest, key, list, "")
     if not entries:
-        raise TvmqError(f"manifest: no {key}")
+        raise TvmqError(f"manifest field '{key}' is empty")
     return [_spec_from_json(entry, f"{key}[{i}]") for i, entry in enumerate(entries)]
 
 
@@ -182,20 +185,20 @@ class SavedGraph:
     @classmethod
     def _checked(cls, path: Path, manifest: object, module_json: str, params) -> SavedGraph:
         if not isinstance(manifest, dict):
-            raise TvmqError("manifest: not an object")
+            raise TvmqError("manifest is not an object")
         if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
             raise TvmqError(f"not a {FORMAT} version {VERSION} file")
-        operators = _field(manifest, "operators", dict, "manifest")
+        operators = _field(manifest, "operators", dict, "")
         if not all(isinstance(n, int) and not isinstance(n, bool) for n in operators.values()):
-            raise TvmqError("manifest: operators must count each operator")
+            raise TvmqError("manifest field 'operators' must count each operator")
         source_names = manifest.get("source_names", {})
         if not isinstance(source_names, dict) or not all(
             isinstance(v, str) for v in source_names.values()
         ):
-            raise TvmqError("manifest: source_names must map names to names")
+            raise TvmqError("manifest field 'source_names' must map names to names")
         quantization = manifest.get("quantization")
         if quantization is not None and not isinstance(quantization, dict):
-            raise TvmqError("manifest: quantization must be an object")
+            raise TvmqError("manifest field 'quantization' must be an object")
         return cls(
             path=path,
             manifest=manifest,
