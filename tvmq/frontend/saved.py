@@ -27,6 +27,9 @@ from tvmq.model import Model, QuantParams, TensorSpec
 
 FORMAT = "tvmq-model"
 VERSION = 1
+# What zipfile raises for a damaged archive besides OSError and ValueError: a bad
+# header, corrupt compressed data, or a version or feature (encryption) it lacks.
+ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError)
 
 
 def _field(entry: object, key: str, kind: type | tuple[type, ...], where: str):
@@ -175,7 +178,7 @@ class SavedGraph:
                 module_json = archive.read("module.json").decode()
                 with np.load(io.BytesIO(archive.read("params.npz"))) as weights:
                     params = {k: weights[k] for k in weights.files}
-        except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError, zlib.error) as error:
+        except (*ZIP_ERRORS, KeyError, ValueError, OSError, EOFError) as error:
             raise TvmqError(f"{path}: not a readable .tvmq model ({first_line(error)})") from error
         try:
             return cls._checked(path, manifest, module_json, params)
