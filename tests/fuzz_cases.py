@@ -52,7 +52,8 @@ def byte_mutations(name: str, data: bytes, rng: np.random.Generator, count: int)
 
 
 def tflite_bases(directory: Path) -> dict[str, bytes]:
-    """Small valid int8 TFLite files."""
+    """Small valid int8 TFLite files (and a 16x8 one, which TVM's importer refuses:
+    its mutants exercise reading and checks only)."""
     mul = tflite_models.mul_int8(
         directory / "mul.tflite",
         [(1, 4, 4, 3), (1, 1, 1, 3), (1, 4, 4, 3)],

@@ -24,6 +24,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = int(os.environ.get("TVMQ_FUZZ_SEED", "19"))
+KEEP = os.environ.get("TVMQ_FUZZ_KEEP")  # a directory to keep failing mutants in
 SUFFIXES = {"tflite": ".tflite", "onnx": ".onnx", "tvmq": ".tvmq"}
 # A refusal is one line a user can read.
 MAX_MESSAGE = 400
@@ -92,6 +93,8 @@ def fuzz(kind: str, seed: int) -> None:
             outcome, detail = _try(path, rng)
             if outcome != "refused" or "import failed" in detail:
                 gc.collect()
+            if outcome == "FAIL" and KEEP:
+                (Path(KEEP) / f"{kind}-{seed}-{name.replace(':', '-')}").write_bytes(data)
             print(json.dumps({"case": name, "outcome": outcome, "detail": detail}), flush=True)
 
 

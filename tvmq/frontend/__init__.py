@@ -18,7 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from tvmq.errors import TvmqError, UnsupportedOperatorError, first_line
-from tvmq.frontend.validate import check_qdq_constants
+from tvmq.frontend.validate import check_outputs, check_qdq_constants
 from tvmq.model import Model, TensorSpec
 
 FORMATS = (".onnx", ".tflite", ".tvmq")
@@ -91,6 +91,7 @@ def load_model(path: str | Path) -> Model:
         raise TvmqError(f"{source.path}: import failed{at}: {first_line(error)}") from error
     try:
         check_qdq_constants(mod, source.source_names)
+        check_outputs(mod, source.outputs)
     except TvmqError as error:
         raise TvmqError(f"{source.path}: {error}") from error
     return Model(

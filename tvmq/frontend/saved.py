@@ -22,7 +22,7 @@ import numpy as np
 
 from tvmq.errors import TvmqError, first_line
 from tvmq.fileio import write_atomically
-from tvmq.frontend.validate import check_quant, check_shape
+from tvmq.frontend.validate import check_quant, check_shape, signature
 from tvmq.model import Model, QuantParams, TensorSpec
 
 FORMAT = "tvmq-model"
@@ -94,34 +94,12 @@ def _specs(manifest: dict, key: str) -> list[TensorSpec]:
 
 
 def _check_module(mod, inputs: list[TensorSpec], outputs: list[TensorSpec]) -> None:
-    """The module's main takes and returns what the manifest declares."""
-    from tvm import relax
-
-    main = next((f for var, f in mod.functions_items() if var.name_hint == "main"), None)
-    if not isinstance(main, relax.Function):
-        raise TvmqError("module has no Relax function 'main'")
-    returned = main.ret_ty.fields if isinstance(main.ret_ty, relax.TupleType) else [main.ret_ty]
-    for what, types, specs in (
-        ("inputs", [p.ty for p in main.params], inputs),
-        ("outputs", returned, outputs),
-    ):
-        actual = [_described(t) for t in types]
+    """The module's main takes and returns exactly what the manifest declares."""
+    params, returned = signature(mod)
+    for what, actual, specs in (("inputs", params, inputs), ("outputs", returned, outputs)):
         declared = [(list(s.shape), s.dtype) for s in specs]
         if actual != declared:
             raise TvmqError(f"manifest {what} {declared} disagree with the module's {actual}")
-
-
-def _described(ty) -> tuple[list[int], str] | str:
-    """(shape, dtype) of a static tensor type, else its text."""
-    from tvm import relax
-
-    values = getattr(getattr(ty, "shape", None), "values", None)
-    if not isinstance(ty, relax.TensorType) or values is None:
-        return str(ty)[:60]
-    try:
-        return [int(v) for v in values], str(ty.dtype)
-    except TypeError:
-        return str(ty)[:60]
 
 
 def save_model(model: Model, path: str | Path) -> None:
@@ -219,10 +197,15 @@ class SavedGraph:
 
     def to_relax(self):
         import tvm
+        from tvm import relax
 
         mod = tvm.ir.load_json(self.module_json)
         if not isinstance(mod, tvm.IRModule):
             raise TvmqError(f"{self.path}: module.json holds no IRModule")
+        try:  # a damaged module loads, then fails deep in the build without this
+            relax.analysis.well_formed(mod)
+        except Exception as error:  # raised on the first violation, of many types
+            raise TvmqError(f"{self.path}: module.json is damaged ({first_line(error)})") from error
         try:
             _check_module(mod, self.inputs, self.outputs)
         except TvmqError as error:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from tvmq.errors import TvmqError
-from tvmq.model import QuantParams
+from tvmq.model import QuantParams, TensorSpec
 
 # TVM indexes tensors with int32: no dimension, and no tensor, may reach 2**31 elements.
 MAX_ELEMENTS = 2**31 - 1
@@ -101,3 +101,46 @@ def check_qdq_constants(mod, names: dict[str, str]) -> None:
                         f"tensor '{name}': zero point {values.min()}..{values.max()} is "
                         f"outside {dtype} [{info.min}, {info.max}]"
                     )
+
+
+def signature(mod) -> tuple[list, list]:
+    """What `main` takes and returns: (shape, dtype) per static tensor, else its text."""
+    from tvm import relax
+
+    main = next((f for var, f in mod.functions_items() if var.name_hint == "main"), None)
+    if not isinstance(main, relax.Function):
+        raise TvmqError("module has no Relax function 'main'")
+    returned = main.ret_ty.fields if isinstance(main.ret_ty, relax.TupleType) else [main.ret_ty]
+    return [_described(p.ty) for p in main.params], [_described(t) for t in returned]
+
+
+def _described(ty) -> tuple[list[int], str] | str:
+    from tvm import relax
+
+    values = getattr(getattr(ty, "shape", None), "values", None)
+    if not isinstance(ty, relax.TensorType) or values is None:
+        return str(ty)[:60]
+    try:
+        return [int(v) for v in values], str(ty.dtype)
+    except TypeError:
+        return str(ty)[:60]
+
+
+def check_outputs(mod, outputs: Sequence[TensorSpec]) -> None:
+    """The file's declared outputs are what the graph computes: the count, each
+    dtype, and the rank and every dimension above 1 where the file gives a shape
+    (dimensions it leaves free were read as 1). A file that lies about them would
+    size output buffers wrongly on every backend."""
+    _, returned = signature(mod)
+    if len(returned) != len(outputs):
+        raise TvmqError(f"declares {len(outputs)} outputs, the graph computes {len(returned)}")
+    for spec, actual in zip(outputs, returned, strict=True):
+        if isinstance(actual, str):
+            continue  # not a static tensor: nothing to compare
+        shape, dtype = actual
+        fixed = all(d == a or d == 1 for d, a in zip(spec.shape, shape, strict=False))
+        if dtype != spec.dtype or (spec.shape and (len(spec.shape) != len(shape) or not fixed)):
+            raise TvmqError(
+                f"output '{spec.name}' is declared {spec.dtype}{list(spec.shape)}, "
+                f"the graph computes {dtype}{shape}"
+            )
