@@ -128,8 +128,8 @@ def _described(ty) -> tuple[list[int], str] | str:
 
 def check_outputs(mod, outputs: Sequence[TensorSpec]) -> None:
     """The file's declared outputs are what the graph computes: the count, each
-    dtype, and the rank and every dimension above 1 where the file gives a shape
-    (dimensions it leaves free were read as 1). A file that lies about them would
+    dtype, and the rank and every fixed dimension above 1 where the file gives a
+    shape (free dimensions may have been read as 1). A file that lies about them would
     size output buffers wrongly on every backend."""
     _, returned = signature(mod)
     if len(returned) != len(outputs):
@@ -138,7 +138,10 @@ def check_outputs(mod, outputs: Sequence[TensorSpec]) -> None:
         if isinstance(actual, str):
             continue  # not a static tensor: nothing to compare
         shape, dtype = actual
-        fixed = all(d == a or d == 1 for d, a in zip(spec.shape, shape, strict=False))
+        fixed = all(
+            d == a or d == 1 or isinstance(d, str)  # a str dim is a free one, named
+            for d, a in zip(spec.shape, shape, strict=False)
+        )
         if dtype != spec.dtype or (spec.shape and (len(spec.shape) != len(shape) or not fixed)):
             raise TvmqError(
                 f"output '{spec.name}' is declared {spec.dtype}{list(spec.shape)}, "
