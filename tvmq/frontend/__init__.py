@@ -8,8 +8,6 @@ split lets ``tvmq inspect`` report on models that cannot be imported.
 
 from __future__ import annotations
 
-import re
-import threading
 from collections import Counter
 from contextlib import suppress
 from pathlib import Path
@@ -17,7 +15,8 @@ from typing import Protocol
 
 import numpy as np
 
-from tvmq.errors import TvmqError, UnsupportedOperatorError, first_line
+from tvmq.errors import TvmqError, first_line
+from tvmq.frontend.shapes import Shapes, fix_shapes, require_static
 from tvmq.frontend.validate import check_outputs, check_qdq_constants
 from tvmq.model import Model, TensorSpec
 
@@ -29,6 +28,7 @@ class SourceGraph(Protocol):
 
     path: Path
     format: str
+    # A str dim is free in the file (a symbol, or '?'): fixed by `shapes` or refused.
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
     operators: Counter[str]
@@ -37,17 +37,21 @@ class SourceGraph(Protocol):
     # Relax var name -> the source file's node (ONNX node name, TFLite op output).
     source_names: dict[str, str]
 
-    def unsupported(self) -> list[tuple[str, str]]:
-        """(node name, op type) of each node the Relax importer cannot convert."""
+    def unsupported(self) -> list[tuple[str, str, str]]:
+        """(node name, op type, reason) of each node no converter exists for: the
+        cheap check, without importing."""
         ...
 
     def to_relax(self):
-        """The graph as a Relax IRModule with its weights bound as constants."""
+        """The graph as a Relax IRModule with its weights bound as constants; raises
+        UnsupportedOperatorError naming every node that fails to convert."""
         ...
 
 
-def read_source(path: str | Path) -> SourceGraph:
-    """Parse `path` (.onnx or .tflite), raising TvmqError for unreadable files."""
+def read_source(path: str | Path, shapes: Shapes | None = None) -> SourceGraph:
+    """Parse `path` (.onnx, .tflite, .tvmq), raising TvmqError for unreadable files.
+    `shapes` ({input name: shape}) fixes inputs' free dims; it must agree with the
+    file's fixed dims."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
@@ -61,34 +65,34 @@ def read_source(path: str | Path) -> SourceGraph:
     if suffix == ".onnx":
         from tvmq.frontend.onnx_import import OnnxGraph
 
-        return OnnxGraph.read(path)
-    if suffix == ".tvmq":
-        from tvmq.frontend.saved import SavedGraph
+        return OnnxGraph.read(path, shapes)
+    if suffix == ".tflite":
+        from tvmq.frontend.tflite_import import TFLiteGraph
 
-        return SavedGraph.read(path)
-    from tvmq.frontend.tflite_import import TFLiteGraph
+        return TFLiteGraph.read(path, shapes)
+    from tvmq.frontend.saved import SavedGraph
 
-    return TFLiteGraph.read(path)
+    source = SavedGraph.read(path)
+    fix_shapes(str(path), source.inputs, shapes or {})  # static: only checked
+    return source
 
 
-def load_model(path: str | Path) -> Model:
-    """Read `path` and import it into Relax."""
-    source = read_source(path)
-    bad = source.unsupported()
-    if bad:
-        raise UnsupportedOperatorError(str(source.path), bad)
+def load_model(path: str | Path, shapes: Shapes | None = None) -> Model:
+    """Read `path` and import it into Relax; `shapes` as for :func:`read_source`.
+    Inputs left with free dims are refused, naming them."""
+    return import_model(read_source(path, shapes))
+
+
+def import_model(source: SourceGraph) -> Model:
+    """`source` as a Model, or one TvmqError naming its free dims or failing nodes."""
+    require_static(str(source.path), source.inputs)
     _close_scopes_on_error()
-    if source.format == "onnx":
-        _keep_onnx_importer_prints()
-    _printed.line = ""
     try:
         mod = source.to_relax()
     except TvmqError:
         raise
     except Exception as error:  # TVM importers raise many types; users get one line
-        node = re.search(r"converting operator (\S+), with inputs: \[(.*)\]", _printed.line)
-        at = f" at {node[1]} (inputs {node[2][:80]})" if node else ""
-        raise TvmqError(f"{source.path}: import failed{at}: {first_line(error)}") from error
+        raise TvmqError(f"{source.path}: import failed: {first_line(error)}") from error
     try:
         check_qdq_constants(mod, source.source_names)
         check_outputs(mod, source.outputs)
@@ -129,20 +133,3 @@ def _close_scopes_on_error() -> None:
 
     exit_closing.closes_scopes = True
     relax.BlockBuilder._exit_function_scope = exit_closing
-
-
-# The last line TVM's ONNX importer printed, per thread (boards import in threads).
-_printed = threading.local()
-
-
-def _keep_onnx_importer_prints() -> None:
-    """TVM's ONNX importer prints "Error converting operator OP, with inputs: [...]"
-    on stdout before raising: keep it for the one-line error instead (the module's
-    own ``print`` is replaced, once; stdout stays the program's)."""
-    from tvm.relax.frontend.onnx import onnx_frontend
-
-    onnx_frontend.print = _keep_printed
-
-
-def _keep_printed(*values, **_) -> None:
-    _printed.line = " ".join(str(v) for v in values)
