@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper
 
 from tests import tflite_models
@@ -90,3 +91,12 @@ def test_a_model_tvm_cannot_import_gives_one_line_naming_the_op(tmp_path):
     result = tvmq("run", mul, "--input", tmp_path / "a.npy", "--input", tmp_path / "b.npy")
     assert_user_error(result, str(mul), "relax.multiply", "broadcastable")
     assert "In ir.Op" not in result.stderr
+
+
+@pytest.mark.parametrize("dims", ["1,-3,8,8", "0,3", "65536,65536", "1,2147483648"])
+def test_shape_options_refuse_dims_no_tensor_can_have(dims):
+    from tvmq.errors import TvmqError
+    from tvmq.frontend.shapes import parse_shape_options
+
+    with pytest.raises(TvmqError, match=rf"^--shape x={dims}: tensor 'x': "):
+        parse_shape_options([f"x={dims}"])
