@@ -20,6 +20,7 @@ from ai_edge_litert import schema_py_generated as schema
 from onnx import TensorProto, helper, numpy_helper
 
 from tests import onnx_models, tflite_models
+from tests.tflite_graphs import GraphBuilder, uint8_weights
 
 Case = tuple[str, bytes]
 BAD_SCALES = (math.nan, math.inf, -math.inf, 0.0, -0.5, 1e-45, 1e38)
@@ -73,7 +74,23 @@ def tflite_bases(directory: Path) -> dict[str, bytes]:
         (0.01, 0.02, 0.05),
     )
     softmax = tflite_models.softmax_int8(directory / "softmax.tflite", (1, 10), 0.1, 4)
-    return {p.stem: p.read_bytes() for p in (mul, concat, dense, softmax)}
+    depthwise = _uint8_depthwise(directory / "depthwise.tflite")
+    return {p.stem: p.read_bytes() for p in (mul, concat, dense, softmax, depthwise)}
+
+
+def _uint8_depthwise(path: Path) -> Path:
+    """A uint8 DEPTHWISE_CONV_2D with constant weights and int32 bias (TF1 style)."""
+    rng = np.random.default_rng(3)
+    g = GraphBuilder()
+    x = g.tensor("x", (1, 6, 6, 4), "uint8", (0.03, 120))
+    weights, w_quant = uint8_weights(rng, (1, 3, 3, 4))
+    w = g.tensor("w", weights.shape, "uint8", w_quant, weights)
+    bias = rng.integers(-2000, 2000, 4).astype(np.int32)
+    b = g.tensor("b", (4,), "int32", (0.03 * w_quant[0], 0), bias)
+    y = g.tensor("y", (1, 6, 6, 4), "uint8", (0.02, 0))
+    options = {"strideH": 1, "strideW": 1, "depthMultiplier": 1}
+    g.op("DEPTHWISE_CONV_2D", [x, w, b], [y], padding=schema.Padding.SAME, **options)
+    return g.write(path, [x], [y])
 
 
 def _repack(model: schema.ModelT) -> bytes:

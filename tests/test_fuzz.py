@@ -35,7 +35,7 @@ def _cases(kind: str, directory: Path, rng: np.random.Generator) -> Iterator[tup
 
     if kind == "tflite":
         for name, data in fuzz_cases.tflite_bases(directory).items():
-            yield from fuzz_cases.byte_mutations(name, data, rng, 20)
+            yield from fuzz_cases.byte_mutations(name, data, rng, 16)
             yield from fuzz_cases.tflite_structured(name, data, rng)
     elif kind == "onnx":
         for name, data in fuzz_cases.onnx_bases().items():
