@@ -1,4 +1,6 @@
-"""Checks on what a model file declares about a tensor, shared by every importer.
+"""Checks on what a model file declares, shared by every importer: each tensor's
+shape and quantization parameters, and, once imported, the graph's quantize and
+dequantize constants and its outputs.
 
 Files are trusted by nothing downstream: a NaN scale or a 2**31 dimension that got
 past import would surface much later as a traceback in TVM or in fixed-point code.
