@@ -45,20 +45,32 @@ def _samples(array: np.ndarray, spec, origin: str) -> tuple[list[np.ndarray], bo
     return [spec.check(array, origin)], False
 
 
+def _read_inputs(paths: list[Path], model) -> list[tuple[np.ndarray, str]]:
+    """(array, origin) per model input: a .npy file each, or one .npz holding them by name."""
+    from tvmq.fileio import read_array, read_named_arrays
+
+    names = [s.name for s in model.inputs]
+    if len(paths) == 1 and paths[0].suffix == ".npz":
+        arrays = read_named_arrays(paths[0], names)
+        return [(a, f"{paths[0]}[{n}]") for a, n in zip(arrays, names, strict=True)]
+    if len(paths) != len(names):
+        raise TvmqError(
+            f"{model.source}: expects {len(names)} input file(s) ({', '.join(names)}), "
+            f"got {len(paths)}"
+        )
+    return [(read_array(path), str(path)) for path in paths]
+
+
 def _run(args: argparse.Namespace) -> int:
-    from tvmq.fileio import read_array, write_arrays
+    from tvmq.fileio import check_output_file, write_arrays
     from tvmq.frontend import load_model
 
+    if args.output:
+        check_output_file(args.output)
     model = load_model(args.model, _shapes(args))
-    if len(args.input) != len(model.inputs):
-        names = ", ".join(s.name for s in model.inputs)
-        raise TvmqError(
-            f"{args.model}: expects {len(model.inputs)} input file(s) ({names}), "
-            f"got {len(args.input)}"
-        )
     loaded = [
-        _samples(read_array(path), spec, str(path))
-        for path, spec in zip(args.input, model.inputs, strict=True)
+        _samples(array, spec, origin)
+        for (array, origin), spec in zip(_read_inputs(args.input, model), model.inputs, strict=True)
     ]
     batches = [samples for samples, _ in loaded]
     if len({len(b) for b in batches}) != 1:
@@ -141,6 +153,9 @@ def _check_report_dir(directory: Path | None) -> None:
         raise TvmqError(f"{directory}: exists and is not a directory")
     if not directory.parent.is_dir():
         raise TvmqError(f"{directory}: directory {directory.parent} does not exist")
+    from tvmq.fileio import check_directory_writable
+
+    check_directory_writable(directory)
 
 
 def _write_layer_report(float_model, quantized, samples, directory: Path, notes=(), extra=None):
@@ -154,6 +169,7 @@ def _write_layer_report(float_model, quantized, samples, directory: Path, notes=
 
 
 def _quantize(args: argparse.Namespace) -> int:
+    from tvmq.fileio import check_output_file
     from tvmq.frontend import load_model
     from tvmq.frontend.saved import save_model
     from tvmq.quantize.quantizer import calibrate_model, convert_model, quantize_weights
@@ -161,6 +177,7 @@ def _quantize(args: argparse.Namespace) -> int:
 
     if args.output.suffix != ".tvmq":
         raise TvmqError(f"{args.output}: the quantized model is written as .tvmq")
+    check_output_file(args.output)
     static = args.mode == "static"
     if static and args.calib is None:
         raise TvmqError("--mode static calibrates: give --calib DATA")
@@ -486,7 +503,8 @@ def parser() -> argparse.ArgumentParser:
         type=Path,
         action="append",
         required=True,
-        help=".npy file per model input, one sample or a batch along axis 0",
+        help=".npy file per model input, one sample or a batch along axis 0; or one .npz "
+        "holding them by input name",
     )
     run.add_argument("--target", default="host", help="target name or .toml (default: host)")
     run.add_argument("--output", type=Path, help="write outputs to .npy (or .npz)")

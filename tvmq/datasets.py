@@ -78,7 +78,13 @@ def ad_windows(spectrogram: np.ndarray) -> np.ndarray:
 
 def as_model_input(value: np.ndarray, spec: TensorSpec) -> np.ndarray:
     """A real-valued sample shaped and typed for `spec`, quantized if it is integer."""
-    value = np.asarray(value, np.float32).reshape(spec.shape)
+    value = np.asarray(value, np.float32)
+    if value.size != int(np.prod(spec.shape)):
+        raise TvmqError(
+            f"a sample of shape {list(value.shape)} does not fit input '{spec.name}' "
+            f"{spec.dtype}{list(spec.shape)}"
+        )
+    value = value.reshape(spec.shape)
     if spec.quant is None:
         return value.astype(spec.dtype)
     if not spec.quant.per_tensor:

@@ -30,6 +30,7 @@ class LabelledData:
     values: Callable[[range], Iterator[tuple[np.ndarray, int]]]
     size: int
     windows: bool = False
+    source: str = "data"  # the folder or file, for error messages
 
     def split(self, fraction: float) -> tuple[range, range]:
         """The first `fraction` of samples (calibration) and the rest (evaluation)."""
@@ -49,6 +50,7 @@ def open_data(path: str | Path) -> LabelledData:
             lambda part: ((s.value, s.label) for s in dataset.samples(part.start, part.stop)),
             size,
             windows=dataset.kind == "ad01",
+            source=str(path),
         )
     if path.suffix != ".npz":
         raise TvmqError(f"{path}: data must be an MLPerf Tiny folder or a .npz with x and y")
@@ -66,6 +68,7 @@ def open_data(path: str | Path) -> LabelledData:
             x[part.start : part.stop], (int(v) for v in y[part.start : part.stop]), strict=True
         ),
         len(x),
+        source=str(path),
     )
 
 
@@ -85,7 +88,7 @@ def model_inputs(data: LabelledData, spec: TensorSpec, indices: range, every_win
     for value, _ in data.values(indices):
         windows = ad_windows(value)[::every_window] if data.windows else [value]
         for window in windows:
-            yield [as_model_input(window, spec)]
+            yield [_model_input(window, spec, data)]
 
 
 def evaluate(
@@ -106,6 +109,8 @@ def evaluate(
     if metric == "auc" and not data.windows:
         raise TvmqError("metric auc needs the anomaly-detection set (ad01)")
     spec, out = model.inputs[0], model.outputs[0]
+    for value, _ in data.values(indices[:1]):  # data that does not fit fails before the bar
+        _model_input(ad_windows(value)[0] if data.windows else value, spec, data)
     scores, labels = [], []
     samples = data.values(indices)
     bar = tqdm(samples, total=len(indices), desc="evaluate", unit="sample", disable=not progress)
@@ -113,16 +118,24 @@ def evaluate(
         if data.windows:
             windows = ad_windows(value)
             errors = [
-                np.mean((_real(executable(as_model_input(w, spec))[0], out) - w) ** 2)
+                np.mean((_real(executable(_model_input(w, spec, data))[0], out) - w) ** 2)
                 for w in windows
             ]
             scores.append(float(np.mean(errors)))
         else:
-            scores.append(int(np.argmax(executable(as_model_input(value, spec))[0])))
+            scores.append(int(np.argmax(executable(_model_input(value, spec, data))[0])))
         labels.append(label)
     if metric == "top1":
         return float(np.mean(np.array(scores) == np.array(labels)))
     return roc_auc(np.array(scores), np.array(labels))
+
+
+def _model_input(value: np.ndarray, spec: TensorSpec, data: LabelledData) -> np.ndarray:
+    """A sample as the model's input; a sample that does not fit names the data."""
+    try:
+        return as_model_input(value, spec)
+    except TvmqError as error:
+        raise TvmqError(f"{data.source}: {error}") from error
 
 
 def _real(output: np.ndarray, spec: TensorSpec) -> np.ndarray:

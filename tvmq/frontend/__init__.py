@@ -9,13 +9,15 @@ split lets ``tvmq inspect`` report on models that cannot be imported.
 from __future__ import annotations
 
 from collections import Counter
+from contextlib import suppress
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from tvmq.errors import TvmqError
+from tvmq.errors import TvmqError, first_line
 from tvmq.frontend.shapes import Shapes, fix_shapes, require_static
+from tvmq.frontend.validate import check_outputs, check_qdq_constants
 from tvmq.model import Model, TensorSpec
 
 FORMATS = (".onnx", ".tflite", ".tvmq")
@@ -84,12 +86,18 @@ def load_model(path: str | Path, shapes: Shapes | None = None) -> Model:
 def import_model(source: SourceGraph) -> Model:
     """`source` as a Model, or one TvmqError naming its free dims or failing nodes."""
     require_static(str(source.path), source.inputs)
+    _close_scopes_on_error()
     try:
         mod = source.to_relax()
     except TvmqError:
         raise
     except Exception as error:  # TVM importers raise many types; users get one line
         raise TvmqError(f"{source.path}: import failed: {first_line(error)}") from error
+    try:
+        check_qdq_constants(mod, source.source_names)
+        check_outputs(mod, source.outputs)
+    except TvmqError as error:
+        raise TvmqError(f"{source.path}: {error}") from error
     return Model(
         name=source.path.stem,
         source=source.path,
@@ -104,10 +112,24 @@ def import_model(source: SourceGraph) -> Model:
     )
 
 
-def first_line(error: BaseException) -> str:
-    """TVM errors carry multi-line C++ context; users get the first meaningful line."""
-    for line in str(error).splitlines():
-        line = line.strip()
-        if line and not line.startswith(("Traceback", "File ", "[bt]")):
-            return line
-    return type(error).__name__
+def _close_scopes_on_error() -> None:
+    """TVM's BlockBuilder leaves a function's block and scope open when a converter
+    raises inside ``with bb.function(...)``, then prints "BlockBuilder destroyed with
+    remaining blocks!" on stderr when it is collected: under the user's one-line
+    error. Close them as the scope unwinds (installed once, for the whole process:
+    patching and restoring around each import would race between threads)."""
+    from tvm import relax
+
+    exit_scope = relax.BlockBuilder._exit_function_scope
+    if getattr(exit_scope, "closes_scopes", False):
+        return
+
+    def exit_closing(builder, exc_type, exc_value, traceback):
+        if exc_type is not None:
+            with suppress(Exception):  # never mask the error being raised
+                builder._end_block()
+                builder.end_scope()
+        return exit_scope(builder, exc_type, exc_value, traceback)
+
+    exit_closing.closes_scopes = True
+    relax.BlockBuilder._exit_function_scope = exit_closing

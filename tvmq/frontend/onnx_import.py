@@ -14,9 +14,10 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx import numpy_helper
 
-from tvmq.errors import TvmqError, UnsupportedOperatorError
+from tvmq.errors import TvmqError, UnsupportedOperatorError, first_line
 from tvmq.frontend.layout import channels_last
 from tvmq.frontend.shapes import UNNAMED, Shapes, fix_shapes, free_dims, relax_output_specs
+from tvmq.frontend.validate import check_scales, check_shape
 from tvmq.model import TensorSpec
 
 STANDARD_DOMAINS = ("", "ai.onnx")
@@ -33,6 +34,57 @@ def _spec(value: onnx.ValueInfoProto) -> TensorSpec:
     )
     dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type)).name
     return TensorSpec(name=value.name, shape=shape, dtype=dtype)
+
+
+def _initializers(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
+    """The weights as arrays; an unknown data type or a wrong byte count named."""
+    weights = {}
+    for tensor in graph.initializer:
+        try:
+            weights[tensor.name] = numpy_helper.to_array(tensor)
+        except (KeyError, ValueError, TypeError) as error:
+            types = onnx.TensorProto.DataType
+            known = tensor.data_type in types.values()
+            kind = types.Name(tensor.data_type) if known else f"data type {tensor.data_type}"
+            raise TvmqError(
+                f"initializer '{tensor.name}': data does not fit {kind}{list(tensor.dims)} "
+                f"({first_line(error)})"
+            ) from error
+    return weights
+
+
+def _check_declared(graph: onnx.GraphProto, weights: dict[str, np.ndarray]) -> None:
+    """Graph inputs and outputs have a known element type and sane fixed dimensions."""
+    for value in (*graph.input, *graph.output):
+        if value.name in weights:
+            continue
+        tensor_type = value.type.tensor_type
+        try:
+            np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type))
+        except (KeyError, TypeError, ValueError) as error:
+            raise TvmqError(
+                f"tensor '{value.name}': unknown or unsupported element type "
+                f"{tensor_type.elem_type}"
+            ) from error
+        fixed = [d.dim_value for d in tensor_type.shape.dim if d.HasField("dim_value")]
+        check_shape(value.name, fixed)
+
+
+def _check_quantization(graph: onnx.GraphProto, weights: dict[str, np.ndarray]) -> None:
+    """QuantizeLinear/DequantizeLinear scales are finite and positive (zero allowed for
+    dequantized constants, as an all-zero weight channel has)."""
+    for node in graph.node:
+        if node.op_type not in ("QuantizeLinear", "DequantizeLinear") or len(node.input) < 2:
+            continue
+        scale = weights.get(node.input[1])
+        if scale is None:
+            continue
+        constant = node.op_type == "DequantizeLinear" and node.input[0] in weights
+        try:
+            check_scales(node.input[1], [float(s) for s in np.ravel(scale)], allow_zero=constant)
+        except TvmqError as error:
+            node_name = node.name or node.output[0]
+            raise TvmqError(f"node '{node_name}' ({node.op_type}): {error}") from error
 
 
 def _set_dims(value: onnx.ValueInfoProto, shape: Sequence[int]) -> None:
@@ -86,21 +138,30 @@ class OnnxGraph:
         """Parse and check `path`, fixing input dims to `shapes` ({input: shape})."""
         try:
             proto = onnx.load_model_from_string(path.read_bytes())
-        except (DecodeError, ValueError, RuntimeError) as error:
+        except (DecodeError, ValueError, RuntimeError, UnicodeDecodeError) as error:
             raise TvmqError(f"{path}: not a valid ONNX model ({error})") from error
         if not proto.graph.node:
             raise TvmqError(f"{path}: not a valid ONNX model (no graph nodes)")
         graph = proto.graph
         try:
             onnx.checker.check_model(proto)
-        except onnx.checker.ValidationError as error:
+        except (onnx.checker.ValidationError, UnicodeDecodeError) as error:
             message = str(error).strip().splitlines()[0]
             raise TvmqError(f"{path}: invalid ONNX model: {message}") from error
         operators = Counter(node.op_type for node in graph.node)
         for node in graph.node:  # reports and the importer name every node
             node.name = node.name or (node.output[0] if node.output else node.op_type)
-        _constants_to_initializers(graph)
-        weights = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+        try:
+            try:
+                _constants_to_initializers(graph)
+            except (KeyError, ValueError, TypeError) as error:
+                detail = first_line(error)
+                raise TvmqError(f"a Constant node's value is unreadable ({detail})") from error
+            weights = _initializers(graph)
+            _check_declared(graph, weights)
+            _check_quantization(graph, weights)
+        except TvmqError as error:
+            raise TvmqError(f"{path}: {error}") from error
         values = [v for v in graph.input if v.name not in weights]
         inputs = fix_shapes(str(path), [_spec(v) for v in values], shapes or {})
         for value, spec in zip(values, inputs, strict=True):
@@ -108,7 +169,7 @@ class OnnxGraph:
                 _set_dims(value, spec.shape)
         try:
             proto = onnx.shape_inference.infer_shapes(proto)
-        except onnx.shape_inference.InferenceError as error:
+        except (onnx.shape_inference.InferenceError, UnicodeDecodeError) as error:
             message = str(error).strip().splitlines()[0]
             raise TvmqError(f"{path}: invalid ONNX model at these shapes: {message}") from error
         return cls(

@@ -13,30 +13,93 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+import zlib
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from tvmq.errors import TvmqError
+from tvmq.errors import TvmqError, first_line
 from tvmq.fileio import write_atomically
+from tvmq.frontend.validate import check_quant, check_shape, signature
 from tvmq.model import Model, QuantParams, TensorSpec
 
 FORMAT = "tvmq-model"
 VERSION = 1
+# What zipfile raises for a damaged archive besides OSError and ValueError: a bad
+# header, corrupt compressed data, or a version or feature (encryption) it lacks.
+ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError)
 
 
-def _spec_from_json(entry: dict) -> TensorSpec:
+def _field(entry: object, key: str, kind: type | tuple[type, ...], where: str):
+    """entry[key] if `entry` (the manifest field `where`, "" for the manifest itself)
+    is an object holding a value of `kind` there."""
+    inside = f"manifest field '{where}'" if where else "manifest"
+    if not isinstance(entry, dict):
+        raise TvmqError(f"{inside} is not an object")
+    if key not in entry:
+        raise TvmqError(f"{inside} has no '{key}'")
+    value = entry[key]
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        path = f"{where}.{key}" if where else key
+        raise TvmqError(f"manifest field '{path}' is {type(value).__name__} {value!r:.40}")
+    return value
+
+
+def _numbers(values: list, kind: type, where: str) -> tuple:
+    """A non-empty list of numbers of `kind` (an int is a float too), as a tuple."""
+    kinds = (int, float) if kind is float else kind
+    if not values or not all(isinstance(v, kinds) and not isinstance(v, bool) for v in values):
+        raise TvmqError(f"manifest field '{where}' must be a non-empty list of {kind.__name__}")
+    return tuple(kind(v) for v in values)
+
+
+def _spec_from_json(entry: object, where: str) -> TensorSpec:
+    """A TensorSpec from its manifest entry, every field checked (file is untrusted)."""
+    name = _field(entry, "name", str, where)
+    shape = _numbers(_field(entry, "shape", list, where), int, f"{where}.shape")
+    check_shape(name, shape)
+    dtype = _field(entry, "dtype", str, where)
+    if not _numeric(dtype):
+        raise TvmqError(f"manifest field '{where}.dtype': '{dtype:.20}' is not a numeric dtype")
     quant = entry.get("quant")
-    return TensorSpec(
-        name=entry["name"],
-        shape=tuple(entry["shape"]),
-        dtype=entry["dtype"],
-        quant=QuantParams(tuple(quant["scale"]), tuple(quant["zero_point"]), quant["axis"])
-        if quant
-        else None,
+    if quant is None:
+        return TensorSpec(name, shape, dtype)
+    axis = _field(quant, "axis", (int, type(None)), f"{where}.quant")
+    params = QuantParams(
+        _numbers(_field(quant, "scale", list, f"{where}.quant"), float, f"{where}.quant.scale"),
+        _numbers(
+            _field(quant, "zero_point", list, f"{where}.quant"), int, f"{where}.quant.zero_point"
+        ),
+        axis,
     )
+    check_quant(name, params, dtype, shape, constant=False)
+    return TensorSpec(name, shape, dtype, params)
+
+
+def _numeric(dtype: str) -> bool:
+    """A numpy dtype name of booleans, integers or floats (as model tensors hold)."""
+    try:
+        return np.dtype(dtype).kind in "biuf" and np.dtype(dtype).name == dtype
+    except (TypeError, ValueError):
+        return False
+
+
+def _specs(manifest: dict, key: str) -> list[TensorSpec]:
+    entries = _field(manifest, key, list, "")
+    if not entries:
+        raise TvmqError(f"manifest field '{key}' is empty")
+    return [_spec_from_json(entry, f"{key}[{i}]") for i, entry in enumerate(entries)]
+
+
+def _check_module(mod, inputs: list[TensorSpec], outputs: list[TensorSpec]) -> None:
+    """The module's main takes and returns exactly what the manifest declares."""
+    params, returned = signature(mod)
+    for what, actual, specs in (("inputs", params, inputs), ("outputs", returned, outputs)):
+        declared = [(list(s.shape), s.dtype) for s in specs]
+        if actual != declared:
+            raise TvmqError(f"manifest {what} {declared} disagree with the module's {actual}")
 
 
 def save_model(model: Model, path: str | Path) -> None:
@@ -93,20 +156,40 @@ class SavedGraph:
                 module_json = archive.read("module.json").decode()
                 with np.load(io.BytesIO(archive.read("params.npz"))) as weights:
                     params = {k: weights[k] for k in weights.files}
-        except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as error:
-            raise TvmqError(f"{path}: not a readable .tvmq model ({error})") from error
+        except (*ZIP_ERRORS, KeyError, ValueError, OSError, EOFError) as error:
+            raise TvmqError(f"{path}: not a readable .tvmq model ({first_line(error)})") from error
+        try:
+            return cls._checked(path, manifest, module_json, params)
+        except TvmqError as error:
+            raise TvmqError(f"{path}: {error}") from error
+
+    @classmethod
+    def _checked(cls, path: Path, manifest: object, module_json: str, params) -> SavedGraph:
+        if not isinstance(manifest, dict):
+            raise TvmqError("manifest is not an object")
         if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
-            raise TvmqError(f"{path}: not a {FORMAT} version {VERSION} file")
+            raise TvmqError(f"not a {FORMAT} version {VERSION} file")
+        operators = _field(manifest, "operators", dict, "")
+        if not all(isinstance(n, int) and not isinstance(n, bool) for n in operators.values()):
+            raise TvmqError("manifest field 'operators' must count each operator")
+        source_names = manifest.get("source_names", {})
+        if not isinstance(source_names, dict) or not all(
+            isinstance(v, str) for v in source_names.values()
+        ):
+            raise TvmqError("manifest field 'source_names' must map names to names")
+        quantization = manifest.get("quantization")
+        if quantization is not None and not isinstance(quantization, dict):
+            raise TvmqError("manifest field 'quantization' must be an object")
         return cls(
             path=path,
             manifest=manifest,
             module_json=module_json,
-            inputs=[_spec_from_json(s) for s in manifest["inputs"]],
-            outputs=[_spec_from_json(s) for s in manifest["outputs"]],
-            operators=Counter(manifest["operators"]),
+            inputs=_specs(manifest, "inputs"),
+            outputs=_specs(manifest, "outputs"),
+            operators=Counter(operators),
             params=params,
-            quantization=manifest.get("quantization"),
-            source_names=manifest.get("source_names", {}),
+            quantization=quantization,
+            source_names=source_names,
         )
 
     def unsupported(self) -> list[tuple[str, str]]:
@@ -114,5 +197,17 @@ class SavedGraph:
 
     def to_relax(self):
         import tvm
+        from tvm import relax
 
-        return tvm.ir.load_json(self.module_json)
+        mod = tvm.ir.load_json(self.module_json)
+        if not isinstance(mod, tvm.IRModule):
+            raise TvmqError(f"{self.path}: module.json holds no IRModule")
+        try:  # a damaged module loads, then fails deep in the build without this
+            relax.analysis.well_formed(mod)
+        except Exception as error:  # raised on the first violation, of many types
+            raise TvmqError(f"{self.path}: module.json is damaged ({first_line(error)})") from error
+        try:
+            _check_module(mod, self.inputs, self.outputs)
+        except TvmqError as error:
+            raise TvmqError(f"{self.path}: {error}") from error
+        return mod

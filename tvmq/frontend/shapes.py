@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 
 from tvmq.errors import TvmqError
+from tvmq.frontend.validate import check_shape
 from tvmq.model import TensorSpec
 
 UNNAMED = "?"
@@ -41,6 +42,10 @@ def parse_shape_options(texts: Iterable[str]) -> dict[str, tuple[int, ...]]:
             raise TvmqError(f"--shape {text}: expected NAME=D0,D1,... with integer dims")
         if name in shapes:
             raise TvmqError(f"--shape {text}: input '{name}' is given twice")
+        try:
+            check_shape(name, shape)
+        except TvmqError as error:
+            raise TvmqError(f"--shape {text}: {error}") from error
         shapes[name] = shape
     return shapes
 

@@ -25,6 +25,7 @@ from tflite.TensorType import TensorType
 from tvmq.errors import TvmqError, UnsupportedOperatorError
 from tvmq.frontend.shapes import UNNAMED, Shapes, fix_shapes, relax_output_specs
 from tvmq.frontend.sparsity import densify
+from tvmq.frontend.validate import check_quant, check_shape
 from tvmq.model import QuantParams, TensorSpec
 
 TFLITE_IDENTIFIER = b"TFL3"
@@ -77,6 +78,25 @@ def _spec(tensor) -> TensorSpec:
             f"tensor '{tensor.Name().decode()}': unsupported TFLite type {tensor.Type()}"
         )
     return TensorSpec(tensor.Name().decode(), shape, dtype, _quant_params(tensor))
+
+
+def _checked_spec(tensor, constant: bool, boundary: bool) -> TensorSpec:
+    """The tensor's spec once its shape and quantization parameters are sane (empty
+    tensors are legal inside a graph, not as its inputs or outputs)."""
+    spec = _spec(tensor)
+    check_shape(spec.name, spec.shape, allow_empty=not boundary)
+    if spec.quant is not None:
+        check_quant(spec.name, spec.quant, spec.dtype, spec.shape, constant)
+    return spec
+
+
+def _constant(spec: TensorSpec, raw: np.ndarray) -> np.ndarray:
+    size = np.dtype(spec.dtype).itemsize * int(np.prod(spec.shape))
+    if raw.size != size:
+        raise TvmqError(
+            f"tensor '{spec.name}': {raw.size} bytes of data for {spec.dtype}{list(spec.shape)}"
+        )
+    return np.frombuffer(raw.tobytes(), spec.dtype).reshape(spec.shape)
 
 
 def _resized_inputs(
@@ -154,18 +174,21 @@ class TFLiteGraph:
             if op_name == "CUSTOM":
                 op_name = f"CUSTOM:{code.CustomCode().decode()}"
             outputs = op.OutputsAsNumpy()
+            for index in (*op.InputsAsNumpy(), *outputs):
+                if not -1 <= index < graph.TensorsLength():
+                    raise TvmqError(f"operator {i} ({op_name}): tensor index {index} out of range")
             node = graph.Tensors(int(outputs[0])).Name().decode() if len(outputs) else f"op{i}"
             nodes.append((node, op_name))
+        boundary = {int(i) for i in (*graph.InputsAsNumpy(), *graph.OutputsAsNumpy())}
         for i in range(graph.TensorsLength()):
             tensor = graph.Tensors(i)
             raw = model.Buffers(tensor.Buffer()).DataAsNumpy()
-            if isinstance(raw, np.ndarray) and raw.size:
-                spec = _spec(tensor)
-                values = np.frombuffer(raw.tobytes(), spec.dtype)
-                if tensor.Sparsity() is not None:
-                    params[spec.name] = densify(tensor, values)
-                else:
-                    params[spec.name] = values.reshape(spec.shape)
+            constant = isinstance(raw, np.ndarray) and raw.size > 0
+            spec = _checked_spec(tensor, constant, i in boundary)
+            if constant and tensor.Sparsity() is not None:
+                params[spec.name] = densify(tensor, np.frombuffer(raw.tobytes(), spec.dtype))
+            elif constant:
+                params[spec.name] = _constant(spec, raw)
         return cls(
             path=path,
             model=model,

@@ -14,6 +14,8 @@ import numpy as np
 import tvm
 from tvm import relax, te
 
+from tvmq.errors import TvmqError
+
 Q31_ONE = 1 << 31
 # relax.OpPatternKind.kElemWise: the one kind FuseOps puts after a convolution. Each output
 # element reads the same element of the accumulator (and per-channel constants).
@@ -25,7 +27,12 @@ MICRO_KERNEL = "tvmq.micro_kernel"
 
 
 def quantize_multiplier(real: float) -> tuple[int, int]:
-    """(Q31 multiplier, shift) with real = multiplier * 2**(shift - 31)."""
+    """(Q31 multiplier, shift) with real = multiplier * 2**(shift - 31).
+
+    A ratio of scales that is NaN, infinite or negative comes from broken quantization
+    parameters (importers refuse them); it is refused here too, never a ValueError."""
+    if not math.isfinite(real) or real < 0:
+        raise TvmqError(f"quantization scales give the requantization multiplier {real}")
     if real == 0.0:
         return 0, 0
     fraction, shift = math.frexp(real)

@@ -45,11 +45,12 @@ class SoftmaxParams:
 
 def softmax_params(input_scale: float, beta: float = 1.0) -> SoftmaxParams | None:
     """PreprocessSoftmaxScaling and CalculateInputRadius; None where TFLite refuses
-    the scale (a multiplier below one)."""
+    the scale (a multiplier below one) or its kernel would overflow int32 (a left
+    shift of 31, from an input scale of 16 or more)."""
     fraction_bits = 31 - SCALED_DIFF_INTEGER_BITS
     real = min(beta * input_scale * (1 << fraction_bits), (1 << 31) - 1.0)
     multiplier, left_shift = quantize_multiplier(real)
-    if left_shift < 0 or multiplier == 0:
+    if not 0 <= left_shift < 31 or multiplier == 0:
         return None
     radius = ((1 << SCALED_DIFF_INTEGER_BITS) - 1) * (1 << fraction_bits) / (1 << left_shift)
     return SoftmaxParams(multiplier, left_shift, -math.floor(radius))

@@ -33,6 +33,7 @@ def add_parser(commands, parents=()) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tvmq.fileio import check_directory_writable
     from tvmq.frontend import load_model
     from tvmq.frontend.shapes import parse_shape_options
     from tvmq.targets import load_target
@@ -44,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     runner = args.runner or default_runner(target)
     check_runner(runner, target)
     directory = args.work_dir or default_directory(target)
+    check_directory_writable(directory)
     database = ScheduleDatabase(directory, target)  # refuses a damaged or foreign one first
     model = load_model(args.model, parse_shape_options(args.shape))
     result = tune(
