@@ -45,14 +45,21 @@ def _quant_params(tensor) -> QuantParams | None:
     return QuantParams(scale=scale, zero_point=zero_point, axis=axis)
 
 
-def _spec(tensor) -> TensorSpec:
+def tensor_name(graph, index: int) -> str:
+    """The tensor's name; unnamed tensors (valid TFLite) get the name TVM's importer
+    gives them, so specs and Relax inputs agree."""
+    name = graph.Tensors(index).Name()
+    return name.decode() if name is not None else f"tvmgen_tensor_{index}"
+
+
+def _spec(graph, index: int) -> TensorSpec:
+    tensor = graph.Tensors(index)
     shape = tuple(int(d) for d in tensor.ShapeAsNumpy()) if tensor.ShapeLength() else ()
     dtype = NUMPY_TYPES.get(tensor.Type())
+    name = tensor_name(graph, index)
     if dtype is None:
-        raise TvmqError(
-            f"tensor '{tensor.Name().decode()}': unsupported TFLite type {tensor.Type()}"
-        )
-    return TensorSpec(tensor.Name().decode(), shape, dtype, _quant_params(tensor))
+        raise TvmqError(f"tensor '{name}': unsupported TFLite type {tensor.Type()}")
+    return TensorSpec(name, shape, dtype, _quant_params(tensor))
 
 
 @dataclass
@@ -97,19 +104,19 @@ class TFLiteGraph:
             if op_name == "CUSTOM":
                 op_name = f"CUSTOM:{code.CustomCode().decode()}"
             outputs = op.OutputsAsNumpy()
-            node = graph.Tensors(int(outputs[0])).Name().decode() if len(outputs) else f"op{i}"
+            node = tensor_name(graph, int(outputs[0])) if len(outputs) else f"op{i}"
             nodes.append((node, op_name))
         for i in range(graph.TensorsLength()):
             tensor = graph.Tensors(i)
             raw = model.Buffers(tensor.Buffer()).DataAsNumpy()
             if isinstance(raw, np.ndarray) and raw.size:
-                spec = _spec(tensor)
+                spec = _spec(graph, i)
                 params[spec.name] = np.frombuffer(raw.tobytes(), spec.dtype).reshape(spec.shape)
         return cls(
             path=path,
             model=model,
-            inputs=[_spec(graph.Tensors(int(i))) for i in graph.InputsAsNumpy()],
-            outputs=[_spec(graph.Tensors(int(i))) for i in graph.OutputsAsNumpy()],
+            inputs=[_spec(graph, int(i)) for i in graph.InputsAsNumpy()],
+            outputs=[_spec(graph, int(i)) for i in graph.OutputsAsNumpy()],
             operators=Counter(op for _, op in nodes),
             params=params,
             nodes=nodes,
@@ -117,12 +124,16 @@ class TFLiteGraph:
 
     def unsupported(self) -> list[tuple[str, str]]:
         from tvm import relax
-        from tvm.relax.frontend.tflite.tflite_frontend import OperatorConverter
 
-        converter = OperatorConverter(
-            self.model, self.model.Subgraphs(0), None, relax.BlockBuilder()
-        )
-        return [(node, op) for node, op in self.nodes if op not in converter.convert_map]
+        from tvmq.frontend.tflite_ops import refused
+
+        graph = self.model.Subgraphs(0)
+        converter = _weight_only_converter()(self.model, graph, None, relax.BlockBuilder())
+        bad = [(node, op) for node, op in self.nodes if op not in converter.convert_map]
+        for i, (node, op) in enumerate(self.nodes):
+            if op in converter.convert_map and refused(converter, graph.Operators(i)):
+                bad.append((node, f"quantized {op}"))
+        return bad
 
     def to_relax(self):
         from tvm.relax.frontend.tflite import from_tflite
@@ -134,7 +145,13 @@ def _weight_only_converter():
     """TVM's OperatorConverter, taught to read hybrid ops' int8 weights as float."""
     from tvm.relax.frontend.tflite.tflite_frontend import OperatorConverter, TensorWrapper
 
-    class WeightOnlyConverter(OperatorConverter):
+    from tvmq.frontend.tflite_ops import QUANTIZED_DATA_MOVEMENT, TFLiteOpsMixin
+
+    class WeightOnlyConverter(TFLiteOpsMixin, OperatorConverter):
+        _SUPPORTED_QUANTIZED_OPS = (
+            OperatorConverter._SUPPORTED_QUANTIZED_OPS | QUANTIZED_DATA_MOVEMENT
+        )
+
         def __init__(self, model, subgraph, *args, **kwargs):
             super().__init__(model, subgraph, *args, **kwargs)
             self._dequantized = _hybrid_weights(model, subgraph)

@@ -1,0 +1,160 @@
+"""TFLite operators TVM's Relax importer gets wrong or refuses, converted as TFLite
+runs them.
+
+- FULLY_CONNECTED on an input of rank > 2 flattens it to [-1, in_features] unless
+  keep_num_dims is set (TVM multiplies the N-D input as it is).
+- GATHER_ND, PACK and UNPACK on int8/uint8 tensors are data movement: TFLite (and
+  TFLite Micro) copy the integer values and never requantize, so they run on the
+  integers as they are.
+- UNIDIRECTIONAL_SEQUENCE_LSTM (float) with its own input gate, not only the
+  coupled input-forget variant TVM handles, and optional peephole weights,
+  unrolled over time into Relax ops.
+
+:data:`REFUSED` names the ops tvmq cannot run exactly, so import and ``inspect``
+say so in one line instead of failing inside TVM.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from tvm import relax
+from tvm.relax.frontend.tflite.tflite_frontend import OperatorConverter, to_int_list
+
+# Quantized ops that are plain copies of integer values in TFLite's kernels.
+QUANTIZED_DATA_MOVEMENT = frozenset({"GATHER_ND", "PACK", "UNPACK"})
+# Ops tvmq refuses when any of their tensors is quantized: no exact integer kernel yet.
+REFUSED_QUANTIZED = frozenset({"SVDF", "UNIDIRECTIONAL_SEQUENCE_LSTM", "LSTM"})
+# LSTM inputs: gate weights (input, forget, cell, output), then the same order for
+# recurrent weights, peephole weights and biases; projection and layer norm after.
+_LSTM_INPUT, _LSTM_RECURRENT, _LSTM_PEEPHOLE, _LSTM_BIAS = 1, 5, 9, 12
+_LSTM_PROJECTION, _LSTM_STATES, _LSTM_LAYER_NORM = (16, 17), (18, 19), (20, 21, 22, 23)
+
+
+class TFLiteOpsMixin:
+    """Converters that replace TVM's for the ops listed in the module docstring."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._substituted: dict[int, relax.Expr] = {}
+
+    def get_tensor_expr(self, tensor, is_sparse=False):
+        if tensor.tensor_idx in self._substituted:
+            return self._substituted[tensor.tensor_idx]
+        return super().get_tensor_expr(tensor, is_sparse)
+
+    def convert_fully_connected(self, op):
+        """Flatten an N-D input as TFLite does, then TVM's converter."""
+        from tflite.FullyConnectedOptions import FullyConnectedOptions
+
+        inputs = self.get_input_tensors(op)
+        options = FullyConnectedOptions()
+        options.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
+        in_features = to_int_list(self.get_tensor_shape(inputs[1]))[-1]
+        if options.KeepNumDims() or len(self.get_tensor_shape(inputs[0])) == 2:
+            return super().convert_fully_connected(op)
+        data = self.get_tensor_expr(inputs[0])
+        self._substituted[inputs[0].tensor_idx] = relax.op.reshape(data, [-1, in_features])
+        try:
+            return super().convert_fully_connected(op)
+        finally:
+            del self._substituted[inputs[0].tensor_idx]
+
+    def convert_gather_nd(self, op):
+        """TFLite indices end in the coordinate axis, as Relax's gather_nd expects."""
+        data, indices = (self.get_tensor_expr(t) for t in self.get_input_tensors(op))
+        return relax.op.gather_nd(data, relax.op.astype(indices, "int64"))
+
+    def convert_pack(self, op):
+        """Stack along the new axis; quantized inputs are copied as they are."""
+        from tflite.PackOptions import PackOptions
+
+        options = PackOptions()
+        options.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
+        values = [self.get_tensor_expr(t) for t in self.get_input_tensors(op)]
+        return relax.op.stack(values, axis=options.Axis())
+
+    def convert_unidirectional_sequence_lstm(self, op):
+        """A float LSTM over the time axis, unrolled; state starts at zero as in TFLite."""
+        from tflite.UnidirectionalSequenceLSTMOptions import UnidirectionalSequenceLSTMOptions
+
+        inputs = self.get_input_tensors(op)
+        options = UnidirectionalSequenceLSTMOptions()
+        options.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
+        present = [t.tensor_idx != -1 for t in inputs]
+        if any(present[i] for i in _LSTM_PROJECTION + _LSTM_LAYER_NORM):
+            raise NotImplementedError("LSTM with projection or layer normalisation")
+
+        def tensor(index: int) -> relax.Expr | None:
+            return self.get_tensor_expr(inputs[index]) if present[index] else None
+
+        weights = [tensor(_LSTM_INPUT + g) for g in range(4)]
+        recurrent = [tensor(_LSTM_RECURRENT + g) for g in range(4)]
+        peephole = [tensor(_LSTM_PEEPHOLE + g) for g in range(3)]
+        bias = [tensor(_LSTM_BIAS + g) for g in range(4)]
+        data = self.get_tensor_expr(inputs[0])
+        if options.TimeMajor():
+            data = relax.op.permute_dims(data, [1, 0, 2])
+        batch, steps, _ = to_int_list(self.get_tensor_shape(inputs[0]))
+        if options.TimeMajor():
+            batch, steps = steps, batch
+        units = to_int_list(self.get_tensor_shape(inputs[_LSTM_INPUT + 1]))[0]
+        zeros = np.zeros((batch, units), np.float32)
+        state = [relax.const(zeros) for _ in _LSTM_STATES]
+        cell = _LstmCell(weights, recurrent, peephole, bias, options, self)
+        outputs = []
+        for step in range(steps):
+            x = relax.op.squeeze(relax.op.strided_slice(data, [1], [step], [step + 1]), [1])
+            state = cell(x, *state)
+            outputs.append(state[0])
+        out = relax.op.stack(outputs, axis=1)
+        return relax.op.permute_dims(out, [1, 0, 2]) if options.TimeMajor() else out
+
+
+class _LstmCell:
+    """One LSTM step in TFLite's order (lstm_eval.cc): gates, clipped cell, output."""
+
+    def __init__(self, weights, recurrent, peephole, bias, options, converter):
+        self.weights = [None if w is None else relax.op.permute_dims(w) for w in weights]
+        self.recurrent = [None if r is None else relax.op.permute_dims(r) for r in recurrent]
+        self.peephole, self.bias = peephole, bias
+        self.cell_clip, self.proj_clip = options.CellClip(), options.ProjClip()
+        self.activation = options.FusedActivationFunction()
+        self.converter = converter
+
+    def gate(self, index: int, x, h, c, activate):
+        total = relax.op.add(
+            relax.op.matmul(x, self.weights[index]), relax.op.matmul(h, self.recurrent[index])
+        )
+        if index != 2 and self.peephole[min(index, 2)] is not None and c is not None:
+            total = relax.op.add(total, relax.op.multiply(c, self.peephole[min(index, 2)]))
+        if self.bias[index] is not None:
+            total = relax.op.add(total, self.bias[index])
+        return activate(total)
+
+    def __call__(self, x, h, c):
+        sigmoid = relax.op.sigmoid
+        forget = self.gate(1, x, h, c, sigmoid)
+        if self.weights[0] is None:  # coupled input-forget gate (CIFG)
+            input_gate = relax.op.subtract(relax.const(1.0, "float32"), forget)
+        else:
+            input_gate = self.gate(0, x, h, c, sigmoid)
+        candidate = self.gate(2, x, h, None, self._activate)
+        c = relax.op.add(relax.op.multiply(forget, c), relax.op.multiply(input_gate, candidate))
+        if self.cell_clip > 0:
+            c = relax.op.clip(c, -self.cell_clip, self.cell_clip)
+        output_gate = self.gate(3, x, h, c, sigmoid)
+        h = relax.op.multiply(output_gate, self._activate(c))
+        if self.proj_clip > 0:
+            h = relax.op.clip(h, -self.proj_clip, self.proj_clip)
+        return h, c
+
+    def _activate(self, value):
+        return self.converter.convert_fused_activation_function(value, self.activation)
+
+
+def refused(converter: OperatorConverter, op) -> bool:
+    """True for an op in :data:`REFUSED_QUANTIZED` with any quantized tensor."""
+    if converter.get_op_code_str(op) not in REFUSED_QUANTIZED:
+        return False
+    tensors = converter.get_input_tensors(op) + converter.get_output_tensors(op)
+    return any(t.tensor_idx != -1 and t.qnn_params is not None for t in tensors)
