@@ -1,0 +1,145 @@
+"""TFLite ops TVM's importer gets wrong or refuses (tvmq.frontend.tflite_ops): int8
+ones bit-exact with TFLite Micro, float LSTM within 1e-4 of LiteRT, and the ops tvmq
+cannot run exactly refused by node."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests import tflite_op_models as models
+from tests.test_mul_concat import int8
+from tvmq.errors import UnsupportedOperatorError
+from tvmq.frontend import load_model, read_source
+
+RNG = np.random.default_rng(19)
+ZOO = Path.home() / ".cache" / "tvmq-zoo"
+
+
+def micro_outputs(path: Path, inputs: list[np.ndarray], count: int = 1) -> list[np.ndarray]:
+    from tflite_micro.python.tflite_micro import runtime
+
+    interpreter = runtime.Interpreter.from_file(str(path), arena_size=1 << 16)
+    for index, values in enumerate(inputs):
+        interpreter.set_input(values, index)
+    interpreter.invoke()
+    return [interpreter.get_output(i) for i in range(count)]
+
+
+def assert_matches_micro(path: Path, shapes, count: int = 1, runs: int = 3) -> None:
+    executable = load_model(path).build("host")
+    for _ in range(runs):
+        inputs = [int8(shape) for shape in shapes]
+        got = executable(*inputs)
+        expected = micro_outputs(path, inputs, count)
+        assert len(got) == count
+        for ours, theirs in zip(got, expected, strict=True):
+            np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize(
+    ("in_shape", "units", "params"),
+    [
+        ((1, 5, 4, 3), 6, [(0.05, 3), (0.01, 0), (0.2, -7)]),
+        ((2, 3, 8), 5, [(0.1, -128), (0.02, 0), (0.5, 20)]),
+    ],
+    ids=["4d-batch1", "3d-batch6"],
+)
+def test_fully_connected_flattens_nd_input(tmp_path, in_shape, units, params):
+    features = in_shape[-1] if len(in_shape) == 3 else int(np.prod(in_shape[1:]))
+    weights = RNG.integers(-127, 128, (units, features)).astype(np.int8)
+    path = models.fully_connected_nd(tmp_path / "fc.tflite", in_shape, weights, params)
+    assert_matches_micro(path, [in_shape])
+
+
+@pytest.mark.parametrize(
+    ("shape", "indices", "params"),
+    [
+        ((1, 4, 5, 3), [[[0, 1], [0, 3]], [[0, 2], [0, 0]]], [(0.05, 3), (0.05, 3)]),
+        ((6, 4), [[5], [0], [2]], [(0.1, -2), (0.3, 7)]),
+    ],
+    ids=["pairs", "rows-new-params"],
+)
+def test_gather_nd_int8_matches_tflite_micro(tmp_path, shape, indices, params):
+    path = models.gather_nd_int8(tmp_path / "g.tflite", shape, np.array(indices), params)
+    assert_matches_micro(path, [shape])
+
+
+@pytest.mark.parametrize(
+    ("shape", "count", "axis", "params"),
+    [
+        ((2, 3), 3, 1, [(0.05, 3)] * 4),
+        ((4,), 2, 0, [(0.05, 3), (0.1, -1), (0.2, 0)]),
+        ((1, 2, 3), 2, -1, [(0.5, 0)] * 3),
+    ],
+    ids=["middle", "first-new-params", "last"],
+)
+def test_pack_int8_matches_tflite_micro(tmp_path, shape, count, axis, params):
+    path = models.pack_int8(tmp_path / "p.tflite", shape, count, axis, params)
+    assert_matches_micro(path, [shape] * count)
+
+
+@pytest.mark.parametrize(("shape", "axis"), [((3, 2, 4), 0), ((2, 3, 2), 2)])
+def test_unpack_int8_matches_tflite_micro(tmp_path, shape, axis):
+    path = models.unpack_int8(tmp_path / "u.tflite", shape, axis, (0.07, -9))
+    assert_matches_micro(path, [shape], count=shape[axis])
+
+
+@pytest.mark.parametrize(
+    ("shape", "variant"),
+    [
+        ((2, 5, 3), {}),
+        ((1, 4, 6), {"coupled": True}),
+        ((4, 2, 3), {"peephole": True, "time_major": True}),
+    ],
+    ids=["full", "coupled", "peephole-time-major"],
+)
+def test_float_lstm_matches_litert(tmp_path, shape, variant):
+    from ai_edge_litert.interpreter import Interpreter
+
+    path = models.lstm_float(tmp_path / "lstm.tflite", shape, 4, RNG, **variant)
+    executable = load_model(path).build("host")
+    for _ in range(3):
+        x = RNG.uniform(-2, 2, shape).astype(np.float32)
+        interpreter = Interpreter(model_path=str(path))
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+        interpreter.invoke()
+        expected = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+        np.testing.assert_allclose(executable(x)[0], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_unnamed_tensors_get_stable_names(tmp_path):
+    path = models.unnamed(models.pack_int8(tmp_path / "p.tflite", (2,), 2, 0, [(0.1, 0)] * 3))
+    source = read_source(path)
+    assert [s.name for s in source.inputs] == ["tvmgen_tensor_0", "tvmgen_tensor_1"]
+    assert source.nodes == [("tvmgen_tensor_2", "PACK")]
+    assert_matches_micro(path, [(2,), (2,)])
+
+
+def test_quantized_svdf_is_refused_by_node(tmp_path):
+    path = models.svdf_int8(tmp_path / "svdf.tflite")
+    assert read_source(path).unsupported() == [("y", "quantized SVDF")]
+    with pytest.raises(UnsupportedOperatorError, match=r"y \(quantized SVDF\)"):
+        load_model(path)
+
+
+ZOO_MODELS = ["micro_speech", "mnist_lstm_float"]
+
+
+@pytest.mark.parametrize("name", ZOO_MODELS)
+def test_zoo_model_matches_its_reference(name):
+    """The real models these converters were written for, when the zoo cache has them."""
+    work = ZOO / "work" / name
+    if not (ZOO / f"{name}.tflite").is_file() or not (work / "reference.npz").is_file():
+        pytest.skip(f"{name} is not in {ZOO}")
+    inputs = [np.load(p) for p in sorted(work.glob("input*.npy"))]
+    reference = np.load(work / "reference.npz")
+    got = load_model(ZOO / f"{name}.tflite").build("host")(*inputs)
+    for ours, theirs in zip(got, (reference[k] for k in reference.files), strict=True):
+        if theirs.dtype == np.float32:
+            np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-6)
+        else:
+            np.testing.assert_array_equal(ours, theirs)
