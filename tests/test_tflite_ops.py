@@ -143,3 +143,26 @@ def test_zoo_model_matches_its_reference(name):
             np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-6)
         else:
             np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("op", ["ADD", "SUB", "MUL"])
+@pytest.mark.parametrize(
+    ("shapes", "constant"),
+    [
+        ([(1, 4, 4, 3), (1, 4, 4, 3), (1, 4, 4, 3)], None),
+        ([(1, 4, 4, 3), (), (1, 4, 4, 3)], 127),
+        ([(1, 4, 4, 3), (1, 1, 1, 3), (1, 4, 4, 3)], [-128, 5, 99]),
+    ],
+    ids=["inputs", "scalar-constant", "channel-constant"],
+)
+def test_elementwise_power_of_two_scales_match_tflite_micro(tmp_path, op, shapes, constant):
+    """Scales in a ratio of 2 (movenet's input normalisation: 2/255 and 1/255) make
+    ties frequent, where a float island rounds one step off TFLite Micro; constant
+    operands are read as activations."""
+    from tests.test_mul_concat import assert_integer_only
+
+    params = [(2 / 255, -128), (1 / 255, -128), (2 / 255, -1)]
+    builtin = getattr(models.Op, op)
+    path = models.elementwise_int8(tmp_path / "e.tflite", builtin, shapes, params, constant)
+    assert_matches_micro(path, shapes[:1] if constant is not None else shapes[:2])
+    assert_integer_only(load_model(path))

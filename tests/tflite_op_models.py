@@ -192,3 +192,20 @@ def svdf_int8(path: Path, features: int = 6, units: int = 4, memory: int = 3) ->
     options.rank = 1
     operator = _operator(0, [0, 1, 2, 3, 4], [5], schema.BuiltinOptions.SVDFOptions, options)
     return _finish(path, [_code(Op.SVDF, 3)], [operator], tensors, buffers, [0], [5])
+
+
+def elementwise_int8(path: Path, builtin: int, shapes, params, constant=None) -> Path:
+    """An int8 ADD, SUB or MUL of x1 and x2 (broadcasting `shapes` of x1, x2, y;
+    `params` their (scale, zero point)); x2 is a constant holding `constant` when
+    given, as in ``x - 0.5``, else a second input."""
+    tensors = [
+        _int8_tensor(name, shape, p, 0)
+        for name, shape, p in zip(("x1", "x2", "y"), shapes, params, strict=True)
+    ]
+    buffers = [_buffer()]
+    if constant is not None:
+        buffers.append(_buffer(np.asarray(constant, np.int8).reshape(shapes[1])))
+        tensors[1].buffer = 1
+    inputs = [0] if constant is not None else [0, 1]
+    operator = _operator(0, [0, 1], [2])
+    return _finish(path, [_code(builtin, 2)], [operator], tensors, buffers, inputs, [2])
