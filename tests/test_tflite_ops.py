@@ -166,3 +166,34 @@ def test_elementwise_power_of_two_scales_match_tflite_micro(tmp_path, op, shapes
     path = models.elementwise_int8(tmp_path / "e.tflite", builtin, shapes, params, constant)
     assert_matches_micro(path, shapes[:1] if constant is not None else shapes[:2])
     assert_integer_only(load_model(path))
+
+
+def litert_reference(path: Path, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """LiteRT's reference kernels (no XNNPACK, whose hybrid kernels quantize otherwise)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interpreter = Interpreter(
+        model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF
+    )
+    interpreter.allocate_tensors()
+    for detail, values in zip(interpreter.get_input_details(), inputs, strict=True):
+        interpreter.set_tensor(detail["index"], values)
+    interpreter.invoke()
+    return [interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()]
+
+
+@pytest.mark.parametrize(
+    ("shape", "kernel", "strides", "same"),
+    [((1, 9, 6, 3), (5, 3, 2), (2, 2), True), ((2, 5, 5, 4), (3, 1, 1), (1, 1), False)],
+    ids=["same-strided", "valid-two-batches"],
+)
+def test_hybrid_conv2d_matches_litert_bit_for_bit(tmp_path, shape, kernel, strides, same):
+    """Hybrid CONV_2D quantizes its input per batch at run time, as LiteRT does."""
+    units, kh, kw = kernel
+    weights = RNG.integers(-127, 128, (units, kh, kw, shape[3])).astype(np.int8)
+    path = models.hybrid_conv2d(tmp_path / "h.tflite", shape, weights, 0.02, strides, same)
+    executable = load_model(path).build("host")
+    for _ in range(3):
+        x = RNG.normal(0, 1, shape).astype(np.float32)
+        x[0, 0, 0, 0] = 0.0
+        np.testing.assert_array_equal(executable(x)[0], litert_reference(path, [x])[0])

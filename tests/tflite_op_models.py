@@ -209,3 +209,34 @@ def elementwise_int8(path: Path, builtin: int, shapes, params, constant=None) ->
     inputs = [0] if constant is not None else [0, 1]
     operator = _operator(0, [0, 1], [2])
     return _finish(path, [_code(builtin, 2)], [operator], tensors, buffers, inputs, [2])
+
+
+def hybrid_conv2d(
+    path: Path, shape, weights: np.ndarray, scale: float, strides=(1, 1), same: bool = True
+) -> Path:
+    """A hybrid CONV_2D: float input [N, H, W, C], int8 weights [O, KH, KW, C] with one
+    scale, float bias, fused RELU6."""
+    units = weights.shape[0]
+    tensors = [_float_tensor("x", shape, 0), _float_tensor("w", weights.shape, 1)]
+    tensors[1].type = schema.TensorType.INT8
+    tensors[1].quantization = schema.QuantizationParametersT()
+    tensors[1].quantization.scale, tensors[1].quantization.zeroPoint = [scale], [0]
+    tensors.append(_float_tensor("b", (units,), 2))
+    height, width = (
+        (-(-shape[1] // strides[0]), -(-shape[2] // strides[1]))
+        if same
+        else (
+            (shape[1] - weights.shape[1]) // strides[0] + 1,
+            (shape[2] - weights.shape[2]) // strides[1] + 1,
+        )
+    )
+    tensors.append(_float_tensor("y", (shape[0], height, width, units), 0))
+    bias = np.linspace(-0.5, 0.5, units).astype(np.float32)
+    buffers = [_buffer(), _buffer(weights.astype(np.int8)), _buffer(bias)]
+    options = schema.Conv2DOptionsT()
+    options.padding = schema.Padding.SAME if same else schema.Padding.VALID
+    options.strideH, options.strideW = strides
+    options.dilationHFactor = options.dilationWFactor = 1
+    options.fusedActivationFunction = schema.ActivationFunctionType.RELU6
+    operator = _operator(0, [0, 1, 2], [3], schema.BuiltinOptions.Conv2DOptions, options)
+    return _finish(path, [_code(Op.CONV_2D, 2)], [operator], tensors, buffers, [0], [3])
