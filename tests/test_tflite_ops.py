@@ -197,3 +197,14 @@ def test_hybrid_conv2d_matches_litert_bit_for_bit(tmp_path, shape, kernel, strid
         x = RNG.normal(0, 1, shape).astype(np.float32)
         x[0, 0, 0, 0] = 0.0
         np.testing.assert_array_equal(executable(x)[0], litert_reference(path, [x])[0])
+
+
+@pytest.mark.parametrize("in_shape", [(1, 12), (3, 2, 5)], ids=["flat", "3d-three-batches"])
+def test_hybrid_fully_connected_matches_litert_bit_for_bit(tmp_path, in_shape):
+    features = in_shape[-1] if len(in_shape) == 3 else in_shape[1]
+    weights = RNG.integers(-127, 128, (7, features)).astype(np.int8)
+    path = models.hybrid_fully_connected(tmp_path / "h.tflite", in_shape, weights, 0.01)
+    executable = load_model(path).build("host")
+    for _ in range(3):
+        x = RNG.normal(0, 1, in_shape).astype(np.float32)
+        np.testing.assert_array_equal(executable(x)[0], litert_reference(path, [x])[0])

@@ -240,3 +240,21 @@ def hybrid_conv2d(
     options.fusedActivationFunction = schema.ActivationFunctionType.RELU6
     operator = _operator(0, [0, 1, 2], [3], schema.BuiltinOptions.Conv2DOptions, options)
     return _finish(path, [_code(Op.CONV_2D, 2)], [operator], tensors, buffers, [0], [3])
+
+
+def hybrid_fully_connected(path: Path, in_shape, weights: np.ndarray, scale: float) -> Path:
+    """A hybrid FULLY_CONNECTED: float input (flattened to [-1, in]), int8 weights
+    [units, in] with one scale, float bias, fused RELU."""
+    units, features = weights.shape
+    batch = int(np.prod(in_shape)) // features
+    tensors = [_float_tensor("x", in_shape, 0), _float_tensor("w", weights.shape, 1)]
+    tensors[1].type = schema.TensorType.INT8
+    tensors[1].quantization = schema.QuantizationParametersT()
+    tensors[1].quantization.scale, tensors[1].quantization.zeroPoint = [scale], [0]
+    tensors += [_float_tensor("b", (units,), 2), _float_tensor("y", (batch, units), 0)]
+    bias = np.linspace(-0.3, 0.3, units).astype(np.float32)
+    buffers = [_buffer(), _buffer(weights.astype(np.int8)), _buffer(bias)]
+    options = schema.FullyConnectedOptionsT()
+    options.fusedActivationFunction = schema.ActivationFunctionType.RELU
+    operator = _operator(0, [0, 1, 2], [3], schema.BuiltinOptions.FullyConnectedOptions, options)
+    return _finish(path, [_code(Op.FULLY_CONNECTED, 3)], [operator], tensors, buffers, [0], [3])

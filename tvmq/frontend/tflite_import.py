@@ -1,9 +1,10 @@
 """TFLite files: float, full-integer (int8/uint8, per-tensor or per-channel) and
 hybrid models whose weights are int8 while activations stay float.
 
-TVM's importer rejects hybrid ("dynamic range") models. tvmq imports them as
-weight-only quantized graphs: the int8 weights are dequantized to float constants,
-which is what the weight-only mode of the quantizer produces too.
+TVM's importer rejects hybrid ("dynamic range") models. tvmq runs hybrid CONV_2D
+and FULLY_CONNECTED as TFLite's hybrid kernels do (:mod:`tvmq.frontend.tflite_ops`);
+the int8 weights of other hybrid ops are dequantized to float constants, which is
+what the weight-only mode of the quantizer produces too.
 """
 
 from __future__ import annotations
