@@ -4,6 +4,7 @@ cannot run exactly refused by node."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -208,3 +209,21 @@ def test_hybrid_fully_connected_matches_litert_bit_for_bit(tmp_path, in_shape):
     for _ in range(3):
         x = RNG.normal(0, 1, in_shape).astype(np.float32)
         np.testing.assert_array_equal(executable(x)[0], litert_reference(path, [x])[0])
+
+
+@pytest.mark.skipif(
+    not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")),
+    reason="arm-none-eabi-gcc and qemu-system-arm are needed (make toolchains)",
+)
+def test_hybrid_conv2d_and_lstm_run_on_a_cortex_m_board(tmp_path):
+    """The run-time quantization of hybrid ops and the unrolled LSTM build for the
+    MCU's C backend (no abs/round intrinsics there) and agree with the host (float
+    rounding of the library functions aside)."""
+    weights = RNG.integers(-127, 128, (5, 3, 2, 3)).astype(np.int8)
+    conv = models.hybrid_conv2d(tmp_path / "h.tflite", (1, 9, 6, 3), weights, 0.02, (2, 2))
+    lstm = models.lstm_float(tmp_path / "l.tflite", (1, 4, 3), 4, RNG)
+    for path, shape in ((conv, (1, 9, 6, 3)), (lstm, (1, 4, 3))):
+        model = load_model(path)
+        x = RNG.normal(0, 1, shape).astype(np.float32)
+        with model.build("qemu-cortex-m4") as board:
+            np.testing.assert_allclose(board(x)[0], model.build("host")(x)[0], atol=1e-5)

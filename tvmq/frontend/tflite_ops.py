@@ -229,19 +229,29 @@ class _LstmCell:
 
 def _symmetric_quantize_per_batch(data: relax.Expr, rank: int) -> tuple[relax.Expr, relax.Expr]:
     """TFLite's SymmetricQuantizeFloats on each batch: scale = max|x| / 127 (1 for
-    all zeros), q = round(x * (127 / max|x|)) halves away from zero, in [-127, 127]."""
+    all zeros), q = round(x * (127 / max|x|)) halves away from zero, in [-127, 127].
+    Written without abs or round, which the C backend for microcontrollers lacks."""
     axes = list(range(1, rank))
-    span = relax.op.max(relax.op.abs(data), axis=axes, keepdims=True)
-    empty = relax.op.equal(span, relax.const(0.0, "float32"))
-    levels = relax.const(127.0, "float32")
-    scale = relax.op.where(empty, relax.const(1.0, "float32"), relax.op.divide(span, levels))
-    inverse = relax.op.where(empty, relax.const(0.0, "float32"), relax.op.divide(levels, span))
-    product = relax.op.multiply(data, inverse)
-    rounded = relax.op.multiply(
-        relax.op.sign(product),
-        relax.op.floor(relax.op.add(relax.op.abs(product), relax.const(0.5, "float32"))),
+    span = relax.op.maximum(
+        relax.op.max(data, axis=axes, keepdims=True),
+        relax.op.negative(relax.op.min(data, axis=axes, keepdims=True)),
     )
-    quantized = relax.op.astype(relax.op.clip(rounded, -127, 127), "int8")
+    zero, half, one = (relax.const(v, "float32") for v in (0.0, 0.5, 1.0))
+    empty = relax.op.equal(span, zero)
+    levels = relax.const(127.0, "float32")
+    scale = relax.op.where(empty, one, relax.op.divide(span, levels))
+    inverse = relax.op.where(empty, zero, relax.op.divide(levels, span))
+    product = relax.op.multiply(data, inverse)
+    negative = relax.op.less(product, zero)
+    magnitude = relax.op.where(negative, relax.op.negative(product), product)
+    whole = relax.op.floor(magnitude)
+    # magnitude - whole is exact: halves round up without the error of floor(m + 0.5).
+    up = relax.op.where(
+        relax.op.greater_equal(relax.op.subtract(magnitude, whole), half), one, zero
+    )
+    rounded = relax.op.add(whole, up)
+    signed = relax.op.where(negative, relax.op.negative(rounded), rounded)
+    quantized = relax.op.astype(relax.op.clip(signed, -127, 127), "int8")
     return quantized, scale
 
 
