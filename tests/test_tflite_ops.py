@@ -227,3 +227,20 @@ def test_hybrid_conv2d_and_lstm_run_on_a_cortex_m_board(tmp_path):
         x = RNG.normal(0, 1, shape).astype(np.float32)
         with model.build("qemu-cortex-m4") as board:
             np.testing.assert_allclose(board(x)[0], model.build("host")(x)[0], atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("shape", "size", "corners", "half_pixel"),
+    [
+        ((1, 6, 6, 5), (12, 12), False, True),
+        ((1, 4, 5, 3), (7, 9), False, False),
+        ((2, 5, 3, 2), (9, 4), True, False),
+        ((1, 8, 8, 2), (3, 5), False, True),
+    ],
+    ids=["half-pixel-x2", "plain", "align-corners", "half-pixel-down"],
+)
+def test_resize_bilinear_int8_matches_tflite_micro(tmp_path, shape, size, corners, half_pixel):
+    path = models.resize_bilinear_int8(
+        tmp_path / "r.tflite", shape, size, (0.3, 7), corners, half_pixel
+    )
+    assert_matches_micro(path, [shape])

@@ -258,3 +258,21 @@ def hybrid_fully_connected(path: Path, in_shape, weights: np.ndarray, scale: flo
     options.fusedActivationFunction = schema.ActivationFunctionType.RELU
     operator = _operator(0, [0, 1, 2], [3], schema.BuiltinOptions.FullyConnectedOptions, options)
     return _finish(path, [_code(Op.FULLY_CONNECTED, 3)], [operator], tensors, buffers, [0], [3])
+
+
+def resize_bilinear_int8(
+    path: Path, shape, size, params, corners: bool = False, half_pixel: bool = False
+) -> Path:
+    """int8 RESIZE_BILINEAR of NHWC `shape` to `size` (height, width)."""
+    out_shape = (shape[0], *size, shape[3])
+    tensors = [
+        _int8_tensor("x", tuple(shape), params, 0),
+        _typed(_int8_tensor("size", (2,), (1.0, 0), 1), INT32),
+        _int8_tensor("y", out_shape, params, 0),
+    ]
+    tensors[1].quantization = None
+    options = schema.ResizeBilinearOptionsT()
+    options.alignCorners, options.halfPixelCenters = corners, half_pixel
+    operator = _operator(0, [0, 1], [2], schema.BuiltinOptions.ResizeBilinearOptions, options)
+    buffers = [_buffer(), _buffer(np.array(size, np.int32))]
+    return _finish(path, [_code(Op.RESIZE_BILINEAR, 4)], [operator], tensors, buffers, [0], [2])

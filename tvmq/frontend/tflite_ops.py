@@ -11,6 +11,8 @@ runs them.
   run time, an integer product, then a float rescale and the bias. Dequantized
   weights in a float op differ from those kernels by ~1e-2 relative on a real
   model. (XNNPACK, LiteRT's default delegate, quantizes asymmetrically instead.)
+- int8 RESIZE_BILINEAR as TFLite's ResizeBilinearInteger (10-bit fixed-point
+  coordinates and weights), not a float island a step away from it.
 - UNIDIRECTIONAL_SEQUENCE_LSTM (float) with its own input gate, not only the
   coupled input-forget variant TVM handles, and optional peephole weights,
   unrolled over time into Relax ops.
@@ -134,6 +136,34 @@ class TFLiteOpsMixin:
         factor = relax.op.multiply(scale, relax.const(weight_scale))
         return self._hybrid_output(accumulator, factor, inputs, options)
 
+    def convert_resize_bilinear(self, op):
+        """int8 as TFLite's ResizeBilinearInteger: the four neighbours weighted by
+        10-bit fractions, summed in 64 bits, rounded half away from zero by 2**20."""
+        from tflite.ResizeBilinearOptions import ResizeBilinearOptions
+
+        data_tensor = self.get_input_tensors(op)[0]
+        if data_tensor.tensor.Type() != TensorType.INT8:
+            return super().convert_resize_bilinear(op)
+        options = ResizeBilinearOptions()
+        options.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
+        corners, half_pixel = options.AlignCorners(), options.HalfPixelCenters()
+        _, in_h, in_w, _ = to_int_list(self.get_tensor_shape(data_tensor))
+        _, out_h, out_w, _ = to_int_list(self.get_tensor_shape(self.get_output_tensors(op)[0]))
+        rows = _resize_taps(in_h, out_h, corners, half_pixel)
+        columns = _resize_taps(in_w, out_w, corners, half_pixel)
+        data = relax.op.astype(self.get_tensor_expr(data_tensor), "int64")
+        total = None
+        for row_index, row_weight in rows:
+            picked_rows = relax.op.take(data, relax.const(row_index), axis=1)
+            for column_index, column_weight in columns:
+                weight = np.outer(row_weight, column_weight)[None, :, :, None]
+                term = relax.op.multiply(
+                    relax.op.take(picked_rows, relax.const(column_index), axis=2),
+                    relax.const(weight, "int64"),
+                )
+                total = term if total is None else relax.op.add(total, term)
+        return relax.op.astype(_divide_2_20_half_away(total), "int8")
+
     def convert_gather_nd(self, op):
         """TFLite indices end in the coordinate axis, as Relax's gather_nd expects."""
         data, indices = (self.get_tensor_expr(t) for t in self.get_input_tensors(op))
@@ -253,6 +283,30 @@ def _symmetric_quantize_per_batch(data: relax.Expr, rank: int) -> tuple[relax.Ex
     signed = relax.op.where(negative, relax.op.negative(rounded), rounded)
     quantized = relax.op.astype(relax.op.clip(signed, -127, 127), "int8")
     return quantized, scale
+
+
+def _resize_taps(size: int, out: int, corners: bool, half_pixel: bool):
+    """[(indices, weights) of the lower, then the upper neighbour] along one axis, as
+    TFLite's ComputeInterpolationValuesInteger computes them (C division truncates)."""
+    scale = ((1 << 10) * size + out // 2) // out
+    if corners and out > 1:
+        scale = ((1 << 10) * (size - 1) + (out - 1) // 2) // (out - 1)
+    position = np.arange(out, dtype=np.int64) * scale
+    if half_pixel:
+        position += scale // 2 - (1 << 9)
+    low = np.maximum(np.trunc(position / 1024).astype(np.int64), 0)
+    high = np.minimum(np.trunc((position + 1023) / 1024).astype(np.int64), size - 1)
+    fraction = position - 1024 * low
+    return [(low.astype(np.int32), 1024 - fraction), (high.astype(np.int32), fraction)]
+
+
+def _divide_2_20_half_away(value: relax.Expr) -> relax.Expr:
+    """(value +- 2**19) / 2**20 with C's truncating division."""
+    zero = relax.const(0, "int64")
+    shift, half = relax.const(20, "int64"), relax.const(1 << 19, "int64")
+    positive = relax.op.right_shift(relax.op.add(value, half), shift)
+    negative = relax.op.negative(relax.op.right_shift(relax.op.subtract(half, value), shift))
+    return relax.op.where(relax.op.greater(value, zero), positive, negative)
 
 
 def refused(converter: OperatorConverter, op) -> bool:
