@@ -244,3 +244,22 @@ def test_resize_bilinear_int8_matches_tflite_micro(tmp_path, shape, size, corner
         tmp_path / "r.tflite", shape, size, (0.3, 7), corners, half_pixel
     )
     assert_matches_micro(path, [shape])
+
+
+@pytest.mark.parametrize(
+    ("name", "refusal"),
+    [
+        ("keyword_scrambled", "quantized SVDF"),
+        ("mnist_lstm_int8", "quantized UNIDIRECTIONAL_SEQUENCE_LSTM"),
+    ],
+)
+def test_zoo_model_is_refused_in_one_line(name, refusal):
+    """Ops without an exact integer kernel: named by node in inspect and on import."""
+    path = ZOO / f"{name}.tflite"
+    if not path.is_file():
+        pytest.skip(f"{name} is not in {ZOO}")
+    bad = read_source(path).unsupported()
+    assert bad and all(op == refusal for _, op in bad)
+    with pytest.raises(UnsupportedOperatorError) as error:
+        load_model(path)
+    assert refusal in str(error.value) and "\n" not in str(error.value)
