@@ -60,7 +60,10 @@ class TFLiteOpsMixin:
         options.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
         in_features = to_int_list(self.get_tensor_shape(inputs[1]))[-1]
         weights = self._hybrid_weights(inputs)
-        if weights is not None and not options.AsymmetricQuantizeInputs():
+        # Asymmetric inputs and kept dims stay on dequantized weights (weight-only).
+        if weights is not None and not (
+            options.AsymmetricQuantizeInputs() or options.KeepNumDims()
+        ):
             data = relax.op.reshape(self.get_tensor_expr(inputs[0]), [-1, in_features])
             quantized, scale = _symmetric_quantize_per_batch(data, 2)
             values, weight_scale = weights
