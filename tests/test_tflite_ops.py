@@ -263,3 +263,9 @@ def test_zoo_model_is_refused_in_one_line(name, refusal):
     with pytest.raises(UnsupportedOperatorError) as error:
         load_model(path)
     assert refusal in str(error.value) and "\n" not in str(error.value)
+
+
+def test_lstm_with_projection_is_refused_by_node(tmp_path):
+    path = models.lstm_float(tmp_path / "lstm.tflite", (1, 3, 2), 4, RNG, projection=True)
+    reason = "UNIDIRECTIONAL_SEQUENCE_LSTM with projection or layer normalisation"
+    assert read_source(path).unsupported() == [("y", reason)]

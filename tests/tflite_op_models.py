@@ -102,10 +102,12 @@ def lstm_float(
     coupled: bool = False,
     peephole: bool = False,
     time_major: bool = False,
+    projection: bool = False,
 ) -> Path:
     """A float UNIDIRECTIONAL_SEQUENCE_LSTM with random weights on input `shape`
     ([batch, time, features], or [time, batch, features] when `time_major`), tanh
-    activation and cell clip 3; `coupled` leaves out the input gate (CIFG)."""
+    activation and cell clip 3; `coupled` leaves out the input gate (CIFG), `projection`
+    adds projection weights (which tvmq refuses)."""
     batch = shape[1] if time_major else shape[0]
     features = shape[2]
     out_shape = (*shape[:2], units)
@@ -136,7 +138,11 @@ def lstm_float(
             inputs.append(-1)
         else:
             constant(f"b_{gate}", (units,))
-    inputs += [-1, -1]  # no projection
+    if projection:
+        constant("projection", (units, units))
+        inputs.append(-1)
+    else:
+        inputs += [-1, -1]
     for name in ("h", "c"):
         buffers.append(_buffer())
         tensors.append(_float_tensor(name, (batch, units), len(buffers) - 1, variable=True))

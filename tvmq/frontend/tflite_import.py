@@ -126,14 +126,15 @@ class TFLiteGraph:
     def unsupported(self) -> list[tuple[str, str]]:
         from tvm import relax
 
-        from tvmq.frontend.tflite_ops import refused
+        from tvmq.frontend.tflite_ops import refusal
 
         graph = self.model.Subgraphs(0)
         converter = _weight_only_converter()(self.model, graph, None, relax.BlockBuilder())
         bad = [(node, op) for node, op in self.nodes if op not in converter.convert_map]
         for i, (node, op) in enumerate(self.nodes):
-            if op in converter.convert_map and refused(converter, graph.Operators(i)):
-                bad.append((node, f"quantized {op}"))
+            reason = refusal(converter, graph.Operators(i)) if op in converter.convert_map else None
+            if reason is not None:
+                bad.append((node, reason))
         return bad
 
     def to_relax(self):

@@ -17,7 +17,7 @@ runs them.
   coupled input-forget variant TVM handles, and optional peephole weights,
   unrolled over time into Relax ops.
 
-:data:`REFUSED_QUANTIZED` names the ops tvmq cannot run exactly, so import and ``inspect``
+:func:`refusal` names the ops tvmq cannot run exactly, so import and ``inspect``
 say so in one line instead of failing inside TVM.
 """
 
@@ -37,6 +37,8 @@ REFUSED_QUANTIZED = frozenset({"SVDF", "UNIDIRECTIONAL_SEQUENCE_LSTM", "LSTM"})
 # recurrent weights, peephole weights and biases; projection and layer norm after.
 _LSTM_INPUT, _LSTM_RECURRENT, _LSTM_PEEPHOLE, _LSTM_BIAS = 1, 5, 9, 12
 _LSTM_PROJECTION, _LSTM_STATES, _LSTM_LAYER_NORM = (16, 17), (18, 19), (20, 21, 22, 23)
+# Gate index (input, forget, output) -> its peephole weight; the cell gate has none.
+_PEEPHOLE = {0: 0, 1: 1, 3: 2}
 
 
 class TFLiteOpsMixin:
@@ -189,8 +191,6 @@ class TFLiteOpsMixin:
         options = UnidirectionalSequenceLSTMOptions()
         options.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
         present = [t.tensor_idx != -1 for t in inputs]
-        if any(present[i] for i in _LSTM_PROJECTION + _LSTM_LAYER_NORM):
-            raise NotImplementedError("LSTM with projection or layer normalisation")
 
         def tensor(index: int) -> relax.Expr | None:
             return self.get_tensor_expr(inputs[index]) if present[index] else None
@@ -225,7 +225,7 @@ class _LstmCell:
         self.weights = [None if w is None else relax.op.permute_dims(w) for w in weights]
         self.recurrent = [None if r is None else relax.op.permute_dims(r) for r in recurrent]
         self.peephole, self.bias = peephole, bias
-        self.cell_clip, self.proj_clip = options.CellClip(), options.ProjClip()
+        self.cell_clip = options.CellClip()
         self.activation = options.FusedActivationFunction()
         self.converter = converter
 
@@ -233,8 +233,9 @@ class _LstmCell:
         total = relax.op.add(
             relax.op.matmul(x, self.weights[index]), relax.op.matmul(h, self.recurrent[index])
         )
-        if index != 2 and self.peephole[min(index, 2)] is not None and c is not None:
-            total = relax.op.add(total, relax.op.multiply(c, self.peephole[min(index, 2)]))
+        peephole = self.peephole[_PEEPHOLE[index]] if index in _PEEPHOLE else None
+        if peephole is not None:
+            total = relax.op.add(total, relax.op.multiply(c, peephole))
         if self.bias[index] is not None:
             total = relax.op.add(total, self.bias[index])
         return activate(total)
@@ -246,15 +247,13 @@ class _LstmCell:
             input_gate = relax.op.subtract(relax.const(1.0, "float32"), forget)
         else:
             input_gate = self.gate(0, x, h, c, sigmoid)
-        candidate = self.gate(2, x, h, None, self._activate)
+        candidate = self.gate(2, x, h, c, self._activate)
         c = relax.op.add(relax.op.multiply(forget, c), relax.op.multiply(input_gate, candidate))
         if self.cell_clip > 0:
             c = relax.op.clip(c, -self.cell_clip, self.cell_clip)
         output_gate = self.gate(3, x, h, c, sigmoid)
-        h = relax.op.multiply(output_gate, self._activate(c))
-        if self.proj_clip > 0:
-            h = relax.op.clip(h, -self.proj_clip, self.proj_clip)
-        return h, c
+        # Without projection weights TFLite ignores proj_clip.
+        return relax.op.multiply(output_gate, self._activate(c)), c
 
     def _activate(self, value):
         return self.converter.convert_fused_activation_function(value, self.activation)
@@ -312,9 +311,16 @@ def _divide_2_20_half_away(value: relax.Expr) -> relax.Expr:
     return relax.op.where(relax.op.greater(value, zero), positive, negative)
 
 
-def refused(converter: OperatorConverter, op) -> bool:
-    """True for an op in :data:`REFUSED_QUANTIZED` with any quantized tensor."""
-    if converter.get_op_code_str(op) not in REFUSED_QUANTIZED:
-        return False
-    tensors = converter.get_input_tensors(op) + converter.get_output_tensors(op)
-    return any(t.tensor_idx != -1 and t.qnn_params is not None for t in tensors)
+def refusal(converter: OperatorConverter, op) -> str | None:
+    """Why tvmq cannot run `op` (e.g. "quantized SVDF"), or None when it can."""
+    name = converter.get_op_code_str(op)
+    inputs = converter.get_input_tensors(op)
+    if name in REFUSED_QUANTIZED:
+        tensors = inputs + converter.get_output_tensors(op)
+        if any(t.tensor_idx != -1 and t.qnn_params is not None for t in tensors):
+            return f"quantized {name}"
+    if name == "UNIDIRECTIONAL_SEQUENCE_LSTM" and any(
+        inputs[i].tensor_idx != -1 for i in _LSTM_PROJECTION + _LSTM_LAYER_NORM
+    ):
+        return f"{name} with projection or layer normalisation"
+    return None
