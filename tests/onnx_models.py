@@ -149,3 +149,114 @@ def with_unsupported_op() -> onnx.ModelProto:
         opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("com.example", 1)],
         ir_version=8,
     )
+
+
+def constant(name: str, array: np.ndarray) -> onnx.NodeProto:
+    """A Constant node holding `array` (weights some exporters keep out of initializers)."""
+    return helper.make_node(
+        "Constant", [], [name], value=numpy_helper.from_array(array, name), name=f"{name}_node"
+    )
+
+
+def free_dims_conv() -> onnx.ModelProto:
+    """A conv net whose batch, height and width are free (symbols N, H, W), its first
+    weights in Constant nodes (a tensor, and a bias as `value_floats`)."""
+    w1 = (RNG.standard_normal((8, 3, 3, 3)) * 0.5).astype(np.float32)
+    b1 = RNG.standard_normal(8).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            constant("w1", w1),
+            helper.make_node("Constant", [], ["b1"], value_floats=b1.tolist(), name="b1_node"),
+            helper.make_node(
+                "Conv", ["x", "w1", "b1"], ["c1"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]
+            ),
+            helper.make_node("Relu", ["c1"], ["r1"]),
+            helper.make_node(
+                "Conv",
+                ["r1", "w2", "b2"],
+                ["c2"],
+                kernel_shape=[3, 3],
+                pads=[1, 1, 1, 1],
+                strides=[2, 2],
+                name="conv2",
+            ),
+            helper.make_node("MaxPool", ["c2"], ["y"], kernel_shape=[2, 2], strides=[2, 2]),
+        ],
+        "free_dims",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 6, None, None])],
+        [weight("w2", 6, 8, 3, 3, scale=0.2), weight("b2", 6)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    onnx.checker.check_model(model)
+    return model
+
+
+def failing_conversion() -> onnx.ModelProto:
+    """Operators TVM's importer has converters for but rejects here: LRN over a 5-D
+    input (ONNX allows any rank >= 3, TVM only 3-D and 4-D), twice, around a Relu."""
+    return graph_model(
+        [
+            helper.make_node("LRN", ["x"], ["l"], size=3, name="lrn_a"),
+            helper.make_node("Relu", ["l"], ["r"], name="relu"),
+            helper.make_node("LRN", ["r"], ["y"], size=3, name="lrn_b"),
+        ],
+        {"x": [1, 4, 3, 5, 5]},
+        [1, 4, 3, 5, 5],
+    )
+
+
+def multiple_outputs() -> onnx.ModelProto:
+    """Outputs of every kind an ahead-of-time build must give a buffer of its own: two
+    results of one kernel (Split), a model input as is, a reshaped input, a reshaped
+    kernel result and a matrix product."""
+    nodes = [
+        helper.make_node("Relu", ["a"], ["r"]),
+        helper.make_node("Split", ["r", "split"], ["y1", "y2"], axis=1),
+        helper.make_node("Identity", ["b"], ["y3"]),
+        helper.make_node("Flatten", ["b"], ["y4"]),
+        helper.make_node("Add", ["a", "b"], ["s"]),
+        helper.make_node("Reshape", ["s", "shape"], ["y5"]),
+        helper.make_node("MatMul", ["b", "w"], ["y6"]),
+    ]
+    outputs = {"y1": [1, 2], "y2": [1, 4], "y3": [1, 6], "y4": [1, 6], "y5": [2, 3], "y6": [1, 3]}
+    graph = helper.make_graph(
+        nodes,
+        "multi",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 6]) for n in ("a", "b")],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in outputs.items()],
+        [
+            numpy_helper.from_array(np.array([2, 4], np.int64), "split"),
+            numpy_helper.from_array(np.array([2, 3], np.int64), "shape"),
+            weight("w", 6, 3),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    onnx.checker.check_model(model)
+    return model
+
+
+def single_channel() -> onnx.ModelProto:
+    """Shapes that quantize into one-element and 0-d tensors: a convolution with one
+    output channel, a dense layer with one output and a bias of shape (1,), and a mean
+    over every axis (a scalar output)."""
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c"], kernel_shape=[3, 3]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("Flatten", ["r"], ["f"]),
+        helper.make_node("Gemm", ["f", "w2", "b2"], ["y"], transB=1),
+        helper.make_node("ReduceMean", ["c"], ["m"], keepdims=0),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "single",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 6, 6])],
+        [
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1]),
+            helper.make_tensor_value_info("m", TensorProto.FLOAT, []),
+        ],
+        [weight("w1", 1, 2, 3, 3), weight("b1", 1), weight("w2", 1, 16), weight("b2", 1)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    onnx.checker.check_model(model)
+    return model

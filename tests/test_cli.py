@@ -85,8 +85,103 @@ def test_inspect_lists_unsupported_operators_by_node(tmp_path):
     path = tmp_path / "custom.onnx"
     onnx.save(onnx_models.with_unsupported_op(), path)
     result = tvmq("inspect", path)
-    assert result.returncode == 0
-    assert "fancy1: com.example.FancyActivation" in result.stdout
+    assert result.returncode == 1, result.stderr
+    assert "fancy1 (com.example.FancyActivation): no converter" in result.stdout
+
+
+def test_inspect_names_nodes_the_importer_fails_on_and_run_refuses_them(tmp_path):
+    """LRN has a converter in TVM's map, which rejects 5-D inputs: inspect must not say
+    "none", and run fails in one line naming the nodes."""
+    path = tmp_path / "lrn.onnx"
+    onnx.save(onnx_models.failing_conversion(), path)
+    result = tvmq("inspect", path)
+    assert result.returncode == 1, result.stderr
+    assert "unsupported operators (2)" in result.stdout
+    assert "lrn_a (LRN): LRN only supports 3D or 4D input, got 5D" in result.stdout
+    assert "lrn_b (LRN)" in result.stdout
+    x = tmp_path / "x.npy"
+    np.save(x, np.zeros((1, 4, 3, 5, 5), np.float32))
+    output = tmp_path / "y.npy"
+    result = tvmq("run", path, "--input", x, "--output", output)
+    assert_user_error(result, "2 node(s) cannot be imported", "lrn_a (LRN)", "5D")
+    assert not output.exists()
+
+
+def test_inspect_shows_free_dims_and_imports_with_shape(tmp_path):
+    path = tmp_path / "free.onnx"
+    onnx.save(onnx_models.free_dims_conv(), path)
+    result = tvmq("inspect", path)
+    assert result.returncode == 1, result.stderr
+    assert "x: float32[N, 3, H, W]" in result.stdout
+    assert "parameters: 4 tensors" in result.stdout
+    assert "import not tried: free input dims x (N, H, W)" in result.stdout
+    result = tvmq("inspect", path, "--shape", "x=1,3,40,56", "--target", "host", "--json")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert info["inputs"][0]["shape"] == [1, 3, 40, 56]
+    assert info["outputs"][0]["shape"] == [1, 6, 10, 14]
+    assert (info["imports"], info["lowers"], info["unsupported"]) == (True, True, [])
+
+
+def test_inspect_target_checks_the_lowering_against_the_board(tmp_path):
+    """At 160x160 the free-dims net's activations outgrow the Cortex-M4 board's RAM;
+    at 16x16 it lowers. An unknown target is the user's mistake (exit 2)."""
+    path = tmp_path / "free.onnx"
+    onnx.save(onnx_models.free_dims_conv(), path)
+    result = tvmq("inspect", path, "--shape", "x=1,3,160,160", "--target", "qemu-cortex-m4")
+    assert result.returncode == 1, result.stderr
+    assert "unsupported operators: none" in result.stdout
+    assert "lowering for qemu-cortex-m4: fails: activation arena" in result.stdout
+    assert "exceed the RAM of qemu-cortex-m4 (655,360 B)" in result.stdout
+    result = tvmq("inspect", path, "--shape", "x=1,3,16,16", "--target", "qemu-cortex-m4")
+    assert result.returncode == 0, result.stderr
+    assert "lowering for qemu-cortex-m4: ok" in result.stdout
+    assert_user_error(tvmq("inspect", path, "--target", "no-such-board"), "no-such-board")
+
+
+def test_run_with_shape_matches_onnxruntime_and_refuses_free_dims(tmp_path):
+    import onnxruntime
+
+    path = tmp_path / "free.onnx"
+    onnx.save(onnx_models.free_dims_conv(), path)
+    x = np.random.default_rng(5).standard_normal((1, 3, 40, 56)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    output = tmp_path / "y.npy"
+    result = tvmq("run", path, "--input", tmp_path / "x.npy", "--output", output)
+    assert_user_error(result, "'x' float32[N, 3, H, W]", "--shape x=N,3,H,W")
+    assert not output.exists()
+    assert_user_error(
+        tvmq("run", path, "--shape", "x=1,3,40", "--input", tmp_path / "x.npy"), "rank 3"
+    )
+    assert_user_error(
+        tvmq("run", path, "--shape", "x=1,3,a,b", "--input", tmp_path / "x.npy"),
+        "--shape x=1,3,a,b",
+    )
+    result = tvmq(
+        "run", path, "--shape", "x=1,3,40,56", "--input", tmp_path / "x.npy", "--output", output
+    )
+    assert result.returncode == 0, result.stderr
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(
+        np.load(output), session.run(None, {"x": x})[0], rtol=1e-4, atol=1e-4
+    )
+
+
+def test_every_command_that_imports_takes_shape():
+    from tvmq.cli import parser
+
+    for argv in (
+        ["inspect", "m.onnx"],
+        ["run", "m.onnx", "--input", "x.npy"],
+        ["quantize", "m.onnx", "-o", "q.tvmq"],
+        ["debug", "m.onnx", "q.tvmq", "--data", "d.npy", "-o", "report"],
+        ["eval", "m.onnx", "--data", "d.npz"],
+        ["compile", "m.onnx", "--target", "rpi4", "-o", "out"],
+        ["bench", "m.onnx", "--target", "qemu-cortex-m4"],
+        ["tune", "m.onnx", "--target", "host", "--trials", "1"],
+    ):
+        args = parser().parse_args([*argv, "--shape", "x=1,3", "--shape", "y=2"])
+        assert args.shape == ["x=1,3", "y=2"], argv
 
 
 def test_truncated_model(tmp_path, digits_input):

@@ -162,3 +162,84 @@ def concat_int8(path: Path, shapes, params, axis: int) -> Path:
         _code(schema.BuiltinOperator.CONCATENATION, 2),
     ]
     return _finish(path, codes, operators, tensors, [_buffer()], list(range(count)), [2 * count])
+
+
+def fully_connected_float_free_batch(path: Path, weights: np.ndarray, bias: np.ndarray) -> Path:
+    """A float32 FULLY_CONNECTED + RELU whose batch is free (-1 in shape_signature, 1 in
+    shape), as converters write Keras models."""
+    out_features, in_features = weights.shape
+    operator = schema.OperatorT()
+    operator.opcodeIndex, operator.inputs, operator.outputs = 0, [0, 1, 2], [3]
+    operator.builtinOptionsType = schema.BuiltinOptions.FullyConnectedOptions
+    operator.builtinOptions = schema.FullyConnectedOptionsT()
+    operator.builtinOptions.fusedActivationFunction = schema.ActivationFunctionType.RELU
+    tensors = []
+    for name, shape, buffer in (
+        ("x", (1, in_features), 0),
+        ("w", (out_features, in_features), 1),
+        ("b", (out_features,), 2),
+        ("y", (1, out_features), 0),
+    ):
+        tensor = schema.TensorT()
+        tensor.name, tensor.shape, tensor.type, tensor.buffer = (
+            name, list(shape), schema.TensorType.FLOAT32, buffer,
+        )  # fmt: skip
+        if shape[0] == 1:
+            tensor.shapeSignature = [-1, shape[1]]
+        tensors.append(tensor)
+    buffers = [_buffer(), _buffer(weights.astype(np.float32)), _buffer(bias.astype(np.float32))]
+    code = _code(schema.BuiltinOperator.FULLY_CONNECTED, 1)
+    return _finish(path, [code], [operator], tensors, buffers, [0], [3])
+
+
+def mirror_pad_symmetric(path: Path) -> Path:
+    """Two float MIRROR_PADs in SYMMETRIC mode, which TVM's converter rejects (LiteRT
+    runs them); outputs 'p1' then 'y'."""
+    operators = []
+    for inputs, output in (([0, 1], 2), ([2, 1], 3)):
+        operator = schema.OperatorT()
+        operator.opcodeIndex, operator.inputs, operator.outputs = 0, inputs, [output]
+        operator.builtinOptionsType = schema.BuiltinOptions.MirrorPadOptions
+        operator.builtinOptions = schema.MirrorPadOptionsT()
+        operator.builtinOptions.mode = schema.MirrorPadMode.SYMMETRIC
+        operators.append(operator)
+    tensors = []
+    for name, shape, tensor_type, buffer in (
+        ("x", (1, 4, 4, 2), schema.TensorType.FLOAT32, 0),
+        ("paddings", (4, 2), schema.TensorType.INT32, 1),
+        ("p1", (1, 6, 6, 2), schema.TensorType.FLOAT32, 0),
+        ("y", (1, 8, 8, 2), schema.TensorType.FLOAT32, 0),
+    ):
+        tensor = schema.TensorT()
+        tensor.name, tensor.shape, tensor.type, tensor.buffer = (
+            name,
+            list(shape),
+            tensor_type,
+            buffer,
+        )
+        tensors.append(tensor)
+    paddings = np.array([[0, 0], [1, 1], [1, 1], [0, 0]], np.int32)
+    buffers = [_buffer(), _buffer(paddings)]
+    code = _code(schema.BuiltinOperator.MIRROR_PAD, 2)
+    return _finish(path, [code], operators, tensors, buffers, [0], [3])
+
+
+def mul_and_add_int8(
+    path: Path, shape: tuple[int, ...], params, names=("x1", "x2", "y1", "y2")
+) -> Path:
+    """Two inputs, two outputs: y1 = x1 * x2 and y2 = x1 + x2 in int8; `params` are the
+    (scale, zero point) pairs of x1, x2, y1, y2, `names` their tensor names."""
+    mul, add = schema.OperatorT(), schema.OperatorT()
+    mul.opcodeIndex, mul.inputs, mul.outputs = 0, [0, 1], [2]
+    mul.builtinOptionsType, mul.builtinOptions = (
+        schema.BuiltinOptions.MulOptions,
+        schema.MulOptionsT(),
+    )
+    add.opcodeIndex, add.inputs, add.outputs = 1, [0, 1], [3]
+    add.builtinOptionsType, add.builtinOptions = (
+        schema.BuiltinOptions.AddOptions,
+        schema.AddOptionsT(),
+    )
+    tensors = [_int8_tensor(name, shape, p, 0) for name, p in zip(names, params, strict=True)]
+    codes = [_code(schema.BuiltinOperator.MUL, 2), _code(schema.BuiltinOperator.ADD, 2)]
+    return _finish(path, codes, [mul, add], tensors, [_buffer()], [0, 1], [2, 3])

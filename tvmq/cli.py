@@ -18,13 +18,24 @@ from tvmq.errors import TvmqError
 EXIT_USER_ERROR = 2
 
 
+def _shapes(args: argparse.Namespace) -> dict[str, tuple[int, ...]]:
+    """The --shape options: {input name: shape}."""
+    from tvmq.frontend.shapes import parse_shape_options
+
+    return parse_shape_options(args.shape)
+
+
 def _inspect(args: argparse.Namespace) -> int:
-    from tvmq.describe import format_summary, summary
+    from tvmq.describe import format_summary, healthy, summary
     from tvmq.frontend import read_source
 
-    info = summary(read_source(args.model))
+    if args.target is not None:
+        from tvmq.targets import load_target
+
+        load_target(args.target)  # an unknown target is the user's mistake, not the model's
+    info = summary(read_source(args.model, _shapes(args)), args.target)
     print(json.dumps(info, indent=2) if args.json else format_summary(info))
-    return 0
+    return 0 if healthy(info) else 1
 
 
 def _samples(array: np.ndarray, spec, origin: str) -> tuple[list[np.ndarray], bool]:
@@ -38,7 +49,7 @@ def _run(args: argparse.Namespace) -> int:
     from tvmq.fileio import read_array, write_arrays
     from tvmq.frontend import load_model
 
-    model = load_model(args.model)
+    model = load_model(args.model, _shapes(args))
     if len(args.input) != len(model.inputs):
         names = ", ".join(s.name for s in model.inputs)
         raise TvmqError(
@@ -160,7 +171,7 @@ def _quantize(args: argparse.Namespace) -> int:
     if args.budget < 0:
         raise TvmqError(f"--budget {args.budget}: a loss budget cannot be negative")
     _check_report_dir(args.report)
-    model = load_model(args.model)
+    model = load_model(args.model, _shapes(args))
     options = {"percentile": args.percentile} if args.calibrator == "percentile" else {}
     config = QuantConfig(
         mode=args.mode,
@@ -222,7 +233,9 @@ def _compile_cuda(args: argparse.Namespace, target) -> int:
     from tvmq.backend.cuda import compile_cuda_project
     from tvmq.frontend import load_model
 
-    manifest = compile_cuda_project(load_model(args.model), target, args.output, args.batch)
+    manifest = compile_cuda_project(
+        load_model(args.model, _shapes(args)), target, args.output, args.batch
+    )
     arch = manifest["arch"]
     print(f"wrote {args.output}: CUDA build for {target.name} ({arch}), batch {args.batch}")
     print("  kernels.cu, kernels.ptx, model.so, manifest.json")
@@ -247,7 +260,7 @@ def _compile(args: argparse.Namespace) -> int:
             f"target '{target.name}' is {target.kind}: compile makes Cortex-M firmware, "
             "Cortex-A libraries or CUDA kernels"
         )
-    model = load_model(args.model)
+    model = load_model(args.model, _shapes(args))
     if target.kind == "cortex-a":
         return _compile_library(model, target, args.output)
     from tvmq.backend.mcu import compile_firmware
@@ -323,7 +336,9 @@ def _debug(args: argparse.Namespace) -> int:
     from tvmq.frontend import load_model
 
     _check_report_dir(args.output)
-    float_model, quantized = load_model(args.float_model), load_model(args.quant_model)
+    shapes = _shapes(args)
+    float_model = load_model(args.float_model, shapes)
+    quantized = load_model(args.quant_model, shapes)
     samples, where = _input_samples(args.data, float_model, args.fraction, None, "samples")
     samples = samples[: args.samples]
     print(f"comparing on {len(samples)} of the {where}")
@@ -335,7 +350,7 @@ def _eval(args: argparse.Namespace) -> int:
     from tvmq.evaluate import evaluate, open_data
     from tvmq.frontend import load_model
 
-    model = load_model(args.model)
+    model = load_model(args.model, _shapes(args))
     data = open_data(args.data)
     _, held_out = data.split(args.skip_fraction)
     value = evaluate(model, model.build(args.target), data, args.metric, held_out)
@@ -366,7 +381,7 @@ def _bench(args: argparse.Namespace) -> int:
             project = Path(scratch) / "firmware"
             target = load_target(args.target)
             schedules = TunedSchedules(target)
-            compile_firmware(load_model(args.model), target, project, schedules)
+            compile_firmware(load_model(args.model, _shapes(args)), target, project, schedules)
             print(schedules.summary(), file=sys.stderr if args.json else sys.stdout)
             elf = project / "build" / "firmware.elf"
         if args.flash:
@@ -438,16 +453,33 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _shape_option() -> argparse.ArgumentParser:
+    """The --shape option, shared by every command that imports a model."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--shape",
+        action="append",
+        default=[],
+        metavar="NAME=D0,D1,...",
+        help="fix input NAME's shape, e.g. images=1,3,640,640 (needed for free dims; repeatable)",
+    )
+    return parent
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="tvmq", description=__doc__.splitlines()[0])
     commands = root.add_subparsers(dest="command", required=True)
+    shape = [_shape_option()]
 
-    inspect = commands.add_parser("inspect", help="describe a model file")
+    inspect = commands.add_parser(
+        "inspect", parents=shape, help="describe a model file and check that it imports"
+    )
     inspect.add_argument("model", type=Path)
     inspect.add_argument("--json", action="store_true", help="machine-readable output")
+    inspect.add_argument("--target", help="also check the lowering for this target (name or .toml)")
     inspect.set_defaults(handler=_inspect)
 
-    run = commands.add_parser("run", help="compile a model and run it on inputs")
+    run = commands.add_parser("run", parents=shape, help="compile a model and run it on inputs")
     run.add_argument("model", type=Path)
     run.add_argument(
         "--input",
@@ -465,7 +497,9 @@ def parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=_run)
 
-    quantize = commands.add_parser("quantize", help="calibrate and quantize a float model to int8")
+    quantize = commands.add_parser(
+        "quantize", parents=shape, help="calibrate and quantize a float model to int8"
+    )
     quantize.add_argument("model", type=Path)
     quantize.add_argument(
         "--mode",
@@ -545,7 +579,9 @@ def parser() -> argparse.ArgumentParser:
     quantize.set_defaults(handler=_quantize)
 
     debug = commands.add_parser(
-        "debug", help="per-layer error of a quantized model against its float original"
+        "debug",
+        parents=shape,
+        help="per-layer error of a quantized model against its float original",
     )
     debug.add_argument("float_model", type=Path)
     debug.add_argument("quant_model", type=Path, help="a .tvmq made from FLOAT_MODEL")
@@ -564,7 +600,9 @@ def parser() -> argparse.ArgumentParser:
     debug.add_argument("-o", "--output", type=Path, required=True, help="report directory")
     debug.set_defaults(handler=_debug)
 
-    evaluate = commands.add_parser("eval", help="task metric of a model on an evaluation set")
+    evaluate = commands.add_parser(
+        "eval", parents=shape, help="task metric of a model on an evaluation set"
+    )
     evaluate.add_argument("model", type=Path)
     evaluate.add_argument("--data", type=Path, required=True)
     evaluate.add_argument("--metric", choices=["top1", "auc"], default="top1")
@@ -579,6 +617,7 @@ def parser() -> argparse.ArgumentParser:
 
     compile_ = commands.add_parser(
         "compile",
+        parents=shape,
         help="compile a model into a firmware project (Cortex-M), a library project "
         "(Cortex-A) or CUDA kernels",
     )
@@ -592,7 +631,9 @@ def parser() -> argparse.ArgumentParser:
     )
     compile_.set_defaults(handler=_compile)
 
-    bench = commands.add_parser("bench", help="measure a firmware on an emulated or real board")
+    bench = commands.add_parser(
+        "bench", parents=shape, help="measure a firmware on an emulated or real board"
+    )
     bench.add_argument("model", type=Path, nargs="?", help="model to compile and measure")
     bench.add_argument("--elf", type=Path, help="or: a built firmware.elf with the harness")
     bench.add_argument("--target", required=True, help="target name or .toml")
@@ -638,7 +679,7 @@ def parser() -> argparse.ArgumentParser:
 
     from tvmq.tune.command import add_parser as add_tune
 
-    add_tune(commands)
+    add_tune(commands, shape)
     return root
 
 

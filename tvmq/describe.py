@@ -1,10 +1,17 @@
-"""``tvmq inspect``: what a model file holds, before anything is compiled."""
+"""``tvmq inspect``: what a model file holds, and whether it imports (and lowers for a
+target), before anything is compiled.
+
+"unsupported operators: none" is said only after the import has run: the nodes
+listed otherwise are those the importer itself failed on, each with its reason.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from tvmq.frontend import SourceGraph
+from tvmq.errors import TvmqError, UnsupportedOperatorError
+from tvmq.frontend import SourceGraph, first_line, import_model
+from tvmq.frontend.shapes import format_shape, free_dims
 from tvmq.model import TensorSpec
 
 
@@ -19,9 +26,12 @@ def _spec_dict(spec: TensorSpec) -> dict[str, Any]:
     return entry
 
 
-def summary(source: SourceGraph) -> dict[str, Any]:
-    """Everything `inspect` reports, as plain data (printed as text or JSON)."""
-    return {
+def summary(source: SourceGraph, target: str | None = None) -> dict[str, Any]:
+    """Everything `inspect` reports, as plain data (printed as text or JSON).
+
+    `imports` (and `lowers`, with a target) is True, False, or None where the step
+    could not be tried: free input dims not fixed, or the import failing first."""
+    info: dict[str, Any] = {
         "model": str(source.path),
         "format": source.format,
         "inputs": [_spec_dict(s) for s in source.inputs],
@@ -29,8 +39,43 @@ def summary(source: SourceGraph) -> dict[str, Any]:
         "operators": dict(source.operators.most_common()),
         "parameters": len(source.params),
         "parameter_bytes": sum(int(p.nbytes) for p in source.params.values()),
-        "unsupported": [{"node": n, "op": op} for n, op in source.unsupported()],
+        "free_dims": {s.name: free_dims(s) for s in source.inputs if free_dims(s)},
+        "imports": None,
+        "unsupported": [],
+        "target": target,
+        "lowers": None,
+        "lowering_error": None,
     }
+    if info["free_dims"]:
+        info["unsupported"] = _problems(source.unsupported())
+        return info
+    try:
+        model = import_model(source)
+    except UnsupportedOperatorError as error:
+        info.update(imports=False, unsupported=_problems(error.nodes))
+        return info
+    except TvmqError as error:
+        info.update(imports=False, unsupported=[{"node": "", "op": "", "reason": str(error)}])
+        return info
+    info["imports"] = True
+    if target is not None:
+        from tvmq.backend import check_lowering
+
+        try:
+            check_lowering(model, target)
+            info["lowers"] = True
+        except Exception as error:  # any failure of the lowering is what inspect reports
+            info.update(lowers=False, lowering_error=first_line(error))
+    return info
+
+
+def _problems(nodes: list[tuple[str, str, str]]) -> list[dict[str, str]]:
+    return [{"node": n, "op": op, "reason": reason} for n, op, reason in nodes]
+
+
+def healthy(info: dict[str, Any]) -> bool:
+    """The model imports (and lowers for the target asked): inspect's exit status 0."""
+    return info["imports"] is True and info["lowers"] is not False
 
 
 def format_summary(info: dict[str, Any]) -> str:
@@ -38,7 +83,7 @@ def format_summary(info: dict[str, Any]) -> str:
     for title in ("inputs", "outputs"):
         lines.append(f"{title}:")
         for spec in info[title]:
-            text = f"  {spec['name']}: {spec['dtype']}{spec['shape']}"
+            text = f"  {spec['name']}: {spec['dtype']}{format_shape(spec['shape'])}"
             quant = spec.get("quantization")
             if quant and len(quant["scale"]) == 1:
                 text += f"  scale={quant['scale'][0]:.6g} zero_point={quant['zero_point'][0]}"
@@ -49,9 +94,22 @@ def format_summary(info: dict[str, Any]) -> str:
     width = max((len(op) for op in info["operators"]), default=0)
     lines += [f"  {op:<{width}}  {count:>5}" for op, count in info["operators"].items()]
     lines.append(f"parameters: {info['parameters']} tensors, {info['parameter_bytes']:,} bytes")
-    if info["unsupported"]:
-        lines.append(f"unsupported operators ({len(info['unsupported'])}):")
-        lines += [f"  {u['node']}: {u['op']}" for u in info["unsupported"]]
-    else:
+    nodes = [u for u in info["unsupported"] if u["node"]]
+    problems = [f"  {u['node']} ({u['op']}): {u['reason']}" for u in nodes]
+    if info["free_dims"]:
+        free = ", ".join(f"{name} ({', '.join(dims)})" for name, dims in info["free_dims"].items())
+        lines.append(f"import not tried: free input dims {free}; fix them with --shape")
+        if problems:
+            lines.append(f"operators without a converter ({len(problems)}):")
+            lines += problems
+    elif info["imports"]:
         lines.append("unsupported operators: none")
+    elif problems:
+        lines.append(f"unsupported operators ({len(problems)}): the import fails at")
+        lines += problems
+    else:
+        lines += [f"import fails: {u['reason']}" for u in info["unsupported"]]
+    if info["lowers"] is not None:
+        outcome = "ok" if info["lowers"] else f"fails: {info['lowering_error']}"
+        lines.append(f"lowering for {info['target']}: {outcome}")
     return "\n".join(lines)

@@ -12,8 +12,8 @@ class TvmqError(Exception):
 class UnsupportedOperatorError(TvmqError):
     """A model uses operators that no importer or backend handles."""
 
-    def __init__(self, source: str, nodes: list[tuple[str, str]]):
-        self.nodes = nodes
-        listed = ", ".join(f"{name} ({op})" for name, op in nodes[:8])
-        more = f" and {len(nodes) - 8} more" if len(nodes) > 8 else ""
-        super().__init__(f"{source}: unsupported operator(s): {listed}{more}")
+    def __init__(self, source: str, nodes: list[tuple[str, str, str]]):
+        self.nodes = nodes  # (node name, op type, reason)
+        listed = "; ".join(f"{name} ({op}): {reason.rstrip('.')}" for name, op, reason in nodes[:4])
+        more = f"; and {len(nodes) - 4} more" if len(nodes) > 4 else ""
+        super().__init__(f"{source}: {len(nodes)} node(s) cannot be imported: {listed}{more}")

@@ -45,7 +45,8 @@ class TensorSpec:
     """One model input or output as the file declares it."""
 
     name: str
-    shape: tuple[int, ...]
+    # A str dim is free in the source file (read_source); a Model's shapes are all ints.
+    shape: tuple[int | str, ...]
     dtype: str
     quant: QuantParams | None = None
 

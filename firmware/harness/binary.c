@@ -44,13 +44,15 @@ static void put_le(writer_t *w, uint64_t v, size_t bytes) {
   put(w, b, bytes);
 }
 
-/* A string as u8 length + bytes, cut at 255. */
-static void put_str(writer_t *w, const char *s) {
+/* A string as u8 length + bytes, cut at `most` (at most 255). */
+static void put_str_cut(writer_t *w, const char *s, size_t most) {
   size_t n = s ? strlen(s) : 0;
-  if (n > 255) n = 255;
+  if (n > most) n = most;
   put_u8(w, (uint8_t)n);
   put(w, s, n);
 }
+
+static void put_str(writer_t *w, const char *s) { put_str_cut(w, s, 255); }
 
 static uint32_t get_le(const uint8_t *p, size_t bytes) {
   uint32_t v = 0;
@@ -89,10 +91,13 @@ static void send_nak(void) {
   send_event(EVT_NAK, &status, 1);
 }
 
+/* Tensor names are cut to 32 bytes: the host only shows them, and a model with
+ * many inputs and outputs of long names (converter paths) must still fit HELLO. */
+#define TENSOR_NAME_MAX 32u
 static void put_tensor(writer_t *w, const tvmq_tensor_t *t) {
   put_le(w, t->bytes, 4);
   put_str(w, t->dtype);
-  put_str(w, t->name);
+  put_str_cut(w, t->name, TENSOR_NAME_MAX);
 }
 
 static uint8_t hello(const uint8_t *p, size_t n, writer_t *w) {

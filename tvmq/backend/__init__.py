@@ -37,3 +37,36 @@ def build(
 
         return CudaExecutable(build_cuda(model, target))
     raise TvmqError(f"target '{target.name}' ({target.kind}): this backend is not available yet")
+
+
+def check_lowering(model: Model, target_name: str) -> None:
+    """Do what building for the target does short of generating and compiling code
+    (realization, legalization; for ahead-of-time targets fusion, the kernel graph,
+    default schedules and the memory plan, checked against the board's flash and
+    RAM), raising what the build would raise."""
+    import tvm
+    from tvm import relax
+
+    target = load_target(target_name)
+    if target.kind in ("cortex-m", "cortex-a"):
+        from tvmq.backend.aot import lower_model
+        from tvmq.backend.mcu import _memory
+
+        memory = _memory(lower_model(model), target)
+        ram = memory["arena_bytes"] + memory["io_bytes"]
+        if memory["flash_limit"] and memory["weights_bytes"] > memory["flash_limit"]:
+            raise TvmqError(
+                f"weights of {memory['weights_bytes']:,} B exceed the flash of "
+                f"{target.name} ({memory['flash_limit']:,} B)"
+            )
+        if memory["ram_limit"] and ram > memory["ram_limit"]:
+            raise TvmqError(
+                f"activation arena and inputs/outputs of {ram:,} B exceed the RAM of "
+                f"{target.name} ({memory['ram_limit']:,} B)"
+            )
+        return
+    from tvmq.quantize.realize import realize
+
+    mod = realize(model.mod) if model.is_quantized else model.mod
+    with target.tvm_target():
+        tvm.ir.transform.Sequential([relax.transform.LegalizeOps()])(mod)

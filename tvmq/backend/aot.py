@@ -21,6 +21,7 @@ import tvm
 from tvmq.backend.graph import CONSTANT, INPUT, OUTPUT, KernelGraph, fuse, kernel_graph
 from tvmq.backend.planner import ALIGNMENT, MemoryPlan, plan_memory
 from tvmq.backend.schedule import ScheduledKernel, default_schedule
+from tvmq.errors import TvmqError
 from tvmq.model import Model
 
 Scheduler = Callable[[tvm.tirx.PrimFunc], ScheduledKernel]
@@ -141,3 +142,36 @@ def _entry_function(
     params = [*handles.values(), weights, arena]
     body = calls[0] if len(calls) == 1 else tvm.tirx.SeqStmt(calls)  # no SeqStmt of one
     return tvm.tirx.PrimFunc(params, body).with_attr("global_symbol", ENTRY)
+
+
+def build_kernels(tir: tvm.IRModule, target: tvm.target.Target):
+    """``tvm.tirx.build`` of the model's TIR, with kernels that may allocate scratch.
+
+    A kernel whose temporaries outgrow the stack (a float softmax's row of
+    exponentials) gets them from TVMBackendAllocWorkspace, which needs the device
+    the code runs on. Public functions say so through their packed API; the
+    kernels here are private, so after TVM's pipeline has placed every allocation
+    at the top of its function, each is wrapped in the CPU device scope before the
+    builtins are lowered. The workspace then comes from the firmware's static pool
+    (:mod:`tvmq.backend.emit_c`): no heap.
+    """
+    from tvm.tirx.build import split_host_device_mods, tir_to_runtime
+
+    target = target.with_host(target)
+    mod = tvm.tirx.transform.BindTarget(target)(tir)
+    pipeline, finalize_host, _ = tvm.tirx.get_default_tir_pipeline(target)
+    host, devices = split_host_device_mods(_on_cpu(pipeline(mod)))
+    if devices:
+        raise TvmqError("kernels for another device cannot be built ahead of time")
+    return tir_to_runtime(finalize_host()(host), {}, target)
+
+
+@tvm.tirx.transform.prim_func_pass(opt_level=0, name="TvmqKernelsOnCpu")
+def _on_cpu(func: tvm.tirx.PrimFunc, _mod, _context) -> tvm.tirx.PrimFunc:
+    """Private kernels run on device (kDLCPU, 0), as the builtin lowering asks."""
+    if "global_symbol" in func.attrs:
+        return func
+    body = func.body
+    for key, value in (("device_id", 0), ("device_type", 1)):  # kDLCPU
+        body = tvm.tirx.AttrStmt(tvm.ir.StringImm("default"), key, value, body)
+    return func.with_body(body)

@@ -439,7 +439,10 @@ def gpu_schedule_pass(log: ScheduleLog) -> tvm.transform.Pass:
         ]
         for gv, func in tqdm(kernels, desc="scheduling kernels", unit="kernel", leave=False):
             for rule in rules:
-                sch = rule.apply(func, target, False)
+                try:
+                    sch = rule.apply(func, target, False)
+                except tvm.error.InternalError:
+                    continue  # a dlight rule that fails on this kernel (a 0-d mean) declines it
                 if rule is dp4a and dp4a.declined:
                     log.declined[gv.name_hint] = dp4a.declined
                 if sch is not None:

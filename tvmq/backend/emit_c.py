@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tvmq.backend.aot import ENTRY, CompiledModel, Scheduler, lower_model
+from tvmq.backend.aot import ENTRY, CompiledModel, Scheduler, build_kernels, lower_model
 from tvmq.backend.intrinsics import HEADER, HEADERS, KERNELS_DIR
 from tvmq.backend.schedule import default_schedule
-from tvmq.model import Model
+from tvmq.model import Model, TensorSpec
 
 C_TYPES = {
     "int8": "int8_t",
@@ -43,13 +43,42 @@ WORKSPACE_CALL = re.compile(r"TVMBackendAllocWorkspace\([^,]+,[^,]+,\s*\(uint64_
 
 def c_identifier(name: str) -> str:
     """`name` made a valid C identifier (model and tensor names come from files)."""
-    text = re.sub(r"\W", "_", name)
+    text = re.sub(r"[^0-9A-Za-z_]", "_", name)
     return f"m_{text}" if not text or text[0].isdigit() else text
 
 
+def io_identifiers(compiled: CompiledModel) -> list[tuple[str, str, TensorSpec, str]]:
+    """(role, graph tensor, spec, C name) of each input then each output.
+
+    The C names come from the source file's tensor names, prefixed by their role
+    (so none clashes with the generated code's own names) and made unique.
+    """
+    graph, model = compiled.graph, compiled.model
+    io = [("input", t, spec) for t, spec in zip(graph.inputs, model.inputs, strict=True)]
+    io += [("output", t, spec) for t, spec in zip(graph.outputs, model.outputs, strict=True)]
+    taken: set[str] = set()
+    result = []
+    for role, tensor, spec in io:
+        base = f"{role}_{re.sub(r'[^0-9A-Za-z_]', '_', spec.name)}"
+        name, suffix = base, 0
+        while name in taken:
+            suffix += 1
+            name = f"{base}_{suffix}"
+        taken.add(name)
+        result.append((role, tensor, spec, name))
+    return result
+
+
 def workspace_bytes(kernel_source: str) -> int:
-    """Upper bound of what the kernels ask TVMBackendAllocWorkspace for at once."""
-    return sum(int(size) + 16 for size in WORKSPACE_CALL.findall(kernel_source))
+    """Upper bound of what the kernels ask TVMBackendAllocWorkspace for at once.
+
+    Kernels run one after another and free what they took, so the pool holds the
+    most that one function asks for (each C function ends at a column-0 brace).
+    """
+    functions = re.split(r"^}", kernel_source, flags=re.MULTILINE)
+    return max(
+        (sum(int(size) + 16 for size in WORKSPACE_CALL.findall(f)) for f in functions), default=0
+    )
 
 
 def emit_model(
@@ -65,7 +94,7 @@ def emit_compiled(compiled: CompiledModel, directory: Path) -> None:
     """Generate the C of a lowered model and write its sources into `directory`."""
     import tvm
 
-    kernels = tvm.tirx.build(compiled.tir, target=tvm.target.Target({"kind": "c"}))
+    kernels = build_kernels(compiled.tir, tvm.target.Target({"kind": "c"}))
     directory.mkdir(parents=True, exist_ok=True)
     write_model_sources(compiled, kernels.inspect_source(), directory)
 
@@ -98,43 +127,52 @@ def _copy_tvm_headers(directory: Path) -> None:
 
 
 def _signature(compiled: CompiledModel, name: str) -> str:
-    graph = compiled.graph
     params = [
-        f"const {C_TYPES[graph.tensors[t].dtype]} *{c_identifier(t)}" for t in graph.inputs
-    ] + [f"{C_TYPES[graph.tensors[t].dtype]} *{c_identifier(t)}" for t in graph.outputs]
+        f"{'const ' if role == 'input' else ''}{C_TYPES[compiled.graph.tensors[t].dtype]} *{c}"
+        for role, t, _, c in io_identifiers(compiled)
+    ]
     return f"int32_t tvmq_{name}_run({', '.join(params)})"
 
 
 def _header(compiled: CompiledModel, name: str) -> str:
-    graph, model = compiled.graph, compiled.model
+    upper = name.upper()
+    io = io_identifiers(compiled)
     lines = [
-        f"/* {model.name}: compiled by tvmq (build {compiled.build_id}). */",
-        f"#ifndef TVMQ_{name.upper()}_H",
-        f"#define TVMQ_{name.upper()}_H",
+        f"/* {_comment(compiled.model.name)}: compiled by tvmq (build {compiled.build_id}). */",
+        f"#ifndef TVMQ_{upper}_H",
+        f"#define TVMQ_{upper}_H",
         "#include <stdint.h>",
         "",
-        f"#define TVMQ_{name.upper()}_ARENA_BYTES {compiled.plan.arena_bytes}u",
+        f"#define TVMQ_{upper}_ARENA_BYTES {compiled.plan.arena_bytes}u",
+        f"#define TVMQ_{upper}_NUM_INPUTS {len(compiled.graph.inputs)}u",
+        f"#define TVMQ_{upper}_NUM_OUTPUTS {len(compiled.graph.outputs)}u",
+        "",
+        "/* One buffer per input and output, in argument order: the bytes of each",
+        "   (row-major, as numpy's tobytes()) and its parameter in the run call. */",
     ]
-    for role, names, specs in (
-        ("INPUT", graph.inputs, model.inputs),
-        ("OUTPUT", graph.outputs, model.outputs),
-    ):
-        for index, (tensor_name, spec) in enumerate(zip(names, specs, strict=True)):
-            tensor = graph.tensors[tensor_name]
-            lines.append(
-                f"#define TVMQ_{name.upper()}_{role}{index}_BYTES {tensor.nbytes}u"
-                f"  /* {spec.name}: {tensor.dtype}{list(tensor.shape)} */"
-            )
+    index = {"input": 0, "output": 0}
+    for role, tensor_name, spec, identifier in io:
+        tensor = compiled.graph.tensors[tensor_name]
+        lines.append(
+            f"#define TVMQ_{upper}_{role.upper()}{index[role]}_BYTES {tensor.nbytes}u"
+            f"  /* {identifier}: '{_comment(spec.name)}' {tensor.dtype}{list(tensor.shape)} */"
+        )
+        index[role] += 1
     lines += [
         "",
-        "/* Runs one inference on caller-owned buffers; returns 0 on success.",
-        "   Not reentrant: the activations live in one static arena. */",
+        "/* Runs one inference on caller-owned buffers (inputs, then outputs); returns 0",
+        "   on success. Not reentrant: the activations live in one static arena. */",
         f"{_signature(compiled, name)};",
         "",
         "#endif",
         "",
     ]
     return "\n".join(lines)
+
+
+def _comment(text: str) -> str:
+    """`text` safe inside a C comment or string literal (it comes from a file)."""
+    return re.sub(r"[^ -~]|\*/|\\|\"", "?", text)
 
 
 def _bytes_initializer(data: bytes) -> str:
@@ -144,9 +182,8 @@ def _bytes_initializer(data: bytes) -> str:
 
 def _model_source(compiled: CompiledModel, name: str) -> str:
     graph, model = compiled.graph, compiled.model
-    io = [(t, "inputs", spec) for t, spec in zip(graph.inputs, model.inputs, strict=True)]
-    io += [(t, "outputs", spec) for t, spec in zip(graph.outputs, model.outputs, strict=True)]
-    handles = [c_identifier(t) for t in [*graph.inputs, *graph.outputs]]
+    io = io_identifiers(compiled)
+    count = len(io) + 2
     lines = [
         "/* Generated by tvmq: the data of the model and its descriptor. */",
         '#include "tvm/ffi/c_api.h"',
@@ -166,46 +203,46 @@ def _model_source(compiled: CompiledModel, name: str) -> str:
         "",
         _signature(compiled, name),
         "{",
-        f"  void *pointers[{len(handles) + 2}] = {{"
-        + ", ".join(f"(void *){h}" for h in handles)
+        f"  void *pointers[{count}] = {{"
+        + ", ".join(f"(void *){c}" for _, _, _, c in io)
         + ", (void *)weights, (void *)arena};",
-        f"  TVMFFIAny args[{len(handles) + 2}];",
+        f"  TVMFFIAny args[{count}];",
         "  TVMFFIAny result;",
-        f"  for (int i = 0; i < {len(handles) + 2}; ++i) {{",
+        f"  for (int i = 0; i < {count}; ++i) {{",
         "    args[i].type_index = kTVMFFIOpaquePtr;",
         "    args[i].zero_padding = 0;",
         "    args[i].v_int64 = 0;",
         "    args[i].v_ptr = pointers[i];",
         "  }",
         "  result.type_index = kTVMFFINone;",
-        f"  return __tvm_ffi_{ENTRY}(0, args, {len(handles) + 2}, &result);",
+        f"  return __tvm_ffi_{ENTRY}(0, args, {count}, &result);",
         "}",
         "",
         "/* Input and output buffers for the firmware harness. */",
     ]
-    for tensor_name, _, _ in io:
+    for _, tensor_name, _, identifier in io:
         tensor = graph.tensors[tensor_name]
         lines.append(
-            f"static {C_TYPES[tensor.dtype]} {c_identifier(tensor_name)}_data"
-            f"[{int(np.prod(tensor.shape))}] __attribute__((aligned(16)));"
+            f"static {C_TYPES[tensor.dtype]} {identifier}_data"
+            f"[{max(int(np.prod(tensor.shape)), 1)}] __attribute__((aligned(16)));"
         )
-    for role in ("inputs", "outputs"):
-        lines.append(f"static const tvmq_tensor_t {role}[] = {{")
-        for tensor_name, tensor_role, spec in io:
+    for role in ("input", "output"):
+        lines.append(f"static const tvmq_tensor_t {role}s[] = {{")
+        for tensor_role, tensor_name, spec, identifier in io:
             if tensor_role == role:
                 tensor = graph.tensors[tensor_name]
                 lines.append(
-                    f'  {{"{spec.name}", "{tensor.dtype}", {tensor.nbytes}u, '
-                    f"{c_identifier(tensor_name)}_data}},"
+                    f'  {{"{_comment(spec.name)}", "{tensor.dtype}", {tensor.nbytes}u, '
+                    f"{identifier}_data}},"
                 )
         lines.append("};")
-    call = ", ".join(f"{h}_data" for h in handles)
+    call = ", ".join(f"{c}_data" for _, _, _, c in io)
     lines += [
         "",
         f"static int32_t run(void) {{ return tvmq_{name}_run({call}); }}",
         "",
         "const tvmq_model_t tvmq_model = {",
-        f'  "{model.name}", "{compiled.build_id}",',
+        f'  "{_comment(model.name)}", "{compiled.build_id}",',
         f"  {len(graph.inputs)}u, {len(graph.outputs)}u, inputs, outputs,",
         f"  {compiled.plan.arena_bytes}u, run,",
         "};",

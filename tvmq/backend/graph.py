@@ -39,7 +39,7 @@ class Tensor:
 
 @dataclass
 class Step:
-    """One kernel call: `kernel(*args)`, the output buffer last."""
+    """One kernel call: `kernel(*args)`, the output buffer (or buffers) last."""
 
     kernel: str
     args: list[str]
@@ -133,6 +133,7 @@ def kernel_graph(mod: tvm.IRModule) -> KernelGraph:
     steps: list[Step] = []
     kernels: dict[str, tvm.tirx.PrimFunc] = {}
     names: dict[relax.Var, str] = {}
+    tuples: dict[relax.Var, list[str]] = {}  # tuple-valued vars: their fields' tensors
     constants: dict[tuple, str] = {}
     kernel_names: dict[tvm.ir.GlobalVar, str] = {}
 
@@ -142,29 +143,40 @@ def kernel_graph(mod: tvm.IRModule) -> KernelGraph:
         tensors[param.name] = Tensor(param.name, shape, dtype, INPUT)
 
     def argument(expr) -> str:
-        if isinstance(expr, relax.Var):
+        if isinstance(expr, relax.Var) and expr in names:
             return names[expr]
         if isinstance(expr, tvm.ir.expr.Constant) and hasattr(expr.value, "numpy"):
             value = expr.value.numpy()
             key = (value.dtype.str, value.shape, value.tobytes())
             if key not in constants:
-                name = f"const{len(constants)}"
+                name = _fresh(tensors, f"const{len(constants)}")
                 tensors[name] = Tensor(name, value.shape, str(value.dtype), CONSTANT, value=value)
                 constants[key] = name
             return constants[key]
         raise TvmqError(f"kernel argument {type(expr).__name__} is not supported ahead of time")
 
+    def fields(expr) -> list[str]:
+        if isinstance(expr, relax.Var) and expr in tuples:
+            return tuples[expr]
+        if isinstance(expr, relax.Tuple):
+            return [argument(f) for f in expr.fields]
+        return [argument(expr)]
+
     body = main.body
     for block in body.blocks:
         for binding in block.bindings:
             var, value = binding.var, binding.value
-            name = f"t{len(names)}"
-            names[var] = name
+            name = _fresh(tensors, f"t{len(names) + len(tuples)}")
             if isinstance(value, relax.Call) and value.op == tvm.ir.Op.get("relax.call_tir"):
                 kernel_var, call_args = value.args[0], value.args[1]
-                shape, dtype = _tensor_type(var, f"output of {kernel_var.name_hint}")
-                tensors[name] = Tensor(name, shape, dtype, ACTIVATION)
-                args = [argument(a) for a in call_args.fields] + [name]
+                results = _call_results(var, name, kernel_var.name_hint)
+                for result in results:
+                    tensors[result.name] = result
+                if isinstance(var.ty, relax.TupleType):
+                    tuples[var] = [result.name for result in results]
+                else:
+                    names[var] = name
+                args = [argument(a) for a in call_args.fields] + [r.name for r in results]
                 kernel = kernel_names.setdefault(
                     kernel_var, f"k{len(kernel_names)}_{_short(kernel_var.name_hint)}"
                 )
@@ -174,23 +186,79 @@ def kernel_graph(mod: tvm.IRModule) -> KernelGraph:
                 shape, dtype = _tensor_type(var, "reshape")
                 source = argument(value.args[0])
                 root = tensors[source].alias_of or source
+                names[var] = name
                 tensors[name] = Tensor(name, shape, dtype, ACTIVATION, alias_of=root)
-            elif isinstance(value, relax.Var):
-                names[var] = names[value]
+            elif isinstance(value, relax.Tuple) or (
+                isinstance(value, relax.Var) and value in tuples
+            ):
+                tuples[var] = fields(value)
+            elif isinstance(value, relax.TupleGetItem):
+                names[var] = fields(value.tuple_value)[value.index]
+            elif isinstance(value, relax.Var | tvm.ir.expr.Constant):
+                names[var] = argument(value)
             else:
                 what = value.op.name if isinstance(value, relax.Call) else type(value).__name__
                 raise TvmqError(f"'{what}' in the lowered graph cannot run ahead of time")
 
-    result = body.body
-    fields = result.fields if isinstance(result, relax.Tuple) else [result]
-    outputs = [argument(f) for f in fields]
-    for name in outputs:
-        if tensors[name].kind != ACTIVATION or tensors[name].alias_of:
-            raise TvmqError(f"output '{name}' is not computed by a kernel; not supported yet")
-        tensors[name].kind = OUTPUT
-    graph = KernelGraph(tensors, steps, kernels, [p.name for p in main.params], outputs)
+    graph = KernelGraph(tensors, steps, kernels, [p.name for p in main.params], [])
+    graph.outputs = [_own_output(graph, name, i) for i, name in enumerate(fields(body.body))]
     _set_lifetimes(graph)
     return graph
+
+
+def _fresh(tensors: dict[str, Tensor], base: str) -> str:
+    """`base`, or `base` with a suffix, so that no model input shares its name."""
+    name, suffix = base, 0
+    while name in tensors or f"{name}_0" in tensors:
+        suffix += 1
+        name = f"{base}_{suffix}"
+    return name
+
+
+def _call_results(var: relax.Var, name: str, kernel: str) -> list[Tensor]:
+    """The tensors one kernel call writes: one, or one per field of a tuple result."""
+    if not isinstance(var.ty, relax.TupleType):
+        shape, dtype = _tensor_type(var, f"output of {kernel}")
+        return [Tensor(name, shape, dtype, ACTIVATION)]
+    results = []
+    for index, field in enumerate(var.ty.fields):
+        shape, dtype = _tensor_type(relax.Var("field", field), f"output {index} of {kernel}")
+        results.append(Tensor(f"{name}_{index}", shape, dtype, ACTIVATION))
+    return results
+
+
+def _own_output(graph: KernelGraph, name: str, index: int) -> str:
+    """The tensor that holds model output `index` (`name`) in a buffer of its own.
+
+    A kernel's result becomes the output buffer itself; so does the memory under
+    a reshape (the reshape's name then owns it). An input, a constant, or memory
+    that already is another output's is copied into a new tensor by a copy kernel.
+    """
+    tensor = graph.tensors[name]
+    root = graph.storage(name)
+    if root.kind == ACTIVATION:
+        if root is not tensor:
+            for other in graph.tensors.values():
+                if other.alias_of == root.name:
+                    other.alias_of = name
+            root.alias_of, tensor.alias_of = name, None
+        tensor.kind = OUTPUT
+        return name
+    copy = _fresh(graph.tensors, f"output{index}")
+    graph.tensors[copy] = Tensor(copy, tensor.shape, tensor.dtype, OUTPUT)
+    kernel = f"k{len(graph.kernels)}_copy"
+    graph.kernels[kernel] = _copy_kernel(int(np.prod(tensor.shape, dtype=np.int64)), tensor.dtype)
+    graph.steps.append(Step(kernel, [name, copy]))
+    return copy
+
+
+def _copy_kernel(elements: int, dtype: str) -> tvm.tirx.PrimFunc:
+    """A flat element copy: an output that no kernel of its own writes."""
+    from tvm import te
+
+    source = te.placeholder((elements,), dtype, "source")
+    target = te.compute((elements,), lambda i: source[i], "copy")
+    return te.create_prim_func([source, target])
 
 
 def _short(kernel: str) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from tvmq.backend.aot import CompiledModel, Scheduler
-from tvmq.backend.emit_c import emit_model
+from tvmq.backend.emit_c import emit_model, workspace_bytes
 from tvmq.backend.manifest import model_manifest
 from tvmq.backend.schedule import default_schedule
 from tvmq.errors import TvmqError
@@ -93,7 +93,8 @@ def compile_firmware(
     with new_directory(directory) as staging:
         compiled = write_project(model, target, staging, schedule)
         sizes = elf_sizes(build_project(staging, target))
-        report = {**_memory(compiled, target), **sizes}
+        kernels = (staging / "model" / "tvmq_kernels.c").read_text()
+        report = {**_memory(compiled, target), "workspace_bytes": workspace_bytes(kernels), **sizes}
         (staging / "memory.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 

@@ -400,12 +400,52 @@ def small_schedule(func: tvm.tirx.PrimFunc, sch: s_tir.Schedule | None = None) -
     sch = s_tir.Schedule(func) if sch is None else sch
     _inline_into_reductions(sch)
     reductions = [b for b in _blocks(sch) if _is_reduction(sch, b)]
-    for block in reductions:
-        _fuse_epilogue(sch, block)
+    if not _rows_at_output(sch, reductions):
+        for block in reductions:
+            _fuse_epilogue(sch, block)
     if not reductions:
         _split_padding(sch)
         _compute_at_output(sch)
     return sch.mod["main"]
+
+
+def _rows_at_output(sch: s_tir.Schedule, reductions: list) -> bool:
+    """Several reductions over the same innermost axes (a softmax: max, then the sum
+    of exponentials) run one row at a time: every step moves under the output's
+    row loops, so each temporary holds one row, not the whole tensor (a float
+    softmax of a 64x64x21 segmentation map would otherwise keep 344 KB of
+    exponentials). False, and nothing changed, for other kernels."""
+    outputs = sch.get_output_blocks(sch.get_sblock("root"))
+    if len(reductions) < 2 or len(outputs) != 1:
+        return False
+    depths = set()
+    for block in reductions:
+        kinds = [int(v.iter_type) for v in sch.get(block).iter_vars]
+        if len(sch.get_loops(block)) != len(kinds) or REDUCE not in kinds:
+            return False
+        depths.add(kinds.index(REDUCE))
+    depth = depths.pop() if len(depths) == 1 else 0
+    if depth == 0 or len(sch.get_loops(outputs[0])) <= depth:
+        return False
+    names = [sch.get(b).name_hint for b in _blocks(sch)]
+    output = sch.get(outputs[0]).name_hint
+
+    def rows(schedule: s_tir.Schedule) -> None:
+        row = schedule.get_loops(schedule.get_sblock(output))[depth - 1]
+        for name in reversed(names[: names.index(output)]):
+            schedule.compute_at(schedule.get_sblock(name), row)
+
+    try:
+        rows(sch.copy())  # a failed attempt would leave `sch` half changed
+    except ScheduleError:
+        return False
+    rows(sch)
+    for block in reductions:
+        loops = sch.get_loops(block)  # a reduction over one element has lost its loop
+        if len(loops) > depth:
+            with contextlib.suppress(ScheduleError):
+                sch.decompose_reduction(block, loops[depth])
+    return True
 
 
 def has_reduction(func: tvm.tirx.PrimFunc) -> bool:
@@ -499,15 +539,15 @@ def _split_padding(sch: s_tir.Schedule) -> None:
     branch-free loops (memset and memcpy to the C compiler) instead of a bounds
     check per element."""
     for block in _blocks(sch):
-        loop = sch.get_loops(block)[0]
-        if sch.can_decompose_padding(block, loop):
-            sch.decompose_padding(block, loop)
+        loops = sch.get_loops(block)  # none for a 0-d tensor
+        if loops and sch.can_decompose_padding(block, loops[0]):
+            sch.decompose_padding(block, loops[0])
 
 
 def _compute_at_output(sch: s_tir.Schedule) -> None:
     """Compute each elementwise block inside the innermost loop of the output."""
     outputs = sch.get_output_blocks(sch.get_sblock("root"))
-    if len(outputs) != 1:
+    if len(outputs) != 1 or not sch.get_loops(outputs[0]):  # a 0-d output has no loop
         return
     for block in reversed(_blocks(sch)[:-1]):
         try:

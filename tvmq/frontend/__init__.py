@@ -14,7 +14,8 @@ from typing import Protocol
 
 import numpy as np
 
-from tvmq.errors import TvmqError, UnsupportedOperatorError
+from tvmq.errors import TvmqError
+from tvmq.frontend.shapes import Shapes, fix_shapes, require_static
 from tvmq.model import Model, TensorSpec
 
 FORMATS = (".onnx", ".tflite", ".tvmq")
@@ -25,6 +26,7 @@ class SourceGraph(Protocol):
 
     path: Path
     format: str
+    # A str dim is free in the file (a symbol, or '?'): fixed by `shapes` or refused.
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
     operators: Counter[str]
@@ -33,17 +35,21 @@ class SourceGraph(Protocol):
     # Relax var name -> the source file's node (ONNX node name, TFLite op output).
     source_names: dict[str, str]
 
-    def unsupported(self) -> list[tuple[str, str]]:
-        """(node name, op type) of each node the Relax importer cannot convert."""
+    def unsupported(self) -> list[tuple[str, str, str]]:
+        """(node name, op type, reason) of each node no converter exists for: the
+        cheap check, without importing."""
         ...
 
     def to_relax(self):
-        """The graph as a Relax IRModule with its weights bound as constants."""
+        """The graph as a Relax IRModule with its weights bound as constants; raises
+        UnsupportedOperatorError naming every node that fails to convert."""
         ...
 
 
-def read_source(path: str | Path) -> SourceGraph:
-    """Parse `path` (.onnx or .tflite), raising TvmqError for unreadable files."""
+def read_source(path: str | Path, shapes: Shapes | None = None) -> SourceGraph:
+    """Parse `path` (.onnx, .tflite, .tvmq), raising TvmqError for unreadable files.
+    `shapes` ({input name: shape}) fixes inputs' free dims; it must agree with the
+    file's fixed dims."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
@@ -57,22 +63,27 @@ def read_source(path: str | Path) -> SourceGraph:
     if suffix == ".onnx":
         from tvmq.frontend.onnx_import import OnnxGraph
 
-        return OnnxGraph.read(path)
-    if suffix == ".tvmq":
-        from tvmq.frontend.saved import SavedGraph
+        return OnnxGraph.read(path, shapes)
+    if suffix == ".tflite":
+        from tvmq.frontend.tflite_import import TFLiteGraph
 
-        return SavedGraph.read(path)
-    from tvmq.frontend.tflite_import import TFLiteGraph
+        return TFLiteGraph.read(path, shapes)
+    from tvmq.frontend.saved import SavedGraph
 
-    return TFLiteGraph.read(path)
+    source = SavedGraph.read(path)
+    fix_shapes(str(path), source.inputs, shapes or {})  # static: only checked
+    return source
 
 
-def load_model(path: str | Path) -> Model:
-    """Read `path` and import it into Relax."""
-    source = read_source(path)
-    bad = source.unsupported()
-    if bad:
-        raise UnsupportedOperatorError(str(source.path), bad)
+def load_model(path: str | Path, shapes: Shapes | None = None) -> Model:
+    """Read `path` and import it into Relax; `shapes` as for :func:`read_source`.
+    Inputs left with free dims are refused, naming them."""
+    return import_model(read_source(path, shapes))
+
+
+def import_model(source: SourceGraph) -> Model:
+    """`source` as a Model, or one TvmqError naming its free dims or failing nodes."""
+    require_static(str(source.path), source.inputs)
     try:
         mod = source.to_relax()
     except TvmqError:

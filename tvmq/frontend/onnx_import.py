@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,19 +14,51 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx import numpy_helper
 
-from tvmq.errors import TvmqError
+from tvmq.errors import TvmqError, UnsupportedOperatorError
 from tvmq.frontend.layout import channels_last
+from tvmq.frontend.shapes import UNNAMED, Shapes, fix_shapes, free_dims, relax_output_specs
 from tvmq.model import TensorSpec
 
 STANDARD_DOMAINS = ("", "ai.onnx")
+# Constant node attributes that hold a number or a tensor, as initializers can.
+CONSTANT_VALUES = ("value", "value_float", "value_floats", "value_int", "value_ints")
 
 
 def _spec(value: onnx.ValueInfoProto) -> TensorSpec:
+    """A graph input or output; a free dim keeps its symbol (or '?' when unnamed)."""
     tensor_type = value.type.tensor_type
-    # Symbolic dimensions (a dynamic batch) are fixed to 1: tvmq compiles static shapes.
-    shape = tuple(d.dim_value if d.HasField("dim_value") else 1 for d in tensor_type.shape.dim)
+    shape = tuple(
+        d.dim_value if d.HasField("dim_value") else d.dim_param or UNNAMED
+        for d in tensor_type.shape.dim
+    )
     dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type)).name
     return TensorSpec(name=value.name, shape=shape, dtype=dtype)
+
+
+def _set_dims(value: onnx.ValueInfoProto, shape: Sequence[int]) -> None:
+    for dim, size in zip(value.type.tensor_type.shape.dim, shape, strict=True):
+        dim.Clear()
+        dim.dim_value = size
+
+
+def _constants_to_initializers(graph: onnx.GraphProto) -> None:
+    """Constant nodes holding numbers become initializers: weights like any other
+    (counted as parameters, bound as Relax constants; TVM's Constant converter reads
+    only `value`)."""
+    kept = []
+    for node in graph.node:
+        attribute = node.attribute[0] if len(node.attribute) == 1 else None
+        if node.op_type != "Constant" or attribute is None or attribute.name not in CONSTANT_VALUES:
+            kept.append(node)
+            continue
+        value = onnx.helper.get_attribute_value(attribute)
+        if isinstance(value, onnx.TensorProto):
+            array = numpy_helper.to_array(value)
+        else:
+            array = np.asarray(value, np.float32 if "float" in attribute.name else np.int64)
+        graph.initializer.append(numpy_helper.from_array(array, node.output[0]))
+    del graph.node[:]
+    graph.node.extend(kept)
 
 
 def _supported_ops() -> set[str]:
@@ -47,54 +82,79 @@ class OnnxGraph:
     source_names: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def read(cls, path: Path) -> OnnxGraph:
+    def read(cls, path: Path, shapes: Shapes | None = None) -> OnnxGraph:
+        """Parse and check `path`, fixing input dims to `shapes` ({input: shape})."""
         try:
             proto = onnx.load_model_from_string(path.read_bytes())
         except (DecodeError, ValueError, RuntimeError) as error:
             raise TvmqError(f"{path}: not a valid ONNX model ({error})") from error
         if not proto.graph.node:
             raise TvmqError(f"{path}: not a valid ONNX model (no graph nodes)")
+        graph = proto.graph
         try:
             onnx.checker.check_model(proto)
-            proto = onnx.shape_inference.infer_shapes(proto)
-        except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
+        except onnx.checker.ValidationError as error:
             message = str(error).strip().splitlines()[0]
             raise TvmqError(f"{path}: invalid ONNX model: {message}") from error
-        graph = proto.graph
+        operators = Counter(node.op_type for node in graph.node)
+        for node in graph.node:  # reports and the importer name every node
+            node.name = node.name or (node.output[0] if node.output else node.op_type)
+        _constants_to_initializers(graph)
         weights = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+        values = [v for v in graph.input if v.name not in weights]
+        inputs = fix_shapes(str(path), [_spec(v) for v in values], shapes or {})
+        for value, spec in zip(values, inputs, strict=True):
+            if spec.name in (shapes or {}):
+                _set_dims(value, spec.shape)
+        try:
+            proto = onnx.shape_inference.infer_shapes(proto)
+        except onnx.shape_inference.InferenceError as error:
+            message = str(error).strip().splitlines()[0]
+            raise TvmqError(f"{path}: invalid ONNX model at these shapes: {message}") from error
         return cls(
             path=path,
             proto=proto,
-            inputs=[_spec(v) for v in graph.input if v.name not in weights],
-            outputs=[_spec(v) for v in graph.output],
-            operators=Counter(node.op_type for node in graph.node),
+            inputs=inputs,
+            outputs=[_spec(v) for v in proto.graph.output],
+            operators=operators,
             params=weights,
         )
 
-    def unsupported(self) -> list[tuple[str, str]]:
+    def unsupported(self) -> list[tuple[str, str, str]]:
         known = _supported_ops()
         return [
-            (
-                node.name or node.output[0],
-                f"{node.domain}.{node.op_type}" if node.domain else node.op_type,
-            )
+            (node.name, _op_name(node), "no converter for this operator")
             for node in self.proto.graph.node
             if node.domain not in STANDARD_DOMAINS or node.op_type not in known
         ]
 
     def to_relax(self):
-        """The Relax module; fills `source_names` (Relax var name -> ONNX node name)."""
+        """The Relax module; fills `source_names` (Relax var name -> ONNX node name).
+        Every node that fails to convert is named in one UnsupportedOperatorError."""
         from tvm.relax.frontend.onnx import onnx_frontend
 
         shapes = {spec.name: list(spec.shape) for spec in self.inputs}
         dtypes = {spec.name: spec.dtype for spec in self.inputs}
+        failures: list[tuple[str, str, str]] = []
         importer = onnx_frontend.ONNXGraphImporter
-        onnx_frontend.ONNXGraphImporter = _naming_importer(importer, self.source_names)
+        onnx_frontend.ONNXGraphImporter = _naming_importer(
+            importer, self.source_names, failures, self.proto.graph
+        )
         try:
-            mod = onnx_frontend.from_onnx(self.proto, shape_dict=shapes, dtype_dict=dtypes)
+            # TVM prints the node it failed on to stdout; failures are reported instead.
+            with contextlib.redirect_stdout(io.StringIO()):
+                mod = onnx_frontend.from_onnx(self.proto, shape_dict=shapes, dtype_dict=dtypes)
+        except Exception:
+            if failures:  # a failed node without inferred shapes stopped the import
+                raise UnsupportedOperatorError(str(self.path), failures) from None
+            raise
         finally:
             onnx_frontend.ONNXGraphImporter = importer
+        if failures:
+            raise UnsupportedOperatorError(str(self.path), failures)
         _name_output_bindings(mod, self.source_names, self.proto.graph)
+        if any(free_dims(spec) for spec in self.outputs):  # left free by shape inference
+            self.outputs = relax_output_specs(mod, self.outputs)
         if self.operators["QuantizeLinear"] or self.operators["DequantizeLinear"]:
             return mod  # its quantize/dequantize pairs fix the layout they were made for
         mod, names = channels_last(mod, self.source_names)
@@ -103,11 +163,40 @@ class OnnxGraph:
         return mod
 
 
-def _naming_importer(base, names: dict[str, str]):
+def _op_name(node: onnx.NodeProto) -> str:
+    return f"{node.domain}.{node.op_type}" if node.domain else node.op_type
+
+
+def _naming_importer(base, names: dict[str, str], failures: list, graph: onnx.GraphProto):
     """TVM's ONNX importer, binding each node's result as it is converted so that the
     Relax vars it creates can be traced back to the node (names[var] = node name).
-    Nodes producing graph outputs are left to the importer, which binds them last."""
+    Nodes producing graph outputs are left to the importer, which binds them last.
+
+    A node that fails to convert is recorded in `failures` as (node, op, reason) and
+    stands in as zeros of its inferred output shapes, so that the nodes after it are
+    checked too."""
     from tvm import relax
+
+    from tvmq.frontend import first_line
+
+    nodes = {node.name: node for node in graph.node}
+    known = _supported_ops()
+    types = {
+        value.name: value.type.tensor_type
+        for value in [*graph.value_info, *graph.output]
+        if value.type.HasField("tensor_type")
+    }
+
+    def stand_in(node: onnx.NodeProto):
+        values = []
+        for output in node.output:
+            kind = types.get(output)
+            dims = kind.shape.dim if kind is not None else ()
+            if kind is None or not all(d.HasField("dim_value") for d in dims):
+                return None
+            dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(kind.elem_type)).name
+            values.append(relax.op.zeros(relax.ShapeExpr([d.dim_value for d in dims]), dtype))
+        return values[0] if len(values) == 1 else relax.Tuple(values)
 
     class NamingImporter(base):
         def from_onnx(self, graph, opset):
@@ -115,9 +204,26 @@ def _naming_importer(base, names: dict[str, str]):
             self._last = {node.name for node in graph.node if set(node.output) & outputs}
             return super().from_onnx(graph, opset)
 
+        def _check_for_unsupported_ops(self, graph):
+            """Unknown operators fail in _convert_operator, one by one."""
+
         def _convert_operator(self, op_name, inputs, attrs, opset):
-            value = super()._convert_operator(op_name, inputs, attrs, opset)
             node = attrs.get("tvm_custom", {}).get("name")
+            source = nodes.get(node)
+            try:
+                if source is not None and (
+                    source.domain not in STANDARD_DOMAINS or source.op_type not in known
+                ):
+                    raise NotImplementedError("no converter for this operator")
+                value = super()._convert_operator(op_name, inputs, attrs, opset)
+            except Exception as error:  # any converter's failure is reported per node
+                if source is None:
+                    raise
+                failures.append((node, _op_name(source), first_line(error)))
+                value = stand_in(source)
+                if value is None:
+                    raise
+                return self.bb.normalize(value)
             if not node or node in self._last or not isinstance(value, relax.Call):
                 return value
             var = self.bb.emit(value)

@@ -5,12 +5,17 @@ TVM's importer rejects hybrid ("dynamic range") models. tvmq runs hybrid CONV_2D
 and FULLY_CONNECTED as TFLite's hybrid kernels do (:mod:`tvmq.frontend.tflite_ops`);
 the int8 weights of other hybrid ops are dequantized to float constants, which is
 what the weight-only mode of the quantizer produces too.
+
+Files TFLite accepts that TVM's importer does not are mended on the way in: sparse
+constants are made dense (:mod:`tvmq.frontend.sparsity`), float16 constants behind
+a DEQUANTIZE become float32 constants, and the quantized dimension of a tensor with
+one scale (a bias copied from its weights' axis) is ignored.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +23,9 @@ import tflite
 from tflite.BuiltinOperator import BuiltinOperator
 from tflite.TensorType import TensorType
 
-from tvmq.errors import TvmqError
+from tvmq.errors import TvmqError, UnsupportedOperatorError
+from tvmq.frontend.shapes import UNNAMED, Shapes, fix_shapes, relax_output_specs
+from tvmq.frontend.sparsity import densify
 from tvmq.model import QuantParams, TensorSpec
 
 TFLITE_IDENTIFIER = b"TFL3"
@@ -63,6 +70,27 @@ def _spec(graph, index: int) -> TensorSpec:
     return TensorSpec(name, shape, dtype, _quant_params(tensor))
 
 
+def _resized_inputs(
+    path: Path, graph, inputs: list[TensorSpec], shapes: Shapes
+) -> list[TensorSpec]:
+    """`inputs` at the shapes given: only the dims `shape_signature` marks free (-1)
+    may change. The others keep the file's `shape`, at which TFLite runs too."""
+    declared = []
+    for index, spec in zip(graph.InputsAsNumpy(), inputs, strict=True):
+        tensor = graph.Tensors(int(index))
+        signature = (
+            [int(d) for d in tensor.ShapeSignatureAsNumpy()]
+            if tensor.ShapeSignatureLength()
+            else []
+        )
+        if len(signature) != len(spec.shape):  # none, or unusable: every dim as in `shape`
+            signature = list(spec.shape)
+        dims = tuple(UNNAMED if s == -1 else d for d, s in zip(spec.shape, signature, strict=True))
+        declared.append(replace(spec, shape=dims))
+    fixed = fix_shapes(str(path), declared, shapes)
+    return [new if new.name in shapes else old for new, old in zip(fixed, inputs, strict=True)]
+
+
 @dataclass
 class TFLiteGraph:
     """A parsed, structurally checked TFLite flatbuffer (its first subgraph)."""
@@ -77,18 +105,30 @@ class TFLiteGraph:
     quantization: dict | None = None
     source_names: dict[str, str] = field(default_factory=dict)
     format: str = "tflite"
+    # Inputs given a shape other than the file's (dims free in shape_signature).
+    resized: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     @classmethod
-    def read(cls, path: Path) -> TFLiteGraph:
+    def read(cls, path: Path, shapes: Shapes | None = None) -> TFLiteGraph:
         data = path.read_bytes()
         if len(data) < 8 or data[4:8] != TFLITE_IDENTIFIER:
             raise TvmqError(f"{path}: not a TFLite flatbuffer (no 'TFL3' identifier)")
         try:
-            return cls._parse(path, data)
+            source = cls._parse(path, data)
         except TvmqError as error:
             raise TvmqError(f"{path}: {error}") from error
         except Exception as error:  # flatbuffers reads past the end as IndexError/struct.error
             raise TvmqError(f"{path}: truncated or corrupt TFLite file ({error})") from error
+        if shapes:
+            graph = source.model.Subgraphs(0)
+            inputs = _resized_inputs(path, graph, source.inputs, shapes)
+            source.resized = {
+                new.name: new.shape
+                for new, old in zip(inputs, source.inputs, strict=True)
+                if new.shape != old.shape
+            }
+            source.inputs = inputs
+        return source
 
     @classmethod
     def _parse(cls, path: Path, data: bytes) -> TFLiteGraph:
@@ -112,7 +152,11 @@ class TFLiteGraph:
             raw = model.Buffers(tensor.Buffer()).DataAsNumpy()
             if isinstance(raw, np.ndarray) and raw.size:
                 spec = _spec(graph, i)
-                params[spec.name] = np.frombuffer(raw.tobytes(), spec.dtype).reshape(spec.shape)
+                values = np.frombuffer(raw.tobytes(), spec.dtype)
+                if tensor.Sparsity() is not None:
+                    params[spec.name] = densify(tensor, values)
+                else:
+                    params[spec.name] = values.reshape(spec.shape)
         return cls(
             path=path,
             model=model,
@@ -123,51 +167,155 @@ class TFLiteGraph:
             nodes=nodes,
         )
 
-    def unsupported(self) -> list[tuple[str, str]]:
+    def unsupported(self) -> list[tuple[str, str, str]]:
         from tvm import relax
 
         from tvmq.frontend.tflite_ops import refusal
 
         graph = self.model.Subgraphs(0)
-        converter = _weight_only_converter()(self.model, graph, None, relax.BlockBuilder())
-        bad = [(node, op) for node, op in self.nodes if op not in converter.convert_map]
+        converter = _weight_only_converter([])(self.model, graph, None, relax.BlockBuilder())
+        bad = [
+            (node, op, "no converter for this operator")
+            for node, op in self.nodes
+            if op not in converter.convert_map
+        ]
         for i, (node, op) in enumerate(self.nodes):
             reason = refusal(converter, graph.Operators(i)) if op in converter.convert_map else None
             if reason is not None:
-                bad.append((node, reason))
+                bad.append((node, op, reason))
         return bad
 
     def to_relax(self):
         from tvm.relax.frontend.tflite import from_tflite
 
-        return from_tflite(self.model, op_converter=_weight_only_converter())
+        unsupported = self.unsupported()
+        if unsupported:
+            raise UnsupportedOperatorError(str(self.path), unsupported)
+        failures: list[tuple[str, str, str]] = []
+        try:
+            mod = from_tflite(
+                self.model,
+                shape_dict=self.resized or None,
+                op_converter=_weight_only_converter(failures),
+            )
+        except Exception:
+            if failures:  # a later op could not take a failed op's stand-in
+                raise UnsupportedOperatorError(str(self.path), failures) from None
+            raise
+        if failures:
+            raise UnsupportedOperatorError(str(self.path), failures)
+        if self.resized:  # the file's output shapes are those at its own input shapes
+            self.outputs = relax_output_specs(mod, self.outputs)
+        return mod
 
 
-def _weight_only_converter():
-    """TVM's OperatorConverter, taught to read hybrid ops' int8 weights as float."""
+def _weight_only_converter(failures: list[tuple[str, str, str]]):
+    """TVM's OperatorConverter, taught to read hybrid ops' int8 weights as float, to
+    mend what TFLite accepts (module docstring), to import quantized ARG_MAX/ARG_MIN,
+    and with the converters of :mod:`tvmq.frontend.tflite_ops`.
+
+    An op whose converter fails is recorded in `failures` as (output tensor, op,
+    reason) and stands in as zeros of its output shapes, so that later ops are
+    checked too."""
+    from tvm import relax
     from tvm.relax.frontend.tflite.tflite_frontend import OperatorConverter, TensorWrapper
 
+    from tvmq.frontend import first_line
     from tvmq.frontend.tflite_ops import QUANTIZED_DATA_MOVEMENT, TFLiteOpsMixin
 
     class WeightOnlyConverter(TFLiteOpsMixin, OperatorConverter):
+        # Quantized data movement copies integers; the index of the largest (smallest)
+        # quantized value is that of the real one.
         _SUPPORTED_QUANTIZED_OPS = (
-            OperatorConverter._SUPPORTED_QUANTIZED_OPS | QUANTIZED_DATA_MOVEMENT
+            OperatorConverter._SUPPORTED_QUANTIZED_OPS
+            | QUANTIZED_DATA_MOVEMENT
+            | {"ARG_MAX", "ARG_MIN"}
         )
 
         def __init__(self, model, subgraph, *args, **kwargs):
             super().__init__(model, subgraph, *args, **kwargs)
             self._dequantized = _hybrid_weights(model, subgraph)
+            self.convert_map = {op: self._reporting(f) for op, f in self.convert_map.items()}
+
+        def _reporting(self, convert):
+            def converted(op):
+                try:
+                    return convert(op=op)  # as TVM calls it (partials bind relax_op)
+                except Exception as error:  # any converter's failure is reported per op
+                    indices = [w.tensor_idx for w in self.get_output_tensors(op)]
+                    node = tensor_name(self.subgraph, indices[0]) if indices else "?"
+                    failures.append((node, self.get_op_code_str(op), first_line(error)))
+                    specs = [_spec(self.subgraph, i) for i in indices]
+                    zeros = [relax.op.zeros(relax.ShapeExpr(s.shape), s.dtype) for s in specs]
+                    return zeros[0] if len(zeros) == 1 else relax.Tuple(zeros)
+
+            return converted
 
         def get_tensors(self, tensors_idx_list):
-            wrappers = super().get_tensors(tensors_idx_list)
-            return [
-                TensorWrapper(
-                    w.tensor_idx, _FloatTensor(w.tensor), _Buffer(self._dequantized[w.tensor_idx])
+            return [self._mended(w) for w in super().get_tensors(tensors_idx_list)]
+
+        def _mended(self, wrapper):
+            """A hybrid weight as float, a sparse constant as dense, and a per-tensor
+            quantization without its (meaningless) quantized dimension."""
+            if wrapper.tensor_idx in self._dequantized:
+                values = self._dequantized[wrapper.tensor_idx]
+                return TensorWrapper(
+                    wrapper.tensor_idx, _FloatTensor(wrapper.tensor), _Buffer(values)
                 )
-                if w.tensor_idx in self._dequantized
-                else w
-                for w in wrappers
-            ]
+            if wrapper.tensor_idx < 0:
+                return wrapper
+            if wrapper.tensor.Sparsity() is not None:
+                stored = np.frombuffer(
+                    wrapper.buffer.DataAsNumpy().tobytes(), self.get_tensor_type_as_numpy(wrapper)
+                )
+                dense = densify(wrapper.tensor, stored)
+                wrapper = TensorWrapper(
+                    wrapper.tensor_idx,
+                    _DenseTensor(wrapper.tensor),
+                    _Buffer(dense),
+                    wrapper.qnn_params,
+                )
+            params = wrapper.qnn_params
+            rank = wrapper.tensor.ShapeLength()
+            if (
+                params
+                and params["axis"]
+                and (_scalar_scale(params["scale"]) or params["axis"] >= rank)
+            ):
+                wrapper.qnn_params = {**params, "axis": 0}
+            return wrapper
+
+        def get_tensor_value(self, tensor_wrapper, is_sparse=False):
+            """Constants folded at import (DENSIFY, DEQUANTIZE of float16) wherever a
+            converter reads a constant's value."""
+            if tensor_wrapper.tensor_idx >= 0 and self.is_prefetched(tensor_wrapper.tensor_idx):
+                return self.get_prefetched_node(tensor_wrapper.tensor_idx)
+            return super().get_tensor_value(tensor_wrapper, is_sparse)
+
+        def _convert_arg_min_max(self, op, relax_op):
+            """TVM's ARG_MAX/ARG_MIN give int64 whatever the output tensor's type."""
+            from tvm import relax
+
+            out = super()._convert_arg_min_max(op, relax_op)
+            dtype = NUMPY_TYPES[self.get_output_tensors(op)[0].tensor.Type()]
+            return relax.op.astype(out, dtype)
+
+        def convert_densify(self, op):
+            """The dense constant, known at import (the input was densified above)."""
+            (source,) = self.get_input_tensors(op)
+            output = self.get_output_tensors(op)[0]
+            self.set_prefetched_node(output.tensor_idx, self.get_tensor_value_or_prefetched(source))
+
+        def convert_dequantize(self, op):
+            """DEQUANTIZE of a float16 constant: a float32 constant, folded at import, so
+            that consumers see float weights as in any float model."""
+            (source,) = self.get_input_tensors(op)
+            constant = self.is_prefetched(source.tensor_idx) or not self.has_expr(source.tensor_idx)
+            if source.tensor.Type() != TensorType.FLOAT16 or not constant:
+                return super().convert_dequantize(op)
+            values = self.get_tensor_value_or_prefetched(source).astype(np.float32)
+            output = self.get_output_tensors(op)[0]
+            self.set_prefetched_node(output.tensor_idx, values)
 
     return WeightOnlyConverter
 
@@ -195,6 +343,24 @@ def _hybrid_weights(model, graph) -> dict[int, np.ndarray]:
             )
             weights[j] = ((values.astype(np.float32) - zero) * scale).astype(np.float32)
     return weights
+
+
+def _scalar_scale(scale) -> bool:
+    """True for the scale of a per-tensor quantization (one value)."""
+    return int(np.prod(scale.ty.shape)) == 1 if scale.ty.shape else True
+
+
+class _DenseTensor:
+    """A sparse TFLite tensor seen as the dense tensor it stands for."""
+
+    def __init__(self, tensor):
+        self._tensor = tensor
+
+    def __getattr__(self, name):
+        return getattr(self._tensor, name)
+
+    def Sparsity(self):
+        return None
 
 
 class _FloatTensor:

@@ -312,15 +312,15 @@ def _divide_2_20_half_away(value: relax.Expr) -> relax.Expr:
 
 
 def refusal(converter: OperatorConverter, op) -> str | None:
-    """Why tvmq cannot run `op` (e.g. "quantized SVDF"), or None when it can."""
+    """Why tvmq cannot run `op`, or None when it can."""
     name = converter.get_op_code_str(op)
     inputs = converter.get_input_tensors(op)
     if name in REFUSED_QUANTIZED:
         tensors = inputs + converter.get_output_tensors(op)
         if any(t.tensor_idx != -1 and t.qnn_params is not None for t in tensors):
-            return f"quantized {name}"
+            return "quantized: no exact integer kernel in tvmq"
     if name == "UNIDIRECTIONAL_SEQUENCE_LSTM" and any(
         inputs[i].tensor_idx != -1 for i in _LSTM_PROJECTION + _LSTM_LAYER_NORM
     ):
-        return f"{name} with projection or layer normalisation"
+        return "projection or layer normalisation is not supported"
     return None

@@ -146,8 +146,10 @@ class IntegerBuilder:
         could only run one element at a time.
         """
         channels = len(bias)
+        # Vectors of (channels,) even for one channel: `const` would make that a
+        # scalar, which requantize_te cannot index by channel.
         arrays = [
-            self.const(np.broadcast_to(values, (channels,)).copy(), "int32", (channels,))
+            relax.const(np.broadcast_to(np.asarray(values, "int32"), (channels,)).copy())
             for values in (bias, multiplier, right_shift)
         ]
         # One-element tensors: FuseOps fuses a step after a convolution only when every

@@ -22,6 +22,11 @@ kernel TFLite Micro runs for it, so results match TFLite Micro bit for bit:
   accumulation, then a float rescale by input scale x weight scale, as ONNX
   Runtime's ConvInteger/MatMulInteger followed by its scale multiply.
 
+uint8 tensors (TFLite's legacy asymmetric scheme) run as int8 ones, value and zero
+point less 128, with TFLite's uint8 formulas where they differ
+(:mod:`tvmq.quantize.legacy`); weights with a zero point subtract it times the
+inputs' window sums.
+
 Weights dequantized into a float op (weight-only mode) stay as they are.
 
 Islands that match no rule stay float between their quantize/dequantize, which
@@ -37,6 +42,7 @@ import tvm
 from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
+from tvmq.quantize import legacy
 from tvmq.quantize.fixed_point import IntegerBuilder, quantize_multiplier, quantize_multipliers
 from tvmq.quantize.softmax import (
     OUTPUT_SCALE,
@@ -61,12 +67,14 @@ ADD_LEFT_SHIFT = {"int8": 20, "uint8": 20, "int16": 15}
 
 
 def has_qdq(mod: tvm.IRModule) -> bool:
-    """True when any Relax function of `mod` quantizes or dequantizes."""
+    """True when any Relax function of `mod` quantizes or dequantizes, or averages
+    integers (a quantized pooling, imported without quantize/dequantize)."""
     found = []
 
     def visit(expr):
         if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op):
-            found.append(expr.op.name in QDQ_OPS)
+            integer_pool = expr.op.name == "relax.nn.avg_pool2d" and "int" in str(expr.ty.dtype)
+            found.append(expr.op.name in QDQ_OPS or integer_pool)
 
     for _, func in mod.functions_items():
         if isinstance(func, relax.Function):
@@ -88,6 +96,8 @@ class _QuantizedActivation:
     scale: float
     zero_point: int
     dtype: str
+    # Stands for a uint8 tensor: TFLite's uint8 kernels' arithmetic applies.
+    legacy: bool = False
 
 
 @dataclass(frozen=True)
@@ -198,10 +208,14 @@ class _Realizer(PyExprMutator):
             realized = self._average_pool(call)
         elif name in PASSTHROUGH_OPS:
             realized = self._passthrough(call)
+            if realized is None:
+                realized = self._sink_uint8(call)
         elif name in ("relax.nn.conv2d", "relax.matmul"):
             realized = self._dynamic(call)
         elif name == "relax.clip":
             realized = _identity_clip(call)
+            if realized is None:
+                realized = self._sink_uint8(call)
         return call if realized is None else realized
 
     # -- graph walking ---------------------------------------------------
@@ -215,7 +229,9 @@ class _Realizer(PyExprMutator):
         producer = self._producer(expr)
         return _op_name(producer), producer
 
-    def _dequantized(self, expr) -> _QuantizedActivation | None:
+    def _dequantized(self, expr, signed: bool = True) -> _QuantizedActivation | None:
+        """The quantized value behind a per-tensor dequantize; a uint8 one as its
+        int8 stand-in unless `signed` is False."""
         name, call = self._producer_op(expr)
         if name != "relax.dequantize" or _constant(call.args[0]) is not None:
             return None
@@ -223,7 +239,50 @@ class _Realizer(PyExprMutator):
         if scale is None or zero_point is None:
             return None
         dtype = str(call.args[0].ty.dtype)
-        return _QuantizedActivation(call.args[0], float(scale), int(zero_point), dtype)
+        x = _QuantizedActivation(call.args[0], float(scale), int(zero_point), dtype)
+        return self._signed(x) if signed else x
+
+    def _signed(self, x: _QuantizedActivation) -> _QuantizedActivation:
+        """A uint8 activation as the int8 one that stands for it (value - 128)."""
+        if x.dtype != "uint8":
+            return x
+        return _QuantizedActivation(
+            self._to_int8(x.data), x.scale, x.zero_point - legacy.OFFSET, "int8", True
+        )
+
+    def _to_int8(self, data: relax.Expr) -> relax.Expr:
+        """uint8 `data` less 128, as int8; the int8 value itself when `data` was made
+        from it by :meth:`_to_uint8`."""
+        source = self._uint8_source(data)
+        if source is not None:
+            return source
+        wide = self.ints.emit(
+            relax.op.subtract(self.ints.cast(data, "int16"), self.ints.const(128, "int16"))
+        )
+        return self.ints.cast(wide, "int8")
+
+    def _to_uint8(self, value: relax.Expr) -> relax.Expr:
+        """int8 `value` plus 128, as uint8 (the inverse of :meth:`_to_int8`)."""
+        wide = self.ints.emit(
+            relax.op.add(self.ints.cast(value, "int16"), self.ints.const(128, "int16"))
+        )
+        return relax.op.astype(wide, "uint8")
+
+    def _uint8_source(self, data: relax.Expr) -> relax.Expr | None:
+        """The int8 value that :meth:`_to_uint8` turned into `data`, or None."""
+        while isinstance(self._producer(data), relax.Var):  # an alias (a clip dropped)
+            data = self._producer(data)
+        name, cast = self._producer_op(data)
+        if name != "relax.astype" or str(cast.attrs.dtype) != "uint8":
+            return None
+        name, add = self._producer_op(cast.args[0])
+        if name != "relax.add" or _scalar(add.args[1]) != 128:
+            return None
+        name, widen = self._producer_op(add.args[0])
+        if name != "relax.astype" or str(widen.ty.dtype) != "int16":
+            return None
+        source = widen.args[0]
+        return source if str(source.ty.dtype) == "int8" else None
 
     def _elementwise_operand(self, expr) -> _QuantizedActivation | None:
         """An input of add, sub or mul: TFLite reads a quantized constant operand
@@ -258,6 +317,9 @@ class _Realizer(PyExprMutator):
             shape = [1] * values.ndim
             if scale.size > 1 or zero_point.size > 1:
                 shape[int(call.attrs.axis)] = -1
+            if values.dtype == np.uint8:  # as int8 stand-ins, like uint8 activations
+                values = (values.astype(np.int16) - legacy.OFFSET).astype(np.int8)
+                zero_point = zero_point.astype(np.int64) - legacy.OFFSET
             return _QuantizedConstant(
                 values,
                 np.broadcast_to(scale.astype(np.float64).reshape(shape), values.shape),
@@ -285,6 +347,30 @@ class _Realizer(PyExprMutator):
         out = _QuantizedActivation(
             call, float(out_scale), int(out_zero_point), str(call.attrs.out_dtype)
         )
+        if out.dtype == "uint8":
+            return self._quantize_uint8(call, out)
+        return self._quantize_to(call, out)
+
+    def _quantize_uint8(self, call: relax.Call, out: _QuantizedActivation) -> relax.Expr | None:
+        """A uint8 output computed as its int8 stand-in, then moved back to uint8."""
+        signed = _QuantizedActivation(
+            call, out.scale, out.zero_point - legacy.OFFSET, "int8", legacy=True
+        )
+        name, producer = self._producer_op(call.args[0])
+        if name == "relax.mean":
+            realized = self._mean_uint8(producer, signed)
+        elif (
+            name in ("relax.nn.relu", "relax.clip", "relax.nn.leakyrelu")
+            and _op_name(self._producer(producer.args[0])) == "relax.dequantize"
+        ):
+            realized = self._activation_uint8(producer, signed)
+        else:
+            realized = self._quantize_to(call, signed)
+        if realized is None:
+            return None
+        return self._to_uint8(self.ints.emit(realized))
+
+    def _quantize_to(self, call: relax.Call, out: _QuantizedActivation) -> relax.Expr | None:
         low, high = _activation_range(out.dtype)
         value = call.args[0]
         name, producer = self._producer_op(value)
@@ -329,7 +415,7 @@ class _Realizer(PyExprMutator):
         x = self._dequantized(conv.args[0])
         weight = self._quantized_constant(conv.args[1])
         out_axis = str(attrs.kernel_layout).index("O")
-        if x is None or weight is None or np.any(weight.zero_point != 0):
+        if x is None or weight is None or not _single_zero_point(weight):
             return None
         weight_scale = weight.per_channel(out_axis)
         if weight_scale is None:
@@ -363,15 +449,28 @@ class _Realizer(PyExprMutator):
         )
         channel_axis = str(attrs.out_layout).index("C")
         reduce_axes = tuple(a for a in range(weight.values.ndim) if a != out_axis)
-        weight_sums = weight.values.astype(np.int64).sum(axis=reduce_axes)
+        weight_sums = _centred(weight).sum(axis=reduce_axes)
+        accumulator = self._less_window_sums(accumulator, data, conv, weight, out_axis)
         return self._finish(
-            accumulator, x, weight_scale, weight_sums, bias, out, low, high, channel_axis, 4
+            accumulator,
+            x,
+            weight_scale,
+            weight_sums,
+            bias,
+            out,
+            low,
+            high,
+            channel_axis,
+            4,
+            float32_product=x.legacy,  # TFLite's uint8 conv (not its fully connected)
         )
 
     def _matmul(self, matmul, bias, out, low, high) -> relax.Expr | None:
         x = self._dequantized(matmul.args[0])
         weight = self._quantized_constant(matmul.args[1])
-        if x is None or weight is None or weight.values.ndim != 2 or np.any(weight.zero_point != 0):
+        if x is None or weight is None or weight.values.ndim != 2:
+            return None
+        if not _single_zero_point(weight):
             return None
         weight_scale = weight.per_channel(1)
         if weight_scale is None:
@@ -380,17 +479,38 @@ class _Realizer(PyExprMutator):
             relax.op.matmul(x.data, relax.const(weight.values), out_dtype=_accumulator_dtype(x))
         )
         ndim = len(_shape(matmul))
-        weight_sums = weight.values.astype(np.int64).sum(axis=0)
+        weight_sums = _centred(weight).sum(axis=0)
+        zero_point = int(weight.zero_point.flat[0])
+        if zero_point:
+            row_sums = self.ints.emit(
+                relax.op.sum(self.ints.cast(x.data, "int32"), axis=[-1], keepdims=True)
+            )
+            accumulator = self._less(accumulator, row_sums, zero_point)
         return self._finish(
             accumulator, x, weight_scale, weight_sums, bias, out, low, high, ndim - 1, ndim
         )
 
     def _finish(
-        self, accumulator, x, weight_scale, weight_sums, bias, out, low, high, channel_axis, ndim
+        self,
+        accumulator,
+        x,
+        weight_scale,
+        weight_sums,
+        bias,
+        out,
+        low,
+        high,
+        channel_axis,
+        ndim,
+        float32_product: bool = False,
     ) -> relax.Expr | None:
-        """Add the bias (with the input zero point folded in) and requantize per channel."""
+        """Add the bias (with the input zero point folded in) and requantize per channel;
+        with `float32_product` the multiplier starts from input x weight scale in float32."""
         channels = weight_sums.shape[0]
-        bias_scale = np.float64(x.scale) * weight_scale.astype(np.float64)
+        if float32_product:
+            bias_scale = legacy.product_scale(x.scale, weight_scale)
+        else:
+            bias_scale = np.float64(x.scale) * weight_scale.astype(np.float64)
         bias_values = np.zeros(channels, np.int64)
         if bias is not None:
             bias_values = self._bias_values(
@@ -422,6 +542,38 @@ class _Realizer(PyExprMutator):
         )
         scaled = requantize(accumulator, multiplier, shift, channel_shape)
         return self._output(scaled, out, low, high)
+
+    def _less_window_sums(self, accumulator, data, conv, weight, out_axis) -> relax.Expr:
+        """conv(x, w) less the weight zero point times each window's input sum: with
+        it, the int8 convolution of x and w sums (x - x_zp) * (w - w_zp) (the rest of
+        the expansion is folded into the bias)."""
+        zero_point = int(weight.zero_point.flat[0])
+        if not zero_point:
+            return accumulator
+        attrs = conv.attrs
+        shape = list(weight.values.shape)
+        groups = int(attrs.groups)
+        if groups == 1:
+            shape[out_axis] = 1  # one sum per window, shared by all output channels
+        window_sums = self.ints.emit(
+            relax.op.nn.conv2d(
+                data,
+                relax.const(np.ones(shape, str(data.ty.dtype))),
+                strides=attrs.strides,
+                padding=[0, 0, 0, 0],
+                dilation=attrs.dilation,
+                groups=groups,
+                data_layout=attrs.data_layout,
+                kernel_layout=attrs.kernel_layout,
+                out_dtype="int32",
+            )
+        )
+        return self._less(accumulator, window_sums, zero_point)
+
+    def _less(self, accumulator, sums, zero_point: int) -> relax.Expr:
+        """accumulator - zero_point * sums (int32)."""
+        scaled = self.ints.emit(relax.op.multiply(sums, self.ints.const(zero_point, "int32")))
+        return self.ints.emit(relax.op.subtract(accumulator, scaled))
 
     def _bias_values(
         self, bias, bias_scale: np.ndarray, channels: int, wide: bool
@@ -507,9 +659,11 @@ class _Realizer(PyExprMutator):
                 self.ints.centre(a.data, a.zero_point), self.ints.centre(b.data, b.zero_point)
             )
         )
-        multiplier, shift = quantize_multiplier(
-            np.float64(a.scale) * np.float64(b.scale) / np.float64(out.scale)
-        )
+        if a.legacy:
+            real = legacy.mul_multiplier(a.scale, b.scale, out.scale)
+        else:
+            real = np.float64(a.scale) * np.float64(b.scale) / np.float64(out.scale)
+        multiplier, shift = quantize_multiplier(real)
         scaled = self.ints.multiply_by_quantized_multiplier(product, multiplier, shift)
         return self._output(scaled, out, low, high)
 
@@ -529,9 +683,25 @@ class _Realizer(PyExprMutator):
             same = (np.float32(x.scale), x.zero_point) == (np.float32(out.scale), out.zero_point)
             if same and x.dtype == out.dtype:
                 parts.append(x.data)
+            elif x.legacy and out.legacy:
+                parts.append(self._concat_rescale_uint8(x, out))
             else:
                 parts.append(self.ints.emit(self._rescale(x.data, x, out)))
         return relax.op.concat(parts, axis=concat.attrs.axis)
+
+    def _concat_rescale_uint8(self, x: _QuantizedActivation, out: _QuantizedActivation):
+        """TFLite's uint8 concatenation rescale (float32 arithmetic) as a table lookup."""
+        table = legacy.concat_table(
+            x.scale,
+            x.zero_point + legacy.OFFSET,
+            out.scale,
+            out.zero_point + legacy.OFFSET,
+        )
+        index = self.ints.emit(
+            relax.op.add(self.ints.cast(x.data, "int32"), self.ints.const(128, "int32"))
+        )
+        # Indices are 0..255 by construction; "clip" only spares the "fast" mode's warning.
+        return self.ints.emit(relax.op.take(relax.const(table), index, axis=0, mode="clip"))
 
     def _softmax(self, softmax: relax.Call, out: _QuantizedActivation) -> relax.Expr | None:
         """int8 softmax over the last axis into TFLite's fixed output parameters."""
@@ -611,7 +781,7 @@ class _Realizer(PyExprMutator):
     def _passthrough(self, call: relax.Call) -> relax.Expr | None:
         """op(dequantize(x)) -> dequantize(op(x)) for ops that commute with it."""
         name, producer = self._producer_op(call.args[0])
-        x = self._dequantized(call.args[0]) if name == "relax.dequantize" else None
+        x = self._dequantized(call.args[0], signed=False) if name == "relax.dequantize" else None
         if x is None:
             return None
         integer = self.ints.emit(
@@ -625,14 +795,85 @@ class _Realizer(PyExprMutator):
             out_dtype="float32",
         )
 
+    def _mean_uint8(self, mean: relax.Call, out: _QuantizedActivation) -> relax.Expr | None:
+        """TFLite's uint8 MEAN (QuantizedMeanOrSum) into the int8 stand-in of `out`:
+        the centred sum times a multiplier that folds the division by the count in
+        (:func:`tvmq.quantize.legacy.mean_multiplier`)."""
+        x = self._dequantized(mean.args[0])
+        if x is None or not x.legacy:
+            return None
+        shape = _shape(x.data)
+        axes = sorted(int(a) % len(shape) for a in mean.attrs.axis)
+        count = int(np.prod([shape[a] for a in axes]))
+        sums = self.ints.emit(
+            relax.op.sum(self.ints.cast(x.data, "int32"), axes, keepdims=mean.attrs.keepdims)
+        )
+        centred = self.ints.emit(
+            relax.op.subtract(sums, self.ints.const(x.zero_point * count, "int32"))
+        )
+        multiplier, shift = legacy.mean_multiplier(x.scale, out.scale, count)
+        scaled = self.ints.multiply_by_quantized_multiplier(centred, multiplier, shift)
+        return self._output(scaled, out, *_activation_range("int8"))
+
+    def _activation_uint8(self, act: relax.Call, out: _QuantizedActivation) -> relax.Expr | None:
+        """TFLite's uint8 RELU, RELU6, RELU_N1_TO_1 (ReluX) and LEAKY_RELU as ops of
+        their own: the centred input rescaled to the output (by alpha too where it is
+        negative), clamped to the activation's bounds
+        (:func:`tvmq.quantize.legacy.relu_bounds`)."""
+        x = self._dequantized(act.args[0])
+        if x is None or not x.legacy:
+            return None
+        centred = self.ints.centre(x.data, x.zero_point)
+        identity = legacy.activation_multiplier(x.scale, out.scale)
+        scaled = self.ints.multiply_by_quantized_multiplier(centred, *identity)
+        low, high = _activation_range("int8")
+        if _op_name(act) == "relax.nn.leakyrelu":
+            alpha = legacy.activation_multiplier(x.scale, out.scale, float(act.attrs.alpha))
+            negative = self.ints.multiply_by_quantized_multiplier(centred, *alpha)
+            scaled = self.ints.emit(
+                relax.op.where(
+                    relax.op.less(centred, self.ints.const(0, "int32")), negative, scaled
+                )
+            )
+        else:
+            bounds = (0.0, None) if _op_name(act) == "relax.nn.relu" else act.args[1:3]
+            real = [_prim_value(b) if isinstance(b, relax.Expr) else b for b in bounds]
+            if real[0] is None:
+                return None
+            zero = out.zero_point + legacy.OFFSET
+            low, high = (
+                bound - legacy.OFFSET for bound in legacy.relu_bounds(*real, out.scale, zero)
+            )
+        return self._output(scaled, out, low, high)
+
+    def _sink_uint8(self, call: relax.Call) -> relax.Expr | None:
+        """A layout op, max pooling or clamp on a uint8 tensor that stands for an int8
+        one: done on the int8 value (clamp bounds less 128), so that the next integer
+        op reads it with no conversion."""
+        source = self._uint8_source(call.args[0])
+        if source is None:
+            return None
+        args = [source, *call.args[1:]]
+        if _op_name(call) == "relax.clip":
+            bounds = [_prim_value(a) for a in call.args[1:3]]
+            if any(b is None for b in bounds):
+                return None
+            low, high = (int(b) - legacy.OFFSET for b in bounds)
+            signed = relax.op.clip(source, max(low, -128), min(high, 127))
+        else:
+            signed = relax.Call(call.op, args, call.attrs, call.ty_args)
+        return self._to_uint8(self.ints.emit(signed))
+
     def _pool(self, pool: relax.Call, out: _QuantizedActivation) -> relax.Expr | None:
         """quantize(average(dequantize(x))): TFLite's rounded integer average, then a
         requantize when the output parameters differ from the input's."""
         x = self._dequantized(pool.args[0])
-        if x is None:
+        if x is None or x.legacy:  # uint8 into uint8 is _mean_uint8; no other mix exists
             return None
         if _op_name(pool) == "relax.mean":
-            axes = [int(a) % len(_shape(x.data)) for a in pool.attrs.axis]
+            ndim = len(_shape(x.data))
+            given = pool.attrs.axis  # None: every axis
+            axes = list(range(ndim)) if given is None else [int(a) % ndim for a in given]
             sums = self.ints.emit(
                 relax.op.sum(self.ints.cast(x.data, "int32"), axes, keepdims=pool.attrs.keepdims)
             )
@@ -686,11 +927,39 @@ class _Realizer(PyExprMutator):
         inner_name, widen = self._producer_op(pool.args[0])
         if inner_name != "relax.astype" or str(widen.args[0].ty.dtype) != out_dtype:
             return None
+        if out_dtype == "uint8":
+            return self._average_pool_uint8(widen.args[0], pool)
         pooled = self._pool_sums(widen.args[0], pool)
         if pooled is None:
             return None
         averaged = self.ints.rounding_divide(*pooled)
         return self.ints.saturate(averaged, *_activation_range(out_dtype), out_dtype)
+
+    def _average_pool_uint8(self, data: relax.Expr, pool: relax.Call) -> relax.Expr | None:
+        """TFLite's uint8 average, (sum + count / 2) / count, on the int8 stand-in:
+        sums shift by 128 x count, so the division floors and halves round up."""
+        pooled = self._pool_sums(self._to_int8(data), pool)
+        if pooled is None:
+            return None
+        sums, counts = pooled
+        rounded = self.ints.emit(
+            relax.op.floor_divide(
+                relax.op.add(sums, self.ints.const(counts // 2, "int32")),
+                self.ints.const(counts, "int32"),
+            )
+        )
+        signed = self.ints.saturate(rounded, *_activation_range("int8"), "int8")
+        return self._to_uint8(self.ints.emit(signed))
+
+
+def _single_zero_point(weight: _QuantizedConstant) -> bool:
+    """One zero point for the whole weight tensor (per-channel zero points must be 0)."""
+    return bool(np.all(weight.zero_point == weight.zero_point.flat[0]))
+
+
+def _centred(weight: _QuantizedConstant) -> np.ndarray:
+    """The integer weights less their zero point, as int64."""
+    return weight.values.astype(np.int64) - weight.zero_point
 
 
 def _accumulator_dtype(x: _QuantizedActivation) -> str:

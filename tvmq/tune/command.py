@@ -6,9 +6,11 @@ import argparse
 from pathlib import Path
 
 
-def add_parser(commands) -> None:
+def add_parser(commands, parents=()) -> None:
     tune = commands.add_parser(
-        "tune", help="tune a model's kernels for a target (MetaSchedule, XGBoost cost model)"
+        "tune",
+        parents=list(parents),
+        help="tune a model's kernels for a target (MetaSchedule, XGBoost cost model)",
     )
     tune.add_argument("model", type=Path, help=".onnx, .tflite or .tvmq")
     tune.add_argument("--target", required=True, help="target name or .toml")
@@ -32,6 +34,7 @@ def add_parser(commands) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tvmq.frontend import load_model
+    from tvmq.frontend.shapes import parse_shape_options
     from tvmq.targets import load_target
     from tvmq.tune.database import ScheduleDatabase, default_directory
     from tvmq.tune.runners import EMULATED_HZ, check_runner, default_runner
@@ -42,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     check_runner(runner, target)
     directory = args.work_dir or default_directory(target)
     database = ScheduleDatabase(directory, target)  # refuses a damaged or foreign one first
-    model = load_model(args.model)
+    model = load_model(args.model, parse_shape_options(args.shape))
     result = tune(
         model, target, args.trials, database, runner,
         tracker=args.tracker, key=args.key, seed=args.seed,

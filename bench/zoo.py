@@ -1,0 +1,594 @@
+"""tvmq on a corpus of real public models, as a new user would try them.
+
+Reads the manifest bench/zoo.toml, brings each model into the cache
+($TVMQ_ZOO_DIR, default ~/.cache/tvmq-zoo; never into git) from a local mirror
+of its repository ($TVMQ_ZOO_MIRRORS), the shared folder or a download (a model
+none of them has is skipped in one line), and runs these stages, each through
+the `tvmq` command line in its own process with a time limit, so a crash or
+hang of one model stops nothing else:
+
+- inspect:  `tvmq inspect --json`; fails when it reports unsupported nodes.
+- host:     `tvmq run` on seeded random inputs against the model's reference
+            runtime (bench/zoo_reference.py): integer outputs must be identical,
+            float outputs within 1e-4 of the largest reference magnitude.
+- quantize: float models only: `tvmq quantize` (static, calibrated on seeded
+            random inputs), then `tvmq run` of the quantized model.
+- board:    where the manifest names a Cortex-M board the model fits: `tvmq run
+            --target BOARD` (firmware under QEMU) of the model, or of its quantized
+            form for a float model, with outputs equal to the host build's.
+
+Each stage records pass/fail/skip, one line of reason (a traceback's exception
+with its innermost tvmq and innermost frames), its time and the largest
+difference. Float models also get a seeded 8-sample calibration batch. Writes
+bench/results/zoo.json and zoo.md; runs restricted by --only or --stages update
+those entries and keep the others.
+
+    python -m bench.zoo [--only NAME ...] [--stages inspect,host,quantize,board]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+MANIFEST = Path(__file__).resolve().parent / "zoo.toml"
+RESULTS = Path(__file__).resolve().parent / "results"
+SHARED = REPO.parent / "shared"
+# Local mirrors of public repositories: MIRRORS/owner+name/repo holds the git directory.
+MIRRORS = Path(os.environ.get("TVMQ_ZOO_MIRRORS", "/work/.mirror"))
+STAGES = ("inspect", "host", "quantize", "board")
+FLOAT_KINDS = ("float", "fp16", "hybrid")
+RELATIVE_TOLERANCE = 1e-4
+ALREADY_QUANTIZED = "already quantized"
+NO_BOARD = "no board named in zoo.toml"
+BENIGN = (ALREADY_QUANTIZED, NO_BOARD)
+CALIBRATION_SAMPLES = 8
+SEED = 0
+# What each stage writes in the model's work folder.
+STAGE_FILES = {
+    "inspect": (),
+    "host": ("reference.npz", "host.npz"),
+    "quantize": ("quantized.tvmq", "quantized.npz"),
+    "board": ("board.npz",),
+}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One model of the manifest."""
+
+    name: str
+    format: str
+    task: str
+    kind: str
+    reference: str
+    repo: str | None = None
+    path: str | None = None
+    shared: str | None = None
+    derive: str | None = None
+    board: str | None = None
+    shape: dict[str, list[int]] = field(default_factory=dict)
+    fill: dict[str, float] = field(default_factory=dict)
+    range: tuple[float, float] = (-1.0, 1.0)
+
+    @property
+    def is_float(self) -> bool:
+        return self.kind.split()[0] in FLOAT_KINDS
+
+    @property
+    def source(self) -> str:
+        if self.derive:
+            return f"onnxruntime QDQ of {self.derive}"
+        if self.shared:
+            return f"shared/{self.shared}"
+        return f"{self.repo}:{self.path}"
+
+
+def read_manifest(path: Path = MANIFEST) -> list[Entry]:
+    """The manifest's entries, checked: unique names, known references, a source each."""
+    data = tomllib.loads(path.read_text())
+    entries, seen = [], set()
+    known = {f.name for f in Entry.__dataclass_fields__.values()}
+    for raw in data.get("model", []):
+        unknown = set(raw) - known
+        if unknown:
+            raise ValueError(f"{path}: model {raw.get('name')}: unknown keys {sorted(unknown)}")
+        entry = Entry(**{**raw, "range": tuple(raw.get("range", (-1.0, 1.0)))})
+        if entry.name in seen:
+            raise ValueError(f"{path}: model {entry.name} listed twice")
+        if entry.reference not in ("tflite-micro", "litert-ref", "litert", "onnxruntime"):
+            raise ValueError(f"{path}: model {entry.name}: unknown reference {entry.reference}")
+        if sum(x is not None for x in (entry.path, entry.shared, entry.derive)) != 1:
+            raise ValueError(f"{path}: model {entry.name}: give one of path, shared, derive")
+        if entry.path is not None and entry.repo is None:
+            raise ValueError(f"{path}: model {entry.name}: path without repo")
+        seen.add(entry.name)
+        entries.append(entry)
+    for entry in entries:
+        if entry.derive is not None and entry.derive not in seen:
+            raise ValueError(f"{path}: model {entry.name}: derives from unknown {entry.derive}")
+    return entries
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("TVMQ_ZOO_DIR", Path.home() / ".cache" / "tvmq-zoo"))
+
+
+def _mirror_git_dir(repo: str) -> Path | None:
+    root = MIRRORS / repo.replace("/", "+") / "repo"
+    for candidate in (root / ".git", root):
+        if (candidate / "HEAD").is_file():
+            return candidate
+    return None
+
+
+def _from_mirror(entry: Entry, target: Path) -> str | None:
+    """Copy the file out of a local mirror; None when there is none or it lacks it."""
+    git_dir = _mirror_git_dir(entry.repo)
+    if git_dir is None:
+        return None
+    shown = subprocess.run(
+        ["git", "--git-dir", str(git_dir), "show", f"HEAD:{entry.path}"], capture_output=True
+    )
+    if shown.returncode != 0 or not shown.stdout:
+        return None
+    target.write_bytes(shown.stdout)
+    return "mirror"
+
+
+def _from_url(entry: Entry, target: Path) -> str | None:
+    url = f"https://raw.githubusercontent.com/{entry.repo}/HEAD/{entry.path}"
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            target.write_bytes(response.read())
+    except OSError:
+        return None
+    return "download"
+
+
+def obtain(entry: Entry, entries: dict[str, Entry], cache: Path) -> tuple[Path | None, str]:
+    """The model file in the cache, and how it got there (or why it is missing)."""
+    target = cache / f"{entry.name}.{entry.format}"
+    if target.is_file() and target.stat().st_size:
+        return target, "cached"
+    cache.mkdir(parents=True, exist_ok=True)
+    if entry.shared:
+        source = SHARED / entry.shared
+        if not source.is_file():
+            return None, f"{source} is absent"
+        shutil.copyfile(source, target)
+        how = "shared"
+    elif entry.derive:
+        base, why = obtain(entries[entry.derive], entries, cache)
+        if base is None:
+            return None, f"base model {entry.derive}: {why}"
+        command = ["qdq", str(base), str(target), str(SEED)]
+        outcome = _subprocess([sys.executable, "-m", "bench.zoo_reference", *command], 600)
+        if not outcome.ok:
+            target.unlink(missing_ok=True)
+            return None, f"onnxruntime QDQ quantization failed: {outcome.reason}"
+        how = "derived"
+    else:
+        how = _from_mirror(entry, target) or _from_url(entry, target)
+        if how is None:
+            return None, f"{entry.source}: no local mirror and no download"
+    head = target.read_bytes()[:64]
+    if head.startswith(b"version https://git-lfs"):
+        target.unlink()
+        return None, f"{entry.source} is a Git LFS pointer, not the model"
+    return target, how
+
+
+@dataclass
+class Outcome:
+    """A finished subprocess: ok, one line of reason, its output."""
+
+    ok: bool
+    reason: str
+    stdout: str
+    seconds: float
+    traceback: bool = False
+
+
+def _frame(line: str) -> str:
+    """`File ".../tvmq/x.py", line 3, in f` as `tvmq/x.py:3 f`."""
+    match = re.match(r'\s*File "(.*)", line (\d+), in (.*)', line)
+    if not match:
+        return line.strip()
+    path, number, function = match.groups()
+    if "/tvmq/" in path:
+        path = "tvmq/" + path.rsplit("/tvmq/", 1)[1]
+    elif "site-packages/" in path:
+        path = path.rsplit("site-packages/", 1)[1]
+    return f"{path}:{number} {function}"
+
+
+def _reason(returncode: int, stdout: str, stderr: str) -> tuple[str, bool]:
+    """One line: a traceback's exception, innermost tvmq frame and innermost frame;
+    otherwise the last line said."""
+    if returncode < 0:
+        return f"killed by signal {-returncode}", False
+    text = stderr if stderr.strip() else stdout
+    lines = [line for line in text.splitlines() if line.strip()]
+    if "Traceback (most recent call last)" not in text:
+        said = [line for line in lines if "BlockBuilder destroyed" not in line]
+        return (said[-1].strip()[:400] if said else f"exit status {returncode}"), False
+    frames = [line for line in lines if line.lstrip().startswith("File ")]
+    errors = [line for line in lines if re.match(r"[A-Za-z_][\w.]*(: |$)", line)]
+    error = errors[-1] if errors else lines[-1]
+    ours = [f for f in frames if "/tvmq/" in f and "/bench/" not in f]
+    where = [_frame(f) for f in (ours[-1:] + frames[-1:])]
+    return f"TRACEBACK {error.strip()[:300]} [at {' -> '.join(dict.fromkeys(where))}]", True
+
+
+def _portable(text: str) -> str:
+    """Results name cached files as <zoo>/..., whatever the machine's cache folder."""
+    return text.replace(str(cache_dir()), "<zoo>")
+
+
+def _subprocess(command: list[str], timeout: float) -> Outcome:
+    start = time.monotonic()
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    except subprocess.TimeoutExpired:
+        return Outcome(False, f"timed out after {timeout:.0f} s", "", time.monotonic() - start)
+    seconds = time.monotonic() - start
+    if done.returncode == 0:
+        return Outcome(True, "", done.stdout, seconds)
+    reason, traced = _reason(done.returncode, done.stdout, done.stderr)
+    return Outcome(False, _portable(reason), done.stdout, seconds, traced)
+
+
+def _tvmq(args: list[str], timeout: float) -> Outcome:
+    return _subprocess([sys.executable, "-m", "tvmq", *args], timeout)
+
+
+def _shape_args(entry: Entry) -> list[str]:
+    return [
+        item
+        for name, dims in entry.shape.items()
+        for item in ("--shape", f"{name}={','.join(map(str, dims))}")
+    ]
+
+
+def make_inputs(entry: Entry, specs: list[dict], rng: np.random.Generator) -> list[np.ndarray]:
+    """One seeded random input per spec, free dims taken from the manifest."""
+    arrays = []
+    for spec in specs:
+        shape = entry.shape.get(spec["name"], spec["shape"])
+        if any(d is None for d in shape):
+            raise ValueError(f"input {spec['name']} has free dims {shape}: give shape in zoo.toml")
+        dtype = np.dtype(spec["dtype"])
+        if spec["name"] in entry.fill:
+            arrays.append(np.full(shape, entry.fill[spec["name"]], dtype))
+        elif dtype.kind == "f":
+            low, high = entry.range
+            arrays.append(rng.uniform(low, high, shape).astype(dtype))
+        else:
+            info = np.iinfo(dtype)
+            low, high = max(info.min, -(2**15)), min(info.max, 2**15 - 1)
+            arrays.append(rng.integers(low, high, shape, endpoint=True).astype(dtype))
+    return arrays
+
+
+def max_difference(got: list[np.ndarray], want: list[np.ndarray]) -> tuple[bool, float, str]:
+    """(within tolerance, largest difference, what differs): integers exactly, floats
+    within RELATIVE_TOLERANCE of the largest reference magnitude of each output."""
+    if len(got) != len(want):
+        return False, float("nan"), f"{len(got)} outputs, the reference has {len(want)}"
+    ok, worst, notes = True, 0.0, []
+    for index, (a, b) in enumerate(zip(got, want, strict=True)):
+        if a.shape != b.shape:
+            a = a.reshape(b.shape) if a.size == b.size else a
+        if a.shape != b.shape:
+            return False, float("nan"), f"output {index}: shape {a.shape}, reference {b.shape}"
+        if a.dtype != b.dtype:
+            notes.append(f"output {index}: dtype {a.dtype}, reference {b.dtype}")
+            ok = False
+        diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
+        largest = float(diff.max()) if diff.size else 0.0
+        if np.issubdtype(b.dtype, np.integer):
+            worst = max(worst, largest)
+            if largest:
+                ok = False
+                notes.append(f"output {index}: {int(np.count_nonzero(diff))} of {diff.size} differ")
+        else:
+            scale = float(np.abs(b).max()) if b.size else 0.0
+            relative = largest / scale if scale else largest
+            worst = max(worst, relative)
+            if not np.isfinite(relative) or relative > RELATIVE_TOLERANCE:
+                ok = False
+                notes.append(f"output {index}: relative difference {relative:.3g}")
+    return ok, worst, "; ".join(notes)
+
+
+def _load_outputs(path: Path) -> list[np.ndarray]:
+    with np.load(path) as data:
+        return [data[key] for key in data.files]
+
+
+def _stage(status: str, reason: str = "", seconds: float = 0.0, **extra) -> dict:
+    return {"status": status, "reason": reason, "seconds": round(seconds, 2), **extra}
+
+
+class ModelRun:
+    """The stages of one model, sharing its inputs and outputs through a work folder."""
+
+    def __init__(self, entry: Entry, model: Path, work: Path, timeout: float) -> None:
+        self.entry, self.model, self.work, self.timeout = entry, model, work, timeout
+        self.inputs: list[Path] = []
+        self.quantized = work / "quantized.tvmq"
+
+    def prepare_inputs(self) -> str | None:
+        """Write the seeded inputs; None, or why they could not be made."""
+        command = ["describe", self.entry.reference, str(self.model)]
+        outcome = _subprocess([sys.executable, "-m", "bench.zoo_reference", *command], 120)
+        if not outcome.ok:
+            return f"reference cannot read the model: {outcome.reason}"
+        try:
+            specs = json.loads(outcome.stdout)
+            arrays = make_inputs(self.entry, specs, np.random.default_rng(SEED))
+        except ValueError as error:
+            return str(error)
+        self.inputs = []
+        for index, array in enumerate(arrays):
+            path = self.work / f"input{index}.npy"
+            np.save(path, array)
+            self.inputs.append(path)
+        if self.entry.is_float:
+            rng = np.random.default_rng(SEED + 1)
+            batch = [make_inputs(self.entry, specs, rng)[0] for _ in range(CALIBRATION_SAMPLES)]
+            np.save(self.work / "calibration.npy", np.stack(batch))
+        return None
+
+    def run_tvmq(self, model: Path, output: Path, target: str = "host") -> Outcome:
+        args = ["run", str(model), "--output", str(output), "--target", target]
+        args += [item for path in self.inputs for item in ("--input", str(path))]
+        if model.suffix != ".tvmq":
+            args += _shape_args(self.entry)
+        return _tvmq(args, self.timeout)
+
+    def inspect(self) -> dict:
+        outcome = _tvmq(["inspect", str(self.model), "--json", *_shape_args(self.entry)], 300)
+        if not outcome.ok:
+            return _stage("fail", outcome.reason, outcome.seconds, traceback=outcome.traceback)
+        info = json.loads(outcome.stdout)
+        bad = info.get("unsupported", [])
+        if bad:
+            listed = ", ".join(f"{u['node']} ({u['op']})" for u in bad[:4])
+            more = f" and {len(bad) - 4} more" if len(bad) > 4 else ""
+            return _stage("fail", f"unsupported: {listed}{more}", outcome.seconds)
+        ops = ", ".join(f"{op} {n}" for op, n in info.get("operators", {}).items())
+        return _stage("pass", "", outcome.seconds, operators=ops)
+
+    def host(self) -> dict:
+        reference_out = self.work / "reference.npz"
+        command = ["run", self.entry.reference, str(self.model), str(reference_out)]
+        command += [str(path) for path in self.inputs]
+        ref = _subprocess([sys.executable, "-m", "bench.zoo_reference", *command], self.timeout)
+        if not ref.ok:
+            return _stage("skip", f"reference {self.entry.reference} failed: {ref.reason}")
+        outcome = self.run_tvmq(self.model, self.work / "host.npz")
+        if not outcome.ok:
+            return _stage("fail", outcome.reason, outcome.seconds, traceback=outcome.traceback)
+        reference = _load_outputs(reference_out)
+        ok, worst, notes = max_difference(_load_outputs(self.work / "host.npz"), reference)
+        return _stage("pass" if ok else "fail", notes, outcome.seconds, max_diff=worst)
+
+    def quantize(self) -> dict:
+        if not self.entry.is_float:
+            return _stage("skip", ALREADY_QUANTIZED)
+        args = ["quantize", str(self.model), "--calib", str(self.work / "calibration.npy")]
+        args += ["-o", str(self.quantized), *_shape_args(self.entry)]
+        outcome = _tvmq(args, self.timeout)
+        if not outcome.ok:
+            return _stage("fail", outcome.reason, outcome.seconds, traceback=outcome.traceback)
+        run = self.run_tvmq(self.quantized, self.work / "quantized.npz")
+        seconds = outcome.seconds + run.seconds
+        if not run.ok:
+            reason = f"quantized model does not run: {run.reason}"
+            return _stage("fail", reason, seconds, traceback=run.traceback)
+        extra = {}
+        if (self.work / "reference.npz").is_file():
+            reference = _load_outputs(self.work / "reference.npz")
+            _, worst, _ = max_difference(_load_outputs(self.work / "quantized.npz"), reference)
+            extra["error_vs_float"] = worst
+        return _stage("pass", "", seconds, **extra)
+
+    def board(self) -> dict:
+        if self.entry.board is None:
+            return _stage("skip", NO_BOARD)
+        model, host = self.model, self.work / "host.npz"
+        if self.entry.is_float:
+            model, host = self.quantized, self.work / "quantized.npz"
+        if not model.is_file():
+            return _stage("skip", "no quantized model (quantize stage failed)")
+        output = self.work / "board.npz"
+        outcome = self.run_tvmq(model, output, self.entry.board)
+        if not outcome.ok:
+            return _stage("fail", outcome.reason, outcome.seconds, traceback=outcome.traceback)
+        if not host.is_file():
+            return _stage("skip", "ran; no host output to compare with", outcome.seconds)
+        got, want = _load_outputs(output), _load_outputs(host)
+        same = len(got) == len(want) and all(
+            a.shape == b.shape and np.array_equal(a, b) for a, b in zip(got, want, strict=False)
+        )
+        _, worst, notes = max_difference(got, want)
+        reason = "" if same else (notes or "outputs differ from the host build")
+        return _stage("pass" if same else "fail", reason, outcome.seconds, max_diff=worst)
+
+
+def run_model(entry: Entry, entries: dict[str, Entry], stages: list[str], timeout: float) -> dict:
+    """Every requested stage of one model, as a results entry."""
+    model, how = obtain(entry, entries, cache_dir())
+    result = {
+        "name": entry.name,
+        "format": entry.format,
+        "task": entry.task,
+        "kind": entry.kind,
+        "reference": entry.reference,
+        "board": entry.board,
+        "source": entry.source,
+        "stages": {},
+    }
+    if model is None:
+        result["missing"] = how
+        return result
+    result["bytes"] = model.stat().st_size
+    work = cache_dir() / "work" / entry.name
+    work.mkdir(parents=True, exist_ok=True)
+    for stage in stages:  # a later run of one stage reads what the others left
+        for stale in STAGE_FILES[stage]:
+            (work / stale).unlink(missing_ok=True)
+    runner = ModelRun(entry, model, work, timeout)
+    problem = runner.prepare_inputs()
+    for stage in stages:
+        if stage in ("host", "quantize", "board") and problem:
+            outcome = _stage("skip", problem)
+        else:
+            outcome = getattr(runner, stage)()
+        result["stages"][stage] = outcome
+        diff = outcome.get("max_diff")
+        shown = "" if diff is None else f" max diff {diff:.3g}"
+        print(
+            f"    {stage:<8} {outcome['status']:<4} {outcome['seconds']:7.1f} s{shown}"
+            + (f"  {outcome['reason'][:150]}" if outcome["reason"] else ""),
+            flush=True,
+        )
+    return result
+
+
+def _cell(stage: dict | None) -> str:
+    if stage is None:
+        return ""
+    return {"pass": "pass", "fail": "**FAIL**", "skip": "skip"}[stage["status"]]
+
+
+def _diff(stage: dict | None) -> str:
+    if not stage or stage.get("max_diff") is None:
+        return ""
+    return f"{stage['max_diff']:.3g}"
+
+
+def markdown(results: list[dict]) -> str:
+    """The Markdown table of zoo.md, with each failure's reason below it."""
+    lines = [
+        "# tvmq on the model zoo",
+        "",
+        "Written by `python -m bench.zoo` (see bench/zoo.toml for the models and their sources).",
+        "host: tvmq host build vs the reference runtime, integer outputs identical, float "
+        f"outputs within {RELATIVE_TOLERANCE:g} of the largest reference value; quantize: "
+        "float models, tvmq PTQ then a host run; board: Cortex-M firmware under QEMU vs "
+        "the host build.",
+        "",
+        "| model | format | kind | task | inspect | host | max diff | quantize | board | "
+        "board diff | time s |",
+        "|---|---|---|---|---|---|---:|---|---|---:|---:|",
+    ]
+    for r in results:
+        stages = r["stages"]
+        total = sum(s["seconds"] for s in stages.values())
+        if "missing" in r:
+            lines.append(
+                f"| {r['name']} | {r['format']} | {r['kind']} | {r['task']} | "
+                f"missing: {r['missing']} | | | | | | |"
+            )
+            continue
+        lines.append(
+            f"| {r['name']} | {r['format']} | {r['kind']} | {r['task']} | "
+            f"{_cell(stages.get('inspect'))} | {_cell(stages.get('host'))} | "
+            f"{_diff(stages.get('host'))} | {_cell(stages.get('quantize'))} | "
+            f"{_cell(stages.get('board'))} | {_diff(stages.get('board'))} | {total:.0f} |"
+        )
+    counts = {
+        stage: sum(r["stages"].get(stage, {}).get("status") == "pass" for r in results)
+        for stage in STAGES
+    }
+    tried = {
+        stage: sum(r["stages"].get(stage, {}).get("status") in ("pass", "fail") for r in results)
+        for stage in STAGES
+    }
+    tracebacks = sum(s.get("traceback", False) for r in results for s in r["stages"].values())
+    lines += [
+        "",
+        "Passed / tried: "
+        + ", ".join(f"{s} {counts[s]}/{tried[s]}" for s in STAGES)
+        + f"; stage results ending in a Python traceback: {tracebacks}.",
+        "",
+        "## Failures and skips",
+        "",
+    ]
+    for r in results:
+        for stage, outcome in r["stages"].items():
+            if outcome["status"] != "pass" and outcome["reason"] not in ("", *BENIGN):
+                lines.append(f"- {r['name']} / {stage} ({outcome['status']}): {outcome['reason']}")
+    return "\n".join(lines) + "\n"
+
+
+def provenance() -> dict:
+    """Commit and runtime versions: the results hold for exactly these."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    commit = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    tools = {}
+    for package in ("apache-tvm", "tflite-micro", "ai-edge-litert", "onnxruntime"):
+        try:
+            tools[package] = version(package)
+        except PackageNotFoundError:
+            tools[package] = None
+    return {"commit": commit, "tools": tools, "seed": SEED}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="+", help="model names (default: all)")
+    parser.add_argument("--stages", default=",".join(STAGES), help="comma-separated stages")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds per stage")
+    args = parser.parse_args()
+    stages = [s for s in args.stages.split(",") if s]
+    unknown = set(stages) - set(STAGES)
+    if unknown:
+        parser.error(f"unknown stages {sorted(unknown)} (known: {', '.join(STAGES)})")
+    stages = [s for s in STAGES if s in stages]
+    entries = read_manifest()
+    by_name = {e.name: e for e in entries}
+    chosen = [e for e in entries if not args.only or e.name in args.only]
+    missing = set(args.only or ()) - set(by_name)
+    if missing:
+        parser.error(f"not in {MANIFEST.name}: {', '.join(sorted(missing))}")
+    json_path = RESULTS / "zoo.json"
+    previous = json.loads(json_path.read_text())["models"] if json_path.is_file() else []
+    results = {r["name"]: r for r in previous if r["name"] in by_name}
+    for index, entry in enumerate(chosen, 1):
+        print(f"[{index}/{len(chosen)}] {entry.name} ({entry.format}, {entry.kind})", flush=True)
+        result = run_model(entry, by_name, stages, args.timeout)
+        if "missing" in result:
+            print(f"    skipped: {result['missing']}", flush=True)
+        old = results.get(entry.name, {}).get("stages", {})
+        result["stages"] = {**old, **result["stages"]}
+        results[entry.name] = result
+        ordered = [results[e.name] for e in entries if e.name in results]
+        RESULTS.mkdir(exist_ok=True)
+        document = {**provenance(), "models": ordered}
+        json_path.write_text(json.dumps(document, indent=2) + "\n")
+        (RESULTS / "zoo.md").write_text(markdown(ordered))
+    print(f"wrote {json_path} and {RESULTS / 'zoo.md'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""The reference runtimes of `bench.zoo`, each call in its own process.
+
+A reference interpreter can crash or hang on a model as easily as tvmq can, so
+bench.zoo runs this module as a subprocess:
+
+    python -m bench.zoo_reference describe ENGINE MODEL          # inputs as JSON
+    python -m bench.zoo_reference run ENGINE MODEL OUT.npz IN.npy ...
+    python -m bench.zoo_reference qdq MODEL.onnx OUT.onnx SEED   # onnxruntime QDQ int8
+
+Engines: tflite-micro (int8 reference kernels), litert-ref (LiteRT's BUILTIN_REF
+kernels, the reference for uint8), litert (LiteRT's default kernels, float) and
+onnxruntime (optimizations off, so it computes what the graph says).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64"}
+ONNX_DTYPES[10] = "float16"
+TFLITE_DTYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 7: "int16"}
+TFLITE_DTYPES[9] = "int8"
+
+
+def _litert(model: Path, engine: str):
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    resolver = OpResolverType.BUILTIN_REF if engine == "litert-ref" else OpResolverType.AUTO
+    return Interpreter(model_path=str(model), experimental_op_resolver_type=resolver)
+
+
+def _onnx_session(model: Path):
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return onnxruntime.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+
+
+def describe(engine: str, model: Path) -> list[dict]:
+    """Name, shape (None for a free dim) and dtype of each input."""
+    if engine == "onnxruntime":
+        import onnx
+
+        graph = onnx.load(str(model), load_external_data=False).graph
+        weights = {init.name for init in graph.initializer}
+        return [
+            {
+                "name": value.name,
+                "shape": [d.dim_value or None for d in value.type.tensor_type.shape.dim],
+                "dtype": ONNX_DTYPES.get(value.type.tensor_type.elem_type, "?"),
+            }
+            for value in graph.input
+            if value.name not in weights
+        ]
+    graph = _tflite_graph(model)
+    specs = []
+    for index in graph.InputsAsNumpy():
+        tensor = graph.Tensors(int(index))
+        # the file's shape (batch 1 where the signature leaves it free), as TFLite runs it
+        shape = list(tensor.ShapeAsNumpy()) if tensor.ShapeLength() else []
+        specs.append(
+            {
+                "name": (tensor.Name() or b"").decode(errors="replace"),
+                "shape": [None if d < 0 else int(d) for d in shape],
+                "dtype": TFLITE_DTYPES.get(tensor.Type(), "?"),
+            }
+        )
+    return specs
+
+
+def _tflite_graph(model: Path):
+    """The main subgraph, read with the flatbuffer schema (LiteRT refuses some valid files)."""
+    import tflite
+
+    return tflite.Model.GetRootAsModel(model.read_bytes(), 0).Subgraphs(0)
+
+
+def run(engine: str, model: Path, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """The outputs of `model` on `inputs`, in the file's output order."""
+    if engine == "onnxruntime":
+        session = _onnx_session(model)
+        feeds = {spec.name: x for spec, x in zip(session.get_inputs(), inputs, strict=True)}
+        return session.run(None, feeds)
+    if engine == "tflite-micro":
+        from tflite_micro.python.tflite_micro import runtime
+
+        interpreter = runtime.Interpreter.from_file(str(model), arena_size=16 << 20)
+        for index, x in enumerate(inputs):
+            interpreter.set_input(x, index)
+        interpreter.invoke()
+        count = _tflite_graph(model).OutputsLength()
+        return [interpreter.get_output(index).copy() for index in range(count)]
+    interpreter = _litert(model, engine)
+    for detail, x in zip(interpreter.get_input_details(), inputs, strict=True):
+        if list(detail["shape"]) != list(x.shape):
+            interpreter.resize_tensor_input(detail["index"], x.shape)
+    interpreter.allocate_tensors()
+    for detail, x in zip(interpreter.get_input_details(), inputs, strict=True):
+        interpreter.set_tensor(detail["index"], x)
+    interpreter.invoke()
+    return [interpreter.get_tensor(d["index"]).copy() for d in interpreter.get_output_details()]
+
+
+def qdq(model: Path, output: Path, seed: int) -> None:
+    """Static int8 QDQ quantization by onnxruntime, calibrated on seeded [0, 1) inputs."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
+
+    specs = describe("onnxruntime", model)
+    rng = np.random.default_rng(seed)
+    samples = [
+        {s["name"]: rng.random(s["shape"], dtype=np.float32) for s in specs} for _ in range(4)
+    ]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter(samples)
+
+        def get_next(self):
+            return next(self.items, None)
+
+    quantize_static(
+        str(model), str(output), Reader(), quant_format=QuantFormat.QDQ, per_channel=True
+    )
+
+
+def main(argv: list[str]) -> None:
+    command = argv[0]
+    if command == "describe":
+        print(json.dumps(describe(argv[1], Path(argv[2]))))
+    elif command == "run":
+        inputs = [np.load(path) for path in argv[4:]]
+        outputs = run(argv[1], Path(argv[2]), inputs)
+        np.savez(argv[3], **{f"output{i}": np.asarray(y) for i, y in enumerate(outputs)})
+    elif command == "qdq":
+        qdq(Path(argv[1]), Path(argv[2]), int(argv[3]))
+    else:
+        raise SystemExit(f"unknown command {command}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

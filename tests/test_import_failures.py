@@ -1,0 +1,43 @@
+"""Models the importers have converters for but reject: every failing node is named,
+with its reason, in one error (and by ``tvmq inspect``), nothing printed by TVM."""
+
+from __future__ import annotations
+
+import onnx
+import pytest
+
+from tests import onnx_models, tflite_models
+from tvmq.errors import UnsupportedOperatorError
+from tvmq.frontend import load_model
+
+
+def test_every_onnx_node_the_importer_fails_on_is_named_with_its_reason(tmp_path, capfd):
+    """TVM's importer has an LRN converter, which refuses 5-D inputs: both LRN nodes
+    are reported (the first one stands in as zeros so the second is checked too),
+    with nothing printed by TVM."""
+    path = tmp_path / "lrn.onnx"
+    onnx.save(onnx_models.failing_conversion(), path)
+    with pytest.raises(UnsupportedOperatorError) as caught:
+        load_model(path)
+    assert [(node, op) for node, op, _ in caught.value.nodes] == [
+        ("lrn_a", "LRN"),
+        ("lrn_b", "LRN"),
+    ]
+    assert all("5D" in reason for _, _, reason in caught.value.nodes)
+    out, err = capfd.readouterr()
+    assert not out and "BlockBuilder" not in err
+
+
+def test_every_tflite_op_the_importer_fails_on_is_named_with_its_reason(tmp_path, capfd):
+    """TVM's MIRROR_PAD converter refuses SYMMETRIC mode (LiteRT runs it): both pads
+    are named by their output tensors."""
+    path = tflite_models.mirror_pad_symmetric(tmp_path / "pad.tflite")
+    with pytest.raises(UnsupportedOperatorError) as caught:
+        load_model(path)
+    assert [(node, op) for node, op, _ in caught.value.nodes] == [
+        ("p1", "MIRROR_PAD"),
+        ("y", "MIRROR_PAD"),
+    ]
+    assert all("SYMMETRIC" in reason for _, _, reason in caught.value.nodes)
+    out, err = capfd.readouterr()
+    assert not out and "BlockBuilder" not in err

@@ -1,0 +1,135 @@
+"""Models with several inputs and outputs on every backend and through the C API.
+
+Ahead of time, every output needs a buffer of its own that the caller owns; a
+model output may be a kernel's result, one result of a kernel that writes
+several, a reshape of either, or a model input as is. Each backend's outputs
+must equal the reference: onnxruntime for float, tflite-micro bit for bit for
+int8, and the host build for the boards.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from tests import onnx_models
+from tests.test_onnx_import import ort_run
+from tests.tflite_models import mul_and_add_int8
+from tvmq.backend.emit_c import emit_model
+from tvmq.backend.native import NativeModel, compile_shared_library
+from tvmq.cli import main
+from tvmq.frontend import load_model
+
+RNG = np.random.default_rng(19)
+INT8_PARAMS = [(0.05, 3), (0.02, -7), (0.004, -5), (0.06, 10)]
+
+
+def micro_outputs(path, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    from tflite_micro.python.tflite_micro import runtime
+
+    interpreter = runtime.Interpreter.from_file(str(path), arena_size=1 << 16)
+    for index, values in enumerate(inputs):
+        interpreter.set_input(values, index)
+    interpreter.invoke()
+    return [interpreter.get_output(i) for i in range(2)]
+
+
+@pytest.fixture(scope="module")
+def float_model(tmp_path_factory):
+    proto = onnx_models.multiple_outputs()
+    path = tmp_path_factory.mktemp("multi") / "multi.onnx"
+    path.write_bytes(proto.SerializeToString())
+    return proto, load_model(path)
+
+
+def test_every_kind_of_output_gets_its_own_buffer_in_the_c_api(float_model, tmp_path):
+    proto, model = float_model
+    inputs = [RNG.standard_normal((1, 6)).astype(np.float32) for _ in range(2)]
+    expected = ort_run(proto, {"a": inputs[0], "b": inputs[1]})
+    compiled = emit_model(model, tmp_path / "model")
+    header = (tmp_path / "model" / "multi.h").read_text()
+    assert (
+        "tvmq_multi_run(const float *input_a, const float *input_b, float *output_y1, "
+        "float *output_y2, float *output_y3, float *output_y4, float *output_y5, "
+        "float *output_y6)" in header
+    )
+    assert "#define TVMQ_MULTI_OUTPUT5_BYTES 12u" in header
+    assert not set(compiled.graph.outputs) & set(compiled.plan.offsets)  # none in the arena
+    library = compile_shared_library(tmp_path / "model", tmp_path / "multi.so")
+    native = NativeModel(library, [spec.shape for spec in model.outputs])(*inputs)
+    host = model.build("host")(*inputs)
+    assert len(native) == len(host) == len(expected) == 6
+    for got, on_host, reference in zip(native, host, expected, strict=True):
+        np.testing.assert_allclose(on_host, reference, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(got, on_host, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.skipif(
+    not (shutil.which("arm-linux-gnueabihf-gcc") and shutil.which("qemu-arm")),
+    reason="the ARMv7 Linux cross compiler and qemu-arm are needed (make toolchains)",
+)
+def test_multiple_outputs_on_a_cortex_a_library(float_model):
+    _, model = float_model
+    inputs = [RNG.standard_normal((1, 6)).astype(np.float32) for _ in range(2)]
+    host = model.build("host")(*inputs)
+    with model.build("armv7-neon") as board:
+        outputs = board(*inputs)
+    assert len(outputs) == 6
+    for got, expected in zip(outputs, host, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
+
+
+def test_two_inputs_two_outputs_int8_match_tflite_micro(tmp_path):
+    path = mul_and_add_int8(tmp_path / "mul_add.tflite", (1, 3, 8), INT8_PARAMS)
+    model = load_model(path)
+    host = model.build("host")
+    compiled = emit_model(model, tmp_path / "model")
+    library = compile_shared_library(tmp_path / "model", tmp_path / "mul_add.so")
+    native = NativeModel(library, [spec.shape for spec in model.outputs])
+    assert len(compiled.graph.outputs) == 2
+    for _ in range(3):
+        inputs = [RNG.integers(-128, 128, (1, 3, 8)).astype(np.int8) for _ in range(2)]
+        expected = micro_outputs(path, inputs)
+        for got, in_c, reference in zip(host(*inputs), native(*inputs), expected, strict=True):
+            np.testing.assert_array_equal(got, reference)
+            np.testing.assert_array_equal(in_c, reference)
+
+
+@pytest.mark.skipif(
+    not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")),
+    reason="arm-none-eabi-gcc and qemu-system-arm are needed (make toolchains)",
+)
+def test_tvmq_run_on_the_m4_board_equals_the_host_for_two_outputs(tmp_path, capsys):
+    """Names as long as a converter's (250 bytes each) still fit the board's HELLO."""
+    names = [f"{'serving_default_' * 15}{role}" for role in ("x1", "x2", "y1", "y2")]
+    path = mul_and_add_int8(tmp_path / "mul_add.tflite", (2, 40), INT8_PARAMS, names)
+    arguments = []
+    for index in range(2):
+        batch = RNG.integers(-128, 128, (3, 2, 40)).astype(np.int8)  # three samples
+        np.save(tmp_path / f"x{index}.npy", batch)
+        arguments += ["--input", str(tmp_path / f"x{index}.npy")]
+    results = {}
+    for target in ("host", "qemu-cortex-m4"):
+        output = tmp_path / f"{target}.npz"
+        assert (
+            main(["run", str(path), *arguments, "--target", target, "--output", str(output)]) == 0
+        )
+        results[target] = np.load(output)
+    capsys.readouterr()
+    assert sorted(results["host"].files) == names[2:]
+    for name in names[2:]:
+        assert results["host"][name].shape == (3, 2, 40)
+        np.testing.assert_array_equal(results["qemu-cortex-m4"][name], results["host"][name])
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is needed (the CUDA toolkit)")
+def test_multiple_outputs_compile_for_cuda(float_model, tmp_path):
+    from tvmq.backend.cuda import compile_cuda_project
+    from tvmq.targets import load_target
+
+    _, model = float_model
+    manifest = compile_cuda_project(model, load_target("cuda-sm80"), tmp_path / "cuda")
+    assert len(manifest["outputs"]) == 6
+    assert (tmp_path / "cuda" / "model.so").stat().st_size > 0
