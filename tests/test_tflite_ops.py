@@ -270,3 +270,16 @@ def test_lstm_with_projection_is_refused_by_node(tmp_path):
     path = models.lstm_float(tmp_path / "lstm.tflite", (1, 3, 2), 4, RNG, projection=True)
     reason = "projection or layer normalisation is not supported"
     assert read_source(path).unsupported() == [("y", "UNIDIRECTIONAL_SEQUENCE_LSTM", reason)]
+
+
+def test_float_lstm_quantizes_and_runs(tmp_path):
+    """tvmq's PTQ of an imported LSTM (no constant state left for it to observe)."""
+    from tvmq.quantize.quantizer import quantize_model
+
+    model = load_model(models.lstm_float(tmp_path / "lstm.tflite", (1, 4, 3), 4, RNG))
+    calibration = [[RNG.uniform(-2, 2, (1, 4, 3)).astype(np.float32)] for _ in range(16)]
+    quantized = quantize_model(model, calibration)
+    assert quantized.quantization["quantized_ops"]
+    run_float, run_int = model.build("host"), quantized.build("host")
+    for (x,) in calibration[:4]:
+        np.testing.assert_allclose(run_int(x)[0], run_float(x)[0], atol=0.1)

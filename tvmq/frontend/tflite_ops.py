@@ -34,9 +34,10 @@ QUANTIZED_DATA_MOVEMENT = frozenset({"GATHER_ND", "PACK", "UNPACK"})
 # Ops tvmq refuses when any of their tensors is quantized: no exact integer kernel yet.
 REFUSED_QUANTIZED = frozenset({"SVDF", "UNIDIRECTIONAL_SEQUENCE_LSTM", "LSTM"})
 # LSTM inputs: gate weights (input, forget, cell, output), then the same order for
-# recurrent weights, peephole weights and biases; projection and layer norm after.
+# recurrent weights, peephole weights and biases; projection, states (18, 19: zero
+# at the start) and layer norm after.
 _LSTM_INPUT, _LSTM_RECURRENT, _LSTM_PEEPHOLE, _LSTM_BIAS = 1, 5, 9, 12
-_LSTM_PROJECTION, _LSTM_STATES, _LSTM_LAYER_NORM = (16, 17), (18, 19), (20, 21, 22, 23)
+_LSTM_PROJECTION, _LSTM_LAYER_NORM = (16, 17), (20, 21, 22, 23)
 # Gate index (input, forget, output) -> its peephole weight; the cell gate has none.
 _PEEPHOLE = {0: 0, 1: 1, 3: 2}
 
@@ -202,12 +203,8 @@ class TFLiteOpsMixin:
         data = self.get_tensor_expr(inputs[0])
         if options.TimeMajor():
             data = relax.op.permute_dims(data, [1, 0, 2])
-        batch, steps, _ = to_int_list(self.get_tensor_shape(inputs[0]))
-        if options.TimeMajor():
-            batch, steps = steps, batch
-        units = to_int_list(self.get_tensor_shape(inputs[_LSTM_INPUT + 1]))[0]
-        zeros = np.zeros((batch, units), np.float32)
-        state = [relax.const(zeros) for _ in _LSTM_STATES]
+        steps = to_int_list(self.get_tensor_shape(inputs[0]))[0 if options.TimeMajor() else 1]
+        state = (None, None)  # zero at the start: its products are left out
         cell = _LstmCell(weights, recurrent, peephole, bias, options, self)
         outputs = []
         for step in range(steps):
@@ -230,11 +227,11 @@ class _LstmCell:
         self.converter = converter
 
     def gate(self, index: int, x, h, c, activate):
-        total = relax.op.add(
-            relax.op.matmul(x, self.weights[index]), relax.op.matmul(h, self.recurrent[index])
-        )
+        total = relax.op.matmul(x, self.weights[index])
+        if h is not None:
+            total = relax.op.add(total, relax.op.matmul(h, self.recurrent[index]))
         peephole = self.peephole[_PEEPHOLE[index]] if index in _PEEPHOLE else None
-        if peephole is not None:
+        if peephole is not None and c is not None:
             total = relax.op.add(total, relax.op.multiply(c, peephole))
         if self.bias[index] is not None:
             total = relax.op.add(total, self.bias[index])
@@ -248,7 +245,8 @@ class _LstmCell:
         else:
             input_gate = self.gate(0, x, h, c, sigmoid)
         candidate = self.gate(2, x, h, c, self._activate)
-        c = relax.op.add(relax.op.multiply(forget, c), relax.op.multiply(input_gate, candidate))
+        update = relax.op.multiply(input_gate, candidate)
+        c = update if c is None else relax.op.add(relax.op.multiply(forget, c), update)
         if self.cell_clip > 0:
             c = relax.op.clip(c, -self.cell_clip, self.cell_clip)
         output_gate = self.gate(3, x, h, c, sigmoid)
