@@ -1,9 +1,10 @@
 """TFLite files: float, full-integer (int8/uint8, per-tensor or per-channel) and
 hybrid models whose weights are int8 while activations stay float.
 
-TVM's importer rejects hybrid ("dynamic range") models. tvmq imports them as
-weight-only quantized graphs: the int8 weights are dequantized to float constants,
-which is what the weight-only mode of the quantizer produces too.
+TVM's importer rejects hybrid ("dynamic range") models. tvmq runs hybrid CONV_2D
+and FULLY_CONNECTED as TFLite's hybrid kernels do (:mod:`tvmq.frontend.tflite_ops`);
+the int8 weights of other hybrid ops are dequantized to float constants, which is
+what the weight-only mode of the quantizer produces too.
 
 Files TFLite accepts that TVM's importer does not are mended on the way in: sparse
 constants are made dense (:mod:`tvmq.frontend.sparsity`), float16 constants behind
@@ -70,20 +71,27 @@ def _quant_params(tensor) -> QuantParams | None:
     return QuantParams(scale=scale, zero_point=zero_point, axis=axis)
 
 
-def _spec(tensor) -> TensorSpec:
+def tensor_name(graph, index: int) -> str:
+    """The tensor's name; unnamed tensors (valid TFLite) get the name TVM's importer
+    gives them, so specs and Relax inputs agree."""
+    name = graph.Tensors(index).Name()
+    return name.decode() if name is not None else f"tvmgen_tensor_{index}"
+
+
+def _spec(graph, index: int) -> TensorSpec:
+    tensor = graph.Tensors(index)
     shape = tuple(int(d) for d in tensor.ShapeAsNumpy()) if tensor.ShapeLength() else ()
     dtype = NUMPY_TYPES.get(tensor.Type())
+    name = tensor_name(graph, index)
     if dtype is None:
-        raise TvmqError(
-            f"tensor '{tensor.Name().decode()}': unsupported TFLite type {tensor.Type()}"
-        )
-    return TensorSpec(tensor.Name().decode(), shape, dtype, _quant_params(tensor))
+        raise TvmqError(f"tensor '{name}': unsupported TFLite type {tensor.Type()}")
+    return TensorSpec(name, shape, dtype, _quant_params(tensor))
 
 
-def _checked_spec(tensor, constant: bool, boundary: bool) -> TensorSpec:
+def _checked_spec(graph, index: int, constant: bool, boundary: bool) -> TensorSpec:
     """The tensor's spec once its shape and quantization parameters are sane (empty
     tensors are legal inside a graph, not as its inputs or outputs)."""
-    spec = _spec(tensor)
+    spec = _spec(graph, index)
     check_shape(spec.name, spec.shape, allow_empty=not boundary)
     if spec.quant is not None:
         check_quant(spec.name, spec.quant, spec.dtype, spec.shape, constant)
@@ -177,14 +185,14 @@ class TFLiteGraph:
             for index in (*op.InputsAsNumpy(), *outputs):
                 if not -1 <= index < graph.TensorsLength():
                     raise TvmqError(f"operator {i} ({op_name}): tensor index {index} out of range")
-            node = graph.Tensors(int(outputs[0])).Name().decode() if len(outputs) else f"op{i}"
+            node = tensor_name(graph, int(outputs[0])) if len(outputs) else f"op{i}"
             nodes.append((node, op_name))
         boundary = {int(i) for i in (*graph.InputsAsNumpy(), *graph.OutputsAsNumpy())}
         for i in range(graph.TensorsLength()):
             tensor = graph.Tensors(i)
             raw = model.Buffers(tensor.Buffer()).DataAsNumpy()
             constant = isinstance(raw, np.ndarray) and raw.size > 0
-            spec = _checked_spec(tensor, constant, i in boundary)
+            spec = _checked_spec(graph, i, constant, i in boundary)
             if constant and tensor.Sparsity() is not None:
                 params[spec.name] = densify(tensor, np.frombuffer(raw.tobytes(), spec.dtype))
             elif constant:
@@ -192,8 +200,8 @@ class TFLiteGraph:
         return cls(
             path=path,
             model=model,
-            inputs=[_spec(graph.Tensors(int(i))) for i in graph.InputsAsNumpy()],
-            outputs=[_spec(graph.Tensors(int(i))) for i in graph.OutputsAsNumpy()],
+            inputs=[_spec(graph, int(i)) for i in graph.InputsAsNumpy()],
+            outputs=[_spec(graph, int(i)) for i in graph.OutputsAsNumpy()],
             operators=Counter(op for _, op in nodes),
             params=params,
             nodes=nodes,
@@ -201,16 +209,21 @@ class TFLiteGraph:
 
     def unsupported(self) -> list[tuple[str, str, str]]:
         from tvm import relax
-        from tvm.relax.frontend.tflite.tflite_frontend import OperatorConverter
 
-        converter = OperatorConverter(
-            self.model, self.model.Subgraphs(0), None, relax.BlockBuilder()
-        )
-        return [
+        from tvmq.frontend.tflite_ops import refusal
+
+        graph = self.model.Subgraphs(0)
+        converter = _weight_only_converter([])(self.model, graph, None, relax.BlockBuilder())
+        bad = [
             (node, op, "no converter for this operator")
             for node, op in self.nodes
             if op not in converter.convert_map
         ]
+        for i, (node, op) in enumerate(self.nodes):
+            reason = refusal(converter, graph.Operators(i)) if op in converter.convert_map else None
+            if reason is not None:
+                bad.append((node, op, reason))
+        return bad
 
     def to_relax(self):
         from tvm.relax.frontend.tflite import from_tflite
@@ -240,8 +253,8 @@ def _weight_only_converter(failures: list[tuple[str, str, str]]):
     """TVM's OperatorConverter, taught to read hybrid ops' int8 weights as float, to
     mend what TFLite accepts (module docstring), to import quantized ops that only move
     integers (TFLite requires their input and output to share parameters, and TVM's
-    conversions of them copy values as they are) and quantized ARG_MAX/ARG_MIN, and to
-    shape FULLY_CONNECTED outputs as TFLite does.
+    conversions of them copy values as they are) and quantized ARG_MAX/ARG_MIN, and
+    with the converters of :mod:`tvmq.frontend.tflite_ops`.
 
     An op whose converter fails is recorded in `failures` as (output tensor, op,
     reason) and stands in as zeros of its output shapes, so that later ops are
@@ -250,12 +263,16 @@ def _weight_only_converter(failures: list[tuple[str, str, str]]):
     from tvm.relax.frontend.tflite.tflite_frontend import OperatorConverter, TensorWrapper
 
     from tvmq.frontend import first_line
+    from tvmq.frontend.tflite_ops import QUANTIZED_DATA_MOVEMENT, TFLiteOpsMixin
 
-    class WeightOnlyConverter(OperatorConverter):
-        # ARG_MAX/ARG_MIN: the index of the largest (smallest) quantized value is that
-        # of the real one.
+    class WeightOnlyConverter(TFLiteOpsMixin, OperatorConverter):
+        # Quantized data movement copies integers; the index of the largest (smallest)
+        # quantized value is that of the real one.
         _SUPPORTED_QUANTIZED_OPS = (
-            OperatorConverter._SUPPORTED_QUANTIZED_OPS | INTEGER_LAYOUT_OPS | {"ARG_MAX", "ARG_MIN"}
+            OperatorConverter._SUPPORTED_QUANTIZED_OPS
+            | INTEGER_LAYOUT_OPS
+            | QUANTIZED_DATA_MOVEMENT
+            | {"ARG_MAX", "ARG_MIN"}
         )
 
         def __init__(self, model, subgraph, *args, **kwargs):
@@ -268,13 +285,11 @@ def _weight_only_converter(failures: list[tuple[str, str, str]]):
                 try:
                     return convert(op=op)  # as TVM calls it (partials bind relax_op)
                 except Exception as error:  # any converter's failure is reported per op
-                    outputs = [w.tensor for w in self.get_output_tensors(op)]
-                    node = outputs[0].Name().decode() if outputs else "?"
+                    indices = [w.tensor_idx for w in self.get_output_tensors(op)]
+                    node = tensor_name(self.subgraph, indices[0]) if indices else "?"
                     failures.append((node, self.get_op_code_str(op), first_line(error)))
-                    zeros = [
-                        relax.op.zeros(relax.ShapeExpr(_spec(t).shape), _spec(t).dtype)
-                        for t in outputs
-                    ]
+                    specs = [_spec(self.subgraph, i) for i in indices]
+                    zeros = [relax.op.zeros(relax.ShapeExpr(s.shape), s.dtype) for s in specs]
                     return zeros[0] if len(zeros) == 1 else relax.Tuple(zeros)
 
             return converted
@@ -377,18 +392,6 @@ def _weight_only_converter(failures: list[tuple[str, str, str]]):
             values = self.get_tensor_value_or_prefetched(source).astype(np.float32)
             output = self.get_output_tensors(op)[0]
             self.set_prefetched_node(output.tensor_idx, values)
-
-        def convert_fully_connected(self, op):
-            """TVM's FULLY_CONNECTED keeps the input's leading dimensions; TFLite
-            flattens them into one batch dimension unless keep_num_dims is set."""
-            from tvm import relax
-
-            out = super().convert_fully_connected(op)
-            rank = self.get_output_tensors(op)[0].tensor.ShapeLength()
-            shape = [int(d) for d in self._infer_shape(out)]
-            if rank == 2 and len(shape) != 2:
-                out = relax.op.reshape(out, [int(np.prod(shape[:-1])), shape[-1]])
-            return out
 
     return WeightOnlyConverter
 

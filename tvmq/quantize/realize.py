@@ -301,6 +301,18 @@ class _Realizer(PyExprMutator):
         source = widen.args[0]
         return source if str(source.ty.dtype) == "int8" else None
 
+    def _elementwise_operand(self, expr) -> _QuantizedActivation | None:
+        """An input of add, sub or mul: TFLite reads a quantized constant operand
+        (e.g. ``x - 0.5``) as it reads an activation."""
+        name, call = self._producer_op(expr)
+        if name != "relax.dequantize" or _constant(call.args[0]) is None:
+            return self._dequantized(expr)
+        scale, zero_point = _scalar(call.args[1]), _scalar(call.args[2])
+        if scale is None or zero_point is None:
+            return None
+        dtype = str(call.args[0].ty.dtype)
+        return _QuantizedActivation(call.args[0], float(scale), int(zero_point), dtype)
+
     def _dynamically_quantized(self, expr) -> tuple[relax.Expr, relax.Expr, relax.Expr] | None:
         """(int8 data, scale, zero point) of a dequantize whose parameters are tensors
         computed at run time."""
@@ -395,6 +407,8 @@ class _Realizer(PyExprMutator):
                 name, producer, bias = core_name, core, producer.args[1]
             else:
                 return self._add(producer, out, low, high)
+        if name == "relax.subtract":
+            return self._add(producer, out, low, high, subtract=True)
         if name == "relax.multiply":
             return self._mul(producer, out, low, high)
         if name == "relax.concat" and not fused_activation:
@@ -611,17 +625,21 @@ class _Realizer(PyExprMutator):
         shifted = self.ints.emit(relax.op.add(scaled, self.ints.const(out.zero_point, "int32")))
         return self.ints.saturate(shifted, low, high, out.dtype)
 
-    def _add(self, add, out, low, high) -> relax.Expr | None:
-        a, b = self._dequantized(add.args[0]), self._dequantized(add.args[1])
+    def _add(self, add, out, low, high, subtract: bool = False) -> relax.Expr | None:
+        """TFLite's add, or its sub, which differs only in subtracting the rescaled
+        inputs (one step apart from a float island when the scales' ratio is a power
+        of two: ties are frequent there)."""
+        a, b = self._elementwise_operand(add.args[0]), self._elementwise_operand(add.args[1])
         if a is None or b is None:
             return None
         left_shift = ADD_LEFT_SHIFT.get(out.dtype)
         if left_shift is None:
             return None
         twice_max = 2 * max(np.float64(a.scale), np.float64(b.scale))
-        one_step = self._add_step(a, b, out, twice_max, left_shift, (low, high))
-        if one_step is not None:
-            return one_step
+        if not subtract:
+            one_step = self._add_step(a, b, out, twice_max, left_shift, (low, high))
+            if one_step is not None:
+                return one_step
         scaled = []
         for operand in (a, b):
             multiplier, shift = quantize_multiplier(np.float64(operand.scale) / twice_max)
@@ -630,7 +648,8 @@ class _Realizer(PyExprMutator):
                 relax.op.multiply(centred, self.ints.const(1 << left_shift, "int32"))
             )
             scaled.append(self.ints.multiply_by_quantized_multiplier(shifted, multiplier, shift))
-        total = self.ints.emit(relax.op.add(scaled[0], scaled[1]))
+        combine = relax.op.subtract if subtract else relax.op.add
+        total = self.ints.emit(combine(scaled[0], scaled[1]))
         multiplier, shift = quantize_multiplier(
             twice_max / ((1 << left_shift) * np.float64(out.scale))
         )
@@ -659,7 +678,7 @@ class _Realizer(PyExprMutator):
     def _mul(self, mul, out, low, high) -> relax.Expr | None:
         """TFLite's MulElementwise: (a - za) * (b - zb) in int32, requantized by
         s_a * s_b / s_out (broadcasting as numpy does)."""
-        a, b = self._dequantized(mul.args[0]), self._dequantized(mul.args[1])
+        a, b = self._elementwise_operand(mul.args[0]), self._elementwise_operand(mul.args[1])
         if a is None or b is None:
             return self._squared_difference(mul, out, low, high)
         product = self.ints.emit(

@@ -1,0 +1,285 @@
+"""TFLite ops TVM's importer gets wrong or refuses (tvmq.frontend.tflite_ops): int8
+ones bit-exact with TFLite Micro, float LSTM within 1e-4 of LiteRT, and the ops tvmq
+cannot run exactly refused by node."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests import tflite_op_models as models
+from tests.test_mul_concat import int8
+from tvmq.errors import UnsupportedOperatorError
+from tvmq.frontend import load_model, read_source
+
+RNG = np.random.default_rng(19)
+ZOO = Path.home() / ".cache" / "tvmq-zoo"
+
+
+def micro_outputs(path: Path, inputs: list[np.ndarray], count: int = 1) -> list[np.ndarray]:
+    from tflite_micro.python.tflite_micro import runtime
+
+    interpreter = runtime.Interpreter.from_file(str(path), arena_size=1 << 16)
+    for index, values in enumerate(inputs):
+        interpreter.set_input(values, index)
+    interpreter.invoke()
+    return [interpreter.get_output(i) for i in range(count)]
+
+
+def assert_matches_micro(path: Path, shapes, count: int = 1, runs: int = 3) -> None:
+    executable = load_model(path).build("host")
+    for _ in range(runs):
+        inputs = [int8(shape) for shape in shapes]
+        got = executable(*inputs)
+        expected = micro_outputs(path, inputs, count)
+        assert len(got) == count
+        for ours, theirs in zip(got, expected, strict=True):
+            np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize(
+    ("in_shape", "units", "params"),
+    [
+        ((1, 5, 4, 3), 6, [(0.05, 3), (0.01, 0), (0.2, -7)]),
+        ((2, 3, 8), 5, [(0.1, -128), (0.02, 0), (0.5, 20)]),
+    ],
+    ids=["4d-batch1", "3d-batch6"],
+)
+def test_fully_connected_flattens_nd_input(tmp_path, in_shape, units, params):
+    features = in_shape[-1] if len(in_shape) == 3 else int(np.prod(in_shape[1:]))
+    weights = RNG.integers(-127, 128, (units, features)).astype(np.int8)
+    path = models.fully_connected_nd(tmp_path / "fc.tflite", in_shape, weights, params)
+    assert_matches_micro(path, [in_shape])
+
+
+@pytest.mark.parametrize(
+    ("shape", "indices", "params"),
+    [
+        ((1, 4, 5, 3), [[[0, 1], [0, 3]], [[0, 2], [0, 0]]], [(0.05, 3), (0.05, 3)]),
+        ((6, 4), [[5], [0], [2]], [(0.1, -2), (0.3, 7)]),
+    ],
+    ids=["pairs", "rows-new-params"],
+)
+def test_gather_nd_int8_matches_tflite_micro(tmp_path, shape, indices, params):
+    path = models.gather_nd_int8(tmp_path / "g.tflite", shape, np.array(indices), params)
+    assert_matches_micro(path, [shape])
+
+
+@pytest.mark.parametrize(
+    ("shape", "count", "axis", "params"),
+    [
+        ((2, 3), 3, 1, [(0.05, 3)] * 4),
+        ((4,), 2, 0, [(0.05, 3), (0.1, -1), (0.2, 0)]),
+        ((1, 2, 3), 2, -1, [(0.5, 0)] * 3),
+    ],
+    ids=["middle", "first-new-params", "last"],
+)
+def test_pack_int8_matches_tflite_micro(tmp_path, shape, count, axis, params):
+    path = models.pack_int8(tmp_path / "p.tflite", shape, count, axis, params)
+    assert_matches_micro(path, [shape] * count)
+
+
+@pytest.mark.parametrize(("shape", "axis"), [((3, 2, 4), 0), ((2, 3, 2), 2)])
+def test_unpack_int8_matches_tflite_micro(tmp_path, shape, axis):
+    path = models.unpack_int8(tmp_path / "u.tflite", shape, axis, (0.07, -9))
+    assert_matches_micro(path, [shape], count=shape[axis])
+
+
+@pytest.mark.parametrize(
+    ("shape", "variant"),
+    [
+        ((2, 5, 3), {}),
+        ((1, 4, 6), {"coupled": True}),
+        ((4, 2, 3), {"peephole": True, "time_major": True}),
+    ],
+    ids=["full", "coupled", "peephole-time-major"],
+)
+def test_float_lstm_matches_litert(tmp_path, shape, variant):
+    from ai_edge_litert.interpreter import Interpreter
+
+    path = models.lstm_float(tmp_path / "lstm.tflite", shape, 4, RNG, **variant)
+    executable = load_model(path).build("host")
+    for _ in range(3):
+        x = RNG.uniform(-2, 2, shape).astype(np.float32)
+        interpreter = Interpreter(model_path=str(path))
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+        interpreter.invoke()
+        expected = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+        np.testing.assert_allclose(executable(x)[0], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_unnamed_tensors_get_stable_names(tmp_path):
+    path = models.unnamed(models.pack_int8(tmp_path / "p.tflite", (2,), 2, 0, [(0.1, 0)] * 3))
+    source = read_source(path)
+    assert [s.name for s in source.inputs] == ["tvmgen_tensor_0", "tvmgen_tensor_1"]
+    assert source.nodes == [("tvmgen_tensor_2", "PACK")]
+    assert_matches_micro(path, [(2,), (2,)])
+
+
+def test_quantized_svdf_is_refused_by_node(tmp_path):
+    path = models.svdf_int8(tmp_path / "svdf.tflite")
+    reason = "quantized: no exact integer kernel in tvmq"
+    assert read_source(path).unsupported() == [("y", "SVDF", reason)]
+    with pytest.raises(UnsupportedOperatorError, match=r"y \(SVDF\): quantized"):
+        load_model(path)
+
+
+ZOO_MODELS = ["micro_speech", "mnist_lstm_float", "movenet_lightning_int8"]
+
+
+@pytest.mark.parametrize("name", ZOO_MODELS)
+def test_zoo_model_matches_its_reference(name):
+    """The real models these converters were written for, when the zoo cache has them."""
+    work = ZOO / "work" / name
+    if not (ZOO / f"{name}.tflite").is_file() or not (work / "reference.npz").is_file():
+        pytest.skip(f"{name} is not in {ZOO}")
+    inputs = [np.load(p) for p in sorted(work.glob("input*.npy"))]
+    reference = np.load(work / "reference.npz")
+    got = load_model(ZOO / f"{name}.tflite").build("host")(*inputs)
+    for ours, theirs in zip(got, (reference[k] for k in reference.files), strict=True):
+        if theirs.dtype == np.float32:
+            np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-6)
+        else:
+            np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("op", ["ADD", "SUB", "MUL"])
+@pytest.mark.parametrize(
+    ("shapes", "constant"),
+    [
+        ([(1, 4, 4, 3), (1, 4, 4, 3), (1, 4, 4, 3)], None),
+        ([(1, 4, 4, 3), (), (1, 4, 4, 3)], 127),
+        ([(1, 4, 4, 3), (1, 1, 1, 3), (1, 4, 4, 3)], [-128, 5, 99]),
+    ],
+    ids=["inputs", "scalar-constant", "channel-constant"],
+)
+def test_elementwise_power_of_two_scales_match_tflite_micro(tmp_path, op, shapes, constant):
+    """Scales in a ratio of 2 (movenet's input normalisation: 2/255 and 1/255) make
+    ties frequent, where a float island rounds one step off TFLite Micro; constant
+    operands are read as activations."""
+    from tests.test_mul_concat import assert_integer_only
+
+    params = [(2 / 255, -128), (1 / 255, -128), (2 / 255, -1)]
+    builtin = getattr(models.Op, op)
+    path = models.elementwise_int8(tmp_path / "e.tflite", builtin, shapes, params, constant)
+    assert_matches_micro(path, shapes[:1] if constant is not None else shapes[:2])
+    assert_integer_only(load_model(path))
+
+
+def litert_reference(path: Path, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """LiteRT's reference kernels (no XNNPACK, whose hybrid kernels quantize otherwise)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interpreter = Interpreter(
+        model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF
+    )
+    interpreter.allocate_tensors()
+    for detail, values in zip(interpreter.get_input_details(), inputs, strict=True):
+        interpreter.set_tensor(detail["index"], values)
+    interpreter.invoke()
+    return [interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()]
+
+
+@pytest.mark.parametrize(
+    ("shape", "kernel", "strides", "same"),
+    [((1, 9, 6, 3), (5, 3, 2), (2, 2), True), ((2, 5, 5, 4), (3, 1, 1), (1, 1), False)],
+    ids=["same-strided", "valid-two-batches"],
+)
+def test_hybrid_conv2d_matches_litert_bit_for_bit(tmp_path, shape, kernel, strides, same):
+    """Hybrid CONV_2D quantizes its input per batch at run time, as LiteRT does."""
+    units, kh, kw = kernel
+    weights = RNG.integers(-127, 128, (units, kh, kw, shape[3])).astype(np.int8)
+    path = models.hybrid_conv2d(tmp_path / "h.tflite", shape, weights, 0.02, strides, same)
+    executable = load_model(path).build("host")
+    for _ in range(3):
+        x = RNG.normal(0, 1, shape).astype(np.float32)
+        x[0, 0, 0, 0] = 0.0
+        np.testing.assert_array_equal(executable(x)[0], litert_reference(path, [x])[0])
+
+
+@pytest.mark.parametrize("in_shape", [(1, 12), (3, 2, 5)], ids=["flat", "3d-three-batches"])
+def test_hybrid_fully_connected_matches_litert_bit_for_bit(tmp_path, in_shape):
+    features = in_shape[-1] if len(in_shape) == 3 else in_shape[1]
+    weights = RNG.integers(-127, 128, (7, features)).astype(np.int8)
+    path = models.hybrid_fully_connected(tmp_path / "h.tflite", in_shape, weights, 0.01)
+    executable = load_model(path).build("host")
+    for _ in range(3):
+        x = RNG.normal(0, 1, in_shape).astype(np.float32)
+        np.testing.assert_array_equal(executable(x)[0], litert_reference(path, [x])[0])
+
+
+@pytest.mark.skipif(
+    not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")),
+    reason="arm-none-eabi-gcc and qemu-system-arm are needed (make toolchains)",
+)
+def test_hybrid_conv2d_and_lstm_run_on_a_cortex_m_board(tmp_path):
+    """The run-time quantization of hybrid ops and the unrolled LSTM build for the
+    MCU's C backend (no abs/round intrinsics there) and agree with the host (float
+    rounding of the library functions aside)."""
+    weights = RNG.integers(-127, 128, (5, 3, 2, 3)).astype(np.int8)
+    conv = models.hybrid_conv2d(tmp_path / "h.tflite", (1, 9, 6, 3), weights, 0.02, (2, 2))
+    lstm = models.lstm_float(tmp_path / "l.tflite", (1, 4, 3), 4, RNG)
+    for path, shape in ((conv, (1, 9, 6, 3)), (lstm, (1, 4, 3))):
+        model = load_model(path)
+        x = RNG.normal(0, 1, shape).astype(np.float32)
+        with model.build("qemu-cortex-m4") as board:
+            np.testing.assert_allclose(board(x)[0], model.build("host")(x)[0], atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("shape", "size", "corners", "half_pixel"),
+    [
+        ((1, 6, 6, 5), (12, 12), False, True),
+        ((1, 4, 5, 3), (7, 9), False, False),
+        ((2, 5, 3, 2), (9, 4), True, False),
+        ((1, 8, 8, 2), (3, 5), False, True),
+    ],
+    ids=["half-pixel-x2", "plain", "align-corners", "half-pixel-down"],
+)
+def test_resize_bilinear_int8_matches_tflite_micro(tmp_path, shape, size, corners, half_pixel):
+    path = models.resize_bilinear_int8(
+        tmp_path / "r.tflite", shape, size, (0.3, 7), corners, half_pixel
+    )
+    assert_matches_micro(path, [shape])
+
+
+@pytest.mark.parametrize(
+    ("name", "op"),
+    [
+        ("keyword_scrambled", "SVDF"),
+        ("mnist_lstm_int8", "UNIDIRECTIONAL_SEQUENCE_LSTM"),
+    ],
+)
+def test_zoo_model_is_refused_in_one_line(name, op):
+    """Ops without an exact integer kernel: named by node in inspect and on import."""
+    path = ZOO / f"{name}.tflite"
+    if not path.is_file():
+        pytest.skip(f"{name} is not in {ZOO}")
+    bad = read_source(path).unsupported()
+    assert bad and all(kind == op and reason.startswith("quantized") for _, kind, reason in bad)
+    with pytest.raises(UnsupportedOperatorError) as error:
+        load_model(path)
+    assert f"({op}): quantized" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_lstm_with_projection_is_refused_by_node(tmp_path):
+    path = models.lstm_float(tmp_path / "lstm.tflite", (1, 3, 2), 4, RNG, projection=True)
+    reason = "projection or layer normalisation is not supported"
+    assert read_source(path).unsupported() == [("y", "UNIDIRECTIONAL_SEQUENCE_LSTM", reason)]
+
+
+def test_float_lstm_quantizes_and_runs(tmp_path):
+    """tvmq's PTQ of an imported LSTM (no constant state left for it to observe)."""
+    from tvmq.quantize.quantizer import quantize_model
+
+    model = load_model(models.lstm_float(tmp_path / "lstm.tflite", (1, 4, 3), 4, RNG))
+    calibration = [[RNG.uniform(-2, 2, (1, 4, 3)).astype(np.float32)] for _ in range(16)]
+    quantized = quantize_model(model, calibration)
+    assert quantized.quantization["quantized_ops"]
+    run_float, run_int = model.build("host"), quantized.build("host")
+    for (x,) in calibration[:4]:
+        np.testing.assert_allclose(run_int(x)[0], run_float(x)[0], atol=0.1)

@@ -1,0 +1,284 @@
+"""One-op TFLite files for the converters of :mod:`tvmq.frontend.tflite_ops`: N-D
+FULLY_CONNECTED, int8 GATHER_ND/PACK/UNPACK, float UNIDIRECTIONAL_SEQUENCE_LSTM,
+int8 SVDF, and tensors without names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import flatbuffers
+import numpy as np
+from ai_edge_litert import schema_py_generated as schema
+
+from tests.tflite_models import _buffer, _code, _finish, _int8_tensor, _typed
+
+Op = schema.BuiltinOperator
+INT32 = schema.TensorType.INT32
+
+
+def _operator(opcode: int, inputs, outputs, options_type=0, options=None):
+    operator = schema.OperatorT()
+    operator.opcodeIndex, operator.inputs, operator.outputs = opcode, list(inputs), list(outputs)
+    operator.builtinOptionsType, operator.builtinOptions = options_type, options
+    return operator
+
+
+def fully_connected_nd(path: Path, in_shape, weights: np.ndarray, params) -> Path:
+    """An int8 FULLY_CONNECTED on an input of rank > 2 without keep_num_dims: TFLite
+    multiplies the input flattened to [-1, in_features]. `params` are input, weight
+    and output (scale, zero point); the bias is int32 at input x weight scale."""
+    units, features = weights.shape
+    batch = int(np.prod(in_shape)) // features
+    bias = np.arange(units, dtype=np.int32) * 37 - 50
+    tensors = [
+        _int8_tensor("x", tuple(in_shape), params[0], 1),
+        _int8_tensor("w", weights.shape, params[1], 2),
+        _typed(_int8_tensor("b", (units,), (params[0][0] * params[1][0], 0), 3), INT32),
+        _int8_tensor("y", (batch, units), params[2], 4),
+    ]
+    options = schema.FullyConnectedOptionsT()
+    operator = _operator(0, [0, 1, 2], [3], schema.BuiltinOptions.FullyConnectedOptions, options)
+    buffers = [_buffer(), _buffer(), _buffer(weights.astype(np.int8)), _buffer(bias), _buffer()]
+    code = _code(Op.FULLY_CONNECTED, 4)
+    return _finish(path, [code], [operator], tensors, buffers, [0], [3])
+
+
+def gather_nd_int8(path: Path, shape, indices: np.ndarray, params) -> Path:
+    """int8 GATHER_ND of `shape` data by constant int32 `indices`; `params` are the
+    data's and the output's (scale, zero point)."""
+    depth = indices.shape[-1]
+    out_shape = tuple(indices.shape[:-1]) + tuple(shape[depth:])
+    tensors = [
+        _int8_tensor("x", tuple(shape), params[0], 0),
+        _typed(_int8_tensor("i", indices.shape, (1.0, 0), 1), INT32),
+        _int8_tensor("y", out_shape, params[1], 0),
+    ]
+    tensors[1].quantization = None
+    operator = _operator(0, [0, 1], [2])
+    buffers = [_buffer(), _buffer(indices.astype(np.int32))]
+    return _finish(path, [_code(Op.GATHER_ND)], [operator], tensors, buffers, [0], [2])
+
+
+def pack_int8(path: Path, shape, count: int, axis: int, params) -> Path:
+    """int8 PACK of `count` inputs of `shape` along `axis`; `params` lists each
+    input's then the output's (scale, zero point)."""
+    out_shape = list(shape)
+    out_shape.insert(axis if axis >= 0 else len(shape) + 1 + axis, count)
+    tensors = [_int8_tensor(f"x{i}", tuple(shape), params[i], 0) for i in range(count)]
+    tensors.append(_int8_tensor("y", tuple(out_shape), params[count], 0))
+    options = schema.PackOptionsT()
+    options.valuesCount, options.axis = count, axis
+    operator = _operator(0, range(count), [count], schema.BuiltinOptions.PackOptions, options)
+    return _finish(
+        path, [_code(Op.PACK, 2)], [operator], tensors, [_buffer()], list(range(count)), [count]
+    )
+
+
+def unpack_int8(path: Path, shape, axis: int, params: tuple[float, int]) -> Path:
+    """int8 UNPACK of `shape` along `axis` into shape[axis] outputs."""
+    count = shape[axis]
+    out_shape = tuple(d for i, d in enumerate(shape) if i != axis)
+    tensors = [_int8_tensor("x", tuple(shape), params, 0)]
+    tensors += [_int8_tensor(f"y{i}", out_shape, params, 0) for i in range(count)]
+    options = schema.UnpackOptionsT()
+    options.num, options.axis = count, axis
+    outputs = list(range(1, count + 1))
+    operator = _operator(0, [0], outputs, schema.BuiltinOptions.UnpackOptions, options)
+    return _finish(path, [_code(Op.UNPACK, 2)], [operator], tensors, [_buffer()], [0], outputs)
+
+
+def _float_tensor(name: str, shape, buffer: int, variable: bool = False):
+    tensor = schema.TensorT()
+    tensor.name, tensor.shape, tensor.buffer = name, list(shape), buffer
+    tensor.type, tensor.isVariable = schema.TensorType.FLOAT32, variable
+    return tensor
+
+
+def lstm_float(
+    path: Path,
+    shape: tuple[int, int, int],
+    units: int,
+    rng: np.random.Generator,
+    coupled: bool = False,
+    peephole: bool = False,
+    time_major: bool = False,
+    projection: bool = False,
+) -> Path:
+    """A float UNIDIRECTIONAL_SEQUENCE_LSTM with random weights on input `shape`
+    ([batch, time, features], or [time, batch, features] when `time_major`), tanh
+    activation and cell clip 3; `coupled` leaves out the input gate (CIFG), `projection`
+    adds projection weights (which tvmq refuses)."""
+    batch = shape[1] if time_major else shape[0]
+    features = shape[2]
+    out_shape = (*shape[:2], units)
+    tensors = [_float_tensor("x", shape, 0)]
+    buffers = [_buffer()]
+    inputs = [0]
+
+    def constant(name: str, tensor_shape) -> None:
+        values = rng.uniform(-0.6, 0.6, tensor_shape).astype(np.float32)
+        buffers.append(_buffer(values))
+        tensors.append(_float_tensor(name, tensor_shape, len(buffers) - 1))
+        inputs.append(len(tensors) - 1)
+
+    gates = ("input", "forget", "cell", "output")
+    for kind, tensor_shape in (("w", (units, features)), ("r", (units, units))):
+        for gate in gates:
+            if coupled and gate == "input":
+                inputs.append(-1)
+            else:
+                constant(f"{kind}_{gate}", tensor_shape)
+    for gate in ("input", "forget", "output"):
+        if peephole and not (coupled and gate == "input"):
+            constant(f"p_{gate}", (units,))
+        else:
+            inputs.append(-1)
+    for gate in gates:
+        if coupled and gate == "input":
+            inputs.append(-1)
+        else:
+            constant(f"b_{gate}", (units,))
+    if projection:
+        constant("projection", (units, units))
+        inputs.append(-1)
+    else:
+        inputs += [-1, -1]
+    for name in ("h", "c"):
+        buffers.append(_buffer())
+        tensors.append(_float_tensor(name, (batch, units), len(buffers) - 1, variable=True))
+        inputs.append(len(tensors) - 1)
+    inputs += [-1] * 4  # no layer normalisation
+    buffers.append(_buffer())
+    tensors.append(_float_tensor("y", out_shape, len(buffers) - 1))
+    options = schema.UnidirectionalSequenceLSTMOptionsT()
+    options.fusedActivationFunction = schema.ActivationFunctionType.TANH
+    options.cellClip, options.timeMajor = 3.0, time_major
+    operator = _operator(
+        0,
+        inputs,
+        [len(tensors) - 1],
+        schema.BuiltinOptions.UnidirectionalSequenceLSTMOptions,
+        options,
+    )
+    code = _code(Op.UNIDIRECTIONAL_SEQUENCE_LSTM, 1)
+    return _finish(path, [code], [operator], tensors, buffers, [0], [len(tensors) - 1])
+
+
+def unnamed(path: Path) -> Path:
+    """`path`'s TFLite file with every tensor name removed (valid TFLite)."""
+    model = schema.ModelT.InitFromPackedBuf(path.read_bytes(), 0)
+    for tensor in model.subgraphs[0].tensors:
+        tensor.name = None
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    path.write_bytes(builder.Output())
+    return path
+
+
+def svdf_int8(path: Path, features: int = 6, units: int = 4, memory: int = 3) -> Path:
+    """An int8 SVDF (rank 1) with an int16 state, as TFLite's integer SVDF takes."""
+    rng = np.random.default_rng(0)
+    int16 = schema.TensorType.INT16
+    tensors = [
+        _int8_tensor("x", (1, features), (0.05, 0), 0),
+        _int8_tensor("w_feature", (units, features), (0.01, 0), 1),
+        _typed(_int8_tensor("w_time", (units, memory), (0.001, 0), 2), int16),
+        _typed(_int8_tensor("b", (units,), (1e-5, 0), 3), INT32),
+        _typed(_int8_tensor("state", (1, units * memory), (0.002, 0), 0), int16),
+        _int8_tensor("y", (1, units), (0.1, 0), 0),
+    ]
+    tensors[4].isVariable = True
+    buffers = [
+        _buffer(),
+        _buffer(rng.integers(-127, 128, (units, features)).astype(np.int8)),
+        _buffer(rng.integers(-999, 999, (units, memory)).astype(np.int16)),
+        _buffer(np.zeros(units, np.int32)),
+    ]
+    options = schema.SVDFOptionsT()
+    options.rank = 1
+    operator = _operator(0, [0, 1, 2, 3, 4], [5], schema.BuiltinOptions.SVDFOptions, options)
+    return _finish(path, [_code(Op.SVDF, 3)], [operator], tensors, buffers, [0], [5])
+
+
+def elementwise_int8(path: Path, builtin: int, shapes, params, constant=None) -> Path:
+    """An int8 ADD, SUB or MUL of x1 and x2 (broadcasting `shapes` of x1, x2, y;
+    `params` their (scale, zero point)); x2 is a constant holding `constant` when
+    given, as in ``x - 0.5``, else a second input."""
+    tensors = [
+        _int8_tensor(name, shape, p, 0)
+        for name, shape, p in zip(("x1", "x2", "y"), shapes, params, strict=True)
+    ]
+    buffers = [_buffer()]
+    if constant is not None:
+        buffers.append(_buffer(np.asarray(constant, np.int8).reshape(shapes[1])))
+        tensors[1].buffer = 1
+    inputs = [0] if constant is not None else [0, 1]
+    operator = _operator(0, [0, 1], [2])
+    return _finish(path, [_code(builtin, 2)], [operator], tensors, buffers, inputs, [2])
+
+
+def hybrid_conv2d(
+    path: Path, shape, weights: np.ndarray, scale: float, strides=(1, 1), same: bool = True
+) -> Path:
+    """A hybrid CONV_2D: float input [N, H, W, C], int8 weights [O, KH, KW, C] with one
+    scale, float bias, fused RELU6."""
+    units = weights.shape[0]
+    tensors = [_float_tensor("x", shape, 0), _float_tensor("w", weights.shape, 1)]
+    tensors[1].type = schema.TensorType.INT8
+    tensors[1].quantization = schema.QuantizationParametersT()
+    tensors[1].quantization.scale, tensors[1].quantization.zeroPoint = [scale], [0]
+    tensors.append(_float_tensor("b", (units,), 2))
+    height, width = (
+        (-(-shape[1] // strides[0]), -(-shape[2] // strides[1]))
+        if same
+        else (
+            (shape[1] - weights.shape[1]) // strides[0] + 1,
+            (shape[2] - weights.shape[2]) // strides[1] + 1,
+        )
+    )
+    tensors.append(_float_tensor("y", (shape[0], height, width, units), 0))
+    bias = np.linspace(-0.5, 0.5, units).astype(np.float32)
+    buffers = [_buffer(), _buffer(weights.astype(np.int8)), _buffer(bias)]
+    options = schema.Conv2DOptionsT()
+    options.padding = schema.Padding.SAME if same else schema.Padding.VALID
+    options.strideH, options.strideW = strides
+    options.dilationHFactor = options.dilationWFactor = 1
+    options.fusedActivationFunction = schema.ActivationFunctionType.RELU6
+    operator = _operator(0, [0, 1, 2], [3], schema.BuiltinOptions.Conv2DOptions, options)
+    return _finish(path, [_code(Op.CONV_2D, 2)], [operator], tensors, buffers, [0], [3])
+
+
+def hybrid_fully_connected(path: Path, in_shape, weights: np.ndarray, scale: float) -> Path:
+    """A hybrid FULLY_CONNECTED: float input (flattened to [-1, in]), int8 weights
+    [units, in] with one scale, float bias, fused RELU."""
+    units, features = weights.shape
+    batch = int(np.prod(in_shape)) // features
+    tensors = [_float_tensor("x", in_shape, 0), _float_tensor("w", weights.shape, 1)]
+    tensors[1].type = schema.TensorType.INT8
+    tensors[1].quantization = schema.QuantizationParametersT()
+    tensors[1].quantization.scale, tensors[1].quantization.zeroPoint = [scale], [0]
+    tensors += [_float_tensor("b", (units,), 2), _float_tensor("y", (batch, units), 0)]
+    bias = np.linspace(-0.3, 0.3, units).astype(np.float32)
+    buffers = [_buffer(), _buffer(weights.astype(np.int8)), _buffer(bias)]
+    options = schema.FullyConnectedOptionsT()
+    options.fusedActivationFunction = schema.ActivationFunctionType.RELU
+    operator = _operator(0, [0, 1, 2], [3], schema.BuiltinOptions.FullyConnectedOptions, options)
+    return _finish(path, [_code(Op.FULLY_CONNECTED, 3)], [operator], tensors, buffers, [0], [3])
+
+
+def resize_bilinear_int8(
+    path: Path, shape, size, params, corners: bool = False, half_pixel: bool = False
+) -> Path:
+    """int8 RESIZE_BILINEAR of NHWC `shape` to `size` (height, width)."""
+    out_shape = (shape[0], *size, shape[3])
+    tensors = [
+        _int8_tensor("x", tuple(shape), params, 0),
+        _typed(_int8_tensor("size", (2,), (1.0, 0), 1), INT32),
+        _int8_tensor("y", out_shape, params, 0),
+    ]
+    tensors[1].quantization = None
+    options = schema.ResizeBilinearOptionsT()
+    options.alignCorners, options.halfPixelCenters = corners, half_pixel
+    operator = _operator(0, [0, 1], [2], schema.BuiltinOptions.ResizeBilinearOptions, options)
+    buffers = [_buffer(), _buffer(np.array(size, np.int32))]
+    return _finish(path, [_code(Op.RESIZE_BILINEAR, 4)], [operator], tensors, buffers, [0], [2])

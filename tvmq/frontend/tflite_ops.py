@@ -1,0 +1,270 @@
+"""TFLite operators TVM's Relax importer gets wrong or refuses, converted as TFLite
+runs them.
+
+- FULLY_CONNECTED on an input of rank > 2 flattens it to [-1, in_features] unless
+  keep_num_dims is set (TVM multiplies the N-D input as it is).
+- GATHER_ND, PACK and UNPACK on int8/uint8 tensors are data movement: TFLite (and
+  TFLite Micro) copy the integer values and never requantize, so they run on the
+  integers as they are.
+- Hybrid CONV_2D and FULLY_CONNECTED (float input, int8 per-tensor weights) as
+  TFLite's hybrid kernels run them: the input quantized symmetrically per batch at
+  run time, an integer product, then a float rescale and the bias. Dequantized
+  weights in a float op differ from those kernels by ~1e-2 relative on a real
+  model. (XNNPACK, LiteRT's default delegate, quantizes asymmetrically instead.)
+- UNIDIRECTIONAL_SEQUENCE_LSTM (float) with its own input gate, not only the
+  coupled input-forget variant TVM handles, and optional peephole weights,
+  unrolled over time into Relax ops.
+
+:func:`refusal` names the ops tvmq cannot run exactly, so import and ``inspect``
+say so in one line instead of failing inside TVM.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from tflite.Padding import Padding
+from tflite.TensorType import TensorType
+from tvm import relax
+from tvm.relax.frontend.tflite.tflite_frontend import OperatorConverter, to_int_list
+
+# Quantized ops that are plain copies of integer values in TFLite's kernels.
+QUANTIZED_DATA_MOVEMENT = frozenset({"GATHER_ND", "PACK", "UNPACK"})
+# Ops tvmq refuses when any of their tensors is quantized: no exact integer kernel yet.
+REFUSED_QUANTIZED = frozenset({"SVDF", "UNIDIRECTIONAL_SEQUENCE_LSTM", "LSTM"})
+# LSTM inputs: gate weights (input, forget, cell, output), then the same order for
+# recurrent weights, peephole weights and biases; projection, states (18, 19: zero
+# at the start) and layer norm after.
+_LSTM_INPUT, _LSTM_RECURRENT, _LSTM_PEEPHOLE, _LSTM_BIAS = 1, 5, 9, 12
+_LSTM_PROJECTION, _LSTM_LAYER_NORM = (16, 17), (20, 21, 22, 23)
+# Gate index (input, forget, output) -> its peephole weight; the cell gate has none.
+_PEEPHOLE = {0: 0, 1: 1, 3: 2}
+
+
+class TFLiteOpsMixin:
+    """Converters that replace TVM's for the ops listed in the module docstring."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._substituted: dict[int, relax.Expr] = {}
+
+    def get_tensor_expr(self, tensor, is_sparse=False):
+        if tensor.tensor_idx in self._substituted:
+            return self._substituted[tensor.tensor_idx]
+        return super().get_tensor_expr(tensor, is_sparse)
+
+    def convert_fully_connected(self, op):
+        """Flatten an N-D input as TFLite does; hybrid ones as TFLite's hybrid kernel."""
+        from tflite.FullyConnectedOptions import FullyConnectedOptions
+
+        inputs = self.get_input_tensors(op)
+        options = FullyConnectedOptions()
+        options.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
+        in_features = to_int_list(self.get_tensor_shape(inputs[1]))[-1]
+        weights = self._hybrid_weights(inputs)
+        # Asymmetric inputs and kept dims stay on dequantized weights (weight-only).
+        if weights is not None and not (
+            options.AsymmetricQuantizeInputs() or options.KeepNumDims()
+        ):
+            data = relax.op.reshape(self.get_tensor_expr(inputs[0]), [-1, in_features])
+            quantized, scale = _symmetric_quantize_per_batch(data, 2)
+            values, weight_scale = weights
+            accumulator = relax.op.matmul(
+                quantized, relax.const(np.ascontiguousarray(values.T)), out_dtype="int32"
+            )
+            return self._hybrid_output(
+                accumulator, relax.op.multiply(scale, relax.const(weight_scale)), inputs, options
+            )
+        if options.KeepNumDims() or len(self.get_tensor_shape(inputs[0])) == 2:
+            return super().convert_fully_connected(op)
+        data = self.get_tensor_expr(inputs[0])
+        self._substituted[inputs[0].tensor_idx] = relax.op.reshape(data, [-1, in_features])
+        try:
+            return super().convert_fully_connected(op)
+        finally:
+            del self._substituted[inputs[0].tensor_idx]
+
+    def _hybrid_weights(self, inputs) -> tuple[np.ndarray, np.float32] | None:
+        """(int8 values, scale) of a hybrid op's per-tensor int8 weights, else None."""
+        weight = self.subgraph.Tensors(inputs[1].tensor_idx)
+        quant = weight.Quantization()
+        if (
+            inputs[0].tensor.Type() != TensorType.FLOAT32
+            or weight.Type() != TensorType.INT8
+            or quant is None
+            or quant.ScaleLength() != 1
+        ):
+            return None
+        raw = self.model.Buffers(weight.Buffer()).DataAsNumpy()
+        values = np.frombuffer(raw.tobytes(), np.int8).reshape(weight.ShapeAsNumpy())
+        return values, np.float32(quant.Scale(0))
+
+    def _hybrid_output(self, accumulator, scale, inputs, options) -> relax.Expr:
+        """accumulator x (input scale x weight scale) + bias, then the activation."""
+        out = relax.op.multiply(relax.op.astype(accumulator, "float32"), scale)
+        if len(inputs) > 2 and inputs[2].tensor_idx != -1:
+            out = relax.op.add(out, self.get_tensor_expr(inputs[2]))
+        return self.convert_fused_activation_function(out, options.FusedActivationFunction())
+
+    def convert_conv(self, op, conv_type):
+        """Hybrid CONV_2D as LiteRT's EvalHybrid (per-tensor weights), else TVM's."""
+        inputs = self.get_input_tensors(op)
+        weights = self._hybrid_weights(inputs) if conv_type == "conv2d" else None
+        if weights is None:
+            return super().convert_conv(op, conv_type)
+        from tflite.Conv2DOptions import Conv2DOptions
+
+        options = Conv2DOptions()
+        options.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
+        values, weight_scale = weights
+        quantized, scale = _symmetric_quantize_per_batch(self.get_tensor_expr(inputs[0]), 4)
+        strides = (options.StrideH(), options.StrideW())
+        dilation = (options.DilationHFactor(), options.DilationWFactor())
+        in_shape = to_int_list(self.get_tensor_shape(inputs[0]))
+        padding = [0, 0, 0, 0]
+        if options.Padding() == Padding.SAME:
+            for axis in range(2):
+                size, kernel = in_shape[1 + axis], (values.shape[1 + axis] - 1) * dilation[axis] + 1
+                out = -(-size // strides[axis])
+                total = max((out - 1) * strides[axis] + kernel - size, 0)
+                padding[axis], padding[axis + 2] = total // 2, total - total // 2
+        accumulator = relax.op.nn.conv2d(
+            quantized,
+            relax.const(values, "int8"),
+            strides=strides,
+            padding=padding,
+            dilation=dilation,
+            data_layout="NHWC",
+            kernel_layout="OHWI",
+            out_dtype="int32",
+        )
+        factor = relax.op.multiply(scale, relax.const(weight_scale))
+        return self._hybrid_output(accumulator, factor, inputs, options)
+
+    def convert_gather_nd(self, op):
+        """TFLite indices end in the coordinate axis, as Relax's gather_nd expects."""
+        data, indices = (self.get_tensor_expr(t) for t in self.get_input_tensors(op))
+        return relax.op.gather_nd(data, relax.op.astype(indices, "int64"))
+
+    def convert_pack(self, op):
+        """Stack along the new axis; quantized inputs are copied as they are."""
+        from tflite.PackOptions import PackOptions
+
+        options = PackOptions()
+        options.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
+        values = [self.get_tensor_expr(t) for t in self.get_input_tensors(op)]
+        return relax.op.stack(values, axis=options.Axis())
+
+    def convert_unidirectional_sequence_lstm(self, op):
+        """A float LSTM over the time axis, unrolled; state starts at zero as in TFLite."""
+        from tflite.UnidirectionalSequenceLSTMOptions import UnidirectionalSequenceLSTMOptions
+
+        inputs = self.get_input_tensors(op)
+        options = UnidirectionalSequenceLSTMOptions()
+        options.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
+        present = [t.tensor_idx != -1 for t in inputs]
+
+        def tensor(index: int) -> relax.Expr | None:
+            return self.get_tensor_expr(inputs[index]) if present[index] else None
+
+        weights = [tensor(_LSTM_INPUT + g) for g in range(4)]
+        recurrent = [tensor(_LSTM_RECURRENT + g) for g in range(4)]
+        peephole = [tensor(_LSTM_PEEPHOLE + g) for g in range(3)]
+        bias = [tensor(_LSTM_BIAS + g) for g in range(4)]
+        data = self.get_tensor_expr(inputs[0])
+        if options.TimeMajor():
+            data = relax.op.permute_dims(data, [1, 0, 2])
+        steps = to_int_list(self.get_tensor_shape(inputs[0]))[0 if options.TimeMajor() else 1]
+        state = (None, None)  # zero at the start: its products are left out
+        cell = _LstmCell(weights, recurrent, peephole, bias, options, self)
+        outputs = []
+        for step in range(steps):
+            x = relax.op.squeeze(relax.op.strided_slice(data, [1], [step], [step + 1]), [1])
+            state = cell(x, *state)
+            outputs.append(state[0])
+        out = relax.op.stack(outputs, axis=1)
+        return relax.op.permute_dims(out, [1, 0, 2]) if options.TimeMajor() else out
+
+
+class _LstmCell:
+    """One LSTM step in TFLite's order (lstm_eval.cc): gates, clipped cell, output."""
+
+    def __init__(self, weights, recurrent, peephole, bias, options, converter):
+        self.weights = [None if w is None else relax.op.permute_dims(w) for w in weights]
+        self.recurrent = [None if r is None else relax.op.permute_dims(r) for r in recurrent]
+        self.peephole, self.bias = peephole, bias
+        self.cell_clip = options.CellClip()
+        self.activation = options.FusedActivationFunction()
+        self.converter = converter
+
+    def gate(self, index: int, x, h, c, activate):
+        total = relax.op.matmul(x, self.weights[index])
+        if h is not None:
+            total = relax.op.add(total, relax.op.matmul(h, self.recurrent[index]))
+        peephole = self.peephole[_PEEPHOLE[index]] if index in _PEEPHOLE else None
+        if peephole is not None and c is not None:
+            total = relax.op.add(total, relax.op.multiply(c, peephole))
+        if self.bias[index] is not None:
+            total = relax.op.add(total, self.bias[index])
+        return activate(total)
+
+    def __call__(self, x, h, c):
+        sigmoid = relax.op.sigmoid
+        forget = self.gate(1, x, h, c, sigmoid)
+        if self.weights[0] is None:  # coupled input-forget gate (CIFG)
+            input_gate = relax.op.subtract(relax.const(1.0, "float32"), forget)
+        else:
+            input_gate = self.gate(0, x, h, c, sigmoid)
+        candidate = self.gate(2, x, h, c, self._activate)
+        update = relax.op.multiply(input_gate, candidate)
+        c = update if c is None else relax.op.add(relax.op.multiply(forget, c), update)
+        if self.cell_clip > 0:
+            c = relax.op.clip(c, -self.cell_clip, self.cell_clip)
+        output_gate = self.gate(3, x, h, c, sigmoid)
+        # Without projection weights TFLite ignores proj_clip.
+        return relax.op.multiply(output_gate, self._activate(c)), c
+
+    def _activate(self, value):
+        return self.converter.convert_fused_activation_function(value, self.activation)
+
+
+def _symmetric_quantize_per_batch(data: relax.Expr, rank: int) -> tuple[relax.Expr, relax.Expr]:
+    """TFLite's SymmetricQuantizeFloats on each batch: scale = max|x| / 127 (1 for
+    all zeros), q = round(x * (127 / max|x|)) halves away from zero, in [-127, 127].
+    Written without abs or round, which the C backend for microcontrollers lacks."""
+    axes = list(range(1, rank))
+    span = relax.op.maximum(
+        relax.op.max(data, axis=axes, keepdims=True),
+        relax.op.negative(relax.op.min(data, axis=axes, keepdims=True)),
+    )
+    zero, half, one = (relax.const(v, "float32") for v in (0.0, 0.5, 1.0))
+    empty = relax.op.equal(span, zero)
+    levels = relax.const(127.0, "float32")
+    scale = relax.op.where(empty, one, relax.op.divide(span, levels))
+    inverse = relax.op.where(empty, zero, relax.op.divide(levels, span))
+    product = relax.op.multiply(data, inverse)
+    negative = relax.op.less(product, zero)
+    magnitude = relax.op.where(negative, relax.op.negative(product), product)
+    whole = relax.op.floor(magnitude)
+    # magnitude - whole is exact: halves round up without the error of floor(m + 0.5).
+    up = relax.op.where(
+        relax.op.greater_equal(relax.op.subtract(magnitude, whole), half), one, zero
+    )
+    rounded = relax.op.add(whole, up)
+    signed = relax.op.where(negative, relax.op.negative(rounded), rounded)
+    quantized = relax.op.astype(relax.op.clip(signed, -127, 127), "int8")
+    return quantized, scale
+
+
+def refusal(converter: OperatorConverter, op) -> str | None:
+    """Why tvmq cannot run `op`, or None when it can."""
+    name = converter.get_op_code_str(op)
+    inputs = converter.get_input_tensors(op)
+    if name in REFUSED_QUANTIZED:
+        tensors = inputs + converter.get_output_tensors(op)
+        if any(t.tensor_idx != -1 and t.qnn_params is not None for t in tensors):
+            return "quantized: no exact integer kernel in tvmq"
+    if name == "UNIDIRECTIONAL_SEQUENCE_LSTM" and any(
+        inputs[i].tensor_idx != -1 for i in _LSTM_PROJECTION + _LSTM_LAYER_NORM
+    ):
+        return "projection or layer normalisation is not supported"
+    return None
