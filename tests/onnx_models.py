@@ -149,3 +149,51 @@ def with_unsupported_op() -> onnx.ModelProto:
         opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("com.example", 1)],
         ir_version=8,
     )
+
+
+def conv_transpose(
+    channels: int = 4, group: int = 1, stride: int = 2, pads=(0, 0, 0, 0), output_padding=(0, 0)
+) -> onnx.ModelProto:
+    """Conv -> ConvTranspose (upsampling, as in detection/segmentation heads)."""
+    kernel = 3
+    height = 5
+    out = [
+        (height - 1) * stride - pads[i] - pads[i + 2] + kernel + output_padding[i] for i in (0, 1)
+    ]
+    return graph_model(
+        [
+            helper.make_node("Conv", ["x", "w1"], ["c"], kernel_shape=[1, 1]),
+            helper.make_node(
+                "ConvTranspose",
+                ["c", "w2", "b2"],
+                ["y"],
+                kernel_shape=[kernel, kernel],
+                strides=[stride, stride],
+                pads=list(pads),
+                output_padding=list(output_padding),
+                group=group,
+            ),
+        ],
+        {"x": [1, 3, height, height]},
+        [1, 6, *out],
+        [
+            weight("w1", channels, 3, 1, 1),
+            weight("w2", channels, 6 // group, 3, 3),
+            weight("b2", 6),
+        ],
+    )
+
+
+def clip_inputs() -> onnx.ModelProto:
+    """Conv -> Clip(0, 6) with bounds as inputs (opset 13): imported as TIR functions."""
+    bounds = [numpy_helper.from_array(np.float32(v), n) for n, v in (("lo", 0.0), ("hi", 6.0))]
+    return graph_model(
+        [
+            helper.make_node("Conv", ["x", "w1"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+            helper.make_node("Clip", ["c", "lo", "hi"], ["r"]),
+            helper.make_node("Conv", ["r", "w2"], ["y"], kernel_shape=[1, 1]),
+        ],
+        {"x": [1, 3, 6, 6]},
+        [1, 4, 6, 6],
+        [weight("w1", 8, 3, 3, 3, scale=2.0), *bounds, weight("w2", 4, 8, 1, 1)],
+    )

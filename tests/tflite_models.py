@@ -162,3 +162,56 @@ def concat_int8(path: Path, shapes, params, axis: int) -> Path:
         _code(schema.BuiltinOperator.CONCATENATION, 2),
     ]
     return _finish(path, codes, operators, tensors, [_buffer()], list(range(count)), [2 * count])
+
+
+def transpose_conv_int8(
+    path: Path,
+    in_shape: tuple[int, int, int, int],
+    weights: np.ndarray,
+    bias: np.ndarray,
+    params,
+    stride: int,
+    same: bool,
+) -> Path:
+    """An int8 TRANSPOSE_CONV: `weights` int8 OHWI quantized per output channel, int32
+    `bias`; `params` are (input, output) (scale, zero point) and the weight scales."""
+    (in_params, out_params, weight_scales) = params
+    batch, height, width, _ = in_shape
+    out_channels, kernel, _, _ = weights.shape
+    if same:
+        out_shape = (batch, height * stride, width * stride, out_channels)
+    else:
+        size = [(d - 1) * stride + kernel for d in (height, width)]
+        out_shape = (batch, *size, out_channels)
+    operator = schema.OperatorT()
+    operator.opcodeIndex, operator.inputs, operator.outputs = 0, [0, 1, 2, 3], [4]
+    operator.builtinOptionsType = schema.BuiltinOptions.TransposeConvOptions
+    options = schema.TransposeConvOptionsT()
+    options.padding = schema.Padding.SAME if same else schema.Padding.VALID
+    options.strideH = options.strideW = stride
+    operator.builtinOptions = options
+    shape_tensor = _typed(_tensor("shape", (4,), 1.0, 0, 1), schema.TensorType.INT32)
+    shape_tensor.quantization = None
+    weight = _tensor("w", weights.shape, 1.0, 0, 2)
+    weight.quantization.scale = [float(s) for s in weight_scales]
+    weight.quantization.zeroPoint = [0] * out_channels
+    bias_tensor = _typed(_tensor("b", (out_channels,), 1.0, 0, 3), schema.TensorType.INT32)
+    bias_tensor.quantization.scale = [in_params[0] * float(s) for s in weight_scales]
+    bias_tensor.quantization.zeroPoint = [0] * out_channels
+    tensors = [
+        shape_tensor,
+        weight,
+        _int8_tensor("x", in_shape, in_params, 4),
+        bias_tensor,
+        _int8_tensor("y", out_shape, out_params, 5),
+    ]
+    buffers = [
+        _buffer(),
+        _buffer(np.array(out_shape, np.int32)),
+        _buffer(weights.astype(np.int8)),
+        _buffer(bias.astype(np.int32)),
+        _buffer(),
+        _buffer(),
+    ]
+    code = _code(schema.BuiltinOperator.TRANSPOSE_CONV, 3)
+    return _finish(path, [code], [operator], tensors, buffers, [2], [4])

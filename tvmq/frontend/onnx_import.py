@@ -13,6 +13,7 @@ from onnx import numpy_helper
 
 from tvmq.errors import TvmqError
 from tvmq.frontend.layout import channels_last
+from tvmq.frontend.transpose_conv import lower_transposed_convs
 from tvmq.model import TensorSpec
 
 STANDARD_DOMAINS = ("", "ai.onnx")
@@ -95,12 +96,12 @@ class OnnxGraph:
         finally:
             onnx_frontend.ONNXGraphImporter = importer
         _name_output_bindings(mod, self.source_names, self.proto.graph)
-        if self.operators["QuantizeLinear"] or self.operators["DequantizeLinear"]:
-            return mod  # its quantize/dequantize pairs fix the layout they were made for
-        mod, names = channels_last(mod, self.source_names)
-        self.source_names.clear()
-        self.source_names.update(names)
-        return mod
+        if not (self.operators["QuantizeLinear"] or self.operators["DequantizeLinear"]):
+            # A QDQ model's quantize/dequantize pairs fix the layout they were made for.
+            mod, names = channels_last(mod, self.source_names)
+            self.source_names.clear()
+            self.source_names.update(names)
+        return lower_transposed_convs(mod, self.source_names)
 
 
 def _naming_importer(base, names: dict[str, str]):

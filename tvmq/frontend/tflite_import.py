@@ -127,7 +127,10 @@ class TFLiteGraph:
     def to_relax(self):
         from tvm.relax.frontend.tflite import from_tflite
 
-        return from_tflite(self.model, op_converter=_weight_only_converter())
+        from tvmq.frontend.transpose_conv import lower_transposed_convs
+
+        mod = from_tflite(self.model, op_converter=_weight_only_converter())
+        return lower_transposed_convs(mod, self.source_names)
 
 
 def _weight_only_converter():

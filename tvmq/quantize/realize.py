@@ -54,6 +54,8 @@ PASSTHROUGH_OPS = (
     "relax.squeeze",
     "relax.expand_dims",
     "relax.nn.max_pool2d",
+    "relax.nn.pad",
+    "relax.strided_slice",
 )
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 # TFLite Micro's add rescales int8 inputs by 2**20 before summing (add.cc).
@@ -595,15 +597,30 @@ class _Realizer(PyExprMutator):
         x = self._dequantized(call.args[0]) if name == "relax.dequantize" else None
         if x is None:
             return None
-        integer = self.ints.emit(
-            relax.Call(call.op, [x.data, *call.args[1:]], call.attrs, call.ty_args)
-        )
+        if _op_name(call) == "relax.nn.pad":
+            integer = self._pad(call, x)
+            if integer is None:
+                return None
+        else:
+            integer = self.ints.emit(
+                relax.Call(call.op, [x.data, *call.args[1:]], call.attrs, call.ty_args)
+            )
         return relax.op.dequantize(
             integer,
             producer.args[1],
             producer.args[2],
             axis=int(producer.attrs.axis),
             out_dtype="float32",
+        )
+
+    def _pad(self, pad: relax.Call, x: _QuantizedActivation) -> relax.Expr | None:
+        """Zero padding pads the integers with the zero point (other values stay float)."""
+        attrs = pad.attrs
+        value = float(attrs.pad_value)
+        if str(attrs.pad_mode) == "constant" and value != 0.0:
+            return None
+        return self.ints.emit(
+            relax.op.nn.pad(x.data, attrs.pad_width, str(attrs.pad_mode), x.zero_point)
         )
 
     def _pool(self, pool: relax.Call, out: _QuantizedActivation) -> relax.Expr | None:

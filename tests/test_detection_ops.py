@@ -1,0 +1,105 @@
+"""Ops of detection and segmentation CNNs (transposed convolution, resize, clipping
+with input bounds): built for the host and as C, quantized, against the references."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+from tests import onnx_models
+from tests.test_aot import native
+from tests.test_mul_concat import assert_integer_only, int8, micro_run
+from tests.test_onnx_import import ort_run, random_feeds
+from tests.tflite_models import transpose_conv_int8
+from tvmq.frontend import load_model
+from tvmq.quantize.quantizer import quantize_model
+
+RNG = np.random.default_rng(11)
+
+
+def ops(model) -> set[str]:
+    bindings = [b for block in model.mod["main"].body.blocks for b in block.bindings]
+    return {getattr(getattr(b.value, "op", None), "name", None) for b in bindings}
+
+
+def saved(proto: onnx.ModelProto, tmp_path, name: str = "model"):
+    path = tmp_path / f"{name}.onnx"
+    onnx.save(proto, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"group": 2},
+        {"pads": (1, 1, 1, 1), "output_padding": (1, 1)},
+        {"stride": 1, "pads": (1, 0, 1, 0)},
+        {"stride": 3, "pads": (2, 2, 2, 2)},
+    ],
+    ids=["stride2", "groups", "output-padding", "stride1-asymmetric", "cropped"],
+)
+def test_conv_transpose_matches_onnxruntime_on_host_and_in_c(options, tmp_path):
+    """ONNX ConvTranspose, channels-last: no conv2d_transpose left for a backend to
+    refuse; the host build and the emitted C agree with onnxruntime."""
+    proto = onnx_models.conv_transpose(**options)
+    model = load_model(saved(proto, tmp_path))
+    assert "relax.nn.conv2d_transpose" not in ops(model)
+    host = model.build("host")
+    _, library = native(model, tmp_path)
+    feeds = random_feeds(proto, RNG)
+    (want,) = ort_run(proto, feeds)
+    np.testing.assert_allclose(host(*feeds.values())[0], want, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(library(*feeds.values())[0], want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("stride", "same", "kernel"),
+    [(2, False, 3), (2, True, 4), (1, True, 3), (3, False, 2)],
+    ids=["valid", "same", "stride1", "cropped"],
+)
+def test_int8_transpose_conv_is_bit_exact_with_tflite_micro(stride, same, kernel, tmp_path):
+    out_channels, in_shape = 5, (1, 4, 5, 3)
+    weights = RNG.integers(-127, 128, (out_channels, kernel, kernel, in_shape[-1]))
+    bias = RNG.integers(-3000, 3000, out_channels)
+    params = ((0.05, 3), (0.1, -7), RNG.uniform(0.001, 0.01, out_channels))
+    path = transpose_conv_int8(
+        tmp_path / "tconv.tflite", in_shape, weights, bias, params, stride, same
+    )
+    model = load_model(path)
+    host = model.build("host")
+    _, library = native(model, tmp_path)
+    for _ in range(3):
+        x = int8(in_shape)
+        want = micro_run(path, [x])
+        np.testing.assert_array_equal(host(x)[0], want)
+        np.testing.assert_array_equal(library(x)[0], want)
+    assert_integer_only(model)
+
+
+def test_quantized_conv_transpose_is_integer_and_close_to_float(tmp_path):
+    proto = onnx_models.conv_transpose(pads=(1, 1, 1, 1), output_padding=(1, 1))
+    model = load_model(saved(proto, tmp_path))
+    samples = [list(random_feeds(proto, RNG).values()) for _ in range(16)]
+    quantized = quantize_model(model, samples)
+    text = quantized.mod.script(show_meta=False)
+    assert text.count("R.quantize(") >= 2  # both convolutions run on integers
+    host = quantized.build("host")
+    for sample in samples[:4]:
+        (want,) = ort_run(proto, dict(zip(("x",), sample, strict=True)))
+        (got,) = host(*sample)
+        assert np.abs(got - want).max() <= 0.05 * np.abs(want).max()
+
+
+def test_clip_with_input_bounds_quantizes(tmp_path):
+    """Clip's bounds as inputs (opset 13) import as TIR functions that main calls: the
+    calibration module keeps them, and the quantized model runs close to float."""
+    proto = onnx_models.clip_inputs()
+    model = load_model(saved(proto, tmp_path))
+    samples = [list(random_feeds(proto, RNG).values()) for _ in range(16)]
+    host = quantize_model(model, samples).build("host")
+    for sample in samples[:4]:
+        (want,) = ort_run(proto, {"x": sample[0]})
+        (got,) = host(*sample)
+        assert np.abs(got - want).max() <= 0.05 * np.abs(want).max()
