@@ -197,3 +197,32 @@ def clip_inputs() -> onnx.ModelProto:
         [1, 4, 6, 6],
         [weight("w1", 8, 3, 3, 3, scale=2.0), *bounds, weight("w2", 4, 8, 1, 1)],
     )
+
+
+def shape_reshape() -> onnx.ModelProto:
+    """Reshape to [batch, 8] with the batch read from the tensor's own shape, in int32
+    and through Constant nodes, as paddle2onnx exports a flatten."""
+
+    def constant(name, values, dtype=TensorProto.INT64):
+        tensor = helper.make_tensor(name, dtype, [len(values)], values)
+        return helper.make_node("Constant", [], [name], value=tensor)
+
+    return graph_model(
+        [
+            helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[3, 3]),
+            helper.make_node("GlobalAveragePool", ["c"], ["p"]),
+            helper.make_node("Shape", ["p"], ["shape"]),
+            helper.make_node("Cast", ["shape"], ["shape32"], to=TensorProto.INT32),
+            *(constant(n, [v]) for n, v in [("start", 0), ("end", 1), ("axis", 0), ("step", 1)]),
+            helper.make_node("Slice", ["shape32", "start", "end", "axis", "step"], ["batch32"]),
+            helper.make_node("Cast", ["batch32"], ["batch"], to=TensorProto.INT64),
+            constant("features32", [8], TensorProto.INT32),
+            helper.make_node("Cast", ["features32"], ["features"], to=TensorProto.INT64),
+            helper.make_node("Concat", ["batch", "features"], ["target"], axis=0),
+            helper.make_node("Reshape", ["p", "target"], ["f"]),
+            helper.make_node("Gemm", ["f", "g"], ["y"], transB=1),
+        ],
+        {"x": [2, 3, 6, 6]},
+        [2, 4],
+        [weight("w", 8, 3, 3, 3), weight("g", 4, 8)],
+    )

@@ -103,3 +103,13 @@ def test_clip_with_input_bounds_quantizes(tmp_path):
         (want,) = ort_run(proto, {"x": sample[0]})
         (got,) = host(*sample)
         assert np.abs(got - want).max() <= 0.05 * np.abs(want).max()
+
+
+def test_shape_computed_reshape_imports_with_static_dims(tmp_path):
+    """A Reshape whose target comes from Shape -> Slice -> Concat is folded to a
+    constant at import (the dims are static) and matches onnxruntime."""
+    proto = onnx_models.shape_reshape()
+    executable = load_model(saved(proto, tmp_path)).build("host")
+    feeds = random_feeds(proto, RNG)
+    (want,) = ort_run(proto, feeds)
+    np.testing.assert_allclose(executable(*feeds.values())[0], want, rtol=1e-4, atol=1e-5)

@@ -13,6 +13,7 @@ from onnx import numpy_helper
 
 from tvmq.errors import TvmqError
 from tvmq.frontend.layout import channels_last
+from tvmq.frontend.onnx_fold import fold_shape_computations
 from tvmq.frontend.transpose_conv import lower_transposed_convs
 from tvmq.model import TensorSpec
 
@@ -92,7 +93,9 @@ class OnnxGraph:
         importer = onnx_frontend.ONNXGraphImporter
         onnx_frontend.ONNXGraphImporter = _naming_importer(importer, self.source_names)
         try:
-            mod = onnx_frontend.from_onnx(self.proto, shape_dict=shapes, dtype_dict=dtypes)
+            mod = onnx_frontend.from_onnx(
+                fold_shape_computations(self.proto), shape_dict=shapes, dtype_dict=dtypes
+            )
         finally:
             onnx_frontend.ONNXGraphImporter = importer
         _name_output_bindings(mod, self.source_names, self.proto.graph)
