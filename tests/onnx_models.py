@@ -226,3 +226,25 @@ def shape_reshape() -> onnx.ModelProto:
         [2, 4],
         [weight("w", 8, 3, 3, 3), weight("g", 4, 8)],
     )
+
+
+def conv_resize(mode: str = "nearest", transform: str = "asymmetric") -> onnx.ModelProto:
+    """Conv -> Resize x2 (scales input), as FPN/segmentation necks upsample."""
+    options = {"nearest_mode": "floor"} if mode == "nearest" else {}
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")
+    return graph_model(
+        [
+            helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[1, 1]),
+            helper.make_node(
+                "Resize",
+                ["c", "", "scales"],
+                ["y"],
+                mode=mode,
+                coordinate_transformation_mode=transform,
+                **options,
+            ),
+        ],
+        {"x": [1, 3, 5, 6]},
+        [1, 4, 10, 12],
+        [weight("w", 4, 3, 1, 1), scales],
+    )

@@ -11,9 +11,11 @@ from tests import onnx_models
 from tests.test_aot import native
 from tests.test_mul_concat import assert_integer_only, int8, micro_run
 from tests.test_onnx_import import ort_run, random_feeds
-from tests.tflite_models import transpose_conv_int8
+from tests.tflite_models import resize_bilinear_int8, transpose_conv_int8
 from tvmq.frontend import load_model
+from tvmq.quantize.annotate import main_bindings
 from tvmq.quantize.quantizer import quantize_model
+from tvmq.quantize.realize import realize
 
 RNG = np.random.default_rng(11)
 
@@ -113,3 +115,61 @@ def test_shape_computed_reshape_imports_with_static_dims(tmp_path):
     feeds = random_feeds(proto, RNG)
     (want,) = ort_run(proto, feeds)
     np.testing.assert_allclose(executable(*feeds.values())[0], want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("mode", "transform"),
+    [("nearest", "asymmetric"), ("linear", "half_pixel"), ("linear", "align_corners")],
+)
+def test_resize_matches_onnxruntime_on_host_and_in_c(mode, transform, tmp_path):
+    proto = onnx_models.conv_resize(mode, transform)
+    model = load_model(saved(proto, tmp_path))
+    host = model.build("host")
+    _, library = native(model, tmp_path)
+    feeds = random_feeds(proto, RNG)
+    (want,) = ort_run(proto, feeds)
+    np.testing.assert_allclose(host(*feeds.values())[0], want, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(library(*feeds.values())[0], want, rtol=1e-4, atol=1e-5)
+
+
+def test_quantized_nearest_resize_copies_integers(tmp_path):
+    proto = onnx_models.conv_resize("nearest", "asymmetric")
+    model = load_model(saved(proto, tmp_path))
+    samples = [list(random_feeds(proto, RNG).values()) for _ in range(8)]
+    quantized = quantize_model(model, samples)
+    resized = [
+        b.var
+        for b in main_bindings(realize(quantized.mod))
+        if getattr(getattr(b.value, "op", None), "name", None) == "relax.image.resize2d"
+    ]
+    assert [str(var.ty.dtype) for var in resized] == ["int8"]
+    host = quantized.build("host")
+    _, library = native(quantized, tmp_path)
+    for sample in samples[:3]:
+        (want,) = ort_run(proto, {"x": sample[0]})
+        got = host(*sample)[0]
+        assert np.abs(got - want).max() <= 0.05 * np.abs(want).max()
+        np.testing.assert_allclose(library(*sample)[0], got, rtol=1e-6)  # the float dequantize
+
+
+@pytest.mark.parametrize(
+    ("size", "align_corners", "half_pixel"),
+    [((8, 10), False, False), ((8, 10), False, True), ((7, 9), True, False), ((3, 2), False, True)],
+    ids=["asymmetric", "half-pixel", "align-corners", "downscale"],
+)
+def test_int8_resize_bilinear_is_bit_exact_with_tflite_micro(
+    size, align_corners, half_pixel, tmp_path
+):
+    in_shape = (1, 4, 5, 3)
+    path = resize_bilinear_int8(
+        tmp_path / "resize.tflite", in_shape, size, (0.05, -3), align_corners, half_pixel
+    )
+    model = load_model(path)
+    host = model.build("host")
+    _, library = native(model, tmp_path)
+    for _ in range(3):
+        x = int8(in_shape)
+        want = micro_run(path, [x])
+        np.testing.assert_array_equal(host(x)[0], want)
+        np.testing.assert_array_equal(library(x)[0], want)
+    assert_integer_only(model)

@@ -215,3 +215,26 @@ def transpose_conv_int8(
     ]
     code = _code(schema.BuiltinOperator.TRANSPOSE_CONV, 3)
     return _finish(path, [code], [operator], tensors, buffers, [2], [4])
+
+
+def resize_bilinear_int8(
+    path: Path, in_shape, size: tuple[int, int], params, align_corners: bool, half_pixel: bool
+) -> Path:
+    """An int8 RESIZE_BILINEAR to `size` (input and output share `params`)."""
+    operator = schema.OperatorT()
+    operator.opcodeIndex, operator.inputs, operator.outputs = 0, [0, 1], [2]
+    operator.builtinOptionsType = schema.BuiltinOptions.ResizeBilinearOptions
+    operator.builtinOptions = schema.ResizeBilinearOptionsT()
+    operator.builtinOptions.alignCorners = align_corners
+    operator.builtinOptions.halfPixelCenters = half_pixel
+    size_tensor = _typed(_tensor("size", (2,), 1.0, 0, 2), schema.TensorType.INT32)
+    size_tensor.quantization = None
+    out_shape = (in_shape[0], *size, in_shape[3])
+    tensors = [
+        _int8_tensor("x", in_shape, params, 1),
+        size_tensor,
+        _int8_tensor("y", out_shape, params, 3),
+    ]
+    buffers = [_buffer(), _buffer(), _buffer(np.array(size, np.int32)), _buffer()]
+    code = _code(schema.BuiltinOperator.RESIZE_BILINEAR, 3)
+    return _finish(path, [code], [operator], tensors, buffers, [0], [2])

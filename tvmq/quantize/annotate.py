@@ -20,7 +20,7 @@ import tvm
 from tvm import relax
 
 # Ops that pass quantization through: realize runs them on the integers.
-from tvmq.quantize.realize import PASSTHROUGH_OPS
+from tvmq.quantize.realize import passes_through
 
 WEIGHTED_OPS = {"relax.nn.conv2d": "conv2d", "relax.matmul": "matmul"}
 ACTIVATION_OPS = ("relax.nn.relu", "relax.clip")
@@ -111,7 +111,7 @@ class _Graph:
 
     def source(self, var: relax.Var) -> relax.Var:
         """The tensor `var` is a pass-through view of (itself if none)."""
-        while _op_name(self.value.get(var)) in PASSTHROUGH_OPS:
+        while passes_through(self.value.get(var)):
             var = self.value[var].args[0]
         return var
 

@@ -62,6 +62,14 @@ INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 ADD_LEFT_SHIFT = {"int8": 20, "uint8": 20, "int16": 15}
 
 
+def passes_through(expr) -> bool:
+    """An op that only copies values (PASSTHROUGH_OPS, nearest-neighbour resizing)."""
+    name = _op_name(expr)
+    if name == "relax.image.resize2d":
+        return str(expr.attrs.method) == "nearest_neighbor"
+    return name in PASSTHROUGH_OPS
+
+
 def has_qdq(mod: tvm.IRModule) -> bool:
     """True when any Relax function of `mod` quantizes or dequantizes."""
     found = []
@@ -198,7 +206,7 @@ class _Realizer(PyExprMutator):
             realized = self._quantize(call)
         elif name == "relax.astype":
             realized = self._average_pool(call)
-        elif name in PASSTHROUGH_OPS:
+        elif passes_through(call):
             realized = self._passthrough(call)
         elif name in ("relax.nn.conv2d", "relax.matmul"):
             realized = self._dynamic(call)
@@ -304,6 +312,8 @@ class _Realizer(PyExprMutator):
             return self._conv2d(producer, bias, out, low, high)
         if name == "relax.matmul":
             return self._matmul(producer, bias, out, low, high)
+        if name == "relax.image.resize2d" and not fused_activation:
+            return self._resize_bilinear(producer, out)
         if name == "relax.nn.softmax" and not fused_activation:
             return self._softmax(producer, out)
         if name == "relax.dequantize" and not fused_activation:
@@ -623,6 +633,45 @@ class _Realizer(PyExprMutator):
             relax.op.nn.pad(x.data, attrs.pad_width, str(attrs.pad_mode), x.zero_point)
         )
 
+    def _resize_bilinear(self, resize: relax.Call, out) -> relax.Expr | None:
+        """TFLite's int8 bilinear resize (ResizeBilinearInteger): the four neighbours
+        weighted in 1/1024 steps, the sum rounded half away from zero by 2**20; input
+        and output share their parameters, as TFLite requires."""
+        attrs = resize.attrs
+        x = self._dequantized(resize.args[0])
+        mode = str(attrs.coordinate_transformation_mode)
+        if (
+            x is None
+            or str(attrs.method) != "linear"
+            or mode not in ("asymmetric", "half_pixel", "align_corners")
+            or np.float32(x.scale) != np.float32(out.scale)
+            or x.zero_point != out.zero_point
+        ):
+            return None
+        layout = str(attrs.layout)
+        in_shape, out_shape = _shape(x.data), _shape(resize)
+        data = self.ints.cast(x.data, "int32")
+        rows = []
+        for axis in (layout.index("H"), layout.index("W")):
+            low, high, fraction = _bilinear_taps(in_shape[axis], out_shape[axis], mode)
+            shape = [1] * len(in_shape)
+            shape[axis] = -1
+            rows.append((axis, low, high, fraction.reshape(shape)))
+        for axis, low, high, fraction in rows:
+            near = self.ints.emit(
+                relax.op.take(data, relax.const(low.astype("int32")), axis, mode="clip")
+            )
+            far = self.ints.emit(
+                relax.op.take(data, relax.const(high.astype("int32")), axis, mode="clip")
+            )
+            weight = self.ints.const(fraction, "int32")
+            complement = self.ints.const(1024 - fraction, "int32")
+            data = self.ints.emit(
+                relax.op.add(relax.op.multiply(near, complement), relax.op.multiply(far, weight))
+            )
+        rounded = self.ints.rounding_divide(data, np.array(1 << 20, np.int32))
+        return self.ints.saturate(rounded, *_activation_range(out.dtype), out.dtype)
+
     def _pool(self, pool: relax.Call, out: _QuantizedActivation) -> relax.Expr | None:
         """quantize(average(dequantize(x))): TFLite's rounded integer average, then a
         requantize when the output parameters differ from the input's."""
@@ -689,6 +738,20 @@ class _Realizer(PyExprMutator):
             return None
         averaged = self.ints.rounding_divide(*pooled)
         return self.ints.saturate(averaged, *_activation_range(out_dtype), out_dtype)
+
+
+def _bilinear_taps(size: int, out_size: int, mode: str):
+    """TFLite's ComputeInterpolationValuesInteger for each output position: the lower
+    and upper source index and the upper one's weight in 1/1024 steps."""
+    scale = ((1 << 10) * size + out_size // 2) // out_size
+    if mode == "align_corners" and out_size > 1:
+        scale = ((1 << 10) * (size - 1) + (out_size - 1) // 2) // (out_size - 1)
+    scaled = np.arange(out_size, dtype=np.int64) * scale
+    if mode == "half_pixel":
+        scaled += scale // 2 - (1 << 9)
+    low = np.maximum(np.trunc(scaled / 1024).astype(np.int64), 0)
+    high = np.minimum((scaled + 1023) // 1024, size - 1)
+    return low, high, scaled - 1024 * low
 
 
 def _accumulator_dtype(x: _QuantizedActivation) -> str:
