@@ -4,7 +4,8 @@ Rules per op type, as in PyTorch's pt2e quantizer: conv2d (grouped and depthwise
 too) and matmul/dense with their bias and activation fused, add and mul (with an
 activation fused), concat, average pooling, mean, and softmax over the last axis
 (its output takes TFLite's fixed parameters).
-Reshape, transpose, flatten and max pooling pass quantization through unchanged.
+Reshape, transpose, flatten, slices, padding, nearest resize and max pooling
+pass quantization through unchanged.
 Anything else stays float, and the graph gets quantize/dequantize at its
 boundary, never a failure.
 

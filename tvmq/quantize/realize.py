@@ -18,6 +18,10 @@ kernel TFLite Micro runs for it, so results match TFLite Micro bit for bit:
 - softmax over the last axis (int8 in, scale 1/256 and zero point -128 out):
   TFLite's fixed-point exp and reciprocal (:mod:`tvmq.quantize.softmax`);
 - quantize(dequantize(x)) with new parameters: an integer requantize;
+- bilinear resize (input and output parameters shared): TFLite's
+  ResizeBilinearInteger, neighbours weighted in 1/1024 steps;
+- reshapes, transposes, slices, max pooling, nearest resize and padding (with the
+  zero point) copy integers;
 - conv2d and matmul whose input is quantized at run time (dynamic mode): integer
   accumulation, then a float rescale by input scale x weight scale, as ONNX
   Runtime's ConvInteger/MatMulInteger followed by its scale multiply.
