@@ -3,6 +3,8 @@ with input bounds): built for the host and as C, quantized, against the referenc
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import onnx
 import pytest
@@ -173,3 +175,36 @@ def test_int8_resize_bilinear_is_bit_exact_with_tflite_micro(
         np.testing.assert_array_equal(host(x)[0], want)
         np.testing.assert_array_equal(library(x)[0], want)
     assert_integer_only(model)
+
+
+def int8_detection_ops(tmp_path) -> list:
+    """A TRANSPOSE_CONV and a RESIZE_BILINEAR model (int8, TFLite)."""
+    weights = RNG.integers(-127, 128, (5, 3, 3, 3))
+    bias = RNG.integers(-3000, 3000, 5)
+    params = ((0.05, 3), (0.1, -7), RNG.uniform(0.001, 0.01, 5))
+    shape = (1, 4, 5, 3)
+    return [
+        transpose_conv_int8(tmp_path / "tconv.tflite", shape, weights, bias, params, 2, True),
+        resize_bilinear_int8(tmp_path / "resize.tflite", shape, (8, 10), (0.05, -3), False, True),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("target", "tools"),
+    [
+        ("qemu-cortex-m4", ("arm-none-eabi-gcc", "qemu-system-arm")),
+        ("rpi4", ("aarch64-linux-gnu-gcc", "qemu-aarch64")),
+    ],
+)
+def test_int8_detection_ops_on_cortex_m_and_a_are_bit_exact(target, tools, tmp_path):
+    if not all(shutil.which(tool) for tool in tools):
+        pytest.skip(f"{' and '.join(tools)} are needed (make toolchains)")
+    for path in int8_detection_ops(tmp_path):
+        x = int8((1, 4, 5, 3))
+        built = load_model(path).build(target)
+        if target.startswith("qemu-cortex-m"):
+            with built as board:
+                got = board(x)[0]
+        else:
+            got = built(x)[0]
+        np.testing.assert_array_equal(got, micro_run(path, [x]))
