@@ -86,25 +86,26 @@ def _evaluate(node, values, shapes, opsets) -> list[np.ndarray] | None:
 
 
 def _run(node, inputs: list[str], values, opsets) -> list[np.ndarray] | None:
-    """`node` evaluated by ONNX's reference implementation (None if it cannot be)."""
+    """`node` evaluated by ONNX's reference implementation (None if it cannot be:
+    an op or a type the evaluator lacks stays for the importer)."""
     names = list(dict.fromkeys(inputs))
-    graph = helper.make_graph(
-        [node],
-        "fold",
-        [
-            helper.make_tensor_value_info(
-                name, helper.np_dtype_to_tensor_dtype(np.asarray(values[name]).dtype), None
-            )
-            for name in names
-        ],
-        [
-            helper.make_tensor_value_info(name, onnx.TensorProto.UNDEFINED, None)
-            for name in node.output
-        ],
-    )
-    model = helper.make_model(graph, opset_imports=opsets)
     try:
+        graph = helper.make_graph(
+            [node],
+            "fold",
+            [
+                helper.make_tensor_value_info(
+                    name, helper.np_dtype_to_tensor_dtype(np.asarray(values[name]).dtype), None
+                )
+                for name in names
+            ],
+            [
+                helper.make_tensor_value_info(name, onnx.TensorProto.UNDEFINED, None)
+                for name in node.output
+            ],
+        )
+        model = helper.make_model(graph, opset_imports=opsets)
         results = ReferenceEvaluator(model).run(None, {name: values[name] for name in names})
-    except Exception:  # an op the evaluator lacks stays for the importer
+    except Exception:
         return None
     return [np.asarray(r) for r in results]
