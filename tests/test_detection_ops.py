@@ -172,17 +172,22 @@ def test_resize_matches_onnxruntime_on_host_and_in_c(mode, transform, tmp_path):
     np.testing.assert_allclose(library(*feeds.values())[0], want, rtol=1e-4, atol=1e-5)
 
 
-def test_quantized_nearest_resize_copies_integers(tmp_path):
-    proto = onnx_models.conv_resize("nearest", "asymmetric")
+@pytest.mark.parametrize(
+    ("mode", "transform"), [("nearest", "asymmetric"), ("linear", "half_pixel")]
+)
+def test_quantized_resize_runs_on_integers(mode, transform, tmp_path):
+    """Nearest resize copies the integers; bilinear interpolates them as TFLite's
+    int8 kernel does, then requantizes to its own output parameters."""
+    proto = onnx_models.conv_resize(mode, transform)
     model = load_model(saved(proto, tmp_path))
     samples = [list(random_feeds(proto, RNG).values()) for _ in range(8)]
     quantized = quantize_model(model, samples)
-    resized = [
-        b.var
+    realized = {
+        (getattr(getattr(b.value, "op", None), "name", None), str(getattr(b.var.ty, "dtype", "")))
         for b in main_bindings(realize(quantized.mod))
-        if getattr(getattr(b.value, "op", None), "name", None) == "relax.image.resize2d"
-    ]
-    assert [str(var.ty.dtype) for var in resized] == ["int8"]
+    }
+    integer = ("relax.image.resize2d", "int8") if mode == "nearest" else ("relax.take", "int32")
+    assert integer in realized and ("relax.image.resize2d", "float32") not in realized
     host = quantized.build("host")
     _, library = native(quantized, tmp_path)
     for sample in samples[:3]:

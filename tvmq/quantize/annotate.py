@@ -2,8 +2,8 @@
 
 Rules per op type, as in PyTorch's pt2e quantizer: conv2d (grouped and depthwise
 too) and matmul/dense with their bias and activation fused, add and mul (with an
-activation fused), concat, average pooling, mean, and softmax over the last axis
-(its output takes TFLite's fixed parameters).
+activation fused), concat, average pooling, mean, bilinear resize, and softmax
+over the last axis (its output takes TFLite's fixed parameters).
 Reshape, transpose, flatten, slices, padding, nearest resize and max pooling
 pass quantization through unchanged.
 Anything else stays float, and the graph gets quantize/dequantize at its
@@ -146,6 +146,8 @@ def annotate(
             kind = "add" if name == "relax.add" else "mul"
         if name == "relax.concat" and isinstance(call.args[0], relax.Tuple):
             kind = "concat"
+        if name == "relax.image.resize2d" and str(call.attrs.method) == "linear":
+            kind = "resize"
         if name == "relax.nn.softmax" and _is_last_axis(call):
             kind = "softmax"
         if kind is None:
@@ -163,6 +165,8 @@ def annotate(
             continue
         weight_axis = None
         activations = list(call.args[0].fields if kind == "concat" else call.args)
+        if kind == "resize":
+            activations = [call.args[0]]  # not its size
         if name in WEIGHTED_OPS:
             weight_axis = _weight_axis(call)
             if not graph.is_constant(call.args[1]) or weight_axis is None:
@@ -172,7 +176,7 @@ def annotate(
         if any(_dtype(a) != "float32" for a in activations):
             annotation.skipped.append((var.name, kind, "input is not float32"))
             continue
-        fuses = kind not in ("softmax", "concat")
+        fuses = kind not in ("softmax", "concat", "resize")
         output = _fused_output(graph, var, weight_axis is not None) if fuses else var
         inputs = tuple(graph.source(activation) for activation in activations)
         # Order matters: conversion inserts quantize/dequantize in observation order.

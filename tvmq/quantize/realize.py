@@ -18,8 +18,8 @@ kernel TFLite Micro runs for it, so results match TFLite Micro bit for bit:
 - softmax over the last axis (int8 in, scale 1/256 and zero point -128 out):
   TFLite's fixed-point exp and reciprocal (:mod:`tvmq.quantize.softmax`);
 - quantize(dequantize(x)) with new parameters: an integer requantize;
-- bilinear resize (input and output parameters shared): TFLite's
-  ResizeBilinearInteger, neighbours weighted in 1/1024 steps;
+- bilinear resize: TFLite's ResizeBilinearInteger, neighbours weighted in
+  1/1024 steps (then a requantize where the output's parameters differ);
 - reshapes, transposes, slices, max pooling, nearest resize and padding (with the
   zero point) copy integers;
 - conv2d and matmul whose input is quantized at run time (dynamic mode): integer
@@ -640,7 +640,8 @@ class _Realizer(PyExprMutator):
     def _resize_bilinear(self, resize: relax.Call, out) -> relax.Expr | None:
         """TFLite's int8 bilinear resize (ResizeBilinearInteger): the four neighbours
         weighted in 1/1024 steps, the sum rounded half away from zero by 2**20; input
-        and output share their parameters, as TFLite requires."""
+        and output share their parameters in TFLite; where tvmq's quantizer gave them
+        different ones, the interpolated integers are requantized."""
         attrs = resize.attrs
         x = self._dequantized(resize.args[0])
         mode = str(attrs.coordinate_transformation_mode)
@@ -648,8 +649,6 @@ class _Realizer(PyExprMutator):
             x is None
             or str(attrs.method) != "linear"
             or mode not in ("asymmetric", "half_pixel", "align_corners")
-            or np.float32(x.scale) != np.float32(out.scale)
-            or x.zero_point != out.zero_point
         ):
             return None
         layout = str(attrs.layout)
@@ -674,6 +673,8 @@ class _Realizer(PyExprMutator):
                 relax.op.add(relax.op.multiply(near, complement), relax.op.multiply(far, weight))
             )
         rounded = self.ints.rounding_divide(data, np.array(1 << 20, np.int32))
+        if np.float32(x.scale) != np.float32(out.scale) or x.zero_point != out.zero_point:
+            return self._rescale(rounded, x, out)
         return self.ints.saturate(rounded, *_activation_range(out.dtype), out.dtype)
 
     def _pool(self, pool: relax.Call, out: _QuantizedActivation) -> relax.Expr | None:
