@@ -260,3 +260,102 @@ def single_channel() -> onnx.ModelProto:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
     onnx.checker.check_model(model)
     return model
+
+
+def conv_transpose(
+    channels: int = 4, group: int = 1, stride: int = 2, pads=(0, 0, 0, 0), output_padding=(0, 0)
+) -> onnx.ModelProto:
+    """Conv -> ConvTranspose (upsampling, as in detection/segmentation heads)."""
+    kernel = 3
+    height = 5
+    out = [
+        (height - 1) * stride - pads[i] - pads[i + 2] + kernel + output_padding[i] for i in (0, 1)
+    ]
+    return graph_model(
+        [
+            helper.make_node("Conv", ["x", "w1"], ["c"], kernel_shape=[1, 1]),
+            helper.make_node(
+                "ConvTranspose",
+                ["c", "w2", "b2"],
+                ["y"],
+                kernel_shape=[kernel, kernel],
+                strides=[stride, stride],
+                pads=list(pads),
+                output_padding=list(output_padding),
+                group=group,
+            ),
+        ],
+        {"x": [1, 3, height, height]},
+        [1, 6, *out],
+        [
+            weight("w1", channels, 3, 1, 1),
+            weight("w2", channels, 6 // group, 3, 3),
+            weight("b2", 6),
+        ],
+    )
+
+
+def clip_inputs() -> onnx.ModelProto:
+    """Conv -> Clip(0, 6) with bounds as inputs (opset 13): imported as TIR functions."""
+    bounds = [numpy_helper.from_array(np.float32(v), n) for n, v in (("lo", 0.0), ("hi", 6.0))]
+    return graph_model(
+        [
+            helper.make_node("Conv", ["x", "w1"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+            helper.make_node("Clip", ["c", "lo", "hi"], ["r"]),
+            helper.make_node("Conv", ["r", "w2"], ["y"], kernel_shape=[1, 1]),
+        ],
+        {"x": [1, 3, 6, 6]},
+        [1, 4, 6, 6],
+        [weight("w1", 8, 3, 3, 3, scale=2.0), *bounds, weight("w2", 4, 8, 1, 1)],
+    )
+
+
+def shape_reshape() -> onnx.ModelProto:
+    """Reshape to [batch, 8] with the batch read from the tensor's own shape, in int32
+    and through Constant nodes, as paddle2onnx exports a flatten."""
+
+    def constant(name, values, dtype=TensorProto.INT64):
+        tensor = helper.make_tensor(name, dtype, [len(values)], values)
+        return helper.make_node("Constant", [], [name], value=tensor)
+
+    return graph_model(
+        [
+            helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[3, 3]),
+            helper.make_node("GlobalAveragePool", ["c"], ["p"]),
+            helper.make_node("Shape", ["p"], ["shape"]),
+            helper.make_node("Cast", ["shape"], ["shape32"], to=TensorProto.INT32),
+            *(constant(n, [v]) for n, v in [("start", 0), ("end", 1), ("axis", 0), ("step", 1)]),
+            helper.make_node("Slice", ["shape32", "start", "end", "axis", "step"], ["batch32"]),
+            helper.make_node("Cast", ["batch32"], ["batch"], to=TensorProto.INT64),
+            constant("features32", [8], TensorProto.INT32),
+            helper.make_node("Cast", ["features32"], ["features"], to=TensorProto.INT64),
+            helper.make_node("Concat", ["batch", "features"], ["target"], axis=0),
+            helper.make_node("Reshape", ["p", "target"], ["f"]),
+            helper.make_node("Gemm", ["f", "g"], ["y"], transB=1),
+        ],
+        {"x": [2, 3, 6, 6]},
+        [2, 4],
+        [weight("w", 8, 3, 3, 3), weight("g", 4, 8)],
+    )
+
+
+def conv_resize(mode: str = "nearest", transform: str = "asymmetric") -> onnx.ModelProto:
+    """Conv -> Resize x2 (scales input), as FPN/segmentation necks upsample."""
+    options = {"nearest_mode": "floor"} if mode == "nearest" else {}
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")
+    return graph_model(
+        [
+            helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[1, 1]),
+            helper.make_node(
+                "Resize",
+                ["c", "", "scales"],
+                ["y"],
+                mode=mode,
+                coordinate_transformation_mode=transform,
+                **options,
+            ),
+        ],
+        {"x": [1, 3, 5, 6]},
+        [1, 4, 10, 12],
+        [weight("w", 4, 3, 1, 1), scales],
+    )

@@ -509,13 +509,6 @@ CASES: dict[str, Callable[[Draw], OpCase]] = {
         OP.RESIZE_NEAREST_NEIGHBOR, schema.ResizeNearestNeighborOptionsT
     ),
 }
-# Op kinds tvmq cannot run bit-exactly yet: kind -> why.
-NOT_EXACT: dict[str, str] = {
-    "TRANSPOSE_CONV": "NHWC conv2d_transpose has no legalization in TVM 0.27: the "
-    "host build fails (the ConvTranspose part of issue 19)",
-}
-
-
 # Op kinds the TFLite importer accepts quantized that TFLite Micro has no int8 kernel for.
 MICRO_LACKS: dict[str, str] = {
     "RELU_N1_TO_1": "TFLite Micro has no int8 RELU_N1_TO_1",
@@ -544,8 +537,6 @@ def _micro_run(path: Path, inputs: list[np.ndarray], count: int) -> list[np.ndar
 def _marks(kind: str) -> list:
     if kind in MICRO_LACKS:
         return [pytest.mark.skip(reason=MICRO_LACKS[kind])]
-    if kind in NOT_EXACT:
-        return [pytest.mark.xfail(reason=NOT_EXACT[kind], strict=True)]
     return []
 
 

@@ -243,3 +243,79 @@ def mul_and_add_int8(
     tensors = [_int8_tensor(name, shape, p, 0) for name, p in zip(names, params, strict=True)]
     codes = [_code(schema.BuiltinOperator.MUL, 2), _code(schema.BuiltinOperator.ADD, 2)]
     return _finish(path, codes, [mul, add], tensors, [_buffer()], [0, 1], [2, 3])
+
+
+def transpose_conv_int8(
+    path: Path,
+    in_shape: tuple[int, int, int, int],
+    weights: np.ndarray,
+    bias: np.ndarray,
+    params,
+    stride: int,
+    same: bool,
+) -> Path:
+    """An int8 TRANSPOSE_CONV: `weights` int8 OHWI quantized per output channel, int32
+    `bias`; `params` are (input, output) (scale, zero point) and the weight scales."""
+    (in_params, out_params, weight_scales) = params
+    batch, height, width, _ = in_shape
+    out_channels, kernel, _, _ = weights.shape
+    if same:
+        out_shape = (batch, height * stride, width * stride, out_channels)
+    else:
+        size = [(d - 1) * stride + kernel for d in (height, width)]
+        out_shape = (batch, *size, out_channels)
+    operator = schema.OperatorT()
+    operator.opcodeIndex, operator.inputs, operator.outputs = 0, [0, 1, 2, 3], [4]
+    operator.builtinOptionsType = schema.BuiltinOptions.TransposeConvOptions
+    options = schema.TransposeConvOptionsT()
+    options.padding = schema.Padding.SAME if same else schema.Padding.VALID
+    options.strideH = options.strideW = stride
+    operator.builtinOptions = options
+    shape_tensor = _typed(_tensor("shape", (4,), 1.0, 0, 1), schema.TensorType.INT32)
+    shape_tensor.quantization = None
+    weight = _tensor("w", weights.shape, 1.0, 0, 2)
+    weight.quantization.scale = [float(s) for s in weight_scales]
+    weight.quantization.zeroPoint = [0] * out_channels
+    bias_tensor = _typed(_tensor("b", (out_channels,), 1.0, 0, 3), schema.TensorType.INT32)
+    bias_tensor.quantization.scale = [in_params[0] * float(s) for s in weight_scales]
+    bias_tensor.quantization.zeroPoint = [0] * out_channels
+    tensors = [
+        shape_tensor,
+        weight,
+        _int8_tensor("x", in_shape, in_params, 4),
+        bias_tensor,
+        _int8_tensor("y", out_shape, out_params, 5),
+    ]
+    buffers = [
+        _buffer(),
+        _buffer(np.array(out_shape, np.int32)),
+        _buffer(weights.astype(np.int8)),
+        _buffer(bias.astype(np.int32)),
+        _buffer(),
+        _buffer(),
+    ]
+    code = _code(schema.BuiltinOperator.TRANSPOSE_CONV, 3)
+    return _finish(path, [code], [operator], tensors, buffers, [2], [4])
+
+
+def resize_bilinear_int8(
+    path: Path, in_shape, size: tuple[int, int], params, align_corners: bool, half_pixel: bool
+) -> Path:
+    """An int8 RESIZE_BILINEAR to `size` (input and output share `params`)."""
+    operator = schema.OperatorT()
+    operator.opcodeIndex, operator.inputs, operator.outputs = 0, [0, 1], [2]
+    operator.builtinOptionsType = schema.BuiltinOptions.ResizeBilinearOptions
+    operator.builtinOptions = schema.ResizeBilinearOptionsT()
+    operator.builtinOptions.alignCorners = align_corners
+    operator.builtinOptions.halfPixelCenters = half_pixel
+    size_tensor = _typed(_tensor("size", (2,), 1.0, 0, 2), schema.TensorType.INT32)
+    size_tensor.quantization = None
+    out_shape = (in_shape[0], *size, in_shape[3])
+    tensors = [
+        _int8_tensor("x", in_shape, params, 1),
+        size_tensor,
+        _int8_tensor("y", out_shape, params, 3),
+    ]
+    buffers = [_buffer(), _buffer(), _buffer(np.array(size, np.int32)), _buffer()]
+    code = _code(schema.BuiltinOperator.RESIZE_BILINEAR, 3)
+    return _finish(path, [code], [operator], tensors, buffers, [0], [2])

@@ -20,13 +20,16 @@ import tvm
 from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
-CHANNELS_LAST = {"relax.nn.conv2d": ["NHWC", "OHWI"]}
+CHANNELS_LAST = {
+    "relax.nn.conv2d": ["NHWC", "OHWI"],
+    "relax.nn.conv2d_transpose": ["NHWC", "IOHW"],
+}
 
 
 def channels_last(mod: tvm.IRModule, names: dict[str, str]) -> tuple[tvm.IRModule, dict[str, str]]:
     """`mod` with its 2-D convolutions in NHWC, and `names` (Relax var name -> source
     node) for the converted module. A module without NCHW convolutions is returned as is."""
-    if not any(_op(b.value) == "relax.nn.conv2d" for b in _bindings(mod)):
+    if not any(_op(b.value) in CHANNELS_LAST for b in _bindings(mod)):
         return mod, names
     before = [(b.var.name, _op(b.value)) for b in _bindings(mod)]
     converted = relax.transform.ConvertLayout(CHANNELS_LAST)(mod)

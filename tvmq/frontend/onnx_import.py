@@ -16,7 +16,9 @@ from onnx import numpy_helper
 
 from tvmq.errors import TvmqError, UnsupportedOperatorError, first_line
 from tvmq.frontend.layout import channels_last
+from tvmq.frontend.onnx_fold import fold_shape_computations
 from tvmq.frontend.shapes import UNNAMED, Shapes, fix_shapes, free_dims, relax_output_specs
+from tvmq.frontend.transpose_conv import lower_transposed_convs
 from tvmq.frontend.validate import check_scales, check_shape
 from tvmq.model import TensorSpec
 
@@ -204,7 +206,11 @@ class OnnxGraph:
         try:
             # TVM prints the node it failed on to stdout; failures are reported instead.
             with contextlib.redirect_stdout(io.StringIO()):
-                mod = onnx_frontend.from_onnx(self.proto, shape_dict=shapes, dtype_dict=dtypes)
+                mod = onnx_frontend.from_onnx(
+                    fold_shape_computations(self.proto, shapes),
+                    shape_dict=shapes,
+                    dtype_dict=dtypes,
+                )
         except Exception:
             if failures:  # a failed node without inferred shapes stopped the import
                 raise UnsupportedOperatorError(str(self.path), failures) from None
@@ -216,12 +222,12 @@ class OnnxGraph:
         _name_output_bindings(mod, self.source_names, self.proto.graph)
         if any(free_dims(spec) for spec in self.outputs):  # left free by shape inference
             self.outputs = relax_output_specs(mod, self.outputs)
-        if self.operators["QuantizeLinear"] or self.operators["DequantizeLinear"]:
-            return mod  # its quantize/dequantize pairs fix the layout they were made for
-        mod, names = channels_last(mod, self.source_names)
-        self.source_names.clear()
-        self.source_names.update(names)
-        return mod
+        if not (self.operators["QuantizeLinear"] or self.operators["DequantizeLinear"]):
+            # A QDQ model's quantize/dequantize pairs fix the layout they were made for.
+            mod, names = channels_last(mod, self.source_names)
+            self.source_names.clear()
+            self.source_names.update(names)
+        return lower_transposed_convs(mod, self.source_names)
 
 
 def _op_name(node: onnx.NodeProto) -> str:

@@ -228,6 +228,8 @@ class TFLiteGraph:
     def to_relax(self):
         from tvm.relax.frontend.tflite import from_tflite
 
+        from tvmq.frontend.transpose_conv import lower_transposed_convs
+
         unsupported = self.unsupported()
         if unsupported:
             raise UnsupportedOperatorError(str(self.path), unsupported)
@@ -246,7 +248,7 @@ class TFLiteGraph:
             raise UnsupportedOperatorError(str(self.path), failures)
         if self.resized:  # the file's output shapes are those at its own input shapes
             self.outputs = relax_output_specs(mod, self.outputs)
-        return mod
+        return lower_transposed_convs(mod, self.source_names)
 
 
 def _weight_only_converter(failures: list[tuple[str, str, str]]):

@@ -2,9 +2,10 @@
 
 Rules per op type, as in PyTorch's pt2e quantizer: conv2d (grouped and depthwise
 too) and matmul/dense with their bias and activation fused, add and mul (with an
-activation fused), concat, average pooling, mean, and softmax over the last axis
-(its output takes TFLite's fixed parameters).
-Reshape, transpose, flatten and max pooling pass quantization through unchanged.
+activation fused), concat, average pooling, mean, bilinear resize, and softmax
+over the last axis (its output takes TFLite's fixed parameters).
+Reshape, transpose, flatten, slices, padding, nearest resize and max pooling
+pass quantization through unchanged.
 Anything else stays float, and the graph gets quantize/dequantize at its
 boundary, never a failure.
 
@@ -20,7 +21,7 @@ import tvm
 from tvm import relax
 
 # Ops that pass quantization through: realize runs them on the integers.
-from tvmq.quantize.realize import PASSTHROUGH_OPS
+from tvmq.quantize.realize import passes_through
 
 WEIGHTED_OPS = {"relax.nn.conv2d": "conv2d", "relax.matmul": "matmul"}
 ACTIVATION_OPS = ("relax.nn.relu", "relax.clip")
@@ -111,7 +112,7 @@ class _Graph:
 
     def source(self, var: relax.Var) -> relax.Var:
         """The tensor `var` is a pass-through view of (itself if none)."""
-        while _op_name(self.value.get(var)) in PASSTHROUGH_OPS:
+        while passes_through(self.value.get(var)):
             var = self.value[var].args[0]
         return var
 
@@ -145,6 +146,8 @@ def annotate(
             kind = "add" if name == "relax.add" else "mul"
         if name == "relax.concat" and isinstance(call.args[0], relax.Tuple):
             kind = "concat"
+        if name == "relax.image.resize2d" and str(call.attrs.method) == "linear":
+            kind = "resize"
         if name == "relax.nn.softmax" and _is_last_axis(call):
             kind = "softmax"
         if kind is None:
@@ -162,6 +165,8 @@ def annotate(
             continue
         weight_axis = None
         activations = list(call.args[0].fields if kind == "concat" else call.args)
+        if kind == "resize":
+            activations = [call.args[0]]  # not its size
         if name in WEIGHTED_OPS:
             weight_axis = _weight_axis(call)
             if not graph.is_constant(call.args[1]) or weight_axis is None:
@@ -171,7 +176,7 @@ def annotate(
         if any(_dtype(a) != "float32" for a in activations):
             annotation.skipped.append((var.name, kind, "input is not float32"))
             continue
-        fuses = kind not in ("softmax", "concat")
+        fuses = kind not in ("softmax", "concat", "resize")
         output = _fused_output(graph, var, weight_axis is not None) if fuses else var
         inputs = tuple(graph.source(activation) for activation in activations)
         # Order matters: conversion inserts quantize/dequantize in observation order.

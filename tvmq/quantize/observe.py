@@ -49,7 +49,10 @@ def observer_module(mod: tvm.IRModule, observed: Sequence[relax.Var]) -> tvm.IRM
     func = exposer.visit_expr(mod["main"])
     outputs = [exposer.exposed.get(var, var) for var in observed]
     body = relax.BlockBuilder().normalize(relax.SeqExpr(func.body.blocks, relax.Tuple(outputs)))
-    return tvm.IRModule({"main": relax.Function(func.params, body, attrs=func.attrs)})
+    # A copy of the whole module: main may call PrimFuncs the importer made (call_tir).
+    observer = tvm.IRModule(dict(mod.functions_items()), attrs=mod.attrs)
+    observer["main"] = relax.Function(func.params, body, attrs=func.attrs)
+    return observer
 
 
 def observer_runner(mod: tvm.IRModule, observed: Sequence[relax.Var]):

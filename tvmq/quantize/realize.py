@@ -25,9 +25,12 @@ kernel TFLite Micro runs for it, so results match TFLite Micro bit for bit:
   for TFLite's int8 RELU and RELU6);
 - abs: |x - zero point| requantized, as TFLite's int8 ABS; leaky ReLU: either
   side requantized by its own multiplier;
-- bilinear resize: TFLite's integer interpolation (weights in 1/1024ths);
+- bilinear resize: TFLite's ResizeBilinearInteger, neighbours weighted in
+  1/1024 steps (then a requantize where the output's parameters differ);
 - logistic and hard swish: TFLite's fixed-point kernels
   (:mod:`tvmq.quantize.softmax`, :mod:`tvmq.quantize.hard_swish`);
+- reshapes, transposes, slices, max pooling, nearest resize and padding (with the
+  zero point) copy integers;
 - conv2d and matmul whose input is quantized at run time (dynamic mode): integer
   accumulation, then a float rescale by input scale x weight scale, as ONNX
   Runtime's ConvInteger/MatMulInteger followed by its scale multiply.
@@ -74,10 +77,20 @@ PASSTHROUGH_OPS = (
     "relax.squeeze",
     "relax.expand_dims",
     "relax.nn.max_pool2d",
+    "relax.nn.pad",
+    "relax.strided_slice",
 )
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 # TFLite Micro's add rescales int8 inputs by 2**20 before summing (add.cc).
 ADD_LEFT_SHIFT = {"int8": 20, "uint8": 20, "int16": 15}
+
+
+def passes_through(expr) -> bool:
+    """An op that only copies values (PASSTHROUGH_OPS, nearest-neighbour resizing)."""
+    name = _op_name(expr)
+    if name == "relax.image.resize2d":
+        return str(expr.attrs.method) == "nearest_neighbor"
+    return name in PASSTHROUGH_OPS
 
 
 def has_qdq(mod: tvm.IRModule) -> bool:
@@ -223,7 +236,7 @@ class _Realizer(PyExprMutator):
             realized = self._quantize(call)
         elif name == "relax.astype":
             realized = self._average_pool(call)
-        elif name in PASSTHROUGH_OPS:
+        elif passes_through(call):
             realized = self._passthrough(call)
             if realized is None:
                 realized = self._sink_uint8(call)
@@ -831,37 +844,6 @@ class _Realizer(PyExprMutator):
         )
         return self._output(chosen, out, *_activation_range(out.dtype))
 
-    def _resize_bilinear(self, resize: relax.Call, out) -> relax.Expr | None:
-        """TFLite's int8 RESIZE_BILINEAR (ResizeBilinearInteger): the four neighbours
-        weighted in 1/1024ths per axis, the sum divided by 2**20 with halves rounded
-        away from zero. TFLite copies the input's parameters to the output. Its uint8
-        kernel interpolates in float, so uint8 stays a float island."""
-        attrs = resize.attrs
-        x = self._dequantized(resize.args[0])
-        mode = str(attrs.coordinate_transformation_mode)
-        if x is None or x.legacy or str(attrs.method) != "linear" or str(attrs.layout) != "NHWC":
-            return None
-        if mode not in ("asymmetric", "align_corners", "half_pixel") or x.dtype != out.dtype:
-            return None
-        if (np.float32(x.scale), x.zero_point) != (np.float32(out.scale), out.zero_point):
-            return None
-        (_, in_h, in_w, _), (_, out_h, out_w, _) = _shape(x.data), _shape(resize)
-        data = self.ints.cast(x.data, "int32")
-        total = None
-        for rows, row_weights in _bilinear_taps(in_h, out_h, mode):
-            picked_rows = self.ints.emit(
-                relax.op.take(data, relax.const(rows), axis=1, mode="clip")
-            )
-            for columns, column_weights in _bilinear_taps(in_w, out_w, mode):
-                picked = self.ints.emit(
-                    relax.op.take(picked_rows, relax.const(columns), axis=2, mode="clip")
-                )
-                weights = np.outer(row_weights, column_weights).reshape(1, out_h, out_w, 1)
-                term = self.ints.emit(relax.op.multiply(picked, relax.const(weights)))
-                total = term if total is None else self.ints.emit(relax.op.add(total, term))
-        averaged = self.ints.rounding_divide(total, np.array(1 << 20, np.int32))
-        return self.ints.saturate(averaged, *_activation_range(out.dtype), out.dtype)
-
     def _requantize(self, value, out, low, high) -> relax.Expr | None:
         """A requantize, or an activation between two quantized tensors (TFLite's
         int8 RELU and RELU6: the requantized value clamped)."""
@@ -938,9 +920,14 @@ class _Realizer(PyExprMutator):
         x = self._dequantized(call.args[0], signed=False) if name == "relax.dequantize" else None
         if x is None:
             return None
-        integer = self.ints.emit(
-            relax.Call(call.op, [x.data, *call.args[1:]], call.attrs, call.ty_args)
-        )
+        if _op_name(call) == "relax.nn.pad":
+            integer = self._pad(call, x)
+            if integer is None:
+                return None
+        else:
+            integer = self.ints.emit(
+                relax.Call(call.op, [x.data, *call.args[1:]], call.attrs, call.ty_args)
+            )
         return relax.op.dequantize(
             integer,
             producer.args[1],
@@ -1017,6 +1004,57 @@ class _Realizer(PyExprMutator):
         else:
             signed = relax.Call(call.op, args, call.attrs, call.ty_args)
         return self._to_uint8(self.ints.emit(signed))
+
+    def _pad(self, pad: relax.Call, x: _QuantizedActivation) -> relax.Expr | None:
+        """Zero padding pads the integers with the zero point (other values stay float)."""
+        attrs = pad.attrs
+        value = float(attrs.pad_value)
+        if str(attrs.pad_mode) == "constant" and value != 0.0:
+            return None
+        return self.ints.emit(
+            relax.op.nn.pad(x.data, attrs.pad_width, str(attrs.pad_mode), x.zero_point)
+        )
+
+    def _resize_bilinear(self, resize: relax.Call, out) -> relax.Expr | None:
+        """TFLite's int8 bilinear resize (ResizeBilinearInteger): the four neighbours
+        weighted in 1/1024 steps, the sum rounded half away from zero by 2**20; input
+        and output share their parameters in TFLite; where tvmq's quantizer gave them
+        different ones, the interpolated integers are requantized."""
+        attrs = resize.attrs
+        x = self._dequantized(resize.args[0])
+        mode = str(attrs.coordinate_transformation_mode)
+        if (
+            x is None
+            or x.legacy  # TFLite's uint8 kernel interpolates in float: a float island
+            or str(attrs.method) != "linear"
+            or mode not in ("asymmetric", "half_pixel", "align_corners")
+        ):
+            return None
+        layout = str(attrs.layout)
+        in_shape, out_shape = _shape(x.data), _shape(resize)
+        data = self.ints.cast(x.data, "int32")
+        rows = []
+        for axis in (layout.index("H"), layout.index("W")):
+            low, high, fraction = _bilinear_taps(in_shape[axis], out_shape[axis], mode)
+            shape = [1] * len(in_shape)
+            shape[axis] = -1
+            rows.append((axis, low, high, fraction.reshape(shape)))
+        for axis, low, high, fraction in rows:
+            near = self.ints.emit(
+                relax.op.take(data, relax.const(low.astype("int32")), axis, mode="clip")
+            )
+            far = self.ints.emit(
+                relax.op.take(data, relax.const(high.astype("int32")), axis, mode="clip")
+            )
+            weight = self.ints.const(fraction, "int32")
+            complement = self.ints.const(1024 - fraction, "int32")
+            data = self.ints.emit(
+                relax.op.add(relax.op.multiply(near, complement), relax.op.multiply(far, weight))
+            )
+        rounded = self.ints.rounding_divide(data, np.array(1 << 20, np.int32))
+        if np.float32(x.scale) != np.float32(out.scale) or x.zero_point != out.zero_point:
+            return self._rescale(rounded, x, out)
+        return self.ints.saturate(rounded, *_activation_range(out.dtype), out.dtype)
 
     def _pool(self, pool: relax.Call, out: _QuantizedActivation) -> relax.Expr | None:
         """quantize(average(dequantize(x))): TFLite's rounded integer average, then a
@@ -1152,6 +1190,20 @@ def _bilinear_taps(size: int, out_size: int, mode: str) -> list[tuple[np.ndarray
         (lower.astype(np.int32), ((1 << 10) - fraction).astype(np.int32)),
         (upper.astype(np.int32), fraction.astype(np.int32)),
     ]
+
+
+def _bilinear_taps(size: int, out_size: int, mode: str):
+    """TFLite's ComputeInterpolationValuesInteger for each output position: the lower
+    and upper source index and the upper one's weight in 1/1024 steps."""
+    scale = ((1 << 10) * size + out_size // 2) // out_size
+    if mode == "align_corners" and out_size > 1:
+        scale = ((1 << 10) * (size - 1) + (out_size - 1) // 2) // (out_size - 1)
+    scaled = np.arange(out_size, dtype=np.int64) * scale
+    if mode == "half_pixel":
+        scaled += scale // 2 - (1 << 9)
+    low = np.maximum(np.trunc(scaled / 1024).astype(np.int64), 0)
+    high = np.minimum((scaled + 1023) // 1024, size - 1)
+    return low, high, scaled - 1024 * low
 
 
 def _accumulator_dtype(x: _QuantizedActivation) -> str:
