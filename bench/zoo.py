@@ -15,7 +15,8 @@ hang of one model stops nothing else:
             random inputs), then `tvmq run` of the quantized model.
 - board:    where the manifest names a Cortex-M board the model fits: `tvmq run
             --target BOARD` (firmware under QEMU) of the model, or of its quantized
-            form for a float model, with outputs equal to the host build's.
+            form for a float model: integer outputs equal to the host build's, float
+            ones within the host stage's tolerance of them.
 
 Each stage records pass/fail/skip, one line of reason (a traceback's exception
 with its innermost tvmq and innermost frames), its time and the largest
@@ -363,14 +364,17 @@ class ModelRun:
 
     def inspect(self) -> dict:
         outcome = _tvmq(["inspect", str(self.model), "--json", *_shape_args(self.entry)], 300)
-        if not outcome.ok:
+        try:  # exit status 1 still reports, naming the nodes that fail
+            info = json.loads(outcome.stdout)
+        except json.JSONDecodeError:
             return _stage("fail", outcome.reason, outcome.seconds, traceback=outcome.traceback)
-        info = json.loads(outcome.stdout)
         bad = info.get("unsupported", [])
         if bad:
             listed = ", ".join(f"{u['node']} ({u['op']})" for u in bad[:4])
             more = f" and {len(bad) - 4} more" if len(bad) > 4 else ""
             return _stage("fail", f"unsupported: {listed}{more}", outcome.seconds)
+        if info.get("imports") is not True:
+            return _stage("fail", "inspect did not try the import", outcome.seconds)
         ops = ", ".join(f"{op} {n}" for op, n in info.get("operators", {}).items())
         return _stage("pass", "", outcome.seconds, operators=ops)
 
@@ -422,13 +426,10 @@ class ModelRun:
             return _stage("fail", outcome.reason, outcome.seconds, traceback=outcome.traceback)
         if not host.is_file():
             return _stage("skip", "ran; no host output to compare with", outcome.seconds)
-        got, want = _load_outputs(output), _load_outputs(host)
-        same = len(got) == len(want) and all(
-            a.shape == b.shape and np.array_equal(a, b) for a, b in zip(got, want, strict=False)
-        )
-        _, worst, notes = max_difference(got, want)
-        reason = "" if same else (notes or "outputs differ from the host build")
-        return _stage("pass" if same else "fail", reason, outcome.seconds, max_diff=worst)
+        # Integers identical; floats as on the host stage (libm's exp and tanh on the
+        # board are newlib's, a last bit apart from the host's).
+        same, worst, notes = max_difference(_load_outputs(output), _load_outputs(host))
+        return _stage("pass" if same else "fail", notes, outcome.seconds, max_diff=worst)
 
 
 def run_model(entry: Entry, entries: dict[str, Entry], stages: list[str], timeout: float) -> dict:

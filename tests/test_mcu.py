@@ -83,3 +83,26 @@ def test_kernel_profile_accounts_for_the_inference():
     convolutions = [name for name in calls if "conv2d" in name]
     assert len(convolutions) == 4 and all(counted[name] > 0 for name in convolutions)
     assert sum(counted[name] for name in convolutions) > total / 2
+
+
+def test_model_too_big_for_the_board_is_refused_in_one_line(tmp_path):
+    """The linker's overflow becomes one line naming the board and the region."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from tvmq.backend.mcu import compile_firmware
+    from tvmq.errors import TvmqError
+    from tvmq.targets import load_target
+
+    shape = [1, 448, 448, 1]  # 784 KiB in and as much out: more than the board's RAM
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "big",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)],
+    )
+    path = tmp_path / "big.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    with pytest.raises(TvmqError, match=r"does not fit board mps2-an386: RAM by [\d,]+ B") as err:
+        compile_firmware(load_model(path), load_target("qemu-cortex-m4"), tmp_path / "fw")
+    assert "\n" not in str(err.value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -38,6 +39,11 @@ def build_firmware(
         command.append("SANITIZE=1")
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
-        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
+        said = result.stdout + result.stderr
+        overflows = re.findall(r"region `(\w+)' overflowed by (\d+) bytes", said)
+        if overflows:  # the linker's verdict on a model too big for the board, in one line
+            listed = ", ".join(f"{region} by {int(n):,} B" for region, n in overflows)
+            raise TvmqError(f"the model does not fit board {board}: {listed} over its memory")
+        tail = "\n".join(said.strip().splitlines()[-15:])
         raise TvmqError(f"firmware build for {board} failed:\n{tail}")
     return out / "firmware.elf"
