@@ -12,6 +12,7 @@ import pytest
 
 from tests import tflite_op_models as models
 from tests.test_mul_concat import int8
+from tests.test_uint8 import reference_run
 from tvmq.errors import UnsupportedOperatorError
 from tvmq.frontend import load_model, read_source
 
@@ -170,20 +171,6 @@ def test_elementwise_power_of_two_scales_match_tflite_micro(tmp_path, op, shapes
     assert_integer_only(load_model(path))
 
 
-def litert_reference(path: Path, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    """LiteRT's reference kernels (no XNNPACK, whose hybrid kernels quantize otherwise)."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    interpreter = Interpreter(
-        model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF
-    )
-    interpreter.allocate_tensors()
-    for detail, values in zip(interpreter.get_input_details(), inputs, strict=True):
-        interpreter.set_tensor(detail["index"], values)
-    interpreter.invoke()
-    return [interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()]
-
-
 @pytest.mark.parametrize(
     ("shape", "kernel", "strides", "same"),
     [((1, 9, 6, 3), (5, 3, 2), (2, 2), True), ((2, 5, 5, 4), (3, 1, 1), (1, 1), False)],
@@ -198,7 +185,7 @@ def test_hybrid_conv2d_matches_litert_bit_for_bit(tmp_path, shape, kernel, strid
     for _ in range(3):
         x = RNG.normal(0, 1, shape).astype(np.float32)
         x[0, 0, 0, 0] = 0.0
-        np.testing.assert_array_equal(executable(x)[0], litert_reference(path, [x])[0])
+        np.testing.assert_array_equal(executable(x)[0], reference_run(path, [x])[0])
 
 
 @pytest.mark.parametrize("in_shape", [(1, 12), (3, 2, 5)], ids=["flat", "3d-three-batches"])
@@ -209,7 +196,7 @@ def test_hybrid_fully_connected_matches_litert_bit_for_bit(tmp_path, in_shape):
     executable = load_model(path).build("host")
     for _ in range(3):
         x = RNG.normal(0, 1, in_shape).astype(np.float32)
-        np.testing.assert_array_equal(executable(x)[0], litert_reference(path, [x])[0])
+        np.testing.assert_array_equal(executable(x)[0], reference_run(path, [x])[0])
 
 
 @pytest.mark.skipif(

@@ -374,3 +374,17 @@ def add_te(a: te.Tensor, b: te.Tensor, *params: te.Tensor, left_shift: int) -> t
         return tvm.tirx.Max(tvm.tirx.Min(result, high), low).astype("int8")
 
     return te.compute(a.shape, element, name="add_s8")
+
+
+class IntegerKernel:
+    """A fixed-point kernel (softmax, logistic, hard swish) written as Relax ops into
+    an :class:`IntegerBuilder`, with shorthands for its int32 constants and steps."""
+
+    def __init__(self, ints: IntegerBuilder):
+        self.ints = ints
+
+    def _i32(self, value: int) -> relax.Expr:
+        return self.ints.const(value, "int32")
+
+    def _op(self, op, *args) -> relax.Expr:
+        return self.ints.emit(op(*args))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from tvm import relax
 
-from tvmq.quantize.fixed_point import IntegerBuilder, quantize_multiplier
+from tvmq.quantize.fixed_point import IntegerKernel, quantize_multiplier
 
 INT16_MIN, INT16_MAX = -(2**15), 2**15 - 1
 HIRES_SHIFT = 7  # the centred input, shifted left into the high bits of an int16
@@ -60,17 +60,8 @@ def hard_swish_params(
     )
 
 
-class IntegerHardSwish:
+class IntegerHardSwish(IntegerKernel):
     """Emits the int8 hard swish into an :class:`IntegerBuilder`."""
-
-    def __init__(self, ints: IntegerBuilder):
-        self.ints = ints
-
-    def _i32(self, value: int) -> relax.Expr:
-        return self.ints.const(value, "int32")
-
-    def _op(self, op, *args) -> relax.Expr:
-        return self.ints.emit(op(*args))
 
     def _high_mul(self, a: relax.Expr, b: relax.Expr, rounding: bool) -> relax.Expr:
         """int16 (Saturating)(Rounding)DoublingHighMul; operands never both -2**15."""

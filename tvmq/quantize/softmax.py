@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from tvm import relax
 
-from tvmq.quantize.fixed_point import IntegerBuilder, quantize_multiplier
+from tvmq.quantize.fixed_point import IntegerKernel, quantize_multiplier
 
 OUTPUT_SCALE = 1.0 / 256.0
 OUTPUT_ZERO_POINT = -128
@@ -56,17 +56,8 @@ def softmax_params(input_scale: float, beta: float = 1.0) -> SoftmaxParams | Non
     return SoftmaxParams(multiplier, left_shift, -math.floor(radius))
 
 
-class IntegerSoftmax:
+class IntegerSoftmax(IntegerKernel):
     """Emits the int8 softmax over the last axis into an :class:`IntegerBuilder`."""
-
-    def __init__(self, ints: IntegerBuilder):
-        self.ints = ints
-
-    def _i32(self, value: int) -> relax.Expr:
-        return self.ints.const(value, "int32")
-
-    def _op(self, op, *args) -> relax.Expr:
-        return self.ints.emit(op(*args))
 
     def __call__(self, x: relax.Expr, params: SoftmaxParams) -> relax.Expr:
         ints = self.ints
