@@ -656,3 +656,18 @@ def test_mean_rounds_once(tmp_path, shape, axes, params):
     model = load_model(path)
     np.testing.assert_array_equal(model.build("host")(values)[0], _micro_run(path, [values], 1)[0])
     assert "float32" not in realize(model.mod).script(show_meta=False)
+
+
+def test_float_logistic_matches_tflite_micro(tmp_path):
+    """Float LOGISTIC is TFLite's piecewise kernel, exp(x) below -9 and 1 above
+    16.62: a plain 1 / (1 + exp(-x)) is an ulp or two off below -9, which flipped
+    six int8 outputs of YOLOX-Nano through the QUANTIZE after it."""
+    values = np.linspace(-40.0, 20.0, 4001, dtype=np.float32)
+    path = single_op(
+        tmp_path / "logistic.tflite",
+        OP.LOGISTIC,
+        [Operand("x", values.shape, "float32")],
+        [Operand("y", values.shape, "float32")],
+    )
+    got = load_model(path).build("host")(values)[0]
+    np.testing.assert_array_equal(got, _micro_run(path, [values], 1)[0])

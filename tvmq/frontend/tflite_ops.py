@@ -14,6 +14,10 @@ runs them.
 - UNIDIRECTIONAL_SEQUENCE_LSTM (float) with its own input gate, not only the
   coupled input-forget variant TVM handles, and optional peephole weights,
   unrolled over time into Relax ops.
+- Float LOGISTIC (and the LSTM's sigmoid gates) as TFLite's reference kernel
+  (reference/logistic.h): exp(x) below -9 and 1 above 16.619..., 1 / (1 + exp(-x))
+  between. A plain sigmoid is a few ulps off below -9, enough to flip the
+  rounding of an int8 QUANTIZE downstream (YOLOX-Nano int8, 6 outputs one step).
 
 :func:`refusal` names the ops tvmq cannot run exactly, so import and ``inspect``
 say so in one line instead of failing inside TVM.
@@ -38,6 +42,8 @@ _LSTM_INPUT, _LSTM_RECURRENT, _LSTM_PEEPHOLE, _LSTM_BIAS = 1, 5, 9, 12
 _LSTM_PROJECTION, _LSTM_LAYER_NORM = (16, 17), (20, 21, 22, 23)
 # Gate index (input, forget, output) -> its peephole weight; the cell gate has none.
 _PEEPHOLE = {0: 0, 1: 1, 3: 2}
+# reference_ops::Logistic's cut-offs for float32.
+_LOGISTIC_UPPER, _LOGISTIC_LOWER = 16.619047164916992188, -9.0
 
 
 class TFLiteOpsMixin:
@@ -140,6 +146,14 @@ class TFLiteOpsMixin:
         factor = relax.op.multiply(scale, relax.const(weight_scale))
         return self._hybrid_output(accumulator, factor, inputs, options)
 
+    def convert_logistic(self, op):
+        """Float LOGISTIC as TFLite's reference kernel; quantized ones as TVM's."""
+        (data,) = self.get_input_tensors(op)
+        (out,) = self.get_output_tensors(op)
+        if data.qnn_params is not None or out.qnn_params is not None:
+            return super().convert_logistic(op)
+        return tflite_logistic(self.get_tensor_expr(data))
+
     def convert_gather_nd(self, op):
         """TFLite indices end in the coordinate axis, as Relax's gather_nd expects."""
         data, indices = (self.get_tensor_expr(t) for t in self.get_input_tensors(op))
@@ -208,23 +222,31 @@ class _LstmCell:
         return activate(total)
 
     def __call__(self, x, h, c):
-        sigmoid = relax.op.sigmoid
-        forget = self.gate(1, x, h, c, sigmoid)
+        forget = self.gate(1, x, h, c, tflite_logistic)
         if self.weights[0] is None:  # coupled input-forget gate (CIFG)
             input_gate = relax.op.subtract(relax.const(1.0, "float32"), forget)
         else:
-            input_gate = self.gate(0, x, h, c, sigmoid)
+            input_gate = self.gate(0, x, h, c, tflite_logistic)
         candidate = self.gate(2, x, h, c, self._activate)
         update = relax.op.multiply(input_gate, candidate)
         c = update if c is None else relax.op.add(relax.op.multiply(forget, c), update)
         if self.cell_clip > 0:
             c = relax.op.clip(c, -self.cell_clip, self.cell_clip)
-        output_gate = self.gate(3, x, h, c, sigmoid)
+        output_gate = self.gate(3, x, h, c, tflite_logistic)
         # Without projection weights TFLite ignores proj_clip.
         return relax.op.multiply(output_gate, self._activate(c)), c
 
     def _activate(self, value):
         return self.converter.convert_fused_activation_function(value, self.activation)
+
+
+def tflite_logistic(x: relax.Expr) -> relax.Expr:
+    """Float32 sigmoid bit for bit as reference_ops::Logistic: 1 above the upper
+    cut-off, exp(x) below the lower one, 1 / (1 + exp(-x)) (Relax's sigmoid) between."""
+    upper = relax.op.greater(x, relax.const(_LOGISTIC_UPPER, "float32"))
+    lower = relax.op.less(x, relax.const(_LOGISTIC_LOWER, "float32"))
+    tail = relax.op.where(lower, relax.op.exp(x), relax.op.sigmoid(x))
+    return relax.op.where(upper, relax.const(1.0, "float32"), tail)
 
 
 def _symmetric_quantize_per_batch(data: relax.Expr, rank: int) -> tuple[relax.Expr, relax.Expr]:
