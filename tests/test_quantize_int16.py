@@ -90,7 +90,9 @@ def test_int16_activations_are_closer_to_float(digits):
     assert {t["dtype"] for t in wide.quantization["tensors"]} == {"int16"}
     text = realize(wide.mod).script(show_meta=False)
     assert text.count('out_dtype="int64"') == 5  # four convolutions and the dense layer
-    assert output_error(wide, inputs, reference) < output_error(narrow, inputs, reference) / 4
+    # About 4x closer: the int8 weights set a floor that int16 activations cannot pass
+    # (0.0101 against int8's 0.0407 since MEAN rounds once, as TFLite's does).
+    assert output_error(wide, inputs, reference) < output_error(narrow, inputs, reference) / 3
 
 
 def test_int16_for_named_layers_only(digits):

@@ -47,18 +47,22 @@ def _field(entry: object, key: str, kind: type | tuple[type, ...], where: str):
     return value
 
 
-def _numbers(values: list, kind: type, where: str) -> tuple:
-    """A non-empty list of numbers of `kind` (an int is a float too), as a tuple."""
+def _numbers(values: list, kind: type, where: str, empty: bool = False) -> tuple:
+    """A list of numbers of `kind` (an int is a float too), as a tuple; empty only
+    where `empty` allows (a scalar's shape)."""
     kinds = (int, float) if kind is float else kind
-    if not values or not all(isinstance(v, kinds) and not isinstance(v, bool) for v in values):
-        raise TvmqError(f"manifest field '{where}' must be a non-empty list of {kind.__name__}")
+    if (not values and not empty) or not all(
+        isinstance(v, kinds) and not isinstance(v, bool) for v in values
+    ):
+        what = "list" if empty else "non-empty list"
+        raise TvmqError(f"manifest field '{where}' must be a {what} of {kind.__name__}")
     return tuple(kind(v) for v in values)
 
 
 def _spec_from_json(entry: object, where: str) -> TensorSpec:
     """A TensorSpec from its manifest entry, every field checked (file is untrusted)."""
     name = _field(entry, "name", str, where)
-    shape = _numbers(_field(entry, "shape", list, where), int, f"{where}.shape")
+    shape = _numbers(_field(entry, "shape", list, where), int, f"{where}.shape", empty=True)
     check_shape(name, shape)
     dtype = _field(entry, "dtype", str, where)
     if not _numeric(dtype):
