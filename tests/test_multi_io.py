@@ -133,3 +133,30 @@ def test_multiple_outputs_compile_for_cuda(float_model, tmp_path):
     manifest = compile_cuda_project(model, load_target("cuda-sm80"), tmp_path / "cuda")
     assert len(manifest["outputs"]) == 6
     assert (tmp_path / "cuda" / "model.so").stat().st_size > 0
+
+
+def test_scalar_input_runs_through_the_command_line(tmp_path):
+    """A 0-d input (silero-vad's sample rate) stays 0-d on its way into the VM."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["x", "gain"], ["y"])],
+        "scalar",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4]),
+            helper.make_tensor_value_info("gain", TensorProto.FLOAT, []),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    path = tmp_path / "scalar.onnx"
+    onnx.save(model, path)
+    x, gain = RNG.standard_normal((1, 4)).astype(np.float32), np.array(1.5, np.float32)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "gain.npy", gain)
+    args = ["run", str(path), "--input", str(tmp_path / "x.npy"), "--input"]
+    assert main([*args, str(tmp_path / "gain.npy"), "--output", str(tmp_path / "y.npy")]) == 0
+    np.testing.assert_allclose(
+        np.load(tmp_path / "y.npy"), ort_run(model, {"x": x, "gain": gain})[0]
+    )

@@ -83,7 +83,7 @@ class CudaVm:
     def _tensors(self, arrays):
         import tvm
 
-        return [tvm.runtime.tensor(np.ascontiguousarray(a), self.device) for a in arrays]
+        return [tvm.runtime.tensor(np.require(a, requirements="C"), self.device) for a in arrays]
 
     def latency_ms(self, *arrays: np.ndarray, number: int = 10, repeat: int = 50) -> list[float]:
         """Per-call times in ms: `repeat` means of `number` calls each (device-synchronized)."""

@@ -23,7 +23,8 @@ class HostExecutable:
         import tvm
 
         tensors = [
-            tvm.runtime.tensor(np.ascontiguousarray(a)) for a in self.model.check_inputs(arrays)
+            tvm.runtime.tensor(np.require(a, requirements="C"))
+            for a in self.model.check_inputs(arrays)
         ]
         return _to_numpy(self._vm["main"](*tensors))
 

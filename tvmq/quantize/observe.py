@@ -61,7 +61,7 @@ def observer_runner(mod: tvm.IRModule, observed: Sequence[relax.Var]):
     vm = relax.VirtualMachine(executable, tvm.cpu())
 
     def run(sample: Sequence[np.ndarray]) -> list[np.ndarray]:
-        tensors = vm["main"](*[tvm.runtime.tensor(np.ascontiguousarray(a)) for a in sample])
+        tensors = vm["main"](*[tvm.runtime.tensor(np.require(a, requirements="C")) for a in sample])
         return [tensor.numpy() for tensor in tensors]
 
     return run
