@@ -1169,29 +1169,6 @@ def _centred(weight: _QuantizedConstant) -> np.ndarray:
     return weight.values.astype(np.int64) - weight.zero_point
 
 
-def _bilinear_taps(size: int, out_size: int, mode: str) -> list[tuple[np.ndarray, np.ndarray]]:
-    """TFLite's ComputeInterpolationValuesInteger for each output index along one axis:
-    (lower input index, its weight) and (upper input index, its weight), in 1/1024ths."""
-    if mode == "align_corners" and out_size > 1:
-        scale = ((1 << 10) * (size - 1) + (out_size - 1) // 2) // (out_size - 1)
-    else:
-        scale = ((1 << 10) * size + out_size // 2) // out_size
-    position = np.arange(out_size, dtype=np.int64) * scale
-    if mode == "half_pixel":
-        position += scale // 2 - (1 << 9)
-
-    def truncated(value: np.ndarray) -> np.ndarray:  # C++ division by 1024
-        return np.sign(value) * (np.abs(value) // (1 << 10))
-
-    lower = np.maximum(truncated(position), 0)
-    upper = np.minimum(truncated(position + (1 << 10) - 1), size - 1)
-    fraction = position - (1 << 10) * lower
-    return [
-        (lower.astype(np.int32), ((1 << 10) - fraction).astype(np.int32)),
-        (upper.astype(np.int32), fraction.astype(np.int32)),
-    ]
-
-
 def _bilinear_taps(size: int, out_size: int, mode: str):
     """TFLite's ComputeInterpolationValuesInteger for each output position: the lower
     and upper source index and the upper one's weight in 1/1024 steps."""
