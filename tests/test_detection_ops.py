@@ -12,7 +12,7 @@ import pytest
 from tests import onnx_models
 from tests.test_aot import native
 from tests.test_mul_concat import assert_integer_only, int8, micro_run
-from tests.test_onnx_import import _Calibration, ort_run, random_feeds
+from tests.test_onnx_import import ort_run, quantize_with_onnxruntime, random_feeds
 from tests.tflite_models import resize_bilinear_int8, transpose_conv_int8
 from tvmq.frontend import load_model
 from tvmq.quantize.annotate import main_bindings
@@ -99,28 +99,10 @@ def test_quantized_conv_transpose_is_integer_and_close_to_float(tmp_path):
 def test_qdq_conv_transpose_runs_on_integers_within_one_step(tmp_path):
     """onnxruntime's QDQ ConvTranspose: realized as an integer conv2d, within one
     output step of the graph's own QDQ semantics."""
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
-
     proto = onnx_models.conv_transpose(pads=(1, 1, 1, 1), output_padding=(1, 1))
     samples = [{"x": RNG.uniform(-1, 1, (1, 3, 5, 5)).astype(np.float32)} for _ in range(16)]
     qdq_path = tmp_path / "qdq.onnx"
-    quantize_static(
-        str(saved(proto, tmp_path)),
-        str(qdq_path),
-        _Calibration(samples),
-        quant_format=QuantFormat.QDQ,
-        activation_type=QuantType.QInt8,
-        weight_type=QuantType.QInt8,
-        per_channel=True,
-    )
-    qdq = onnx.load(qdq_path)
-    output_scale = next(
-        onnx.numpy_helper.to_array(t).item()
-        for node in qdq.graph.node
-        if node.op_type == "DequantizeLinear" and node.output[0] == "y"
-        for t in qdq.graph.initializer
-        if t.name == node.input[1]
-    )
+    qdq, output_scale = quantize_with_onnxruntime(saved(proto, tmp_path), qdq_path, samples)
     model = load_model(qdq_path)
     convs = [
         b.var

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 import onnxruntime
@@ -82,18 +84,17 @@ class _Calibration:
         return next(self._samples, None)
 
 
-def test_qdq_model_from_quantize_static_matches_within_one_step(tmp_path):
+def quantize_with_onnxruntime(
+    float_path: Path, qdq_path: Path, samples: list[dict[str, np.ndarray]]
+) -> tuple[onnx.ModelProto, float]:
+    """onnxruntime's static QDQ quantization (int8, per channel) of `float_path`, and
+    the scale of its output `y` (one step of the outputs compared)."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
-    float_path, qdq_path = tmp_path / "float.onnx", tmp_path / "qdq.onnx"
-    proto = onnx_models.conv_relu_gemm()
-    onnx.save(proto, float_path)
-    rng = np.random.default_rng(1)
-    calibration = [{"x": rng.uniform(-1, 1, (1, 3, 8, 8)).astype(np.float32)} for _ in range(32)]
     quantize_static(
         str(float_path),
         str(qdq_path),
-        _Calibration(calibration),
+        _Calibration(samples),
         quant_format=QuantFormat.QDQ,
         activation_type=QuantType.QInt8,
         weight_type=QuantType.QInt8,
@@ -107,6 +108,16 @@ def test_qdq_model_from_quantize_static_matches_within_one_step(tmp_path):
         for t in qdq.graph.initializer
         if t.name == node.input[1]
     )
+    return qdq, output_scale
+
+
+def test_qdq_model_from_quantize_static_matches_within_one_step(tmp_path):
+    float_path, qdq_path = tmp_path / "float.onnx", tmp_path / "qdq.onnx"
+    proto = onnx_models.conv_relu_gemm()
+    onnx.save(proto, float_path)
+    rng = np.random.default_rng(1)
+    calibration = [{"x": rng.uniform(-1, 1, (1, 3, 8, 8)).astype(np.float32)} for _ in range(32)]
+    qdq, output_scale = quantize_with_onnxruntime(float_path, qdq_path, calibration)
     model = load_model(qdq_path)
     assert model.is_quantized
     executable = model.build("host")
