@@ -20,7 +20,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check tvmq tests bench
 
 # The virtual environment, rebuilt when the pins change.
-$(STAMP): pyproject.toml requirements.lock
+$(STAMP): pyproject.toml setup.py requirements.lock
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
 	  rm -rf $(VENV); \
 	  [ "$(ROOT)" = 0 ] || { echo "python3-venv is missing: run 'apt-get install python3-venv' as root"; exit 1; }; \
@@ -44,7 +44,7 @@ toolchains:
 lock:
 	rm -rf /tmp/tvmq-lock && $(PYTHON) -m venv /tmp/tvmq-lock
 	/tmp/tvmq-lock/bin/pip install -q '.[test]'
-	/tmp/tvmq-lock/bin/pip freeze --exclude tvmq > requirements.lock
+	/tmp/tvmq-lock/bin/pip freeze --all --exclude tvmq --exclude pip > requirements.lock
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -5,7 +5,7 @@ from tvmq.errors import TvmqError
 from tvmq.model import Model, QuantParams, TensorSpec
 
 __all__ = ["Model", "QuantParams", "TensorSpec", "TvmqError", "load_model"]
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the package version (pyproject.toml reads it from here)
 
 
 def load_model(path, **kwargs) -> Model:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tvmq import __version__
 from tvmq.errors import TvmqError
 
 EXIT_USER_ERROR = 2
@@ -485,6 +486,7 @@ def _shape_option() -> argparse.ArgumentParser:
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="tvmq", description=__doc__.splitlines()[0])
+    root.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = root.add_subparsers(dest="command", required=True)
     shape = [_shape_option()]
 

@@ -1,4 +1,4 @@
-"""Target descriptions, one TOML file each in the repository's ``targets/``.
+"""Target descriptions, one TOML file each in the shipped ``targets/``.
 
 A target names what TVM generates code for (the ``[tvm]`` table is passed to
 ``tvm.target.Target`` as is) and, for devices, how to build and run that code:
@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from tvmq.errors import TvmqError
+from tvmq.resources import targets_dir
 
-TARGETS_DIR = Path(__file__).resolve().parent.parent / "targets"
+TARGETS_DIR = targets_dir()
 KINDS = ("host", "cortex-m", "cortex-a", "cuda")
 
 

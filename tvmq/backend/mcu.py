@@ -24,9 +24,10 @@ from tvmq.backend.schedule import default_schedule
 from tvmq.errors import TvmqError
 from tvmq.fileio import new_directory
 from tvmq.model import Model
+from tvmq.resources import firmware_dir
 from tvmq.targets import Target
 
-FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
+FIRMWARE_DIR = firmware_dir()
 PROJECT_FILES = ("Makefile", "include", "harness")
 
 

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from tvmq.errors import TvmqError
+from tvmq.resources import firmware_dir
 
-FIRMWARE_INCLUDE = Path(__file__).resolve().parents[2] / "firmware" / "include"
+FIRMWARE_INCLUDE = firmware_dir() / "include"
 
 
 class _Tensor(ctypes.Structure):

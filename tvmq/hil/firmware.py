@@ -8,8 +8,9 @@ import subprocess
 from pathlib import Path
 
 from tvmq.errors import TvmqError
+from tvmq.resources import firmware_dir
 
-FIRMWARE_DIR = Path(__file__).resolve().parent.parent.parent / "firmware"
+FIRMWARE_DIR = firmware_dir()
 TEST_MODEL_DIR = FIRMWARE_DIR / "test_model"
 
 

@@ -26,9 +26,10 @@ from tvm.s_tir import meta_schedule as ms
 
 from tvmq.errors import TvmqError
 from tvmq.fileio import write_atomically
+from tvmq.resources import shipped_schedules_dir
 from tvmq.targets import Target
 
-SCHEDULES_DIR = Path(__file__).resolve().parents[2] / "schedules"
+SCHEDULES_DIR = shipped_schedules_dir()
 WORKLOADS = "database_workload.json"
 RECORDS = "database_tuning_record.json"
 INFO = "tvmq_schedules.json"
