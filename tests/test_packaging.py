@@ -119,8 +119,8 @@ def test_installed_wheel_compiles_outside_the_checkout(
     project = tmp_path / "out"
     assert _elf_machine(project / binary) == ELF_MACHINES[target]
     # The shipped schedules were looked up in the installed package, not in the checkout.
-    shipped = bin_dir.parent / "lib"
+    venv_lib = bin_dir.parent / "lib"
     (schedules_line,) = [line for line in result.stdout.splitlines() if "tuned schedules" in line]
-    assert str(shipped) in schedules_line and "/tvmq/_data/schedules/" in schedules_line
+    assert str(venv_lib) in schedules_line and "/tvmq/_data/schedules/" in schedules_line
     for path in [*project.glob("*.json"), *project.glob("*.mk"), project / "Makefile"]:
         assert str(REPO) not in path.read_text(), path
