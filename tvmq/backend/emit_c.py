@@ -125,7 +125,7 @@ def io_identifiers(compiled: CompiledModel) -> list[tuple[str, str, TensorSpec, 
     graph, model = compiled.graph, compiled.model
     io = [("input", t, spec) for t, spec in zip(graph.inputs, model.inputs, strict=True)]
     io += [("output", t, spec) for t, spec in zip(graph.outputs, model.outputs, strict=True)]
-    taken: set[str] = set()  # in upper case too: the header's macros are
+    taken: set[str] = set()  # upper-cased: the header's macros must differ too
     result = []
     for role, tensor, spec in io:
         base = f"{role}_{re.sub(r'[^0-9A-Za-z_]', '_', spec.name)}"
