@@ -151,7 +151,7 @@ def test_model_directory_names_the_source_tensors_and_exports_only_its_own_symbo
     assert "#define TVMQ_SOFT_INPUT_X_SCALE 0.100000001f" in header
     assert "#define TVMQ_SOFT_OUTPUT_Y_ZERO_POINT -128" in header
     assert f"#define TVMQ_SOFT_ARENA_BYTES {compiled.plan.arena_bytes}u" in header
-    assert "t26" not in header and compiled.plan.arena_bytes > 0
+    assert compiled.plan.arena_bytes > 0  # so that the caller's arena is used
     objects = root / "host-objects"
     objects.mkdir()
     for source in sorted((root / "soft").glob("*.c")):  # its own directory only
@@ -220,6 +220,8 @@ def test_memory_json_splits_the_firmware_into_model_harness_and_stack(tmp_path):
     headers = _run(["arm-none-eabi-readelf", "-S", "-W", str(out / "build" / "firmware.elf")])
     assert ".sram2" in headers and ".ext_flash" in headers
     assert (out / "model" / "kws_a.h").is_file() and (out / "model" / "kws_a.mk").is_file()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["sections"] == {"weights": ".ext_flash", "arena": ".sram2"}
 
 
 @pytest.mark.parametrize(
@@ -238,4 +240,20 @@ def test_bad_names_are_refused_in_one_line(option, value, message, tmp_path, cap
     assert main([*command, option, value]) == 2
     error = capsys.readouterr().err
     assert message in error and error.count("\n") == 1
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("target", "option", "value"),
+    [("rpi5", "--arena-section", ".sram2"), ("cuda-sm80", "--name", "kws")],
+)
+def test_options_that_do_not_apply_to_the_target_are_refused(
+    target, option, value, tmp_path, capsys
+):
+    model = softmax_int8(tmp_path / "soft.tflite", (1, 10), 0.1, 2)
+    out = tmp_path / "out"
+    command = ["compile", str(model), "--target", target, "-o", str(out), option, value]
+    assert main(command) == 2
+    error = capsys.readouterr().err
+    assert f"target '{target}'" in error and option in error and error.count("\n") == 1
     assert not out.exists()

@@ -283,6 +283,11 @@ def _compile(args: argparse.Namespace) -> int:
             "--weights-section place a Cortex-M firmware's data"
         )
     name = None if args.name is None else check_model_name(args.name)
+    if name is not None and target.kind not in ("cortex-m", "cortex-a"):
+        raise TvmqError(
+            f"target '{target.name}' is {target.kind}: --name names the C symbols of "
+            "Cortex-M firmware and Cortex-A libraries"
+        )
     if target.kind == "cuda":
         return _compile_cuda(args, target)
     if target.kind not in ("cortex-m", "cortex-a"):

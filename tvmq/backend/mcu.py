@@ -58,7 +58,7 @@ def write_project(
     board = board_of(target)
     compiled = emit_model(model, directory / "model", schedule, placement)
     copy_firmware_files(board, directory)
-    manifest = _manifest(compiled, target, board)
+    manifest = _manifest(compiled, target, board, placement)
     (directory / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return compiled
 
@@ -144,11 +144,15 @@ def _memory(compiled: CompiledModel, target: Target) -> dict:
     }
 
 
-def _manifest(compiled: CompiledModel, target: Target, board: str) -> dict:
+def _manifest(compiled: CompiledModel, target: Target, board: str, placement: Placement) -> dict:
+    name = c_identifier(compiled.model.name)
+    weights, arena = data_sections(name, placement)
     return {
         "format": "tvmq-firmware/1",
         "board": board,
-        "entry": "tvmq_<model>_run in model/<model>.h; tvmq_<model>_model in model/tvmq_model.h",
+        "entry": f"tvmq_{name}_run and tvmq_{name}_run_with_arena in model/{name}.h; "
+        f"tvmq_{name}_model (tvmq_model.h)",
+        "sections": {"weights": weights, "arena": arena},
         "memory": _memory(compiled, target),
         **model_manifest(compiled, target),
     }
