@@ -316,10 +316,10 @@ def _compile(args: argparse.Namespace) -> int:
         f"one buffer per tensor {report['arena_unplanned_bytes']:,} B)"
     )
     print(f"  inputs + outputs {report['io_bytes']:,} B")
-    model, harness = report["model"], report["harness"]
+    own, harness = report["model"], report["harness"]
     print(
-        f"  the model itself: flash {model['flash']:,} B (code {model['code']:,}, weights "
-        f"{model['weights']:,}), RAM {model['ram']:,} B (arena {model['arena']:,})"
+        f"  the model itself: flash {own['flash']:,} B (code {own['code']:,}, weights "
+        f"{own['weights']:,}), RAM {own['ram']:,} B (arena {own['arena']:,})"
     )
     print(
         f"  harness, board and C library: flash {harness['flash']:,} B, RAM {harness['ram']:,} B;"
