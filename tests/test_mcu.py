@@ -66,6 +66,7 @@ def test_kernel_profile_accounts_for_the_inference():
     """The per-kernel instruction counts (QEMU block log, tvmq.hil.profile) of one
     inference on the M4 add up to the -icount figure of the same inference, and the
     convolutions are where the instructions go."""
+    from tvmq.backend.emit_c import symbol_prefix
     from tvmq.hil.profile import ENTRY_ROW, kernel_calls, profile_inference
 
     calibration, _ = digits_split("train")
@@ -74,7 +75,8 @@ def test_kernel_profile_accounts_for_the_inference():
     with model.build("qemu-cortex-m4") as board:
         board(x)
         calls = kernel_calls(board.compiled.graph)
-        rows = profile_inference(board.firmware, board.target, calls, [x])
+        prefix = symbol_prefix(board.compiled.model)
+        rows = profile_inference(board.firmware, board.target, calls, [x], symbol_prefix=prefix)
         measured = board.instructions
     counted = {row.kernel: row.instructions for row in rows}
     assert set(counted) == set(calls) | {ENTRY_ROW}

@@ -7,6 +7,7 @@ traceback and no partial output file.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -102,10 +103,14 @@ def _run(args: argparse.Namespace) -> int:
 
 def _print_profile(executable, sample: list[np.ndarray]) -> None:
     """The instructions of each kernel of one inference, as a table with bars."""
+    from tvmq.backend.emit_c import symbol_prefix
     from tvmq.hil.profile import kernel_calls, profile_inference
 
     calls = kernel_calls(executable.compiled.graph)
-    rows = profile_inference(executable.firmware, executable.target, calls, sample)
+    prefix = symbol_prefix(executable.compiled.model)
+    rows = profile_inference(
+        executable.firmware, executable.target, calls, sample, symbol_prefix=prefix
+    )
     total = sum(row.instructions for row in rows) or 1
     print(
         f"instructions per kernel, one inference: {total:,} in QEMU's block log "
@@ -267,10 +272,23 @@ def _compile_cuda(args: argparse.Namespace, target) -> int:
 
 
 def _compile(args: argparse.Namespace) -> int:
+    from tvmq.backend.emit_c import Placement, check_model_name
     from tvmq.frontend import load_model
     from tvmq.targets import load_target
 
     target = load_target(args.target)
+    placement = Placement(args.arena_section, args.weights_section)
+    if placement != Placement() and target.kind != "cortex-m":
+        raise TvmqError(
+            f"target '{target.name}' is {target.kind}: --arena-section and "
+            "--weights-section place a Cortex-M firmware's data"
+        )
+    name = None if args.name is None else check_model_name(args.name)
+    if name is not None and target.kind not in ("cortex-m", "cortex-a"):
+        raise TvmqError(
+            f"target '{target.name}' is {target.kind}: --name names the C symbols of "
+            "Cortex-M firmware and Cortex-A libraries"
+        )
     if target.kind == "cuda":
         return _compile_cuda(args, target)
     if target.kind not in ("cortex-m", "cortex-a"):
@@ -279,13 +297,15 @@ def _compile(args: argparse.Namespace) -> int:
             "Cortex-A libraries or CUDA kernels"
         )
     model = load_model(args.model, _shapes(args))
+    if name is not None:
+        model = dataclasses.replace(model, name=name)
     if target.kind == "cortex-a":
         return _compile_library(model, target, args.output)
     from tvmq.backend.mcu import compile_firmware
     from tvmq.tune.apply import TunedSchedules
 
     schedules = TunedSchedules(target)
-    report = compile_firmware(model, target, args.output, schedules)
+    report = compile_firmware(model, target, args.output, schedules, placement)
     print(schedules.summary())
     print(f"wrote {args.output}: firmware project for {target.name} ({target.board['name']})")
     print(f"  build/firmware.elf  flash {report['flash']:,} B of {report['flash_limit']:,}")
@@ -297,6 +317,15 @@ def _compile(args: argparse.Namespace) -> int:
         f"one buffer per tensor {report['arena_unplanned_bytes']:,} B)"
     )
     print(f"  inputs + outputs {report['io_bytes']:,} B")
+    own, harness = report["model"], report["harness"]
+    print(
+        f"  the model itself: flash {own['flash']:,} B (code {own['code']:,}, weights "
+        f"{own['weights']:,}), RAM {own['ram']:,} B (arena {own['arena']:,})"
+    )
+    print(
+        f"  harness, board and C library: flash {harness['flash']:,} B, RAM {harness['ram']:,} B;"
+        f" stack {report['stack']:,} B"
+    )
     return 0
 
 
@@ -649,6 +678,13 @@ def parser() -> argparse.ArgumentParser:
     compile_.add_argument(
         "--batch", type=int, default=1, help="samples per call (cuda targets, 1 to 256)"
     )
+    compile_.add_argument(
+        "--name", help="C name of the model: its symbols are tvmq_NAME_* (default: file name)"
+    )
+    compile_.add_argument(
+        "--arena-section", help="linker section of the static arena (cortex-m), e.g. .sram2"
+    )
+    compile_.add_argument("--weights-section", help="linker section of the weights (cortex-m)")
     compile_.set_defaults(handler=_compile)
 
     bench = commands.add_parser(

@@ -1,6 +1,8 @@
 /* The interface between one compiled model and the harness (firmware/README.md).
- * A generated model directory defines `tvmq_model`; the harness only uses it
- * through this header, so any model that implements it runs on every board. */
+ * A generated model directory defines `tvmq_<name>_model` and `tvmq_model`, its
+ * weak alias (so several models link into one firmware); the harness only uses
+ * `tvmq_model` through this header, so any model that implements it runs on
+ * every board. Copied into every generated model directory. */
 #ifndef TVMQ_MODEL_H
 #define TVMQ_MODEL_H
 

@@ -1,9 +1,11 @@
 """Microcontroller builds: a firmware project per model, run on the board it names.
 
 ``write_project`` lays out a directory that builds on its own with make and
-arm-none-eabi-gcc: the model's C (``model/``), the harness, the shared headers
-and the one board port the target names, plus ``manifest.json`` (what Model
-Library Format gave microTVM users: sizes, tensors, quantization, memory plan).
+arm-none-eabi-gcc: the model's C (``model/``, self-contained, to drop into the
+user's own project), the harness, the shared headers and the one board port the
+target names, plus ``manifest.json`` (what Model Library Format gave microTVM
+users: sizes, tensors, quantization, memory plan) and, once built,
+``memory.json`` (the model's own flash and RAM apart from the harness's).
 ``McuExecutable`` runs that firmware on the emulated board through the serial
 harness, one inference per call, like the host build.
 """
@@ -18,7 +20,15 @@ from pathlib import Path
 import numpy as np
 
 from tvmq.backend.aot import CompiledModel, Scheduler
-from tvmq.backend.emit_c import emit_model, workspace_bytes
+from tvmq.backend.emit_c import (
+    DEFAULT_PLACEMENT,
+    Placement,
+    c_identifier,
+    data_sections,
+    emit_model,
+    workspace_bytes,
+)
+from tvmq.backend.link_map import memory_split
 from tvmq.backend.manifest import model_manifest
 from tvmq.backend.schedule import default_schedule
 from tvmq.errors import TvmqError
@@ -39,13 +49,17 @@ def board_of(target: Target) -> str:
 
 
 def write_project(
-    model: Model, target: Target, directory: Path, schedule: Scheduler = default_schedule
+    model: Model,
+    target: Target,
+    directory: Path,
+    schedule: Scheduler = default_schedule,
+    placement: Placement = DEFAULT_PLACEMENT,
 ) -> CompiledModel:
     """The firmware project for `model` on `target`'s board, in `directory`."""
     board = board_of(target)
-    compiled = emit_model(model, directory / "model", schedule)
+    compiled = emit_model(model, directory / "model", schedule, placement)
     copy_firmware_files(board, directory)
-    manifest = _manifest(compiled, target, board)
+    manifest = _manifest(compiled, target, board, placement)
     (directory / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return compiled
 
@@ -85,17 +99,34 @@ def elf_sizes(elf: Path) -> dict[str, int]:
 
 
 def compile_firmware(
-    model: Model, target: Target, directory: Path, schedule: Scheduler = default_schedule
+    model: Model,
+    target: Target,
+    directory: Path,
+    schedule: Scheduler = default_schedule,
+    placement: Placement = DEFAULT_PLACEMENT,
 ) -> dict:
     """Write and build the project into `directory` (which must not exist), atomically.
 
-    Returns the memory report; on any failure nothing is left at `directory`.
+    Returns the memory report: the firmware's flash and RAM, and their split into
+    the model's own (code, weights, arena), the harness's, alignment fill and
+    stack. On any failure nothing is left at `directory`.
     """
     with new_directory(directory) as staging:
-        compiled = write_project(model, target, staging, schedule)
-        sizes = elf_sizes(build_project(staging, target))
+        compiled = write_project(model, target, staging, schedule, placement)
+        elf = build_project(staging, target)
         kernels = (staging / "model" / "tvmq_kernels.c").read_text()
-        report = {**_memory(compiled, target), "workspace_bytes": workspace_bytes(kernels), **sizes}
+        split = memory_split(
+            elf,
+            elf.with_suffix(".map"),
+            elf.parent / "model",
+            *data_sections(c_identifier(model.name), placement),
+        )
+        report = {
+            **_memory(compiled, target),
+            "workspace_bytes": workspace_bytes(kernels),
+            **elf_sizes(elf),
+            **split,
+        }
         (staging / "memory.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 
@@ -114,11 +145,15 @@ def _memory(compiled: CompiledModel, target: Target) -> dict:
     }
 
 
-def _manifest(compiled: CompiledModel, target: Target, board: str) -> dict:
+def _manifest(compiled: CompiledModel, target: Target, board: str, placement: Placement) -> dict:
+    name = c_identifier(compiled.model.name)
+    weights, arena = data_sections(name, placement)
     return {
         "format": "tvmq-firmware/1",
         "board": board,
-        "entry": "tvmq_<model>_run in model/<model>.h; tvmq_model in firmware/include/tvmq_model.h",
+        "entry": f"tvmq_{name}_run and tvmq_{name}_run_with_arena in model/{name}.h; "
+        f"tvmq_{name}_model (tvmq_model.h)",
+        "sections": {"weights": weights, "arena": arena},
         "memory": _memory(compiled, target),
         **model_manifest(compiled, target),
     }

@@ -15,9 +15,6 @@ from pathlib import Path
 import numpy as np
 
 from tvmq.errors import TvmqError
-from tvmq.resources import firmware_dir
-
-FIRMWARE_INCLUDE = firmware_dir() / "include"
 
 
 class _Tensor(ctypes.Structure):
@@ -45,7 +42,7 @@ class _Model(ctypes.Structure):
 def compile_shared_library(model_dir: Path, output: Path, cc: str = "cc") -> Path:
     """Build the model sources in `model_dir` into a shared library at `output`."""
     sources = sorted(str(p) for p in model_dir.glob("*.c"))
-    command = [cc, "-O2", "-shared", "-fPIC", f"-I{model_dir}", f"-I{FIRMWARE_INCLUDE}"]
+    command = [cc, "-O2", "-shared", "-fPIC", f"-I{model_dir}"]  # self-contained
     result = subprocess.run(
         [*command, *sources, "-o", str(output), "-lm"], capture_output=True, text=True
     )

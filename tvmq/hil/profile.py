@@ -54,17 +54,25 @@ def kernel_calls(graph) -> dict[str, int]:
 
 
 def profile_inference(
-    firmware: Path, target: Target, kernels: dict[str, int], inputs: list[np.ndarray]
+    firmware: Path,
+    target: Target,
+    kernels: dict[str, int],
+    inputs: list[np.ndarray],
+    *,
+    symbol_prefix: str,
 ) -> list[KernelCost]:
     """Instructions of each kernel (name -> calls per inference) over one inference of
     `inputs` on `target`'s emulated board, most expensive first. `firmware` is a
-    project's build/firmware.elf, next to the board and harness objects."""
+    project's build/firmware.elf, next to the board and harness objects; the model's
+    C symbols start with `symbol_prefix` (:func:`tvmq.backend.emit_c.symbol_prefix`)."""
     from tvmq.hil.device import Device
     from tvmq.hil.emulator import Emulator
 
     build = Path(firmware).parent
     harness = _defined(sorted((build / "harness").glob("*.o")) + sorted(build.glob("board/*.o")))
     symbols = _functions(firmware)
+    rows = {symbol_prefix + kernel: kernel for kernel in kernels}
+    rows[symbol_prefix + "entry"] = ENTRY_ROW
     with tempfile.TemporaryDirectory(prefix="tvmq-profile-") as scratch:
         fifo = Path(scratch) / "blocks"
         os.mkfifo(fifo)
@@ -79,7 +87,7 @@ def profile_inference(
         counts: Counter[str] = Counter()
         errors: list[BaseException] = []
         reader = threading.Thread(
-            target=_charge, args=(fifo, symbols, set(kernels), harness, counts, errors)
+            target=_charge, args=(fifo, symbols, rows, harness, counts, errors)
         )
         reader.start()
         try:
@@ -104,9 +112,9 @@ def _release(fifo: Path) -> None:
         os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
 
 
-def _charge(fifo, symbols, kernels: set[str], harness: set[str], counts, errors) -> None:
-    """Charge each executed block to the kernel running; the harness's own code (and
-    what it calls) is no part of the inference."""
+def _charge(fifo, symbols, rows: dict[str, str], harness: set[str], counts, errors) -> None:
+    """Charge each executed block to the row (kernel or entry, by symbol) running; the
+    harness's own code (and what it calls) is no part of the inference."""
     starts = [start for start, _, _ in symbols]
     current: str | None = None
     try:
@@ -114,10 +122,8 @@ def _charge(fifo, symbols, kernels: set[str], harness: set[str], counts, errors)
             for pc, size in executed_blocks(log):
                 index = bisect.bisect_right(starts, pc) - 1
                 name = symbols[index][2] if index >= 0 and pc < symbols[index][1] else None
-                if name in kernels:
-                    current = name
-                elif name is not None and name.endswith("tvmq_entry"):
-                    current = ENTRY_ROW
+                if name in rows:
+                    current = rows[name]
                 elif name in harness:
                     current = None
                 if current is not None:
