@@ -30,6 +30,16 @@ DECODERS = {
     "ad01": lambda raw: np.frombuffer(raw, "<f4").reshape(200, 128),
 }
 AD_WINDOW, AD_STRIDE = 640, 128
+# Bytes per .bin sample of each set: how a folder under another name is recognised.
+SAMPLE_BYTES = {"ic01": 32 * 32 * 3, "vww01": 96 * 96 * 3, "kws01": 49 * 10, "ad01": 200 * 128 * 4}
+
+
+def mlperf_kind(folder: Path, sample_bytes: int) -> str | None:
+    """The MLPerf Tiny set a folder holds: by its name, else by its samples' size."""
+    if folder.name in DECODERS:
+        return folder.name
+    kinds = [kind for kind, size in SAMPLE_BYTES.items() if size == sample_bytes]
+    return kinds[0] if kinds else None
 
 
 @dataclass(frozen=True)
@@ -77,14 +87,17 @@ def ad_windows(spectrogram: np.ndarray) -> np.ndarray:
 
 
 def as_model_input(value: np.ndarray, spec: TensorSpec) -> np.ndarray:
-    """A real-valued sample shaped and typed for `spec`, quantized if it is integer."""
-    value = np.asarray(value, np.float32)
+    """A sample shaped and typed for `spec`. A sample already of the input's type is
+    fed as it is; any other holds real values, quantized if the input is integer."""
+    value = np.asarray(value)
     if value.size != int(np.prod(spec.shape)):
         raise TvmqError(
             f"a sample of shape {list(value.shape)} does not fit input '{spec.name}' "
             f"{spec.dtype}{list(spec.shape)}"
         )
-    value = value.reshape(spec.shape)
+    if value.dtype == np.dtype(spec.dtype):
+        return value.reshape(spec.shape)
+    value = value.astype(np.float32).reshape(spec.shape)
     if spec.quant is None:
         return value.astype(spec.dtype)
     if not spec.quant.per_tensor:
