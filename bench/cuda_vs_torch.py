@@ -44,7 +44,8 @@ MLPERF = {  # network: (int8 model, float model or None, evaluation set)
 
 def networks():
     """(name, int8 model, float ONNX path or TFLite path or None, real samples)."""
-    from tvmq.datasets import MLPerfTinySet, ad_windows, as_model_input
+    from tvmq.data import open_data
+    from tvmq.datasets import ad_windows, as_model_input
     from tvmq.examples import DIGITS_MODEL, digits_split
     from tvmq.frontend import load_model
     from tvmq.quantize.quantizer import quantize_model
@@ -62,8 +63,8 @@ def networks():
             continue
         model = load_model(models / f"{int8_name}.tflite")
         samples = []
-        for sample in MLPerfTinySet(data).samples(0, SAMPLES):
-            value = ad_windows(sample.value)[5] if dataset == "ad01" else sample.value
+        for value, _ in open_data(data).values(range(SAMPLES)):
+            value = ad_windows(value)[5] if dataset == "ad01" else value
             samples.append(as_model_input(value, model.inputs[0]))
         float_path = models / f"{float_name}.tflite" if float_name else None
         yield name, model, float_path, samples

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tvmq.evaluate import LabelledData, evaluate, model_inputs, open_data
+from tvmq.data import LabelledData, from_arrays, model_inputs, open_data
+from tvmq.evaluate import evaluate
 from tvmq.examples import DIGITS_MODEL, digits_split
 from tvmq.frontend import load_model
 from tvmq.model import Model
@@ -163,12 +164,7 @@ def run_digits(calibrators: list[str], threads: int) -> dict:
     """The bundled digits CNN: the one network shipped as ONNX, so always compared."""
     calibration, _ = digits_split("train")
     inputs, labels = digits_split("test")
-    data = LabelledData(
-        lambda part: zip(
-            inputs[part.start : part.stop], labels[part.start : part.stop].tolist(), strict=True
-        ),
-        len(labels),
-    )
+    data = from_arrays(inputs, labels, "digits test split")
     samples = [[x] for x in calibration[:DIGITS_CALIBRATION_IMAGES]]
     entry = {
         "split": {

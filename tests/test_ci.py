@@ -140,7 +140,7 @@ def _firmware_as_the_runner_builds_it(directory: Path) -> Path:
     (same calibration, so the same build id): what a flashed real board would run."""
     from tvmq.backend.mcu import compile_firmware
     from tvmq.ci.runner import open_dataset, subset
-    from tvmq.evaluate import model_inputs
+    from tvmq.data import model_inputs
     from tvmq.frontend import load_model
     from tvmq.quantize.quantizer import quantize_model
     from tvmq.targets import load_target

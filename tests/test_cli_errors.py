@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import onnx
 import pytest
@@ -10,6 +12,7 @@ from onnx import TensorProto, helper
 from tests import tflite_models
 from tests.test_cli import assert_user_error, tvmq
 from tvmq.examples import DIGITS_MODEL, digits_split
+from tvmq.frontend import load_model
 
 
 def _sample() -> np.ndarray:
@@ -21,8 +24,6 @@ def test_run_takes_one_npz_holding_the_inputs_by_name(tmp_path):
     np.savez(inputs, input=_sample())
     result = tvmq("run", DIGITS_MODEL, "--input", inputs, "--output", output)
     assert result.returncode == 0, result.stderr
-    from tvmq.frontend import load_model
-
     expected = load_model(DIGITS_MODEL).build("host")(_sample())[0]
     np.testing.assert_array_equal(np.load(output), expected)
     output.unlink()
@@ -100,3 +101,56 @@ def test_shape_options_refuse_dims_no_tensor_can_have(dims):
 
     with pytest.raises(TvmqError, match=rf"^--shape x={dims}: tensor 'x': "):
         parse_shape_options([f"x={dims}"])
+
+
+def _mode(path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_outputs_are_refused_when_they_exist_unless_forced_and_get_usual_permissions(tmp_path):
+    """One rule for every command: existing output refused unless --force, files and
+    directories made as open() and mkdir() would (0666/0777 less the umask)."""
+    sample, output, report = tmp_path / "x.npy", tmp_path / "y.npy", tmp_path / "report"
+    np.save(sample, _sample())
+    batch = tmp_path / "b.npy"
+    np.save(batch, digits_split("train")[0][:8])
+    quantized = tmp_path / "q.tvmq"
+    for path in (output, quantized):
+        path.write_text("kept")
+    report.mkdir()
+    (report / "old.txt").write_text("kept")
+    for command in (
+        ["run", DIGITS_MODEL, "--input", sample, "--output", output],
+        ["quantize", DIGITS_MODEL, "--calib", batch, "-o", quantized],
+        ["debug", DIGITS_MODEL, quantized, "--data", batch, "-o", report],
+        ["compile", DIGITS_MODEL, "--target", "qemu-cortex-m4", "-o", report],
+    ):
+        assert_user_error(tvmq(*command), "already exists; use --force to replace it")
+    assert output.read_text() == quantized.read_text() == "kept"
+    # A forced compile that fails leaves the old directory whole and nothing beside it.
+    result = tvmq("compile", DIGITS_MODEL, "--target", "host", "-o", report, "--force")
+    assert_user_error(result, "target 'host'")
+    assert [p.name for p in report.iterdir()] == ["old.txt"]
+    before = os.umask(0o027)
+    try:
+        result = tvmq("run", DIGITS_MODEL, "--input", sample, "--output", output, "--force")
+        assert result.returncode == 0, result.stderr
+        result = tvmq("quantize", DIGITS_MODEL, "--calib", batch, "-o", quantized, "--force")
+        assert result.returncode == 0, result.stderr
+        result = tvmq("debug", DIGITS_MODEL, quantized, "--data", batch, "-o", report, "--force")
+        assert result.returncode == 0, result.stderr
+    finally:
+        os.umask(before)
+    np.testing.assert_array_equal(
+        np.load(output), load_model(DIGITS_MODEL).build("host")(_sample())[0]
+    )
+    assert _mode(output) == _mode(quantized) == 0o640
+    assert _mode(report) == 0o750 and _mode(report / "report.md") == 0o640
+    assert sorted(p.name for p in report.iterdir()) == ["per_layer.png", "report.json", "report.md"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "b.npy",
+        "q.tvmq",
+        "report",
+        "x.npy",
+        "y.npy",
+    ]

@@ -285,9 +285,7 @@ def test_compile_and_run_from_the_command_line(builds, tmp_path, capsys):
     np.testing.assert_array_equal(np.load(y), np.stack([e[0] for e in expected]))
     status, errors = command_line(capsys, "compile", path, "--target", "rpi5", "-o", out)
     assert status == EXIT_USER_ERROR
-    assert errors.splitlines() == [
-        f"tvmq: error: {out}: already exists; choose a new output directory"
-    ]
+    assert errors.splitlines() == [f"tvmq: error: {out}: already exists; use --force to replace it"]
 
 
 def test_bad_input_is_a_one_line_error(tmp_path, capsys):

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from tests.shared_assets import MLPERF_MODELS, shared_data, shared_model
-from tvmq.datasets import MLPerfTinySet, ad_windows, as_model_input
+from tvmq.data import open_data
+from tvmq.datasets import ad_windows, as_model_input
 from tvmq.frontend import load_model
 
 SAMPLES = 12
@@ -19,8 +20,9 @@ SAMPLES = 12
 def model_inputs(model, dataset: str) -> list[np.ndarray]:
     spec = model.inputs[0]
     values = []
-    for sample in MLPerfTinySet(shared_data(dataset)).samples(0, SAMPLES):
-        value = ad_windows(sample.value)[5] if dataset == "ad01" else sample.value
+    data = open_data(shared_data(dataset))
+    for value, _ in data.values(range(SAMPLES)):
+        value = ad_windows(value)[5] if data.windows else value
         values.append(as_model_input(value, spec))
     return values
 

@@ -96,6 +96,35 @@ def test_skipped_ops_stay_float(float_model):
     assert accuracy(model) > 0.95
 
 
+def test_skip_and_int16_take_every_name_quantize_prints(float_model, int8_model):
+    """The layer label, its tensor, its op and their source nodes all name one layer;
+    labels stay put when a layer is skipped."""
+    report = int8_model.quantization
+    (op,) = [op for op in report["quantized_ops"] if op["layer"] == "conv2d#1"]
+    (tensor,) = [t for t in report["tensors"] if t["layer"] == "conv2d#1"]
+    aliases = {"conv2d#1", op["name"], tensor["name"], tensor["source"]}
+    assert len(aliases) == 4 and "" not in aliases
+    for alias in sorted(aliases):
+        skipped = quantize_model(float_model, CALIBRATION, QuantConfig(skip_names={alias}))
+        assert [s["name"] for s in skipped.quantization["skipped_ops"]] == [op["name"]]
+        layers = [t["layer"] for t in skipped.quantization["tensors"]]
+        assert "conv2d#1" not in layers and "conv2d#2" in layers
+    wide = quantize_model(float_model, CALIBRATION, QuantConfig(int16_names={tensor["source"]}))
+    dtypes = {t["layer"]: t["dtype"] for t in wide.quantization["tensors"]}
+    assert dtypes["conv2d#1"] == "int16" and dtypes["conv2d#2"] == "int8"
+
+
+def test_an_unknown_layer_name_is_refused(tmp_path):
+    calibration, output = tmp_path / "calib.npy", tmp_path / "out.tvmq"
+    np.save(calibration, digits_split("train")[0][:8])
+    for option in ("--skip", "--int16"):
+        result = tvmq(
+            "quantize", DIGITS_MODEL, "--calib", calibration, option, "conv9", "-o", output
+        )
+        assert_user_error(result, "no layer named 'conv9'", "conv2d#0", "matmul#0")
+    assert not output.exists()
+
+
 def test_cli_quantize_and_eval(tmp_path):
     calibration, output = tmp_path / "calib.npy", tmp_path / "digits.tvmq"
     np.save(calibration, digits_split("train")[0][:50])

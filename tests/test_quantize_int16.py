@@ -117,7 +117,8 @@ def test_cli_int16_activations(tmp_path):
     assert "int16 softmax" in result.stdout
     tensors = load_model(output).quantization["tensors"]
     assert {t["dtype"] for t in tensors} == {"int16"} and {t["zero_point"] for t in tensors} == {0}
+    dynamic = tmp_path / "dynamic.tvmq"  # `output` exists now: it would be refused first
     assert_user_error(
-        tvmq("quantize", DIGITS_MODEL, "--mode", "dynamic", "--int16", "lv3", "-o", output),
+        tvmq("quantize", DIGITS_MODEL, "--mode", "dynamic", "--int16", "lv3", "-o", dynamic),
         "need --mode static",
     )

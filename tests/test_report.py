@@ -116,3 +116,22 @@ def test_report_directory_refused_before_work(tmp_path):
     )
     assert_user_error(result, "is not a directory")
     assert not output.exists()
+
+
+@pytest.mark.shared
+def test_cli_report_and_debug_on_the_float_resnet(tmp_path):
+    """Weight dequantizes carry their own names: an automatic lvN took a graph
+    tensor's name (lv32) and the report did not find that tensor's dequantize."""
+    from tests.shared_assets import shared_data, shared_model
+
+    model, data = shared_model("ic_resnet8_float"), shared_data("ic01")
+    output, report = tmp_path / "ic.tvmq", tmp_path / "report"
+    result = tvmq("quantize", model, "--calib", data, "--calib-samples", "4", "-o", output,
+                  "--report", report, "--report-samples", "2")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "| matmul#0 |" in (report / "report.md").read_text()
+    result = tvmq("debug", model, output, "--data", data, "--samples", "2", "-o", tmp_path / "d")
+    assert result.returncode == 0, result.stderr
+    layers = json.loads((tmp_path / "d" / "report.json").read_text())["layers"]
+    assert len(layers) == 16  # the input (exact at scale 1: no SQNR) and 15 ops
+    assert all(layer["sqnr_db"] > 10 for layer in layers[1:])

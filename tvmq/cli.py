@@ -47,11 +47,19 @@ def _samples(array: np.ndarray, spec, origin: str) -> tuple[list[np.ndarray], bo
     return [spec.check(array, origin)], False
 
 
-def _read_inputs(paths: list[Path], model) -> list[tuple[np.ndarray, str]]:
-    """(array, origin) per model input: a .npy file each, or one .npz holding them by name."""
+def _read_inputs(paths: list[Path], model, input_format: str) -> list[tuple[np.ndarray, str]]:
+    """(array, origin) per model input: a .npy (or raw) file each, or one .npz holding
+    them by name."""
+    from tvmq.data import read_raw
     from tvmq.fileio import read_array, read_named_arrays
 
     names = [s.name for s in model.inputs]
+    if input_format == "raw":
+        if len(paths) != len(names):
+            raise TvmqError(
+                f"{model.source}: expects {len(names)} raw input file(s), got {len(paths)}"
+            )
+        return [(read_raw(p, spec), str(p)) for p, spec in zip(paths, model.inputs, strict=True)]
     if len(paths) == 1 and paths[0].suffix == ".npz":
         arrays = read_named_arrays(paths[0], names)
         return [(a, f"{paths[0]}[{n}]") for a, n in zip(arrays, names, strict=True)]
@@ -68,11 +76,13 @@ def _run(args: argparse.Namespace) -> int:
     from tvmq.frontend import load_model
 
     if args.output:
-        check_output_file(args.output)
+        check_output_file(args.output, args.force)
     model = load_model(args.model, _shapes(args))
     loaded = [
         _samples(array, spec, origin)
-        for (array, origin), spec in zip(_read_inputs(args.input, model), model.inputs, strict=True)
+        for (array, origin), spec in zip(
+            _read_inputs(args.input, model, args.input_format), model.inputs, strict=True
+        )
     ]
     batches = [samples for samples, _ in loaded]
     if len({len(b) for b in batches}) != 1:
@@ -124,33 +134,6 @@ def _print_profile(executable, sample: list[np.ndarray]) -> None:
         print(f"  {row.kernel:32} {row.calls:>5} {count:>13} {share:>6.1%} {bar}")
 
 
-def _input_samples(
-    path: Path, model, fraction: float, count: int | None, what: str = "calibration samples"
-) -> tuple[list[list[np.ndarray]], str]:
-    """Model inputs from a .npy batch, or the leading `fraction` of a labelled set,
-    cut to `count`; and a sentence saying where they came from."""
-    from tvmq.evaluate import model_inputs, open_data, read_calibration
-
-    if path.suffix == ".npy":
-        if len(model.inputs) != 1:
-            raise TvmqError(f"{path}: a .npy file feeds single-input models only")
-        samples = [[x] for x in read_calibration(path, model.inputs[0])]
-        where = f"{len(samples)} samples of {path}"
-    else:
-        data = open_data(path)
-        chosen, _ = data.split(fraction)
-        samples = list(model_inputs(data, model.inputs[0], chosen, every_window=8))
-        where = f"samples [0, {len(chosen)}) of {data.size} in {path} (first {fraction:.0%})"
-    if count is not None:
-        if len(samples) < count:
-            raise TvmqError(f"{path}: {len(samples)} {what}, fewer than the {count} asked")
-        samples = samples[:count]
-        where += f", first {count} used"
-    if not samples:
-        raise TvmqError(f"{path}: no {what}")
-    return samples, where
-
-
 def _check_report_dir(directory: Path | None) -> None:
     """Refuse an unusable report directory before any long work."""
     if directory is None:
@@ -164,18 +147,21 @@ def _check_report_dir(directory: Path | None) -> None:
     check_directory_writable(directory)
 
 
-def _write_layer_report(float_model, quantized, samples, directory: Path, notes=(), extra=None):
+def _write_layer_report(
+    float_model, quantized, samples, directory: Path, force: bool, notes=(), extra=None
+):
     from tvmq.quantize.debug import format_table, layer_errors, write_report
 
     rows = layer_errors(float_model, quantized, samples)
     print(format_table(rows))
     notes = [f"{len(samples)} input samples; float model {float_model.source}.", *notes]
-    write_report(directory, f"Per-layer error of {quantized.name}", rows, notes, extra)
+    write_report(directory, f"Per-layer error of {quantized.name}", rows, notes, extra, force)
     print(f"wrote {directory}/report.md, report.json, per_layer.png")
 
 
 def _quantize(args: argparse.Namespace) -> int:
-    from tvmq.fileio import check_output_file
+    from tvmq.data import calibration_inputs
+    from tvmq.fileio import check_output_directory, check_output_file
     from tvmq.frontend import load_model
     from tvmq.frontend.saved import save_model
     from tvmq.quantize.quantizer import calibrate_model, convert_model, quantize_weights
@@ -183,7 +169,7 @@ def _quantize(args: argparse.Namespace) -> int:
 
     if args.output.suffix != ".tvmq":
         raise TvmqError(f"{args.output}: the quantized model is written as .tvmq")
-    check_output_file(args.output)
+    check_output_file(args.output, args.force)
     static = args.mode == "static"
     if static and args.calib is None:
         raise TvmqError("--mode static calibrates: give --calib DATA")
@@ -193,7 +179,8 @@ def _quantize(args: argparse.Namespace) -> int:
         raise TvmqError("--eval measures the sensitivity search: add --sensitivity")
     if args.budget < 0:
         raise TvmqError(f"--budget {args.budget}: a loss budget cannot be negative")
-    _check_report_dir(args.report)
+    if args.report is not None:
+        check_output_directory(args.report, args.force)
     model = load_model(args.model, _shapes(args))
     options = {"percentile": args.percentile} if args.calibrator == "percentile" else {}
     config = QuantConfig(
@@ -214,7 +201,9 @@ def _quantize(args: argparse.Namespace) -> int:
     if not static:
         quantized = quantize_weights(model, config)
     else:
-        samples, where = _input_samples(args.calib, model, args.calib_fraction, args.calib_samples)
+        samples, where = calibration_inputs(
+            args.calib, model, args.calib_fraction, args.calib_samples, args.input_format
+        )
         print(f"calibrating on {where} with the {args.calibrator} calibrator")
         calibrated = calibrate_model(model, samples, config, origin=str(args.calib))
         if args.sensitivity:
@@ -245,19 +234,19 @@ def _quantize(args: argparse.Namespace) -> int:
                 for n, why in sensitivity.fallback.items()
             ]
         _write_layer_report(
-            model, quantized, samples[: args.report_samples], args.report, notes, extra
+            model, quantized, samples[: args.report_samples], args.report, args.force, notes, extra
         )
     save_model(quantized, args.output)
     print(f"wrote {args.output}")
     return 0
 
 
-def _compile_cuda(args: argparse.Namespace, target) -> int:
+def _compile_cuda(args: argparse.Namespace, target, output: Path) -> int:
     from tvmq.backend.cuda import compile_cuda_project
     from tvmq.frontend import load_model
 
     manifest = compile_cuda_project(
-        load_model(args.model, _shapes(args)), target, args.output, args.batch
+        load_model(args.model, _shapes(args)), target, output, args.batch
     )
     arch = manifest["arch"]
     print(f"wrote {args.output}: CUDA build for {target.name} ({arch}), batch {args.batch}")
@@ -272,6 +261,14 @@ def _compile_cuda(args: argparse.Namespace, target) -> int:
 
 
 def _compile(args: argparse.Namespace) -> int:
+    from tvmq.fileio import output_directory
+
+    with output_directory(args.output, args.force) as output:
+        return _compile_into(args, output)
+
+
+def _compile_into(args: argparse.Namespace, output: Path) -> int:
+    """Compile into `output`, the new directory (args.output once it is whole)."""
     from tvmq.backend.emit_c import Placement, check_model_name
     from tvmq.frontend import load_model
     from tvmq.targets import load_target
@@ -290,7 +287,7 @@ def _compile(args: argparse.Namespace) -> int:
             "Cortex-M firmware and Cortex-A libraries"
         )
     if target.kind == "cuda":
-        return _compile_cuda(args, target)
+        return _compile_cuda(args, target, output)
     if target.kind not in ("cortex-m", "cortex-a"):
         raise TvmqError(
             f"target '{target.name}' is {target.kind}: compile makes Cortex-M firmware, "
@@ -300,12 +297,12 @@ def _compile(args: argparse.Namespace) -> int:
     if name is not None:
         model = dataclasses.replace(model, name=name)
     if target.kind == "cortex-a":
-        return _compile_library(model, target, args.output)
+        return _compile_library(model, target, output, args.output)
     from tvmq.backend.mcu import compile_firmware
     from tvmq.tune.apply import TunedSchedules
 
     schedules = TunedSchedules(target)
-    report = compile_firmware(model, target, args.output, schedules, placement)
+    report = compile_firmware(model, target, output, schedules, placement)
     print(schedules.summary())
     print(f"wrote {args.output}: firmware project for {target.name} ({target.board['name']})")
     print(f"  build/firmware.elf  flash {report['flash']:,} B of {report['flash_limit']:,}")
@@ -329,7 +326,7 @@ def _compile(args: argparse.Namespace) -> int:
     return 0
 
 
-def _compile_library(model, target, output: Path) -> int:
+def _compile_library(model, target, output: Path, shown: Path) -> int:
     from tvmq.backend.linux import compile_library
     from tvmq.tune.apply import TunedSchedules
 
@@ -337,7 +334,7 @@ def _compile_library(model, target, output: Path) -> int:
     manifest = compile_library(model, target, output, schedules)
     print(schedules.summary())
     libraries = manifest["libraries"]
-    print(f"wrote {output}: library project for {target.name} ({target.description})")
+    print(f"wrote {shown}: library project for {target.name} ({target.description})")
     for kind in ("static", "shared"):
         print(f"  {libraries[kind]:<32} {libraries['bytes'][kind]:>10,} B")
     print(f"  C API: {manifest['entry']}")
@@ -350,18 +347,19 @@ def _compile_library(model, target, output: Path) -> int:
 
 def _sensitivity(args: argparse.Namespace, model, calibrated, samples):
     """Fall layers back to float until the loss is within --budget; say which and why."""
-    from tvmq.evaluate import evaluate, open_data
+    from tvmq.data import open_data
+    from tvmq.evaluate import evaluate
     from tvmq.quantize.sensitivity import metric_loss, output_error_loss, search
 
     if args.eval is not None:
-        data = open_data(args.eval)
-        _, held_out = data.split(args.calib_fraction)
+        data = open_data(args.eval, model.inputs[0])
+        held_out = data.split(args.calib_fraction).evaluation
 
         def metric(candidate) -> float:
             return evaluate(candidate, candidate.build("host"), data, args.metric, held_out)
 
         baseline = metric(model)
-        print(f"float {args.metric} {baseline:.4f} on samples [{held_out.start}, {held_out.stop})")
+        print(f"float {args.metric} {baseline:.4f} on {data.describe(held_out)}")
         loss = metric_loss(baseline, metric)
         what = f"relative {args.metric} loss"
     else:
@@ -380,31 +378,35 @@ def _sensitivity(args: argparse.Namespace, model, calibrated, samples):
 
 
 def _debug(args: argparse.Namespace) -> int:
+    from tvmq.data import calibration_inputs
+    from tvmq.fileio import check_output_directory
     from tvmq.frontend import load_model
 
-    _check_report_dir(args.output)
+    check_output_directory(args.output, args.force)
     shapes = _shapes(args)
     float_model = load_model(args.float_model, shapes)
     quantized = load_model(args.quant_model, shapes)
-    samples, where = _input_samples(args.data, float_model, args.fraction, None, "samples")
+    samples, where = calibration_inputs(
+        args.data, float_model, args.fraction, None, args.input_format, "samples"
+    )
     samples = samples[: args.samples]
-    print(f"comparing on {len(samples)} of the {where}")
-    _write_layer_report(float_model, quantized, samples, args.output)
+    print(f"comparing on {len(samples)} inputs of {where}")
+    _write_layer_report(float_model, quantized, samples, args.output, args.force)
     return 0
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from tvmq.evaluate import evaluate, open_data
+    from tvmq.data import open_data
+    from tvmq.evaluate import check_metric, default_metric, evaluate
     from tvmq.frontend import load_model
 
     model = load_model(args.model, _shapes(args))
-    data = open_data(args.data)
-    _, held_out = data.split(args.skip_fraction)
-    value = evaluate(model, model.build(args.target), data, args.metric, held_out)
-    print(
-        f"{args.metric} {value:.4f} on samples [{held_out.start}, {held_out.stop}) "
-        f"of {data.size} in {args.data}"
-    )
+    data = open_data(args.data, model.inputs[0])
+    metric = args.metric or default_metric(data)
+    check_metric(model, data, metric)  # before the build: a wrong metric fails at once
+    held_out = data.split(args.skip_fraction).evaluation
+    value = evaluate(model, model.build(args.target), data, metric, held_out)
+    print(f"{metric} {value:.4f} on {data.describe(held_out)}")
     return 0
 
 
@@ -538,7 +540,14 @@ def parser() -> argparse.ArgumentParser:
         "holding them by input name",
     )
     run.add_argument("--target", default="host", help="target name or .toml (default: host)")
+    run.add_argument(
+        "--input-format",
+        choices=["auto", "raw"],
+        default="auto",
+        help="raw: each --input file holds one or more samples as bytes of the input's type",
+    )
     run.add_argument("--output", type=Path, help="write outputs to .npy (or .npz)")
+    run.add_argument("--force", action="store_true", help="replace an existing output")
     run.add_argument(
         "--profile",
         action="store_true",
@@ -560,13 +569,19 @@ def parser() -> argparse.ArgumentParser:
     quantize.add_argument(
         "--calib",
         type=Path,
-        help=".npy batch of inputs, .npz (x, y) or an MLPerf Tiny folder (static mode)",
+        help=".npy batch of inputs, .npz (x, optional y), a folder with y_labels.csv, or raw "
+        "bytes (--input-format raw); a labelled set calibrates on its even-indexed samples",
     )
     quantize.add_argument(
         "--calib-fraction",
         type=float,
-        default=0.2,
-        help="leading fraction of a labelled set used to calibrate (default 0.2)",
+        help="calibrate on this leading fraction of a labelled set instead",
+    )
+    quantize.add_argument(
+        "--input-format",
+        choices=["auto", "raw"],
+        default="auto",
+        help="raw: --calib holds samples as bytes of the model input's type and shape",
     )
     quantize.add_argument("--calib-samples", type=int, help="use exactly this many samples")
     quantize.add_argument(
@@ -599,6 +614,9 @@ def parser() -> argparse.ArgumentParser:
         help="int16 activations around this layer only (mixed precision)",
     )
     quantize.add_argument("-o", "--output", type=Path, required=True, help="output .tvmq file")
+    quantize.add_argument(
+        "--force", action="store_true", help="replace an existing output file or --report"
+    )
     quantize.add_argument(
         "--sensitivity",
         action="store_true",
@@ -634,32 +652,38 @@ def parser() -> argparse.ArgumentParser:
     )
     debug.add_argument("float_model", type=Path)
     debug.add_argument("quant_model", type=Path, help="a .tvmq made from FLOAT_MODEL")
-    debug.add_argument(
-        "--data", type=Path, required=True, help=".npy batch, .npz (x, y) or MLPerf Tiny folder"
-    )
+    debug.add_argument("--data", type=Path, required=True, help="data as quantize --calib takes it")
     debug.add_argument(
         "--fraction",
         type=float,
-        default=0.2,
-        help="leading fraction of a labelled set to compare on (default 0.2)",
+        help="compare on this leading fraction of a labelled set (default: as quantize)",
     )
+    debug.add_argument("--input-format", choices=["auto", "raw"], default="auto")
     debug.add_argument(
         "--samples", type=int, default=32, help="compare on at most this many samples (default 32)"
     )
     debug.add_argument("-o", "--output", type=Path, required=True, help="report directory")
+    debug.add_argument("--force", action="store_true", help="replace an existing output")
     debug.set_defaults(handler=_debug)
 
     evaluate = commands.add_parser(
         "eval", parents=shape, help="task metric of a model on an evaluation set"
     )
     evaluate.add_argument("model", type=Path)
-    evaluate.add_argument("--data", type=Path, required=True)
-    evaluate.add_argument("--metric", choices=["top1", "auc"], default="top1")
+    evaluate.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="labelled .npz (x, y) or folder with y_labels.csv; its odd-indexed samples are "
+        "scored (quantize calibrates on the even ones)",
+    )
+    evaluate.add_argument(
+        "--metric", choices=["top1", "auc"], help="default: auc on ad01, else top1"
+    )
     evaluate.add_argument(
         "--skip-fraction",
         type=float,
-        default=0.0,
-        help="leave out this leading fraction (the calibration part)",
+        help="score all but this leading fraction instead (quantize --calib-fraction's rest)",
     )
     evaluate.add_argument("--target", default="host")
     evaluate.set_defaults(handler=_eval)
@@ -675,6 +699,7 @@ def parser() -> argparse.ArgumentParser:
         "--target", required=True, help="a cortex-m, cortex-a or cuda target name or .toml"
     )
     compile_.add_argument("-o", "--output", type=Path, required=True, help="new directory")
+    compile_.add_argument("--force", action="store_true", help="replace an existing output")
     compile_.add_argument(
         "--batch", type=int, default=1, help="samples per call (cuda targets, 1 to 256)"
     )

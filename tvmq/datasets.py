@@ -1,4 +1,5 @@
-"""Evaluation data: the MLPerf Tiny folders (``../shared/data``) as real-valued samples.
+"""The MLPerf Tiny sets (``../shared/data``): how their .bin samples decode into real
+values, and how a sample becomes a model's input (:mod:`tvmq.data` opens the folders).
 
 Samples are kept in real units (what a float model takes) and quantized for an
 int8 model with that model's own input parameters, exactly as TFLite Micro users
@@ -7,9 +8,6 @@ feed them (:func:`as_model_input`).
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,43 +28,16 @@ DECODERS = {
     "ad01": lambda raw: np.frombuffer(raw, "<f4").reshape(200, 128),
 }
 AD_WINDOW, AD_STRIDE = 640, 128
+# Bytes per .bin sample of each set: how a folder under another name is recognised.
+SAMPLE_BYTES = {"ic01": 32 * 32 * 3, "vww01": 96 * 96 * 3, "kws01": 49 * 10, "ad01": 200 * 128 * 4}
 
 
-@dataclass(frozen=True)
-class Sample:
-    name: str
-    value: np.ndarray
-    label: int
-
-
-@dataclass(frozen=True)
-class MLPerfTinySet:
-    """One evaluation folder: a .bin file per sample listed in y_labels.csv."""
-
-    folder: Path
-
-    @property
-    def kind(self) -> str:
-        return self.folder.name
-
-    def entries(self) -> list[tuple[str, int]]:
-        labels = self.folder / "y_labels.csv"
-        if self.kind not in DECODERS:
-            raise TvmqError(
-                f"{self.folder}: unknown MLPerf Tiny set (known: {', '.join(DECODERS)})"
-            )
-        if not labels.is_file():
-            raise TvmqError(f"{self.folder}: no y_labels.csv")
-        with labels.open() as file:
-            return [(row[0], int(row[2])) for row in csv.reader(file) if row]
-
-    def __len__(self) -> int:
-        return len(self.entries())
-
-    def samples(self, start: int = 0, stop: int | None = None) -> Iterator[Sample]:
-        decode = DECODERS[self.kind]
-        for name, label in self.entries()[start:stop]:
-            yield Sample(name, decode((self.folder / name).read_bytes()), label)
+def mlperf_kind(folder: Path, sample_bytes: int) -> str | None:
+    """The MLPerf Tiny set a folder holds: by its name, else by its samples' size."""
+    if folder.name in DECODERS:
+        return folder.name
+    kinds = [kind for kind, size in SAMPLE_BYTES.items() if size == sample_bytes]
+    return kinds[0] if kinds else None
 
 
 def ad_windows(spectrogram: np.ndarray) -> np.ndarray:
@@ -77,14 +48,17 @@ def ad_windows(spectrogram: np.ndarray) -> np.ndarray:
 
 
 def as_model_input(value: np.ndarray, spec: TensorSpec) -> np.ndarray:
-    """A real-valued sample shaped and typed for `spec`, quantized if it is integer."""
-    value = np.asarray(value, np.float32)
+    """A sample shaped and typed for `spec`. A sample already of the input's type is
+    fed as it is; any other holds real values, quantized if the input is integer."""
+    value = np.asarray(value)
     if value.size != int(np.prod(spec.shape)):
         raise TvmqError(
             f"a sample of shape {list(value.shape)} does not fit input '{spec.name}' "
             f"{spec.dtype}{list(spec.shape)}"
         )
-    value = value.reshape(spec.shape)
+    if value.dtype == np.dtype(spec.dtype):
+        return value.reshape(spec.shape)
+    value = value.astype(np.float32).reshape(spec.shape)
     if spec.quant is None:
         return value.astype(spec.dtype)
     if not spec.quant.per_tensor:

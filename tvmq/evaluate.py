@@ -8,87 +8,60 @@ scores it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Sequence
 
 import numpy as np
 from tqdm import tqdm
 
-from tvmq.datasets import MLPerfTinySet, ad_windows, as_model_input
+from tvmq.data import LabelledData, model_input
+from tvmq.datasets import AD_WINDOW, ad_windows
 from tvmq.errors import TvmqError
-from tvmq.fileio import read_array
 from tvmq.model import Model, TensorSpec
 
 METRICS = ("top1", "auc")
 
 
-@dataclass(frozen=True)
-class LabelledData:
-    """Real-valued samples with labels, from an MLPerf Tiny folder or a .npz file."""
-
-    values: Callable[[range], Iterator[tuple[np.ndarray, int]]]
-    size: int
-    windows: bool = False
-    source: str = "data"  # the folder or file, for error messages
-
-    def split(self, fraction: float) -> tuple[range, range]:
-        """The first `fraction` of samples (calibration) and the rest (evaluation)."""
-        if not 0.0 <= fraction < 1.0:
-            raise TvmqError(f"fraction {fraction} is not in [0, 1)")
-        cut = round(self.size * fraction)
-        return range(0, cut), range(cut, self.size)
+def default_metric(data: LabelledData) -> str:
+    """AUC for the anomaly-detection set, top-1 accuracy for any other."""
+    return "auc" if data.windows else "top1"
 
 
-def open_data(path: str | Path) -> LabelledData:
-    """An MLPerf Tiny folder (ic01, vww01, kws01, ad01) or a .npz with arrays x and y."""
-    path = Path(path)
-    if path.is_dir():
-        dataset = MLPerfTinySet(path)
-        size = len(dataset)
-        return LabelledData(
-            lambda part: ((s.value, s.label) for s in dataset.samples(part.start, part.stop)),
-            size,
-            windows=dataset.kind == "ad01",
-            source=str(path),
-        )
-    if path.suffix != ".npz":
-        raise TvmqError(f"{path}: data must be an MLPerf Tiny folder or a .npz with x and y")
-    if not path.is_file():
-        raise TvmqError(f"{path}: no such file")
-    try:
-        with np.load(path) as archive:
-            x, y = archive["x"], archive["y"]
-    except (KeyError, ValueError, OSError) as error:
-        raise TvmqError(f"{path}: needs arrays 'x' and 'y' ({error})") from error
-    if len(x) != len(y):
-        raise TvmqError(f"{path}: {len(x)} samples in x but {len(y)} labels in y")
-    return LabelledData(
-        lambda part: zip(
-            x[part.start : part.stop], (int(v) for v in y[part.start : part.stop]), strict=True
-        ),
-        len(x),
-        source=str(path),
-    )
-
-
-def read_calibration(path: str | Path, spec: TensorSpec) -> np.ndarray:
-    """Calibration inputs from a .npy (N, *shape) file."""
-    array = read_array(path)
-    if array.shape[1:] != spec.shape:
+def check_metric(model: Model, data: LabelledData, metric: str) -> None:
+    """Refuse a metric that cannot mean anything for this model on this data."""
+    if metric not in METRICS:
+        raise TvmqError(f"unknown metric '{metric}' (known: {', '.join(METRICS)})")
+    if data.labels is None:
+        raise TvmqError(f"{data.source}: no labels (y) to score {metric} against")
+    out = model.outputs[0]
+    classes = int(np.prod(out.shape))
+    if metric == "auc":
+        if not data.windows:
+            raise TvmqError(
+                f"metric auc scores anomaly detection: {data.source} is not the "
+                "anomaly-detection set (ad01); use --metric top1"
+            )
+        if classes != AD_WINDOW:
+            raise TvmqError(
+                f"metric auc scores reconstructions: output '{out.name}' "
+                f"{list(out.shape)} is not a {AD_WINDOW}-value window"
+            )
+        return
+    if data.windows:
         raise TvmqError(
-            f"{path}: shape {list(array.shape)} is not a batch of input "
-            f"'{spec.name}' {list(spec.shape)}"
+            f"metric top1 scores classes: {data.source} is the anomaly-detection set; "
+            "use --metric auc"
         )
-    return array
-
-
-def model_inputs(data: LabelledData, spec: TensorSpec, indices: range, every_window: int = 1):
-    """Model-ready inputs (one list per inference) of the samples in `indices`."""
-    for value, _ in data.values(indices):
-        windows = ad_windows(value)[::every_window] if data.windows else [value]
-        for window in windows:
-            yield [_model_input(window, spec, data)]
+    spec = model.inputs[0]
+    if tuple(out.shape) == tuple(spec.shape) or classes < 2:
+        raise TvmqError(
+            f"metric top1 needs one score per class: output '{out.name}' "
+            f"{list(out.shape)} is not a class vector"
+        )
+    if data.size and int(np.max(data.labels)) >= classes:
+        raise TvmqError(
+            f"{data.source}: label {int(np.max(data.labels))} is beyond the {classes} "
+            f"classes of output '{out.name}'"
+        )
 
 
 def evaluate(
@@ -96,7 +69,7 @@ def evaluate(
     executable,
     data: LabelledData,
     metric: str,
-    indices: range,
+    indices: Sequence[int],
     *,
     progress: bool = True,
 ) -> float:
@@ -104,13 +77,12 @@ def evaluate(
 
     ``progress=False`` silences the bar, for callers that evaluate on several
     boards at once and print their own progress lines."""
-    if metric not in METRICS:
-        raise TvmqError(f"unknown metric '{metric}' (known: {', '.join(METRICS)})")
-    if metric == "auc" and not data.windows:
-        raise TvmqError("metric auc needs the anomaly-detection set (ad01)")
+    check_metric(model, data, metric)
+    if not len(indices):
+        raise TvmqError(f"{data.source}: no samples to evaluate on")
     spec, out = model.inputs[0], model.outputs[0]
     for value, _ in data.values(indices[:1]):  # data that does not fit fails before the bar
-        _model_input(ad_windows(value)[0] if data.windows else value, spec, data)
+        model_input(ad_windows(value)[0] if data.windows else value, spec, data)
     scores, labels = [], []
     samples = data.values(indices)
     bar = tqdm(samples, total=len(indices), desc="evaluate", unit="sample", disable=not progress)
@@ -118,24 +90,16 @@ def evaluate(
         if data.windows:
             windows = ad_windows(value)
             errors = [
-                np.mean((_real(executable(_model_input(w, spec, data))[0], out) - w) ** 2)
+                np.mean((_real(executable(model_input(w, spec, data))[0], out) - w) ** 2)
                 for w in windows
             ]
             scores.append(float(np.mean(errors)))
         else:
-            scores.append(int(np.argmax(executable(_model_input(value, spec, data))[0])))
+            scores.append(int(np.argmax(executable(model_input(value, spec, data))[0])))
         labels.append(label)
     if metric == "top1":
         return float(np.mean(np.array(scores) == np.array(labels)))
     return roc_auc(np.array(scores), np.array(labels))
-
-
-def _model_input(value: np.ndarray, spec: TensorSpec, data: LabelledData) -> np.ndarray:
-    """A sample as the model's input; a sample that does not fit names the data."""
-    try:
-        return as_model_input(value, spec)
-    except TvmqError as error:
-        raise TvmqError(f"{data.source}: {error}") from error
 
 
 def _real(output: np.ndarray, spec: TensorSpec) -> np.ndarray:

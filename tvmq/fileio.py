@@ -1,4 +1,9 @@
-"""Reading inputs and writing results without ever leaving a partial file behind."""
+"""Reading inputs and writing results without ever leaving a partial file behind.
+
+One rule for every output: an existing file or directory is refused unless the
+caller forces its replacement (``--force``), and what is written gets the usual
+permissions (0666 or 0777 less the umask), not the private ones of a temporary file.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import tempfile
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -54,12 +60,43 @@ def read_named_arrays(path: str | Path, names: list[str]) -> list[np.ndarray]:
         raise TvmqError(f"{path}: not a readable .npz archive ({error})") from error
 
 
-def check_output_file(path: str | Path) -> None:
-    """Refuse, before any long work, an output file that could not be written."""
+def check_output_file(path: str | Path, force: bool = False) -> None:
+    """Refuse, before any long work, an output file that could not be written or
+    that exists (unless `force`)."""
     path = Path(path)
+    if path.exists() and not path.is_dir() and not force:
+        raise TvmqError(f"{path}: already exists; use --force to replace it")
+    _check_writable_file(path)
+
+
+def _check_writable_file(path: Path) -> None:
     if path.is_dir():
         raise TvmqError(f"{path}: is a directory; give a file name")
     _check_parent(path)
+
+
+def check_output_directory(directory: str | Path, force: bool = False) -> None:
+    """Refuse, before any long work, an output directory that could not be made or
+    that exists (unless `force`)."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise TvmqError(f"{directory}: exists and is not a directory")
+    if directory.exists() and not force:
+        raise TvmqError(f"{directory}: already exists; use --force to replace it")
+    _check_parent(directory)
+
+
+@cache
+def _umask() -> int:
+    mask = os.umask(0o022)  # read by setting; put back at once
+    os.umask(mask)
+    return mask
+
+
+def _give_usual_permissions(path: Path, directory: bool) -> None:
+    """mkstemp and mkdtemp create private (0600, 0700) entries: open them as a
+    plain open() or mkdir() would have."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
 
 
 def check_directory_writable(directory: str | Path) -> None:
@@ -89,7 +126,7 @@ def _check_parent(path: Path) -> None:
 def write_atomically(path: str | Path, write) -> None:
     """Call write(file) on a temporary file beside `path`, then rename it into place."""
     path = Path(path)
-    check_output_file(path)
+    _check_writable_file(path)  # whether to replace an existing file is the caller's rule
     try:
         handle, temporary = tempfile.mkstemp(
             dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
@@ -99,6 +136,7 @@ def write_atomically(path: str | Path, write) -> None:
     try:
         with os.fdopen(handle, "wb") as file:
             write(file)
+        _give_usual_permissions(Path(temporary), directory=False)
         os.replace(temporary, path)
     except OSError as error:
         Path(temporary).unlink(missing_ok=True)
@@ -109,24 +147,53 @@ def write_atomically(path: str | Path, write) -> None:
 
 
 @contextmanager
-def new_directory(directory: str | Path) -> Iterator[Path]:
-    """A staging directory beside `directory` (which must not exist) that is renamed to
-    it when the block succeeds and removed when it fails: an output directory is
-    whole or absent, never half written."""
+def new_directory(directory: str | Path, force: bool = False) -> Iterator[Path]:
+    """A staging directory beside `directory` that is renamed to it when the block
+    succeeds and removed when it fails: an output directory is whole or absent, never
+    half written. An existing `directory` is refused, or replaced if `force`."""
     directory = Path(directory)
-    if directory.exists():
-        raise TvmqError(f"{directory}: already exists; choose a new output directory")
-    _check_parent(directory)
+    check_output_directory(directory, force)
     try:
         staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+        _give_usual_permissions(staging, directory=True)
     except OSError as error:
         raise TvmqError(f"{directory}: cannot be made ({error.strerror or error})") from error
     try:
         yield staging
-        staging.rename(directory)
+        _move_into_place(staging, directory)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+@contextmanager
+def output_directory(directory: str | Path, force: bool = False) -> Iterator[Path]:
+    """The path a writer that makes its own new directory (the compile backends)
+    should write: `directory` itself, or with `force` over an existing one, a fresh
+    sibling moved into its place once the writer succeeds."""
+    directory = Path(directory)
+    check_output_directory(directory, force)
+    if not directory.exists():
+        yield directory
+        return
+    fresh = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    fresh.rmdir()  # the writer makes it
+    try:
+        yield fresh
+        _move_into_place(fresh, directory)
+    finally:
+        shutil.rmtree(fresh, ignore_errors=True)
+
+
+def _move_into_place(new: Path, directory: Path) -> None:
+    """Rename `new` to `directory`, replacing (then deleting) an existing one."""
+    if not directory.exists():
+        new.rename(directory)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old.", dir=directory.parent))
+    directory.rename(old / directory.name)
+    new.rename(directory)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def write_arrays(path: str | Path, arrays: dict[str, np.ndarray]) -> None:

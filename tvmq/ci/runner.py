@@ -23,8 +23,9 @@ from typing import Any
 import numpy as np
 
 from tvmq.ci.matrix import Dataset, Entry, Matrix, ModelSpec, fmt
+from tvmq.data import LabelledData, from_arrays, model_inputs, open_data
 from tvmq.errors import TvmqError
-from tvmq.evaluate import LabelledData, evaluate, model_inputs, open_data
+from tvmq.evaluate import evaluate
 
 
 @dataclass
@@ -45,11 +46,7 @@ def open_dataset(dataset: Dataset) -> LabelledData:
         from tvmq.examples import digits_split
 
         x, y = digits_split(dataset.bundled.removeprefix("digits-"))
-        return LabelledData(
-            lambda part: zip(x[part.start : part.stop], y[part.start : part.stop].tolist(),
-                             strict=True),
-            len(x),
-        )  # fmt: skip
+        return from_arrays(x, y, dataset.bundled)
     return open_data(dataset.path)
 
 

@@ -18,8 +18,9 @@ DIGITS_DATA = HERE / "digits.npz"
 def digits_split(split: str = "test") -> tuple[np.ndarray, np.ndarray]:
     """(inputs, labels) of the 'train' or 'test' split, inputs shaped (N, 1, 1, 8, 8).
 
-    Each inputs[i] is one model input: float32 pixels scaled from 0..16 to 0..1.
+    Each inputs[i] is one model input: float32 pixels scaled from 0..16 to 0..1 by
+    the archive's `scale` (which lets ``tvmq quantize --calib digits.npz`` read it too).
     """
     with np.load(DIGITS_DATA) as data:
-        pixels, labels = data[f"x_{split}"], data[f"y_{split}"]
-    return pixels[:, None, None].astype(np.float32) / 16.0, labels.astype(np.int64)
+        pixels, labels, scale = data[f"x_{split}"], data[f"y_{split}"], data["scale"]
+    return pixels[:, None, None].astype(np.float32) * scale, labels.astype(np.int64)

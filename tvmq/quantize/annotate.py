@@ -182,7 +182,9 @@ def annotate(
         # Order matters: conversion inserts quantize/dequantize in observation order.
         for source in inputs:
             observe(source)
-        label = f"{kind}#{sum(op.kind == kind for op in annotation.ops)}"
+        # Counting the skipped ops too keeps a layer's label whatever else is skipped.
+        index = sum(op.kind == kind for op in annotation.ops)
+        label = f"{kind}#{index + sum(skipped[1] == kind for skipped in annotation.skipped)}"
         annotation.ops.append(QuantizedOp(kind, var, output, inputs, weight_axis, label))
         observe(output)
     annotation.observed.sort(key=_order(mod, graph))

@@ -57,12 +57,17 @@ class _InsertQDQ(PyExprMutator):
         var = binding.var
         weight = self.weights.get(var)
         if weight is not None:
-            dequantized = relax.op.dequantize(
-                relax.const(weight.values),
-                relax.const(weight.scale),
-                relax.const(0, "int32"),  # symmetric: one zero point for every channel
-                axis=weight.axis,
-                out_dtype="float32",
+            # Emitted under its own name: left nested, the normalizer would bind it
+            # to an automatic lvN that takes a graph tensor's name (see _qdq).
+            dequantized = self.builder_.emit(
+                relax.op.dequantize(
+                    relax.const(weight.values),
+                    relax.const(weight.scale),
+                    relax.const(0, "int32"),  # symmetric: one zero point for every channel
+                    axis=weight.axis,
+                    out_dtype="float32",
+                ),
+                f"{var.name}_w",
             )
             data = value.args[0]
             if self.dynamic:

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from tvm import relax
 
 from tvmq.errors import TvmqError
-from tvmq.fileio import write_atomically
+from tvmq.fileio import new_directory, write_atomically
 from tvmq.model import Model
 from tvmq.quantize.annotate import main_bindings
 from tvmq.quantize.observe import observer_runner
@@ -123,22 +123,24 @@ def write_report(
     rows: Sequence[LayerError],
     notes: Sequence[str] = (),
     extra: dict | None = None,
+    force: bool = False,
 ) -> list[Path]:
-    """report.md, report.json and per_layer.png in `directory` (created if needed)."""
+    """report.md, report.json and per_layer.png in the new `directory` (an existing
+    one is refused, or replaced if `force`): the three files or none."""
     directory = Path(directory)
-    if directory.exists() and not directory.is_dir():
-        raise TvmqError(f"{directory}: exists and is not a directory")
-    if not directory.parent.is_dir():
-        raise TvmqError(f"{directory}: directory {directory.parent} does not exist")
-    directory.mkdir(exist_ok=True)
     entries = [{**asdict(row), "sqnr_db": _json_number(row.sqnr_db)} for row in rows]
     document = {"title": title, "notes": list(notes), "layers": entries, **(extra or {})}
     text = "\n\n".join([f"# {title}", *notes, format_table(rows)]) + "\n"
-    paths = [directory / "report.md", directory / "report.json", directory / "per_layer.png"]
-    write_atomically(paths[0], lambda f: f.write(text.encode()))
-    write_atomically(paths[1], lambda f: f.write(json.dumps(document, indent=2).encode()))
-    write_atomically(paths[2], lambda f: _plot(rows, title).savefig(f, format="png", dpi=100))
-    return paths
+    names = ["report.md", "report.json", "per_layer.png"]
+    with new_directory(directory, force) as staging:
+        write_atomically(staging / names[0], lambda f: f.write(text.encode()))
+        write_atomically(
+            staging / names[1], lambda f: f.write(json.dumps(document, indent=2).encode())
+        )
+        write_atomically(
+            staging / names[2], lambda f: _plot(rows, title).savefig(f, format="png", dpi=100)
+        )
+    return [directory / name for name in names]
 
 
 def _plot(rows: Sequence[LayerError], title: str):

@@ -55,7 +55,7 @@ def calibrate_model(
     config = config or QuantConfig()
     if config.mode != "static":
         raise TvmqError(f"mode {config.mode} needs no calibration: use quantize_model")
-    annotation = _annotate(model, config)
+    annotation, config = _annotate(model, config)
     ranges = calibrate(model.mod, annotation, samples, model.inputs, config, origin)
     fixed = {op.output: SOFTMAX_OUTPUT for op in annotation.ops if op.kind == "softmax"}
     wide = _int16_tensors(annotation, config)
@@ -76,11 +76,19 @@ def _int16_tensors(annotation: Annotation, config: QuantConfig) -> set:
     }
 
 
-def _annotate(model: Model, config: QuantConfig) -> Annotation:
+def _annotate(model: Model, config: QuantConfig) -> tuple[Annotation, QuantConfig]:
+    """The ops to quantize, and `config` with its layer names as annotate knows them."""
     if config.mode not in MODES:
         raise TvmqError(f"unknown quantization mode '{config.mode}' (known: {', '.join(MODES)})")
     if model.is_quantized:
         raise TvmqError(f"{model.source}: already quantized")
+    if config.skip_names or config.int16_names:
+        names = layer_names(model)
+        config = dataclasses.replace(
+            config,
+            skip_names=_resolve(model, names, config.skip_names, "to keep float"),
+            int16_names=_resolve(model, names, config.int16_names, "for int16 activations"),
+        )
     annotation = annotate(
         model.mod,
         config.skip_ops,
@@ -92,7 +100,43 @@ def _annotate(model: Model, config: QuantConfig) -> Annotation:
         annotation = annotation.weighted_only()
     if not annotation.ops:
         raise TvmqError(f"{model.source}: no operator that tvmq can quantize")
-    return annotation
+    return annotation, config
+
+
+def layer_names(model: Model) -> dict[str, str]:
+    """Every name a quantizable layer is printed under (its label conv2d#0, its op's
+    and its output tensor's Relax names, their source nodes) -> the op's Relax name,
+    which annotate matches."""
+    everything = annotate(model.mod)
+    sources = model.source_names
+    names: dict[str, str] = {}
+    for op in everything.ops:
+        for alias in (op.label, op.name, op.output.name):
+            names.setdefault(alias, op.name)
+        for var in (op.name, op.output.name):
+            if sources.get(var):
+                names.setdefault(sources[var], op.name)
+    for name, _, _ in everything.skipped:  # kept float anyway (an input not float32, ...)
+        names.setdefault(name, name)
+        if sources.get(name):
+            names.setdefault(sources[name], name)
+    return names
+
+
+def _resolve(
+    model: Model, names: dict[str, str], requested: frozenset[str], purpose: str
+) -> frozenset[str]:
+    """The Relax op names of the layers `requested`; an unknown one is an error
+    listing some that exist."""
+    unknown = sorted(name for name in requested if name not in names)
+    if unknown:
+        labels = [name for name in names if "#" in name][:6]
+        raise TvmqError(
+            f"{model.source}: no layer named {', '.join(map(repr, unknown))} {purpose} "
+            f"(layers: {', '.join(labels)}{', ...' if len(names) > len(labels) else ''}; "
+            "a tensor or source node name that quantize prints works too)"
+        )
+    return frozenset(names[name] for name in requested)
 
 
 def _sources(model: Model, annotation: Annotation) -> dict[str, str]:
@@ -164,7 +208,7 @@ def convert_model(calibrated: Calibrated, fallback: dict[str, str] | None = None
 
 def quantize_weights(model: Model, config: QuantConfig) -> Model:
     """`model` with int8 weights for the dynamic and weight-only modes (no calibration)."""
-    annotation = _annotate(model, config)
+    annotation, config = _annotate(model, config)
     sources = _sources(model, annotation)
     mod, weights = convert(model.mod, annotation, [], config)
     report = {
