@@ -337,6 +337,8 @@ class ModelRun:
         self.entry, self.model, self.work, self.timeout = entry, model, work, timeout
         self.inputs: list[Path] = []
         self.quantized = work / "quantized.tvmq"
+        # a .npy batch; a .npz of batches by input name for a multi-input model
+        self.calibration = work / "calibration.npy"
 
     def prepare_inputs(self) -> str | None:
         """Write the seeded inputs; None, or why they could not be made."""
@@ -356,8 +358,14 @@ class ModelRun:
             self.inputs.append(path)
         if self.entry.is_float:
             rng = np.random.default_rng(SEED + 1)
-            batch = [make_inputs(self.entry, specs, rng)[0] for _ in range(CALIBRATION_SAMPLES)]
-            np.save(self.work / "calibration.npy", np.stack(batch))
+            samples = [make_inputs(self.entry, specs, rng) for _ in range(CALIBRATION_SAMPLES)]
+            batches = [np.stack(batch) for batch in zip(*samples, strict=True)]
+            if len(batches) == 1:
+                np.save(self.calibration, batches[0])
+            else:  # `tvmq quantize --calib` reads a multi-input model's batches by name
+                self.calibration = self.work / "calibration.npz"
+                named = {spec["name"]: b for spec, b in zip(specs, batches, strict=True)}
+                np.savez(self.calibration, **named)
         return None
 
     def run_tvmq(self, model: Path, output: Path, target: str = "host") -> Outcome:
@@ -400,7 +408,7 @@ class ModelRun:
     def quantize(self) -> dict:
         if not self.entry.is_float:
             return _stage("skip", ALREADY_QUANTIZED)
-        args = ["quantize", str(self.model), "--calib", str(self.work / "calibration.npy")]
+        args = ["quantize", str(self.model), "--calib", str(self.calibration)]
         args += ["-o", str(self.quantized), *_shape_args(self.entry)]
         outcome = _tvmq(args, self.timeout)
         if not outcome.ok:

@@ -359,3 +359,37 @@ def conv_resize(mode: str = "nearest", transform: str = "asymmetric") -> onnx.Mo
         [1, 4, 10, 12],
         [weight("w", 4, 3, 1, 1), scales],
     )
+
+
+def qdq_resize(
+    in_size: int, out_size: int, transform: str, dtype: str, scale: float, zero_point: int
+) -> onnx.ModelProto:
+    """A quantized bilinear Resize as onnxruntime's quantizer writes one (DequantizeLinear
+    -> Resize -> QuantizeLinear, both sides sharing scale and zero point), NCHW, 2
+    channels, square, resized to `out_size` by its sizes input."""
+    elem = {"int8": TensorProto.INT8, "uint8": TensorProto.UINT8}[dtype]
+    initializers = [
+        numpy_helper.from_array(np.array(scale, np.float32), "scale"),
+        numpy_helper.from_array(np.array(zero_point, dtype), "zero_point"),
+        numpy_helper.from_array(np.array([1, 2, out_size, out_size], np.int64), "sizes"),
+    ]
+    graph = helper.make_graph(
+        [
+            helper.make_node("DequantizeLinear", ["x", "scale", "zero_point"], ["real"]),
+            helper.make_node(
+                "Resize",
+                ["real", "", "", "sizes"],
+                ["resized"],
+                mode="linear",
+                coordinate_transformation_mode=transform,
+            ),
+            helper.make_node("QuantizeLinear", ["resized", "scale", "zero_point"], ["y"]),
+        ],
+        "qdq_resize",
+        [helper.make_tensor_value_info("x", elem, [1, 2, in_size, in_size])],
+        [helper.make_tensor_value_info("y", elem, [1, 2, out_size, out_size])],
+        initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    onnx.checker.check_model(model)
+    return model

@@ -160,3 +160,28 @@ def test_scalar_input_runs_through_the_command_line(tmp_path):
     np.testing.assert_allclose(
         np.load(tmp_path / "y.npy"), ort_run(model, {"x": x, "gain": gain})[0]
     )
+
+
+def test_a_two_input_model_quantizes_from_a_batch_per_input_name(float_model, tmp_path, capsys):
+    """`--calib` takes a .npz holding a batch for each input, by name; batches of
+    unequal length are refused in one line, writing nothing."""
+    proto, _ = float_model
+    path = tmp_path / "multi.onnx"
+    path.write_bytes(proto.SerializeToString())
+    batches = {name: RNG.standard_normal((8, 1, 6)).astype(np.float32) for name in "ab"}
+    np.savez(tmp_path / "calib.npz", **batches)
+    out = tmp_path / "multi.tvmq"
+    args = ["quantize", str(path), "--calib", str(tmp_path / "calib.npz"), "-o", str(out)]
+    assert main(args) == 0
+    quantized = load_model(out)
+    assert quantized.is_quantized
+    sample = [batches["a"][0], batches["b"][0]]
+    got = quantized.build("host")(*sample)
+    for have, want in zip(got, ort_run(proto, {"a": sample[0], "b": sample[1]}), strict=True):
+        assert np.abs(have - want).max() <= 0.1 * max(np.abs(want).max(), 1e-3)
+    np.savez(tmp_path / "uneven.npz", a=batches["a"], b=batches["b"][:5])
+    out.unlink()
+    args[3] = str(tmp_path / "uneven.npz")
+    assert main(args) == 2
+    assert "different numbers of samples (a 8, b 5)" in capsys.readouterr().err
+    assert not out.exists()

@@ -121,14 +121,22 @@ def _print_profile(executable, sample: list[np.ndarray]) -> None:
 def _input_samples(
     path: Path, model, fraction: float, count: int | None, what: str = "calibration samples"
 ) -> tuple[list[list[np.ndarray]], str]:
-    """Model inputs from a .npy batch, or the leading `fraction` of a labelled set,
-    cut to `count`; and a sentence saying where they came from."""
+    """Model inputs from a .npy batch, a .npz of batches named after the inputs (a
+    multi-input model), or the leading `fraction` of a labelled set, cut to `count`;
+    and a sentence saying where they came from."""
     from tvmq.evaluate import model_inputs, open_data, read_calibration
 
     if path.suffix == ".npy":
         if len(model.inputs) != 1:
-            raise TvmqError(f"{path}: a .npy file feeds single-input models only")
+            names = ", ".join(spec.name for spec in model.inputs)
+            raise TvmqError(
+                f"{path}: a .npy file feeds single-input models only; give a .npz "
+                f"holding a batch for each input ({names})"
+            )
         samples = [[x] for x in read_calibration(path, model.inputs[0])]
+        where = f"{len(samples)} samples of {path}"
+    elif path.suffix == ".npz" and len(model.inputs) > 1:
+        samples = _named_batches(path, model)
         where = f"{len(samples)} samples of {path}"
     else:
         data = open_data(path)
@@ -143,6 +151,28 @@ def _input_samples(
     if not samples:
         raise TvmqError(f"{path}: no {what}")
     return samples, where
+
+
+def _named_batches(path: Path, model) -> list[list[np.ndarray]]:
+    """A multi-input model's samples: a .npz holding a batch (N, *shape) for each input,
+    named after it (a labelled x/y set feeds single-input models only)."""
+    from tvmq.fileio import read_named_arrays
+
+    batches = read_named_arrays(path, [spec.name for spec in model.inputs])
+    sizes = {len(batch) if batch.ndim else 0 for batch in batches}
+    if len(sizes) != 1:
+        counts = ", ".join(
+            f"{spec.name} {len(b) if b.ndim else 0}"
+            for spec, b in zip(model.inputs, batches, strict=True)
+        )
+        raise TvmqError(f"{path}: the input batches hold different numbers of samples ({counts})")
+    return [
+        [
+            spec.check(np.asarray(batch[index]), f"{path}[{spec.name}][{index}]")
+            for spec, batch in zip(model.inputs, batches, strict=True)
+        ]
+        for index in range(sizes.pop())
+    ]
 
 
 def _check_report_dir(directory: Path | None) -> None:
