@@ -185,3 +185,22 @@ def test_a_two_input_model_quantizes_from_a_batch_per_input_name(float_model, tm
     assert main(args) == 2
     assert "different numbers of samples (a 8, b 5)" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_model_with_an_if_quantizes_and_runs(tmp_path):
+    """An ONNX If (a non-dataflow block in Relax) around quantized ops: calibration
+    and conversion emit block outputs only inside dataflow blocks."""
+    proto = onnx_models.if_branches()
+    path = tmp_path / "if.onnx"
+    path.write_bytes(proto.SerializeToString())
+    x = RNG.standard_normal((8, 1, 4)).astype(np.float32)
+    np.savez(tmp_path / "calib.npz", x=x, rate=np.full(8, 16000, np.int64))
+    out = tmp_path / "if.tvmq"
+    calib = str(tmp_path / "calib.npz")
+    assert main(["quantize", str(path), "--calib", calib, "-o", str(out)]) == 0
+    host = load_model(out).build("host")
+    for rate in (16000, 8000):
+        feeds = {"x": x[0], "rate": np.array(rate, np.int64)}
+        (want,) = ort_run(proto, feeds)
+        got = host(*feeds.values())[0]
+        assert np.abs(got - want).max() <= 0.05 * np.abs(want).max()
