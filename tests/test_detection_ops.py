@@ -83,6 +83,19 @@ def test_int8_transpose_conv_is_bit_exact_with_tflite_micro(stride, same, kernel
     assert_integer_only(model)
 
 
+def test_int8_transpose_conv_without_bias_imports_bit_exact(tmp_path):
+    """TRANSPOSE_CONV's bias is optional: an absent one (input index -1) imports, and
+    the result is tflite-micro's."""
+    in_shape = (1, 4, 5, 3)
+    weights = RNG.integers(-127, 128, (5, 3, 3, in_shape[-1]))
+    params = ((0.05, 3), (0.1, -7), RNG.uniform(0.001, 0.01, 5))
+    path = transpose_conv_int8(tmp_path / "tconv.tflite", in_shape, weights, None, params, 2, True)
+    host = load_model(path).build("host")
+    for _ in range(3):
+        x = int8(in_shape)
+        np.testing.assert_array_equal(host(x)[0], micro_run(path, [x]))
+
+
 def test_quantized_conv_transpose_is_integer_and_close_to_float(tmp_path):
     proto = onnx_models.conv_transpose(pads=(1, 1, 1, 1), output_padding=(1, 1))
     model = load_model(saved(proto, tmp_path))

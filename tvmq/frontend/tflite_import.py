@@ -310,6 +310,14 @@ def _weight_only_converter(failures: list[tuple[str, str, str]]):
                 value = float(output.qnn_params["zero_point"].value.numpy())
             return relax.op.nn.pad(self.get_expr(tensors[0].tensor_idx), widths, "constant", value)
 
+        def convert_transpose_conv(self, op):
+            """The bias is optional (index -1, or left out): TVM's converter takes any
+            fourth input for one, so it sees the first three only."""
+            inputs = op.InputsAsNumpy()
+            if len(inputs) == 4 and inputs[3] < 0:
+                op = _FirstInputs(op, 3)
+            return super().convert_transpose_conv(op)
+
         def convert_resize_nearest_neighbor(self, op):
             """TFLite picks the nearest input with its round-half-away-from-zero, for
             align_corners too (TVM's conversion then rounds halves to even)."""
@@ -468,3 +476,19 @@ class _Buffer:
 
     def DataLength(self):
         return self._bytes.size
+
+
+class _FirstInputs:
+    """A TFLite operator seen with only its first `count` inputs."""
+
+    def __init__(self, op, count: int):
+        self._op, self._count = op, count
+
+    def __getattr__(self, name):
+        return getattr(self._op, name)
+
+    def InputsAsNumpy(self):
+        return self._op.InputsAsNumpy()[: self._count]
+
+    def InputsLength(self):
+        return min(self._op.InputsLength(), self._count)
