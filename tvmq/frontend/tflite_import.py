@@ -333,6 +333,12 @@ def _weight_only_converter(failures: list[tuple[str, str, str]]):
             tensors = self.get_input_tensors(op)
             size = tuple(int(d) for d in self.get_tensor_value(tensors[1]))
             data = self.get_expr(tensors[0].tensor_idx)
+            if 1 in size:  # TVM's align_corners divides by (size - 1): gather instead
+                shape = [int(d) for d in self.get_tensor_shape(tensors[0])]
+                for axis, (before, after) in enumerate(zip(shape[1:3], size, strict=True), 1):
+                    index = relax.const(_nearest_aligned(before, after))
+                    data = relax.op.take(data, index, axis)
+                return data
             return relax.op.image.resize2d(
                 data, size, None, "NHWC", "nearest_neighbor", "align_corners", "round_prefer_ceil"
             )
@@ -434,6 +440,15 @@ def _hybrid_weights(model, graph) -> dict[int, np.ndarray]:
 def _scalar_scale(scale) -> bool:
     """True for the scale of a per-tensor quantization (one value)."""
     return int(np.prod(scale.ty.shape)) == 1 if scale.ty.shape else True
+
+
+def _nearest_aligned(size: int, out_size: int) -> np.ndarray:
+    """The input index of each output of TFLite's align_corners nearest resize
+    (reference_ops.h GetNearestNeighbor): scale (size - 1) / (out_size - 1), or
+    size / out_size for one output, in float32; halves rounded away from zero."""
+    scale = np.float32(size - 1 if out_size > 1 else size) / np.float32(max(out_size - 1, 1))
+    position = np.arange(out_size, dtype=np.float32) * scale
+    return np.minimum(np.floor(position + np.float32(0.5)), size - 1).astype("int32")
 
 
 class _DenseTensor:
