@@ -499,11 +499,11 @@ def _cell(stage: dict | None) -> str:
 def _diff(stage: dict | None) -> str:
     """The largest absolute difference and, in brackets, what the tolerance allows
     there; a result recorded before the allowance was (a fraction of the largest
-    reference value) is marked "rel."."""
+    reference value) is marked "rel." unless 0."""
     if not stage or stage.get("max_diff") is None:
         return ""
     if "allowed" not in stage:
-        return f"{stage['max_diff']:.3g} rel."
+        return f"{stage['max_diff']:.3g}" + (" rel." if stage["max_diff"] else "")
     return f"{stage['max_diff']:.3g} ({stage['allowed']:.3g})"
 
 

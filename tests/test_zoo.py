@@ -62,6 +62,7 @@ def test_the_table_shows_absolute_differences_with_their_allowance():
     assert zoo._diff(within) == "3e-07 (1e-06)"
     assert zoo._diff(zoo._stage("pass", max_diff=0.0, allowed=0.0)) == "0 (0)"
     assert zoo._diff(zoo._stage("pass", max_diff=0.5)) == "0.5 rel."
+    assert zoo._diff(zoo._stage("pass", max_diff=0.0)) == "0"
 
 
 def test_a_traceback_becomes_its_exception_and_frames():
