@@ -288,37 +288,38 @@ def make_inputs(entry: Entry, specs: list[dict], rng: np.random.Generator) -> li
     return arrays
 
 
-def max_difference(got: list[np.ndarray], want: list[np.ndarray]) -> tuple[bool, float, str]:
-    """(within tolerance, largest difference, what differs): integers exactly, floats
-    within RELATIVE_TOLERANCE of the largest reference magnitude of each output (plus
-    ABSOLUTE_TOLERANCE)."""
+def max_difference(got: list[np.ndarray], want: list[np.ndarray]) -> tuple[bool, float, float, str]:
+    """(within tolerance, largest absolute difference, the difference allowed there,
+    what differs), for the output furthest over (or nearest to) its allowance:
+    integers must be identical (allowed 0), floats within RELATIVE_TOLERANCE of the
+    output's largest reference magnitude plus ABSOLUTE_TOLERANCE."""
     if len(got) != len(want):
-        return False, float("nan"), f"{len(got)} outputs, the reference has {len(want)}"
-    ok, worst, notes = True, 0.0, []
+        return False, float("nan"), 0.0, f"{len(got)} outputs, the reference has {len(want)}"
+    ok, worst, notes = True, (-float("inf"), 0.0, 0.0), []
     for index, (a, b) in enumerate(zip(got, want, strict=True)):
         if a.shape != b.shape:
             a = a.reshape(b.shape) if a.size == b.size else a
         if a.shape != b.shape:
-            return False, float("nan"), f"output {index}: shape {a.shape}, reference {b.shape}"
+            return False, float("nan"), 0.0, f"output {index}: shape {a.shape}, reference {b.shape}"
         if a.dtype != b.dtype:
             notes.append(f"output {index}: dtype {a.dtype}, reference {b.dtype}")
             ok = False
         diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
         largest = float(diff.max()) if diff.size else 0.0
+        allowed = 0.0
         if np.issubdtype(b.dtype, np.integer):
-            worst = max(worst, largest)
             if largest:
                 ok = False
                 notes.append(f"output {index}: {int(np.count_nonzero(diff))} of {diff.size} differ")
         else:
             scale = float(np.abs(b).max()) if b.size else 0.0
-            relative = largest / scale if scale else largest
-            worst = max(worst, relative)
             allowed = RELATIVE_TOLERANCE * scale + ABSOLUTE_TOLERANCE
-            if not np.isfinite(relative) or largest > allowed:
+            if not np.isfinite(largest) or largest > allowed:
                 ok = False
-                notes.append(f"output {index}: relative difference {relative:.3g}")
-    return ok, worst, "; ".join(notes)
+                notes.append(f"output {index}: difference {largest:.3g}, allowed {allowed:.3g}")
+        excess = largest - allowed if np.isfinite(largest) else float("inf")
+        worst = max(worst, (excess, largest, allowed))
+    return ok, worst[1], worst[2], "; ".join(notes)
 
 
 def _load_outputs(path: Path) -> list[np.ndarray]:
@@ -337,6 +338,8 @@ class ModelRun:
         self.entry, self.model, self.work, self.timeout = entry, model, work, timeout
         self.inputs: list[Path] = []
         self.quantized = work / "quantized.tvmq"
+        # a .npy batch; a .npz of batches by input name for a multi-input model
+        self.calibration = work / "calibration.npy"
 
     def prepare_inputs(self) -> str | None:
         """Write the seeded inputs; None, or why they could not be made."""
@@ -356,8 +359,14 @@ class ModelRun:
             self.inputs.append(path)
         if self.entry.is_float:
             rng = np.random.default_rng(SEED + 1)
-            batch = [make_inputs(self.entry, specs, rng)[0] for _ in range(CALIBRATION_SAMPLES)]
-            np.save(self.work / "calibration.npy", np.stack(batch))
+            samples = [make_inputs(self.entry, specs, rng) for _ in range(CALIBRATION_SAMPLES)]
+            batches = [np.stack(batch) for batch in zip(*samples, strict=True)]
+            if len(batches) == 1:
+                np.save(self.calibration, batches[0])
+            else:  # `tvmq quantize --calib` reads a multi-input model's batches by name
+                self.calibration = self.work / "calibration.npz"
+                named = {spec["name"]: b for spec, b in zip(specs, batches, strict=True)}
+                np.savez(self.calibration, **named)
         return None
 
     def run_tvmq(self, model: Path, output: Path, target: str = "host") -> Outcome:
@@ -394,13 +403,16 @@ class ModelRun:
         if not outcome.ok:
             return _stage("fail", outcome.reason, outcome.seconds, traceback=outcome.traceback)
         reference = _load_outputs(reference_out)
-        ok, worst, notes = max_difference(_load_outputs(self.work / "host.npz"), reference)
-        return _stage("pass" if ok else "fail", notes, outcome.seconds, max_diff=worst)
+        got = _load_outputs(self.work / "host.npz")
+        ok, worst, allowed, notes = max_difference(got, reference)
+        return _stage(
+            "pass" if ok else "fail", notes, outcome.seconds, max_diff=worst, allowed=allowed
+        )
 
     def quantize(self) -> dict:
         if not self.entry.is_float:
             return _stage("skip", ALREADY_QUANTIZED)
-        args = ["quantize", str(self.model), "--calib", str(self.work / "calibration.npy")]
+        args = ["quantize", str(self.model), "--calib", str(self.calibration)]
         args += ["-o", str(self.quantized), *_shape_args(self.entry)]
         outcome = _tvmq(args, self.timeout)
         if not outcome.ok:
@@ -413,7 +425,7 @@ class ModelRun:
         extra = {}
         if (self.work / "reference.npz").is_file():
             reference = _load_outputs(self.work / "reference.npz")
-            _, worst, _ = max_difference(_load_outputs(self.work / "quantized.npz"), reference)
+            _, worst, _, _ = max_difference(_load_outputs(self.work / "quantized.npz"), reference)
             extra["error_vs_float"] = worst
         return _stage("pass", "", seconds, **extra)
 
@@ -433,8 +445,10 @@ class ModelRun:
             return _stage("skip", "ran; no host output to compare with", outcome.seconds)
         # Integers identical; floats as on the host stage (libm's exp and tanh on the
         # board are newlib's, a last bit apart from the host's).
-        same, worst, notes = max_difference(_load_outputs(output), _load_outputs(host))
-        return _stage("pass" if same else "fail", notes, outcome.seconds, max_diff=worst)
+        same, worst, allowed, notes = max_difference(_load_outputs(output), _load_outputs(host))
+        return _stage(
+            "pass" if same else "fail", notes, outcome.seconds, max_diff=worst, allowed=allowed
+        )
 
 
 def run_model(entry: Entry, entries: dict[str, Entry], stages: list[str], timeout: float) -> dict:
@@ -467,8 +481,7 @@ def run_model(entry: Entry, entries: dict[str, Entry], stages: list[str], timeou
         else:
             outcome = getattr(runner, stage)()
         result["stages"][stage] = outcome
-        diff = outcome.get("max_diff")
-        shown = "" if diff is None else f" max diff {diff:.3g}"
+        shown = f" max |diff| {_diff(outcome)}" if outcome.get("max_diff") is not None else ""
         print(
             f"    {stage:<8} {outcome['status']:<4} {outcome['seconds']:7.1f} s{shown}"
             + (f"  {outcome['reason'][:150]}" if outcome["reason"] else ""),
@@ -484,9 +497,14 @@ def _cell(stage: dict | None) -> str:
 
 
 def _diff(stage: dict | None) -> str:
+    """The largest absolute difference and, in brackets, what the tolerance allows
+    there; a result recorded before the allowance was (a fraction of the largest
+    reference value) is marked "rel." unless 0."""
     if not stage or stage.get("max_diff") is None:
         return ""
-    return f"{stage['max_diff']:.3g}"
+    if "allowed" not in stage:
+        return f"{stage['max_diff']:.3g}" + (" rel." if stage["max_diff"] else "")
+    return f"{stage['max_diff']:.3g} ({stage['allowed']:.3g})"
 
 
 def markdown(results: list[dict]) -> str:
@@ -500,8 +518,12 @@ def markdown(results: list[dict]) -> str:
         f"{ABSOLUTE_TOLERANCE:g}); quantize: "
         "float models, tvmq PTQ then a host run; board: Cortex-M firmware under QEMU vs "
         "the host build.",
+        "host diff, board diff: the largest absolute difference of an output, and in "
+        "brackets the difference its tolerance allows (0: integers, identical); "
+        '"rel." marks a result recorded by an earlier run, as a fraction of the largest '
+        "reference value.",
         "",
-        "| model | format | kind | task | inspect | host | max diff | quantize | board | "
+        "| model | format | kind | task | inspect | host | host diff | quantize | board | "
         "board diff | time s |",
         "|---|---|---|---|---|---|---:|---|---|---:|---:|",
     ]

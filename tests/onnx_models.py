@@ -359,3 +359,79 @@ def conv_resize(mode: str = "nearest", transform: str = "asymmetric") -> onnx.Mo
         [1, 4, 10, 12],
         [weight("w", 4, 3, 1, 1), scales],
     )
+
+
+def qdq_resize(
+    in_size: int, out_size: int, transform: str, dtype: str, scale: float, zero_point: int
+) -> onnx.ModelProto:
+    """A quantized bilinear Resize as onnxruntime's quantizer writes one (DequantizeLinear
+    -> Resize -> QuantizeLinear, both sides sharing scale and zero point), NCHW, 2
+    channels, square, resized to `out_size` by its sizes input."""
+    elem = {"int8": TensorProto.INT8, "uint8": TensorProto.UINT8}[dtype]
+    initializers = [
+        numpy_helper.from_array(np.array(scale, np.float32), "scale"),
+        numpy_helper.from_array(np.array(zero_point, dtype), "zero_point"),
+        numpy_helper.from_array(np.array([1, 2, out_size, out_size], np.int64), "sizes"),
+    ]
+    graph = helper.make_graph(
+        [
+            helper.make_node("DequantizeLinear", ["x", "scale", "zero_point"], ["real"]),
+            helper.make_node(
+                "Resize",
+                ["real", "", "", "sizes"],
+                ["resized"],
+                mode="linear",
+                coordinate_transformation_mode=transform,
+            ),
+            helper.make_node("QuantizeLinear", ["resized", "scale", "zero_point"], ["y"]),
+        ],
+        "qdq_resize",
+        [helper.make_tensor_value_info("x", elem, [1, 2, in_size, in_size])],
+        [helper.make_tensor_value_info("y", elem, [1, 2, out_size, out_size])],
+        initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    onnx.checker.check_model(model)
+    return model
+
+
+def if_branches() -> onnx.ModelProto:
+    """MatMul -> If (on a 0-d int64 input, as silero-vad picks its sample rate) ->
+    Relu -> MatMul: TVM imports the If as a non-dataflow block."""
+
+    def branch(name: str, gain: float) -> onnx.GraphProto:
+        output = helper.make_tensor_value_info(f"{name}_out", TensorProto.FLOAT, [1, 4])
+        gain_tensor = numpy_helper.from_array(np.array(gain, np.float32), f"{name}_gain")
+        mul = helper.make_node("Mul", ["h", f"{name}_gain"], [f"{name}_out"])
+        return helper.make_graph([mul], name, [], [output], [gain_tensor])
+
+    rng = np.random.default_rng(5)
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "w0"], ["h"]),
+            helper.make_node("Equal", ["rate", "r16k"], ["is16k"]),
+            helper.make_node(
+                "If",
+                ["is16k"],
+                ["chosen"],
+                then_branch=branch("then", 1.0),
+                else_branch=branch("else", -2.0),
+            ),
+            helper.make_node("Relu", ["chosen"], ["r"]),
+            helper.make_node("MatMul", ["r", "w1"], ["y"]),
+        ],
+        "if_branches",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4]),
+            helper.make_tensor_value_info("rate", TensorProto.INT64, []),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        [
+            numpy_helper.from_array(np.array(16000, np.int64), "r16k"),
+            numpy_helper.from_array(rng.standard_normal((4, 4)).astype(np.float32), "w0"),
+            numpy_helper.from_array(rng.standard_normal((4, 4)).astype(np.float32), "w1"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    onnx.checker.check_model(model)
+    return model

@@ -4,6 +4,7 @@ with input bounds): built for the host and as C, quantized, against the referenc
 from __future__ import annotations
 
 import shutil
+from fractions import Fraction
 
 import numpy as np
 import onnx
@@ -82,6 +83,19 @@ def test_int8_transpose_conv_is_bit_exact_with_tflite_micro(stride, same, kernel
     assert_integer_only(model)
 
 
+def test_int8_transpose_conv_without_bias_imports_bit_exact(tmp_path):
+    """TRANSPOSE_CONV's bias is optional: an absent one (input index -1) imports, and
+    the result is tflite-micro's."""
+    in_shape = (1, 4, 5, 3)
+    weights = RNG.integers(-127, 128, (5, 3, 3, in_shape[-1]))
+    params = ((0.05, 3), (0.1, -7), RNG.uniform(0.001, 0.01, 5))
+    path = transpose_conv_int8(tmp_path / "tconv.tflite", in_shape, weights, None, params, 2, True)
+    host = load_model(path).build("host")
+    for _ in range(3):
+        x = int8(in_shape)
+        np.testing.assert_array_equal(host(x)[0], micro_run(path, [x]))
+
+
 def test_quantized_conv_transpose_is_integer_and_close_to_float(tmp_path):
     proto = onnx_models.conv_transpose(pads=(1, 1, 1, 1), output_padding=(1, 1))
     model = load_model(saved(proto, tmp_path))
@@ -158,8 +172,8 @@ def test_resize_matches_onnxruntime_on_host_and_in_c(mode, transform, tmp_path):
     ("mode", "transform"), [("nearest", "asymmetric"), ("linear", "half_pixel")]
 )
 def test_quantized_resize_runs_on_integers(mode, transform, tmp_path):
-    """Nearest resize copies the integers; bilinear interpolates them as TFLite's
-    int8 kernel does, then requantizes to its own output parameters."""
+    """Nearest resize copies the integers; bilinear interpolates them with ONNX's
+    exact taps, then requantizes to its own output parameters."""
     proto = onnx_models.conv_resize(mode, transform)
     model = load_model(saved(proto, tmp_path))
     samples = [list(random_feeds(proto, RNG).values()) for _ in range(8)]
@@ -177,6 +191,57 @@ def test_quantized_resize_runs_on_integers(mode, transform, tmp_path):
         got = host(*sample)[0]
         assert np.abs(got - want).max() <= 0.05 * np.abs(want).max()
         np.testing.assert_allclose(library(*sample)[0], got, rtol=1e-6)  # the float dequantize
+
+
+def exact_resize(x: np.ndarray, out_size: int, transform: str, zero_point: int) -> np.ndarray:
+    """What an ONNX QDQ Resize means, computed exactly: each source coordinate a
+    Fraction, the weighted sum of the centred neighbours rounded half to even."""
+    size = x.shape[-1]
+    weights = np.zeros((out_size, size), dtype=object)
+    for o in range(out_size):
+        if transform == "align_corners":
+            coordinate = Fraction(o * (size - 1), out_size - 1)
+        else:  # half_pixel
+            coordinate = (o + Fraction(1, 2)) * Fraction(size, out_size) - Fraction(1, 2)
+        coordinate = min(max(coordinate, Fraction(0)), Fraction(size - 1))
+        low = int(coordinate)
+        weights[o, low] += 1 - (coordinate - low)
+        weights[o, min(low + 1, size - 1)] += coordinate - low
+    denominator = int(np.lcm.reduce([w.denominator for w in weights.ravel()]))
+    integer = (weights * denominator).astype(np.int64)
+    centred = x.astype(np.int64) - zero_point
+    total = np.einsum("yi,ncij,xj->ncyx", integer, centred, integer)
+    quotient, remainder = np.divmod(total, denominator**2)
+    up = 2 * remainder + quotient % 2 > denominator**2
+    info = np.iinfo(x.dtype)
+    return np.clip(quotient + up + zero_point, info.min, info.max).astype(x.dtype)
+
+
+@pytest.mark.parametrize(
+    ("in_size", "out_size", "transform", "dtype", "zero_point"),
+    [(128, 512, "align_corners", "int8", 94), (20, 80, "half_pixel", "uint8", 131)],
+)
+def test_onnx_qdq_resize_is_the_exact_float_resize_within_one_step_of_onnxruntime(
+    in_size, out_size, transform, dtype, zero_point, tmp_path
+):
+    """An ONNX QDQ Resize means dequantize -> float resize -> quantize, not TFLite's
+    integer kernel (whose 1/1024 taps put align_corners' last output a quarter pixel
+    off): integers only, equal to the exact value, and within one step of
+    onnxruntime's float32 arithmetic (off only where that rounds across a half)."""
+    proto = onnx_models.qdq_resize(in_size, out_size, transform, dtype, 0.1256779, zero_point)
+    model = load_model(saved(proto, tmp_path))
+    realized = {
+        (getattr(getattr(b.value, "op", None), "name", None), str(getattr(b.var.ty, "dtype", "")))
+        for b in main_bindings(realize(model.mod))
+    }
+    assert ("relax.image.resize2d", "float32") not in realized
+    info = np.iinfo(dtype)
+    x = RNG.integers(info.min, info.max, (1, 2, in_size, in_size), endpoint=True).astype(dtype)
+    got = model.build("host")(x)[0]
+    np.testing.assert_array_equal(got, exact_resize(x, out_size, transform, zero_point))
+    (want,) = ort_run(proto, {"x": x}, optimize=False)
+    steps = np.abs(got.astype(int) - want.astype(int))
+    assert steps.max() <= 1 and np.count_nonzero(steps) <= 0.01 * steps.size
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ int8, and the host build for the boards.
 
 from __future__ import annotations
 
+import itertools
 import shutil
 
 import numpy as np
@@ -160,3 +161,50 @@ def test_scalar_input_runs_through_the_command_line(tmp_path):
     np.testing.assert_allclose(
         np.load(tmp_path / "y.npy"), ort_run(model, {"x": x, "gain": gain})[0]
     )
+
+
+def test_a_two_input_model_quantizes_from_a_batch_per_input_name(float_model, tmp_path, capsys):
+    """`--calib` takes a .npz holding a batch for each input, by name; batches of
+    unequal length are refused in one line, writing nothing."""
+    proto, _ = float_model
+    path = tmp_path / "multi.onnx"
+    path.write_bytes(proto.SerializeToString())
+    batches = {name: RNG.standard_normal((8, 1, 6)).astype(np.float32) for name in "ab"}
+    np.savez(tmp_path / "calib.npz", **batches)
+    out = tmp_path / "multi.tvmq"
+    args = ["quantize", str(path), "--calib", str(tmp_path / "calib.npz"), "-o", str(out)]
+    assert main(args) == 0
+    quantized = load_model(out)
+    assert quantized.is_quantized
+    sample = [batches["a"][0], batches["b"][0]]
+    got = quantized.build("host")(*sample)
+    for have, want in zip(got, ort_run(proto, {"a": sample[0], "b": sample[1]}), strict=True):
+        assert np.abs(have - want).max() <= 0.1 * max(np.abs(want).max(), 1e-3)
+    np.savez(tmp_path / "uneven.npz", a=batches["a"], b=batches["b"][:5])
+    out.unlink()
+    args[3] = str(tmp_path / "uneven.npz")
+    assert main(args) == 2
+    assert "different numbers of samples (a 8, b 5)" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_model_with_an_if_quantizes_and_runs(tmp_path):
+    """An ONNX If (a non-dataflow block in Relax) around quantized ops: calibration
+    and conversion emit block outputs only inside dataflow blocks."""
+    proto = onnx_models.if_branches()
+    path = tmp_path / "if.onnx"
+    path.write_bytes(proto.SerializeToString())
+    x = np.random.default_rng(3).standard_normal((8, 1, 4)).astype(np.float32)
+    rates = np.repeat(np.array([16000, 8000], np.int64), 8)  # both branches calibrated
+    np.savez(tmp_path / "calib.npz", x=np.concatenate([x, x]), rate=rates)
+    out = tmp_path / "if.tvmq"
+    calib = str(tmp_path / "calib.npz")
+    args = ["quantize", str(path), "--calib", calib, "--calibrator", "minmax", "-o", str(out)]
+    assert main(args) == 0
+    host = load_model(out).build("host")
+    wants, gots = [], []
+    for rate, sample in itertools.product((16000, 8000), x):
+        feeds = {"x": sample, "rate": np.array(rate, np.int64)}
+        wants += ort_run(proto, feeds)
+        gots.append(host(*feeds.values())[0])
+    assert np.abs(np.array(gots) - np.array(wants)).max() <= 0.02 * np.abs(np.array(wants)).max()

@@ -374,8 +374,7 @@ def _resize(builtin: int, options_class) -> Callable[[Draw], OpCase]:
     def case(draw: Draw) -> OpCase:
         height, width, channels = draw(st.integers(1, 5)), draw(st.integers(1, 5)), 2
         align = draw(st.booleans())
-        # TVM's align_corners resize divides by (size - 1): sizes of 1 are not drawn.
-        size = (draw(st.integers(1 + align, 10)), draw(st.integers(1 + align, 10)))
+        size = (draw(st.integers(1, 10)), draw(st.integers(1, 10)))
         half_pixel = not align and draw(st.booleans())
         params = _params(draw)
         inputs = [
@@ -568,6 +567,34 @@ def test_int8_op_matches_tflite_micro(kind, data):
         got = load_model(path).build("host")(*inputs)
     for want, have in zip(expected, got, strict=True):
         np.testing.assert_array_equal(have, want)
+
+
+@pytest.mark.parametrize(
+    ("kind", "options_class"),
+    [
+        ("RESIZE_NEAREST_NEIGHBOR", schema.ResizeNearestNeighborOptionsT),
+        ("RESIZE_BILINEAR", schema.ResizeBilinearOptionsT),
+    ],
+)
+@pytest.mark.parametrize("size", [(1, 4), (1, 1)])
+def test_align_corners_resize_to_one_row(kind, options_class, size, tmp_path):
+    """align_corners with an output size of 1 reads input index 0 there, as TFLite
+    Micro does (TVM's align_corners formula divides by size - 1)."""
+    rng = np.random.default_rng(12)
+    shape, params = (1, 3, 5, 2), (0.1, 5)
+    inputs = [quantized("x", shape, params), constant("size", np.array(size, np.int32))]
+    path = single_op(
+        tmp_path / f"{kind}.tflite",
+        getattr(OP, kind),
+        inputs,
+        [quantized("y", (1, *size, 2), params)],
+        _options(options_class, alignCorners=True),
+        3,
+    )
+    values = rng.integers(-128, 128, shape).astype(np.int8)
+    np.testing.assert_array_equal(
+        load_model(path).build("host")(values)[0], _micro_run(path, [values], 1)[0]
+    )
 
 
 @pytest.mark.parametrize("kind", ["PAD", "TRANSPOSE"])

@@ -44,14 +44,25 @@ def test_manifest_mistakes_are_named(tmp_path, text, message):
 
 def test_integers_must_be_identical_floats_close():
     ints = np.array([[1, 2, 3]], np.int8)
-    assert zoo.max_difference([ints], [ints.copy()])[:2] == (True, 0.0)
-    ok, worst, notes = zoo.max_difference([ints + np.int8(1)], [ints])
-    assert not ok and worst == 1.0 and "3 of 3 differ" in notes
+    assert zoo.max_difference([ints], [ints.copy()])[:3] == (True, 0.0, 0.0)
+    ok, worst, allowed, notes = zoo.max_difference([ints + np.int8(1)], [ints])
+    assert not ok and (worst, allowed) == (1.0, 0.0) and "3 of 3 differ" in notes
     floats = np.array([100.0, -50.0], np.float32)
     assert zoo.max_difference([floats + np.float32(0.005)], [floats])[0]
-    ok, worst, _ = zoo.max_difference([floats + np.float32(0.02)], [floats])
-    assert not ok and worst == pytest.approx(2e-4, rel=1e-3)
+    ok, worst, allowed, notes = zoo.max_difference([floats + np.float32(0.02)], [floats])
+    assert not ok and worst == pytest.approx(0.02, rel=1e-3)
+    assert allowed == pytest.approx(0.01 + 1e-6) and "allowed 0.01" in notes
     assert not zoo.max_difference([floats], [floats, floats])[0]
+
+
+def test_the_table_shows_absolute_differences_with_their_allowance():
+    """A saturated map's 1e-6 difference reads as the absolute number it is, next to
+    what its tolerance allows."""
+    within = zoo._stage("pass", max_diff=3e-7, allowed=1.0001e-6)
+    assert zoo._diff(within) == "3e-07 (1e-06)"
+    assert zoo._diff(zoo._stage("pass", max_diff=0.0, allowed=0.0)) == "0 (0)"
+    assert zoo._diff(zoo._stage("pass", max_diff=0.5)) == "0.5 rel."
+    assert zoo._diff(zoo._stage("pass", max_diff=0.0)) == "0"
 
 
 def test_a_traceback_becomes_its_exception_and_frames():

@@ -249,13 +249,14 @@ def transpose_conv_int8(
     path: Path,
     in_shape: tuple[int, int, int, int],
     weights: np.ndarray,
-    bias: np.ndarray,
+    bias: np.ndarray | None,
     params,
     stride: int,
     same: bool,
 ) -> Path:
     """An int8 TRANSPOSE_CONV: `weights` int8 OHWI quantized per output channel, int32
-    `bias`; `params` are (input, output) (scale, zero point) and the weight scales."""
+    `bias` (None: the optional input left out, index -1); `params` are (input, output)
+    (scale, zero point) and the weight scales."""
     (in_params, out_params, weight_scales) = params
     batch, height, width, _ = in_shape
     out_channels, kernel, _, _ = weights.shape
@@ -290,12 +291,17 @@ def transpose_conv_int8(
         _buffer(),
         _buffer(np.array(out_shape, np.int32)),
         _buffer(weights.astype(np.int8)),
-        _buffer(bias.astype(np.int32)),
+        _buffer(None if bias is None else bias.astype(np.int32)),
         _buffer(),
         _buffer(),
     ]
+    if bias is None:
+        operator.inputs, operator.outputs = [0, 1, 2, -1], [3]
+        del tensors[3]
+        tensors[3].buffer = 4
+        del buffers[4]
     code = _code(schema.BuiltinOperator.TRANSPOSE_CONV, 3)
-    return _finish(path, [code], [operator], tensors, buffers, [2], [4])
+    return _finish(path, [code], [operator], tensors, buffers, [2], [len(tensors) - 1])
 
 
 def resize_bilinear_int8(

@@ -27,7 +27,7 @@ import numpy as np
 
 from tvmq.datasets import DECODERS, ad_windows, as_model_input, mlperf_kind
 from tvmq.errors import TvmqError
-from tvmq.fileio import read_array
+from tvmq.fileio import read_array, read_named_arrays
 from tvmq.model import Model, TensorSpec
 
 INPUT_FORMATS = ("auto", "raw")
@@ -226,9 +226,16 @@ def calibration_inputs(
     and a sentence saying which samples they are."""
     path = Path(path)
     if len(model.inputs) != 1:
-        raise TvmqError(f"{path}: data sets feed single-input models only")
-    spec = model.inputs[0]
-    if path.suffix == ".npy" and input_format == "auto":  # model inputs, fed exactly as they are
+        if path.suffix != ".npz" or input_format != "auto":
+            names = ", ".join(spec.name for spec in model.inputs)
+            raise TvmqError(
+                f"{path}: a model with several inputs takes a .npz holding a batch for "
+                f"each input ({names})"
+            )
+        samples = _named_batches(path, model)
+        where = f"{len(samples)} samples of {path}"
+    elif path.suffix == ".npy" and input_format == "auto":  # fed exactly as they are
+        spec = model.inputs[0]
         array = read_array(path)
         if array.shape[1:] != spec.shape:
             raise TvmqError(
@@ -237,6 +244,7 @@ def calibration_inputs(
             )
         samples, where = [[x] for x in array], f"{len(array)} samples of {path}"
     else:
+        spec = model.inputs[0]
         data = open_data(path, spec, input_format)
         chosen = data.split(fraction).calibration
         # Anomaly clips hold 196 windows each: every 8th window calibrates.
@@ -250,3 +258,23 @@ def calibration_inputs(
     if not samples:
         raise TvmqError(f"{path}: no {what}")
     return samples, where
+
+
+def _named_batches(path: Path, model: Model) -> list[list[np.ndarray]]:
+    """A multi-input model's samples: a .npz holding a batch (N, *shape) for each input,
+    named after it (a labelled x/y set feeds single-input models only)."""
+    batches = read_named_arrays(path, [spec.name for spec in model.inputs])
+    sizes = {len(batch) if batch.ndim else 0 for batch in batches}
+    if len(sizes) != 1:
+        counts = ", ".join(
+            f"{spec.name} {len(b) if b.ndim else 0}"
+            for spec, b in zip(model.inputs, batches, strict=True)
+        )
+        raise TvmqError(f"{path}: the input batches hold different numbers of samples ({counts})")
+    return [
+        [
+            spec.check(np.asarray(batch[index]), f"{path}[{spec.name}][{index}]")
+            for spec, batch in zip(model.inputs, batches, strict=True)
+        ]
+        for index in range(sizes.pop())
+    ]

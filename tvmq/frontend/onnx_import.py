@@ -227,7 +227,9 @@ class OnnxGraph:
             mod, names = channels_last(mod, self.source_names)
             self.source_names.clear()
             self.source_names.update(names)
-        return lower_transposed_convs(mod, self.source_names)
+        from tvmq.quantize.realize import mark_onnx_resize
+
+        return mark_onnx_resize(lower_transposed_convs(mod, self.source_names))
 
 
 def _op_name(node: onnx.NodeProto) -> str:

@@ -310,6 +310,14 @@ def _weight_only_converter(failures: list[tuple[str, str, str]]):
                 value = float(output.qnn_params["zero_point"].value.numpy())
             return relax.op.nn.pad(self.get_expr(tensors[0].tensor_idx), widths, "constant", value)
 
+        def convert_transpose_conv(self, op):
+            """The bias is optional (index -1, or left out): TVM's converter takes any
+            fourth input for one, so it sees the first three only."""
+            inputs = op.InputsAsNumpy()
+            if len(inputs) == 4 and inputs[3] < 0:
+                op = _FirstInputs(op, 3)
+            return super().convert_transpose_conv(op)
+
         def convert_resize_nearest_neighbor(self, op):
             """TFLite picks the nearest input with its round-half-away-from-zero, for
             align_corners too (TVM's conversion then rounds halves to even)."""
@@ -325,6 +333,12 @@ def _weight_only_converter(failures: list[tuple[str, str, str]]):
             tensors = self.get_input_tensors(op)
             size = tuple(int(d) for d in self.get_tensor_value(tensors[1]))
             data = self.get_expr(tensors[0].tensor_idx)
+            if 1 in size:  # TVM's align_corners divides by (size - 1): gather instead
+                shape = [int(d) for d in self.get_tensor_shape(tensors[0])]
+                for axis, (before, after) in enumerate(zip(shape[1:3], size, strict=True), 1):
+                    index = relax.const(_nearest_aligned(before, after))
+                    data = relax.op.take(data, index, axis)
+                return data
             return relax.op.image.resize2d(
                 data, size, None, "NHWC", "nearest_neighbor", "align_corners", "round_prefer_ceil"
             )
@@ -428,6 +442,15 @@ def _scalar_scale(scale) -> bool:
     return int(np.prod(scale.ty.shape)) == 1 if scale.ty.shape else True
 
 
+def _nearest_aligned(size: int, out_size: int) -> np.ndarray:
+    """The input index of each output of TFLite's align_corners nearest resize
+    (reference_ops.h GetNearestNeighbor): scale (size - 1) / (out_size - 1), or
+    size / out_size for one output, in float32; halves rounded away from zero."""
+    scale = np.float32(size - 1 if out_size > 1 else size) / np.float32(max(out_size - 1, 1))
+    position = np.arange(out_size, dtype=np.float32) * scale
+    return np.minimum(np.floor(position + np.float32(0.5)), size - 1).astype("int32")
+
+
 class _DenseTensor:
     """A sparse TFLite tensor seen as the dense tensor it stands for."""
 
@@ -468,3 +491,19 @@ class _Buffer:
 
     def DataLength(self):
         return self._bytes.size
+
+
+class _FirstInputs:
+    """A TFLite operator seen with only its first `count` inputs."""
+
+    def __init__(self, op, count: int):
+        self._op, self._count = op, count
+
+    def __getattr__(self, name):
+        return getattr(self._op, name)
+
+    def InputsAsNumpy(self):
+        return self._op.InputsAsNumpy()[: self._count]
+
+    def InputsLength(self):
+        return min(self._op.InputsLength(), self._count)

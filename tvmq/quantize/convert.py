@@ -73,7 +73,10 @@ class _InsertQDQ(PyExprMutator):
             if self.dynamic:
                 data = emit_dynamic_qdq(self.builder_, data, f"{var.name}_in")
             value = relax.Call(value.op, [data, dequantized], value.attrs, value.ty_args)
-        is_output = not isinstance(var, relax.DataflowVar)
+        # A block output; outside dataflow blocks (an ONNX If's branches) none is needed.
+        is_output = self.builder_.current_block_is_dataflow() and not isinstance(
+            var, relax.DataflowVar
+        )
         params = self.activations.get(var)
         if params is None:
             emit = self.builder_.emit_output if is_output else self.builder_.emit

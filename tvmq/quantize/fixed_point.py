@@ -284,6 +284,19 @@ class IntegerBuilder:
             relax.op.where(relax.op.greater(x, self.const(0, "int32")), positive, negative)
         )
 
+    def divide_round_half_even(self, x: relax.Expr, divisor: int) -> relax.Expr:
+        """x / divisor (> 0) rounded half to even, as ONNX's QuantizeLinear rounds:
+        the floor quotient q goes up when 2 * remainder + (q & 1) > divisor."""
+        if divisor == 1:
+            return x
+        dtype = str(x.ty.dtype)
+        div = self.const(divisor, dtype)
+        quotient = self.emit(relax.op.floor_divide(x, div))
+        twice_remainder = relax.op.multiply(relax.op.floor_mod(x, div), self.const(2, dtype))
+        odd = relax.op.bitwise_and(quotient, self.const(1, dtype))
+        up = self.emit(relax.op.greater(relax.op.add(twice_remainder, odd), div))
+        return self.emit(relax.op.add(quotient, relax.op.astype(up, dtype)))
+
     def saturate(self, x: relax.Expr, low: int, high: int, dtype: str) -> relax.Expr:
         """Clamp an int32 tensor to [low, high] and narrow it to `dtype`."""
         return relax.op.astype(self.emit(relax.op.clip(x, low, high)), dtype)

@@ -35,7 +35,9 @@ class _ExposeObserved(PyExprMutator):
     def visit_var_binding_(self, binding: relax.VarBinding) -> None:
         value = self.visit_expr(binding.value)
         var = binding.var
-        if var in self.observed or not isinstance(var, relax.DataflowVar):
+        # Outside dataflow blocks (an ONNX If's branches) every var is already visible.
+        dataflow = self.builder_.current_block_is_dataflow()
+        if dataflow and (var in self.observed or not isinstance(var, relax.DataflowVar)):
             new = self.builder_.emit_output(value, var.name)
         else:
             new = self.builder_.emit(value, var.name)

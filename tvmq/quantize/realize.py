@@ -26,7 +26,9 @@ kernel TFLite Micro runs for it, so results match TFLite Micro bit for bit:
 - abs: |x - zero point| requantized, as TFLite's int8 ABS; leaky ReLU: either
   side requantized by its own multiplier;
 - bilinear resize: TFLite's ResizeBilinearInteger, neighbours weighted in
-  1/1024 steps (then a requantize where the output's parameters differ);
+  1/1024 steps (then a requantize where the output's parameters differ); an ONNX
+  Resize (its function marked ONNX_RESIZE_ATTR by the importer) is defined by its
+  float graph instead: exact rational taps, rounded half to even once;
 - logistic and hard swish: TFLite's fixed-point kernels
   (:mod:`tvmq.quantize.softmax`, :mod:`tvmq.quantize.hard_swish`);
 - reshapes, transposes, slices, max pooling, nearest resize and padding (with the
@@ -81,6 +83,11 @@ PASSTHROUGH_OPS = (
     "relax.strided_slice",
 )
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+# A Relax function attribute: its linear resizes are ONNX Resize nodes, whose quantized
+# meaning is dequantize -> float resize -> quantize (TFLite's RESIZE_BILINEAR instead
+# has its own integer kernel, with taps in 1/1024 steps).
+ONNX_RESIZE_ATTR = "tvmq.onnx_resize"
+RESIZE_MODES = ("asymmetric", "half_pixel", "align_corners")
 # TFLite Micro's add rescales int8 inputs by 2**20 before summing (add.cc).
 ADD_LEFT_SHIFT = {"int8": 20, "uint8": 20, "int16": 15}
 
@@ -110,6 +117,14 @@ def has_qdq(mod: tvm.IRModule) -> bool:
         if isinstance(func, relax.Function):
             relax.analysis.post_order_visit(func.body, visit)
     return any(found)
+
+
+def mark_onnx_resize(mod: tvm.IRModule) -> tvm.IRModule:
+    """`mod` with its functions marked as holding ONNX resizes (see ONNX_RESIZE_ATTR)."""
+    for global_var, func in mod.functions_items():
+        if isinstance(func, relax.Function):
+            mod.update_func(global_var, func.with_attr(ONNX_RESIZE_ATTR, True))
+    return mod
 
 
 def realize(mod: tvm.IRModule) -> tvm.IRModule:
@@ -221,10 +236,12 @@ class _Realizer(PyExprMutator):
         super().__init__(mod)
         self.mod_ = mod
         self.ints = IntegerBuilder(self.builder_)
+        self.onnx_resize = False
 
     def transform(self) -> tvm.IRModule:
         for global_var, func in self.mod_.functions_items():
             if isinstance(func, relax.Function):
+                self.onnx_resize = bool(func.attrs and func.attrs.get(ONNX_RESIZE_ATTR))
                 self.builder_.update_func(global_var, self.visit_expr(func))
         return self.builder_.get()
 
@@ -1019,42 +1036,74 @@ class _Realizer(PyExprMutator):
         """TFLite's int8 bilinear resize (ResizeBilinearInteger): the four neighbours
         weighted in 1/1024 steps, the sum rounded half away from zero by 2**20; input
         and output share their parameters in TFLite; where tvmq's quantizer gave them
-        different ones, the interpolated integers are requantized."""
+        different ones, the interpolated integers are requantized. An ONNX Resize is
+        :meth:`_resize_onnx`."""
         attrs = resize.attrs
         x = self._dequantized(resize.args[0])
-        mode = str(attrs.coordinate_transformation_mode)
         if (
             x is None
-            or x.legacy  # TFLite's uint8 kernel interpolates in float: a float island
+            # TFLite's uint8 kernel interpolates in float: a float island
+            or (x.legacy and not self.onnx_resize)
             or str(attrs.method) != "linear"
-            or mode not in ("asymmetric", "half_pixel", "align_corners")
+            or str(attrs.coordinate_transformation_mode) not in RESIZE_MODES
         ):
             return None
-        layout = str(attrs.layout)
+        if self.onnx_resize:
+            return self._resize_onnx(resize, x, out)
+        layout, mode = str(attrs.layout), str(attrs.coordinate_transformation_mode)
         in_shape, out_shape = _shape(x.data), _shape(resize)
         data = self.ints.cast(x.data, "int32")
-        rows = []
         for axis in (layout.index("H"), layout.index("W")):
             low, high, fraction = _bilinear_taps(in_shape[axis], out_shape[axis], mode)
-            shape = [1] * len(in_shape)
-            shape[axis] = -1
-            rows.append((axis, low, high, fraction.reshape(shape)))
-        for axis, low, high, fraction in rows:
-            near = self.ints.emit(
-                relax.op.take(data, relax.const(low.astype("int32")), axis, mode="clip")
-            )
-            far = self.ints.emit(
-                relax.op.take(data, relax.const(high.astype("int32")), axis, mode="clip")
-            )
-            weight = self.ints.const(fraction, "int32")
-            complement = self.ints.const(1024 - fraction, "int32")
-            data = self.ints.emit(
-                relax.op.add(relax.op.multiply(near, complement), relax.op.multiply(far, weight))
-            )
+            data = self._interpolate(data, axis, low, high, fraction, 1024)
         rounded = self.ints.rounding_divide(data, np.array(1 << 20, np.int32))
         if np.float32(x.scale) != np.float32(out.scale) or x.zero_point != out.zero_point:
             return self._rescale(rounded, x, out)
         return self.ints.saturate(rounded, *_activation_range(out.dtype), out.dtype)
+
+    def _resize_onnx(self, resize: relax.Call, x: _QuantizedActivation, out) -> relax.Expr:
+        """ONNX's quantized Resize means dequantize -> float resize -> quantize: the
+        centred neighbours weighted by the exact rational taps (integer numerators over
+        one denominator per axis), the sum divided by both denominators and rounded
+        half to even, once, as QuantizeLinear rounds the exact value. onnxruntime's
+        float32 arithmetic rounds on the way, so it can land one step off where the
+        exact value is within its rounding error of a half."""
+        layout, mode = str(resize.attrs.layout), str(resize.attrs.coordinate_transformation_mode)
+        in_shape, out_shape = _shape(x.data), _shape(resize)
+        axes = (layout.index("H"), layout.index("W"))
+        taps = [_exact_taps(in_shape[axis], out_shape[axis], mode) for axis in axes]
+        denominator = taps[0][3] * taps[1][3]
+        low, high = _activation_range(x.dtype)
+        reach = max(high - x.zero_point, x.zero_point - low)
+        wide = "int32" if denominator * reach <= INT32_MAX else "int64"
+        data = self.ints.cast(self.ints.centre(x.data, x.zero_point), wide)
+        for axis, (near, far, weight, total) in zip(axes, taps, strict=True):
+            data = self._interpolate(data, axis, near, far, weight, total)
+        rounded = self.ints.divide_round_half_even(data, denominator)
+        if str(rounded.ty.dtype) != "int32":
+            rounded = self.ints.cast(rounded, "int32")
+        if np.float32(x.scale) != np.float32(out.scale):
+            multiplier, shift = quantize_multiplier(np.float64(x.scale) / np.float64(out.scale))
+            rounded = self.ints.multiply_by_quantized_multiplier(rounded, multiplier, shift)
+        return self._output(rounded, out, *_activation_range(out.dtype))
+
+    def _interpolate(self, data, axis: int, low, high, weight, total: int) -> relax.Expr:
+        """Linear interpolation of integer `data` along `axis`: the values at `low` and
+        at `high` weighted (total - weight) and weight, summed (scaled by `total`)."""
+        shape = [1] * len(_shape(data))
+        shape[axis] = -1
+        dtype = str(data.ty.dtype)
+        near = self.ints.emit(
+            relax.op.take(data, relax.const(low.astype("int32")), axis, mode="clip")
+        )
+        far = self.ints.emit(
+            relax.op.take(data, relax.const(high.astype("int32")), axis, mode="clip")
+        )
+        complement = self.ints.const(total - weight.reshape(shape), dtype)
+        weight = self.ints.const(weight.reshape(shape), dtype)
+        return self.ints.emit(
+            relax.op.add(relax.op.multiply(near, complement), relax.op.multiply(far, weight))
+        )
 
     def _pool(self, pool: relax.Call, out: _QuantizedActivation) -> relax.Expr | None:
         """quantize(average(dequantize(x))): TFLite's rounded integer average, then a
@@ -1181,6 +1230,25 @@ def _bilinear_taps(size: int, out_size: int, mode: str):
     low = np.maximum(np.trunc(scaled / 1024).astype(np.int64), 0)
     high = np.minimum((scaled + 1023) // 1024, size - 1)
     return low, high, scaled - 1024 * low
+
+
+def _exact_taps(size: int, out_size: int, mode: str):
+    """ONNX Resize's source coordinate of each output position, exactly: the lower and
+    upper source index, and the upper one's weight as a numerator over the returned
+    denominator, common to the axis (coordinates clamped to the input, as onnxruntime
+    clamps them)."""
+    position = np.arange(out_size, dtype=np.int64)
+    if mode == "align_corners":  # o * (size - 1) / (out_size - 1); 0 for one output
+        numerator, denominator = position * (size - 1), max(out_size - 1, 1)
+    elif mode == "asymmetric":  # o * size / out_size
+        numerator, denominator = position * size, out_size
+    else:  # half_pixel: (o + 1/2) * size / out_size - 1/2
+        numerator, denominator = (2 * position + 1) * size - out_size, 2 * out_size
+    numerator = np.clip(numerator, 0, (size - 1) * denominator)
+    low = numerator // denominator
+    weight = numerator - low * denominator
+    common = int(np.gcd.reduce(np.append(weight, denominator)))
+    return low, np.minimum(low + 1, size - 1), weight // common, denominator // common
 
 
 def _accumulator_dtype(x: _QuantizedActivation) -> str:
