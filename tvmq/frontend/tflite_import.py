@@ -265,7 +265,11 @@ def _weight_only_converter(failures: list[tuple[str, str, str]]):
     from tvm.relax.frontend.tflite.tflite_frontend import OperatorConverter, TensorWrapper
 
     from tvmq.frontend import first_line
-    from tvmq.frontend.tflite_ops import QUANTIZED_DATA_MOVEMENT, TFLiteOpsMixin
+    from tvmq.frontend.tflite_ops import (
+        QUANTIZED_DATA_MOVEMENT,
+        QUANTIZED_INTEGER_KERNELS,
+        TFLiteOpsMixin,
+    )
 
     class WeightOnlyConverter(TFLiteOpsMixin, OperatorConverter):
         # Quantized data movement copies integers; the index of the largest (smallest)
@@ -274,6 +278,7 @@ def _weight_only_converter(failures: list[tuple[str, str, str]]):
             OperatorConverter._SUPPORTED_QUANTIZED_OPS
             | INTEGER_LAYOUT_OPS
             | QUANTIZED_DATA_MOVEMENT
+            | QUANTIZED_INTEGER_KERNELS
             | {"ARG_MAX", "ARG_MIN"}
         )
 

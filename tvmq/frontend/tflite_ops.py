@@ -13,7 +13,8 @@ runs them.
   model. (XNNPACK, LiteRT's default delegate, quantizes asymmetrically instead.)
 - UNIDIRECTIONAL_SEQUENCE_LSTM (float) with its own input gate, not only the
   coupled input-forget variant TVM handles, and optional peephole weights,
-  unrolled over time into Relax ops.
+  unrolled over time into Relax ops; int8 ones as TFLite Micro's integer kernel
+  (:mod:`tvmq.frontend.lstm_int8`).
 - Float LOGISTIC (and the LSTM's sigmoid gates) as TFLite's reference kernel
   (reference/logistic.h): exp(x) below -9 and 1 above 16.619..., 1 / (1 + exp(-x))
   between. A plain sigmoid is a few ulps off below -9, enough to flip the
@@ -31,10 +32,14 @@ from tflite.TensorType import TensorType
 from tvm import relax
 from tvm.relax.frontend.tflite.tflite_frontend import OperatorConverter, to_int_list
 
+from tvmq.frontend import lstm_int8
+
 # Quantized ops that are plain copies of integer values in TFLite's kernels.
 QUANTIZED_DATA_MOVEMENT = frozenset({"GATHER_ND", "PACK", "UNPACK"})
+# Quantized ops converted straight to integer kernels here, not as QDQ islands.
+QUANTIZED_INTEGER_KERNELS = frozenset({"UNIDIRECTIONAL_SEQUENCE_LSTM"})
 # Ops tvmq refuses when any of their tensors is quantized: no exact integer kernel yet.
-REFUSED_QUANTIZED = frozenset({"SVDF", "UNIDIRECTIONAL_SEQUENCE_LSTM", "LSTM"})
+REFUSED_QUANTIZED = frozenset({"SVDF", "LSTM"})
 # LSTM inputs: gate weights (input, forget, cell, output), then the same order for
 # recurrent weights, peephole weights and biases; projection, states (18, 19: zero
 # at the start) and layer norm after.
@@ -172,6 +177,8 @@ class TFLiteOpsMixin:
         """A float LSTM over the time axis, unrolled; state starts at zero as in TFLite."""
         from tflite.UnidirectionalSequenceLSTMOptions import UnidirectionalSequenceLSTMOptions
 
+        if lstm_int8.is_quantized(self, op):
+            return lstm_int8.convert(self, op)
         inputs = self.get_input_tensors(op)
         options = UnidirectionalSequenceLSTMOptions()
         options.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
@@ -285,6 +292,8 @@ def refusal(converter: OperatorConverter, op) -> str | None:
         tensors = inputs + converter.get_output_tensors(op)
         if any(t.tensor_idx != -1 and t.qnn_params is not None for t in tensors):
             return "quantized: no exact integer kernel in tvmq"
+    if name == "UNIDIRECTIONAL_SEQUENCE_LSTM" and lstm_int8.is_quantized(converter, op):
+        return lstm_int8.refusal(converter, op)
     if name == "UNIDIRECTIONAL_SEQUENCE_LSTM" and any(
         inputs[i].tensor_idx != -1 for i in _LSTM_PROJECTION + _LSTM_LAYER_NORM
     ):
