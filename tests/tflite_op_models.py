@@ -1,6 +1,6 @@
 """One-op TFLite files for the converters of :mod:`tvmq.frontend.tflite_ops`: N-D
-FULLY_CONNECTED, int8 GATHER_ND/PACK/UNPACK, float UNIDIRECTIONAL_SEQUENCE_LSTM,
-int8 SVDF, and tensors without names."""
+FULLY_CONNECTED, int8 GATHER_ND/PACK/UNPACK, float and int8
+UNIDIRECTIONAL_SEQUENCE_LSTM, int8 SVDF, and tensors without names."""
 
 from __future__ import annotations
 
@@ -162,6 +162,59 @@ def lstm_float(
     )
     code = _code(Op.UNIDIRECTIONAL_SEQUENCE_LSTM, 1)
     return _finish(path, [code], [operator], tensors, buffers, [0], [len(tensors) - 1])
+
+
+def lstm_int8(
+    path: Path,
+    shape: tuple[int, int, int],
+    units: int,
+    rng: np.random.Generator,
+    params: dict,
+    time_major: bool = False,
+) -> Path:
+    """An int8 UNIDIRECTIONAL_SEQUENCE_LSTM in TFLite's 8x8_16 scheme (int8 input,
+    hidden state and weights, int16 cell state) with random weights, per-gate weight
+    scales and biases. `params` holds the input's and the hidden state's (scale, zero
+    point), the cell state's scale and the cell clip (0: none)."""
+    batch = shape[1] if time_major else shape[0]
+    features = shape[2]
+    int16 = schema.TensorType.INT16
+    tensors = [_int8_tensor("x", shape, params["input"], 0)]
+    buffers = [_buffer()]
+
+    def add(tensor, values: np.ndarray | None = None) -> int:
+        buffers.append(_buffer(values))
+        tensor.buffer = len(buffers) - 1
+        tensors.append(tensor)
+        return len(tensors) - 1
+
+    inputs = [0]
+    for kind, tensor_shape in (("w", (units, features)), ("r", (units, units))):
+        for gate in ("input", "forget", "cell", "output"):
+            scale = float(np.float32(rng.uniform(0.002, 0.05)))
+            values = rng.integers(-127, 128, tensor_shape).astype(np.int8)
+            inputs.append(add(_int8_tensor(f"{kind}_{gate}", tensor_shape, (scale, 0), 0), values))
+    inputs += [-1] * 3  # no peephole
+    for gate in ("input", "forget", "cell", "output"):
+        bias = rng.integers(-3000, 3000, units).astype(np.int32)
+        inputs.append(add(_typed(_int8_tensor(f"b_{gate}", (units,), (1e-5, 0), 0), INT32), bias))
+    inputs += [-1, -1]  # no projection
+    hidden = _int8_tensor("h", (batch, units), params["hidden"], 0)
+    cell = _typed(_int8_tensor("c", (batch, units), (params["cell"], 0), 0), int16)
+    for state in (hidden, cell):
+        state.isVariable = True
+        inputs.append(add(state))
+    inputs += [-1] * 4  # no layer normalisation
+    out_shape = (*shape[:2], units)
+    output = add(_int8_tensor("y", out_shape, params["hidden"], 0))
+    options = schema.UnidirectionalSequenceLSTMOptionsT()
+    options.fusedActivationFunction = schema.ActivationFunctionType.TANH
+    options.cellClip, options.timeMajor = params["clip"], time_major
+    operator = _operator(
+        0, inputs, [output], schema.BuiltinOptions.UnidirectionalSequenceLSTMOptions, options
+    )
+    code = _code(Op.UNIDIRECTIONAL_SEQUENCE_LSTM, 1)
+    return _finish(path, [code], [operator], tensors, buffers, [0], [output])
 
 
 def unnamed(path: Path) -> Path:

@@ -16,9 +16,9 @@ lstm_eval_common.cc (PrepareGateParametersInteger):
   cell scale's power of two; the hidden state is the output at each time step.
 
 The state starts at zero, as TFLite Micro resets its variable tensors (to their zero
-point) when it allocates them. The input projections of all time steps are one
-matrix product; the time steps are unrolled, each a recurrent product and two
-element-wise kernels (cell, then hidden) whose PrimFuncs all steps share.
+point) when it allocates them. The input products of all time steps are one matrix
+product; the time steps are unrolled, each a recurrent product and small element-wise
+kernels (gate sum, activations, cell, hidden) whose PrimFuncs all steps share.
 """
 
 from __future__ import annotations
@@ -195,26 +195,26 @@ def _rescale_const(x: tvm.tirx.PrimExpr, rescale: tuple[int, int]) -> tvm.tirx.P
     return _rescale(x, _i32(multiplier), _i32(max(shift, 0)), _i32(max(-shift, 0)))
 
 
-def _interpolate(table: te.Tensor, magnitude, fraction_bits: int) -> tvm.tirx.PrimExpr:
-    """The table entry below |x| plus the fraction bits of |x| times the next step,
-    in 2**fraction_bits units (the caller saturates from entry 255 on)."""
-    index = tvm.tirx.Min(tvm.tirx.shift_right(magnitude, _i32(fraction_bits)), _i32(254))
+def _signed_table_activation(value, table, bits: int, saturation: int, offsets, out_shift: int):
+    """Logistic and Tanh's shared steps: the table at |value| in 2**bits steps,
+    interpolated linearly (`saturation` from entry 255 on), plus offsets[0] for value
+    >= 0 or subtracted from offsets[1] below, shifted right by `out_shift`."""
+    magnitude = tvm.tirx.Select(value < 0, -value, value)
+    step = tvm.tirx.shift_right(magnitude, _i32(bits))
+    index = tvm.tirx.Min(step, _i32(254))
     low, high = table[index], table[index + 1]
-    fraction = tvm.tirx.bitwise_and(magnitude, _i32((1 << fraction_bits) - 1))
-    return tvm.tirx.shift_left(low, _i32(fraction_bits)) + fraction * (high - low)
+    fraction = tvm.tirx.bitwise_and(magnitude, _i32((1 << bits) - 1))
+    interpolated = tvm.tirx.shift_left(low, _i32(bits)) + fraction * (high - low)
+    looked_up = tvm.tirx.Select(step >= _i32(255), _i32(saturation), interpolated)
+    signed = tvm.tirx.Select(value >= 0, looked_up + _i32(offsets[0]), _i32(offsets[1]) - looked_up)
+    return tvm.tirx.shift_right(signed, _i32(out_shift))
 
 
 def sigmoid_int16(x: tvm.tirx.PrimExpr, table: te.Tensor) -> tvm.tirx.PrimExpr:
     """reference_integer_ops::Logistic(0, 0, ...) on one int16 value at scale 2**-12
     (int32 here): its output at scale 2**-15."""
-    value = x * _i32(3)
-    magnitude = tvm.tirx.Select(value < 0, -value, value)
-    saturated = tvm.tirx.shift_right(magnitude, _i32(9)) >= _i32(255)
-    result = tvm.tirx.Select(saturated, _i32(0x7FFF << 10), _interpolate(table, magnitude, 9))
-    result = tvm.tirx.Select(
-        value >= 0, result + _i32(1 << 9), _i32((1 << 25) + (1 << 9) - 1) - result
-    )
-    return tvm.tirx.shift_right(result, _i32(10))
+    offsets = (1 << 9, (1 << 25) + (1 << 9) - 1)
+    return _signed_table_activation(x * _i32(3), table, 9, 0x7FFF << 10, offsets, 10)
 
 
 def tanh_int16(
@@ -224,12 +224,8 @@ def tanh_int16(
     (x * multiplier + round) >> shift: its output at scale 2**-15."""
     rounding = (1 << (shift - 1)) if shift > 0 else 0
     value = tvm.tirx.shift_right(x * _i32(multiplier) + _i32(rounding), _i32(shift))
-    magnitude = tvm.tirx.Select(value < 0, -value, value)
-    saturated = tvm.tirx.shift_right(magnitude, _i32(8)) >= _i32(255)
-    result = tvm.tirx.Select(saturated, _i32(0xFFFF << 8), _interpolate(table, magnitude, 8))
     offset = (1 << 7) - (1 << 23)
-    result = tvm.tirx.Select(value >= 0, result + _i32(offset), _i32(-offset - 1) - result)
-    return tvm.tirx.shift_right(result, _i32(8))
+    return _signed_table_activation(value, table, 8, 0xFFFF << 8, (offset, -offset - 1), 8)
 
 
 def gate_input_te(accumulator: te.Tensor, bias: te.Tensor, rescale: te.Tensor) -> te.Tensor:
@@ -245,61 +241,74 @@ def gate_input_te(accumulator: te.Tensor, bias: te.Tensor, rescale: te.Tensor) -
     return te.compute(accumulator.shape, element, name="lstm_gate_input")
 
 
-class StepKernels:
-    """The two element-wise kernels of one time step, TE functions of `params`.
+def gate_sum_te(
+    inputs: te.Tensor, recurrent: te.Tensor, bias: te.Tensor, rescale: te.Tensor
+) -> te.Tensor:
+    """One step's gates before their activations ([batch, 4 x units] int16): the
+    input part plus the recurrent product requantized like :func:`gate_input_te`
+    (no bias of its own: `bias` folds in the hidden zero point), saturated."""
 
-    Both take the step's input products ([1, batch, 4 x units] int16), the sigmoid
-    table, the recurrent bias and rescales, then what the previous step left: its
-    recurrent product ([batch, 4 x units] int32) and, for :meth:`cell`, its cell
-    state. The first step has neither: the state is zero, its products exactly 0.
-    """
+    def element(batch, channel):
+        product = recurrent[batch, channel] + bias[channel]
+        scaled = _rescale(product, rescale[0, channel], rescale[1, channel], rescale[2, channel])
+        total = inputs[0, batch, channel].astype("int32") + _clamp(scaled, INT16_MIN, INT16_MAX)
+        return _clamp(total, INT16_MIN, INT16_MAX).astype("int16")
+
+    return te.compute(recurrent.shape, element, name="lstm_gate_sum")
+
+
+class StepKernels:
+    """The element-wise kernels of one time step, TE functions of `params`: the
+    gates' activations, then the new cell state, then the new hidden state."""
 
     def __init__(self, params: LstmParams):
         self.params = params
 
-    def _gate(self, gate: int, batch, unit, step, table, bias, rescale, recurrent):
-        """One gate's activation: sat16(input part + recurrent part), then sigmoid
-        (tanh for the cell gate)."""
-        channel = gate * self.params.units + unit
-        total = step[0, batch, channel].astype("int32")
-        if recurrent:
-            product = recurrent[0][batch, channel] + bias[channel]
-            scaled = _rescale(
-                product, rescale[0, channel], rescale[1, channel], rescale[2, channel]
-            )
-            total = _clamp(total + _clamp(scaled, INT16_MIN, INT16_MAX), INT16_MIN, INT16_MAX)
-        if gate == 2:
-            return tanh_int16(total, table, 3, 0)
-        return sigmoid_int16(total, table)
+    def gates(self, totals: te.Tensor, table: te.Tensor) -> te.Tensor:
+        """Sigmoid of the input, forget and output gates, tanh of the cell gate
+        ([1, batch, 4 x units] or [batch, 4 x units] int16 in, [batch, 4 x units] out)."""
+        units = self.params.units
 
-    def cell(self, step, table, bias, rescale, *state) -> te.Tensor:
-        """The new cell state (int16): sat16(f x c) + sat16(i x g), saturated, clipped."""
+        def element(batch, channel):
+            index = (0, batch, channel) if len(totals.shape) == 3 else (batch, channel)
+            total = totals[index].astype("int32")
+            cell_gate = tvm.tirx.all(channel >= 2 * units, channel < 3 * units)
+            activated = tvm.tirx.Select(
+                cell_gate, tanh_int16(total, table, 3, 0), sigmoid_int16(total, table)
+            )
+            return activated.astype("int16")
+
+        return te.compute(totals.shape[-2:], element, name="lstm_gates")
+
+    def cell(self, gates: te.Tensor, *previous: te.Tensor) -> te.Tensor:
+        """The new cell state (int16): sat16(i x g) + sat16(f x previous cell),
+        saturated, then clipped; the first step has no previous cell."""
         p = self.params
-        batch_size = step.shape[1]
 
         def element(batch, unit):
             def gate(index):
-                return self._gate(index, batch, unit, step, table, bias, rescale, state[:1])
+                return gates[batch, index * p.units + unit].astype("int32")
 
             update = _clamp(
                 _rescale_const(gate(0) * gate(2), p.update_rescale), INT16_MIN, INT16_MAX
             )
-            if state:
-                previous = state[1][batch, unit].astype("int32")
-                kept = _rescale_const(gate(1) * previous, p.forget_rescale)
+            if previous:
+                kept = _rescale_const(
+                    gate(1) * previous[0][batch, unit].astype("int32"), p.forget_rescale
+                )
                 update = _clamp(update + _clamp(kept, INT16_MIN, INT16_MAX), INT16_MIN, INT16_MAX)
             if p.cell_clip is not None:
                 update = _clamp(update, -p.cell_clip, p.cell_clip)
             return update.astype("int16")
 
-        return te.compute((batch_size, p.units), element, name="lstm_cell")
+        return te.compute((gates.shape[0], p.units), element, name="lstm_cell")
 
-    def hidden(self, step, table, bias, rescale, cell, *recurrent) -> te.Tensor:
+    def hidden(self, gates: te.Tensor, cell: te.Tensor, table: te.Tensor) -> te.Tensor:
         """The new hidden state (int8): tanh(cell) x output gate, requantized."""
         p = self.params
 
         def element(batch, unit):
-            output_gate = self._gate(3, batch, unit, step, table, bias, rescale, recurrent)
+            output_gate = gates[batch, 3 * p.units + unit].astype("int32")
             squashed = tanh_int16(
                 cell[batch, unit].astype("int32"), table, p.tanh_multiplier, p.tanh_shift
             )
@@ -330,26 +339,25 @@ def emit_lstm(
         )
     )
     kernels = StepKernels(params)
-    shared = [
-        relax.const(SIGMOID_TABLE),
-        relax.const(params.recurrent_bias),
-        relax.const(params.recurrent_rescale),
-    ]
+    table = relax.const(SIGMOID_TABLE)
     weights = relax.const(params.recurrent_weights)
+    recurrent = (relax.const(params.recurrent_bias), relax.const(params.recurrent_rescale))
     hidden = cell = None
-    state, outputs = [], []
+    outputs = []
     for step in range(steps):
-        inputs = bb.emit(relax.op.strided_slice(gate_inputs, [0], [step], [step + 1]))
-        if hidden is not None:
-            recurrent = bb.emit(relax.op.matmul(hidden, weights, out_dtype="int32"))
-            state = [recurrent, cell]
-        cell = bb.emit(
-            bb.call_te(kernels.cell, inputs, *shared, *state, primfunc_name_hint="lstm_cell")
-        )
-        hidden = bb.emit(
-            bb.call_te(
-                kernels.hidden, inputs, *shared, cell, *state[:1], primfunc_name_hint="lstm_hidden"
+        totals = bb.emit(relax.op.strided_slice(gate_inputs, [0], [step], [step + 1]))
+        if hidden is not None:  # the state is zero before the first step
+            product = bb.emit(relax.op.matmul(hidden, weights, out_dtype="int32"))
+            totals = bb.emit(
+                bb.call_te(
+                    gate_sum_te, totals, product, *recurrent, primfunc_name_hint="lstm_gate_sum"
+                )
             )
+        gates = bb.emit(bb.call_te(kernels.gates, totals, table, primfunc_name_hint="lstm_gates"))
+        previous = [] if cell is None else [cell]
+        cell = bb.emit(bb.call_te(kernels.cell, gates, *previous, primfunc_name_hint="lstm_cell"))
+        hidden = bb.emit(
+            bb.call_te(kernels.hidden, gates, cell, table, primfunc_name_hint="lstm_hidden")
         )
         outputs.append(hidden)
     return relax.op.stack(outputs, axis=0 if time_major else 1)
