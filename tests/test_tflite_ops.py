@@ -236,10 +236,7 @@ def test_resize_bilinear_int8_matches_tflite_micro(tmp_path, shape, size, corner
 
 @pytest.mark.parametrize(
     ("name", "op"),
-    [
-        ("keyword_scrambled", "SVDF"),
-        ("mnist_lstm_int8", "UNIDIRECTIONAL_SEQUENCE_LSTM"),
-    ],
+    [("keyword_scrambled", "SVDF")],
 )
 def test_zoo_model_is_refused_in_one_line(name, op):
     """Ops without an exact integer kernel: named by node in inspect and on import."""

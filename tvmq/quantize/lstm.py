@@ -224,8 +224,8 @@ def tanh_int16(
     (x * multiplier + round) >> shift: its output at scale 2**-15."""
     rounding = (1 << (shift - 1)) if shift > 0 else 0
     value = tvm.tirx.shift_right(x * _i32(multiplier) + _i32(rounding), _i32(shift))
-    offset = (1 << 7) - (1 << 23)
-    return _signed_table_activation(value, table, 8, 0xFFFF << 8, (offset, -offset - 1), 8)
+    offsets = ((1 << 7) - (1 << 23), (1 << 23) + (1 << 7) - 1)
+    return _signed_table_activation(value, table, 8, 0xFFFF << 8, offsets, 8)
 
 
 def gate_input_te(accumulator: te.Tensor, bias: te.Tensor, rescale: te.Tensor) -> te.Tensor:
