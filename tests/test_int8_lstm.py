@@ -5,6 +5,7 @@ input value, on a real model, and on a Cortex-M board; other variants refused.""
 from __future__ import annotations
 
 import shutil
+import tempfile
 from pathlib import Path
 
 import flatbuffers
@@ -12,6 +13,8 @@ import numpy as np
 import pytest
 import tvm
 from ai_edge_litert import schema_py_generated as schema
+from hypothesis import Phase, given, settings
+from hypothesis import strategies as st
 from tvm import te
 
 from tests import tflite_op_models as models
@@ -47,6 +50,35 @@ def test_int8_lstm_matches_tflite_micro(tmp_path, shape, params, time_major):
     path = models.lstm_int8(tmp_path / "lstm.tflite", shape, 5, RNG, PARAMS[params], time_major)
     assert_matches_micro(path, [shape])
     assert_integer_only(load_model(path))
+
+
+@settings(
+    max_examples=3,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    phases=[Phase.explicit, Phase.generate],  # no shrinking: each example is a build
+)
+@given(data=st.data())
+def test_int8_lstm_with_drawn_scales_matches_tflite_micro(data):
+    """Drawn shapes, scales, zero points, cell scale and clip."""
+
+    def params() -> tuple[float, int]:
+        scale = float(np.float32(2.0 ** data.draw(st.floats(-9.0, 0.0))))
+        return scale, data.draw(st.integers(-128, 127))
+
+    drawn = {
+        "input": params(),
+        "hidden": params(),
+        "cell": 2.0 ** data.draw(st.integers(-15, -7)),
+        "clip": data.draw(st.sampled_from([0.0, 0.5, 3.0, 10.0])),
+    }
+    shape = tuple(data.draw(st.integers(1, 4)) for _ in range(3))
+    units = data.draw(st.integers(1, 6))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    with tempfile.TemporaryDirectory() as folder:
+        path = models.lstm_int8(Path(folder) / "l.tflite", shape, units, rng, drawn)
+        assert_matches_micro(path, [shape], runs=2)
 
 
 @pytest.mark.parametrize(
