@@ -1,6 +1,7 @@
 """int8 UNIDIRECTIONAL_SEQUENCE_LSTM (tvmq.quantize.lstm): TFLite Micro's integer
 kernel bit for bit, on random one-op models, on its int16 activations over every
-input value, on a real model, and on a Cortex-M board; other variants refused."""
+input value, on a real model, and on a Cortex-M board (with the integer SVDF, whose
+host tests are in test_tflite_ops); other variants refused."""
 
 from __future__ import annotations
 
@@ -169,10 +170,13 @@ def test_micro_speech_lstm_matches_tflite_micro():
     not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")),
     reason="arm-none-eabi-gcc and qemu-system-arm are needed (make toolchains)",
 )
-def test_int8_lstm_runs_on_a_cortex_m_board(tmp_path):
-    """The unrolled integer LSTM builds for the MCU's C backend, equal to the host."""
-    path = models.lstm_int8(tmp_path / "l.tflite", (1, 3, 4), 4, RNG, PARAMS["clipped"])
-    model = load_model(path)
-    x = int8((1, 3, 4))
-    with model.build("qemu-cortex-m4") as board:
-        np.testing.assert_array_equal(board(x)[0], model.build("host")(x)[0])
+def test_int8_lstm_and_svdf_run_on_a_cortex_m_board(tmp_path):
+    """The unrolled integer LSTM and the integer SVDF build for the MCU's C backend,
+    equal to the host."""
+    lstm = models.lstm_int8(tmp_path / "l.tflite", (1, 3, 4), 4, RNG, PARAMS["clipped"])
+    svdf = models.svdf_int8(tmp_path / "s.tflite", state=("int8", 0.8, -50))
+    for path, shape in ((lstm, (1, 3, 4)), (svdf, (1, 6))):
+        model = load_model(path)
+        x = int8(shape)
+        with model.build("qemu-cortex-m4") as board:
+            np.testing.assert_array_equal(board(x)[0], model.build("host")(x)[0])

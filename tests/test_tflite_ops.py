@@ -121,12 +121,25 @@ def test_unnamed_tensors_get_stable_names(tmp_path):
     assert_matches_micro(path, [(2,), (2,)])
 
 
-def test_quantized_svdf_is_refused_by_node(tmp_path):
-    path = models.svdf_int8(tmp_path / "svdf.tflite")
-    reason = "quantized: no exact integer kernel in tvmq"
-    assert read_source(path).unsupported() == [("y", "SVDF", reason)]
-    with pytest.raises(UnsupportedOperatorError, match=r"y \(SVDF\): quantized"):
-        load_model(path)
+@pytest.mark.parametrize(
+    "svdf",
+    [
+        {},
+        {"rank": 2, "batch": 3, "memory": 5},
+        {"state": ("int8", 0.8, -50), "units": 6, "memory": 8},
+        {"state": ("int16", 0.004, 7), "rank": 3, "seed": 5},
+    ],
+    ids=["int16-state", "rank-2-three-batches", "int8-state", "int16-state-zero-point"],
+)
+def test_quantized_svdf_matches_tflite_micro(tmp_path, svdf):
+    """TFLite Micro's integer SVDF on its first invocation (the state reset): the
+    newest feature column only, older ones at their reset value; no fused ReLU."""
+    from tests.test_mul_concat import assert_integer_only
+
+    path = models.svdf_int8(tmp_path / "svdf.tflite", **svdf)
+    batch = svdf.get("batch", 1)
+    assert_matches_micro(path, [(batch, 6)])
+    assert_integer_only(load_model(path))
 
 
 ZOO_MODELS = ["micro_speech", "mnist_lstm_float", "movenet_lightning_int8"]
@@ -236,7 +249,7 @@ def test_resize_bilinear_int8_matches_tflite_micro(tmp_path, shape, size, corner
 
 @pytest.mark.parametrize(
     ("name", "op"),
-    [("keyword_scrambled", "SVDF")],
+    [("keyword_scrambled", "QUANTIZE")],
 )
 def test_zoo_model_is_refused_in_one_line(name, op):
     """Ops without an exact integer kernel: named by node in inspect and on import."""

@@ -228,27 +228,42 @@ def unnamed(path: Path) -> Path:
     return path
 
 
-def svdf_int8(path: Path, features: int = 6, units: int = 4, memory: int = 3) -> Path:
-    """An int8 SVDF (rank 1) with an int16 state, as TFLite's integer SVDF takes."""
-    rng = np.random.default_rng(0)
-    int16 = schema.TensorType.INT16
+def svdf_int8(
+    path: Path,
+    features: int = 6,
+    units: int = 4,
+    memory: int = 3,
+    rank: int = 1,
+    batch: int = 1,
+    state: tuple[str, float, int] = ("int16", 0.002, 0),
+    seed: int = 0,
+) -> Path:
+    """An int8 SVDF as TFLite's integer SVDF takes it: int8 input, feature weights and
+    output, time weights and state of `state`'s type (with its scale and zero point),
+    an int32 bias at state x time weights scale."""
+    rng = np.random.default_rng(seed)
+    state_type = {"int8": schema.TensorType.INT8, "int16": schema.TensorType.INT16}[state[0]]
+    filters = units * rank
+    time_scale = 0.001 if state[0] == "int16" else 0.015
+    time_range = 999 if state[0] == "int16" else 127
     tensors = [
-        _int8_tensor("x", (1, features), (0.05, 0), 0),
-        _int8_tensor("w_feature", (units, features), (0.01, 0), 1),
-        _typed(_int8_tensor("w_time", (units, memory), (0.001, 0), 2), int16),
-        _typed(_int8_tensor("b", (units,), (1e-5, 0), 3), INT32),
-        _typed(_int8_tensor("state", (1, units * memory), (0.002, 0), 0), int16),
-        _int8_tensor("y", (1, units), (0.1, 0), 0),
+        _int8_tensor("x", (batch, features), (0.05, 3), 0),
+        _int8_tensor("w_feature", (filters, features), (0.01, 0), 1),
+        _typed(_int8_tensor("w_time", (filters, memory), (time_scale, 0), 2), state_type),
+        _typed(_int8_tensor("b", (units,), (state[1] * time_scale, 0), 3), INT32),
+        _typed(_int8_tensor("state", (batch, filters * memory), state[1:], 0), state_type),
+        _int8_tensor("y", (batch, units), (0.1, -4), 0),
     ]
     tensors[4].isVariable = True
     buffers = [
         _buffer(),
-        _buffer(rng.integers(-127, 128, (units, features)).astype(np.int8)),
-        _buffer(rng.integers(-999, 999, (units, memory)).astype(np.int16)),
-        _buffer(np.zeros(units, np.int32)),
+        _buffer(rng.integers(-127, 128, (filters, features)).astype(np.int8)),
+        _buffer(rng.integers(-time_range, time_range, (filters, memory)).astype(state[0])),
+        _buffer(rng.integers(-3000, 3000, units).astype(np.int32)),
     ]
     options = schema.SVDFOptionsT()
-    options.rank = 1
+    options.rank = rank
+    options.fusedActivationFunction = schema.ActivationFunctionType.RELU
     operator = _operator(0, [0, 1, 2, 3, 4], [5], schema.BuiltinOptions.SVDFOptions, options)
     return _finish(path, [_code(Op.SVDF, 3)], [operator], tensors, buffers, [0], [5])
 

@@ -19,12 +19,6 @@ _PEEPHOLE, _PROJECTION, _LAYER_NORM = (9, 10, 11), (16, 17), (20, 21, 22, 23)
 _HIDDEN_STATE, _CELL_STATE = 18, 19
 
 
-def is_quantized(converter, op) -> bool:
-    """True when any tensor of the LSTM carries quantization parameters."""
-    tensors = converter.get_input_tensors(op) + converter.get_output_tensors(op)
-    return any(t.tensor_idx != -1 and t.qnn_params is not None for t in tensors)
-
-
 def _per_tensor(tensor) -> tuple[float, int] | None:
     quant = tensor.Quantization()
     if quant is None or quant.ScaleLength() != 1:

@@ -278,7 +278,7 @@ def _weight_only_converter(failures: list[tuple[str, str, str]]):
             OperatorConverter._SUPPORTED_QUANTIZED_OPS
             | INTEGER_LAYOUT_OPS
             | QUANTIZED_DATA_MOVEMENT
-            | QUANTIZED_INTEGER_KERNELS
+            | QUANTIZED_INTEGER_KERNELS.keys()
             | {"ARG_MAX", "ARG_MIN"}
         )
 

@@ -14,7 +14,7 @@ runs them.
 - UNIDIRECTIONAL_SEQUENCE_LSTM (float) with its own input gate, not only the
   coupled input-forget variant TVM handles, and optional peephole weights,
   unrolled over time into Relax ops; int8 ones as TFLite Micro's integer kernel
-  (:mod:`tvmq.frontend.lstm_int8`).
+  (:mod:`tvmq.frontend.lstm_int8`), as are quantized SVDF (:mod:`tvmq.frontend.svdf_int8`).
 - Float LOGISTIC (and the LSTM's sigmoid gates) as TFLite's reference kernel
   (reference/logistic.h): exp(x) below -9 and 1 above 16.619..., 1 / (1 + exp(-x))
   between. A plain sigmoid is a few ulps off below -9, enough to flip the
@@ -32,14 +32,17 @@ from tflite.TensorType import TensorType
 from tvm import relax
 from tvm.relax.frontend.tflite.tflite_frontend import OperatorConverter, to_int_list
 
-from tvmq.frontend import lstm_int8
+from tvmq.frontend import lstm_int8, svdf_int8
 
 # Quantized ops that are plain copies of integer values in TFLite's kernels.
 QUANTIZED_DATA_MOVEMENT = frozenset({"GATHER_ND", "PACK", "UNPACK"})
 # Quantized ops converted straight to integer kernels here, not as QDQ islands.
-QUANTIZED_INTEGER_KERNELS = frozenset({"UNIDIRECTIONAL_SEQUENCE_LSTM"})
+QUANTIZED_INTEGER_KERNELS = {
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": lstm_int8,
+    "SVDF": svdf_int8,
+}
 # Ops tvmq refuses when any of their tensors is quantized: no exact integer kernel yet.
-REFUSED_QUANTIZED = frozenset({"SVDF", "LSTM"})
+REFUSED_QUANTIZED = frozenset({"LSTM"})
 # LSTM inputs: gate weights (input, forget, cell, output), then the same order for
 # recurrent weights, peephole weights and biases; projection, states (18, 19: zero
 # at the start) and layer norm after.
@@ -173,11 +176,17 @@ class TFLiteOpsMixin:
         values = [self.get_tensor_expr(t) for t in self.get_input_tensors(op)]
         return relax.op.stack(values, axis=options.Axis())
 
+    def convert_svdf(self, op):
+        """A quantized SVDF as TFLite Micro's integer kernel; float ones as TVM's."""
+        if _quantized(self, op):
+            return svdf_int8.convert(self, op)
+        return super().convert_svdf(op)
+
     def convert_unidirectional_sequence_lstm(self, op):
         """A float LSTM over the time axis, unrolled; state starts at zero as in TFLite."""
         from tflite.UnidirectionalSequenceLSTMOptions import UnidirectionalSequenceLSTMOptions
 
-        if lstm_int8.is_quantized(self, op):
+        if _quantized(self, op):
             return lstm_int8.convert(self, op)
         inputs = self.get_input_tensors(op)
         options = UnidirectionalSequenceLSTMOptions()
@@ -284,18 +293,25 @@ def _symmetric_quantize_per_batch(data: relax.Expr, rank: int) -> tuple[relax.Ex
     return quantized, scale
 
 
+def _quantized(converter: OperatorConverter, op) -> bool:
+    """True when any tensor of `op` carries quantization parameters."""
+    tensors = converter.get_input_tensors(op) + converter.get_output_tensors(op)
+    return any(t.tensor_idx != -1 and t.qnn_params is not None for t in tensors)
+
+
 def refusal(converter: OperatorConverter, op) -> str | None:
     """Why tvmq cannot run `op`, or None when it can."""
     name = converter.get_op_code_str(op)
     inputs = converter.get_input_tensors(op)
-    if name in REFUSED_QUANTIZED:
-        tensors = inputs + converter.get_output_tensors(op)
-        if any(t.tensor_idx != -1 and t.qnn_params is not None for t in tensors):
-            return "quantized: no exact integer kernel in tvmq"
-    if name == "UNIDIRECTIONAL_SEQUENCE_LSTM" and lstm_int8.is_quantized(converter, op):
-        return lstm_int8.refusal(converter, op)
+    if name in REFUSED_QUANTIZED and _quantized(converter, op):
+        return "quantized: no exact integer kernel in tvmq"
+    if name in QUANTIZED_INTEGER_KERNELS and _quantized(converter, op):
+        return QUANTIZED_INTEGER_KERNELS[name].refusal(converter, op)
     if name == "UNIDIRECTIONAL_SEQUENCE_LSTM" and any(
         inputs[i].tensor_idx != -1 for i in _LSTM_PROJECTION + _LSTM_LAYER_NORM
     ):
         return "projection or layer normalisation is not supported"
+    outputs = converter.get_output_tensors(op)
+    if name == "QUANTIZE" and outputs[0].tensor.Type() == TensorType.INT32:
+        return "quantized to int32: no exact integer kernel in tvmq"
     return None
