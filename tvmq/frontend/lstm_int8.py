@@ -30,17 +30,19 @@ def _per_tensor(tensor) -> tuple[float, int] | None:
 def refusal(converter, op) -> str | None:
     """Why tvmq cannot run this quantized LSTM exactly, or None when it can."""
     inputs = converter.get_input_tensors(op)
-    (output,) = converter.get_output_tensors(op)
+    outputs = converter.get_output_tensors(op)
+    if len(inputs) != 24 or len(outputs) != 1 or op.BuiltinOptions() is None:
+        return "quantized LSTM needs its 24 inputs, one output and its options"
+    (output,) = outputs
 
     def present(index: int) -> bool:
-        return index < len(inputs) and inputs[index].tensor_idx != -1
+        return inputs[index].tensor_idx != -1
 
     def typed(index: int, tensor_type: int) -> bool:
         return present(index) and inputs[index].tensor.Type() == tensor_type
 
     weights = range(_INPUT_WEIGHTS, _INPUT_WEIGHTS + 2 * GATES)
     checks = [
-        (len(inputs) == 24, "quantized LSTM needs its 24 inputs"),
         (
             not any(present(i) for i in _PROJECTION + _LAYER_NORM),
             "projection or layer normalisation is not supported",
@@ -53,6 +55,11 @@ def refusal(converter, op) -> str | None:
         (
             typed(0, TensorType.INT8) and output.tensor.Type() == TensorType.INT8,
             "only int8 activations are supported (int8 x int8 weights, int16 cell state)",
+        ),
+        (
+            _per_tensor(inputs[0].tensor) is not None
+            and len(converter.get_tensor_shape(inputs[0])) == 3,
+            "the input must be 3-D and quantized per tensor",
         ),
         (
             all(typed(i, TensorType.INT8) and _symmetric(inputs[i]) for i in weights),

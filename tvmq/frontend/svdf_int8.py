@@ -37,9 +37,15 @@ def _per_tensor(tensor) -> tuple[float, int] | None:
 def refusal(converter, op) -> str | None:
     """Why tvmq cannot run this quantized SVDF exactly, or None when it can."""
     inputs = converter.get_input_tensors(op)
-    (output,) = converter.get_output_tensors(op)
-    if len(inputs) != 5 or any(inputs[i].tensor_idx == -1 for i in (0, 1, 2, 4)):
-        return "quantized SVDF needs its input, weights and state"
+    outputs = converter.get_output_tensors(op)
+    if (
+        len(inputs) != 5
+        or len(outputs) != 1
+        or op.BuiltinOptions() is None
+        or any(inputs[i].tensor_idx == -1 for i in (0, 1, 2, 4))
+    ):
+        return "quantized SVDF needs its input, weights, state, one output and its options"
+    (output,) = outputs
     types = [t.tensor.Type() if t.tensor_idx != -1 else None for t in inputs]
     quantized = [inputs[i].tensor for i in (0, 1, 2, 4)] + [output.tensor]
     checks = [
