@@ -5,10 +5,13 @@ cannot run exactly refused by node."""
 from __future__ import annotations
 
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import Phase, given, settings
+from hypothesis import strategies as st
 
 from tests import tflite_op_models as models
 from tests.test_mul_concat import int8
@@ -140,6 +143,41 @@ def test_quantized_svdf_matches_tflite_micro(tmp_path, svdf):
     batch = svdf.get("batch", 1)
     assert_matches_micro(path, [(batch, 6)])
     assert_integer_only(load_model(path))
+
+
+@settings(
+    max_examples=3,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    phases=[Phase.explicit, Phase.generate],  # no shrinking: each example is a build
+)
+@given(data=st.data())
+def test_quantized_svdf_with_drawn_scales_matches_tflite_micro(data):
+    """Drawn scales, zero points, state type, rank and sizes."""
+
+    def scale(low: float, high: float) -> float:
+        return float(np.float32(2.0 ** data.draw(st.floats(low, high))))
+
+    state_type = data.draw(st.sampled_from(["int8", "int16"]))
+    limit = 127 if state_type == "int8" else 300
+    svdf = {
+        "units": data.draw(st.integers(1, 5)),
+        "memory": data.draw(st.integers(1, 6)),
+        "rank": data.draw(st.integers(1, 3)),
+        "batch": data.draw(st.integers(1, 3)),
+        "state": (state_type, scale(-12.0, 0.0), data.draw(st.integers(-limit, limit))),
+        "seed": data.draw(st.integers(0, 2**32 - 1)),
+        "scales": {
+            "input": (scale(-8.0, 0.0), data.draw(st.integers(-128, 127))),
+            "output": (scale(-8.0, 0.0), data.draw(st.integers(-128, 127))),
+            "feature": scale(-9.0, -4.0),
+            "time": scale(-12.0, -4.0),
+        },
+    }
+    with tempfile.TemporaryDirectory() as folder:
+        path = models.svdf_int8(Path(folder) / "svdf.tflite", **svdf)
+        assert_matches_micro(path, [(svdf["batch"], 6)], runs=2)
 
 
 ZOO_MODELS = ["micro_speech", "mnist_lstm_float", "movenet_lightning_int8"]

@@ -237,22 +237,30 @@ def svdf_int8(
     batch: int = 1,
     state: tuple[str, float, int] = ("int16", 0.002, 0),
     seed: int = 0,
+    scales: dict | None = None,
 ) -> Path:
     """An int8 SVDF as TFLite's integer SVDF takes it: int8 input, feature weights and
     output, time weights and state of `state`'s type (with its scale and zero point),
-    an int32 bias at state x time weights scale."""
+    an int32 bias at state x time weights scale. `scales` may replace the input's and
+    output's (scale, zero point) and the feature and time weights' scales."""
     rng = np.random.default_rng(seed)
     state_type = {"int8": schema.TensorType.INT8, "int16": schema.TensorType.INT16}[state[0]]
     filters = units * rank
-    time_scale = 0.001 if state[0] == "int16" else 0.015
+    scales = {
+        "input": (0.05, 3),
+        "output": (0.1, -4),
+        "feature": 0.01,
+        "time": 0.001 if state[0] == "int16" else 0.015,
+    } | (scales or {})
+    time_scale = scales["time"]
     time_range = 999 if state[0] == "int16" else 127
     tensors = [
-        _int8_tensor("x", (batch, features), (0.05, 3), 0),
-        _int8_tensor("w_feature", (filters, features), (0.01, 0), 1),
+        _int8_tensor("x", (batch, features), scales["input"], 0),
+        _int8_tensor("w_feature", (filters, features), (scales["feature"], 0), 1),
         _typed(_int8_tensor("w_time", (filters, memory), (time_scale, 0), 2), state_type),
         _typed(_int8_tensor("b", (units,), (state[1] * time_scale, 0), 3), INT32),
         _typed(_int8_tensor("state", (batch, filters * memory), state[1:], 0), state_type),
-        _int8_tensor("y", (batch, units), (0.1, -4), 0),
+        _int8_tensor("y", (batch, units), scales["output"], 0),
     ]
     tensors[4].isVariable = True
     buffers = [

@@ -312,6 +312,6 @@ def refusal(converter: OperatorConverter, op) -> str | None:
     ):
         return "projection or layer normalisation is not supported"
     outputs = converter.get_output_tensors(op)
-    if name == "QUANTIZE" and outputs[0].tensor.Type() == TensorType.INT32:
+    if name == "QUANTIZE" and any(t.tensor.Type() == TensorType.INT32 for t in outputs):
         return "quantized to int32: no exact integer kernel in tvmq"
     return None
