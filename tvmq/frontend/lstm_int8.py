@@ -10,6 +10,7 @@ from tflite.ActivationFunctionType import ActivationFunctionType
 from tflite.TensorType import TensorType
 from tvm import relax
 
+from tvmq.frontend.tflite_import import per_tensor_params
 from tvmq.quantize.lstm import GATES, LstmQuantization, emit_lstm, lstm_params
 
 # Input indices (lstm_shared.h): gate weights on the input, then on the hidden
@@ -17,14 +18,6 @@ from tvmq.quantize.lstm import GATES, LstmQuantization, emit_lstm, lstm_params
 _INPUT_WEIGHTS, _RECURRENT_WEIGHTS, _BIASES = 1, 5, 12
 _PEEPHOLE, _PROJECTION, _LAYER_NORM = (9, 10, 11), (16, 17), (20, 21, 22, 23)
 _HIDDEN_STATE, _CELL_STATE = 18, 19
-
-
-def _per_tensor(tensor) -> tuple[float, int] | None:
-    quant = tensor.Quantization()
-    if quant is None or quant.ScaleLength() != 1:
-        return None
-    zero_point = int(quant.ZeroPoint(0)) if quant.ZeroPointLength() else 0
-    return float(quant.Scale(0)), zero_point
 
 
 def refusal(converter, op) -> str | None:
@@ -57,7 +50,7 @@ def refusal(converter, op) -> str | None:
             "only int8 activations are supported (int8 x int8 weights, int16 cell state)",
         ),
         (
-            _per_tensor(inputs[0].tensor) is not None
+            per_tensor_params(inputs[0].tensor) is not None
             and len(converter.get_tensor_shape(inputs[0])) == 3,
             "the input must be 3-D and quantized per tensor",
         ),
@@ -70,11 +63,12 @@ def refusal(converter, op) -> str | None:
             "gate biases must be int32",
         ),
         (
-            typed(_HIDDEN_STATE, TensorType.INT8) and _per_tensor(inputs[_HIDDEN_STATE].tensor),
+            typed(_HIDDEN_STATE, TensorType.INT8)
+            and per_tensor_params(inputs[_HIDDEN_STATE].tensor),
             "the hidden state must be per-tensor int8",
         ),
         (
-            typed(_CELL_STATE, TensorType.INT16) and _per_tensor(inputs[_CELL_STATE].tensor),
+            typed(_CELL_STATE, TensorType.INT16) and per_tensor_params(inputs[_CELL_STATE].tensor),
             "the cell state must be per-tensor int16",
         ),
         (
@@ -86,7 +80,7 @@ def refusal(converter, op) -> str | None:
 
 
 def _symmetric(tensor) -> bool:
-    params = _per_tensor(tensor.tensor)
+    params = per_tensor_params(tensor.tensor)
     return params is not None and params[1] == 0
 
 
@@ -107,12 +101,12 @@ def convert(converter, op) -> relax.Expr:
         return converter.get_tensor_value(inputs[index])
 
     def scales(first: int) -> tuple[float, ...]:
-        return tuple(_per_tensor(inputs[first + g].tensor)[0] for g in range(GATES))
+        return tuple(per_tensor_params(inputs[first + g].tensor)[0] for g in range(GATES))
 
     quant = LstmQuantization(
-        input=_per_tensor(inputs[0].tensor),
-        hidden=_per_tensor(inputs[_HIDDEN_STATE].tensor),
-        cell_scale=_per_tensor(inputs[_CELL_STATE].tensor)[0],
+        input=per_tensor_params(inputs[0].tensor),
+        hidden=per_tensor_params(inputs[_HIDDEN_STATE].tensor),
+        cell_scale=per_tensor_params(inputs[_CELL_STATE].tensor)[0],
         input_weight_scales=scales(_INPUT_WEIGHTS),
         recurrent_weight_scales=scales(_RECURRENT_WEIGHTS),
         cell_clip=float(options.CellClip()),

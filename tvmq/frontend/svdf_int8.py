@@ -20,18 +20,11 @@ import numpy as np
 from tflite.TensorType import TensorType
 from tvm import relax
 
+from tvmq.frontend.tflite_import import per_tensor_params
 from tvmq.quantize.fixed_point import IntegerBuilder, quantize_multiplier
 
 _INPUT, _FEATURE_WEIGHTS, _TIME_WEIGHTS, _BIAS, _STATE = range(5)
 _STATE_TYPES = {TensorType.INT8: "int8", TensorType.INT16: "int16"}
-
-
-def _per_tensor(tensor) -> tuple[float, int] | None:
-    quant = tensor.Quantization()
-    if quant is None or quant.ScaleLength() != 1:
-        return None
-    zero_point = int(quant.ZeroPoint(0)) if quant.ZeroPointLength() else 0
-    return float(quant.Scale(0)), zero_point
 
 
 def refusal(converter, op) -> str | None:
@@ -49,7 +42,10 @@ def refusal(converter, op) -> str | None:
     types = [t.tensor.Type() if t.tensor_idx != -1 else None for t in inputs]
     quantized = [inputs[i].tensor for i in (0, 1, 2, 4)] + [output.tensor]
     checks = [
-        (all(_per_tensor(t) is not None for t in quantized), "quantization must be per tensor"),
+        (
+            all(per_tensor_params(t) is not None for t in quantized),
+            "quantization must be per tensor",
+        ),
         (
             types[_INPUT] == types[_FEATURE_WEIGHTS] == output.tensor.Type() == TensorType.INT8,
             "input, feature weights and output must be int8",
@@ -69,10 +65,10 @@ def refusal(converter, op) -> str | None:
 
 def _bias_scale_matches(inputs) -> bool:
     """SVDF Prepare's check: |s_bias - s_state * s_time| < 1e-5 (product in float32)."""
-    bias = _per_tensor(inputs[_BIAS].tensor)
+    bias = per_tensor_params(inputs[_BIAS].tensor)
     if bias is None:
         return False
-    state, time = (_per_tensor(inputs[i].tensor)[0] for i in (_STATE, _TIME_WEIGHTS))
+    state, time = (per_tensor_params(inputs[i].tensor)[0] for i in (_STATE, _TIME_WEIGHTS))
     return abs(bias[0] - float(np.float32(state) * np.float32(time))) < 1e-5
 
 
@@ -91,11 +87,11 @@ def convert(converter, op) -> relax.Expr:
     options.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
     state_dtype = _STATE_TYPES[inputs[_STATE].tensor.Type()]
     info = np.iinfo(state_dtype)
-    x_scale, x_zero = _per_tensor(inputs[_INPUT].tensor)
-    feature_scale, _ = _per_tensor(inputs[_FEATURE_WEIGHTS].tensor)
-    time_scale, _ = _per_tensor(inputs[_TIME_WEIGHTS].tensor)
-    state_scale, state_zero = _per_tensor(inputs[_STATE].tensor)
-    out_scale, out_zero = _per_tensor(output.tensor)
+    x_scale, x_zero = per_tensor_params(inputs[_INPUT].tensor)
+    feature_scale, _ = per_tensor_params(inputs[_FEATURE_WEIGHTS].tensor)
+    time_scale, _ = per_tensor_params(inputs[_TIME_WEIGHTS].tensor)
+    state_scale, state_zero = per_tensor_params(inputs[_STATE].tensor)
+    out_scale, out_zero = per_tensor_params(output.tensor)
     feature = converter.get_tensor_value(inputs[_FEATURE_WEIGHTS]).astype(np.int32)
     time = converter.get_tensor_value(inputs[_TIME_WEIGHTS]).astype(np.int32)
     filters = feature.shape[0]

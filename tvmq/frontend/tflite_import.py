@@ -71,6 +71,14 @@ def _quant_params(tensor) -> QuantParams | None:
     return QuantParams(scale=scale, zero_point=zero_point, axis=axis)
 
 
+def per_tensor_params(tensor) -> tuple[float, int] | None:
+    """(scale, zero point) of a tensor quantized with one scale, else None."""
+    quant = _quant_params(tensor)
+    if quant is None or len(quant.scale) != 1:
+        return None
+    return quant.scale[0], quant.zero_point[0]
+
+
 def tensor_name(graph, index: int) -> str:
     """The tensor's name; unnamed tensors (valid TFLite) get the name TVM's importer
     gives them, so specs and Relax inputs agree."""
