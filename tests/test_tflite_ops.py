@@ -180,6 +180,57 @@ def test_quantized_svdf_with_drawn_scales_matches_tflite_micro(data):
         assert_matches_micro(path, [(svdf["batch"], 6)], runs=2)
 
 
+@pytest.mark.parametrize(
+    ("shape", "params"),
+    [((1, 2), (0.07, 2)), ((3, 10), (0.5, -20)), ((2, 5, 7), (0.02, 100))],
+    ids=["two-classes", "wide-scale", "3d"],
+)
+def test_int8_softmax_into_int16_matches_tflite_micro(tmp_path, shape, params):
+    """TFLite Micro's 8-to-16 softmax (keyword_scrambled's), output at 1/65536."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    from tests.test_mul_concat import assert_integer_only
+    from tests.tflite_ops import quantized, single_op
+
+    options = schema.SoftmaxOptionsT()
+    options.beta = 1.0
+    path = single_op(
+        tmp_path / "s.tflite",
+        models.Op.SOFTMAX,
+        [quantized("x", shape, params)],
+        [quantized("y", shape, (1 / 65536, -32768), "int16")],
+        options,
+    )
+    assert_matches_micro(path, [shape])
+    assert_integer_only(load_model(path))
+
+
+@pytest.mark.parametrize(
+    ("dtype", "params"),
+    [
+        ("int16", [(1 / 65536, -32768), (1 / 32768, 0)]),
+        ("int8", [(0.05, 3), (0.0007, -9)]),
+        ("int16", [(0.002, 0), (0.03, 100)]),
+    ],
+    ids=["int16-softmax-output", "int8-left-shift", "int16-right-shift"],
+)
+def test_quantize_into_int32_matches_tflite_micro(tmp_path, dtype, params):
+    """TFLite's Requantize into int32 (TVM's quantize has no int32 output)."""
+    from tests.tflite_ops import quantized, single_op
+
+    path = single_op(
+        tmp_path / "q.tflite",
+        models.Op.QUANTIZE,
+        [quantized("x", (2, 9), params[0], dtype)],
+        [quantized("y", (2, 9), params[1], "int32")],
+    )
+    executable = load_model(path).build("host")
+    info = np.iinfo(dtype)
+    for _ in range(3):
+        x = RNG.integers(info.min, info.max + 1, (2, 9)).astype(dtype)
+        np.testing.assert_array_equal(executable(x)[0], micro_outputs(path, [x])[0])
+
+
 ZOO_MODELS = ["micro_speech", "mnist_lstm_float", "movenet_lightning_int8"]
 
 

@@ -33,6 +33,8 @@ from tvm import relax
 from tvm.relax.frontend.tflite.tflite_frontend import OperatorConverter, to_int_list
 
 from tvmq.frontend import lstm_int8, svdf_int8
+from tvmq.frontend.tflite_import import per_tensor_params
+from tvmq.quantize.fixed_point import IntegerBuilder, quantize_multiplier
 
 # Quantized ops that are plain copies of integer values in TFLite's kernels.
 QUANTIZED_DATA_MOVEMENT = frozenset({"GATHER_ND", "PACK", "UNPACK"})
@@ -176,6 +178,22 @@ class TFLiteOpsMixin:
         values = [self.get_tensor_expr(t) for t in self.get_input_tensors(op)]
         return relax.op.stack(values, axis=options.Axis())
 
+    def convert_quantize(self, op):
+        """An integer QUANTIZE to int32 as TFLite's Requantize (TVM's quantize has no
+        int32 output); the others as TVM's."""
+        (data,) = self.get_input_tensors(op)
+        (out,) = self.get_output_tensors(op)
+        if out.tensor.Type() != TensorType.INT32:
+            return super().convert_quantize(op)
+        in_scale, in_zero = per_tensor_params(data.tensor)
+        out_scale, out_zero = per_tensor_params(out.tensor)
+        ints = IntegerBuilder(self.bb)
+        centred = ints.centre(self.get_tensor_expr(data), in_zero)
+        scaled = ints.multiply_by_quantized_multiplier(
+            centred, *quantize_multiplier(in_scale / out_scale)
+        )
+        return ints.emit(relax.op.add(scaled, ints.const(out_zero, "int32")))
+
     def convert_svdf(self, op):
         """A quantized SVDF as TFLite Micro's integer kernel; float ones as TVM's."""
         if _quantized(self, op):
@@ -313,5 +331,9 @@ def refusal(converter: OperatorConverter, op) -> str | None:
         return "projection or layer normalisation is not supported"
     outputs = converter.get_output_tensors(op)
     if name == "QUANTIZE" and any(t.tensor.Type() == TensorType.INT32 for t in outputs):
-        return "quantized to int32: no exact integer kernel in tvmq"
+        tensors = [t.tensor for t in inputs + outputs]
+        if len(tensors) != 2 or tensors[0].Type() not in (TensorType.INT8, TensorType.INT16):
+            return "QUANTIZE to int32 is supported from int8 and int16 only"
+        if any(per_tensor_params(t) is None for t in tensors):
+            return "QUANTIZE to int32 needs one scale per tensor"
     return None
