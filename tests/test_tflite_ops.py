@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 from tests import tflite_op_models as models
 from tests.test_mul_concat import int8
 from tests.test_uint8 import reference_run
-from tvmq.errors import UnsupportedOperatorError
 from tvmq.frontend import load_model, read_source
 
 RNG = np.random.default_rng(19)
@@ -231,7 +230,7 @@ def test_quantize_into_int32_matches_tflite_micro(tmp_path, dtype, params):
         np.testing.assert_array_equal(executable(x)[0], micro_outputs(path, [x])[0])
 
 
-ZOO_MODELS = ["micro_speech", "mnist_lstm_float", "movenet_lightning_int8"]
+ZOO_MODELS = ["micro_speech", "mnist_lstm_float", "movenet_lightning_int8", "keyword_scrambled"]
 
 
 @pytest.mark.parametrize("name", ZOO_MODELS)
@@ -334,22 +333,6 @@ def test_resize_bilinear_int8_matches_tflite_micro(tmp_path, shape, size, corner
         tmp_path / "r.tflite", shape, size, (0.3, 7), corners, half_pixel
     )
     assert_matches_micro(path, [shape])
-
-
-@pytest.mark.parametrize(
-    ("name", "op"),
-    [("keyword_scrambled", "QUANTIZE")],
-)
-def test_zoo_model_is_refused_in_one_line(name, op):
-    """Ops without an exact integer kernel: named by node in inspect and on import."""
-    path = ZOO / f"{name}.tflite"
-    if not path.is_file():
-        pytest.skip(f"{name} is not in {ZOO}")
-    bad = read_source(path).unsupported()
-    assert bad and all(kind == op and reason.startswith("quantized") for _, kind, reason in bad)
-    with pytest.raises(UnsupportedOperatorError) as error:
-        load_model(path)
-    assert f"({op}): quantized" in str(error.value) and "\n" not in str(error.value)
 
 
 def test_lstm_with_projection_is_refused_by_node(tmp_path):
