@@ -5,15 +5,17 @@ cannot run exactly refused by node."""
 from __future__ import annotations
 
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import Phase, given, settings
+from hypothesis import strategies as st
 
 from tests import tflite_op_models as models
 from tests.test_mul_concat import int8
 from tests.test_uint8 import reference_run
-from tvmq.errors import UnsupportedOperatorError
 from tvmq.frontend import load_model, read_source
 
 RNG = np.random.default_rng(19)
@@ -121,15 +123,114 @@ def test_unnamed_tensors_get_stable_names(tmp_path):
     assert_matches_micro(path, [(2,), (2,)])
 
 
-def test_quantized_svdf_is_refused_by_node(tmp_path):
-    path = models.svdf_int8(tmp_path / "svdf.tflite")
-    reason = "quantized: no exact integer kernel in tvmq"
-    assert read_source(path).unsupported() == [("y", "SVDF", reason)]
-    with pytest.raises(UnsupportedOperatorError, match=r"y \(SVDF\): quantized"):
-        load_model(path)
+@pytest.mark.parametrize(
+    "svdf",
+    [
+        {},
+        {"rank": 2, "batch": 3, "memory": 5},
+        {"state": ("int8", 0.8, -50), "units": 6, "memory": 8},
+        {"state": ("int16", 0.004, 7), "rank": 3, "seed": 5},
+    ],
+    ids=["int16-state", "rank-2-three-batches", "int8-state", "int16-state-zero-point"],
+)
+def test_quantized_svdf_matches_tflite_micro(tmp_path, svdf):
+    """TFLite Micro's integer SVDF on its first invocation (the state reset): the
+    newest feature column only, older ones at their reset value; no fused ReLU."""
+    from tests.test_mul_concat import assert_integer_only
+
+    path = models.svdf_int8(tmp_path / "svdf.tflite", **svdf)
+    batch = svdf.get("batch", 1)
+    assert_matches_micro(path, [(batch, 6)])
+    assert_integer_only(load_model(path))
 
 
-ZOO_MODELS = ["micro_speech", "mnist_lstm_float", "movenet_lightning_int8"]
+@settings(
+    max_examples=3,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    phases=[Phase.explicit, Phase.generate],  # no shrinking: each example is a build
+)
+@given(data=st.data())
+def test_quantized_svdf_with_drawn_scales_matches_tflite_micro(data):
+    """Drawn scales, zero points, state type, rank and sizes."""
+
+    def scale(low: float, high: float) -> float:
+        return float(np.float32(2.0 ** data.draw(st.floats(low, high))))
+
+    state_type = data.draw(st.sampled_from(["int8", "int16"]))
+    limit = 127 if state_type == "int8" else 300
+    svdf = {
+        "units": data.draw(st.integers(1, 5)),
+        "memory": data.draw(st.integers(1, 6)),
+        "rank": data.draw(st.integers(1, 3)),
+        "batch": data.draw(st.integers(1, 3)),
+        "state": (state_type, scale(-12.0, 0.0), data.draw(st.integers(-limit, limit))),
+        "seed": data.draw(st.integers(0, 2**32 - 1)),
+        "scales": {
+            "input": (scale(-8.0, 0.0), data.draw(st.integers(-128, 127))),
+            "output": (scale(-8.0, 0.0), data.draw(st.integers(-128, 127))),
+            "feature": scale(-9.0, -4.0),
+            "time": scale(-12.0, -4.0),
+        },
+    }
+    with tempfile.TemporaryDirectory() as folder:
+        path = models.svdf_int8(Path(folder) / "svdf.tflite", **svdf)
+        assert_matches_micro(path, [(svdf["batch"], 6)], runs=2)
+
+
+@pytest.mark.parametrize(
+    ("shape", "params"),
+    [((1, 2), (0.07, 2)), ((3, 10), (0.5, -20)), ((2, 5, 7), (0.02, 100))],
+    ids=["two-classes", "wide-scale", "3d"],
+)
+def test_int8_softmax_into_int16_matches_tflite_micro(tmp_path, shape, params):
+    """TFLite Micro's 8-to-16 softmax (keyword_scrambled's), output at 1/65536."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    from tests.test_mul_concat import assert_integer_only
+    from tests.tflite_ops import quantized, single_op
+
+    options = schema.SoftmaxOptionsT()
+    options.beta = 1.0
+    path = single_op(
+        tmp_path / "s.tflite",
+        models.Op.SOFTMAX,
+        [quantized("x", shape, params)],
+        [quantized("y", shape, (1 / 65536, -32768), "int16")],
+        options,
+    )
+    assert_matches_micro(path, [shape])
+    assert_integer_only(load_model(path))
+
+
+@pytest.mark.parametrize(
+    ("dtype", "params"),
+    [
+        ("int16", [(1 / 65536, -32768), (1 / 32768, 0)]),
+        ("int8", [(0.05, 3), (0.0007, -9)]),
+        ("int16", [(0.002, 0), (0.03, 100)]),
+    ],
+    ids=["int16-softmax-output", "int8-left-shift", "int16-right-shift"],
+)
+def test_quantize_into_int32_matches_tflite_micro(tmp_path, dtype, params):
+    """TFLite's Requantize into int32 (TVM's quantize has no int32 output)."""
+    from tests.tflite_ops import quantized, single_op
+
+    path = single_op(
+        tmp_path / "q.tflite",
+        models.Op.QUANTIZE,
+        [quantized("x", (2, 9), params[0], dtype)],
+        [quantized("y", (2, 9), params[1], "int32")],
+    )
+    executable = load_model(path).build("host")
+    info = np.iinfo(dtype)
+    for _ in range(3):
+        x = RNG.integers(info.min, info.max + 1, (2, 9)).astype(dtype)
+        np.testing.assert_array_equal(executable(x)[0], micro_outputs(path, [x])[0])
+
+
+ZOO_MODELS = ["micro_speech", "mnist_lstm_float", "movenet_lightning_int8", "keyword_scrambled"]
 
 
 @pytest.mark.parametrize("name", ZOO_MODELS)
@@ -232,25 +333,6 @@ def test_resize_bilinear_int8_matches_tflite_micro(tmp_path, shape, size, corner
         tmp_path / "r.tflite", shape, size, (0.3, 7), corners, half_pixel
     )
     assert_matches_micro(path, [shape])
-
-
-@pytest.mark.parametrize(
-    ("name", "op"),
-    [
-        ("keyword_scrambled", "SVDF"),
-        ("mnist_lstm_int8", "UNIDIRECTIONAL_SEQUENCE_LSTM"),
-    ],
-)
-def test_zoo_model_is_refused_in_one_line(name, op):
-    """Ops without an exact integer kernel: named by node in inspect and on import."""
-    path = ZOO / f"{name}.tflite"
-    if not path.is_file():
-        pytest.skip(f"{name} is not in {ZOO}")
-    bad = read_source(path).unsupported()
-    assert bad and all(kind == op and reason.startswith("quantized") for _, kind, reason in bad)
-    with pytest.raises(UnsupportedOperatorError) as error:
-        load_model(path)
-    assert f"({op}): quantized" in str(error.value) and "\n" not in str(error.value)
 
 
 def test_lstm_with_projection_is_refused_by_node(tmp_path):

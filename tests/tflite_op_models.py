@@ -1,6 +1,6 @@
 """One-op TFLite files for the converters of :mod:`tvmq.frontend.tflite_ops`: N-D
-FULLY_CONNECTED, int8 GATHER_ND/PACK/UNPACK, float UNIDIRECTIONAL_SEQUENCE_LSTM,
-int8 SVDF, and tensors without names."""
+FULLY_CONNECTED, int8 GATHER_ND/PACK/UNPACK, float and int8
+UNIDIRECTIONAL_SEQUENCE_LSTM, int8 SVDF, and tensors without names."""
 
 from __future__ import annotations
 
@@ -164,6 +164,59 @@ def lstm_float(
     return _finish(path, [code], [operator], tensors, buffers, [0], [len(tensors) - 1])
 
 
+def lstm_int8(
+    path: Path,
+    shape: tuple[int, int, int],
+    units: int,
+    rng: np.random.Generator,
+    params: dict,
+    time_major: bool = False,
+) -> Path:
+    """An int8 UNIDIRECTIONAL_SEQUENCE_LSTM in TFLite's 8x8_16 scheme (int8 input,
+    hidden state and weights, int16 cell state) with random weights, per-gate weight
+    scales and biases. `params` holds the input's and the hidden state's (scale, zero
+    point), the cell state's scale and the cell clip (0: none)."""
+    batch = shape[1] if time_major else shape[0]
+    features = shape[2]
+    int16 = schema.TensorType.INT16
+    tensors = [_int8_tensor("x", shape, params["input"], 0)]
+    buffers = [_buffer()]
+
+    def add(tensor, values: np.ndarray | None = None) -> int:
+        buffers.append(_buffer(values))
+        tensor.buffer = len(buffers) - 1
+        tensors.append(tensor)
+        return len(tensors) - 1
+
+    inputs = [0]
+    for kind, tensor_shape in (("w", (units, features)), ("r", (units, units))):
+        for gate in ("input", "forget", "cell", "output"):
+            scale = float(np.float32(rng.uniform(0.002, 0.05)))
+            values = rng.integers(-127, 128, tensor_shape).astype(np.int8)
+            inputs.append(add(_int8_tensor(f"{kind}_{gate}", tensor_shape, (scale, 0), 0), values))
+    inputs += [-1] * 3  # no peephole
+    for gate in ("input", "forget", "cell", "output"):
+        bias = rng.integers(-3000, 3000, units).astype(np.int32)
+        inputs.append(add(_typed(_int8_tensor(f"b_{gate}", (units,), (1e-5, 0), 0), INT32), bias))
+    inputs += [-1, -1]  # no projection
+    hidden = _int8_tensor("h", (batch, units), params["hidden"], 0)
+    cell = _typed(_int8_tensor("c", (batch, units), (params["cell"], 0), 0), int16)
+    for state in (hidden, cell):
+        state.isVariable = True
+        inputs.append(add(state))
+    inputs += [-1] * 4  # no layer normalisation
+    out_shape = (*shape[:2], units)
+    output = add(_int8_tensor("y", out_shape, params["hidden"], 0))
+    options = schema.UnidirectionalSequenceLSTMOptionsT()
+    options.fusedActivationFunction = schema.ActivationFunctionType.TANH
+    options.cellClip, options.timeMajor = params["clip"], time_major
+    operator = _operator(
+        0, inputs, [output], schema.BuiltinOptions.UnidirectionalSequenceLSTMOptions, options
+    )
+    code = _code(Op.UNIDIRECTIONAL_SEQUENCE_LSTM, 1)
+    return _finish(path, [code], [operator], tensors, buffers, [0], [output])
+
+
 def unnamed(path: Path) -> Path:
     """`path`'s TFLite file with every tensor name removed (valid TFLite)."""
     model = schema.ModelT.InitFromPackedBuf(path.read_bytes(), 0)
@@ -175,27 +228,50 @@ def unnamed(path: Path) -> Path:
     return path
 
 
-def svdf_int8(path: Path, features: int = 6, units: int = 4, memory: int = 3) -> Path:
-    """An int8 SVDF (rank 1) with an int16 state, as TFLite's integer SVDF takes."""
-    rng = np.random.default_rng(0)
-    int16 = schema.TensorType.INT16
+def svdf_int8(
+    path: Path,
+    features: int = 6,
+    units: int = 4,
+    memory: int = 3,
+    rank: int = 1,
+    batch: int = 1,
+    state: tuple[str, float, int] = ("int16", 0.002, 0),
+    seed: int = 0,
+    scales: dict | None = None,
+) -> Path:
+    """An int8 SVDF as TFLite's integer SVDF takes it: int8 input, feature weights and
+    output, time weights and state of `state`'s type (with its scale and zero point),
+    an int32 bias at state x time weights scale. `scales` may replace the input's and
+    output's (scale, zero point) and the feature and time weights' scales."""
+    rng = np.random.default_rng(seed)
+    state_type = {"int8": schema.TensorType.INT8, "int16": schema.TensorType.INT16}[state[0]]
+    filters = units * rank
+    scales = {
+        "input": (0.05, 3),
+        "output": (0.1, -4),
+        "feature": 0.01,
+        "time": 0.001 if state[0] == "int16" else 0.015,
+    } | (scales or {})
+    time_scale = scales["time"]
+    time_range = 999 if state[0] == "int16" else 127
     tensors = [
-        _int8_tensor("x", (1, features), (0.05, 0), 0),
-        _int8_tensor("w_feature", (units, features), (0.01, 0), 1),
-        _typed(_int8_tensor("w_time", (units, memory), (0.001, 0), 2), int16),
-        _typed(_int8_tensor("b", (units,), (1e-5, 0), 3), INT32),
-        _typed(_int8_tensor("state", (1, units * memory), (0.002, 0), 0), int16),
-        _int8_tensor("y", (1, units), (0.1, 0), 0),
+        _int8_tensor("x", (batch, features), scales["input"], 0),
+        _int8_tensor("w_feature", (filters, features), (scales["feature"], 0), 1),
+        _typed(_int8_tensor("w_time", (filters, memory), (time_scale, 0), 2), state_type),
+        _typed(_int8_tensor("b", (units,), (state[1] * time_scale, 0), 3), INT32),
+        _typed(_int8_tensor("state", (batch, filters * memory), state[1:], 0), state_type),
+        _int8_tensor("y", (batch, units), scales["output"], 0),
     ]
     tensors[4].isVariable = True
     buffers = [
         _buffer(),
-        _buffer(rng.integers(-127, 128, (units, features)).astype(np.int8)),
-        _buffer(rng.integers(-999, 999, (units, memory)).astype(np.int16)),
-        _buffer(np.zeros(units, np.int32)),
+        _buffer(rng.integers(-127, 128, (filters, features)).astype(np.int8)),
+        _buffer(rng.integers(-time_range, time_range, (filters, memory)).astype(state[0])),
+        _buffer(rng.integers(-3000, 3000, units).astype(np.int32)),
     ]
     options = schema.SVDFOptionsT()
-    options.rank = 1
+    options.rank = rank
+    options.fusedActivationFunction = schema.ActivationFunctionType.RELU
     operator = _operator(0, [0, 1, 2, 3, 4], [5], schema.BuiltinOptions.SVDFOptions, options)
     return _finish(path, [_code(Op.SVDF, 3)], [operator], tensors, buffers, [0], [5])
 

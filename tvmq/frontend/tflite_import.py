@@ -71,6 +71,14 @@ def _quant_params(tensor) -> QuantParams | None:
     return QuantParams(scale=scale, zero_point=zero_point, axis=axis)
 
 
+def per_tensor_params(tensor) -> tuple[float, int] | None:
+    """(scale, zero point) of a tensor quantized with one scale, else None."""
+    quant = _quant_params(tensor)
+    if quant is None or len(quant.scale) != 1:
+        return None
+    return quant.scale[0], quant.zero_point[0]
+
+
 def tensor_name(graph, index: int) -> str:
     """The tensor's name; unnamed tensors (valid TFLite) get the name TVM's importer
     gives them, so specs and Relax inputs agree."""
@@ -265,7 +273,11 @@ def _weight_only_converter(failures: list[tuple[str, str, str]]):
     from tvm.relax.frontend.tflite.tflite_frontend import OperatorConverter, TensorWrapper
 
     from tvmq.frontend import first_line
-    from tvmq.frontend.tflite_ops import QUANTIZED_DATA_MOVEMENT, TFLiteOpsMixin
+    from tvmq.frontend.tflite_ops import (
+        QUANTIZED_DATA_MOVEMENT,
+        QUANTIZED_INTEGER_KERNELS,
+        TFLiteOpsMixin,
+    )
 
     class WeightOnlyConverter(TFLiteOpsMixin, OperatorConverter):
         # Quantized data movement copies integers; the index of the largest (smallest)
@@ -274,6 +286,7 @@ def _weight_only_converter(failures: list[tuple[str, str, str]]):
             OperatorConverter._SUPPORTED_QUANTIZED_OPS
             | INTEGER_LAYOUT_OPS
             | QUANTIZED_DATA_MOVEMENT
+            | QUANTIZED_INTEGER_KERNELS.keys()
             | {"ARG_MAX", "ARG_MIN"}
         )
 

@@ -13,7 +13,8 @@ runs them.
   model. (XNNPACK, LiteRT's default delegate, quantizes asymmetrically instead.)
 - UNIDIRECTIONAL_SEQUENCE_LSTM (float) with its own input gate, not only the
   coupled input-forget variant TVM handles, and optional peephole weights,
-  unrolled over time into Relax ops.
+  unrolled over time into Relax ops; int8 ones as TFLite Micro's integer kernel
+  (:mod:`tvmq.frontend.lstm_int8`), as are quantized SVDF (:mod:`tvmq.frontend.svdf_int8`).
 - Float LOGISTIC (and the LSTM's sigmoid gates) as TFLite's reference kernel
   (reference/logistic.h): exp(x) below -9 and 1 above 16.619..., 1 / (1 + exp(-x))
   between. A plain sigmoid is a few ulps off below -9, enough to flip the
@@ -31,10 +32,19 @@ from tflite.TensorType import TensorType
 from tvm import relax
 from tvm.relax.frontend.tflite.tflite_frontend import OperatorConverter, to_int_list
 
+from tvmq.frontend import lstm_int8, svdf_int8
+from tvmq.frontend.tflite_import import per_tensor_params
+from tvmq.quantize.fixed_point import IntegerBuilder, quantize_multiplier
+
 # Quantized ops that are plain copies of integer values in TFLite's kernels.
 QUANTIZED_DATA_MOVEMENT = frozenset({"GATHER_ND", "PACK", "UNPACK"})
+# Quantized ops converted straight to integer kernels here, not as QDQ islands.
+QUANTIZED_INTEGER_KERNELS = {
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": lstm_int8,
+    "SVDF": svdf_int8,
+}
 # Ops tvmq refuses when any of their tensors is quantized: no exact integer kernel yet.
-REFUSED_QUANTIZED = frozenset({"SVDF", "UNIDIRECTIONAL_SEQUENCE_LSTM", "LSTM"})
+REFUSED_QUANTIZED = frozenset({"LSTM"})
 # LSTM inputs: gate weights (input, forget, cell, output), then the same order for
 # recurrent weights, peephole weights and biases; projection, states (18, 19: zero
 # at the start) and layer norm after.
@@ -168,10 +178,34 @@ class TFLiteOpsMixin:
         values = [self.get_tensor_expr(t) for t in self.get_input_tensors(op)]
         return relax.op.stack(values, axis=options.Axis())
 
+    def convert_quantize(self, op):
+        """An integer QUANTIZE to int32 as TFLite's Requantize (TVM's quantize has no
+        int32 output); the others as TVM's."""
+        (data,) = self.get_input_tensors(op)
+        (out,) = self.get_output_tensors(op)
+        if out.tensor.Type() != TensorType.INT32:
+            return super().convert_quantize(op)
+        in_scale, in_zero = per_tensor_params(data.tensor)
+        out_scale, out_zero = per_tensor_params(out.tensor)
+        ints = IntegerBuilder(self.bb)
+        centred = ints.centre(self.get_tensor_expr(data), in_zero)
+        scaled = ints.multiply_by_quantized_multiplier(
+            centred, *quantize_multiplier(in_scale / out_scale)
+        )
+        return ints.emit(relax.op.add(scaled, ints.const(out_zero, "int32")))
+
+    def convert_svdf(self, op):
+        """A quantized SVDF as TFLite Micro's integer kernel; float ones as TVM's."""
+        if _quantized(self, op):
+            return svdf_int8.convert(self, op)
+        return super().convert_svdf(op)
+
     def convert_unidirectional_sequence_lstm(self, op):
         """A float LSTM over the time axis, unrolled; state starts at zero as in TFLite."""
         from tflite.UnidirectionalSequenceLSTMOptions import UnidirectionalSequenceLSTMOptions
 
+        if _quantized(self, op):
+            return lstm_int8.convert(self, op)
         inputs = self.get_input_tensors(op)
         options = UnidirectionalSequenceLSTMOptions()
         options.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
@@ -277,16 +311,29 @@ def _symmetric_quantize_per_batch(data: relax.Expr, rank: int) -> tuple[relax.Ex
     return quantized, scale
 
 
+def _quantized(converter: OperatorConverter, op) -> bool:
+    """True when any tensor of `op` carries quantization parameters."""
+    tensors = converter.get_input_tensors(op) + converter.get_output_tensors(op)
+    return any(t.tensor_idx != -1 and t.qnn_params is not None for t in tensors)
+
+
 def refusal(converter: OperatorConverter, op) -> str | None:
     """Why tvmq cannot run `op`, or None when it can."""
     name = converter.get_op_code_str(op)
     inputs = converter.get_input_tensors(op)
-    if name in REFUSED_QUANTIZED:
-        tensors = inputs + converter.get_output_tensors(op)
-        if any(t.tensor_idx != -1 and t.qnn_params is not None for t in tensors):
-            return "quantized: no exact integer kernel in tvmq"
+    if name in REFUSED_QUANTIZED and _quantized(converter, op):
+        return "quantized: no exact integer kernel in tvmq"
+    if name in QUANTIZED_INTEGER_KERNELS and _quantized(converter, op):
+        return QUANTIZED_INTEGER_KERNELS[name].refusal(converter, op)
     if name == "UNIDIRECTIONAL_SEQUENCE_LSTM" and any(
         inputs[i].tensor_idx != -1 for i in _LSTM_PROJECTION + _LSTM_LAYER_NORM
     ):
         return "projection or layer normalisation is not supported"
+    outputs = converter.get_output_tensors(op)
+    if name == "QUANTIZE" and any(t.tensor.Type() == TensorType.INT32 for t in outputs):
+        tensors = [t.tensor for t in inputs + outputs]
+        if len(tensors) != 2 or tensors[0].Type() not in (TensorType.INT8, TensorType.INT16):
+            return "QUANTIZE to int32 is supported from int8 and int16 only"
+        if any(per_tensor_params(t) is None for t in tensors):
+            return "QUANTIZE to int32 needs one scale per tensor"
     return None

@@ -789,18 +789,27 @@ class _Realizer(PyExprMutator):
         return self.ints.emit(relax.op.take(relax.const(table), index, axis=0, mode="clip"))
 
     def _softmax(self, softmax: relax.Call, out: _QuantizedActivation) -> relax.Expr | None:
-        """int8 softmax over the last axis into TFLite's fixed output parameters."""
+        """int8 softmax over the last axis into TFLite's fixed output parameters
+        (int8, or int16 at 1/65536 as TFLite Micro's 8-to-16 softmax)."""
         x = self._dequantized(softmax.args[0])
-        if x is None or x.dtype != "int8" or out.dtype != "int8":
+        if x is None or x.dtype != "int8" or out.dtype not in ("int8", "int16"):
             return None
         if int(softmax.attrs.axis) % len(_shape(softmax)) != len(_shape(softmax)) - 1:
             return None
-        if (np.float32(out.scale), out.zero_point) != (np.float32(OUTPUT_SCALE), OUTPUT_ZERO_POINT):
+        if out.dtype == "int16":
+            # SoftmaxPrepare: zero point -32768, scale within 0.1% of 1/65536.
+            wide = np.float32(1.0 / 65536)
+            if out.zero_point != -32768 or abs(np.float32(out.scale) - wide) > wide * 0.001:
+                return None
+        elif (np.float32(out.scale), out.zero_point) != (
+            np.float32(OUTPUT_SCALE),
+            OUTPUT_ZERO_POINT,
+        ):
             return None
         params = softmax_params(np.float64(np.float32(x.scale)))
         if params is None:
             return None
-        return IntegerSoftmax(self.ints)(x.data, params)
+        return IntegerSoftmax(self.ints)(x.data, params, out.dtype)
 
     def _abs(self, abs_call: relax.Call, out: _QuantizedActivation) -> relax.Expr | None:
         """TFLite's int8 ABS: |x - zero point|, requantized by s_in / s_out."""

@@ -59,8 +59,11 @@ def softmax_params(input_scale: float, beta: float = 1.0) -> SoftmaxParams | Non
 class IntegerSoftmax(IntegerKernel):
     """Emits the int8 softmax over the last axis into an :class:`IntegerBuilder`."""
 
-    def __call__(self, x: relax.Expr, params: SoftmaxParams) -> relax.Expr:
+    def __call__(self, x: relax.Expr, params: SoftmaxParams, dtype: str = "int8") -> relax.Expr:
+        """Into int8 (scale 1/256) or, as TFLite's 8-to-16 softmax, int16 (1/65536);
+        the zero point is the type's minimum."""
         ints = self.ints
+        low, high = (int(v) for v in (np.iinfo(dtype).min, np.iinfo(dtype).max))
         wide = ints.cast(x, "int32")
         row_max = ints.emit(relax.op.max(wide, axis=-1, keepdims=True))
         diff = self._op(relax.op.subtract, wide, row_max)
@@ -75,17 +78,15 @@ class IntegerSoftmax(IntegerKernel):
         kept_exp = self._op(relax.op.where, kept, rescaled, self._i32(0))
         sum_of_exps = ints.emit(relax.op.sum(kept_exp, axis=-1, keepdims=True))
         reciprocal, bits_over_unit = self._reciprocal(sum_of_exps)
-        exponent = self._op(relax.op.add, bits_over_unit, self._i32(31 - 8))
+        exponent = self._op(relax.op.add, bits_over_unit, self._i32(31 - np.iinfo(dtype).bits))
         # Exponents past 31 need 512 near-maximal classes or more, where TFLite Micro
         # aborts (gemmlowp asserts exponent <= 31); int64 keeps the result defined.
         product = ints.cast(ints.doubling_high_mul(reciprocal, exp), "int64")
         unsaturated = ints.rounding_divide_by_pot(product, ints.cast(exponent, "int64"))
-        output = self._op(
-            relax.op.add, ints.cast(unsaturated, "int32"), self._i32(OUTPUT_ZERO_POINT)
-        )
-        output = self._op(relax.op.clip, output, -128, 127)
-        output = self._op(relax.op.where, kept, output, self._i32(-128))
-        return relax.op.astype(output, "int8")
+        output = self._op(relax.op.add, ints.cast(unsaturated, "int32"), self._i32(low))
+        output = self._op(relax.op.clip, output, low, high)
+        output = self._op(relax.op.where, kept, output, self._i32(low))
+        return relax.op.astype(output, dtype)
 
     def _saturating_left_shift(self, x: relax.Expr, exponent: int) -> relax.Expr:
         """gemmlowp's SaturatingRoundingMultiplyByPOT for a positive exponent."""
