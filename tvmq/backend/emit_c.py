@@ -33,8 +33,9 @@ from tvmq.backend.intrinsics import HEADER, HEADERS, KERNELS_DIR
 from tvmq.backend.schedule import default_schedule
 from tvmq.errors import TvmqError
 from tvmq.model import Model, TensorSpec
+from tvmq.resources import firmware_dir
 
-FIRMWARE_INCLUDE = Path(__file__).resolve().parents[2] / "firmware" / "include"
+FIRMWARE_INCLUDE = firmware_dir() / "include"
 
 C_TYPES = {
     "int8": "int8_t",
