@@ -707,7 +707,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tvmq.scratch import Terminated, terminate_as_exception
+    from tvmq.scratch import terminate_as_exception, terminated
 
     args = parser().parse_args(argv)
     try:
@@ -716,9 +716,11 @@ def main(argv: list[str] | None = None) -> int:
     except TvmqError as error:
         print(f"tvmq: error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except Terminated:
-        print("tvmq: terminated", file=sys.stderr)
-        return 128 + signal.SIGTERM
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Exception) as error:
+        if terminated():  # SIGTERM, perhaps re-raised by TVM as its own error
+            print("tvmq: terminated", file=sys.stderr)
+            return 128 + signal.SIGTERM
+        if not isinstance(error, KeyboardInterrupt):
+            raise
         print("tvmq: interrupted", file=sys.stderr)
         return 130

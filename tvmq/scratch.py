@@ -4,7 +4,8 @@ A scratch directory is removed when its ``with`` block ends, or, for one that an
 object owns beyond a block (a build handed back to the caller), when the object
 is closed and at the latest when the interpreter exits. A ``kill`` (SIGTERM)
 ends Python without unwinding anything, so the CLI turns it into ``Terminated``
-(a KeyboardInterrupt, like Ctrl-C): every block unwinds and every directory goes.
+(a KeyboardInterrupt, like Ctrl-C; TVM may re-raise it as its own error, so
+``terminated()`` says whether it came): every block unwinds and every directory goes.
 Only SIGKILL can leave one behind.
 """
 
@@ -20,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 _OWNED: set[Path] = set()
+_TERMINATED = threading.Event()
 
 
 class Terminated(KeyboardInterrupt):
@@ -57,9 +59,16 @@ def terminate_as_exception() -> None:
         return
 
     def handler(signum: int, frame) -> None:
+        _TERMINATED.set()
         raise Terminated(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, handler)
+
+
+def terminated() -> bool:
+    """Whether SIGTERM came: TVM turns an exception raised in a Python callback it
+    called (a tuning measurement, say) into its own error, so the type alone may not say."""
+    return _TERMINATED.is_set()
 
 
 @atexit.register
