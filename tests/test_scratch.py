@@ -13,8 +13,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
+from tests.onnx_models import gemm
 from tvmq.examples import DIGITS_MODEL, digits_split
 from tvmq.scratch import make_scratch, remove_scratch, scratch_directory
 
@@ -94,7 +96,8 @@ def test_terminated_host_tuning_leaves_nothing(tmp_path):
     from tvmq.tune.database import RECORDS
 
     tmp, work = tmp_path / "tmp", tmp_path / "db"
-    process = tvmq(tmp, "tune", DIGITS_MODEL, "--target", "host", "--work-dir", work,
+    onnx.save(gemm(), tmp_path / "gemm.onnx")  # one small task: its first records come soon
+    process = tvmq(tmp, "tune", tmp_path / "gemm.onnx", "--target", "host", "--work-dir", work,
                    "--trials", 200, "--seed", 1)  # fmt: skip
     wait_for(process, lambda: (work / RECORDS).is_file())
     process.send_signal(signal.SIGTERM)
