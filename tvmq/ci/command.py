@@ -71,7 +71,7 @@ def update_baseline(
     Budgets are not applied (they stay in the matrix and are checked by ``run``).
     The entries measured are written even when others failed, so that one broken
     board does not hold back the rest; the failed ones keep their old figures, are
-    named, and make the exit status 1. So do the entries left out by ``only``.
+    named, and make the exit status 1. Entries left out by ``only`` keep theirs.
     """
     full = load_matrix(matrix_path)
     matrix = select(full, only or [])
