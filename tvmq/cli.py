@@ -707,12 +707,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tvmq.scratch import terminate_as_exception, terminated
+    from tvmq.scratch import sigterm_as_exception, terminated
 
     args = parser().parse_args(argv)
     try:
-        terminate_as_exception()
-        return args.handler(args)
+        with sigterm_as_exception():
+            return args.handler(args)
     except TvmqError as error:
         print(f"tvmq: error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -52,17 +52,23 @@ def scratch_directory(prefix: str, directory: str | Path | None = None) -> Itera
         remove_scratch(path)
 
 
-def terminate_as_exception() -> None:
-    """From now on SIGTERM raises ``Terminated`` in the main thread (a no-op elsewhere:
-    only the main thread may set handlers)."""
+@contextmanager
+def sigterm_as_exception() -> Iterator[None]:
+    """Within the block SIGTERM raises ``Terminated`` in the main thread (elsewhere
+    nothing changes: only the main thread may set handlers)."""
     if threading.current_thread() is not threading.main_thread():
+        yield
         return
 
     def handler(signum: int, frame) -> None:
         _TERMINATED.set()
         raise Terminated(f"signal {signum}")
 
-    signal.signal(signal.SIGTERM, handler)
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def terminated() -> bool:
