@@ -70,6 +70,22 @@ def test_smoke_matrix_passes_with_reports(smoke):
         assert (report / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@needs_boards
+def test_committed_baseline_holds_what_the_code_measures(smoke):
+    """The smoke matrix builds ci/matrix.toml's digits entries (same model, calibration
+    and runs): their exact figures must be the committed baseline's, or the baseline
+    is stale and ``tvmq ci run ci/matrix.toml`` would fail on its first run."""
+    _, report, _ = smoke
+    results = json.loads((report / "results.json").read_text())["entries"]
+    committed = json.loads((REPO / "ci" / "baseline.json").read_text())["entries"]
+    for entry in ("digits-int8/digits@m4", "digits-int8/digits@m55"):
+        exact = ("flash", "ram", "instructions")
+        measured = {k: results[entry]["figures"][k] for k in exact}
+        assert measured == {k: committed[entry][k] for k in exact}, (
+            f"{entry}: regenerate ci/baseline.json (tvmq ci update-baseline ci/matrix.toml)"
+        )
+
+
 def _degraded_model(path: Path) -> Path:
     """The bundled model with its first convolution's weights scrambled: the same
     graph (so the same code), worse accuracy."""
@@ -94,15 +110,16 @@ def test_regression_is_reported_with_the_figures(smoke, tmp_path, capsys):
     budget = good["instructions"] - 1000
     matrix = SMOKE.read_text().replace('"../tvmq/examples/digits_cnn.onnx"',
                                        f'"{_degraded_model(tmp_path / "worse.onnx")}"')  # fmt: skip
-    matrix = matrix.replace('boards = ["m4", "m55"]', 'boards = ["m4"]')
     matrix = matrix.replace("check_outputs = 4", "check_outputs = 0")
     matrix = matrix.replace("max = 1_000_000", f"max = {budget}")
     (tmp_path / "regressed.toml").write_text(matrix)
     capsys.readouterr()
     args = ["ci", "run", str(tmp_path / "regressed.toml"), "--baseline", str(baseline)]
-    assert main([*args, "--report", str(tmp_path / "report")]) == 1
+    assert main([*args, "--report", str(tmp_path / "report"), "--only", "*@m4"]) == 1
     output = capsys.readouterr().out
+    assert output.startswith("1 entries on 1 boards")
     results = json.loads((tmp_path / "report" / "results.json").read_text())["entries"]
+    assert list(results) == ["digits-int8/digits@m4"]
     now = results["digits-int8/digits@m4"]
     assert now["status"] == "failed"
     failed = {(c["metric"], c["kind"]) for c in now["checks"] if not c["passed"]}
@@ -327,3 +344,93 @@ def test_absent_optional_files_skip_their_entries(tmp_path, capsys):
     assert suite.get("skipped") == "1" and suite.find(".//skipped") is not None
     assert main(["ci", "update-baseline", str(tmp_path / "matrix.toml")]) == 0
     assert json.loads((tmp_path / "baseline.json").read_text())["entries"] == old
+
+
+def _two_board_matrix(tmp_path: Path) -> Path:
+    """A matrix of one entry on two emulated boards, with a flash budget and a baseline."""
+    text = _matrix(
+        "[[entries]]\nmodel = 'digits'\ndata = 'd'\nboards = ['m4', 'm55']\n"
+        "budget.flash = { max = 1000 }\n"
+    )
+    text = text.replace(
+        "[boards.m4]\n", "[boards.m55]\ntarget = 'qemu-cortex-m55'\n\n[boards.m4]\n"
+    )
+    (tmp_path / "matrix.toml").write_text(f"baseline = 'baseline.json'\n{text}")
+    return tmp_path / "matrix.toml"
+
+
+def _results(directory: Path, entries: dict[str, dict]) -> Path:
+    """The results.json of a `ci run --report` with these entries' figures (or errors)."""
+    directory.mkdir()
+    recorded = {
+        entry: {"status": "error" if "reason" in r else "passed", "figures": {},
+                "details": {}, "checks": [], "reason": "", **r}
+        for entry, r in entries.items()
+    }  # fmt: skip
+    (directory / "results.json").write_text(json.dumps({"entries": recorded}))
+    return directory
+
+
+def test_update_baseline_writes_what_was_measured_when_an_entry_failed(tmp_path, capsys):
+    matrix = _two_board_matrix(tmp_path)
+    old = {"digits/d@m4": {"flash": 800}, "digits/d@m55": {"flash": 900}, "gone/d@m4": {"ram": 1}}
+    (tmp_path / "baseline.json").write_text(
+        json.dumps({"format": "tvmq-ci-baseline/1", "entries": old})
+    )
+    report = _results(tmp_path / "r", {
+        "digits/d@m4": {"figures": {"flash": 850, "ram": 700}},
+        "digits/d@m55": {"reason": "no answer from the board"},
+    })  # fmt: skip
+    assert main(["ci", "update-baseline", str(matrix), "--from", str(report)]) == 1
+    output = capsys.readouterr().out
+    assert "ERROR    digits/d@m55: no answer from the board" in output
+    assert "1 of 2 entries measured, the others keep their figures (1 failed" in output
+    written = json.loads((tmp_path / "baseline.json").read_text())["entries"]
+    assert written == {"digits/d@m4": {"flash": 850, "ram": 700}, "digits/d@m55": {"flash": 900}}
+    # --only: the entries left out keep their figures, even without results.
+    report = _results(tmp_path / "r2", {"digits/d@m55": {"figures": {"flash": 950}}})
+    args = ["ci", "update-baseline", str(matrix), "--from", str(report), "--only", "*@m55"]
+    assert main(args) == 0
+    written = json.loads((tmp_path / "baseline.json").read_text())["entries"]
+    assert written == {"digits/d@m4": {"flash": 850, "ram": 700}, "digits/d@m55": {"flash": 950}}
+
+
+def test_only_selects_entries_by_pattern(tmp_path, capsys):
+    from tvmq.ci.matrix import select
+
+    matrix = load_matrix(_two_board_matrix(tmp_path))
+    ids = lambda patterns: [e.id for e in select(matrix, patterns).entries]  # noqa: E731
+    assert ids([]) == ["digits/d@m4", "digits/d@m55"]
+    assert ids(["*@m55"]) == ["digits/d@m55"]
+    assert ids(["digits"]) == ids(["digits/d@m4", "digits/d@m55"]) == ids([]) == ids(["*"])
+    assert ids(["digits/d@m4"]) == ["digits/d@m4"]  # ... and not @m55, which it begins
+    assert main(["ci", "run", str(tmp_path / "matrix.toml"), "--only", "kws*"]) == 2
+    error = capsys.readouterr().err
+    assert error == (
+        f"tvmq: error: --only kws*: matches no entry of {tmp_path / 'matrix.toml'} "
+        "(digits/d@m4, digits/d@m55)\n"
+    )
+
+
+def test_plots_show_budgets_and_mark_failures(tmp_path):
+    from matplotlib.collections import LineCollection
+
+    from tvmq.ci.checks import judge
+    from tvmq.ci.report import plot
+    from tvmq.ci.runner import Outcome
+
+    matrix = load_matrix(_two_board_matrix(tmp_path))
+    m4, m55 = matrix.entries
+    outcomes = [Outcome(m4, "measured", {"flash": 1200, "ram": 600}),
+                Outcome(m55, "error", reason="no answer")]  # fmt: skip
+    verdicts = judge(matrix, outcomes, {})
+    assert [v.status for v in verdicts] == ["failed", "error"]
+    axes = plot(verdicts, {}, ["flash", "ram"], "bytes").axes[0]
+    budgets = [c for c in axes.collections if isinstance(c, LineCollection)]
+    segments = [np.reshape(s, (-1, 2)) for c in budgets for s in c.get_segments()]
+    drawn = {float(y) for s in segments for y in s[:, 1] if np.isfinite(y)}
+    assert drawn == {1000.0}  # the flash budget across both boards; RAM has none
+    assert [t.get_color() for t in axes.get_xticklabels()] == ["red", "red"]
+    assert [t.get_text() for t in axes.texts] == ["ERROR"]
+    flash_bar = axes.patches[0]  # this run's flash bar of the first entry (the M4)
+    assert flash_bar.get_edgecolor()[:3] == (1.0, 0.0, 0.0)

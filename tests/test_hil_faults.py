@@ -79,3 +79,49 @@ def test_a_board_that_keeps_resetting_is_a_clear_error(emulator):
         for _ in range(10):
             device.infer([np.zeros(1000, np.int8)], runs=50)
     print(f"\ninjected: {proxy.summary()}\nrecovered: {dict(device.counts)}")
+
+
+def test_reset_during_the_first_timed_run_costs_a_measured_timeout(emulator):
+    """A fresh session knows no time per inference: a RUN of one measures it before
+    the timed RUN, whose timeout (and so the wait for a reset during it) follows."""
+    x = np.arange(1000).astype(np.int8)
+    with Device(f"socket://127.0.0.1:{emulator.port}") as direct:
+        _, clean = direct.infer([x], runs=1000)
+    # Chunks: HELLO, WRITE_INPUT, the measuring RUN of one, then the timed RUN.
+    faults = Faults(reset_after_chunks=frozenset({4}), reset_delay=0.01)
+    with (
+        FaultProxy(_upstream(emulator), faults, reset=emulator.reset) as proxy,
+        Device(proxy.url, timeout=0.5) as device,
+    ):
+        assert device.run_timeout(1000) > 1000  # a guess: 1 s per inference
+        outputs, timing = device.infer([x], runs=1000)
+        recoveries = device.counts
+        measured_timeout = device.run_timeout(1000)
+    print(f"\ninjected: {proxy.summary()}\nrecovered: {dict(recoveries)}")
+    assert proxy.counts["board resets"] == 1
+    assert recoveries["restarted_transactions"] == 1 and recoveries["timeouts"] == 1
+    np.testing.assert_array_equal(outputs[0], expected_outputs(x)[0])
+    assert timing == clean
+    assert measured_timeout < 120  # not the 3000 s the guess would have waited
+
+
+def test_reset_during_a_bench_run_is_retried(emulator):
+    from tvmq.hil.bench import measure_on
+
+    x = np.arange(1000).astype(np.int8)
+    target = emulator.target
+    with Device(f"socket://127.0.0.1:{emulator.port}") as direct:
+        clean = measure_on(direct, target, True, None, 1000, 0, 2, [x], 3.3, False)
+    # Chunks: HELLO, WRITE_INPUT, RUN of one, two READ_OUTPUTs, the first timed RUN.
+    faults = Faults(reset_after_chunks=frozenset({6}), reset_delay=0.01)
+    with (
+        FaultProxy(_upstream(emulator), faults, reset=emulator.reset) as proxy,
+        Device(proxy.url, timeout=0.5) as device,
+    ):
+        result = measure_on(device, target, True, None, 1000, 0, 2, [x], 3.3, False)
+    print(f"\ninjected: {proxy.summary()}\nrecovered: {result['link']}")
+    assert proxy.counts["board resets"] == 1
+    assert result["link"]["restarted_transactions"] == 1
+    assert result["instructions"] == clean["instructions"]
+    assert result["latency_ticks"] == clean["latency_ticks"]
+    assert result["outputs"] == [o.tolist() for o in expected_outputs(x)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -411,15 +412,14 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    import tempfile
-
     from tvmq.hil.bench import measure
+    from tvmq.scratch import scratch_directory
 
     if (args.model is None) == (args.elf is None):
         raise TvmqError("bench needs a MODEL to compile or a built --elf, exactly one of them")
     if args.flash and args.device is None:
         raise TvmqError("--flash programs a real board: give its --device URL too")
-    with tempfile.TemporaryDirectory(prefix="tvmq-bench-") as scratch:
+    with scratch_directory("tvmq-bench-") as scratch:
         elf = args.elf
         if args.model is not None:
             from tvmq.backend.mcu import compile_firmware
@@ -475,8 +475,8 @@ def _ci(args: argparse.Namespace) -> int:
         raise TvmqError(f"--jobs {args.jobs}: must be at least 1 (0: one per CPU)")
     if args.ci_command == "run":
         _check_report_dir(args.report)
-        return command.run(args.matrix, args.baseline, args.report, args.jobs)
-    return command.update_baseline(args.matrix, args.baseline, args.jobs, args.source)
+        return command.run(args.matrix, args.baseline, args.report, args.jobs, args.only)
+    return command.update_baseline(args.matrix, args.baseline, args.jobs, args.source, args.only)
 
 
 def _flash(args: argparse.Namespace) -> int:
@@ -744,6 +744,11 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("matrix", type=Path, help="the matrix .toml (see ci/README.md)")
         sub.add_argument("--baseline", type=Path, help="baseline JSON (default: the matrix's)")
         sub.add_argument("--jobs", type=int, default=0, help="boards at once (default: CPUs)")
+        sub.add_argument(
+            "--only", action="append", metavar="PATTERN",
+            help="only the entries whose id (model/data@board) matches or begins with this "
+            "shell pattern (repeatable)",
+        )  # fmt: skip
         sub.set_defaults(handler=_ci)
     ci_run.add_argument("--report", type=Path, help="write JUnit XML, Markdown, plots here")
     ci_update.add_argument(
@@ -765,12 +770,20 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from tvmq.scratch import sigterm_as_exception, terminated
+
     args = parser().parse_args(argv)
     try:
-        return args.handler(args)
+        with sigterm_as_exception():
+            return args.handler(args)
     except TvmqError as error:
         print(f"tvmq: error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Exception) as error:
+        if terminated():  # SIGTERM, perhaps re-raised by TVM as its own error
+            print("tvmq: terminated", file=sys.stderr)
+            return 128 + signal.SIGTERM
+        if not isinstance(error, KeyboardInterrupt):
+            raise
         print("tvmq: interrupted", file=sys.stderr)
         return 130

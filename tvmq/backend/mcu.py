@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +34,7 @@ from tvmq.errors import TvmqError
 from tvmq.fileio import new_directory
 from tvmq.model import Model
 from tvmq.resources import firmware_dir
+from tvmq.scratch import make_scratch, remove_scratch
 from tvmq.targets import Target
 
 FIRMWARE_DIR = firmware_dir()
@@ -200,12 +200,12 @@ class McuExecutable:
         return self._device
 
     def close(self) -> None:
-        """Stop the emulator and delete the temporary firmware project."""
+        """Stop the emulator and delete the temporary firmware project (at exit otherwise)."""
         if self._device is not None:
             self._device.close()
             self._emulator.stop()
             self._device = self._emulator = None
-        shutil.rmtree(self.directory, ignore_errors=True)
+        remove_scratch(self.directory)
 
     def __enter__(self) -> McuExecutable:
         return self
@@ -218,10 +218,10 @@ def build_mcu(
     model: Model, target: Target, schedule: Scheduler = default_schedule
 ) -> McuExecutable:
     """Compile `model` into a firmware for `target` in a temporary project."""
-    directory = Path(tempfile.mkdtemp(prefix=f"tvmq-{target.name}-"))
+    directory = make_scratch(f"tvmq-{target.name}-")
     try:
         compiled = write_project(model, target, directory, schedule)
         return McuExecutable(model, target, directory, compiled)
     except BaseException:
-        shutil.rmtree(directory, ignore_errors=True)
+        remove_scratch(directory)
         raise

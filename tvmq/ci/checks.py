@@ -121,11 +121,13 @@ def read_baseline(path: Path | None) -> dict[str, dict]:
 
 
 def write_baseline(path: Path, matrix: Matrix, outcomes: list[Outcome], old: dict) -> None:
-    """The measured figures of every entry; entries skipped here keep their old figures."""
+    """The figures of every entry measured; the matrix's other entries (skipped, failed
+    or not run) keep their old figures, and entries no longer in the matrix go."""
+    measured = {o.entry.id: o.figures for o in outcomes if o.status == "measured"}
     entries = {
-        o.entry.id: o.figures if o.status == "measured" else old[o.entry.id]
-        for o in outcomes
-        if o.status == "measured" or o.entry.id in old
+        e.id: measured.get(e.id, old.get(e.id))
+        for e in matrix.entries
+        if e.id in measured or e.id in old
     }
     document = {
         "format": BASELINE_FORMAT,

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from tvmq.ci.checks import judge, read_baseline, write_baseline
-from tvmq.ci.matrix import Matrix, load_matrix
+from tvmq.ci.matrix import Matrix, load_matrix, select
 from tvmq.ci.report import FILES, message, write_reports
 from tvmq.ci.runner import Outcome, Runner
 from tvmq.errors import TvmqError
@@ -28,9 +28,13 @@ def default_jobs() -> int:
 
 
 def run(
-    matrix_path: Path, baseline: Path | None = None, report: Path | None = None, jobs: int = 0
+    matrix_path: Path,
+    baseline: Path | None = None,
+    report: Path | None = None,
+    jobs: int = 0,
+    only: list[str] | None = None,
 ) -> int:
-    matrix = load_matrix(matrix_path)
+    matrix = select(load_matrix(matrix_path), only or [])
     baseline_path = _baseline_path(matrix, baseline)
     if baseline is not None and not baseline.is_file():
         raise TvmqError(f"{baseline}: no such baseline file")
@@ -55,15 +59,22 @@ def run(
 
 
 def update_baseline(
-    matrix_path: Path, baseline: Path | None = None, jobs: int = 0, source: Path | None = None
+    matrix_path: Path,
+    baseline: Path | None = None,
+    jobs: int = 0,
+    source: Path | None = None,
+    only: list[str] | None = None,
 ) -> int:
-    """Write every entry's figures as the new baseline, deliberately: measured now,
+    """Write the entries' figures as the new baseline, deliberately: measured now,
     or (``source``) taken from the report directory of an earlier ``ci run``.
 
-    Budgets are not applied (they stay in the matrix and are checked by ``run``);
-    if any entry could not be measured, nothing is written.
+    Budgets are not applied (they stay in the matrix and are checked by ``run``).
+    The entries measured are written even when others failed, so that one broken
+    board does not hold back the rest; the failed ones keep their old figures, are
+    named, and make the exit status 1. Entries left out by ``only`` keep theirs.
     """
-    matrix = load_matrix(matrix_path)
+    full = load_matrix(matrix_path)
+    matrix = select(full, only or [])
     path = _baseline_path(matrix, baseline)
     if path is None:
         raise TvmqError(f"{matrix_path}: no 'baseline' key in the matrix: give --baseline FILE")
@@ -72,16 +83,17 @@ def update_baseline(
         outcomes = read_outcomes(source / "results.json", matrix)
     else:
         outcomes = Runner(matrix, jobs or default_jobs(), _progress).run()
-    failed = [o for o in outcomes if o.status == "error"]
-    if failed:
-        for outcome in failed:
-            print(f"ERROR    {outcome.entry.id}: {outcome.reason}")
-        print(f"{path} not written: {len(failed)} entries could not be measured")
-        return 1
-    write_baseline(path, matrix, outcomes, old)
+    write_baseline(path, full, outcomes, old)
     measured = sum(o.status == "measured" for o in outcomes)
-    print(f"wrote {path}: {measured} entries measured, {len(outcomes) - measured} skipped")
-    return 0
+    failed = [o for o in outcomes if o.status == "error"]
+    for outcome in failed:
+        print(f"ERROR    {outcome.entry.id}: {outcome.reason}")
+    skipped = len(outcomes) - measured - len(failed)
+    print(
+        f"wrote {path}: {measured} of {len(full.entries)} entries measured, the others keep "
+        f"their figures ({len(failed)} failed, {skipped} skipped)"
+    )
+    return 1 if failed else 0
 
 
 def read_outcomes(path: Path, matrix: Matrix) -> list[Outcome]:

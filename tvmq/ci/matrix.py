@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -213,6 +214,24 @@ def load_matrix(path: str | Path) -> Matrix:
         path, boards, datasets, models, tuple(entries), settings,
         here / baseline if baseline else None,
     )  # fmt: skip
+
+
+def select(matrix: Matrix, patterns: list[str]) -> Matrix:
+    """The matrix with only the entries whose id (``model/data@board``) matches one of
+    `patterns`: shell patterns, each also matching the ids it begins (``kws-dscnn``,
+    ``*@m4``, ``digits-int8/digits@m55``). No pattern: the whole matrix."""
+    if not patterns:
+        return matrix
+    for pattern in patterns:
+        if not any(_selects(pattern, e.id) for e in matrix.entries):
+            ids = ", ".join(e.id for e in matrix.entries)
+            raise TvmqError(f"--only {pattern}: matches no entry of {matrix.path} ({ids})")
+    entries = tuple(e for e in matrix.entries if any(_selects(p, e.id) for p in patterns))
+    return replace(matrix, entries=entries)
+
+
+def _selects(pattern: str, entry_id: str) -> bool:
+    return fnmatchcase(entry_id, pattern) or fnmatchcase(entry_id, pattern + "*")
 
 
 def _names(root: _Table, key: str) -> list[str]:

@@ -36,8 +36,8 @@ def write_reports(directory: Path, verdicts: list[Verdict], baseline: dict[str, 
     data = json.dumps(results(verdicts), indent=2).encode()
     write_atomically(directory / "results.json", lambda f: f.write(data))
     for name, figure in (
-        ("latency.png", _plot(verdicts, baseline, ["latency_ms"], "latency per inference (ms)")),
-        ("memory.png", _plot(verdicts, baseline, ["flash", "ram"], "bytes")),
+        ("latency.png", plot(verdicts, baseline, ["latency_ms"], "latency per inference (ms)")),
+        ("memory.png", plot(verdicts, baseline, ["flash", "ram"], "bytes")),
     ):
         write_atomically(directory / name, lambda f, fig=figure: fig.savefig(f, format="png"))
 
@@ -129,33 +129,55 @@ def markdown(verdicts: list[Verdict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _plot(verdicts: list[Verdict], baseline: dict[str, dict], metrics: list[str], unit: str):
-    """One bar per entry and metric, the baseline beside it (hatched), entries grouped
-    by target; on a log scale when the figures span orders of magnitude."""
+def plot(verdicts: list[Verdict], baseline: dict[str, dict], metrics: list[str], unit: str):
+    """One bar per entry and metric, the baseline beside it (hatched) and the budget's
+    limit across both (a black dash); entries grouped by target, on a log scale when the
+    figures span orders of magnitude. A failed entry's label is red with the failing
+    bars edged in red; an entry whose board failed stands at its place as ERROR."""
     from matplotlib.figure import Figure  # Agg canvas, no display or global state
 
-    measured = sorted(
-        (v for v in verdicts if v.outcome.figures),
+    shown = sorted(
+        (v for v in verdicts if v.outcome.figures or v.status == "error"),
         key=lambda v: (v.outcome.entry.board.target.name, v.outcome.entry.id),
     )
-    labels = [f"{v.outcome.entry.id}\n({v.outcome.entry.board.target.name})" for v in measured]
-    figure = Figure(figsize=(max(6.0, 1.2 * len(measured) + 2.0), 4.5), layout="constrained")
+    labels = [f"{v.outcome.entry.id}\n({v.outcome.entry.board.target.name})" for v in shown]
+    figure = Figure(figsize=(max(6.0, 1.2 * len(shown) + 2.0), 4.5), layout="constrained")
     axes = figure.subplots()
-    positions = np.arange(len(measured))
+    positions = np.arange(len(shown))
     width = 0.8 / (2 * len(metrics))
     for index, metric in enumerate(metrics):
-        now = [v.outcome.figures.get(metric, np.nan) for v in measured]
-        past = [baseline.get(v.outcome.entry.id, {}).get(metric, np.nan) for v in measured]
+        now = [v.outcome.figures.get(metric, np.nan) for v in shown]
+        past = [baseline.get(v.outcome.entry.id, {}).get(metric, np.nan) for v in shown]
+        failing = [any(c.metric == metric for c in v.failures) for v in shown]
         offset = (2 * index - len(metrics) + 0.5) * width
         color = f"C{index}"
-        axes.bar(positions + offset, now, width, color=color, label=f"{metric} (this run)")
+        axes.bar(positions + offset, now, width, color=color, label=f"{metric} (this run)",
+                 edgecolor=["red" if f else color for f in failing], linewidth=2)  # fmt: skip
         axes.bar(positions + offset + width, past, width, color=color, alpha=0.35, hatch="//",
                  label=f"{metric} (baseline)")  # fmt: skip
+        limits = [_limit(v, metric) for v in shown]
+        axes.hlines(limits, positions + offset - width / 2, positions + offset + 1.5 * width,
+                    colors="black", linestyles="dashed", linewidth=1.5,
+                    label=f"{metric} budget" if any(np.isfinite(limits)) else None)  # fmt: skip
     axes.set_ylabel(unit)
-    values = [v.outcome.figures[m] for v in measured for m in metrics if m in v.outcome.figures]
+    values = [v.outcome.figures[m] for v in shown for m in metrics if m in v.outcome.figures]
     if values and min(values) > 0 and max(values) / min(values) > 20:
         axes.set_yscale("log")  # models that differ by orders of magnitude
+    for position, verdict in zip(positions, shown, strict=True):
+        if verdict.status == "error":
+            axes.text(
+                position, 0.5, "ERROR", transform=axes.get_xaxis_transform(), ha="center",
+                va="center", rotation=90, color="red", fontweight="bold",
+            )  # fmt: skip
     axes.set_xticks(positions, labels, rotation=30, ha="right", fontsize=7)
+    for tick, verdict in zip(axes.get_xticklabels(), shown, strict=True):
+        if verdict.status in ("failed", "error"):
+            tick.set_color("red")
     axes.legend(fontsize=8)
-    axes.set_title(", ".join(metrics) + " per entry, against the baseline")
+    axes.set_title(", ".join(metrics) + " per entry, against the baseline and the budget")
     return figure
+
+
+def _limit(verdict: Verdict, metric: str) -> float:
+    """The entry's budget limit for `metric`, NaN (nothing drawn) when it has none."""
+    return next((b.limit for b in verdict.outcome.entry.budgets if b.metric == metric), np.nan)

@@ -16,7 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from tvmq.errors import TvmqError
-from tvmq.hil.device import DTYPES, Device
+from tvmq.hil.device import DTYPES, BoardResetError, Device, Timing
 from tvmq.hil.emulator import Emulator
 from tvmq.hil.power import energy_per_inference, open_monitor
 from tvmq.targets import Target, load_target
@@ -46,6 +46,30 @@ def _stats(values: list[float]) -> dict[str, float]:
     }
 
 
+def _timed_run(
+    device: Device, inputs: list[np.ndarray], runs: int, monitor, tick_hz: int
+) -> tuple[Timing, float | None]:
+    """One timed RUN (and the energy per inference, with a monitor). A board reset
+    during it loses the session and the inputs: they are set up again (a new
+    session, one inference) and the RUN repeated, at most ``device.tries`` times."""
+    for _ in range(device.tries):
+        if monitor:
+            monitor.start()
+        try:
+            timing = device.run(runs)
+        except BoardResetError:
+            if monitor:
+                monitor.stop()
+            device.counts["restarted_transactions"] += 1
+            device.info = None
+            device.infer(inputs, 1)
+            continue
+        if monitor:
+            return timing, energy_per_inference(monitor.stop(), runs, timing.total / tick_hz)
+        return timing, None
+    raise TvmqError(f"{device.url}: the board reset {device.tries} times during timed runs")
+
+
 def measure_on(
     device: Device,
     target: Target,
@@ -60,18 +84,16 @@ def measure_on(
 ) -> dict:
     """``measure`` on a device already open (also what ``tvmq ci`` measures with)."""
     info = device.hello()
-    outputs, _ = device.infer(inputs if inputs is not None else _random_inputs(info), 1, warmup)
+    inputs = inputs if inputs is not None else _random_inputs(info)
+    outputs, _ = device.infer(inputs, 1, warmup)
     monitor = open_monitor(power_url, voltage) if power_url else None
     latencies, energies = [], []
     try:
         for _ in tqdm(range(repeats), desc=f"{info.model} on {info.board}", disable=not progress):
-            if monitor:
-                monitor.start()
-            timing = device.run(runs)
+            timing, energy = _timed_run(device, inputs, runs, monitor, info.tick_hz)
             latencies.append(timing.mean)
-            if monitor:
-                window = timing.total / info.tick_hz
-                energies.append(energy_per_inference(monitor.stop(), runs, window))
+            if energy is not None:
+                energies.append(energy)
     finally:
         if monitor:
             monitor.close()

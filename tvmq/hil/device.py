@@ -8,6 +8,14 @@ cache, never run twice. What the cache cannot cover is a board reset; then the
 session is gone, the board answers NO_SESSION, and ``Device`` raises
 ``BoardResetError`` instead of retrying: the inputs it held are lost too.
 ``infer`` turns that into a restart of the whole write-run-read transaction.
+
+A RUN's reply comes after its inferences, so its timeout is made of the time
+per inference measured on this link: until one was measured, a RUN of several
+inferences is preceded by a RUN of one (a warm-up) to measure it, so that a
+reset during the first timed RUN costs seconds, not a guess times the runs.
+A request that times out is sent again with twice the wait, at most ``tries``
+times: a loaded host (an emulator starved of CPU) gets time, a dead board is
+still named within a bounded time.
 """
 
 from __future__ import annotations
@@ -33,6 +41,9 @@ DTYPES = {
 }
 TIMING = struct.Struct("<iIQQQ")
 _DAMAGED, _TIMEOUT = "damaged", "timeout"
+FIRST_INFERENCE_S = 1.0  # what one inference may take before any was measured
+RUN_MARGIN = 3  # a RUN may take this many times its measured time per inference
+MAX_DOUBLINGS = 3  # a retried request waits at most 8 times its timeout
 
 
 class BoardResetError(TvmqError):
@@ -107,7 +118,7 @@ class Device:
         timeout: float = 2.0,
         tries: int = 3,
         baudrate: int = 115200,
-        seconds_per_inference: float = 1.0,
+        seconds_per_inference: float | None = None,
     ):
         self.url, self.timeout, self.tries, self.baudrate = url, timeout, tries, baudrate
         self.seconds_per_inference = seconds_per_inference
@@ -185,9 +196,21 @@ class Device:
         """N timed inferences after W warm-ups; safe to retry (see the module doc)."""
         if runs < 1:
             raise TvmqError(f"runs must be at least 1, got {runs}")
-        timeout = self.timeout + 3 * self.seconds_per_inference * (runs + warmup)
+        if self.seconds_per_inference is None and runs + warmup > 1:
+            self._run(1, 0)  # measures the time per inference the timeout needs
+        return self._run(runs, warmup)
+
+    def run_timeout(self, inferences: int) -> float:
+        """How long a RUN of `inferences` may take before it is sent again."""
+        each = self.seconds_per_inference
+        each = FIRST_INFERENCE_S if each is None else each
+        return self.timeout + RUN_MARGIN * each * inferences
+
+    def _run(self, runs: int, warmup: int) -> Timing:
         started = time.monotonic()
-        reply = self._transact(Command.RUN, struct.pack("<II", runs, warmup), timeout)
+        reply = self._transact(
+            Command.RUN, struct.pack("<II", runs, warmup), self.run_timeout(runs + warmup)
+        )
         self.seconds_per_inference = (time.monotonic() - started) / (runs + warmup)
         return self._timing(reply)
 
@@ -264,7 +287,8 @@ class Device:
             if timeouts or damaged:
                 self.counts["retries"] += 1
             self._port.write(request)
-            reply = self._await(command, time.monotonic() + (timeout or self.timeout))
+            wait = (timeout or self.timeout) * 2 ** min(timeouts, MAX_DOUBLINGS)
+            reply = self._await(command, time.monotonic() + wait)
             if isinstance(reply, Frame):
                 return self._check(command, reply)
             if reply == _TIMEOUT:

@@ -16,7 +16,6 @@ import base64
 import json
 import os
 import struct
-import tempfile
 from pathlib import Path
 
 import tvm
@@ -27,6 +26,7 @@ from tvm.s_tir import meta_schedule as ms
 from tvmq.errors import TvmqError
 from tvmq.fileio import write_atomically
 from tvmq.resources import shipped_schedules_dir
+from tvmq.scratch import scratch_directory
 from tvmq.targets import Target
 
 SCHEDULES_DIR = shipped_schedules_dir()
@@ -231,10 +231,10 @@ class ScheduleDatabase(ms.database.PyDatabase):
         info["measure"] = self.measure or default_measure(self.target)
         text = json.dumps(info, indent=2) + "\n"
         write_atomically(self.directory / INFO, lambda f: f.write(text.encode()))
-        with tempfile.TemporaryDirectory(dir=self.directory, prefix=".save-") as scratch:
+        with scratch_directory(".save-", self.directory) as scratch:
             staged = ms.database.JSONDatabase(
-                path_workload=str(Path(scratch) / WORKLOADS),
-                path_tuning_record=str(Path(scratch) / RECORDS),
+                path_workload=str(scratch / WORKLOADS),
+                path_tuning_record=str(scratch / RECORDS),
             )
             used: dict[str, tvm.IRModule] = {}
             for record in self.records:
@@ -243,10 +243,10 @@ class ScheduleDatabase(ms.database.PyDatabase):
                 staged.commit_workload(mod)
             for record in self.records:
                 staged.commit_tuning_record(record)
-            _compact_workloads(Path(scratch) / WORKLOADS)
+            _compact_workloads(scratch / WORKLOADS)
             for name in (WORKLOADS, RECORDS):
-                (Path(scratch) / name).chmod(0o644)  # shipped in the repository, read by all
-                os.replace(Path(scratch) / name, self.directory / name)
+                (scratch / name).chmod(0o644)  # shipped in the repository, read by all
+                os.replace(scratch / name, self.directory / name)
         (self.directory / INFO).chmod(0o644)
 
 

@@ -13,6 +13,7 @@ at a tracker, timed there by TVM's time evaluator.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import shutil
 import sys
@@ -105,17 +106,32 @@ def rpc_runner(tracker: str | None, key: str) -> ms.runner.RPCRunner:
 
 
 def builder_and_runner(
-    runner: str, target: Target, tasks: list[Task], tracker: str | None, key: str
+    runner: str, target: Target, tasks: list[Task], tracker: str | None, key: str, scratch: Path
 ) -> tuple[ms.builder.Builder, ms.runner.Runner]:
+    """Every candidate is built in `scratch`, which the caller removes after tuning."""
     if target.kind in BOARD_KINDS:
         if runner == "rpc":
             measurer = BoardRpcRunner(tasks, tracker, key)
-            return BoardBuilder(target, tasks, tvm_module=True), measurer
-        return BoardBuilder(target, tasks), BoardRunner(target, tasks)
-    builder = ms.builder.LocalBuilder(max_workers=1, initializer=without_builtin_intrinsics)
+            return BoardBuilder(target, tasks, scratch, tvm_module=True), measurer
+        return BoardBuilder(target, tasks, scratch), BoardRunner(target, tasks)
+    builder = ms.builder.LocalBuilder(
+        max_workers=1,
+        initializer=without_builtin_intrinsics,
+        f_export=functools.partial(export_into, str(scratch)),
+    )
     if runner == "rpc":
         return builder, rpc_runner(tracker, key)
     return builder, ms.runner.LocalRunner(EVALUATOR, initializer=without_builtin_intrinsics)
+
+
+def export_into(directory: str, mod) -> str:
+    """MetaSchedule's default export, into `directory` instead of a new directory
+    in /tmp per candidate that nothing removes (run in the builder's worker)."""
+    from tvm.support.tar import tar
+
+    artifact = Path(tempfile.mkdtemp(dir=directory)) / f"tvm_tmp_mod.{tar.output_format}"
+    mod.export_library(str(artifact), fcompile=tar)
+    return str(artifact)
 
 
 def _task_of(tasks: dict[str, Task], mod) -> Task:
@@ -127,11 +143,11 @@ class BoardBuilder(ms.builder.PyBuilder):
     """Each candidate kernel as a one-kernel program for the target's board (with
     `tvm_module`, a Cortex-A library as a TVM module, for a board's RPC server)."""
 
-    def __init__(self, target: Target, tasks: list[Task], tvm_module: bool = False):
+    def __init__(self, target: Target, tasks: list[Task], scratch: Path, tvm_module: bool = False):
         super().__init__()
         self.target, self.tvm_module = target, tvm_module
         self.tasks = {t.key: t for t in tasks}
-        self.scratch = Path(tempfile.mkdtemp(prefix="tvmq-tune-"))
+        self.scratch = scratch
         self.count = 0
 
     def build(self, build_inputs):
@@ -153,9 +169,6 @@ class BoardBuilder(ms.builder.PyBuilder):
                 shutil.rmtree(directory, ignore_errors=True)
                 results.append(ms.builder.BuilderResult(None, f"{type(error).__name__}: {error}"))
         return results
-
-    def close(self) -> None:
-        shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 @derived_object

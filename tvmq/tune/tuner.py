@@ -7,7 +7,6 @@ that was killed continues with what is left when started again.
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
 
 from tqdm import tqdm
@@ -17,6 +16,7 @@ from tvm.s_tir import meta_schedule as ms
 from tvmq.backend.schedule import has_reduction
 from tvmq.errors import TvmqError
 from tvmq.model import Model
+from tvmq.scratch import scratch_directory
 from tvmq.targets import Target
 from tvmq.tune.database import ScheduleDatabase, tuning_target
 from tvmq.tune.runners import (
@@ -153,7 +153,6 @@ def _search(
         )
         for task in tasks
     ]
-    builder, measurer = builder_and_runner(runner, target, tasks, tracker, key)
     bar = tqdm(total=trials, desc=f"tuning {len(tasks)} tasks", unit="trial", disable=not progress)
     counter = _Progress(bar, tasks)
     callbacks = [
@@ -162,11 +161,12 @@ def _search(
         counter,
     ]
     try:
-        with tempfile.TemporaryDirectory(prefix="tvmq-tune-logs-") as logs:
+        with scratch_directory("tvmq-tune-") as scratch:
+            builder, measurer = builder_and_runner(runner, target, tasks, tracker, key, scratch)
             ms.tune.tune_tasks(
                 tasks=contexts,
                 task_weights=[float(t.weight) for t in tasks],
-                work_dir=logs,
+                work_dir=str(scratch / "logs"),
                 max_trials_global=trials,
                 num_trials_per_iter=min(TRIALS_PER_ROUND, trials),
                 builder=builder,
@@ -178,8 +178,6 @@ def _search(
             )
     finally:
         bar.close()
-        if hasattr(builder, "close"):
-            builder.close()
     return counter.trials, counter.errors
 
 
