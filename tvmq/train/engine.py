@@ -1,0 +1,121 @@
+"""The training engine: a quantized model's integer forward pass and its gradients.
+
+One step runs two compiled Relax functions: the integer model with the current
+trained integers (:mod:`tvmq.train.integer`), then the loss and its gradients from
+TVM's Gradient pass over the glued fake-quantized graph (:mod:`tvmq.train.fake_quant`).
+Predictions are the integer model's outputs: what every target computes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import tvm
+from tvm import relax
+
+from tvmq.errors import TvmqError
+from tvmq.model import Model
+from tvmq.quantize.annotate import main_bindings
+from tvmq.train.fake_quant import build_training_graph, parameter_values
+from tvmq.train.integer import build_integer_graph
+from tvmq.train.layers import Layer, find_layers
+from tvmq.train.rewrite import substitute, with_batch
+
+# Compile time dominates short runs; the kernels are small.
+TARGET = {"kind": "llvm", "opt-level": 0}
+
+
+class Engine:
+    """Trains the weighted layers of a QDQ model at a fixed batch size."""
+
+    def __init__(self, model: Model, batch: int):
+        if not model.is_quantized:
+            raise TvmqError(f"{model.source}: fine-tuning needs a quantized model")
+        if len(model.inputs) != 1:
+            raise TvmqError(f"{model.name}: fine-tuning takes models with one input")
+        self.model, self.batch = model, batch
+        batched = self._batched = with_batch(model.mod, batch)
+        self.layers: list[Layer] = find_layers(batched)
+        if not self.layers:
+            raise TvmqError(f"{model.name}: no quantized weighted layer to train")
+        training = build_training_graph(batched, self.layers, model.source_names)
+        self.classes = training.classes
+        integer = build_integer_graph(batched, self.layers, training.glued)
+        loss = training.mod["loss"]
+        wanted = [p for p in loss.params if p.name in training.parameters]
+        gradient = relax.transform.Gradient("loss", require_grads=wanted)(training.mod)
+        target = tvm.target.Target(TARGET)
+        device = tvm.cpu()
+        self._train = relax.VirtualMachine(tvm.compile(gradient, target), device)
+        self._integer = relax.VirtualMachine(tvm.compile(integer.mod, target), device)
+
+    def _integers(self) -> list[tvm.runtime.Tensor]:
+        weights = [layer.integer_weight() for layer in self.layers]
+        biases = [layer.integer_bias() for layer in self.layers]
+        return [tvm.runtime.tensor(a) for a in (*weights, *biases)]
+
+    def _forward(self, x: np.ndarray):
+        return self._integer["integer"](tvm.runtime.tensor(x), *self._integers())
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """The integer model's outputs for a batch (shorter batches are padded)."""
+        count = len(x)
+        if count < self.batch:
+            x = np.concatenate([x, np.repeat(x[-1:], self.batch - count, axis=0)])
+        return self._forward(x)[0].numpy()[:count]
+
+    def gradients(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, list[np.ndarray]]:
+        """Loss of one full batch and the gradient of every trained tensor."""
+        outputs = self._forward(x)
+        onehot = np.eye(self.classes, dtype=np.float32)[labels]
+        params = [tvm.runtime.tensor(p) for p in parameter_values(self.layers)]
+        glued = [outputs[i] for i in range(1, len(outputs))]
+        loss, grads = self._train["loss_adjoint"](
+            tvm.runtime.tensor(x), tvm.runtime.tensor(onehot), *params, *glued
+        )
+        return float(loss.numpy()), [g.numpy() for g in grads]
+
+    def parameters(self) -> list[np.ndarray]:
+        """The latent tensors, in the order of gradients(); updated in place."""
+        return parameter_values(self.layers)
+
+    def state(self) -> list[np.ndarray]:
+        return [p.copy() for p in self.parameters()]
+
+    def load_state(self, state: list[np.ndarray]) -> None:
+        for param, saved in zip(self.parameters(), state, strict=True):
+            param[...] = saved
+
+    def export(self) -> Model:
+        """The model (batch 1, QDQ) with the trained integers: an ordinary .tvmq."""
+        # Batching re-emitted main binding for binding: positions match the original's.
+        position = {b.var: i for i, b in enumerate(main_bindings(self._batched))}
+        original = [b.value for b in main_bindings(self.model.mod)]
+        replacements: dict = {}
+        for layer in self.layers:
+            weight = original[position[layer.weight_var]]
+            replacements[weight.args[0]] = relax.const(layer.integer_weight())
+            if layer.bias is not None:
+                constant = original[position[layer.bias_var]].args[1]
+                shape = [int(d) for d in constant.ty.shape]
+                replacements[constant] = relax.const(layer.bias.reshape(shape))
+        return dataclasses.replace(self.model, mod=_replace_constants(self.model.mod, replacements))
+
+
+def _replace_constants(mod: tvm.IRModule, replacements: dict) -> tvm.IRModule:
+    """A copy of `mod` whose main uses the constants in `replacements` instead."""
+    main = mod["main"]
+    blocks = []
+    for block in main.body.blocks:
+        bindings = [
+            relax.VarBinding(b.var, substitute(b.value, replacements)) for b in block.bindings
+        ]
+        kind = relax.DataflowBlock if isinstance(block, relax.DataflowBlock) else relax.BindingBlock
+        blocks.append(kind(bindings))
+    body = relax.SeqExpr(blocks, main.body.body)
+    functions = dict(mod.functions_items())
+    functions[mod.get_global_var("main")] = relax.Function(
+        main.params, body, main.ret_ty, main.is_pure, main.attrs
+    )
+    return relax.transform.Normalize()(tvm.IRModule(functions, attrs=mod.attrs))

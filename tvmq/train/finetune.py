@@ -1,0 +1,142 @@
+"""`tvmq finetune`: labelled quantization-aware fine-tuning of a classifier.
+
+The data's samples are split interleaved: even-indexed ones train (and calibrate a
+float model first), odd-indexed ones validate after every epoch, and the epoch
+with the best validation accuracy is the one exported. Accuracy is always the
+integer model's, as every target computes it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from tvmq.datasets import as_model_input
+from tvmq.errors import TvmqError
+from tvmq.evaluate import LabelledData
+from tvmq.model import Model
+from tvmq.quantize.quantizer import quantize_model
+from tvmq.train.engine import Engine
+from tvmq.train.optimizers import make_optimizer
+
+CALIBRATION_SAMPLES = 500
+
+
+@dataclass(frozen=True)
+class FinetuneOptions:
+    epochs: int = 10
+    lr: float = 1e-4
+    batch: int = 32
+    seed: int = 0
+    optimizer: str = "adam"
+
+
+@dataclass(frozen=True)
+class FinetuneResult:
+    model: Model  # the best epoch's, QDQ
+    start_accuracy: float  # on the validation half, before training
+    best_accuracy: float
+    best_epoch: int  # 0: training never beat the start
+    history: list[dict]  # per epoch: mean loss, validation accuracy
+    seconds_per_step: float
+    note: str = ""
+
+
+def labelled_arrays(model: Model, data: LabelledData) -> tuple[np.ndarray, np.ndarray]:
+    """Every sample as the model's input, and the labels, checked against the output."""
+    if data.windows:
+        raise TvmqError(f"{data.source}: labelled fine-tuning needs classification data")
+    spec = model.inputs[0]
+    inputs, labels = [], []
+    for value, label in data.values(range(data.size)):
+        try:
+            inputs.append(as_model_input(value, spec))
+        except TvmqError as error:
+            raise TvmqError(f"{data.source}: {error}") from error
+        labels.append(label)
+    return np.stack(inputs), np.asarray(labels, np.int64)
+
+
+def check_labels(labels: np.ndarray, classes: int, output: str, source: str) -> None:
+    bad = labels[(labels < 0) | (labels >= classes)]
+    if bad.size:
+        raise TvmqError(
+            f"{source}: label {int(bad[0])} does not fit output '{output}' "
+            f"({classes} classes: labels 0..{classes - 1})"
+        )
+
+
+def accuracy(engine: Engine, x: np.ndarray, labels: np.ndarray) -> float:
+    hits = 0
+    for start in range(0, len(x), engine.batch):
+        scores = engine.predict(x[start : start + engine.batch])
+        predicted = scores.reshape(len(scores), -1).argmax(axis=1)
+        hits += int((predicted == labels[start : start + engine.batch]).sum())
+    return hits / len(x)
+
+
+def finetune(model: Model, data: LabelledData, options: FinetuneOptions) -> FinetuneResult:
+    """Fine-tune `model` (float: calibrated first on the training half) on `data`."""
+    if options.epochs < 1 or options.batch < 1:
+        raise TvmqError("--epochs and --batch-size must be at least 1")
+    x, labels = labelled_arrays(model, data)
+    output = model.outputs[0]
+    if len(model.outputs) != 1 or len(output.shape) != 2:
+        raise TvmqError(
+            f"{model.name}: labelled fine-tuning needs one output of shape (1, classes), "
+            f"not '{output.name}' {list(output.shape)}"
+        )
+    check_labels(labels, int(output.shape[1]), output.name, data.source)
+    x_train, y_train, x_val, y_val = x[0::2], labels[0::2], x[1::2], labels[1::2]
+    if len(x_train) < options.batch:
+        raise TvmqError(
+            f"{data.source}: {len(x_train)} training samples, fewer than one batch of "
+            f"{options.batch}"
+        )
+    if not model.is_quantized:
+        calibration = [[sample] for sample in x_train[:CALIBRATION_SAMPLES]]
+        model = quantize_model(model, calibration, origin=data.source)
+    engine = Engine(model, options.batch)
+    optimizer = make_optimizer(options.optimizer, options.lr)
+    rng = np.random.default_rng(options.seed)
+    flat_train, flat_val = _batched(x_train), _batched(x_val)
+    start = best = accuracy(engine, flat_val, y_val)
+    best_state, best_epoch, history, note = engine.state(), 0, [], ""
+    steps, elapsed = 0, 0.0
+    for epoch in range(1, options.epochs + 1):
+        order = rng.permutation(len(flat_train))
+        batches = len(order) // options.batch
+        losses = []
+        progress = tqdm(range(batches), desc=f"epoch {epoch}/{options.epochs}", unit="step")
+        for index in progress:
+            chosen = order[index * options.batch : (index + 1) * options.batch]
+            began = time.perf_counter()
+            loss, grads = engine.gradients(flat_train[chosen], y_train[chosen])
+            if not np.isfinite(loss):
+                note = f"loss became {loss} in epoch {epoch}: stopped, kept the best epoch"
+                break
+            optimizer.step(engine.parameters(), grads)
+            elapsed += time.perf_counter() - began
+            steps += 1
+            losses.append(loss)
+            progress.set_postfix(loss=f"{np.mean(losses):.4f}")
+        progress.close()
+        if note:
+            break
+        current = accuracy(engine, flat_val, y_val)
+        history.append({"epoch": epoch, "loss": float(np.mean(losses)), "accuracy": current})
+        print(f"epoch {epoch}: loss {np.mean(losses):.4f}, validation accuracy {current:.4f}")
+        if current > best:
+            best, best_state, best_epoch = current, engine.state(), epoch
+    engine.load_state(best_state)
+    return FinetuneResult(
+        engine.export(), start, best, best_epoch, history, elapsed / max(steps, 1), note
+    )
+
+
+def _batched(x: np.ndarray) -> np.ndarray:
+    """Samples (N, *input shape with batch 1) as one array (N, *rest): rows of a batch."""
+    return x.reshape(len(x), *x.shape[2:])

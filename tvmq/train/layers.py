@@ -1,0 +1,119 @@
+"""The trainable layers of a QDQ graph and the integers they deploy as.
+
+Each weighted op (conv2d, matmul) of a quantized graph keeps a float "latent"
+weight and bias that training updates. Their scales stay those of calibration:
+the deployed integers are the latent weight rounded onto the frozen weight grid
+(:func:`tvmq.quantize.scheme.integer_weight`) and the bias rounded at input scale x
+weight scale with the input zero point folded in, the constants that
+:mod:`tvmq.quantize.realize` computes for the same graph.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import tvm
+from tvm import relax
+
+from tvmq.quantize.annotate import main_bindings
+from tvmq.quantize.realize import INT32_MAX, INT32_MIN, passes_through
+from tvmq.quantize.scheme import integer_weight
+from tvmq.train.rewrite import op_name
+
+WEIGHTED_OPS = ("relax.nn.conv2d", "relax.matmul")
+
+
+@dataclass
+class Layer:
+    """One weighted op: its latent float parameters and frozen quantization."""
+
+    name: str  # the op's variable in main
+    weight_var: relax.Var  # dequantize(int8 constant) feeding the op
+    bias_var: relax.Var | None  # add(op, float constant) after it
+    weight: np.ndarray  # float32 latent weight
+    bias: np.ndarray | None  # float32 latent bias, one per output channel
+    weight_scale: np.ndarray  # float32, one per output channel
+    axis: int  # the weight's output-channel axis
+    input_scale: float
+    input_zero_point: int
+
+    def channel_shape(self) -> list[int]:
+        shape = [1] * self.weight.ndim
+        shape[self.axis] = -1
+        return shape
+
+    def integer_weight(self) -> np.ndarray:
+        return integer_weight(self.weight, self.weight_scale, self.axis)
+
+    def integer_bias(self) -> np.ndarray:
+        """int32 bias with the input zero point folded in (realize's `_finish`)."""
+        reduce = tuple(a for a in range(self.weight.ndim) if a != self.axis)
+        sums = self.integer_weight().astype(np.int64).sum(axis=reduce)
+        if self.bias is None:
+            rounded = np.zeros_like(sums)
+        else:
+            bias_scale = np.float64(self.input_scale) * self.weight_scale.astype(np.float64)
+            rounded = np.round(self.bias.astype(np.float64) / bias_scale)
+            rounded = np.clip(rounded, INT32_MIN, INT32_MAX).astype(np.int64)
+        return (rounded - self.input_zero_point * sums).astype(np.int32)
+
+
+def _constant(expr) -> np.ndarray | None:
+    if isinstance(expr, tvm.ir.expr.Constant) and hasattr(expr.value, "numpy"):
+        return expr.value.numpy()
+    return None
+
+
+def find_layers(mod: tvm.IRModule) -> list[Layer]:
+    """Every weighted op of a QDQ `mod` whose weight is dequantize(int8 constant) and
+    whose input is a per-tensor dequantized activation (through copies), in graph order; the latent
+    weight starts at the dequantized integers."""
+    bindings = main_bindings(mod)
+    value = {b.var: b.value for b in bindings}
+    biases = {
+        b.value.args[0]: b.var
+        for b in bindings
+        if op_name(b.value) == "relax.add"
+        and _constant(b.value.args[1]) is not None
+        and str(b.value.args[1].ty.dtype) == "float32"
+    }
+    layers = []
+    for binding in bindings:
+        call = binding.value
+        if op_name(call) not in WEIGHTED_OPS:
+            continue
+        source, weight = call.args[0], value.get(call.args[1])
+        while passes_through(value.get(source)):
+            source = value[source].args[0]
+        source = value.get(source)
+        if op_name(source) != "relax.dequantize" or op_name(weight) != "relax.dequantize":
+            continue
+        values, scale = _constant(weight.args[0]), _constant(weight.args[1])
+        if values is None or values.dtype != np.int8 or _constant(weight.args[2]).any():
+            continue
+        input_scale, input_zero_point = _constant(source.args[1]), _constant(source.args[2])
+        if input_scale is None or input_scale.size != 1:
+            continue
+        axis = int(weight.attrs.axis) % values.ndim
+        scale = np.broadcast_to(scale.astype(np.float32), (values.shape[axis],)).copy()
+        shape = [1] * values.ndim
+        shape[axis] = -1
+        bias_var = biases.get(binding.var)
+        bias = None if bias_var is None else _constant(value[bias_var].args[1]).ravel()
+        if bias is not None and bias.size != values.shape[axis]:
+            bias_var, bias = None, None
+        layers.append(
+            Layer(
+                name=binding.var.name,
+                weight_var=call.args[1],
+                bias_var=bias_var,
+                weight=(values.astype(np.float32) * scale.reshape(shape)).astype(np.float32),
+                bias=None if bias is None else bias.astype(np.float32),
+                weight_scale=scale,
+                axis=axis,
+                input_scale=float(input_scale.item()),
+                input_zero_point=int(input_zero_point.item()),
+            )
+        )
+    return layers
