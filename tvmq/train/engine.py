@@ -19,7 +19,7 @@ from tvmq.model import Model
 from tvmq.quantize.annotate import main_bindings
 from tvmq.train.fake_quant import build_training_graph, parameter_values
 from tvmq.train.integer import build_integer_graph
-from tvmq.train.layers import Layer, find_layers
+from tvmq.train.layers import Layer, find_layers, start_from_float
 from tvmq.train.rewrite import substitute, with_batch
 
 # Compile time dominates short runs; the kernels are small.
@@ -27,9 +27,10 @@ TARGET = {"kind": "llvm", "opt-level": 0}
 
 
 class Engine:
-    """Trains the weighted layers of a QDQ model at a fixed batch size."""
+    """Trains the weighted layers of a QDQ model at a fixed batch size; with the float
+    model it was calibrated from, training starts from its float weights."""
 
-    def __init__(self, model: Model, batch: int):
+    def __init__(self, model: Model, batch: int, float_model: Model | None = None):
         if not model.is_quantized:
             raise TvmqError(f"{model.source}: fine-tuning needs a quantized model")
         if len(model.inputs) != 1:
@@ -39,6 +40,8 @@ class Engine:
         self.layers: list[Layer] = find_layers(batched)
         if not self.layers:
             raise TvmqError(f"{model.name}: no quantized weighted layer to train")
+        if float_model is not None:
+            start_from_float(self.layers, float_model.mod)
         training = build_training_graph(batched, self.layers, model.source_names)
         self.classes = training.classes
         integer = build_integer_graph(batched, self.layers, training.glued)
@@ -65,15 +68,20 @@ class Engine:
             x = np.concatenate([x, np.repeat(x[-1:], self.batch - count, axis=0)])
         return self._forward(x)[0].numpy()[:count]
 
-    def gradients(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, list[np.ndarray]]:
-        """Loss of one full batch and the gradient of every trained tensor."""
+    def _loss_inputs(self, x: np.ndarray, labels: np.ndarray) -> list:
         outputs = self._forward(x)
         onehot = np.eye(self.classes, dtype=np.float32)[labels]
         params = [tvm.runtime.tensor(p) for p in parameter_values(self.layers)]
         glued = [outputs[i] for i in range(1, len(outputs))]
-        loss, grads = self._train["loss_adjoint"](
-            tvm.runtime.tensor(x), tvm.runtime.tensor(onehot), *params, *glued
-        )
+        return [tvm.runtime.tensor(x), tvm.runtime.tensor(onehot), *params, *glued]
+
+    def loss(self, x: np.ndarray, labels: np.ndarray) -> float:
+        """Mean loss of one full batch (the integer model's logits)."""
+        return float(self._train["loss"](*self._loss_inputs(x, labels)).numpy())
+
+    def gradients(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, list[np.ndarray]]:
+        """Loss of one full batch and the gradient of every trained tensor."""
+        loss, grads = self._train["loss_adjoint"](*self._loss_inputs(x, labels))
         return float(loss.numpy()), [g.numpy() for g in grads]
 
     def parameters(self) -> list[np.ndarray]:

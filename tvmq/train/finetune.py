@@ -2,7 +2,7 @@
 
 The data's samples are split interleaved: even-indexed ones train (and calibrate a
 float model first), odd-indexed ones validate after every epoch, and the epoch
-with the best validation accuracy is the one exported. Accuracy is always the
+with the best validation accuracy (then loss) is the one exported. Accuracy is always the
 integer model's, as every target computes it.
 """
 
@@ -69,13 +69,17 @@ def check_labels(labels: np.ndarray, classes: int, output: str, source: str) -> 
         )
 
 
-def accuracy(engine: Engine, x: np.ndarray, labels: np.ndarray) -> float:
-    hits = 0
+def validate(engine: Engine, x: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """Accuracy on every sample and mean loss over the full batches: the loss breaks
+    ties, since a small validation set saturates at 100 % long before training ends."""
+    hits, losses = 0, []
     for start in range(0, len(x), engine.batch):
-        scores = engine.predict(x[start : start + engine.batch])
-        predicted = scores.reshape(len(scores), -1).argmax(axis=1)
-        hits += int((predicted == labels[start : start + engine.batch]).sum())
-    return hits / len(x)
+        chosen = slice(start, start + engine.batch)
+        scores = engine.predict(x[chosen])
+        hits += int((scores.reshape(len(scores), -1).argmax(axis=1) == labels[chosen]).sum())
+        if len(scores) == engine.batch:
+            losses.append(engine.loss(x[chosen], labels[chosen]))
+    return hits / len(x), float(np.mean(losses)) if losses else float("inf")
 
 
 def finetune(model: Model, data: LabelledData, options: FinetuneOptions) -> FinetuneResult:
@@ -96,14 +100,15 @@ def finetune(model: Model, data: LabelledData, options: FinetuneOptions) -> Fine
             f"{data.source}: {len(x_train)} training samples, fewer than one batch of "
             f"{options.batch}"
         )
+    float_model = None
     if not model.is_quantized:
         calibration = [[sample] for sample in x_train[:CALIBRATION_SAMPLES]]
-        model = quantize_model(model, calibration, origin=data.source)
-    engine = Engine(model, options.batch)
+        float_model, model = model, quantize_model(model, calibration, origin=data.source)
+    engine = Engine(model, options.batch, float_model)
     optimizer = make_optimizer(options.optimizer, options.lr)
     rng = np.random.default_rng(options.seed)
     flat_train, flat_val = _batched(x_train), _batched(x_val)
-    start = best = accuracy(engine, flat_val, y_val)
+    start = best = validate(engine, flat_val, y_val)
     best_state, best_epoch, history, note = engine.state(), 0, [], ""
     steps, elapsed = 0, 0.0
     for epoch in range(1, options.epochs + 1):
@@ -126,14 +131,24 @@ def finetune(model: Model, data: LabelledData, options: FinetuneOptions) -> Fine
         progress.close()
         if note:
             break
-        current = accuracy(engine, flat_val, y_val)
-        history.append({"epoch": epoch, "loss": float(np.mean(losses)), "accuracy": current})
-        print(f"epoch {epoch}: loss {np.mean(losses):.4f}, validation accuracy {current:.4f}")
-        if current > best:
+        current = validate(engine, flat_val, y_val)
+        history.append(
+            {
+                "epoch": epoch,
+                "loss": float(np.mean(losses)),
+                "validation_accuracy": current[0],
+                "validation_loss": current[1],
+            }
+        )
+        print(
+            f"epoch {epoch}: loss {np.mean(losses):.4f}, validation accuracy "
+            f"{current[0]:.4f}, validation loss {current[1]:.4f}"
+        )
+        if (current[0], -current[1]) > (best[0], -best[1]):
             best, best_state, best_epoch = current, engine.state(), epoch
     engine.load_state(best_state)
     return FinetuneResult(
-        engine.export(), start, best, best_epoch, history, elapsed / max(steps, 1), note
+        engine.export(), start[0], best[0], best_epoch, history, elapsed / max(steps, 1), note
     )
 
 

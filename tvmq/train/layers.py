@@ -17,7 +17,7 @@ import tvm
 from tvm import relax
 
 from tvmq.quantize.annotate import main_bindings
-from tvmq.quantize.realize import INT32_MAX, INT32_MIN, passes_through
+from tvmq.quantize.realize import INT32_MAX, INT32_MIN, constant_value, passes_through
 from tvmq.quantize.scheme import integer_weight
 from tvmq.train.rewrite import op_name
 
@@ -117,3 +117,32 @@ def find_layers(mod: tvm.IRModule) -> list[Layer]:
             )
         )
     return layers
+
+
+def start_from_float(layers: list[Layer], float_mod: tvm.IRModule) -> None:
+    """Set each layer's latent weight and bias to the float model's own values (where
+    the float graph has the same op under the same name): standard QAT starts there,
+    rounding to exactly the calibrated integers, with each weight's fraction kept."""
+    bindings = main_bindings(float_mod)
+    value = {b.var: b.value for b in bindings}
+    by_name = {b.var.name: b for b in bindings}
+    biases = {
+        b.value.args[0]: _constant(b.value.args[1])
+        for b in bindings
+        if op_name(b.value) == "relax.add" and _constant(b.value.args[1]) is not None
+    }
+    for layer in layers:
+        binding = by_name.get(layer.name)
+        if binding is None or op_name(binding.value) not in WEIGHTED_OPS:
+            continue
+        weight = constant_value(value.get, binding.value.args[1])
+        if weight is None or weight.shape != layer.weight.shape:
+            continue
+        if not np.array_equal(
+            integer_weight(weight, layer.weight_scale, layer.axis), layer.integer_weight()
+        ):
+            continue  # not the weight these integers were calibrated from
+        layer.weight = weight.astype(np.float32)
+        bias = biases.get(binding.var)
+        if layer.bias is not None and bias is not None and bias.size == layer.bias.size:
+            layer.bias = bias.astype(np.float32).ravel()
