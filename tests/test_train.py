@@ -11,11 +11,14 @@ from tvm import relax
 
 import tvmq.train.gradients  # noqa: F401  (registers the gradients under test)
 from tests.onnx_models import graph_model, weight
+from tests.shared_assets import shared_data, shared_model
 from tvmq.cli import main
+from tvmq.evaluate import open_data
 from tvmq.examples import DIGITS_MODEL, digits_split
 from tvmq.frontend import load_model
 from tvmq.quantize.quantizer import quantize_model
 from tvmq.train.engine import Engine
+from tvmq.train.finetune import labelled_arrays
 from tvmq.train.optimizers import Adam
 
 
@@ -50,19 +53,23 @@ X = (RNG.choice([-1, 1], (2, 3, 3, 2)) * RNG.uniform(0.1, 0.9, (2, 3, 3, 2))).as
 X[0, 0, 0, 0] = 2.5  # clipped
 W_PADDED = RNG.standard_normal((2, 5, 6, 2)).astype(np.float32)
 W = RNG.standard_normal(X.shape).astype(np.float32)
+# Values 0.1 apart: no finite difference changes which element is the maximum.
+SPREAD = (RNG.permutation(X.size).reshape(X.shape) * 0.1).astype(np.float32)
 
 
 @pytest.mark.parametrize(
-    ("op", "weights"),
+    ("op", "x", "weights"),
     [
-        (lambda x: relax.op.clip(x, -0.5, 0.5), W),
-        (lambda x: relax.op.nn.pad(x, [0, 0, 1, 1, 2, 1, 0, 0], "constant", 0.0), W_PADDED),
+        (lambda x: relax.op.clip(x, -0.5, 0.5), X, W),
+        (lambda x: relax.op.nn.pad(x, [0, 0, 1, 1, 2, 1, 0, 0], "constant", 0.0), X, W_PADDED),
+        (lambda x: relax.op.max(x, axis=[1, 2]), SPREAD, W[:, 0, 0, :]),
+        (lambda x: relax.op.min(x, axis=[-1], keepdims=True), SPREAD, W[..., :1]),
     ],
-    ids=["clip", "pad"],
+    ids=["clip", "pad", "max", "min-keepdims"],
 )
-def test_registered_gradients_match_finite_differences(op, weights):
-    analytic, forward = _gradient(op, X, weights)
-    numeric = _finite_differences(forward, X)
+def test_registered_gradients_match_finite_differences(op, x, weights):
+    analytic, forward = _gradient(op, x, weights)
+    numeric = _finite_differences(forward, x)
     np.testing.assert_allclose(analytic, numeric, rtol=1e-3, atol=1e-3)
     assert np.abs(analytic).sum() > 0
 
@@ -105,6 +112,29 @@ def test_training_engine_predicts_exactly_what_the_host_build_computes(digits_pt
     )
     np.testing.assert_array_equal(trained, host)
     assert (trained.argmax(axis=1) == host.argmax(axis=1)).all()
+
+
+@pytest.mark.shared
+def test_imported_int8_resnet_trains_and_exports_exactly():
+    """TFLite's int8 ResNet-8 (int32 biases, residual adds, int8 input and output):
+    after training steps the exported model's host build equals the engine bit for bit."""
+    model = load_model(shared_model("ic_resnet8_int8"))
+    x, labels = labelled_arrays(model, open_data(shared_data("ic01")))
+    x, labels = x[0::2][:32, 0], labels[0::2][:32]
+    engine = Engine(model, batch=16)
+    start = [layer.integer_weight() for layer in engine.layers]
+    optimizer = Adam(1e-3)
+    for step in range(2):
+        chosen = slice(16 * step, 16 * (step + 1))
+        _, grads = engine.gradients(x[chosen], labels[chosen])
+        optimizer.step(engine.parameters(), grads)
+    assert any(
+        (a != layer.integer_weight()).any() for a, layer in zip(start, engine.layers, strict=True)
+    )
+    exported = engine.export().build("host")
+    host = np.concatenate([exported(sample[None])[0] for sample in x])
+    trained = np.concatenate([engine.predict(x[:16]), engine.predict(x[16:])])
+    np.testing.assert_array_equal(trained, host)
 
 
 def test_finetune_cli_writes_a_model_every_target_builds(tmp_path, capsys):

@@ -99,15 +99,21 @@ class Engine:
         """The model (batch 1, QDQ) with the trained integers: an ordinary .tvmq."""
         # Batching re-emitted main binding for binding: positions match the original's.
         position = {b.var: i for i, b in enumerate(main_bindings(self._batched))}
-        original = [b.value for b in main_bindings(self.model.mod)]
+        bindings = main_bindings(self.model.mod)
+        original = [b.value for b in bindings]
+        producer = {b.var: b.value for b in bindings}
         replacements: dict = {}
         for layer in self.layers:
             weight = original[position[layer.weight_var]]
             replacements[weight.args[0]] = relax.const(layer.integer_weight())
             if layer.bias is not None:
-                constant = original[position[layer.bias_var]].args[1]
-                shape = [int(d) for d in constant.ty.shape]
-                replacements[constant] = relax.const(layer.bias.reshape(shape))
+                bias = original[position[layer.bias_var]].args[1]
+                if isinstance(bias, tvm.ir.expr.Constant):
+                    shape = [int(d) for d in bias.ty.shape]
+                    replacements[bias] = relax.const(layer.bias.reshape(shape))
+                else:  # dequantize(int32 constant): TFLite's bias at input x weight scale
+                    dequantize = producer[bias]
+                    replacements[dequantize.args[0]] = relax.const(layer.rounded_bias())
         return dataclasses.replace(self.model, mod=_replace_constants(self.model.mod, replacements))
 
 

@@ -23,7 +23,7 @@ from tvm import relax
 from tvmq.errors import TvmqError
 from tvmq.quantize.annotate import main_bindings
 from tvmq.train import gradients
-from tvmq.train.layers import Layer
+from tvmq.train.layers import Layer, dequantized_constant
 from tvmq.train.rewrite import op_name, rebuild_main
 
 LABELS = "labels"
@@ -126,7 +126,9 @@ def build_training_graph(
         if name == "relax.dequantize":
             data, scale, zero_point = value.args
             if isinstance(data, tvm.ir.expr.Constant):
-                return _float_const(_dequantized_constant(value))
+                return _float_const(dequantized_constant(value))
+            if str(data.ty.dtype) != "float32":  # an integer model input
+                data = relax.op.astype(data, "float32")
             centred = relax.op.subtract(data, relax.op.astype(zero_point, "float32"))
             return relax.op.multiply(centred, scale)
         return None
@@ -154,14 +156,3 @@ def build_training_graph(
 def _bias_shape(add: relax.Expr) -> list[int]:
     """The shape of an add's constant bias: the bias broadcasts exactly like it."""
     return [int(d) for d in add.args[1].ty.shape]
-
-
-def _dequantized_constant(call: relax.Call) -> np.ndarray:
-    values = call.args[0].value.numpy().astype(np.float64)
-    scale = call.args[1].value.numpy().astype(np.float64)
-    zero_point = call.args[2].value.numpy().astype(np.float64)
-    if scale.size > 1 or zero_point.size > 1:
-        shape = [1] * values.ndim
-        shape[int(call.attrs.axis)] = -1
-        scale, zero_point = scale.reshape(shape), zero_point.reshape(shape)
-    return ((values - zero_point) * scale).astype(np.float32)

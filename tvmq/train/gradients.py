@@ -7,7 +7,8 @@ Registered once, on import, with `relax.op.base.register_gradient`:
 - floor: zero, its true derivative almost everywhere; the training graph uses it to
   carry exact integer values that must not take a gradient (:mod:`tvmq.train.fake_quant`);
 - clip (ReLU6, quantization's saturation): the gradient inside the bounds, zero outside;
-- nn.pad: the gradient cut back to the unpadded window.
+- nn.pad: the gradient cut back to the unpadded window;
+- max and min (reductions): the gradient to the elements equal to the result.
 
 :func:`check_differentiable` names the first op that still has none, so that a model
 is refused in one line before TVM's Gradient pass fails deep inside.
@@ -64,10 +65,27 @@ def _pad(orig_var, orig_call, output_grad, ctx):
     return [sliced, *(no_grad(arg) for arg in orig_call.args[1:])]
 
 
+def _extremum(orig_var, orig_call, output_grad, ctx):
+    x = orig_call.args[0]
+    ndim = len(x.ty.shape)
+    axes = (
+        list(range(ndim))
+        if orig_call.attrs.axis is None
+        else sorted(int(a) % ndim for a in orig_call.attrs.axis)
+    )
+    peak, grad = orig_var, output_grad
+    if not orig_call.attrs.keepdims:
+        peak, grad = relax.op.expand_dims(peak, axes), relax.op.expand_dims(grad, axes)
+    at_peak = relax.op.astype(relax.op.equal(x, peak), str(x.ty.dtype))
+    return [relax.op.multiply(at_peak, grad)]
+
+
 register_gradient("relax.round", _straight_through, level=LEVEL)
 register_gradient("relax.floor", _zero, level=LEVEL)
 register_gradient("relax.clip", _clip, level=LEVEL)
 register_gradient("relax.nn.pad", _pad, level=LEVEL)
+register_gradient("relax.max", _extremum, level=LEVEL)
+register_gradient("relax.min", _extremum, level=LEVEL)
 
 
 def has_gradient(op: tvm.ir.Op) -> bool:

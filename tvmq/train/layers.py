@@ -30,7 +30,7 @@ class Layer:
 
     name: str  # the op's variable in main
     weight_var: relax.Var  # dequantize(int8 constant) feeding the op
-    bias_var: relax.Var | None  # add(op, float constant) after it
+    bias_var: relax.Var | None  # add(op, bias) after it (see bias_value)
     weight: np.ndarray  # float32 latent weight
     bias: np.ndarray | None  # float32 latent bias, one per output channel
     weight_scale: np.ndarray  # float32, one per output channel
@@ -46,22 +46,53 @@ class Layer:
     def integer_weight(self) -> np.ndarray:
         return integer_weight(self.weight, self.weight_scale, self.axis)
 
+    def bias_scale(self) -> np.ndarray:
+        return np.float64(self.input_scale) * self.weight_scale.astype(np.float64)
+
+    def rounded_bias(self) -> np.ndarray:
+        """The int32 bias at input scale x weight scale, as TFLite stores it."""
+        if self.bias is None:
+            return np.zeros(self.weight.shape[self.axis], np.int32)
+        rounded = np.round(self.bias.astype(np.float64) / self.bias_scale())
+        return np.clip(rounded, INT32_MIN, INT32_MAX).astype(np.int32)
+
     def integer_bias(self) -> np.ndarray:
         """int32 bias with the input zero point folded in (realize's `_finish`)."""
         reduce = tuple(a for a in range(self.weight.ndim) if a != self.axis)
         sums = self.integer_weight().astype(np.int64).sum(axis=reduce)
-        if self.bias is None:
-            rounded = np.zeros_like(sums)
-        else:
-            bias_scale = np.float64(self.input_scale) * self.weight_scale.astype(np.float64)
-            rounded = np.round(self.bias.astype(np.float64) / bias_scale)
-            rounded = np.clip(rounded, INT32_MIN, INT32_MAX).astype(np.int64)
-        return (rounded - self.input_zero_point * sums).astype(np.int32)
+        folded = self.rounded_bias().astype(np.int64) - self.input_zero_point * sums
+        return folded.astype(np.int32)
 
 
 def _constant(expr) -> np.ndarray | None:
     if isinstance(expr, tvm.ir.expr.Constant) and hasattr(expr.value, "numpy"):
         return expr.value.numpy()
+    return None
+
+
+def dequantized_constant(call: relax.Call) -> np.ndarray:
+    """The float value of dequantize(constant), per tensor or per axis."""
+    values = _constant(call.args[0]).astype(np.float64)
+    scale = _constant(call.args[1]).astype(np.float64)
+    zero_point = _constant(call.args[2]).astype(np.float64)
+    if scale.size > 1 or zero_point.size > 1:
+        shape = [1] * values.ndim
+        shape[int(call.attrs.axis)] = -1
+        scale, zero_point = scale.reshape(shape), zero_point.reshape(shape)
+    return ((values - zero_point) * scale).astype(np.float32)
+
+
+def bias_value(producer, expr) -> np.ndarray | None:
+    """A bias added to a weighted op: a float32 constant, or an int32 constant
+    dequantized (imported int8 files), as float32."""
+    constant = _constant(expr)
+    if constant is not None:
+        return constant if constant.dtype == np.float32 else None
+    call = producer(expr) if isinstance(expr, relax.Var) else None
+    if op_name(call) == "relax.dequantize":
+        values = _constant(call.args[0])
+        if values is not None and values.dtype == np.int32:
+            return dequantized_constant(call)
     return None
 
 
@@ -72,11 +103,10 @@ def find_layers(mod: tvm.IRModule) -> list[Layer]:
     bindings = main_bindings(mod)
     value = {b.var: b.value for b in bindings}
     biases = {
-        b.value.args[0]: b.var
+        b.value.args[0]: (b.var, bias)
         for b in bindings
         if op_name(b.value) == "relax.add"
-        and _constant(b.value.args[1]) is not None
-        and str(b.value.args[1].ty.dtype) == "float32"
+        and (bias := bias_value(value.get, b.value.args[1])) is not None
     }
     layers = []
     for binding in bindings:
@@ -99,8 +129,7 @@ def find_layers(mod: tvm.IRModule) -> list[Layer]:
         scale = np.broadcast_to(scale.astype(np.float32), (values.shape[axis],)).copy()
         shape = [1] * values.ndim
         shape[axis] = -1
-        bias_var = biases.get(binding.var)
-        bias = None if bias_var is None else _constant(value[bias_var].args[1]).ravel()
+        bias_var, bias = biases.get(binding.var, (None, None))
         if bias is not None and bias.size != values.shape[axis]:
             bias_var, bias = None, None
         layers.append(
@@ -109,7 +138,7 @@ def find_layers(mod: tvm.IRModule) -> list[Layer]:
                 weight_var=call.args[1],
                 bias_var=bias_var,
                 weight=(values.astype(np.float32) * scale.reshape(shape)).astype(np.float32),
-                bias=None if bias is None else bias.astype(np.float32),
+                bias=None if bias is None else bias.astype(np.float32).ravel(),
                 weight_scale=scale,
                 axis=axis,
                 input_scale=float(input_scale.item()),
@@ -127,9 +156,10 @@ def start_from_float(layers: list[Layer], float_mod: tvm.IRModule) -> None:
     value = {b.var: b.value for b in bindings}
     by_name = {b.var.name: b for b in bindings}
     biases = {
-        b.value.args[0]: _constant(b.value.args[1])
+        b.value.args[0]: bias
         for b in bindings
-        if op_name(b.value) == "relax.add" and _constant(b.value.args[1]) is not None
+        if op_name(b.value) == "relax.add"
+        and (bias := bias_value(value.get, b.value.args[1])) is not None
     }
     for layer in layers:
         binding = by_name.get(layer.name)

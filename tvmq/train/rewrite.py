@@ -14,6 +14,7 @@ from tvm import relax
 
 from tvmq.errors import TvmqError, first_line
 
+QUANTIZED = "quantized"
 Rewrite = Callable[[relax.VarBinding, relax.Expr], relax.Expr | None]
 
 
@@ -43,23 +44,23 @@ def rebuild_main(
     env: dict[relax.Var, relax.Expr],
     rewrite: Rewrite,
     output: Callable[[relax.BlockBuilder, dict], relax.Expr],
+    rename: Callable[[int, relax.VarBinding], str] | None = None,
 ) -> tvm.IRModule:
     """A module with function `name`: main's bindings re-emitted through `rewrite`
     (None keeps a binding), returning `output(builder, env)`; main's PrimFuncs are
-    kept, main itself is not."""
+    kept, main itself is not. `rename(position, binding)` names the new variables."""
     main = mod["main"]
     kernels = {gv: f for gv, f in mod.functions_items() if gv.name_hint != "main"}
     builder = relax.BlockBuilder(tvm.IRModule(kernels))
     try:
         with builder.function(name, params):
             with builder.dataflow():
-                for block in main.body.blocks:
-                    for binding in block.bindings:
-                        value = substitute(binding.value, env)
-                        replaced = rewrite(binding, value)
-                        env[binding.var] = builder.emit(
-                            value if replaced is None else replaced, binding.var.name
-                        )
+                bindings = [b for block in main.body.blocks for b in block.bindings]
+                for position, binding in enumerate(bindings):
+                    value = substitute(binding.value, env)
+                    replaced = rewrite(binding, value)
+                    label = binding.var.name if rename is None else rename(position, binding)
+                    env[binding.var] = builder.emit(value if replaced is None else replaced, label)
                 result = builder.emit_output(output(builder, env))
             builder.emit_func_output(result)
     except Exception as error:  # TVM's type inference raises many types: one line
@@ -69,7 +70,11 @@ def rebuild_main(
 
 def with_batch(mod: tvm.IRModule, batch: int) -> tvm.IRModule:
     """`mod` with every input's leading dimension (1) set to `batch`: what a batch-1
-    model needs to train on mini-batches. Reshapes to a leading 1 follow."""
+    model needs to train on mini-batches. Reshapes to a leading 1 follow.
+
+    Each quantized tensor is renamed ``quantized<N>``: the integer graph that realize
+    makes keeps that name for it and gives its own temporaries other names (lvN), so
+    the training graph finds each of them there by name."""
     main = mod["main"]
     params, env = [], {}
     for param in main.params:
@@ -90,4 +95,9 @@ def with_batch(mod: tvm.IRModule, batch: int) -> tvm.IRModule:
                 return relax.op.reshape(value.args[0], [batch, *dims[1:]])
         return None
 
-    return rebuild_main(mod, "main", params, env, rewrite, lambda _, e: e[main.body.body])
+    def rename(position: int, binding: relax.VarBinding) -> str:
+        if op_name(binding.value) == "relax.quantize":
+            return f"{QUANTIZED}{position}"
+        return binding.var.name
+
+    return rebuild_main(mod, "main", params, env, rewrite, lambda _, e: e[main.body.body], rename)
