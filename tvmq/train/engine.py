@@ -14,9 +14,10 @@ import numpy as np
 import tvm
 from tvm import relax
 
-from tvmq.errors import TvmqError
+from tvmq.errors import TvmqError, first_line
 from tvmq.model import Model
 from tvmq.quantize.annotate import main_bindings
+from tvmq.quantize.realize import realize
 from tvmq.train.fake_quant import build_training_graph, parameter_values
 from tvmq.train.integer import build_integer_graph
 from tvmq.train.layers import Layer, find_layers, start_from_float
@@ -42,16 +43,22 @@ class Engine:
             raise TvmqError(f"{model.name}: no quantized weighted layer to train")
         if float_model is not None:
             start_from_float(self.layers, float_model.mod)
-        training = build_training_graph(batched, self.layers, model.source_names)
+        realized = realize(batched)
+        names = {binding.var.name for binding in main_bindings(realized)}
+        training = build_training_graph(batched, self.layers, model.source_names, names)
         self.classes = training.classes
-        integer = build_integer_graph(batched, self.layers, training.glued)
+        integer = build_integer_graph(realized, self.layers, training.glued)
         loss = training.mod["loss"]
         wanted = [p for p in loss.params if p.name in training.parameters]
-        gradient = relax.transform.Gradient("loss", require_grads=wanted)(training.mod)
-        target = tvm.target.Target(TARGET)
-        device = tvm.cpu()
-        self._train = relax.VirtualMachine(tvm.compile(gradient, target), device)
-        self._integer = relax.VirtualMachine(tvm.compile(integer.mod, target), device)
+        target, device = tvm.target.Target(TARGET), tvm.cpu()
+        try:
+            gradient = relax.transform.Gradient("loss", require_grads=wanted)(training.mod)
+            self._train = relax.VirtualMachine(tvm.compile(gradient, target), device)
+            self._integer = relax.VirtualMachine(tvm.compile(integer, target), device)
+        except Exception as error:  # TVM raises many types: users get one line
+            raise TvmqError(
+                f"{model.name}: cannot compile training: {first_line(error)}"
+            ) from error
 
     def _integers(self) -> list[tvm.runtime.Tensor]:
         weights = [layer.integer_weight() for layer in self.layers]
@@ -69,11 +76,16 @@ class Engine:
         return self._forward(x)[0].numpy()[:count]
 
     def _loss_inputs(self, x: np.ndarray, labels: np.ndarray) -> list:
+        """Labels are class indices (N,) or target distributions (N, classes), e.g. a
+        teacher's probabilities for distillation."""
         outputs = self._forward(x)
-        onehot = np.eye(self.classes, dtype=np.float32)[labels]
+        if labels.ndim == 1:
+            targets = np.eye(self.classes, dtype=np.float32)[labels]
+        else:
+            targets = labels.astype(np.float32)
         params = [tvm.runtime.tensor(p) for p in parameter_values(self.layers)]
         glued = [outputs[i] for i in range(1, len(outputs))]
-        return [tvm.runtime.tensor(x), tvm.runtime.tensor(onehot), *params, *glued]
+        return [tvm.runtime.tensor(x), tvm.runtime.tensor(targets), *params, *glued]
 
     def loss(self, x: np.ndarray, labels: np.ndarray) -> float:
         """Mean loss of one full batch (the integer model's logits)."""

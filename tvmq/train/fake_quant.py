@@ -1,8 +1,9 @@
 """The training graph: a QDQ graph whose forward values are the integer model's.
 
 Each quantize becomes a differentiable stand-in, clip(round(x / s) + zp), whose
-rounding passes gradients straight through; its value is then replaced by the
-integer model's own tensor Q at that point (an input of this graph, computed by
+rounding passes gradients straight through (integer ops on activations, such as
+an imported int8 average pool, run in float and round the same way); its value is
+then replaced by the integer model's own tensor Q at that point (an input of this graph, computed by
 :mod:`tvmq.train.integer`) as ``q + floor(Q - q)``: both are integers, so the sum is
 exactly Q, and floor's derivative is zero, so the gradient is q's. Every tensor the
 loss sees is therefore the deployed integer arithmetic's, bit for bit (requantization,
@@ -14,6 +15,7 @@ Weights are fake-quantized from their latent float values on the frozen grid
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,12 +35,10 @@ LABELS = "labels"
 class TrainingGraph:
     """The loss module and the order of its inputs."""
 
-    mod: tvm.IRModule  # function "loss"; after Gradient also "loss_adjoint"
-    inputs: list[str]
-    parameters: list[str]  # latent tensors, as weight_names() gives them
+    mod: tvm.IRModule  # function "loss"
+    parameters: list[str]  # latent tensors, as parameter_names() gives them
     glued: list[str]  # quantized tensors taken from the integer model, in order
     classes: int
-    logits: str
 
 
 def parameter_names(layers: list[Layer]) -> list[str]:
@@ -54,9 +54,40 @@ def parameter_values(layers: list[Layer]) -> list[np.ndarray]:
     return [v for layer in layers for v in (layer.weight, layer.bias) if v is not None]
 
 
-def quantized_tensors(mod: tvm.IRModule) -> list[relax.Var]:
-    """The activations `mod` quantizes, in graph order: the integer model's tensors."""
-    return [b.var for b in main_bindings(mod) if op_name(b.value) == "relax.quantize"]
+def integer_tensors(mod: tvm.IRModule) -> list[relax.Var]:
+    """The integer activations of `mod` in graph order: what it quantizes, and what
+    integer ops compute from those (an imported int8 average pool, a clip)."""
+    found: list[relax.Var] = []
+    for binding in main_bindings(mod):
+        value = binding.value
+        if op_name(value) == "relax.quantize":
+            found.append(binding.var)
+        elif _is_integer(binding.var) and isinstance(value, relax.Call):
+            inputs = relax.analysis.free_vars(value)
+            if any(var in found for var in inputs):
+                found.append(binding.var)
+    return found
+
+
+def _is_integer(expr: relax.Expr) -> bool:
+    dtype = getattr(expr.ty, "dtype", None)
+    return dtype is not None and str(dtype).startswith(("int", "uint"))
+
+
+def _as_float(expr: relax.Expr) -> relax.Expr:
+    """An integer tensor argument as float32 (the training graph computes in float)."""
+    if isinstance(expr, relax.Tuple):
+        return relax.Tuple([_as_float(field) for field in expr.fields])
+    if isinstance(getattr(expr, "ty", None), relax.TensorType) and _is_integer(expr):
+        return relax.op.astype(expr, "float32")
+    return expr
+
+
+def _glue(surrogate: relax.Expr, exact: relax.Expr | None) -> relax.Expr:
+    """`surrogate`'s gradient with `exact`'s value (both integers): see the module doc."""
+    if exact is None:
+        return surrogate
+    return relax.op.add(surrogate, relax.op.floor(relax.op.subtract(exact, surrogate)))
 
 
 def _logits(mod: tvm.IRModule) -> relax.Var:
@@ -77,12 +108,29 @@ def _float_const(values, dtype: str = "float32") -> relax.Expr:
     return relax.const(np.asarray(values, dtype))
 
 
+def cross_entropy(
+    builder: relax.BlockBuilder, logits: relax.Expr, targets: relax.Var
+) -> relax.Expr:
+    """Mean cross-entropy of (batch, classes) logits against target distributions:
+    one-hot labels, or a teacher's probabilities (distillation, KL up to a constant)."""
+    log_probabilities = builder.emit(relax.op.nn.log_softmax(logits, axis=-1))
+    return relax.op.nn.cross_entropy_with_logits(log_probabilities, targets)
+
+
+Loss = Callable[[relax.BlockBuilder, relax.Expr, relax.Var], relax.Expr]
+
+
 def build_training_graph(
-    mod: tvm.IRModule, layers: list[Layer], node_names: dict[str, str]
+    mod: tvm.IRModule,
+    layers: list[Layer],
+    node_names: dict[str, str],
+    realized: set[str],
+    loss: Loss = cross_entropy,
 ) -> TrainingGraph:
-    """The loss function of batched QDQ `mod`: cross-entropy of its logits against
-    one-hot labels, with every quantized tensor glued to the integer model's;
-    `node_names` (Relax name -> source node) names a refused op's node."""
+    """The loss function of batched QDQ `mod`: `loss` of its logits against targets
+    of the same shape (input "labels"), with every integer tensor that the realized
+    graph has (by name, in `realized`) glued to the integer model's; `node_names`
+    (Relax name -> source node) names a refused op's node."""
     main = mod["main"]
     logits = _logits(mod)
     shape = [int(d) for d in logits.ty.shape]
@@ -98,10 +146,11 @@ def build_training_graph(
         name: relax.Var(name, relax.TensorType(value.shape, "float32"))
         for name, value in zip(parameter_names(layers), parameter_values(layers), strict=True)
     }
-    quantized = quantized_tensors(mod)
+    integers = integer_tensors(mod)
     glued = {
         var: relax.Var(f"{var.name}.int", relax.TensorType(var.ty.shape, "float32"))
-        for var in quantized
+        for var in integers
+        if var.name in realized
     }
 
     def rewrite(binding: relax.VarBinding, value: relax.Expr) -> relax.Expr | None:
@@ -121,8 +170,13 @@ def build_training_graph(
             steps = relax.op.round(relax.op.divide(x, scale))
             shifted = relax.op.add(steps, relax.op.astype(zero_point, "float32"))
             surrogate = relax.op.clip(shifted, int(info.min), int(info.max))
-            exact = glued[var]
-            return relax.op.add(surrogate, relax.op.floor(relax.op.subtract(exact, surrogate)))
+            return _glue(surrogate, glued.get(var))
+        if var in integers:  # an integer op on activations: in float, then rounded
+            if name == "relax.astype":
+                return _glue(relax.op.round(_as_float(value.args[0])), glued.get(var))
+            args = [_as_float(arg) for arg in value.args]
+            call = relax.Call(value.op, args, value.attrs, value.ty_args)
+            return _glue(relax.op.round(call), glued.get(var))
         if name == "relax.dequantize":
             data, scale, zero_point = value.args
             if isinstance(data, tvm.ir.expr.Constant):
@@ -133,24 +187,15 @@ def build_training_graph(
             return relax.op.multiply(centred, scale)
         return None
 
-    def loss(builder: relax.BlockBuilder, env: dict) -> relax.Expr:
-        log_probabilities = builder.emit(relax.op.nn.log_softmax(env[logits], axis=-1))
-        return relax.op.nn.cross_entropy_with_logits(log_probabilities, labels)
-
     env = dict(zip(main.params, inputs, strict=True))
     params = [*inputs, labels, *latent.values(), *glued.values()]
-    built = rebuild_main(mod, "loss", params, env, rewrite, loss)
+    built = rebuild_main(
+        mod, "loss", params, env, rewrite, lambda builder, e: loss(builder, e[logits], labels)
+    )
     built = relax.transform.DeadCodeElimination(["loss"])(built)
     built = relax.transform.ConvertLayout({"relax.nn.conv2d": ["NCHW", "OIHW"]})(built)
     gradients.check_differentiable(built["loss"], node_names)
-    return TrainingGraph(
-        built,
-        [p.name for p in inputs],
-        list(latent),
-        [var.name for var in quantized],
-        shape[1],
-        logits.name,
-    )
+    return TrainingGraph(built, list(latent), [var.name for var in glued], shape[1])
 
 
 def _bias_shape(add: relax.Expr) -> list[int]:

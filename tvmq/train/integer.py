@@ -9,24 +9,14 @@ float32, exact), which the training graph (:mod:`tvmq.train.fake_quant`) is glue
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import tvm
 from tvm import relax
 
 from tvmq.errors import TvmqError
 from tvmq.quantize.annotate import main_bindings
-from tvmq.quantize.realize import realize
 from tvmq.train.layers import WEIGHTED_OPS, Layer
 from tvmq.train.rewrite import op_name, rebuild_main
-
-
-@dataclass(frozen=True)
-class IntegerGraph:
-    mod: tvm.IRModule  # function "integer"
-    inputs: list[str]  # the model's inputs, then each layer's weight, then each bias
-    glued: list[str]
 
 
 def _constant(expr) -> np.ndarray | None:
@@ -75,10 +65,12 @@ def _same(values: np.ndarray, layer: Layer) -> bool:
     return values.dtype == np.int8 and np.array_equal(values, layer.integer_weight())
 
 
-def build_integer_graph(mod: tvm.IRModule, layers: list[Layer], glued: list[str]) -> IntegerGraph:
-    """The realized integer version of batched QDQ `mod`, its layers' integers as inputs
-    (after the model's own), returning (output, *tensors named in `glued`)."""
-    realized = realize(mod)
+def build_integer_graph(
+    realized: tvm.IRModule, layers: list[Layer], glued: list[str]
+) -> tvm.IRModule:
+    """Function "integer": `realized` (the batched QDQ graph after realize), taking
+    the model's inputs, each layer's int8 weight, then each layer's int32 bias, and
+    returning (output, *tensors named in `glued`)."""
     main = realized["main"]
     named = {b.var.name: b.var for b in main_bindings(realized)}
     missing = [name for name in glued if name not in named]
@@ -99,5 +91,4 @@ def build_integer_graph(mod: tvm.IRModule, layers: list[Layer], glued: list[str]
         tensors = [builder.emit(relax.op.astype(env[named[name]], "float32")) for name in glued]
         return relax.Tuple([env[main.body.body], *tensors])
 
-    built = rebuild_main(realized, "integer", params, env, lambda *_: None, output)
-    return IntegerGraph(built, [p.name for p in params], glued)
+    return rebuild_main(realized, "integer", params, env, lambda *_: None, output)

@@ -72,7 +72,7 @@ def with_batch(mod: tvm.IRModule, batch: int) -> tvm.IRModule:
     """`mod` with every input's leading dimension (1) set to `batch`: what a batch-1
     model needs to train on mini-batches. Reshapes to a leading 1 follow.
 
-    Each quantized tensor is renamed ``quantized<N>``: the integer graph that realize
+    Each quantized (integer) tensor is renamed ``quantized<N>``: the integer graph that realize
     makes keeps that name for it and gives its own temporaries other names (lvN), so
     the training graph finds each of them there by name."""
     main = mod["main"]
@@ -96,7 +96,8 @@ def with_batch(mod: tvm.IRModule, batch: int) -> tvm.IRModule:
         return None
 
     def rename(position: int, binding: relax.VarBinding) -> str:
-        if op_name(binding.value) == "relax.quantize":
+        dtype = str(getattr(binding.var.ty, "dtype", ""))
+        if op_name(binding.value) == "relax.quantize" or dtype.startswith(("int", "uint")):
             return f"{QUANTIZED}{position}"
         return binding.var.name
 
