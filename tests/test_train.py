@@ -29,7 +29,9 @@ def _gradient(op, x: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, calla
     with builder.function("f", [var]):
         with builder.dataflow():
             y = builder.emit(op(var))
-            loss = builder.emit_output(relax.op.sum(relax.op.multiply(y, relax.const(weights))))
+            weighted = relax.op.multiply(y, relax.const(weights))
+            axes = list(range(len(weights.shape)))
+            loss = builder.emit_output(relax.op.sum(weighted, axis=axes))
         builder.emit_func_output(loss)
     mod = relax.transform.Gradient("f", require_grads=[var])(builder.get())
     vm = relax.VirtualMachine(tvm.compile(mod, "llvm"), tvm.cpu())

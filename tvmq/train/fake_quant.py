@@ -120,6 +120,12 @@ def cross_entropy(
 Loss = Callable[[relax.BlockBuilder, relax.Expr, relax.Var], relax.Expr]
 
 
+def trainable_layout(mod: tvm.IRModule) -> tvm.IRModule:
+    """Convolutions in NCHW/OIHW between transposes: TVM's conv2d gradient asserts
+    that layout, and tvmq's graphs are NHWC (OHWI or HWIO weights)."""
+    return relax.transform.ConvertLayout({"relax.nn.conv2d": ["NCHW", "OIHW"]})(mod)
+
+
 def build_training_graph(
     mod: tvm.IRModule,
     layers: list[Layer],
@@ -193,7 +199,7 @@ def build_training_graph(
         mod, "loss", params, env, rewrite, lambda builder, e: loss(builder, e[logits], labels)
     )
     built = relax.transform.DeadCodeElimination(["loss"])(built)
-    built = relax.transform.ConvertLayout({"relax.nn.conv2d": ["NCHW", "OIHW"]})(built)
+    built = trainable_layout(built)
     gradients.check_differentiable(built["loss"], node_names)
     return TrainingGraph(built, list(latent), [var.name for var in glued], shape[1])
 
