@@ -15,14 +15,8 @@ from tvm import relax
 
 from tvmq.errors import TvmqError
 from tvmq.quantize.annotate import main_bindings
-from tvmq.train.layers import WEIGHTED_OPS, Layer
+from tvmq.train.layers import WEIGHTED_OPS, Layer, constant_array
 from tvmq.train.rewrite import op_name, rebuild_main
-
-
-def _constant(expr) -> np.ndarray | None:
-    if isinstance(expr, tvm.ir.expr.Constant) and hasattr(expr.value, "numpy"):
-        return expr.value.numpy()
-    return None
 
 
 def _integer_constants(realized: tvm.IRModule, layers: list[Layer]):
@@ -35,7 +29,7 @@ def _integer_constants(realized: tvm.IRModule, layers: list[Layer]):
     for binding in main_bindings(realized):
         value = binding.value
         if op_name(value) in WEIGHTED_OPS:
-            values = _constant(value.args[1])
+            values = constant_array(value.args[1])
             match = [i for i in pending if values is not None and _same(values, layers[i])]
             if match:
                 pending.remove(match[0])
@@ -48,7 +42,7 @@ def _integer_constants(realized: tvm.IRModule, layers: list[Layer]):
             index, bias = accumulators[value.args[1].fields[0]], value.args[1].fields[1]
         else:
             continue
-        values = _constant(bias)
+        values = constant_array(bias)
         if values is None or not np.array_equal(values.ravel(), layers[index].integer_bias()):
             raise TvmqError(
                 f"layer '{layers[index].name}': its integer bias is not the one "

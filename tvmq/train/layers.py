@@ -64,7 +64,8 @@ class Layer:
         return folded.astype(np.int32)
 
 
-def _constant(expr) -> np.ndarray | None:
+def constant_array(expr) -> np.ndarray | None:
+    """The value of a tensor constant, else None."""
     if isinstance(expr, tvm.ir.expr.Constant) and hasattr(expr.value, "numpy"):
         return expr.value.numpy()
     return None
@@ -72,9 +73,9 @@ def _constant(expr) -> np.ndarray | None:
 
 def dequantized_constant(call: relax.Call) -> np.ndarray:
     """The float value of dequantize(constant), per tensor or per axis."""
-    values = _constant(call.args[0]).astype(np.float64)
-    scale = _constant(call.args[1]).astype(np.float64)
-    zero_point = _constant(call.args[2]).astype(np.float64)
+    values = constant_array(call.args[0]).astype(np.float64)
+    scale = constant_array(call.args[1]).astype(np.float64)
+    zero_point = constant_array(call.args[2]).astype(np.float64)
     if scale.size > 1 or zero_point.size > 1:
         shape = [1] * values.ndim
         shape[int(call.attrs.axis)] = -1
@@ -85,12 +86,12 @@ def dequantized_constant(call: relax.Call) -> np.ndarray:
 def bias_value(producer, expr) -> np.ndarray | None:
     """A bias added to a weighted op: a float32 constant, or an int32 constant
     dequantized (imported int8 files), as float32."""
-    constant = _constant(expr)
+    constant = constant_array(expr)
     if constant is not None:
         return constant if constant.dtype == np.float32 else None
     call = producer(expr) if isinstance(expr, relax.Var) else None
     if op_name(call) == "relax.dequantize":
-        values = _constant(call.args[0])
+        values = constant_array(call.args[0])
         if values is not None and values.dtype == np.int32:
             return dequantized_constant(call)
     return None
@@ -119,10 +120,13 @@ def find_layers(mod: tvm.IRModule) -> list[Layer]:
         source = value.get(source)
         if op_name(source) != "relax.dequantize" or op_name(weight) != "relax.dequantize":
             continue
-        values, scale = _constant(weight.args[0]), _constant(weight.args[1])
-        if values is None or values.dtype != np.int8 or _constant(weight.args[2]).any():
+        values, scale = constant_array(weight.args[0]), constant_array(weight.args[1])
+        if values is None or values.dtype != np.int8 or constant_array(weight.args[2]).any():
             continue
-        input_scale, input_zero_point = _constant(source.args[1]), _constant(source.args[2])
+        input_scale, input_zero_point = (
+            constant_array(source.args[1]),
+            constant_array(source.args[2]),
+        )
         if input_scale is None or input_scale.size != 1:
             continue
         axis = int(weight.attrs.axis) % values.ndim
