@@ -411,6 +411,34 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _finetune(args: argparse.Namespace) -> int:
+    from tvmq.data import open_data
+    from tvmq.fileio import check_output_file
+    from tvmq.frontend import load_model
+    from tvmq.frontend.saved import save_model
+    from tvmq.train.finetune import FinetuneOptions, finetune
+
+    if args.output.suffix != ".tvmq":
+        raise TvmqError(f"{args.output}: the fine-tuned model is written as .tvmq")
+    check_output_file(args.output, args.force)
+    model = load_model(args.model, _shapes(args))
+    data = open_data(args.data, model.inputs[0])
+    options = FinetuneOptions(args.epochs, args.lr, args.batch_size, args.seed, args.optimizer)
+    result = finetune(model, data, options)
+    validation = data.describe(data.split().evaluation)
+    print(f"validation accuracy on {validation}: {result.start_accuracy:.4f} before")
+    if result.note:
+        print(result.note)
+    if result.best_epoch:
+        print(f"best: {result.best_accuracy:.4f} after epoch {result.best_epoch}")
+    else:
+        print("no epoch improved on it: the model is written as calibrated")
+    print(f"{result.seconds_per_step * 1000:.1f} ms per training step")
+    save_model(result.model, args.output)
+    print(f"wrote {args.output}")
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     from tvmq.hil.bench import measure
     from tvmq.scratch import scratch_directory
@@ -687,6 +715,24 @@ def parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--target", default="host")
     evaluate.set_defaults(handler=_eval)
+
+    finetune = commands.add_parser(
+        "finetune",
+        parents=shape,
+        help="quantization-aware fine-tuning on labelled data (writes a .tvmq)",
+    )
+    finetune.add_argument("model", type=Path, help="float .onnx/.tflite, or a .tvmq")
+    finetune.add_argument(
+        "--data", type=Path, required=True, help=".npz with x and y, or an MLPerf Tiny folder"
+    )
+    finetune.add_argument("-o", "--output", type=Path, required=True, help="output .tvmq file")
+    finetune.add_argument("--epochs", type=int, default=10)
+    finetune.add_argument("--lr", type=float, default=1e-4, help="learning rate")
+    finetune.add_argument("--batch-size", type=int, default=32)
+    finetune.add_argument("--seed", type=int, default=0, help="shuffling seed")
+    finetune.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
+    finetune.add_argument("--force", action="store_true", help="replace an existing output")
+    finetune.set_defaults(handler=_finetune)
 
     compile_ = commands.add_parser(
         "compile",

@@ -111,7 +111,12 @@ def quantize_weight(weight: np.ndarray, axis: int, config: QuantConfig) -> Quant
     if config.power_of_two:
         scale = np.array([_power_of_two(s) for s in scale])
     scale = scale.astype(np.float32)
+    return QuantizedWeight(integer_weight(weight, scale, axis), scale, axis)
+
+
+def integer_weight(weight: np.ndarray, scale: np.ndarray, axis: int) -> np.ndarray:
+    """int8 `weight` at per-channel `scale` (on `axis`), in [-127, 127]; fine-tuning
+    re-rounds its trained weights with this same rule."""
     shape = [1] * weight.ndim
     shape[axis] = -1
-    values = np.clip(np.round(weight / scale.reshape(shape)), -127, 127).astype(np.int8)
-    return QuantizedWeight(values, scale, axis)
+    return np.clip(np.round(weight / scale.reshape(shape)), -127, 127).astype(np.int8)

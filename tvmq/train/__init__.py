@@ -1,0 +1,1 @@
+"""Fine-tuning quantized models on tvmq's own Relax graphs (quantization-aware training)."""
