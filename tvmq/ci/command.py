@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tvmq.ci.checks import judge, read_baseline, write_baseline
 from tvmq.ci.matrix import Matrix, load_matrix
 from tvmq.ci.report import FILES, message, write_reports
 from tvmq.ci.runner import Outcome, Runner
 from tvmq.errors import TvmqError
+
+if TYPE_CHECKING:
+    from tvmq.backend.aot import Scheduler
+    from tvmq.targets import Target
 
 
 def _baseline_path(matrix: Matrix, option: Path | None) -> Path | None:
@@ -28,7 +34,11 @@ def default_jobs() -> int:
 
 
 def run(
-    matrix_path: Path, baseline: Path | None = None, report: Path | None = None, jobs: int = 0
+    matrix_path: Path,
+    baseline: Path | None = None,
+    report: Path | None = None,
+    jobs: int = 0,
+    schedules: Callable[[Target], Scheduler] | None = None,
 ) -> int:
     matrix = load_matrix(matrix_path)
     baseline_path = _baseline_path(matrix, baseline)
@@ -38,7 +48,7 @@ def run(
     where = f"baseline {baseline_path}" if past else "no baseline"
     boards = len({e.board.name for e in matrix.entries})
     print(f"{len(matrix.entries)} entries on {boards} boards, {where}", flush=True)
-    outcomes = Runner(matrix, jobs or default_jobs(), _progress).run()
+    outcomes = Runner(matrix, jobs or default_jobs(), _progress, schedules).run()
     verdicts = judge(matrix, outcomes, past)
     print()
     for verdict in verdicts:
@@ -55,7 +65,11 @@ def run(
 
 
 def update_baseline(
-    matrix_path: Path, baseline: Path | None = None, jobs: int = 0, source: Path | None = None
+    matrix_path: Path,
+    baseline: Path | None = None,
+    jobs: int = 0,
+    source: Path | None = None,
+    schedules: Callable[[Target], Scheduler] | None = None,
 ) -> int:
     """Write every entry's figures as the new baseline, deliberately: measured now,
     or (``source``) taken from the report directory of an earlier ``ci run``.
@@ -71,7 +85,7 @@ def update_baseline(
     if source is not None:
         outcomes = read_outcomes(source / "results.json", matrix)
     else:
-        outcomes = Runner(matrix, jobs or default_jobs(), _progress).run()
+        outcomes = Runner(matrix, jobs or default_jobs(), _progress, schedules).run()
     failed = [o for o in outcomes if o.status == "error"]
     if failed:
         for outcome in failed:
