@@ -50,7 +50,7 @@ def kernel_code_bytes(func: tvm.tirx.PrimFunc, target: Target) -> int:
         from tvmq.backend.mcu import board_of
         from tvmq.hil.firmware import build_firmware
 
-        out = directory / "build"
+        out = (directory / "build").resolve()  # as build_firmware passes OUT to make
         build_firmware(
             board_of(target), out, directory / "model", goal=f"{out}/model/{KERNELS_OBJECT}"
         )
