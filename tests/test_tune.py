@@ -581,3 +581,9 @@ def test_schedules_option_needs_a_database(digits, tmp_path, capsys):
         assert stderr.startswith(f"tvmq: error: --schedules {directory}: {words}"), stderr
         assert stderr.count("\n") == 1
     assert not (tmp_path / "fw").exists()
+    smoke = REPO / "ci" / "smoke.toml"
+    assert main(["ci", "run", str(smoke), "--schedules", str(tmp_path / "nope")]) == EXIT_USER_ERROR
+    assert (
+        capsys.readouterr().err
+        == f"tvmq: error: --schedules {tmp_path / 'nope'}: no such directory\n"
+    )

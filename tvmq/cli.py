@@ -449,9 +449,11 @@ def _bench(args: argparse.Namespace) -> int:
 
 def _ci(args: argparse.Namespace) -> int:
     from tvmq.ci import command
+    from tvmq.tune.apply import check_options
 
     if args.jobs < 0:
         raise TvmqError(f"--jobs {args.jobs}: must be at least 1 (0: one per CPU)")
+    check_options(args.schedules, args.objective)  # before any board starts
     schedules = functools.partial(_schedules, args)  # one per board target
     if args.ci_command == "run":
         _check_report_dir(args.report)

@@ -43,10 +43,7 @@ def schedules_for(
     (the default) applies a record only if its kernel's code is within
     ``FLASH_TOLERANCE`` of the default schedule's, ``speed`` the fastest record.
     """
-    if objective not in OBJECTIVES:
-        raise TvmqError(f"--objective {objective}: expected one of {', '.join(OBJECTIVES)}")
-    if directory is not None and not Path(directory).is_dir():
-        raise TvmqError(f"--schedules {directory}: no such directory")
+    check_options(directory, objective)
     if not tuned:
         return TunedSchedules(target, [], objective, note="off (--no-tuned)")
     if target.kind not in SCHEDULED_KINDS:
@@ -56,6 +53,14 @@ def schedules_for(
     if directory is not None and not schedules.readers:
         raise TvmqError(f"--schedules {directory}: no tvmq schedule database in it")
     return schedules
+
+
+def check_options(directory: Path | None, objective: str) -> None:
+    """Refuse an unknown objective or a --schedules directory that is not there."""
+    if objective not in OBJECTIVES:
+        raise TvmqError(f"--objective {objective}: expected one of {', '.join(OBJECTIVES)}")
+    if directory is not None and not Path(directory).is_dir():
+        raise TvmqError(f"--schedules {directory}: no such directory")
 
 
 class TunedSchedules:
