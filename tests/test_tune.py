@@ -170,6 +170,7 @@ def test_tune_cortex_a_counts_instructions_and_builds_identically(digits, tmp_pa
     built with the records computes what the host integer model does."""
     from tvmq.backend.linux import build_linux
     from tvmq.tune.apply import TunedSchedules
+    from tvmq.tune.database import CodeBytes
 
     model, path = digits
     target = load_target("rpi5")
@@ -182,6 +183,8 @@ def test_tune_cortex_a_counts_instructions_and_builds_identically(digits, tmp_pa
     assert len(records) >= 4
     costs = [float(s) for r in records for s in r.run_secs]
     assert all(c > 0 for c in costs) and len(set(costs)) > 1  # instructions, not a constant
+    code = CodeBytes.read(work)  # the flash objective's figures, as the library compiles them
+    assert all(code.of_record(r) > 0 for r in records) and code.of_default(records[0].workload.mod)
     schedules = TunedSchedules(target, work, objective="speed")
     inputs, _ = digits_split("test")
     host = model.build("host")
