@@ -18,6 +18,8 @@ import numpy as np
 
 from tvmq.backend.mcu import elf_sizes
 from tvmq.frontend import load_model
+from tvmq.targets import load_target
+from tvmq.tune.apply import schedules_for
 
 MODELS_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "mlperf-tiny"
 RESULTS = Path(__file__).resolve().parent / "results" / "mcu_cost.json"
@@ -66,7 +68,8 @@ def measure(name: str, target: str) -> dict:
     rng = np.random.default_rng(0)
     spec = model.inputs[0]
     x = rng.integers(-128, 128, size=spec.shape).astype(spec.dtype)
-    with model.build(target) as board:
+    default = schedules_for(load_target(target), tuned=False)  # the figures of untuned code
+    with model.build(target, default) as board:
         board(x)
         core = target.rsplit("-", 1)[1]
         tflm = TFLM_CMSIS_NN[name]

@@ -52,6 +52,7 @@ def test_smoke_matrix_passes_with_reports(smoke):
     status, report, output = smoke
     assert status == 0, output
     assert "[m4] digits-int8/digits: running on QEMU mps2-an386" in output  # progress
+    assert "[m4] digits-int8/digits: tuned schedules: " in output  # the firmware users get
     results = json.loads((report / "results.json").read_text())["entries"]
     assert set(results) == {"digits-int8/digits@m4", "digits-int8/digits@m55"}
     for entry in results.values():

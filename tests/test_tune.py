@@ -149,7 +149,7 @@ def test_tune_on_board_survives_kill_resumes_and_builds_identically(digits, tmp_
     assert f"{recorded} trials already recorded" in stdout
     assert len(load_records(work, target)) >= 6
 
-    schedules = TunedSchedules(target, work)
+    schedules = TunedSchedules(target, work, objective="speed")
     inputs, _ = digits_split("test")
     host = model.build("host")
     with build_mcu(model, target, schedules) as tuned, build_mcu(model, target) as untuned:
@@ -170,6 +170,7 @@ def test_tune_cortex_a_counts_instructions_and_builds_identically(digits, tmp_pa
     built with the records computes what the host integer model does."""
     from tvmq.backend.linux import build_linux
     from tvmq.tune.apply import TunedSchedules
+    from tvmq.tune.database import CodeBytes
 
     model, path = digits
     target = load_target("rpi5")
@@ -182,7 +183,9 @@ def test_tune_cortex_a_counts_instructions_and_builds_identically(digits, tmp_pa
     assert len(records) >= 4
     costs = [float(s) for r in records for s in r.run_secs]
     assert all(c > 0 for c in costs) and len(set(costs)) > 1  # instructions, not a constant
-    schedules = TunedSchedules(target, work)
+    code = CodeBytes.read(work)  # the flash objective's figures, as the library compiles them
+    assert all(code.of_record(r) > 0 for r in records) and code.of_default(records[0].workload.mod)
+    schedules = TunedSchedules(target, work, objective="speed")
     inputs, _ = digits_split("test")
     host = model.build("host")
     with build_linux(model, target, schedules) as tuned:
@@ -385,7 +388,7 @@ def test_rpc_board_times_cortex_a_candidates_and_builds_identically(digits, tmp_
     assert reloaded.measure == "wall-time"
     with pytest.raises(TvmqError, match=r"do not compare .* another --work-dir"):
         tune_tasks(first, target, 8, reloaded, "board")
-    schedules = TunedSchedules(target, tmp_path / "db")
+    schedules = TunedSchedules(target, tmp_path / "db", objective="speed")
     inputs, _ = digits_split("test")
     host = model.build("host")
     with build_linux(model, target, schedules) as tuned:
@@ -421,9 +424,169 @@ def test_shipped_database_applies_and_keeps_outputs(digits, name):
     from tvmq.backend.mcu import build_mcu
     from tvmq.tune.apply import TunedSchedules
 
-    schedules = TunedSchedules(target)
+    schedules = TunedSchedules(target, objective="speed")
     with build_mcu(model, target, schedules) as tuned:
         assert schedules.applied >= 1
         for x in inputs[:3]:
             for got, expected in zip(tuned(x), host(x), strict=True):
                 np.testing.assert_array_equal(got, expected)
+
+
+# -- every build applies the tuned records, within the flash objective -------------------
+
+
+def _cli(capsys, *args) -> str:
+    """stdout of `tvmq ARGS` run in this process (exit status 0 asserted)."""
+    from tvmq.cli import main
+
+    status = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    return out
+
+
+def _tuned_line(stdout: str) -> str:
+    return next(line for line in stdout.splitlines() if line.startswith("tuned schedules:"))
+
+
+@needs_board
+def test_run_compile_and_the_api_build_the_same_tuned_firmware(digits, tmp_path, capsys):
+    """`tvmq run` applies the shipped records as `tvmq compile` does (it did not):
+    the same kernels tuned and the same firmware, which the Python API builds
+    too; --no-tuned builds the default schedules' firmware; under the flash
+    objective the tuned firmware is at most 5 % larger than the default one."""
+    from tvmq.backend.aot import lower_model
+    from tvmq.backend.mcu import elf_sizes
+
+    model, path = digits
+    target = load_target("qemu-cortex-m4")
+    compiled = _cli(capsys, "compile", path, "--target", target.name, "-o", tmp_path / "tuned")
+    line = _tuned_line(compiled)
+    applied, kernels = (int(w) for w in line.split()[2:5:2])
+    assert applied > 0 and kernels > applied, line
+    inputs, _ = digits_split("test")
+    np.save(tmp_path / "x.npy", inputs[0])
+    ran = _cli(capsys, "run", path, "--input", tmp_path / "x.npy", "--target", target.name)
+    assert _tuned_line(ran) == line
+    manifest = json.loads((tmp_path / "tuned" / "manifest.json").read_text())
+    memory = json.loads((tmp_path / "tuned" / "memory.json").read_text())
+    with model.build(target.name) as api:
+        assert api.compiled.build_id == manifest["build_id"]
+        assert elf_sizes(api.firmware)["flash"] == memory["flash"]
+    untuned = _cli(
+        capsys, "compile", path, "--target", target.name, "-o", tmp_path / "plain", "--no-tuned"
+    )
+    assert _tuned_line(untuned) == "tuned schedules: off (--no-tuned); default schedules"
+    plain = json.loads((tmp_path / "plain" / "manifest.json").read_text())
+    assert plain["build_id"] == lower_model(model).build_id != manifest["build_id"]
+    plain_flash = json.loads((tmp_path / "plain" / "memory.json").read_text())["flash"]
+    assert memory["flash"] <= plain_flash * 1.05
+
+
+@pytest.fixture(scope="module")
+def tuned_database(digits, tmp_path_factory):
+    """A database written by a tiny `tvmq tune` on the emulated M4."""
+    from tvmq.cli import main
+
+    _, path = digits
+    work = tmp_path_factory.mktemp("tuned") / "db"
+    command = ["tune", path, "--target", "qemu-cortex-m4", "--trials", 2, "--work-dir", work]
+    assert main([str(a) for a in [*command, "--seed", 1]]) == 0
+    return work
+
+
+@needs_board
+def test_tune_records_code_bytes_and_schedules_dir_applies_them(
+    digits, tuned_database, tmp_path, capsys
+):
+    """Each record tune writes carries its kernel's code bytes (as a rebuild measures
+    them) next to the default schedule's; --schedules DIR builds with them."""
+    from tvmq.tune.code_size import default_code_bytes, record_code_bytes
+    from tvmq.tune.database import CODE_BYTES, CodeBytes
+
+    target = load_target("qemu-cortex-m4")
+    records = load_records(tuned_database, target)
+    code = CodeBytes.read(tuned_database)
+    assert records and (tuned_database / CODE_BYTES).is_file()
+    record = records[0]
+    assert code.of_record(record) == record_code_bytes(record, target)
+    assert code.of_default(record.workload.mod) == default_code_bytes(record.workload.mod, target)
+    _, path = digits
+    out = _cli(
+        capsys, "compile", path, "--target", target.name, "-o", tmp_path / "fw",
+        "--schedules", tuned_database, "--objective", "speed",
+    )  # fmt: skip
+    line = _tuned_line(out)
+    assert line.split()[2] != "0" and str(tuned_database) in line, line
+
+
+@needs_board
+def test_flash_objective_refuses_a_record_that_grows_code(digits, tuned_database, tmp_path):
+    """A record whose kernel's code exceeds the default's by over 5 % is applied only
+    under --objective speed; one within 5 % is applied by default."""
+    from tvmq.backend.aot import lower_model
+    from tvmq.tune.apply import TunedSchedules
+    from tvmq.tune.database import CODE_BYTES
+
+    model, _ = digits
+    target = load_target("qemu-cortex-m4")
+    database = tmp_path / "db"
+    shutil.copytree(tuned_database, database)
+    sizes = json.loads((database / CODE_BYTES).read_text())
+
+    def applied(factor: float, objective: str = "flash") -> TunedSchedules:
+        for key, records in sizes["records"].items():
+            for trace in records:
+                records[trace] = int(sizes["default"][key] * factor)
+        (database / CODE_BYTES).write_text(json.dumps(sizes))
+        schedules = TunedSchedules(target, database, objective)
+        lower_model(model, schedules)
+        return schedules
+
+    fits, grows, fast = applied(1.05), applied(1.06), applied(1.06, "speed")
+    assert fits.applied > 0 and fits.kept_small == 0
+    assert grows.applied == 0 and grows.kept_small == fits.applied
+    assert "objective flash" in grows.summary()
+    assert fast.applied == fits.applied
+
+
+def test_default_database_is_the_users(monkeypatch, tmp_path):
+    """$TVMQ_SCHEDULES, else the project's ./schedules, else the user's cache: never
+    the installed package; builds fall back to the shipped records after it."""
+    from tvmq.tune.database import lookup_directories, shipped_directory, user_directory
+
+    target = load_target("qemu-cortex-m4")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TVMQ_SCHEDULES", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert user_directory(target) == tmp_path / "cache" / "tvmq" / "schedules" / target.name
+    (tmp_path / "schedules").mkdir()
+    assert user_directory(target) == Path("schedules") / target.name
+    monkeypatch.setenv("TVMQ_SCHEDULES", str(tmp_path / "mine"))
+    assert user_directory(target) == tmp_path / "mine" / target.name
+    assert lookup_directories(target) == [
+        tmp_path / "mine" / target.name,
+        shipped_directory(target),
+    ]
+
+
+def test_schedules_option_needs_a_database(digits, tmp_path, capsys):
+    from tvmq.cli import main
+
+    _, path = digits
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for directory, words in ((empty, "no tvmq schedule database"), (tmp_path / "nope", "no such")):
+        command = ["compile", path, "--target", "qemu-cortex-m4", "-o", tmp_path / "fw"]
+        status = main([str(a) for a in [*command, "--schedules", directory]])
+        _, stderr = capsys.readouterr()
+        assert status == EXIT_USER_ERROR
+        assert stderr.startswith(f"tvmq: error: --schedules {directory}: {words}"), stderr
+        assert stderr.count("\n") == 1
+    assert not (tmp_path / "fw").exists()
+    smoke = REPO / "ci" / "smoke.toml"
+    assert main(["ci", "run", str(smoke), "--schedules", str(tmp_path / "nope")]) == EXIT_USER_ERROR
+    assert (
+        capsys.readouterr().err
+        == f"tvmq: error: --schedules {tmp_path / 'nope'}: no such directory\n"
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import signal
 import sys
@@ -26,6 +27,15 @@ def _shapes(args: argparse.Namespace) -> dict[str, tuple[int, ...]]:
     from tvmq.frontend.shapes import parse_shape_options
 
     return parse_shape_options(args.shape)
+
+
+def _schedules(args: argparse.Namespace, target):
+    """The schedules of this command's builds (--schedules, --no-tuned, --objective)."""
+    from tvmq.targets import load_target
+    from tvmq.tune.apply import schedules_for
+
+    target = load_target(target) if isinstance(target, (str, Path)) else target
+    return schedules_for(target, args.schedules, tuned=not args.no_tuned, objective=args.objective)
 
 
 def _inspect(args: argparse.Namespace) -> int:
@@ -94,7 +104,9 @@ def _run(args: argparse.Namespace) -> int:
         target = load_target(args.target)
         if target.kind != "cortex-m" or "machine" not in target.board:
             raise TvmqError(f"--profile: target {target.name} is not an emulated Cortex-M board")
-    executable = model.build(args.target)
+    schedules = _schedules(args, args.target)
+    executable = model.build(args.target, schedules)
+    print(schedules.summary())
     results = [executable(*sample) for sample in zip(*batches, strict=True)]
     batched = any(flag for _, flag in loaded)
     outputs = {
@@ -297,12 +309,11 @@ def _compile_into(args: argparse.Namespace, output: Path) -> int:
     model = load_model(args.model, _shapes(args))
     if name is not None:
         model = dataclasses.replace(model, name=name)
+    schedules = _schedules(args, target)
     if target.kind == "cortex-a":
-        return _compile_library(model, target, output, args.output)
+        return _compile_library(model, target, output, args.output, schedules)
     from tvmq.backend.mcu import compile_firmware
-    from tvmq.tune.apply import TunedSchedules
 
-    schedules = TunedSchedules(target)
     report = compile_firmware(model, target, output, schedules, placement)
     print(schedules.summary())
     print(f"wrote {args.output}: firmware project for {target.name} ({target.board['name']})")
@@ -327,11 +338,9 @@ def _compile_into(args: argparse.Namespace, output: Path) -> int:
     return 0
 
 
-def _compile_library(model, target, output: Path, shown: Path) -> int:
+def _compile_library(model, target, output: Path, shown: Path, schedules) -> int:
     from tvmq.backend.linux import compile_library
-    from tvmq.tune.apply import TunedSchedules
 
-    schedules = TunedSchedules(target)
     manifest = compile_library(model, target, output, schedules)
     print(schedules.summary())
     libraries = manifest["libraries"]
@@ -406,7 +415,10 @@ def _eval(args: argparse.Namespace) -> int:
     metric = args.metric or default_metric(data)
     check_metric(model, data, metric)  # before the build: a wrong metric fails at once
     held_out = data.split(args.skip_fraction).evaluation
-    value = evaluate(model, model.build(args.target), data, metric, held_out)
+    schedules = _schedules(args, args.target)
+    executable = model.build(args.target, schedules)
+    print(schedules.summary())
+    value = evaluate(model, executable, data, metric, held_out)
     print(f"{metric} {value:.4f} on {data.describe(held_out)}")
     return 0
 
@@ -453,11 +465,10 @@ def _bench(args: argparse.Namespace) -> int:
             from tvmq.backend.mcu import compile_firmware
             from tvmq.frontend import load_model
             from tvmq.targets import load_target
-            from tvmq.tune.apply import TunedSchedules
 
             project = Path(scratch) / "firmware"
             target = load_target(args.target)
-            schedules = TunedSchedules(target)
+            schedules = _schedules(args, target)
             compile_firmware(load_model(args.model, _shapes(args)), target, project, schedules)
             print(schedules.summary(), file=sys.stderr if args.json else sys.stdout)
             elf = project / "build" / "firmware.elf"
@@ -498,13 +509,18 @@ def _bench(args: argparse.Namespace) -> int:
 
 def _ci(args: argparse.Namespace) -> int:
     from tvmq.ci import command
+    from tvmq.tune.apply import check_options
 
     if args.jobs < 0:
         raise TvmqError(f"--jobs {args.jobs}: must be at least 1 (0: one per CPU)")
+    check_options(args.schedules, args.objective)  # before any board starts
+    schedules = functools.partial(_schedules, args)  # one per board target
     if args.ci_command == "run":
         _check_report_dir(args.report)
-        return command.run(args.matrix, args.baseline, args.report, args.jobs, args.only)
-    return command.update_baseline(args.matrix, args.baseline, args.jobs, args.source, args.only)
+        return command.run(args.matrix, args.baseline, args.report, args.jobs, args.only, schedules)
+    return command.update_baseline(
+        args.matrix, args.baseline, args.jobs, args.source, args.only, schedules
+    )
 
 
 def _flash(args: argparse.Namespace) -> int:
@@ -526,7 +542,7 @@ def _doctor(_: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from tvmq.demo import run_demo
 
-    run_demo(args.target)
+    run_demo(args.target, _schedules(args, args.target))
     return 0
 
 
@@ -543,11 +559,35 @@ def _shape_option() -> argparse.ArgumentParser:
     return parent
 
 
+def _schedule_options() -> argparse.ArgumentParser:
+    """--schedules, --no-tuned, --objective: shared by every command that builds."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--schedules",
+        type=Path,
+        metavar="DIR",
+        help="tuned records from this database (tvmq tune --work-dir); default: "
+        "$TVMQ_SCHEDULES, ./schedules or ~/.cache/tvmq/schedules, then tvmq's own",
+    )
+    parent.add_argument(
+        "--no-tuned", action="store_true", help="default schedules only, no tuned records"
+    )
+    parent.add_argument(
+        "--objective",
+        choices=["flash", "speed"],
+        default="flash",
+        help="flash (default): a tuned kernel's code stays within 5%% of the default's; "
+        "speed: the fastest record whatever its size",
+    )
+    return parent
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="tvmq", description=__doc__.splitlines()[0])
     root.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = root.add_subparsers(dest="command", required=True)
     shape = [_shape_option()]
+    builds = [_schedule_options()]
 
     inspect = commands.add_parser(
         "inspect", parents=shape, help="describe a model file and check that it imports"
@@ -557,7 +597,9 @@ def parser() -> argparse.ArgumentParser:
     inspect.add_argument("--target", help="also check the lowering for this target (name or .toml)")
     inspect.set_defaults(handler=_inspect)
 
-    run = commands.add_parser("run", parents=shape, help="compile a model and run it on inputs")
+    run = commands.add_parser(
+        "run", parents=shape + builds, help="compile a model and run it on inputs"
+    )
     run.add_argument("model", type=Path)
     run.add_argument(
         "--input",
@@ -695,7 +737,7 @@ def parser() -> argparse.ArgumentParser:
     debug.set_defaults(handler=_debug)
 
     evaluate = commands.add_parser(
-        "eval", parents=shape, help="task metric of a model on an evaluation set"
+        "eval", parents=shape + builds, help="task metric of a model on an evaluation set"
     )
     evaluate.add_argument("model", type=Path)
     evaluate.add_argument(
@@ -736,7 +778,7 @@ def parser() -> argparse.ArgumentParser:
 
     compile_ = commands.add_parser(
         "compile",
-        parents=shape,
+        parents=shape + builds,
         help="compile a model into a firmware project (Cortex-M), a library project "
         "(Cortex-A) or CUDA kernels",
     )
@@ -759,7 +801,7 @@ def parser() -> argparse.ArgumentParser:
     compile_.set_defaults(handler=_compile)
 
     bench = commands.add_parser(
-        "bench", parents=shape, help="measure a firmware on an emulated or real board"
+        "bench", parents=shape + builds, help="measure a firmware on an emulated or real board"
     )
     bench.add_argument("model", type=Path, nargs="?", help="model to compile and measure")
     bench.add_argument("--elf", type=Path, help="or: a built firmware.elf with the harness")
@@ -784,8 +826,12 @@ def parser() -> argparse.ArgumentParser:
 
     ci = commands.add_parser("ci", help="hardware-in-the-loop CI over a device matrix")
     ci_commands = ci.add_subparsers(dest="ci_command", required=True)
-    ci_run = ci_commands.add_parser("run", help="run the matrix, judge budgets and baseline")
-    ci_update = ci_commands.add_parser("update-baseline", help="rewrite the baseline")
+    ci_run = ci_commands.add_parser(
+        "run", parents=builds, help="run the matrix, judge budgets and baseline"
+    )
+    ci_update = ci_commands.add_parser(
+        "update-baseline", parents=builds, help="rewrite the baseline"
+    )
     for sub in (ci_run, ci_update):
         sub.add_argument("matrix", type=Path, help="the matrix .toml (see ci/README.md)")
         sub.add_argument("--baseline", type=Path, help="baseline JSON (default: the matrix's)")
@@ -805,7 +851,9 @@ def parser() -> argparse.ArgumentParser:
     doctor = commands.add_parser("doctor", help="check toolchains and emulators")
     doctor.set_defaults(handler=_doctor)
 
-    demo = commands.add_parser("demo", help="compile and evaluate the bundled example model")
+    demo = commands.add_parser(
+        "demo", parents=builds, help="compile and evaluate the bundled example model"
+    )
     demo.add_argument("--target", default="qemu-cortex-m4")
     demo.set_defaults(handler=_demo)
 

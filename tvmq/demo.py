@@ -21,13 +21,16 @@ from tvmq.frontend import load_model
 from tvmq.model import Model
 from tvmq.quantize.quantizer import quantize_model
 from tvmq.targets import load_target
+from tvmq.tune.apply import TunedSchedules, schedules_for
 
 CALIBRATION_IMAGES = 200
 
 
-def _measure(model: Model, target: str, inputs: np.ndarray, labels: np.ndarray) -> dict:
+def _measure(
+    model: Model, target: str, inputs: np.ndarray, labels: np.ndarray, schedules: TunedSchedules
+) -> dict:
     started = time.perf_counter()
-    executable = model.build(target)
+    executable = model.build(target, schedules)
     figures: dict[str, float] = {"build_seconds": time.perf_counter() - started}
     latencies, instructions, hits = [], [], 0
     try:
@@ -57,16 +60,22 @@ def _measure(model: Model, target: str, inputs: np.ndarray, labels: np.ndarray) 
     return figures
 
 
-def run_demo(target: str = "qemu-cortex-m4") -> dict[str, dict[str, float]]:
+def run_demo(
+    target: str = "qemu-cortex-m4", schedules: TunedSchedules | None = None
+) -> dict[str, dict[str, float]]:
+    """Quantize, build and evaluate the example; `schedules` (both builds) default
+    to the tuned records, as in every build."""
+    schedules = schedules or schedules_for(load_target(target))
     description = load_target(target).description
     model = load_model(DIGITS_MODEL)
     calibration, _ = digits_split("train")
     inputs, labels = digits_split("test")
     quantized = quantize_model(model, [[x] for x in calibration[:CALIBRATION_IMAGES]])
     results = {
-        "float32": _measure(model, target, inputs, labels),
-        "int8": _measure(quantized, target, inputs, labels),
+        "float32": _measure(model, target, inputs, labels, schedules),
+        "int8": _measure(quantized, target, inputs, labels, schedules),
     }
+    print(schedules.summary())
     print(
         f"\n{len(labels)} test images on '{target}' ({description}); "
         f"int8 calibrated on {CALIBRATION_IMAGES} training images (MSE calibrator)"

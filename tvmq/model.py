@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import tvm
 
     from tvmq.backend.host import HostExecutable
+    from tvmq.tune.apply import TunedSchedules
 
 
 @dataclass(frozen=True)
@@ -105,8 +106,18 @@ class Model:
 
         return has_qdq(self.mod)
 
-    def build(self, target: str = "host") -> HostExecutable:
-        """Compile for `target` (a name in targets/ or a .toml path)."""
+    def build(
+        self, target: str = "host", schedules: TunedSchedules | None = None
+    ) -> HostExecutable:
+        """Compile for `target` (a name in targets/ or a .toml path) with `schedules`:
+        by default the tuned records of the user's and the shipped databases under
+        the flash objective (:func:`tvmq.tune.apply.schedules_for`), so the library
+        builds the same firmware as every command."""
         from tvmq.backend import build
 
-        return build(self, target)
+        if schedules is None:
+            from tvmq.targets import load_target
+            from tvmq.tune.apply import schedules_for
+
+            schedules = schedules_for(load_target(target))
+        return build(self, target, schedules)

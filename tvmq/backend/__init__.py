@@ -8,6 +8,7 @@ from tvmq.errors import TvmqError
 from tvmq.targets import load_target
 
 if TYPE_CHECKING:
+    from tvmq.backend.aot import Scheduler
     from tvmq.backend.cuda import CudaExecutable
     from tvmq.backend.host import HostExecutable
     from tvmq.backend.linux import LinuxExecutable
@@ -16,9 +17,13 @@ if TYPE_CHECKING:
 
 
 def build(
-    model: Model, target_name: str
+    model: Model, target_name: str, schedule: Scheduler | None = None
 ) -> HostExecutable | McuExecutable | LinuxExecutable | CudaExecutable:
-    """Compile `model` for the named target."""
+    """Compile `model` for the named target; `schedule` schedules the kernels of
+    ahead-of-time targets (Cortex-M, Cortex-A; default schedules when None)."""
+    from tvmq.backend.schedule import default_schedule
+
+    schedule = schedule or default_schedule
     target = load_target(target_name)
     if target.kind == "host":
         from tvmq.backend.host import build_host
@@ -27,11 +32,11 @@ def build(
     if target.kind == "cortex-m" and "machine" in target.board:
         from tvmq.backend.mcu import build_mcu
 
-        return build_mcu(model, target)
+        return build_mcu(model, target, schedule)
     if target.kind == "cortex-a":
         from tvmq.backend.linux import build_linux
 
-        return build_linux(model, target)
+        return build_linux(model, target, schedule)
     if target.kind == "cuda":
         from tvmq.backend.cuda import CudaExecutable, build_cuda
 

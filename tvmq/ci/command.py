@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tvmq.ci.checks import judge, read_baseline, write_baseline
 from tvmq.ci.matrix import Matrix, load_matrix, select
 from tvmq.ci.report import FILES, message, write_reports
 from tvmq.ci.runner import Outcome, Runner
 from tvmq.errors import TvmqError
+
+if TYPE_CHECKING:
+    from tvmq.backend.aot import Scheduler
+    from tvmq.targets import Target
 
 
 def _baseline_path(matrix: Matrix, option: Path | None) -> Path | None:
@@ -33,6 +39,7 @@ def run(
     report: Path | None = None,
     jobs: int = 0,
     only: list[str] | None = None,
+    schedules: Callable[[Target], Scheduler] | None = None,
 ) -> int:
     matrix = select(load_matrix(matrix_path), only or [])
     baseline_path = _baseline_path(matrix, baseline)
@@ -42,7 +49,7 @@ def run(
     where = f"baseline {baseline_path}" if past else "no baseline"
     boards = len({e.board.name for e in matrix.entries})
     print(f"{len(matrix.entries)} entries on {boards} boards, {where}", flush=True)
-    outcomes = Runner(matrix, jobs or default_jobs(), _progress).run()
+    outcomes = Runner(matrix, jobs or default_jobs(), _progress, schedules).run()
     verdicts = judge(matrix, outcomes, past)
     print()
     for verdict in verdicts:
@@ -64,6 +71,7 @@ def update_baseline(
     jobs: int = 0,
     source: Path | None = None,
     only: list[str] | None = None,
+    schedules: Callable[[Target], Scheduler] | None = None,
 ) -> int:
     """Write the entries' figures as the new baseline, deliberately: measured now,
     or (``source``) taken from the report directory of an earlier ``ci run``.
@@ -82,7 +90,7 @@ def update_baseline(
     if source is not None:
         outcomes = read_outcomes(source / "results.json", matrix)
     else:
-        outcomes = Runner(matrix, jobs or default_jobs(), _progress).run()
+        outcomes = Runner(matrix, jobs or default_jobs(), _progress, schedules).run()
     write_baseline(path, full, outcomes, old)
     measured = sum(o.status == "measured" for o in outcomes)
     failed = [o for o in outcomes if o.status == "error"]

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +26,10 @@ from tvmq.ci.matrix import Dataset, Entry, Matrix, ModelSpec, fmt
 from tvmq.data import LabelledData, from_arrays, model_inputs, open_data
 from tvmq.errors import TvmqError
 from tvmq.evaluate import evaluate
+
+if TYPE_CHECKING:
+    from tvmq.backend.aot import Scheduler
+    from tvmq.targets import Target
 
 
 @dataclass
@@ -97,10 +101,19 @@ class _OnDevice:
 class Runner:
     """``Runner(matrix).run()`` -> one Outcome per entry, in matrix order."""
 
-    def __init__(self, matrix: Matrix, jobs: int = 1, log: Callable[[str], None] = print):
+    def __init__(
+        self,
+        matrix: Matrix,
+        jobs: int = 1,
+        log: Callable[[str], None] = print,
+        schedules: Callable[[Target], Scheduler] | None = None,
+    ):
+        """`schedules` gives the scheduler of a board target's firmware (the CLI's
+        tuned records, :func:`tvmq.tune.apply.schedules_for`); default schedules
+        when None."""
         if jobs < 1:
             raise TvmqError(f"--jobs {jobs}: must be at least 1")
-        self.matrix, self.jobs = matrix, jobs
+        self.matrix, self.jobs, self.schedules = matrix, jobs, schedules
         self._log, self._print = log, threading.Lock()
         self._tvm = threading.RLock()
         self._memo: dict[tuple, Any] = {}
@@ -173,7 +186,12 @@ class Runner:
 
             target = entry.board.target
             directory = self._scratch / f"{entry.model.name}-{target.name}"
-            memory = compile_firmware(model, target, directory)
+            if self.schedules is None:
+                memory = compile_firmware(model, target, directory)
+            else:
+                schedules = self.schedules(target)
+                memory = compile_firmware(model, target, directory, schedules)
+                self.log(entry, schedules.summary())
             manifest = json.loads((directory / "manifest.json").read_text())
             return directory / "build" / "firmware.elf", {**memory, **manifest}
 

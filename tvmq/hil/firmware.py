@@ -25,8 +25,10 @@ def build_firmware(
     *,
     sanitize: bool = False,
     firmware_dir: str | Path = FIRMWARE_DIR,
+    goal: str | None = None,
 ) -> Path:
-    """``out/firmware.elf`` for this board and model (the test model by default)."""
+    """``out/firmware.elf`` for this board and model (the test model by default);
+    with `goal`, only that make target (e.g. one object under `out`)."""
     if board not in board_names():
         raise TvmqError(f"unknown board '{board}' (known: {', '.join(board_names())})")
     tool = "gcc" if board == "host" else "arm-none-eabi-gcc"
@@ -38,6 +40,8 @@ def build_firmware(
         command.append(f"MODEL_DIR={Path(model_dir).resolve()}")
     if sanitize:
         command.append("SANITIZE=1")
+    if goal is not None:
+        command.append(goal)
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         said = result.stdout + result.stderr

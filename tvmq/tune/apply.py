@@ -16,31 +16,85 @@ from tvm import s_tir
 from tvm.s_tir import meta_schedule as ms
 
 from tvmq.backend.schedule import ScheduledKernel, calls_micro_kernel, default_schedule
+from tvmq.errors import TvmqError
 from tvmq.targets import Target
-from tvmq.tune.database import default_directory, load_records, tuning_target
+from tvmq.tune.database import (
+    RecordReader,
+    default_directory,
+    load_records,
+    lookup_directories,
+    tuning_target,
+)
 from tvmq.tune.space import offers_mmla, variants
 from tvmq.tune.tasks import WORKLOAD_ATTR, workload
 
+OBJECTIVES = ("flash", "speed")
+FLASH_TOLERANCE = 0.05  # the flash objective: a kernel's code at most 5 % over the default's
+SCHEDULED_KINDS = ("cortex-m", "cortex-a")  # targets whose kernels tvmq schedules (AOT C)
+
+
+def schedules_for(
+    target: Target, directory: Path | None = None, *, tuned: bool = True, objective: str = "flash"
+) -> TunedSchedules:
+    """The schedules every build uses: tuned records where a database has them
+    (`directory`, else the user's then the shipped database), defaults elsewhere.
+
+    `tuned` False builds with the default schedules only; `objective` ``flash``
+    (the default) applies a record only if its kernel's code is within
+    ``FLASH_TOLERANCE`` of the default schedule's, ``speed`` the fastest record.
+    """
+    check_options(directory, objective)
+    if not tuned:
+        return TunedSchedules(target, [], objective, note="off (--no-tuned)")
+    if target.kind not in SCHEDULED_KINDS:
+        return TunedSchedules(target, [], objective, note=f"not used for {target.kind} targets")
+    directories = [Path(directory)] if directory is not None else lookup_directories(target)
+    schedules = TunedSchedules(target, directories, objective)
+    if directory is not None and not schedules.readers:
+        raise TvmqError(f"--schedules {directory}: no tvmq schedule database in it")
+    return schedules
+
+
+def check_options(directory: Path | None, objective: str) -> None:
+    """Refuse an unknown objective or a --schedules directory that is not there."""
+    if objective not in OBJECTIVES:
+        raise TvmqError(f"--objective {objective}: expected one of {', '.join(OBJECTIVES)}")
+    if directory is not None and not Path(directory).is_dir():
+        raise TvmqError(f"--schedules {directory}: no such directory")
+
 
 class TunedSchedules:
-    """A scheduler for :func:`tvmq.backend.aot.lower_model` that applies records."""
+    """A scheduler for :func:`tvmq.backend.aot.lower_model` that applies records.
 
-    def __init__(self, target: Target, directory: Path | None = None):
-        self.directory = Path(directory) if directory else default_directory(target)
-        self.target = tuning_target(target)
-        self.mmla_choice = offers_mmla(target)
-        self.database = ms.database.MemoryDatabase()
-        self.records = load_records(self.directory, target)
-        for record in self.records:
-            self.database.commit_workload(record.workload.mod)
-            self.database.commit_tuning_record(record)
+    Each kernel takes its records from the first of `directories` holding its
+    workload; the fastest record that replays, and under the flash objective
+    whose code fits, is applied.
+    """
+
+    def __init__(
+        self,
+        target: Target,
+        directories: list[Path] | Path | None = None,
+        objective: str = "flash",
+        note: str | None = None,
+    ):
+        if directories is None:
+            directories = lookup_directories(target)
+        elif isinstance(directories, (str, Path)):
+            directories = [Path(directories)]
+        self.target, self.objective, self.note = target, objective, note
+        self.mmla_choice = offers_mmla(target) if target.kind in SCHEDULED_KINDS else False
+        self.directories = [Path(d) for d in directories]
+        readers = (RecordReader(d, target) for d in self.directories)
+        self.readers = [reader for reader in readers if reader.exists]
         self.kernels = 0
         self.applied = 0
+        self.kept_small = 0  # kernels whose faster records the flash objective refused
 
     def __call__(self, func: tvm.tirx.PrimFunc) -> ScheduledKernel:
         self.kernels += 1
         default = default_schedule(func)
-        if calls_micro_kernel(func):
+        if calls_micro_kernel(func) or not self.readers:
             return default
         tuned = self._tuned(func)
         if tuned is None or not _same_signature(tuned, default.func):
@@ -50,10 +104,13 @@ class TunedSchedules:
 
     def _tuned(self, func: tvm.tirx.PrimFunc) -> tvm.tirx.PrimFunc | None:
         mod = workload(func)
-        if not self.database.has_workload(mod):
+        reader = next((r for r in self.readers if r.has(mod)), None)
+        if reader is None:
             return None
-        candidates = self.database.get_top_k(self.database.commit_workload(mod), 1 << 16)
-        record = next((r for r in candidates if not unrolls_a_reduction(r.trace)), None)
+        candidates = [r for r in reader.records(mod) if not unrolls_a_reduction(r.trace)]
+        record = next((r for r in candidates if self._fits(reader, r)), None)
+        if candidates and record is not candidates[0]:
+            self.kept_small += 1
         if record is None:
             return None
         variants(func, self.mmla_choice)  # registers the intrinsics the trace may name
@@ -61,11 +118,38 @@ class TunedSchedules:
         record.trace.apply_to_schedule(sch, remove_postproc=True)
         return sch.mod["main"].without_attr(WORKLOAD_ATTR)
 
+    def _fits(self, reader: RecordReader, record) -> bool:
+        """Whether the objective allows `record`: any under ``speed``; under ``flash``
+        one whose code is measured and within the tolerance of the default's."""
+        if self.objective == "speed":
+            return True
+        return within_flash(
+            reader.code.of_record(record), reader.code.of_default(record.workload.mod)
+        )
+
     def summary(self) -> str:
         """One line: how many kernels got tuned records, from where."""
-        if not self.records:
-            return f"tuned schedules: none in {self.directory}; default schedules"
-        return f"tuned schedules: {self.applied} of {self.kernels} kernels from {self.directory}"
+        if self.note is not None:
+            return f"tuned schedules: {self.note}; default schedules"
+        if not self.readers:
+            where = " or ".join(str(d) for d in self.directories)
+            return f"tuned schedules: none in {where}; default schedules"
+        where = ", ".join(str(r.directory) for r in self.readers)
+        line = f"tuned schedules: {self.applied} of {self.kernels} kernels from {where}"
+        if self.objective == "speed":
+            return line + " (objective speed)"
+        if self.kept_small:
+            line += (
+                f" (objective flash: {self.kept_small} kernels without their fastest record, "
+                f"whose code is not measured or over {FLASH_TOLERANCE:.0%} larger; "
+                "--objective speed takes it)"
+            )
+        return line
+
+
+def within_flash(size: int | None, default: int | None) -> bool:
+    """The flash objective: code measured, and at most FLASH_TOLERANCE over the default's."""
+    return size is not None and default is not None and size <= default * (1 + FLASH_TOLERANCE)
 
 
 def unrolls_a_reduction(trace) -> bool:
@@ -100,7 +184,10 @@ def build_host_tuned(model, target: Target, directory: Path | None = None):
     from tvmq.backend.host import HostExecutable
     from tvmq.tune.tasks import host_module
 
-    records = load_records(Path(directory) if directory else default_directory(target), target)
+    if directory is None:
+        found = [d for d in lookup_directories(target) if RecordReader(d, target).exists]
+        directory = found[0] if found else default_directory(target)
+    records = load_records(Path(directory), target)
     database = ms.database.MemoryDatabase()
     for record in records:
         database.commit_workload(record.workload.mod)

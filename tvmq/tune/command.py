@@ -23,7 +23,12 @@ def add_parser(commands, parents=()) -> None:
         help="where candidates run: local (the host), board (emulated Cortex-M/-A: the "
         "default for them), rpc (a TVM RPC server: the host's code, or a real Cortex-A board)",
     )
-    tune.add_argument("--work-dir", type=Path, help="database directory (default: schedules/T)")
+    tune.add_argument(
+        "--work-dir",
+        type=Path,
+        help="database directory (default: $TVMQ_SCHEDULES/T, else ./schedules/T if the "
+        "current directory has schedules/, else ~/.cache/tvmq/schedules/T)",
+    )
     tune.add_argument("--tracker", help="RPC tracker HOST:PORT (--runner rpc)")
     tune.add_argument(
         "--key", default="tvmq", help="device key at the RPC tracker (the server's --key)"

@@ -1,9 +1,14 @@
-"""Where tuning records live: ``schedules/<target>/``, one database per target.
+"""Where tuning records live: one database directory per target.
 
-The files are MetaSchedule's JSON database (``database_workload.json``,
+A build reads the user's database for the target first (see
+:func:`user_directory`), then the one shipped with tvmq (:func:`shipped_directory`),
+taking each kernel's records from the first that has them; ``tvmq tune`` writes
+into the user's. The files are MetaSchedule's JSON database (``database_workload.json``,
 ``database_tuning_record.json``) plus ``tvmq_schedules.json`` saying which
 target they are for and what their costs measure (instructions counted under
-QEMU, or time on the device: the two never mix in one database). Records of
+QEMU, or time on the device: the two never mix in one database) and
+``tvmq_code_bytes.json``, the code size of each record's kernel and of the
+kernel's default schedule, which the flash objective compares. Records of
 every model tuned for a target merge into one database. Each commit rewrites
 both files atomically (workloads first: records only point at workloads
 already written, in a fixed order), so a run killed at any moment leaves a
@@ -13,6 +18,7 @@ database that loads, holding every record committed before the kill.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import struct
@@ -33,6 +39,8 @@ SCHEDULES_DIR = shipped_schedules_dir()
 WORKLOADS = "database_workload.json"
 RECORDS = "database_tuning_record.json"
 INFO = "tvmq_schedules.json"
+CODE_BYTES = "tvmq_code_bytes.json"
+ENVIRONMENT = "TVMQ_SCHEDULES"
 FORMAT = "tvmq-schedules/1"
 MEASURES = {  # what a database's costs are -> how to say it
     "qemu-instructions": "instructions counted under QEMU",
@@ -40,8 +48,34 @@ MEASURES = {  # what a database's costs are -> how to say it
 }
 
 
-def default_directory(target: Target) -> Path:
+def shipped_directory(target: Target) -> Path:
+    """The database shipped with tvmq for `target` (read only)."""
     return SCHEDULES_DIR / target.name
+
+
+def user_directory(target: Target) -> Path:
+    """The user's database for `target`, where ``tvmq tune`` writes by default.
+
+    ``$TVMQ_SCHEDULES/<target>`` when that is set; else the project's
+    ``./schedules/<target>`` when the current directory has ``schedules/``;
+    else ``$XDG_CACHE_HOME/tvmq/schedules/<target>`` (``~/.cache`` by default).
+    Never inside the installed package.
+    """
+    if os.environ.get(ENVIRONMENT):
+        return Path(os.environ[ENVIRONMENT]) / target.name
+    if Path("schedules").is_dir():
+        return Path("schedules") / target.name
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "tvmq" / "schedules" / target.name
+
+
+default_directory = user_directory  # tune's --work-dir when none is given
+
+
+def lookup_directories(target: Target) -> list[Path]:
+    """Where a build looks for `target`'s records, in order: the user's, the shipped."""
+    user, shipped = user_directory(target), shipped_directory(target)
+    return [user] if user.resolve() == shipped.resolve() else [user, shipped]
 
 
 def tuning_target(target: Target) -> tvm.target.Target:
@@ -79,34 +113,152 @@ def _check_info(directory: Path, target: Target) -> dict:
     return info
 
 
-def _check_lines(path: Path) -> None:
-    """Every line of a database file must be JSON (MetaSchedule would abort on it)."""
+def _read_lines(path: Path) -> list:
+    """Every line of a database file, parsed; each must be JSON (MetaSchedule
+    would abort on one that is not)."""
     try:
         lines = path.read_text().splitlines()
     except FileNotFoundError:
         raise TvmqError(f"{path}: missing; the database is incomplete") from None
     except (OSError, UnicodeDecodeError) as error:
         raise TvmqError(f"{path}: unreadable ({error})") from error
+    parsed = []
     for number, line in enumerate(lines, start=1):
         try:
-            json.loads(line)
+            parsed.append(json.loads(line))
         except ValueError as error:
             raise TvmqError(f"{path}: corrupted at line {number} ({error})") from error
+    return parsed
 
 
 def _register_intrinsics(workloads: Path, target: Target) -> None:
     """Register the SIMD intrinsics the records' traces may name: MetaSchedule
     replays every trace while it loads a database."""
+    for line in workloads.read_text().splitlines():
+        _workload(json.loads(line), workloads, target)
+
+
+def _workload(line: list, workloads: Path, target: Target) -> ms.database.Workload:
+    """One line of the workload file as a workload, its intrinsics registered."""
     from tvmq.tune.space import offers_mmla, variants
     from tvmq.tune.tasks import WORKLOAD_ATTR
 
-    for line in workloads.read_text().splitlines():
+    try:
+        workload = ms.database.Workload.from_json(line)
+    except Exception as error:  # TVM's own error types for a malformed module
+        raise TvmqError(f"{workloads}: not a MetaSchedule workload ({error})") from error
+    func = workload.mod["main"]
+    if func.attrs is not None and WORKLOAD_ATTR in func.attrs:
+        variants(func, offers_mmla(target))
+    return workload
+
+
+def workload_key(mod: tvm.IRModule) -> str:
+    """A workload's key in the database files: its structural hash, unsigned."""
+    return str(tvm_ffi.structural_hash(mod) & 0xFFFFFFFFFFFFFFFF)
+
+
+def trace_key(trace) -> str:
+    """A record's trace, named by a digest of its text, decisions included (the
+    same after a reload)."""
+    text = "\n".join(str(line) for line in trace.as_python(remove_postproc=True))
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+class CodeBytes:
+    """Code bytes (text and read-only data) of each kernel's default schedule and
+    of each record's schedule, as the target compiles them: what the flash
+    objective compares. Keyed by workload and trace, so records keep their
+    sizes however the database files are rewritten."""
+
+    def __init__(self, default: dict[str, int] | None = None, records=None):
+        self.default: dict[str, int] = default or {}
+        self.records: dict[str, dict[str, int]] = records or {}
+
+    @classmethod
+    def read(cls, directory: Path) -> CodeBytes:
+        path = directory / CODE_BYTES
+        if not path.exists():
+            return cls()
         try:
-            func = ms.database.Workload.from_json(json.loads(line)).mod["main"]
-        except Exception as error:  # TVM's own error types for a malformed module
-            raise TvmqError(f"{workloads}: not a MetaSchedule workload ({error})") from error
-        if func.attrs is not None and WORKLOAD_ATTR in func.attrs:
-            variants(func, offers_mmla(target))
+            data = json.loads(path.read_text())
+            return cls(dict(data["default"]), {k: dict(v) for k, v in data["records"].items()})
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+            raise TvmqError(f"{path}: unreadable ({error})") from error
+
+    def of_record(self, record: ms.database.TuningRecord) -> int | None:
+        return self.records.get(workload_key(record.workload.mod), {}).get(trace_key(record.trace))
+
+    def of_default(self, mod: tvm.IRModule) -> int | None:
+        return self.default.get(workload_key(mod))
+
+    def note_record(self, mod: tvm.IRModule, trace, size: int) -> None:
+        self.records.setdefault(workload_key(mod), {})[trace_key(trace)] = int(size)
+
+    def note_default(self, mod: tvm.IRModule, size: int) -> None:
+        self.default[workload_key(mod)] = int(size)
+
+    def write(self, directory: Path) -> None:
+        data = {"default": self.default, "records": self.records}
+        text = json.dumps(data, indent=1, sort_keys=True) + "\n"
+        write_atomically(directory / CODE_BYTES, lambda f: f.write(text.encode()))
+        (directory / CODE_BYTES).chmod(0o644)
+
+
+class RecordReader:
+    """A database read kernel by kernel, for builds.
+
+    Loading a whole database replays every record's trace (seconds per hundred
+    records); a build needs only the records of its own kernels, so the files
+    are indexed by workload and a workload's records are made when asked for.
+    """
+
+    def __init__(self, directory: Path, target: Target):
+        self.directory, self.target = Path(directory), target
+        files = [self.directory / WORKLOADS, self.directory / RECORDS]
+        self.exists = any(f.exists() for f in files)
+        self.code = CodeBytes()
+        self._workloads: dict[str, list] = {}
+        self._records: dict[int, list] = {}
+        if not self.exists:
+            return
+        self.info = _check_info(self.directory, target)
+        lines = _read_lines(files[0])
+        self._workloads = {str(int(line[0]) & 0xFFFFFFFFFFFFFFFF): line for line in lines}
+        self._index = {str(int(line[0]) & 0xFFFFFFFFFFFFFFFF): i for i, line in enumerate(lines)}
+        for line in _read_lines(files[1]):
+            self._records.setdefault(line[0], []).append(line[1])
+        self.code = CodeBytes.read(self.directory)
+
+    def workloads(self) -> list[ms.database.Workload]:
+        """Every workload of the database (their intrinsics registered)."""
+        path = self.directory / WORKLOADS
+        return [_workload(line, path, self.target) for line in self._workloads.values()]
+
+    def has(self, mod: tvm.IRModule) -> bool:
+        return workload_key(mod) in self._workloads
+
+    def records(self, mod: tvm.IRModule) -> list[ms.database.TuningRecord]:
+        """The records of workload `mod`, fastest first (as MetaSchedule ranks them)."""
+        key = workload_key(mod)
+        if key not in self._workloads:
+            return []
+        workload = _workload(self._workloads[key], self.directory / WORKLOADS, self.target)
+        if not tvm_ffi.structural_equal(workload.mod, mod):
+            return []  # a hash collision: another kernel
+        try:
+            records = [
+                ms.database.TuningRecord.from_json(line, workload)
+                for line in self._records.get(self._index[key], [])
+            ]
+        except Exception as error:  # TVM raises its own error types for malformed records
+            said = str(error).strip()
+            first = said.splitlines()[-1] if said else type(error).__name__
+            raise TvmqError(
+                f"{self.directory}: not a valid MetaSchedule database ({first})"
+            ) from error
+        timed = [r for r in records if r.run_secs]
+        return sorted(timed, key=lambda r: sum(float(s) for s in r.run_secs) / len(r.run_secs))
 
 
 def load_records(directory: Path, target: Target) -> list[ms.database.TuningRecord]:
@@ -125,7 +277,7 @@ def _load(directory: Path, target: Target) -> tuple[dict | None, list[ms.databas
         return None, []
     info = _check_info(directory, target)
     for path in files:
-        _check_lines(path)
+        _read_lines(path)
     _register_intrinsics(files[0], target)
     try:
         database = ms.database.JSONDatabase(
@@ -147,6 +299,7 @@ class ScheduleDatabase(ms.database.PyDatabase):
         self.memory = ms.database.MemoryDatabase()
         self.records: list[ms.database.TuningRecord] = []
         self.dropped = 0  # records whose trace does not replay on their stored workload
+        self.code = CodeBytes.read(self.directory)
         info, records = _load(self.directory, target)
         for record in records:
             self.commit_workload(record.workload.mod)
@@ -227,6 +380,7 @@ class ScheduleDatabase(ms.database.PyDatabase):
         disk keep their workload indices between the two renames.
         """
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.code.write(self.directory)  # first: a record on disk has its size
         info = {"format": FORMAT, "target": self.target.name, "tvm": tvm.__version__}
         info["measure"] = self.measure or default_measure(self.target)
         text = json.dumps(info, indent=2) + "\n"

@@ -156,6 +156,7 @@ def _search(
     bar = tqdm(total=trials, desc=f"tuning {len(tasks)} tasks", unit="trial", disable=not progress)
     counter = _Progress(bar, tasks)
     callbacks = [
+        *([_RecordCodeBytes(database, target, tasks)] if target.kind in BOARD_KINDS else []),
         ms.measure_callback.AddToDatabase(),
         ms.measure_callback.UpdateCostModel(),
         counter,
@@ -188,6 +189,28 @@ def _best(database: ScheduleDatabase, task: Task) -> float | None:
     if not top or not top[0].run_secs:
         return None
     return float(min(float(s) for s in top[0].run_secs))
+
+
+@derived_object
+class _RecordCodeBytes(ms.measure_callback.PyMeasureCallback):
+    """Notes in the database the code bytes of each measured candidate (and of its
+    kernel's default schedule) before AddToDatabase commits the record, so that a
+    record on disk has its size (:mod:`tvmq.tune.code_size`)."""
+
+    def __init__(self, database: ScheduleDatabase, target: Target, tasks: list[Task]):
+        super().__init__()
+        self.database, self.target, self.tasks = database, target, tasks
+
+    def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results):
+        from tvmq.tune.code_size import default_code_bytes, kernel_code_bytes
+
+        mod, code = self.tasks[task_id].mod, self.database.code
+        if code.of_default(mod) is None:
+            code.note_default(mod, default_code_bytes(mod, self.target))
+        for candidate, result in zip(measure_candidates, runner_results, strict=True):
+            if result.error_msg is None and result.run_secs:
+                size = kernel_code_bytes(candidate.sch.mod["main"], self.target)
+                code.note_record(mod, candidate.sch.trace, size)
 
 
 @derived_object
