@@ -128,3 +128,33 @@ def test_qdq_model_from_quantize_static_matches_within_one_step(tmp_path):
         # integer kernels whose rounding drifts by several steps on this model.
         (want,) = ort_run(qdq, feeds, optimize=False)
         assert np.abs(got - want).max() <= output_scale * 1.001
+
+
+@pytest.mark.parametrize(
+    ("make", "seed"),
+    [(onnx_models.qdq_conv, s) for s in range(3)]
+    + [(lambda rng: onnx_models.qdq_conv(rng, group=4), s) for s in range(3)]
+    + [(onnx_models.qdq_add, s) for s in range(4)],
+    ids=[f"conv{s}" for s in range(3)]
+    + [f"depthwise{s}" for s in range(3)]
+    + [f"add{s}" for s in range(4)],
+)
+def test_qdq_op_matches_onnxruntime_bit_for_bit(make, seed, tmp_path):
+    """A QDQ convolution (per-channel weights, int32 bias) or add with random scales
+    runs as onnxruntime runs it with its default optimizations (QLinearConv,
+    QLinearAdd: float32 requantization rounded half to even), not with TFLite's
+    fixed-point multipliers, which land one step off at some elements."""
+    rng = np.random.default_rng(seed)
+    proto = make(rng)
+    path = tmp_path / "qdq.onnx"
+    onnx.save(proto, path)
+    executable = load_model(path).build("host")
+    for _ in range(3):
+        feeds = {
+            value.name: rng.integers(
+                0, 256, [d.dim_value for d in value.type.tensor_type.shape.dim]
+            ).astype(np.uint8)
+            for value in proto.graph.input
+        }
+        (want,) = ort_run(proto, feeds)
+        np.testing.assert_array_equal(executable(*feeds.values())[0], want)
