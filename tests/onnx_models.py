@@ -472,6 +472,29 @@ def qdq_conv(rng: np.random.Generator, group: int = 1) -> onnx.ModelProto:
     return _integer_model(nodes, {"x": [1, channels, 6, 6]}, [1, channels, 6, 6], initializers)
 
 
+def qdq_matmul(rng: np.random.Generator) -> onnx.ModelProto:
+    """A quantized MatMul as onnxruntime's static quantizer writes one: uint8
+    activations (2 x 16 x 32), int8 weights (32 x 16) with one random scale per output
+    column."""
+    columns = 16
+    initializers = [
+        numpy_helper.from_array(np.float32(rng.uniform(0.005, 0.05)), "x_scale"),
+        numpy_helper.from_array(np.array(rng.integers(0, 256), np.uint8), "x_zero_point"),
+        numpy_helper.from_array(np.float32(rng.uniform(0.05, 0.5)), "y_scale"),
+        numpy_helper.from_array(np.array(rng.integers(0, 256), np.uint8), "y_zero_point"),
+        numpy_helper.from_array(rng.integers(-127, 128, (32, columns)).astype(np.int8), "w"),
+        numpy_helper.from_array(rng.uniform(0.002, 0.02, columns).astype(np.float32), "w_scale"),
+        numpy_helper.from_array(np.zeros(columns, np.int8), "w_zero_point"),
+    ]
+    nodes = [
+        helper.make_node("DequantizeLinear", ["x", "x_scale", "x_zero_point"], ["real"]),
+        helper.make_node("DequantizeLinear", ["w", "w_scale", "w_zero_point"], ["weight"], axis=1),
+        helper.make_node("MatMul", ["real", "weight"], ["product"]),
+        helper.make_node("QuantizeLinear", ["product", "y_scale", "y_zero_point"], ["y"]),
+    ]
+    return _integer_model(nodes, {"x": [2, 16, 32]}, [2, 16, columns], initializers)
+
+
 def qdq_add(rng: np.random.Generator) -> onnx.ModelProto:
     """A quantized Add of two uint8 tensors with random scales and zero points, as
     onnxruntime's static quantizer writes one (DequantizeLinear x2 -> Add ->

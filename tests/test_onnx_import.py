@@ -130,22 +130,23 @@ def test_qdq_model_from_quantize_static_matches_within_one_step(tmp_path):
         assert np.abs(got - want).max() <= output_scale * 1.001
 
 
-@pytest.mark.parametrize(
-    ("make", "seed"),
-    [(onnx_models.qdq_conv, s) for s in range(3)]
-    + [(lambda rng: onnx_models.qdq_conv(rng, group=4), s) for s in range(3)]
-    + [(onnx_models.qdq_add, s) for s in range(4)],
-    ids=[f"conv{s}" for s in range(3)]
-    + [f"depthwise{s}" for s in range(3)]
-    + [f"add{s}" for s in range(4)],
-)
-def test_qdq_op_matches_onnxruntime_bit_for_bit(make, seed, tmp_path):
-    """A QDQ convolution (per-channel weights, int32 bias) or add with random scales
-    runs as onnxruntime runs it with its default optimizations (QLinearConv,
-    QLinearAdd: float32 requantization rounded half to even), not with TFLite's
+QDQ_CASES = {
+    "conv": onnx_models.qdq_conv,
+    "depthwise": lambda rng: onnx_models.qdq_conv(rng, group=4),
+    "matmul": onnx_models.qdq_matmul,
+    "add": onnx_models.qdq_add,
+}
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("kind", QDQ_CASES)
+def test_qdq_op_matches_onnxruntime_bit_for_bit(kind, seed, tmp_path):
+    """A QDQ convolution (per-channel weights, int32 bias), matmul or add with random
+    scales runs as onnxruntime runs it with its default optimizations (QLinearConv,
+    QLinearMatMul, QLinearAdd: float32 arithmetic rounded half to even), not with TFLite's
     fixed-point multipliers, which land one step off at some elements."""
     rng = np.random.default_rng(seed)
-    proto = make(rng)
+    proto = QDQ_CASES[kind](rng)
     path = tmp_path / "qdq.onnx"
     onnx.save(proto, path)
     executable = load_model(path).build("host")
