@@ -703,7 +703,12 @@ class _Realizer(PyExprMutator):
         a, b = self._elementwise_operand(add.args[0]), self._elementwise_operand(add.args[1])
         if a is None or b is None:
             return None
-        if self.onnx_requantize and not subtract and _shape(a.data) == _shape(b.data):
+        if (
+            self.onnx_requantize
+            and not subtract
+            and {a.dtype, b.dtype, out.dtype} <= {"int8", "uint8"}  # MLAS's 8-bit kernel
+            and _shape(a.data) == _shape(b.data)  # no broadcast: its scalar forms differ
+        ):
             return self._add_float32(a, b, out, low, high)
         left_shift = ADD_LEFT_SHIFT.get(out.dtype)
         if left_shift is None:
