@@ -741,21 +741,23 @@ class _Realizer(PyExprMutator):
         fused multiply-add rounded to float32 (emulated exactly in float64), fixed =
         z_c - (z_a * s_a / s_c + z_b * s_b / s_c) in float32, then rounded half to
         even. It reads the stored integers: uint8 ones, not their int8 stand-ins."""
-        f32 = np.float32
-        offset = {id(x): legacy.OFFSET if x.legacy else 0 for x in (a, b, out)}
-        ratio = {id(x): f32(x.scale) / f32(out.scale) for x in (a, b)}
-        zero_points = [f32(x.zero_point + offset[id(x)]) for x in (a, b, out)]
-        fixed = zero_points[2] - (ratio[id(a)] * zero_points[0] + ratio[id(b)] * zero_points[1])
-        value = self.ints.const(fixed, "float64")
-        for x in (b, a):
+
+        def stored_zero_point(x: _QuantizedActivation) -> np.float32:
+            return np.float32(x.zero_point + _stored_offset(x))
+
+        ratio_a, ratio_b = (np.float32(x.scale) / np.float32(out.scale) for x in (a, b))
+        fixed = stored_zero_point(out) - (
+            ratio_a * stored_zero_point(a) + ratio_b * stored_zero_point(b)
+        )
+        value = self.ints.const(np.float32(fixed), "float32")
+        for x, ratio in ((b, ratio_b), (a, ratio_a)):
             stored = relax.op.add(
-                self.ints.cast(x.data, "float64"), self.ints.const(offset[id(x)], "float64")
+                self.ints.cast(x.data, "float64"), self.ints.const(_stored_offset(x), "float64")
             )
-            product = relax.op.multiply(stored, self.ints.const(ratio[id(x)], "float64"))
-            value = self.ints.cast(self.ints.emit(relax.op.add(product, value)), "float32")
-            if x is b:
-                value = self.ints.cast(value, "float64")
-        shift = offset[id(out)]
+            product = relax.op.multiply(stored, self.ints.const(ratio, "float64"))
+            total = relax.op.add(product, relax.op.astype(value, "float64"))
+            value = self.ints.cast(self.ints.emit(total), "float32")
+        shift = _stored_offset(out)
         rounded = self.ints.round_half_even(value, low + shift, high + shift)
         return self._output(rounded, dataclasses.replace(out, zero_point=-shift), low, high)
 
@@ -1278,6 +1280,12 @@ class _Realizer(PyExprMutator):
         )
         signed = self.ints.saturate(rounded, *_activation_range("int8"), "int8")
         return self._to_uint8(self.ints.emit(signed))
+
+
+def _stored_offset(x: _QuantizedActivation) -> int:
+    """What turns x's values into the integers stored in the file: 128 for a uint8
+    tensor's int8 stand-in."""
+    return legacy.OFFSET if x.legacy else 0
 
 
 def _single_zero_point(weight: _QuantizedConstant) -> bool:
