@@ -10,6 +10,7 @@ import onnxruntime
 import pytest
 
 from tests import onnx_models
+from tests.test_aot import native
 from tvmq.examples import DIGITS_MODEL
 from tvmq.frontend import load_model
 
@@ -159,3 +160,21 @@ def test_qdq_op_matches_onnxruntime_bit_for_bit(kind, seed, tmp_path):
         }
         (want,) = ort_run(proto, feeds)
         np.testing.assert_array_equal(executable(*feeds.values())[0], want)
+
+
+@pytest.mark.parametrize("kind", QDQ_CASES)
+def test_qdq_op_in_c_matches_onnxruntime_bit_for_bit(kind, tmp_path):
+    """The emitted C (the Cortex-M path) rounds onnxruntime's float32 arithmetic as
+    the host build does: floor and an odd-tie correction, no libm rounding mode."""
+    rng = np.random.default_rng(0)  # add: input scales with ties to round
+    proto = QDQ_CASES[kind](rng)
+    onnx.save(proto, tmp_path / "qdq.onnx")
+    _, library = native(load_model(tmp_path / "qdq.onnx"), tmp_path)
+    feeds = {
+        value.name: rng.integers(
+            0, 256, [d.dim_value for d in value.type.tensor_type.shape.dim]
+        ).astype(np.uint8)
+        for value in proto.graph.input
+    }
+    (want,) = ort_run(proto, feeds)
+    np.testing.assert_array_equal(library(*feeds.values())[0], want)
