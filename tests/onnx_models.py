@@ -495,15 +495,21 @@ def qdq_matmul(rng: np.random.Generator) -> onnx.ModelProto:
     return _integer_model(nodes, {"x": [2, 16, 32]}, [2, 16, columns], initializers)
 
 
-def qdq_add(rng: np.random.Generator) -> onnx.ModelProto:
-    """A quantized Add of two uint8 tensors with random scales and zero points, as
-    onnxruntime's static quantizer writes one (DequantizeLinear x2 -> Add ->
-    QuantizeLinear)."""
-    y_scale = rng.uniform(0.005, 0.05)
-    # Input scales 1/2, 1 or 2 times the output's (ties to round) or anything.
-    ratios = [rng.choice([0.5, 1.0, 2.0, rng.uniform(0.2, 5)]) for _ in "ab"]
+def qdq_binary(rng: np.random.Generator, op: str = "Add") -> onnx.ModelProto:
+    """A quantized Add or Mul of two uint8 tensors with random scales and zero
+    points, as onnxruntime's static quantizer writes one (DequantizeLinear x2 -> op
+    -> QuantizeLinear). The scales often make halves to round: an Add's inputs 1/2,
+    1 or 2 times the output's, a Mul's output 2 or 4 times their product."""
+    tie_or_any = [rng.choice([0.5, 1.0, 2.0, rng.uniform(0.2, 5)]) for _ in "ab"]
+    if op == "Add":
+        y_scale = rng.uniform(0.005, 0.05)
+        scales = [tie_or_any[0] * y_scale, tie_or_any[1] * y_scale, y_scale]
+    else:
+        a_scale, b_scale = rng.uniform(0.02, 0.2, 2)
+        factor = rng.choice([2.0, 4.0, rng.uniform(1, 50)])
+        scales = [a_scale, b_scale, a_scale * b_scale * factor]
     initializers = []
-    for name, scale in zip("aby", [*(r * y_scale for r in ratios), y_scale], strict=True):
+    for name, scale in zip("aby", scales, strict=True):
         initializers += [
             numpy_helper.from_array(np.float32(scale), f"{name}_scale"),
             numpy_helper.from_array(np.array(rng.integers(0, 256), np.uint8), f"{name}_zp"),
@@ -511,8 +517,8 @@ def qdq_add(rng: np.random.Generator) -> onnx.ModelProto:
     nodes = [
         helper.make_node("DequantizeLinear", ["a", "a_scale", "a_zp"], ["real_a"]),
         helper.make_node("DequantizeLinear", ["b", "b_scale", "b_zp"], ["real_b"]),
-        helper.make_node("Add", ["real_a", "real_b"], ["sum"]),
-        helper.make_node("QuantizeLinear", ["sum", "y_scale", "y_zp"], ["y"]),
+        helper.make_node(op, ["real_a", "real_b"], ["result"]),
+        helper.make_node("QuantizeLinear", ["result", "y_scale", "y_zp"], ["y"]),
     ]
     shape = [1, 3, 8, 8]
     return _integer_model(nodes, {"a": shape, "b": shape}, shape, initializers)

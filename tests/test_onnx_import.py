@@ -135,16 +135,18 @@ QDQ_CASES = {
     "conv": onnx_models.qdq_conv,
     "depthwise": lambda rng: onnx_models.qdq_conv(rng, group=4),
     "matmul": onnx_models.qdq_matmul,
-    "add": onnx_models.qdq_add,
+    "add": onnx_models.qdq_binary,
+    "mul": lambda rng: onnx_models.qdq_binary(rng, "Mul"),
 }
 
 
 @pytest.mark.parametrize("seed", range(3))
 @pytest.mark.parametrize("kind", QDQ_CASES)
 def test_qdq_op_matches_onnxruntime_bit_for_bit(kind, seed, tmp_path):
-    """A QDQ convolution (per-channel weights, int32 bias), matmul or add with random
-    scales runs as onnxruntime runs it with its default optimizations (QLinearConv,
-    QLinearMatMul, QLinearAdd: float32 arithmetic rounded half to even), not with TFLite's
+    """A QDQ convolution (per-channel weights, int32 bias), matmul, add or mul with
+    random scales runs as onnxruntime runs it with its default optimizations
+    (QLinearConv, QLinearMatMul, QLinearAdd, QLinearMul: float32 arithmetic rounded
+    half to even), not with TFLite's
     fixed-point multipliers, which land one step off at some elements."""
     rng = np.random.default_rng(seed)
     proto = QDQ_CASES[kind](rng)

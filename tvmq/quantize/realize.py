@@ -33,10 +33,10 @@ kernel TFLite Micro runs for it, so results match TFLite Micro bit for bit:
   (:mod:`tvmq.quantize.softmax`, :mod:`tvmq.quantize.hard_swish`);
 - reshapes, transposes, slices, max pooling, nearest resize and padding (with the
   zero point) copy integers;
-- an ONNX QDQ graph's conv2d, matmul and add (its functions marked
-  ONNX_REQUANTIZE_ATTR by the importer) requantize as onnxruntime's QLinearConv,
-  QLinearMatMul and QLinearAdd do instead, in float32 rounded half to even: its
-  reference is onnxruntime, not TFLite;
+- an ONNX QDQ graph's conv2d, matmul, add and mul (its functions marked
+  ONNX_REQUANTIZE_ATTR by the importer) compute as onnxruntime's QLinearConv,
+  QLinearMatMul, QLinearAdd and QLinearMul do instead, in float32 rounded half to
+  even: its reference is onnxruntime, not TFLite;
 - conv2d and matmul whose input is quantized at run time (dynamic mode): integer
   accumulation, then a float rescale by input scale x weight scale, as ONNX
   Runtime's ConvInteger/MatMulInteger followed by its scale multiply.
@@ -95,7 +95,8 @@ ONNX_RESIZE_ATTR = "tvmq.onnx_resize"
 # onnxruntime with its default optimizations, fuses DQ -> Conv/MatMul -> Q into
 # QLinearConv/QLinearMatMul, which requantize the int32 accumulator in float32 (times
 # x_scale * w_scale / y_scale, float32 in that order, rounded half to even), and
-# DQ -> Add -> Q into QLinearAdd (float32, see _Realizer._add_float32).
+# DQ -> Add/Mul -> Q into QLinearAdd/QLinearMul (float32, see _Realizer._add_float32
+# and _Realizer._mul_float32).
 ONNX_REQUANTIZE_ATTR = "tvmq.onnx_requantize"
 RESIZE_MODES = ("asymmetric", "half_pixel", "align_corners")
 # TFLite Micro's add rescales int8 inputs by 2**20 before summing (add.cc).
@@ -790,6 +791,8 @@ class _Realizer(PyExprMutator):
                 self.ints.centre(a.data, a.zero_point), self.ints.centre(b.data, b.zero_point)
             )
         )
+        if self.onnx_requantize and {a.dtype, b.dtype, out.dtype} <= {"int8", "uint8"}:
+            return self._mul_float32(product, a, b, out, low, high)
         if a.legacy:
             real = legacy.mul_multiplier(a.scale, b.scale, out.scale)
         else:
@@ -797,6 +800,22 @@ class _Realizer(PyExprMutator):
         multiplier, shift = quantize_multiplier(real)
         scaled = self.ints.multiply_by_quantized_multiplier(product, multiplier, shift)
         return self._output(scaled, out, low, high)
+
+    def _mul_float32(self, product, a, b, out, low, high) -> relax.Expr:
+        """onnxruntime's QLinearMul (MLAS's SSE2 kernel): the int32 product of the
+        centred inputs times s_a * s_b / s_c, plus the stored output zero point, each
+        rounded to float32, then rounded half to even. Each step is computed exactly
+        in float64 and rounded to float32, so no compiler fuses the two roundings."""
+        ratio = np.float32(a.scale) * np.float32(b.scale) / np.float32(out.scale)
+        shift = _stored_offset(out)
+        scaled = relax.op.multiply(
+            self.ints.cast(product, "float64"), self.ints.const(ratio, "float64")
+        )
+        scaled = self.ints.cast(self.ints.cast(self.ints.emit(scaled), "float32"), "float64")
+        total = relax.op.add(scaled, self.ints.const(out.zero_point + shift, "float64"))
+        value = self.ints.cast(self.ints.emit(total), "float32")
+        rounded = self.ints.round_half_even(value, low + shift, high + shift)
+        return self._output(rounded, dataclasses.replace(out, zero_point=-shift), low, high)
 
     def _squared_difference(self, mul, out, low, high) -> relax.Expr | None:
         """d * d of d = dequantize(a) - dequantize(b), as TVM imports TFLite's int8
