@@ -435,3 +435,104 @@ def if_branches() -> onnx.ModelProto:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
     onnx.checker.check_model(model)
     return model
+
+
+def qdq_conv(rng: np.random.Generator, group: int = 1) -> onnx.ModelProto:
+    """A quantized convolution as onnxruntime's static quantizer writes one: uint8
+    activations, int8 weights with one random scale per output channel, an int32
+    bias at input scale x weight scale, DequantizeLinear -> Conv -> QuantizeLinear;
+    NCHW, 4 output channels, 3x3, padded (`group` 4 is depthwise)."""
+    channels = 4
+    x_scale, y_scale = (np.float32(rng.uniform(0.005, 0.05)) for _ in range(2))
+    w_scale = rng.uniform(0.002, 0.02, channels).astype(np.float32)
+    bias_scale = (x_scale * w_scale).astype(np.float32)
+    initializers = [
+        numpy_helper.from_array(x_scale, "x_scale"),
+        numpy_helper.from_array(np.array(rng.integers(0, 256), np.uint8), "x_zero_point"),
+        numpy_helper.from_array(y_scale, "y_scale"),
+        numpy_helper.from_array(np.array(rng.integers(0, 256), np.uint8), "y_zero_point"),
+        numpy_helper.from_array(
+            rng.integers(-127, 128, (channels, channels // group, 3, 3)).astype(np.int8), "w"
+        ),
+        numpy_helper.from_array(w_scale, "w_scale"),
+        numpy_helper.from_array(np.zeros(channels, np.int8), "w_zero_point"),
+        numpy_helper.from_array(rng.integers(-3000, 3000, channels).astype(np.int32), "b"),
+        numpy_helper.from_array(bias_scale, "b_scale"),
+        numpy_helper.from_array(np.zeros(channels, np.int32), "b_zero_point"),
+    ]
+    nodes = [
+        helper.make_node("DequantizeLinear", ["x", "x_scale", "x_zero_point"], ["real"]),
+        helper.make_node("DequantizeLinear", ["w", "w_scale", "w_zero_point"], ["weight"], axis=0),
+        helper.make_node("DequantizeLinear", ["b", "b_scale", "b_zero_point"], ["bias"], axis=0),
+        helper.make_node(
+            "Conv", ["real", "weight", "bias"], ["conv"], pads=[1, 1, 1, 1], group=group
+        ),
+        helper.make_node("QuantizeLinear", ["conv", "y_scale", "y_zero_point"], ["y"]),
+    ]
+    return _integer_model(nodes, {"x": [1, channels, 6, 6]}, [1, channels, 6, 6], initializers)
+
+
+def qdq_matmul(rng: np.random.Generator) -> onnx.ModelProto:
+    """A quantized MatMul as onnxruntime's static quantizer writes one: uint8
+    activations (2 x 16 x 32), int8 weights (32 x 16) with one random scale per output
+    column."""
+    columns = 16
+    initializers = [
+        numpy_helper.from_array(np.float32(rng.uniform(0.005, 0.05)), "x_scale"),
+        numpy_helper.from_array(np.array(rng.integers(0, 256), np.uint8), "x_zero_point"),
+        numpy_helper.from_array(np.float32(rng.uniform(0.05, 0.5)), "y_scale"),
+        numpy_helper.from_array(np.array(rng.integers(0, 256), np.uint8), "y_zero_point"),
+        numpy_helper.from_array(rng.integers(-127, 128, (32, columns)).astype(np.int8), "w"),
+        numpy_helper.from_array(rng.uniform(0.002, 0.02, columns).astype(np.float32), "w_scale"),
+        numpy_helper.from_array(np.zeros(columns, np.int8), "w_zero_point"),
+    ]
+    nodes = [
+        helper.make_node("DequantizeLinear", ["x", "x_scale", "x_zero_point"], ["real"]),
+        helper.make_node("DequantizeLinear", ["w", "w_scale", "w_zero_point"], ["weight"], axis=1),
+        helper.make_node("MatMul", ["real", "weight"], ["product"]),
+        helper.make_node("QuantizeLinear", ["product", "y_scale", "y_zero_point"], ["y"]),
+    ]
+    return _integer_model(nodes, {"x": [2, 16, 32]}, [2, 16, columns], initializers)
+
+
+def qdq_binary(rng: np.random.Generator, op: str = "Add") -> onnx.ModelProto:
+    """A quantized Add or Mul of two uint8 tensors with random scales and zero
+    points, as onnxruntime's static quantizer writes one (DequantizeLinear x2 -> op
+    -> QuantizeLinear). The scales often make halves to round: an Add's inputs 1/2,
+    1 or 2 times the output's, a Mul's output 2 or 4 times their product."""
+    tie_or_any = [rng.choice([0.5, 1.0, 2.0, rng.uniform(0.2, 5)]) for _ in "ab"]
+    if op == "Add":
+        y_scale = rng.uniform(0.005, 0.05)
+        scales = [tie_or_any[0] * y_scale, tie_or_any[1] * y_scale, y_scale]
+    else:
+        a_scale, b_scale = rng.uniform(0.02, 0.2, 2)
+        factor = rng.choice([2.0, 4.0, rng.uniform(1, 50)])
+        scales = [a_scale, b_scale, a_scale * b_scale * factor]
+    initializers = []
+    for name, scale in zip("aby", scales, strict=True):
+        initializers += [
+            numpy_helper.from_array(np.float32(scale), f"{name}_scale"),
+            numpy_helper.from_array(np.array(rng.integers(0, 256), np.uint8), f"{name}_zp"),
+        ]
+    nodes = [
+        helper.make_node("DequantizeLinear", ["a", "a_scale", "a_zp"], ["real_a"]),
+        helper.make_node("DequantizeLinear", ["b", "b_scale", "b_zp"], ["real_b"]),
+        helper.make_node(op, ["real_a", "real_b"], ["result"]),
+        helper.make_node("QuantizeLinear", ["result", "y_scale", "y_zp"], ["y"]),
+    ]
+    shape = [1, 3, 8, 8]
+    return _integer_model(nodes, {"a": shape, "b": shape}, shape, initializers)
+
+
+def _integer_model(nodes, inputs, output_shape, initializers) -> onnx.ModelProto:
+    """A model with uint8 inputs {name: shape} and one uint8 output 'y'."""
+    graph = helper.make_graph(
+        nodes,
+        "qdq",
+        [helper.make_tensor_value_info(n, TensorProto.UINT8, s) for n, s in inputs.items()],
+        [helper.make_tensor_value_info("y", TensorProto.UINT8, output_shape)],
+        initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    onnx.checker.check_model(model)
+    return model

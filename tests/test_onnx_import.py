@@ -10,6 +10,7 @@ import onnxruntime
 import pytest
 
 from tests import onnx_models
+from tests.test_aot import native
 from tvmq.examples import DIGITS_MODEL
 from tvmq.frontend import load_model
 
@@ -128,3 +129,54 @@ def test_qdq_model_from_quantize_static_matches_within_one_step(tmp_path):
         # integer kernels whose rounding drifts by several steps on this model.
         (want,) = ort_run(qdq, feeds, optimize=False)
         assert np.abs(got - want).max() <= output_scale * 1.001
+
+
+QDQ_CASES = {
+    "conv": onnx_models.qdq_conv,
+    "depthwise": lambda rng: onnx_models.qdq_conv(rng, group=4),
+    "matmul": onnx_models.qdq_matmul,
+    "add": onnx_models.qdq_binary,
+    "mul": lambda rng: onnx_models.qdq_binary(rng, "Mul"),
+}
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("kind", QDQ_CASES)
+def test_qdq_op_matches_onnxruntime_bit_for_bit(kind, seed, tmp_path):
+    """A QDQ convolution (per-channel weights, int32 bias), matmul, add or mul with
+    random scales runs as onnxruntime runs it with its default optimizations
+    (QLinearConv, QLinearMatMul, QLinearAdd, QLinearMul: float32 arithmetic rounded
+    half to even), not with TFLite's
+    fixed-point multipliers, which land one step off at some elements."""
+    rng = np.random.default_rng(seed)
+    proto = QDQ_CASES[kind](rng)
+    path = tmp_path / "qdq.onnx"
+    onnx.save(proto, path)
+    executable = load_model(path).build("host")
+    for _ in range(3):
+        feeds = {
+            value.name: rng.integers(
+                0, 256, [d.dim_value for d in value.type.tensor_type.shape.dim]
+            ).astype(np.uint8)
+            for value in proto.graph.input
+        }
+        (want,) = ort_run(proto, feeds)
+        np.testing.assert_array_equal(executable(*feeds.values())[0], want)
+
+
+@pytest.mark.parametrize("kind", QDQ_CASES)
+def test_qdq_op_in_c_matches_onnxruntime_bit_for_bit(kind, tmp_path):
+    """The emitted C (the Cortex-M path) rounds onnxruntime's float32 arithmetic as
+    the host build does: floor and an odd-tie correction, no libm rounding mode."""
+    rng = np.random.default_rng(0)  # add: input scales with ties to round
+    proto = QDQ_CASES[kind](rng)
+    onnx.save(proto, tmp_path / "qdq.onnx")
+    _, library = native(load_model(tmp_path / "qdq.onnx"), tmp_path)
+    feeds = {
+        value.name: rng.integers(
+            0, 256, [d.dim_value for d in value.type.tensor_type.shape.dim]
+        ).astype(np.uint8)
+        for value in proto.graph.input
+    }
+    (want,) = ort_run(proto, feeds)
+    np.testing.assert_array_equal(library(*feeds.values())[0], want)

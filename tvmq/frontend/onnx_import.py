@@ -222,13 +222,15 @@ class OnnxGraph:
         _name_output_bindings(mod, self.source_names, self.proto.graph)
         if any(free_dims(spec) for spec in self.outputs):  # left free by shape inference
             self.outputs = relax_output_specs(mod, self.outputs)
-        if not (self.operators["QuantizeLinear"] or self.operators["DequantizeLinear"]):
+        from tvmq.quantize.realize import mark_onnx_requantize, mark_onnx_resize
+
+        if self.operators["QuantizeLinear"] or self.operators["DequantizeLinear"]:
+            mod = mark_onnx_requantize(mod)
+        else:
             # A QDQ model's quantize/dequantize pairs fix the layout they were made for.
             mod, names = channels_last(mod, self.source_names)
             self.source_names.clear()
             self.source_names.update(names)
-        from tvmq.quantize.realize import mark_onnx_resize
-
         return mark_onnx_resize(lower_transposed_convs(mod, self.source_names))
 
 

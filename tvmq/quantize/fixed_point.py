@@ -297,6 +297,29 @@ class IntegerBuilder:
         up = self.emit(relax.op.greater(relax.op.add(twice_remainder, odd), div))
         return self.emit(relax.op.add(quotient, relax.op.astype(up, dtype)))
 
+    def scale_round_half_even(
+        self, x: relax.Expr, scales: np.ndarray, shape: list[int], low: int, high: int
+    ) -> relax.Expr:
+        """int32 `x` times float32 `scales` (broadcast as `shape`), clamped to [low,
+        high] and rounded half to even, in float32 as onnxruntime's
+        MlasRequantizeOutput computes it."""
+        product = relax.op.multiply(
+            self.cast(x, "float32"), self.const(scales.astype(np.float32), "float32", shape)
+        )
+        return self.round_half_even(self.emit(product), low, high)
+
+    def round_half_even(self, x: relax.Expr, low: int, high: int) -> relax.Expr:
+        """float32 `x` clamped to [low, high], rounded half to even into int32: floor(v
+        + 1/2), one less at an odd tie (exact, |v| being far below 2**22), so every
+        backend's C rounds alike."""
+        clamped = self.emit(relax.op.clip(x, low, high))
+        floor = self.emit(relax.op.floor(relax.op.add(clamped, self.const(0.5, "float32"))))
+        tie = relax.op.equal(relax.op.subtract(floor, clamped), self.const(0.5, "float32"))
+        rounded = self.cast(floor, "int32")
+        odd = relax.op.bitwise_and(rounded, self.const(1, "int32"))
+        down = relax.op.where(tie, odd, self.const(0, "int32"))
+        return self.emit(relax.op.subtract(rounded, down))
+
     def saturate(self, x: relax.Expr, low: int, high: int, dtype: str) -> relax.Expr:
         """Clamp an int32 tensor to [low, high] and narrow it to `dtype`."""
         return relax.op.astype(self.emit(relax.op.clip(x, low, high)), dtype)

@@ -33,6 +33,10 @@ kernel TFLite Micro runs for it, so results match TFLite Micro bit for bit:
   (:mod:`tvmq.quantize.softmax`, :mod:`tvmq.quantize.hard_swish`);
 - reshapes, transposes, slices, max pooling, nearest resize and padding (with the
   zero point) copy integers;
+- an ONNX QDQ graph's conv2d, matmul, add and mul (its functions marked
+  ONNX_REQUANTIZE_ATTR by the importer) compute as onnxruntime's QLinearConv,
+  QLinearMatMul, QLinearAdd and QLinearMul do instead, in float32 rounded half to
+  even: its reference is onnxruntime, not TFLite;
 - conv2d and matmul whose input is quantized at run time (dynamic mode): integer
   accumulation, then a float rescale by input scale x weight scale, as ONNX
   Runtime's ConvInteger/MatMulInteger followed by its scale multiply.
@@ -87,6 +91,13 @@ INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 # meaning is dequantize -> float resize -> quantize (TFLite's RESIZE_BILINEAR instead
 # has its own integer kernel, with taps in 1/1024 steps).
 ONNX_RESIZE_ATTR = "tvmq.onnx_resize"
+# A Relax function attribute: it was imported from an ONNX QDQ graph, whose reference,
+# onnxruntime with its default optimizations, fuses DQ -> Conv/MatMul -> Q into
+# QLinearConv/QLinearMatMul, which requantize the int32 accumulator in float32 (times
+# x_scale * w_scale / y_scale, float32 in that order, rounded half to even), and
+# DQ -> Add/Mul -> Q into QLinearAdd/QLinearMul (float32, see _Realizer._add_float32
+# and _Realizer._mul_float32).
+ONNX_REQUANTIZE_ATTR = "tvmq.onnx_requantize"
 RESIZE_MODES = ("asymmetric", "half_pixel", "align_corners")
 # TFLite Micro's add rescales int8 inputs by 2**20 before summing (add.cc).
 ADD_LEFT_SHIFT = {"int8": 20, "uint8": 20, "int16": 15}
@@ -121,9 +132,19 @@ def has_qdq(mod: tvm.IRModule) -> bool:
 
 def mark_onnx_resize(mod: tvm.IRModule) -> tvm.IRModule:
     """`mod` with its functions marked as holding ONNX resizes (see ONNX_RESIZE_ATTR)."""
+    return _mark(mod, ONNX_RESIZE_ATTR)
+
+
+def mark_onnx_requantize(mod: tvm.IRModule) -> tvm.IRModule:
+    """`mod` (an ONNX QDQ graph) with its functions marked as requantizing as
+    onnxruntime does (see ONNX_REQUANTIZE_ATTR)."""
+    return _mark(mod, ONNX_REQUANTIZE_ATTR)
+
+
+def _mark(mod: tvm.IRModule, attr: str) -> tvm.IRModule:
     for global_var, func in mod.functions_items():
         if isinstance(func, relax.Function):
-            mod.update_func(global_var, func.with_attr(ONNX_RESIZE_ATTR, True))
+            mod.update_func(global_var, func.with_attr(attr, True))
     return mod
 
 
@@ -237,11 +258,13 @@ class _Realizer(PyExprMutator):
         self.mod_ = mod
         self.ints = IntegerBuilder(self.builder_)
         self.onnx_resize = False
+        self.onnx_requantize = False
 
     def transform(self) -> tvm.IRModule:
         for global_var, func in self.mod_.functions_items():
             if isinstance(func, relax.Function):
                 self.onnx_resize = bool(func.attrs and func.attrs.get(ONNX_RESIZE_ATTR))
+                self.onnx_requantize = bool(func.attrs and func.attrs.get(ONNX_REQUANTIZE_ATTR))
                 self.builder_.update_func(global_var, self.visit_expr(func))
         return self.builder_.get()
 
@@ -579,6 +602,10 @@ class _Realizer(PyExprMutator):
         channel_shape[channel_axis] = channels
         folded_bias = bias_values - x.zero_point * weight_sums
         wide = _accumulator_dtype(x) == "int64"
+        if self.onnx_requantize and not wide:
+            return self._requantize_float32(
+                accumulator, folded_bias, x, weight_scale, channel_shape, out, low, high
+            )
         multiplier, shift = quantize_multipliers(bias_scale / np.float64(out.scale))
         if not wide and np.all(shift <= -1):
             return self.ints.requantize(
@@ -599,6 +626,21 @@ class _Realizer(PyExprMutator):
         )
         scaled = requantize(accumulator, multiplier, shift, channel_shape)
         return self._output(scaled, out, low, high)
+
+    def _requantize_float32(
+        self, accumulator, folded_bias, x, weight_scale, channel_shape, out, low, high
+    ) -> relax.Expr:
+        """onnxruntime's requantization of an int32 accumulator plus bias (see
+        ONNX_REQUANTIZE_ATTR); uint8 tensors' int8 stand-ins shift both zero points
+        by the same 128, which cancels."""
+        scales = np.float32(x.scale) * weight_scale.astype(np.float32) / np.float32(out.scale)
+        total = self.ints.emit(
+            relax.op.add(accumulator, self.ints.const(folded_bias, "int32", channel_shape))
+        )
+        rounded = self.ints.scale_round_half_even(
+            total, scales, channel_shape, low - out.zero_point, high - out.zero_point
+        )
+        return self._output(rounded, out, low, high)
 
     def _less_window_sums(self, accumulator, data, conv, weight, out_axis) -> relax.Expr:
         """conv(x, w) less the weight zero point times each window's input sum: with
@@ -662,6 +704,13 @@ class _Realizer(PyExprMutator):
         a, b = self._elementwise_operand(add.args[0]), self._elementwise_operand(add.args[1])
         if a is None or b is None:
             return None
+        if (
+            self.onnx_requantize
+            and not subtract
+            and {a.dtype, b.dtype, out.dtype} <= {"int8", "uint8"}  # MLAS's 8-bit kernel
+            and _shape(a.data) == _shape(b.data)  # no broadcast: its scalar forms differ
+        ):
+            return self._add_float32(a, b, out, low, high)
         left_shift = ADD_LEFT_SHIFT.get(out.dtype)
         if left_shift is None:
             return None
@@ -686,6 +735,32 @@ class _Realizer(PyExprMutator):
         return self._output(
             self.ints.multiply_by_quantized_multiplier(total, multiplier, shift), out, low, high
         )
+
+    def _add_float32(self, a, b, out, low, high) -> relax.Expr:
+        """onnxruntime's QLinearAdd (MLAS's AVX2 kernel, which the QDQ Add of an ONNX
+        graph becomes): c = a * (s_a / s_c) + (b * (s_b / s_c) + fixed), each step a
+        fused multiply-add rounded to float32 (emulated exactly in float64), fixed =
+        z_c - (z_a * s_a / s_c + z_b * s_b / s_c) in float32, then rounded half to
+        even. It reads the stored integers: uint8 ones, not their int8 stand-ins."""
+
+        def stored_zero_point(x: _QuantizedActivation) -> np.float32:
+            return np.float32(x.zero_point + _stored_offset(x))
+
+        ratio_a, ratio_b = (np.float32(x.scale) / np.float32(out.scale) for x in (a, b))
+        fixed = stored_zero_point(out) - (
+            ratio_a * stored_zero_point(a) + ratio_b * stored_zero_point(b)
+        )
+        value = self.ints.const(np.float32(fixed), "float32")
+        for x, ratio in ((b, ratio_b), (a, ratio_a)):
+            stored = relax.op.add(
+                self.ints.cast(x.data, "float64"), self.ints.const(_stored_offset(x), "float64")
+            )
+            product = relax.op.multiply(stored, self.ints.const(ratio, "float64"))
+            total = relax.op.add(product, relax.op.astype(value, "float64"))
+            value = self.ints.cast(self.ints.emit(total), "float32")
+        shift = _stored_offset(out)
+        rounded = self.ints.round_half_even(value, low + shift, high + shift)
+        return self._output(rounded, dataclasses.replace(out, zero_point=-shift), low, high)
 
     def _add_step(self, a, b, out, twice_max, left_shift, clamp) -> relax.Expr | None:
         """The int8 add of two same-shape tensors as one step with a micro-kernel, when
@@ -716,6 +791,8 @@ class _Realizer(PyExprMutator):
                 self.ints.centre(a.data, a.zero_point), self.ints.centre(b.data, b.zero_point)
             )
         )
+        if self.onnx_requantize and {a.dtype, b.dtype, out.dtype} <= {"int8", "uint8"}:
+            return self._mul_float32(product, a, b, out, low, high)
         if a.legacy:
             real = legacy.mul_multiplier(a.scale, b.scale, out.scale)
         else:
@@ -723,6 +800,22 @@ class _Realizer(PyExprMutator):
         multiplier, shift = quantize_multiplier(real)
         scaled = self.ints.multiply_by_quantized_multiplier(product, multiplier, shift)
         return self._output(scaled, out, low, high)
+
+    def _mul_float32(self, product, a, b, out, low, high) -> relax.Expr:
+        """onnxruntime's QLinearMul (MLAS's SSE2 kernel): the int32 product of the
+        centred inputs times s_a * s_b / s_c, plus the stored output zero point, each
+        rounded to float32, then rounded half to even. Each step is computed exactly
+        in float64 and rounded to float32, so no compiler fuses the two roundings."""
+        ratio = np.float32(a.scale) * np.float32(b.scale) / np.float32(out.scale)
+        shift = _stored_offset(out)
+        scaled = relax.op.multiply(
+            self.ints.cast(product, "float64"), self.ints.const(ratio, "float64")
+        )
+        scaled = self.ints.cast(self.ints.cast(self.ints.emit(scaled), "float32"), "float64")
+        total = relax.op.add(scaled, self.ints.const(out.zero_point + shift, "float64"))
+        value = self.ints.cast(self.ints.emit(total), "float32")
+        rounded = self.ints.round_half_even(value, low + shift, high + shift)
+        return self._output(rounded, dataclasses.replace(out, zero_point=-shift), low, high)
 
     def _squared_difference(self, mul, out, low, high) -> relax.Expr | None:
         """d * d of d = dequantize(a) - dequantize(b), as TVM imports TFLite's int8
@@ -1215,6 +1308,12 @@ class _Realizer(PyExprMutator):
         )
         signed = self.ints.saturate(rounded, *_activation_range("int8"), "int8")
         return self._to_uint8(self.ints.emit(signed))
+
+
+def _stored_offset(x: _QuantizedActivation) -> int:
+    """What turns x's values into the integers stored in the file: 128 for a uint8
+    tensor's int8 stand-in."""
+    return legacy.OFFSET if x.legacy else 0
 
 
 def _single_zero_point(weight: _QuantizedConstant) -> bool:
