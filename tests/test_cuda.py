@@ -212,7 +212,7 @@ def test_runtime_loader_imports_no_compiler():
     assert result.returncode == 0, result.stderr
     assert eval(result.stdout) == ["tvmq", "tvmq.backend", "tvmq.backend.cuda_runtime",
                                    "tvmq.backend.host", "tvmq.errors", "tvmq.model",
-                                   "tvmq.targets"]  # fmt: skip
+                                   "tvmq.resources", "tvmq.targets"]  # fmt: skip
 
 
 def test_directory_without_manifest_is_not_a_project(tmp_path):
