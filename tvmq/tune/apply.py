@@ -140,8 +140,8 @@ class TunedSchedules:
             return line + " (objective speed)"
         if self.kept_small:
             line += (
-                f" (objective flash: {self.kept_small} kernels without their fastest record, "
-                f"whose code is not measured or over {FLASH_TOLERANCE:.0%} larger; "
+                f" (objective flash: {self.kept_small} without their fastest record, whose "
+                f"code is not measured or over {FLASH_TOLERANCE:.0%} larger; "
                 "--objective speed takes it)"
             )
         return line
