@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 import tvm
 from ai_edge_litert import schema_py_generated as schema
-from hypothesis import Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from tvm import te
 
 from tests import tflite_op_models as models
 from tests.test_mul_concat import assert_integer_only, int8
 from tests.test_tflite_ops import ZOO, assert_matches_micro
-from tests.tflite_ops import quantized, single_op
+from tests.tflite_ops import BUILD_EXAMPLES, quantized, single_op
 from tvmq.errors import UnsupportedOperatorError
 from tvmq.frontend import load_model, read_source
 from tvmq.quantize.lstm import SIGMOID_TABLE, sigmoid_int16, tanh_int16
@@ -53,13 +53,7 @@ def test_int8_lstm_matches_tflite_micro(tmp_path, shape, params, time_major):
     assert_integer_only(load_model(path))
 
 
-@settings(
-    max_examples=3,
-    derandomize=True,
-    deadline=None,
-    database=None,
-    phases=[Phase.explicit, Phase.generate],  # no shrinking: each example is a build
-)
+@BUILD_EXAMPLES
 @given(data=st.data())
 def test_int8_lstm_with_drawn_scales_matches_tflite_micro(data):
     """Drawn shapes, scales, zero points, cell scale and clip."""

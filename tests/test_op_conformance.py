@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as schema
-from hypothesis import Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.tflite_ops import Operand, constant, quantized, single_op
+from tests.tflite_ops import BUILD_EXAMPLES, Operand, constant, quantized, single_op
 from tvmq.frontend import load_model
 from tvmq.quantize.realize import realize
 
@@ -540,13 +540,7 @@ def _marks(kind: str) -> list:
 
 
 @pytest.mark.parametrize("kind", [pytest.param(k, marks=_marks(k)) for k in CASES])
-@settings(
-    max_examples=3,
-    derandomize=True,
-    deadline=None,
-    database=None,
-    phases=[Phase.explicit, Phase.generate],  # no shrinking: each example is a build
-)
+@BUILD_EXAMPLES
 @given(data=st.data())
 def test_int8_op_matches_tflite_micro(kind, data):
     case = CASES[kind](data.draw)

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from tests import tflite_op_models as models
 from tests.test_mul_concat import int8
 from tests.test_uint8 import reference_run
+from tests.tflite_ops import BUILD_EXAMPLES
 from tvmq.frontend import load_model, read_source
 
 RNG = np.random.default_rng(19)
@@ -144,13 +145,7 @@ def test_quantized_svdf_matches_tflite_micro(tmp_path, svdf):
     assert_integer_only(load_model(path))
 
 
-@settings(
-    max_examples=3,
-    derandomize=True,
-    deadline=None,
-    database=None,
-    phases=[Phase.explicit, Phase.generate],  # no shrinking: each example is a build
-)
+@BUILD_EXAMPLES
 @given(data=st.data())
 def test_quantized_svdf_with_drawn_scales_matches_tflite_micro(data):
     """Drawn scales, zero points, state type, rank and sizes."""

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
+from hypothesis import Phase, settings
 
 from tests.tflite_models import _buffer, _code, _finish
 
@@ -19,6 +20,16 @@ TENSOR_TYPES = {
     "float32": schema.TensorType.FLOAT32,
     "bool": schema.TensorType.BOOL,
 }
+
+# Hypothesis examples that each build and run a model: few, reproducible, and no
+# shrinking (every shrink step would be another build).
+BUILD_EXAMPLES = settings(
+    max_examples=3,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    phases=[Phase.explicit, Phase.generate],
+)
 
 
 @dataclass(frozen=True)
