@@ -140,6 +140,16 @@ QDQ_CASES = {
 }
 
 
+def _uint8_feeds(proto: onnx.ModelProto, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Random uint8 values for every graph input, by name."""
+    return {
+        value.name: rng.integers(
+            0, 256, [d.dim_value for d in value.type.tensor_type.shape.dim]
+        ).astype(np.uint8)
+        for value in proto.graph.input
+    }
+
+
 @pytest.mark.parametrize("seed", range(3))
 @pytest.mark.parametrize("kind", QDQ_CASES)
 def test_qdq_op_matches_onnxruntime_bit_for_bit(kind, seed, tmp_path):
@@ -154,12 +164,7 @@ def test_qdq_op_matches_onnxruntime_bit_for_bit(kind, seed, tmp_path):
     onnx.save(proto, path)
     executable = load_model(path).build("host")
     for _ in range(3):
-        feeds = {
-            value.name: rng.integers(
-                0, 256, [d.dim_value for d in value.type.tensor_type.shape.dim]
-            ).astype(np.uint8)
-            for value in proto.graph.input
-        }
+        feeds = _uint8_feeds(proto, rng)
         (want,) = ort_run(proto, feeds)
         np.testing.assert_array_equal(executable(*feeds.values())[0], want)
 
@@ -172,11 +177,6 @@ def test_qdq_op_in_c_matches_onnxruntime_bit_for_bit(kind, tmp_path):
     proto = QDQ_CASES[kind](rng)
     onnx.save(proto, tmp_path / "qdq.onnx")
     _, library = native(load_model(tmp_path / "qdq.onnx"), tmp_path)
-    feeds = {
-        value.name: rng.integers(
-            0, 256, [d.dim_value for d in value.type.tensor_type.shape.dim]
-        ).astype(np.uint8)
-        for value in proto.graph.input
-    }
+    feeds = _uint8_feeds(proto, rng)
     (want,) = ort_run(proto, feeds)
     np.testing.assert_array_equal(library(*feeds.values())[0], want)
