@@ -37,3 +37,11 @@ def test_bad_target_files_name_the_problem(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(TvmqError, match=message):
         load_target(path)
+
+
+def test_emulated_boards_are_the_qemu_targets():
+    """run/bench/ci pick QEMU or a serial port by this: every qemu-* target, no real
+    board (nucleo, nrf), no host or Cortex-A target."""
+    emulated = {name for name in available_targets() if load_target(name).is_emulated}
+    assert emulated == {name for name in available_targets() if name.startswith("qemu-")}
+    assert not load_target("nucleo-l4r5zi").is_emulated

@@ -102,7 +102,7 @@ def _run(args: argparse.Namespace) -> int:
         from tvmq.targets import load_target
 
         target = load_target(args.target)
-        if target.kind != "cortex-m" or "machine" not in target.board:
+        if not target.is_emulated:
             raise TvmqError(f"--profile: target {target.name} is not an emulated Cortex-M board")
     schedules = _schedules(args, args.target)
     executable = model.build(args.target, schedules)

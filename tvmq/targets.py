@@ -32,6 +32,11 @@ class Target:
     memory: dict[str, int] = field(default_factory=dict)
     path: Path | None = None
 
+    @property
+    def is_emulated(self) -> bool:
+        """A Cortex-M board that QEMU emulates (its ``machine``), not a real one."""
+        return self.kind == "cortex-m" and "machine" in self.board
+
     def tvm_target(self):
         """The TVM target object (imports TVM, so only when code is generated)."""
         import tvm

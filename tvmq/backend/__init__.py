@@ -29,7 +29,7 @@ def build(
         from tvmq.backend.host import build_host
 
         return build_host(model, target)
-    if target.kind == "cortex-m" and "machine" in target.board:
+    if target.is_emulated:
         from tvmq.backend.mcu import build_mcu
 
         return build_mcu(model, target, schedule)

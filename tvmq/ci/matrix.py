@@ -275,7 +275,7 @@ def _board(table: _Table, name: str, here: Path) -> Board:
     if target.kind != "cortex-m":
         raise table.error(f"'{target.name}' is {target.kind}, not a cortex-m board", "target")
     url = table.get("url", str)
-    if url is None and "machine" not in target.board:
+    if url is None and not target.is_emulated:
         raise table.error(f"'{target.name}' is a real board: give the url of its serial port")
     flash = table.get("flash", bool, False)
     if flash and url is None:

@@ -50,7 +50,7 @@ class Emulator:
         self.firmware = Path(firmware)
         self.target = target if isinstance(target, Target) else load_target(target)
         board = self.target.board
-        if "machine" not in board:
+        if not self.target.is_emulated:
             raise TvmqError(
                 f"target {self.target.name} is not emulated: give the URL of the flashed board"
             )
