@@ -38,9 +38,12 @@ def _pip(*args: str | Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def _outside_checkout(path: Path) -> bool:
+def _dependency_path(path: Path) -> bool:
+    """A sys.path entry the installed tvmq may take its dependencies from: anything
+    but the checkout's sources (a venv inside the checkout, as `make` makes, counts)."""
     path = path.resolve()
-    return path.is_dir() and path != REPO and REPO not in path.parents
+    in_checkout = path == REPO or REPO in path.parents
+    return path.is_dir() and (not in_checkout or "site-packages" in path.parts)
 
 
 def _elf_machine(path: Path) -> int:
@@ -75,7 +78,7 @@ def installed(tmp_path_factory) -> tuple[Path, Path]:
     ).stdout.strip()
     _pip("--python", python, "install", "--no-deps", "--no-index", wheel)
     # Whatever this test imports from, less the checkout, after the venv's own site-packages.
-    dependencies = [entry for entry in sys.path if entry and _outside_checkout(Path(entry))]
+    dependencies = [entry for entry in sys.path if entry and _dependency_path(Path(entry))]
     (Path(purelib) / "tvmq_test_dependencies.pth").write_text("\n".join(dependencies) + "\n")
     return wheel, venv / "bin"
 
