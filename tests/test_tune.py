@@ -46,8 +46,12 @@ def digits(tmp_path_factory):
     return quantized, path
 
 
-def tvmq(*args, **kwargs) -> subprocess.Popen:
+def tvmq(*args, tmpdir: Path | None = None, **kwargs) -> subprocess.Popen:
+    """`tvmq ARGS` in a subprocess; `tmpdir` takes its temporary files (one it cannot
+    clean, being killed with SIGKILL, stays in the test's directory)."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": str(REPO)}
+    if tmpdir is not None:
+        env["TMPDIR"] = str(tmpdir)
     return subprocess.Popen(
         [sys.executable, "-m", "tvmq", *map(str, args)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **kwargs,
@@ -131,7 +135,7 @@ def test_tune_on_board_survives_kill_resumes_and_builds_identically(digits, tmp_
     target = load_target("qemu-cortex-m4")
     work = tmp_path / "db"
     command = ["tune", path, "--target", target.name, "--trials", 6, "--work-dir", work]
-    first = tvmq(*command, "--seed", 1)
+    first = tvmq(*command, "--seed", 1, tmpdir=tmp_path)
     deadline = time.monotonic() + 150
     while time.monotonic() < deadline and first.poll() is None:
         if (work / RECORDS).is_file() and (work / RECORDS).read_text().count("\n") >= 1:
