@@ -48,20 +48,24 @@ class CompiledModel:
         return digest.hexdigest()[:16]
 
 
-def lower_model(model: Model, schedule: Scheduler = default_schedule) -> CompiledModel:
+def lower_model(
+    model: Model, schedule: Scheduler = default_schedule, core: str | None = None
+) -> CompiledModel:
     """Realize, fuse, schedule and plan `model`; build the entry function.
 
     `schedule` turns each kernel into a scheduled one: the default schedules, or
-    tuned records (:mod:`tvmq.tune.apply`) with the default for the rest.
+    tuned records (:mod:`tvmq.tune.apply`) with the default for the rest. On a Cortex-M
+    `core`, sparse weights may take the sparse kernels (:mod:`tvmq.backend.sparse`).
     """
-    return lower_graph(model, model_graph(model), schedule)
+    return lower_graph(model, model_graph(model, core), schedule)
 
 
-def model_graph(model: Model) -> KernelGraph:
+def model_graph(model: Model, core: str | None = None) -> KernelGraph:
     """The fused kernel graph of `model`, kernels not yet scheduled."""
+    from tvmq.backend.sparse import sparsify
     from tvmq.quantize.realize import realize
 
-    mod = realize(model.mod) if model.is_quantized else model.mod
+    mod = sparsify(realize(model.mod), core) if model.is_quantized else model.mod
     return kernel_graph(fuse(mod))
 
 

@@ -156,9 +156,11 @@ def emit_model(
     directory: Path,
     schedule: Scheduler = default_schedule,
     placement: Placement = DEFAULT_PLACEMENT,
+    core: str | None = None,
 ) -> CompiledModel:
-    """Lower `model` and write its C sources into `directory` (created if missing)."""
-    compiled = lower_model(model, schedule)
+    """Lower `model` (for `core`: :func:`tvmq.backend.aot.lower_model`) and write its C
+    sources into `directory` (created if missing)."""
+    compiled = lower_model(model, schedule, core)
     emit_compiled(compiled, directory, placement)
     return compiled
 

@@ -57,7 +57,9 @@ def write_project(
 ) -> CompiledModel:
     """The firmware project for `model` on `target`'s board, in `directory`."""
     board = board_of(target)
-    compiled = emit_model(model, directory / "model", schedule, placement)
+    compiled = emit_model(
+        model, directory / "model", schedule, placement, core=target.tvm.get("mcpu")
+    )
     copy_firmware_files(board, directory)
     manifest = _manifest(compiled, target, board, placement)
     (directory / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")

@@ -254,5 +254,6 @@ TVMQ_DOT2_DEFINE(4)
 #endif
 
 #include "tvmq_requant.h" /* the epilogues of the same tensorized kernels */
+#include "tvmq_sparse.h"  /* sparse weights (tvmq.backend.sparse) */
 
 #endif /* TVMQ_DOT_H */
