@@ -12,6 +12,7 @@ kernels' own (tvmq_requant.h), so outputs stay bit-exact.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +24,7 @@ from tvmq.quantize.fixed_point import MICRO_KERNEL, OPAQUE
 
 KERNEL = "tvmq_sparse_s8"
 HEADER = "tvmq_sparse.h"
-ENTRIES_PER_STEP = 4  # the C loop's unroll: each channel's entries are padded to it
+ENTRIES_PER_STEP = 8  # the C loop's unroll: each channel's entries are padded to it
 MAX_DELTA = 255  # a uint8 input-index distance
 
 
@@ -88,12 +89,16 @@ def sparse_pays_off(weights: np.ndarray, rows: int, core: str) -> bool:
     return sparse < rows * channels * depth * cost.dense_per_mac
 
 
-def sparsify(mod: tvm.IRModule, core: str | None) -> tvm.IRModule:
-    """`mod` (realized) with each matmul / 1x1 convolution that pays off on `core` as
-    one sparse micro-kernel call; unchanged for cores without a cost model."""
+# Whether a layer's weights [channels, depth] over `rows` input rows go sparse on a core.
+Choice = Callable[[np.ndarray, int, str], bool]
+
+
+def sparsify(mod: tvm.IRModule, core: str | None, choose: Choice = sparse_pays_off) -> tvm.IRModule:
+    """`mod` (realized) with each matmul / 1x1 convolution that `choose` (the cost model)
+    picks on `core` as one sparse micro-kernel call; unchanged for cores without one."""
     if core not in CORE_COSTS:
         return mod
-    return _Sparsifier(mod, core).transform()
+    return _Sparsifier(mod, core, choose).transform()
 
 
 def _sparse_te(x, packed, bias, multiplier, shift, zero_point, low, high, channels: int):
@@ -126,10 +131,10 @@ def _sparse_te(x, packed, bias, multiplier, shift, zero_point, low, high, channe
 
 @mutator
 class _Sparsifier(PyExprMutator):
-    def __init__(self, mod: tvm.IRModule, core: str):
+    def __init__(self, mod: tvm.IRModule, core: str, choose: Choice):
         super().__init__(mod)
         self.mod_ = mod
-        self.core = core
+        self.core, self.choose = core, choose
 
     def transform(self) -> tvm.IRModule:
         for global_var, func in self.mod_.functions_items():
@@ -156,7 +161,7 @@ class _Sparsifier(PyExprMutator):
             return None
         x, weights = found
         rows = int(np.prod([int(d) for d in accumulator.ty.shape.values])) // weights.shape[0]
-        if not sparse_pays_off(weights, rows, self.core):
+        if not self.choose(weights, rows, self.core):
             return None
         packed = relax.const(pack_weights(weights))
         return self.builder_.emit(

@@ -6,10 +6,10 @@
  *   out[row, c] = requant(sum over c's nonzero weights w at input index i of x[row, i] * w)
  * with tvmq_requant.h's rounding (bit-exact with the dense kernels). `packed`
  * (tvmq.backend.sparse.pack_weights): uint32 depth, uint32 channels, uint16 entries per
- * channel (a multiple of 4; padded to 4 bytes), then per channel its entries, 2 bytes
+ * channel (a multiple of 8; padded to 4 bytes), then per channel its entries, 2 bytes
  * each: the distance from the previous entry's input index (uint8; the first from
  * index 0) and the weight (int8). Gaps over 255 take extra entries of weight 0, and each
- * channel is padded to 4 entries with (0, 0). Four entries per iteration: one 32-bit
+ * channel is padded to 8 entries with (0, 0). Eight entries per iteration: one 32-bit
  * load holds two; on DSP cores SXTB16 widens both weights at once and SMLAD multiplies
  * both pairs in one instruction.
  */
@@ -17,27 +17,48 @@
 #define TVMQ_SPARSE_H
 
 #include <stdint.h>
-#include <string.h>
 
 #include "tvmq_requant.h"
 
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-#include <arm_acle.h>
-/* x[d0] and x[d0 + d1] of two entries (d, w) in one word; their products with w added. */
-#define TVMQ_SPARSE_PAIR(acc, p, e)                                                     \
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__thumb2__)
+/* Two entries of one word e = (d0, w0, d1, w1): p advanced by d0 then d1 with UXTAB, the
+   two inputs packed with PKHBT, both weights widened by one SXTB16, one SMLAD. */
+#define TVMQ_SPARSE_PAIR(acc_, p_, e_)                                                  \
   do {                                                                                  \
-    int32_t x0_ = *(p += (e) & 0xffu);                                                  \
-    int32_t x1_ = *(p += ((e) >> 16) & 0xffu);                                          \
-    acc = __smlad((int32_t)(((uint32_t)x0_ & 0xffffu) | ((uint32_t)x1_ << 16)),         \
-                  __sxtb16(((e) >> 8) | ((e) << 24)), acc);                                  \
+    int32_t x0_, x1_, w_;                                                               \
+    __asm__("uxtab %[p], %[p], %[e]\n\t"                                                \
+            "ldrsb %[x0], [%[p]]\n\t"                                                   \
+            "uxtab %[p], %[p], %[e], ror #16\n\t"                                       \
+            "ldrsb %[x1], [%[p]]\n\t"                                                   \
+            "sxtb16 %[w], %[e], ror #8\n\t"                                             \
+            "pkhbt %[x0], %[x0], %[x1], lsl #16\n\t"                                    \
+            "smlad %[acc], %[x0], %[w], %[acc]"                                          \
+            : [p] "+r"(p_), [acc] "+r"(acc_), [x0] "=&r"(x0_), [x1] "=&r"(x1_),          \
+              [w] "=&r"(w_)                                                             \
+            : [e] "r"(e_));                                                             \
   } while (0)
 #else
-#define TVMQ_SPARSE_PAIR(acc, p, e)                                                     \
+#define TVMQ_SPARSE_PAIR(acc_, p_, e_)                                                  \
   do {                                                                                  \
-    acc += *(p += (e) & 0xffu) * (int32_t)(int8_t)((e) >> 8);                           \
-    acc += *(p += ((e) >> 16) & 0xffu) * (int32_t)(int8_t)((e) >> 24);                  \
+    acc_ += *(p_ += (e_) & 0xffu) * (int32_t)(int8_t)((e_) >> 8);                       \
+    acc_ += *(p_ += ((e_) >> 16) & 0xffu) * (int32_t)(int8_t)((e_) >> 24);              \
   } while (0)
 #endif
+
+/* One channel's dot product: `count` entries (a multiple of 8) from `entry` on x. */
+static inline __attribute__((always_inline)) int32_t tvmq_sparse_dot(const int8_t *p,
+                                                                     const uint32_t *entry,
+                                                                     int32_t count,
+                                                                     int32_t acc) {
+  for (const uint32_t *end = entry + count / 2; entry < end; entry += 4) {
+    uint32_t e01 = entry[0], e23 = entry[1], e45 = entry[2], e67 = entry[3];
+    TVMQ_SPARSE_PAIR(acc, p, e01);
+    TVMQ_SPARSE_PAIR(acc, p, e23);
+    TVMQ_SPARSE_PAIR(acc, p, e45);
+    TVMQ_SPARSE_PAIR(acc, p, e67);
+  }
+  return acc;
+}
 
 static inline int32_t tvmq_sparse_s8(void *out_, void *x_, void *packed_, void *bias_,
                                      void *mult_, void *shift_, int32_t elements,
@@ -46,22 +67,15 @@ static inline int32_t tvmq_sparse_s8(void *out_, void *x_, void *packed_, void *
   const uint32_t *header = packed_;
   const int32_t depth = (int32_t)header[0], channels = (int32_t)header[1];
   const uint16_t *counts = (const uint16_t *)(header + 2);
-  const uint8_t *first = (const uint8_t *)(counts + channels + (channels & 1));
+  const uint32_t *first = (const uint32_t *)(counts + channels + (channels & 1));
   const int32_t *bias = bias_, *mult = mult_, *shift = shift_;
   for (int32_t row = 0; row < elements / channels; ++row) {
     const int8_t *x = (const int8_t *)x_ + row * depth;
-    const uint8_t *entry = first;
+    const uint32_t *entry = first;
     for (int32_t c = 0; c < channels; ++c) {
-      const int8_t *p = x;
-      int32_t acc = bias[c];
-      for (int32_t n = counts[c]; n > 0; n -= 4, entry += 8) {
-        uint32_t e01, e23;
-        memcpy(&e01, entry, 4);
-        memcpy(&e23, entry + 4, 4);
-        TVMQ_SPARSE_PAIR(acc, p, e01);
-        TVMQ_SPARSE_PAIR(acc, p, e23);
-      }
-      out[row * channels + c] = (int8_t)tvmq_requant_lane(acc, mult[c], shift[c], zp, lo, hi);
+      int32_t acc = tvmq_sparse_dot(x, entry, counts[c], bias[c]);
+      entry += counts[c] / 2;
+      *out++ = (int8_t)tvmq_requant_lane(acc, mult[c], shift[c], zp, lo, hi);
     }
   }
   return 0;
