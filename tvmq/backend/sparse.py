@@ -42,9 +42,9 @@ class CoreCost:
 # Measured on the emulated boards (bench/results/sparse_kernels.json); Helium's dense
 # kernels do 16 MACs per instruction pair, so the M55 needs far sparser weights.
 CORE_COSTS = {
-    "cortex-m4": CoreCost(dense_per_mac=1.72, sparse_per_entry=4.5, sparse_per_channel=20.0),
-    "cortex-m7": CoreCost(dense_per_mac=1.72, sparse_per_entry=4.5, sparse_per_channel=20.0),
-    "cortex-m55": CoreCost(dense_per_mac=0.22, sparse_per_entry=4.5, sparse_per_channel=20.0),
+    "cortex-m4": CoreCost(dense_per_mac=1.72, sparse_per_entry=4.1, sparse_per_channel=20.0),
+    "cortex-m7": CoreCost(dense_per_mac=1.72, sparse_per_entry=4.1, sparse_per_channel=20.0),
+    "cortex-m55": CoreCost(dense_per_mac=0.22, sparse_per_entry=4.1, sparse_per_channel=20.0),
 }
 
 

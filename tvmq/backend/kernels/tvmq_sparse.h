@@ -22,88 +22,93 @@
 #include "tvmq_requant.h"
 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__thumb2__)
-/* Two entries of one word e = (d0, w0, d1, w1): p advanced by d0 then d1 with UXTAB, the
-   two inputs packed with PKHBT, both weights widened by one SXTB16, one SMLAD. */
-#define TVMQ_SPARSE_PAIR(acc_, p_, e_)                                                  \
-  do {                                                                                  \
-    int32_t x0_, x1_, w_;                                                               \
-    __asm__("uxtab %[p], %[p], %[e]\n\t"                                                \
-            "ldrsb %[x0], [%[p]]\n\t"                                                   \
-            "uxtab %[p], %[p], %[e], ror #16\n\t"                                       \
-            "ldrsb %[x1], [%[p]]\n\t"                                                   \
-            "sxtb16 %[w], %[e], ror #8\n\t"                                             \
-            "pkhbt %[x0], %[x0], %[x1], lsl #16\n\t"                                    \
-            "smlad %[acc], %[x0], %[w], %[acc]"                                          \
-            : [p] "+r"(p_), [acc] "+r"(acc_), [x0] "=&r"(x0_), [x1] "=&r"(x1_),          \
-              [w] "=&r"(w_)                                                             \
-            : [e] "r"(e_));                                                             \
-  } while (0)
-/* The same for two rows `stride` bytes apart (two pixels of a 1x1 convolution): the
-   entries are decoded once for both. */
-#define TVMQ_SPARSE_PAIR2(acc0_, acc1_, p_, stride_, e_)                                \
-  do {                                                                                  \
-    int32_t x0_, x1_, y0_, y1_, w_;                                                     \
-    __asm__("uxtab %[p], %[p], %[e]\n\t"                                                \
-            "ldrsb %[x0], [%[p]]\n\t"                                                   \
-            "ldrsb %[y0], [%[p], %[s]]\n\t"                                             \
-            "uxtab %[p], %[p], %[e], ror #16\n\t"                                       \
-            "ldrsb %[x1], [%[p]]\n\t"                                                   \
-            "ldrsb %[y1], [%[p], %[s]]\n\t"                                             \
-            "sxtb16 %[w], %[e], ror #8\n\t"                                             \
-            "pkhbt %[x0], %[x0], %[x1], lsl #16\n\t"                                    \
-            "pkhbt %[y0], %[y0], %[y1], lsl #16\n\t"                                    \
-            "smlad %[a0], %[x0], %[w], %[a0]\n\t"                                       \
-            "smlad %[a1], %[y0], %[w], %[a1]"                                            \
-            : [p] "+r"(p_), [a0] "+r"(acc0_), [a1] "+r"(acc1_), [x0] "=&r"(x0_),         \
-              [x1] "=&r"(x1_), [y0] "=&r"(y0_), [y1] "=&r"(y1_), [w] "=&r"(w_)           \
-            : [e] "r"(e_), [s] "r"(stride_));                                           \
-  } while (0)
-#else
-#define TVMQ_SPARSE_PAIR2(acc0_, acc1_, p_, stride_, e_)                                \
-  do {                                                                                  \
-    p_ += (e_) & 0xffu;                                                                 \
-    acc0_ += p_[0] * (int32_t)(int8_t)((e_) >> 8);                                      \
-    acc1_ += p_[stride_] * (int32_t)(int8_t)((e_) >> 8);                                \
-    p_ += ((e_) >> 16) & 0xffu;                                                         \
-    acc0_ += p_[0] * (int32_t)(int8_t)((e_) >> 24);                                     \
-    acc1_ += p_[stride_] * (int32_t)(int8_t)((e_) >> 24);                               \
-  } while (0)
-#define TVMQ_SPARSE_PAIR(acc_, p_, e_)                                                  \
-  do {                                                                                  \
-    acc_ += *(p_ += (e_) & 0xffu) * (int32_t)(int8_t)((e_) >> 8);                       \
-    acc_ += *(p_ += ((e_) >> 16) & 0xffu) * (int32_t)(int8_t)((e_) >> 24);              \
-  } while (0)
-#endif
+/* Per two entries e = (d0, w0, d1, w1) of one word: p advanced by d0, then d1, with
+   UXTAB, the two inputs loaded with LDRSB and packed with PKHBT, both weights widened
+   by one SXTB16, one SMLAD. The loops are written out so that nothing spills. */
+#define TVMQ_SPARSE_STEP(e)                                                             \
+  "uxtab %[p], %[p], " e "\n\t"                                                         \
+  "ldrsb %[x0], [%[p]]\n\t"                                                             \
+  "uxtab %[p], %[p], " e ", ror #16\n\t"                                                \
+  "ldrsb %[x1], [%[p]]\n\t"                                                             \
+  "sxtb16 %[w], " e ", ror #8\n\t"                                                      \
+  "pkhbt %[x0], %[x0], %[x1], lsl #16\n\t"                                              \
+  "smlad %[acc], %[x0], %[w], %[acc]\n\t"
 
-/* One channel's dot product: `count` entries (a multiple of 8) from `entry` on x. */
+/* One channel's dot product: `count` entries (a multiple of 8) from `entry` on p. */
 static inline __attribute__((always_inline)) int32_t tvmq_sparse_dot(const int8_t *p,
                                                                      const uint32_t *entry,
                                                                      int32_t count,
                                                                      int32_t acc) {
-  for (const uint32_t *end = entry + count / 2; entry < end; entry += 4) {
-    uint32_t e01 = entry[0], e23 = entry[1], e45 = entry[2], e67 = entry[3];
-    TVMQ_SPARSE_PAIR(acc, p, e01);
-    TVMQ_SPARSE_PAIR(acc, p, e23);
-    TVMQ_SPARSE_PAIR(acc, p, e45);
-    TVMQ_SPARSE_PAIR(acc, p, e67);
-  }
+  if (count <= 0) return acc;
+  int32_t e0, e1, x0, x1, w;
+  __asm__ volatile("1:\n\t"
+                   "ldrd %[e0], %[e1], [%[entry]], #8\n\t"
+                   TVMQ_SPARSE_STEP("%[e0]") TVMQ_SPARSE_STEP("%[e1]")
+                   "ldrd %[e0], %[e1], [%[entry]], #8\n\t"
+                   TVMQ_SPARSE_STEP("%[e0]") TVMQ_SPARSE_STEP("%[e1]")
+                   "subs %[n], %[n], #8\n\t"
+                   "bgt 1b"
+                   : [p] "+r"(p), [entry] "+r"(entry), [n] "+r"(count), [acc] "+r"(acc),
+                     [e0] "=&r"(e0), [e1] "=&r"(e1), [x0] "=&r"(x0), [x1] "=&r"(x1),
+                     [w] "=&r"(w)
+                   :
+                   : "cc", "memory");
   return acc;
 }
 
-/* The same channel over two rows `stride` apart, into acc[0] and acc[1]. */
+/* The same channel over two rows `stride` apart (two pixels of a 1x1 convolution), each
+   entry decoded once for both; into acc[0] and acc[1]. */
+#define TVMQ_SPARSE_STEP2                                                               \
+  "ldr %[e], [%[entry]], #4\n\t"                                                        \
+  "uxtab %[p], %[p], %[e]\n\t"                                                          \
+  "ldrsb %[x0], [%[p]]\n\t"                                                             \
+  "ldrsb %[y0], [%[p], %[s]]\n\t"                                                       \
+  "uxtab %[p], %[p], %[e], ror #16\n\t"                                                 \
+  "ldrsb %[x1], [%[p]]\n\t"                                                             \
+  "ldrsb %[y1], [%[p], %[s]]\n\t"                                                       \
+  "sxtb16 %[w], %[e], ror #8\n\t"                                                       \
+  "pkhbt %[x0], %[x0], %[x1], lsl #16\n\t"                                              \
+  "pkhbt %[y0], %[y0], %[y1], lsl #16\n\t"                                              \
+  "smlad %[a0], %[x0], %[w], %[a0]\n\t"                                                 \
+  "smlad %[a1], %[y0], %[w], %[a1]\n\t"
+
 static inline __attribute__((always_inline)) void tvmq_sparse_dot2(const int8_t *p,
                                                                    int32_t stride,
                                                                    const uint32_t *entry,
                                                                    int32_t count,
                                                                    int32_t *acc) {
-  int32_t acc0 = acc[0], acc1 = acc[1];
-  for (const uint32_t *end = entry + count / 2; entry < end; entry += 2) {
-    uint32_t e01 = entry[0], e23 = entry[1];
-    TVMQ_SPARSE_PAIR2(acc0, acc1, p, stride, e01);
-    TVMQ_SPARSE_PAIR2(acc0, acc1, p, stride, e23);
-  }
-  acc[0] = acc0, acc[1] = acc1;
+  if (count <= 0) return;
+  int32_t a0 = acc[0], a1 = acc[1], e, x0, x1, y0, y1, w;
+  __asm__ volatile("1:\n\t" TVMQ_SPARSE_STEP2 TVMQ_SPARSE_STEP2
+                   "subs %[n], %[n], #4\n\t"
+                   "bgt 1b"
+                   : [p] "+r"(p), [entry] "+r"(entry), [n] "+r"(count), [a0] "+r"(a0),
+                     [a1] "+r"(a1), [e] "=&r"(e), [x0] "=&r"(x0), [x1] "=&r"(x1),
+                     [y0] "=&r"(y0), [y1] "=&r"(y1), [w] "=&r"(w)
+                   : [s] "r"(stride)
+                   : "cc", "memory");
+  acc[0] = a0, acc[1] = a1;
 }
+
+#else /* plain C, the same arithmetic */
+static inline int32_t tvmq_sparse_dot(const int8_t *p, const uint32_t *entry, int32_t count,
+                                      int32_t acc) {
+  for (int32_t n = 0; n < count; n += 2) {
+    uint32_t e = *entry++;
+    p += e & 0xffu;
+    acc += p[0] * (int32_t)(int8_t)(e >> 8);
+    p += (e >> 16) & 0xffu;
+    acc += p[0] * (int32_t)(int8_t)(e >> 24);
+  }
+  return acc;
+}
+
+static inline void tvmq_sparse_dot2(const int8_t *p, int32_t stride, const uint32_t *entry,
+                                    int32_t count, int32_t *acc) {
+  acc[0] = tvmq_sparse_dot(p, entry, count, acc[0]);
+  acc[1] = tvmq_sparse_dot(p + stride, entry, count, acc[1]);
+}
+#endif
 
 static inline int32_t tvmq_sparse_s8(void *out_, void *x_, void *packed_, void *bias_,
                                      void *mult_, void *shift_, int32_t elements,
