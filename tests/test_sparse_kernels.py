@@ -41,12 +41,18 @@ def unpack(packed: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("pattern", ["0.5", "0.97", "2:4", "1:4"])
 def test_packed_weights_hold_exactly_the_nonzeros(pattern):
     rng = np.random.default_rng(1)
-    weights = pruned_weights(rng, 6, 600, pattern)  # gaps over 255 at 97 % zeros
+    weights = pruned_weights(rng, 6, 600, pattern)
     packed = pack_weights(weights)
     np.testing.assert_array_equal(unpack(packed), weights)
-    assert entries(packed) % 8 == 0 and entries(packed) >= np.count_nonzero(weights)
-    if pattern == "0.97":
-        assert entries(packed) > np.count_nonzero(weights) + 6 * 2  # the gap fillers
+    assert entries(packed) % 4 == 0 and entries(packed) >= np.count_nonzero(weights)
+
+
+def test_gaps_over_255_inputs_take_filler_entries():
+    weights = np.zeros((2, 600), np.int8)
+    weights[0, [0, 599]] = (5, -7)  # 599 = 255 + 255 + 89: two fillers, then -7
+    packed = pack_weights(weights)
+    np.testing.assert_array_equal(unpack(packed), weights)
+    assert entries(packed) == 4  # 5, two fillers, -7; none for the empty channel
 
 
 def test_cost_model_needs_sparser_weights_on_helium():

@@ -10,8 +10,8 @@ firmware. Files written:
   const blob (flash), the arena and the I/O buffers (RAM), each tensor's name,
   shape, dtype and quantization as macros, and the ``tvmq_<name>_model`` descriptor
   of ``tvmq_model.h`` (copied in), also the harness's weak ``tvmq_model``;
-- ``tvmq_dot.h`` (with ``tvmq_dot_neon.h``, ``tvmq_requant.h``): the SIMD micro-kernels the
-  tensorized kernels call;
+- ``tvmq_dot.h`` (with ``tvmq_dot_neon.h``, ``tvmq_requant.h``, ``tvmq_sparse.h``): the
+  SIMD micro-kernels the tensorized kernels call;
 - ``tvmq_runtime.c``: the three symbols TVM's code expects from a runtime, here
   without one (a static workspace pool, an error hook);
 - ``tvm/``, ``dlpack/``: the five TVM headers the kernels include (Apache-2.0);

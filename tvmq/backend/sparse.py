@@ -23,8 +23,7 @@ from tvm.relax.expr_functor import PyExprMutator, mutator
 from tvmq.quantize.fixed_point import MICRO_KERNEL, OPAQUE
 
 KERNEL = "tvmq_sparse_s8"
-HEADER = "tvmq_sparse.h"
-ENTRIES_PER_STEP = 8  # the C loop's unroll: each channel's entries are padded to it
+ENTRIES_PER_STEP = 4  # what one C loop step takes: each channel's entries are padded to it
 MAX_DELTA = 255  # a uint8 input-index distance
 
 

@@ -6,10 +6,10 @@
  *   out[row, c] = requant(sum over c's nonzero weights w at input index i of x[row, i] * w)
  * with tvmq_requant.h's rounding (bit-exact with the dense kernels). `packed`
  * (tvmq.backend.sparse.pack_weights): uint32 depth, uint32 channels, uint16 entries per
- * channel (a multiple of 8; padded to 4 bytes), then per channel its entries, 2 bytes
+ * channel (a multiple of 4; padded to 4 bytes), then per channel its entries, 2 bytes
  * each: the distance from the previous entry's input index (uint8; the first from
  * index 0) and the weight (int8). Gaps over 255 take extra entries of weight 0, and each
- * channel is padded to 8 entries with (0, 0). Eight entries per iteration: one 32-bit
+ * channel's are padded with (0, 0) to a multiple of 4. Eight entries per iteration: one 32-bit
  * load holds two; on DSP cores SXTB16 widens both weights at once and SMLAD multiplies
  * both pairs in one instruction. Rows go in pairs (pixels of a 1x1 convolution), each
  * entry decoded once for both.
@@ -34,25 +34,33 @@
   "pkhbt %[x0], %[x0], %[x1], lsl #16\n\t"                                              \
   "smlad %[acc], %[x0], %[w], %[acc]\n\t"
 
-/* One channel's dot product: `count` entries (a multiple of 8) from `entry` on p. */
+/* One channel's dot product: `count` entries (a multiple of 4) from `entry` on p; eight
+   per iteration, then four. */
 static inline __attribute__((always_inline)) int32_t tvmq_sparse_dot(const int8_t *p,
                                                                      const uint32_t *entry,
                                                                      int32_t count,
                                                                      int32_t acc) {
-  if (count <= 0) return acc;
-  int32_t e0, e1, x0, x1, w;
-  __asm__ volatile("1:\n\t"
-                   "ldrd %[e0], %[e1], [%[entry]], #8\n\t"
-                   TVMQ_SPARSE_STEP("%[e0]") TVMQ_SPARSE_STEP("%[e1]")
-                   "ldrd %[e0], %[e1], [%[entry]], #8\n\t"
-                   TVMQ_SPARSE_STEP("%[e0]") TVMQ_SPARSE_STEP("%[e1]")
-                   "subs %[n], %[n], #8\n\t"
-                   "bgt 1b"
-                   : [p] "+r"(p), [entry] "+r"(entry), [n] "+r"(count), [acc] "+r"(acc),
-                     [e0] "=&r"(e0), [e1] "=&r"(e1), [x0] "=&r"(x0), [x1] "=&r"(x1),
-                     [w] "=&r"(w)
-                   :
-                   : "cc", "memory");
+  int32_t e0, e1, x0, x1, w, n = count & ~7;
+  if (n > 0)
+    __asm__ volatile("1:\n\t"
+                     "ldrd %[e0], %[e1], [%[entry]], #8\n\t"
+                     TVMQ_SPARSE_STEP("%[e0]") TVMQ_SPARSE_STEP("%[e1]")
+                     "ldrd %[e0], %[e1], [%[entry]], #8\n\t"
+                     TVMQ_SPARSE_STEP("%[e0]") TVMQ_SPARSE_STEP("%[e1]")
+                     "subs %[n], %[n], #8\n\t"
+                     "bgt 1b"
+                     : [p] "+r"(p), [entry] "+r"(entry), [n] "+r"(n), [acc] "+r"(acc),
+                       [e0] "=&r"(e0), [e1] "=&r"(e1), [x0] "=&r"(x0), [x1] "=&r"(x1),
+                       [w] "=&r"(w)
+                     :
+                     : "cc", "memory");
+  if (count & 4)
+    __asm__ volatile("ldrd %[e0], %[e1], [%[entry]]\n\t"
+                     TVMQ_SPARSE_STEP("%[e0]") TVMQ_SPARSE_STEP("%[e1]")
+                     : [p] "+r"(p), [acc] "+r"(acc), [e0] "=&r"(e0), [e1] "=&r"(e1),
+                       [x0] "=&r"(x0), [x1] "=&r"(x1), [w] "=&r"(w)
+                     : [entry] "r"(entry)
+                     : "memory");
   return acc;
 }
 
