@@ -29,8 +29,10 @@ def pruned_weights(rng: np.random.Generator, channels: int, depth: int, pattern:
     return weights
 
 
-def layer_model(path: Path, kind: str, weights: np.ndarray, pixels: int = 1) -> Path:
-    """A `kind` ("dense" or "pointwise", on `pixels` x `pixels`) int8 layer with `weights`
+def layer_model(
+    path: Path, kind: str, weights: np.ndarray, pixels: tuple[int, int] = (1, 1)
+) -> Path:
+    """A `kind` ("dense" or "pointwise", on `pixels`: height, width) int8 layer with `weights`
     [channels, depth], per-channel scales, an int32 bias and a fused ReLU."""
     channels, depth = weights.shape
     scales = tuple(float(s) for s in np.linspace(0.002, 0.01, channels, dtype=np.float32))
@@ -45,8 +47,8 @@ def layer_model(path: Path, kind: str, weights: np.ndarray, pixels: int = 1) -> 
         options = schema.FullyConnectedOptionsT()
         options.fusedActivationFunction = relu
         return single_op(path, schema.BuiltinOperator.FULLY_CONNECTED, [x, w, b], [y], options)
-    x = quantized("x", (1, pixels, pixels, depth), IN_PARAMS)
-    y = quantized("y", (1, pixels, pixels, channels), OUT_PARAMS)
+    x = quantized("x", (1, *pixels, depth), IN_PARAMS)
+    y = quantized("y", (1, *pixels, channels), OUT_PARAMS)
     options = schema.Conv2DOptionsT()
     options.padding, options.strideW, options.strideH = schema.Padding.VALID, 1, 1
     options.dilationWFactor = options.dilationHFactor = 1

@@ -101,7 +101,8 @@ def sparsify(mod: tvm.IRModule, core: str | None, choose: Choice = sparse_pays_o
 
 
 def _sparse_te(x, packed, bias, multiplier, shift, zero_point, low, high, channels: int):
-    """The step's output (rows x `channels`, int8), written by the C kernel itself."""
+    """The step's output (rows x `channels`, int8), written by the C kernel itself in
+    the call convention of :func:`tvmq.backend.schedule.micro_kernel_call`."""
     shape = [*x.shape[:-1], channels]
 
     def call(ins, outs):

@@ -11,8 +11,8 @@
  * index 0) and the weight (int8). Gaps over 255 take extra entries of weight 0, and each
  * channel's are padded with (0, 0) to a multiple of 4. Eight entries per iteration: one 32-bit
  * load holds two; on DSP cores SXTB16 widens both weights at once and SMLAD multiplies
- * both pairs in one instruction. Rows go in pairs (pixels of a 1x1 convolution), each
- * entry decoded once for both.
+ * both pairs in one instruction. Rows go three at a time (pixels of a 1x1 convolution), each
+ * entry decoded once for all three, then two, then one.
  */
 #ifndef TVMQ_SPARSE_H
 #define TVMQ_SPARSE_H
@@ -98,6 +98,45 @@ static inline __attribute__((always_inline)) void tvmq_sparse_dot2(const int8_t 
   acc[0] = a0, acc[1] = a1;
 }
 
+/* The same channel over three rows `stride` apart into acc[0..2]; each input pair is
+   packed as soon as loaded and the entry word widened in place, so that it fits the
+   registers. */
+#define TVMQ_SPARSE_STEP3                                                               \
+  "ldr %[e], [%[entry]], #4\n\t"                                                        \
+  "uxtab %[p], %[p], %[e]\n\t"                                                          \
+  "ldrsb %[x0], [%[p]]\n\t"                                                             \
+  "ldrsb %[y0], [%[p], %[s]]\n\t"                                                       \
+  "ldrsb %[z0], [%[p], %[s2]]\n\t"                                                      \
+  "uxtab %[p], %[p], %[e], ror #16\n\t"                                                 \
+  "ldrsb %[t], [%[p]]\n\t"                                                              \
+  "pkhbt %[x0], %[x0], %[t], lsl #16\n\t"                                               \
+  "ldrsb %[t], [%[p], %[s]]\n\t"                                                        \
+  "pkhbt %[y0], %[y0], %[t], lsl #16\n\t"                                               \
+  "ldrsb %[t], [%[p], %[s2]]\n\t"                                                       \
+  "pkhbt %[z0], %[z0], %[t], lsl #16\n\t"                                               \
+  "sxtb16 %[e], %[e], ror #8\n\t"                                                       \
+  "smlad %[a0], %[x0], %[e], %[a0]\n\t"                                                 \
+  "smlad %[a1], %[y0], %[e], %[a1]\n\t"                                                 \
+  "smlad %[a2], %[z0], %[e], %[a2]\n\t"
+
+static inline __attribute__((always_inline)) void tvmq_sparse_dot3(const int8_t *p,
+                                                                   int32_t stride,
+                                                                   const uint32_t *entry,
+                                                                   int32_t count,
+                                                                   int32_t *acc) {
+  if (count <= 0) return;
+  int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], e, x0, y0, z0, t;
+  __asm__ volatile("1:\n\t" TVMQ_SPARSE_STEP3 TVMQ_SPARSE_STEP3
+                   "subs %[n], %[n], #4\n\t"
+                   "bgt 1b"
+                   : [p] "+r"(p), [entry] "+r"(entry), [n] "+r"(count), [a0] "+r"(a0),
+                     [a1] "+r"(a1), [a2] "+r"(a2), [e] "=&r"(e), [x0] "=&r"(x0),
+                     [y0] "=&r"(y0), [z0] "=&r"(z0), [t] "=&r"(t)
+                   : [s] "r"(stride), [s2] "r"(2 * stride)
+                   : "cc", "memory");
+  acc[0] = a0, acc[1] = a1, acc[2] = a2;
+}
+
 #else /* plain C, the same arithmetic */
 static inline int32_t tvmq_sparse_dot(const int8_t *p, const uint32_t *entry, int32_t count,
                                       int32_t acc) {
@@ -116,6 +155,12 @@ static inline void tvmq_sparse_dot2(const int8_t *p, int32_t stride, const uint3
   acc[0] = tvmq_sparse_dot(p, entry, count, acc[0]);
   acc[1] = tvmq_sparse_dot(p + stride, entry, count, acc[1]);
 }
+
+static inline void tvmq_sparse_dot3(const int8_t *p, int32_t stride, const uint32_t *entry,
+                                    int32_t count, int32_t *acc) {
+  tvmq_sparse_dot2(p, stride, entry, count, acc);
+  acc[2] = tvmq_sparse_dot(p + 2 * stride, entry, count, acc[2]);
+}
 #endif
 
 static inline int32_t tvmq_sparse_s8(void *out_, void *x_, void *packed_, void *bias_,
@@ -129,7 +174,19 @@ static inline int32_t tvmq_sparse_s8(void *out_, void *x_, void *packed_, void *
   const int32_t *bias = bias_, *mult = mult_, *shift = shift_;
   const int32_t rows = elements / channels;
   int32_t row = 0;
-  for (; row + 2 <= rows; row += 2) { /* two pixels at a time */
+  for (; row + 3 <= rows; row += 3) { /* three pixels at a time */
+    const int8_t *x = (const int8_t *)x_ + row * depth;
+    const uint32_t *entry = first;
+    for (int32_t c = 0; c < channels; ++c) {
+      int32_t acc[3] = {bias[c], bias[c], bias[c]};
+      tvmq_sparse_dot3(x, depth, entry, counts[c], acc);
+      entry += counts[c] / 2;
+      for (int32_t i = 0; i < 3; ++i)
+        out[(row + i) * channels + c] =
+            (int8_t)tvmq_requant_lane(acc[i], mult[c], shift[c], zp, lo, hi);
+    }
+  }
+  for (; row + 2 <= rows; row += 2) { /* then two */
     const int8_t *x = (const int8_t *)x_ + row * depth;
     const uint32_t *entry = first;
     for (int32_t c = 0; c < channels; ++c) {
