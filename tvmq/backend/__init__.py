@@ -57,7 +57,7 @@ def check_lowering(model: Model, target_name: str) -> None:
         from tvmq.backend.aot import lower_model
         from tvmq.backend.mcu import _memory
 
-        memory = _memory(lower_model(model), target)
+        memory = _memory(lower_model(model, core=target.tvm.get("mcpu")), target)
         ram = memory["arena_bytes"] + memory["io_bytes"]
         if memory["flash_limit"] and memory["weights_bytes"] > memory["flash_limit"]:
             raise TvmqError(
