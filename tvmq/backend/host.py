@@ -41,8 +41,10 @@ def build_host(model: Model, target: Target) -> HostExecutable:
     import tvm
     from tvm import relax
 
+    from tvmq.backend.host_schedule import host_pipeline
     from tvmq.quantize.realize import realize
 
     mod = realize(model.mod) if model.is_quantized else model.mod
-    executable = tvm.compile(mod, target.tvm_target())
+    tvm_target = target.tvm_target()
+    executable = tvm.compile(mod, tvm_target, relax_pipeline=host_pipeline(tvm_target))
     return HostExecutable(model, relax.VirtualMachine(executable, tvm.cpu()))

@@ -83,7 +83,7 @@ def tuning_target(target: Target) -> tvm.target.Target:
     import os
 
     cores = (os.cpu_count() or 1) if target.kind == "host" else 1
-    return tvm.target.Target({**target.tvm, "num-cores": cores})
+    return tvm.target.Target({**target.tvm_config(), "num-cores": cores})
 
 
 def default_measure(target: Target) -> str:
