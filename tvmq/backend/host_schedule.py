@@ -116,10 +116,26 @@ def _elementwise_schedule(sch: s_tir.Schedule) -> bool:
     blocks = _blocks(sch)
     if len(blocks) != 1 or _is_reduction(sch, blocks[0]) or not sch.get_loops(blocks[0]):
         return False
-    loop = sch.fuse(*sch.get_loops(blocks[0]))
+    loops = sch.get_loops(blocks[0])
+    if sch.can_decompose_padding(blocks[0], loops[0]):
+        # A pad: a fill and a copy of the interior, no bounds check per element.
+        sch.decompose_padding(blocks[0], loops[0])
+        for block in _blocks(sch):
+            _vectorize_rows(sch, block)
+        return True
+    loop = sch.fuse(*loops)
     if _extent(sch, loop) % ELEMENT_VECTOR == 0:
         sch.vectorize(sch.split(loop, [None, ELEMENT_VECTOR])[1])
     return True
+
+
+def _vectorize_rows(sch: s_tir.Schedule, block) -> None:
+    """Vectorize the last two loops (a row of pixels by its channels) as one."""
+    loops = sch.get_loops(block)
+    if len(loops) >= 2:
+        loops = [*loops[:-2], sch.fuse(*loops[-2:])]
+    with contextlib.suppress(ScheduleError):
+        sch.vectorize(loops[-1])
 
 
 def _inline_producers(sch: s_tir.Schedule, block) -> None:
