@@ -89,10 +89,12 @@ def _reduction_schedule(sch: s_tir.Schedule) -> bool:
     if not spatial:
         return False
     channels = _extent(sch, spatial[-1])
+    if channels is None:  # a free dimension: no fixed vector width
+        return False
     lanes = next((v for v in CHANNEL_VECTORS if channels % v == 0), 1)
     channel_outer, channel_inner = sch.split(spatial[-1], [None, lanes])
     if len(spatial) > 1:
-        pixels = _extent(sch, spatial[-2])
+        pixels = _extent(sch, spatial[-2]) or 1
         tile = max(d for d in range(1, pixels + 1) if pixels % d == 0 and d * lanes <= ACCUMULATORS)
         pixel_outer, pixel_inner = sch.split(spatial[-2], [None, tile])
         outer = [*spatial[:-2], pixel_outer, channel_outer]
@@ -124,7 +126,7 @@ def _elementwise_schedule(sch: s_tir.Schedule) -> bool:
             _vectorize_rows(sch, block)
         return True
     loop = sch.fuse(*loops)
-    if _extent(sch, loop) % ELEMENT_VECTOR == 0:
+    if (_extent(sch, loop) or 1) % ELEMENT_VECTOR == 0:
         sch.vectorize(sch.split(loop, [None, ELEMENT_VECTOR])[1])
     return True
 
@@ -175,8 +177,10 @@ def _is_reduction(sch: s_tir.Schedule, block) -> bool:
     return any(int(v.iter_type) == REDUCE for v in sch.get(block).iter_vars)
 
 
-def _extent(sch: s_tir.Schedule, loop) -> int:
-    return int(sch.get(loop).extent)
+def _extent(sch: s_tir.Schedule, loop) -> int | None:
+    """The loop's trip count, None where it depends on a free input dimension."""
+    extent = sch.get(loop).extent
+    return int(extent) if isinstance(extent, tvm.tirx.IntImm) else None
 
 
 def _position(sch: s_tir.Schedule, block) -> int:
