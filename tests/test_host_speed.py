@@ -4,6 +4,9 @@ measured in bench/host_latency.py, never asserted here."""
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import numpy as np
 import pytest
 import tvm
@@ -18,6 +21,7 @@ from tvmq.frontend import load_model
 from tvmq.quantize.quantizer import quantize_model
 from tvmq.quantize.realize import realize
 from tvmq.targets import host_cpu, load_target
+from tvmq.tune.database import INFO, RecordReader, load_records, shipped_directory
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +101,16 @@ def test_host_build_marks_its_scheduled_kernels(digits_int8):
         if isinstance(func, tvm.tirx.PrimFunc) and func.attrs.get(SCHEDULED_ATTR)
     ]
     assert any("conv2d" in name for name in marked)
+
+
+def test_host_records_tuned_on_another_cpu_are_not_applied(tmp_path):
+    target = load_target("host")
+    shipped = RecordReader(shipped_directory(target), target)
+    assert shipped.exists and shipped.workloads()
+    for mcpu, applied in ((host_cpu(), True), ("some-other-cpu", False)):
+        directory = tmp_path / mcpu
+        shutil.copytree(shipped_directory(target), directory)
+        info = json.loads((directory / INFO).read_text())
+        (directory / INFO).write_text(json.dumps({**info, "mcpu": mcpu}))
+        assert RecordReader(directory, target).exists is applied
+        assert bool(load_records(directory, target)) is applied
