@@ -1,0 +1,138 @@
+"""int4 weights (int8 activations): per-channel PTQ at 4 bits, the packed-weight C
+kernels on every core, and the packed build against the host's integer model."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tvmq.backend.intrinsics import KERNELS_DIR
+from tvmq.examples import DIGITS_DATA, DIGITS_MODEL, digits_split
+from tvmq.frontend import load_model
+from tvmq.quantize.quantizer import quantize_model
+from tvmq.quantize.scheme import QuantConfig
+
+REPO = Path(__file__).resolve().parents[1]
+CHECK = REPO / "tests" / "kernels" / "s4_check.c"
+VECTORS = REPO / "tests" / "kernels" / "semihosting_vectors.c"
+CORTEX_M = {
+    "cortex-m4": (["-mcpu=cortex-m4", "-mfpu=fpv4-sp-d16"], "mps2-an386"),
+    "cortex-m55": (["-mcpu=cortex-m55"], "mps3-an547"),
+}
+HAS_ARM = shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")
+
+
+def _run(command: list, timeout: int = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(c) for c in command], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_s4_kernels_match_their_reference_on_the_host(tmp_path):
+    program = tmp_path / "check"
+    build = _run(["cc", "-O2", "-Wall", f"-I{KERNELS_DIR}", CHECK, "-o", program])
+    assert build.returncode == 0, build.stderr
+    result = _run([program])
+    assert result.returncode == 0 and "mismatches 0" in result.stdout, result.stdout
+
+
+@pytest.mark.skipif(not HAS_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
+@pytest.mark.parametrize("core", sorted(CORTEX_M))
+def test_s4_kernels_match_their_reference_on_cortex_m(core, tmp_path):
+    """The DSP path (SXTB16 of masked nibbles into SMLAD) on the M4 and the M55."""
+    flags, machine = CORTEX_M[core]
+    elf = tmp_path / "check.elf"
+    build = _run(
+        ["arm-none-eabi-gcc", "-O2", *flags, "-mfloat-abi=hard", "-mthumb", f"-I{KERNELS_DIR}",
+         "--specs=rdimon.specs", "-Wl,--section-start=.vectors=0x0", CHECK, VECTORS, "-o", elf]
+    )  # fmt: skip
+    assert build.returncode == 0, build.stderr
+    result = _run(
+        ["qemu-system-arm", "-M", machine, "-nographic", "-monitor", "none",
+         "-semihosting-config", "enable=on,target=native", "-kernel", elf]
+    )  # fmt: skip
+    assert result.returncode == 0 and "mismatches 0" in result.stdout, result.stdout[-2000:]
+    assert "path dsp" in result.stdout
+
+
+@pytest.mark.skipif(
+    not (shutil.which("aarch64-linux-gnu-gcc") and shutil.which("qemu-aarch64")),
+    reason="needs aarch64-linux-gnu-gcc and qemu-aarch64",
+)
+def test_s4_kernels_match_their_reference_on_aarch64(tmp_path):
+    program = tmp_path / "check"
+    build = _run(
+        ["aarch64-linux-gnu-gcc", "-O2", "-march=armv8.2-a+dotprod", "-static",
+         f"-I{KERNELS_DIR}", CHECK, "-o", program]
+    )  # fmt: skip
+    assert build.returncode == 0, build.stderr
+    result = _run(["qemu-aarch64", "-cpu", "max", program])
+    assert result.returncode == 0 and "mismatches 0" in result.stdout, result.stdout[-2000:]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    model = load_model(DIGITS_MODEL)
+    x_train, _ = digits_split("train")
+    x_test, y_test = digits_split("test")
+    return model, [[x] for x in x_train[:64]], x_test, y_test
+
+
+def _weights(model) -> dict[str, np.ndarray]:
+    return {name: np.asarray(value) for name, value in model.params.items()}
+
+
+def test_weight_bits_4_quantizes_inner_layers_to_the_4_bit_range(digits):
+    model, samples, _, _ = digits
+    quantized = quantize_model(model, samples, QuantConfig(weight_bits=4))
+    bits = quantized.quantization["weight_bits"]
+    layers = list(bits)
+    # The first and last weighted layers stay int8 unless named with --bits.
+    assert bits[layers[0]] == 8 and bits[layers[-1]] == 8
+    assert all(bits[name] == 4 for name in layers[1:-1])
+    peaks = sorted(int(np.abs(w).max()) for w in _weights(quantized).values())
+    assert peaks.count(7) == len(layers) - 2 and peaks.count(127) == 2
+    assert quantized.name.endswith("_w4a8")
+    explicit = quantize_model(
+        model, samples, QuantConfig(weight_bits=4, layer_bits=frozenset({(layers[0], 4)}))
+    )
+    assert explicit.quantization["weight_bits"][layers[0]] == 4
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "tvmq", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--weight-bits", "3"], "--weight-bits 3: supported are 4 and 8"),
+        (["--bits", "mean#0=4"], "mean#0 (mean) has no weights"),
+        (["--bits", "conv2d#1=2"], "conv2d supports 4- or 8-bit weights, not 2"),
+        (["--bits", "nosuch=4"], "no layer named 'nosuch' for --bits"),
+        (["--bits", "conv2d#1"], "expected LAYER=BITS"),
+    ],
+)
+def test_unsupported_bit_widths_are_refused_by_layer(options, message, tmp_path):
+    output = tmp_path / "out.tvmq"
+    result = _cli(
+        "quantize",
+        str(DIGITS_MODEL),
+        "--calib",
+        str(DIGITS_DATA),
+        "--calib-samples",
+        "8",
+        *options,
+        "-o",
+        str(output),
+    )
+    assert result.returncode != 0 and not output.exists()
+    assert "Traceback" not in result.stderr
+    assert message in result.stderr.strip().splitlines()[-1], result.stderr
