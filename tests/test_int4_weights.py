@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tvmq.backend.aot import lower_model
+from tvmq.backend.int4 import pack_int4
 from tvmq.backend.intrinsics import KERNELS_DIR
 from tvmq.examples import DIGITS_DATA, DIGITS_MODEL, digits_split
 from tvmq.frontend import load_model
@@ -136,3 +138,38 @@ def test_unsupported_bit_widths_are_refused_by_layer(options, message, tmp_path)
     assert result.returncode != 0 and not output.exists()
     assert "Traceback" not in result.stderr
     assert message in result.stderr.strip().splitlines()[-1], result.stderr
+
+
+@pytest.fixture(scope="module")
+def int4_digits(digits):
+    model, samples, x_test, _ = digits
+    return quantize_model(model, samples, QuantConfig(weight_bits=4)), x_test
+
+
+def test_pack_int4_is_cmsis_nn_order():
+    values = np.array([[1, -1, 7], [-8, 0, 3]], dtype=np.int8)
+    assert pack_int4(values).tolist() == [0xF1, 0x87, 0x30]
+
+
+def test_build_packs_the_4_bit_weights_only(int4_digits):
+    quantized, _ = int4_digits
+    compiled = lower_model(quantized)
+    packed = [t for t in compiled.graph.tensors.values() if t.dtype == "uint8"]
+    int8_weights = [
+        t for t in compiled.graph.tensors.values() if t.kind == "constant" and t.dtype == "int8"
+    ]
+    assert len(packed) == 3 and len(int8_weights) == 2  # the first conv and the dense stay int8
+    kernels = compiled.tir.script()
+    assert "tvmq_dot_s4_" in kernels and "tvmq_dw_s4x4" in kernels
+
+
+@pytest.mark.skipif(not HAS_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
+@pytest.mark.parametrize("target", ["qemu-cortex-m4", "qemu-cortex-m55"])
+def test_int4_model_on_board_is_identical_to_host(int4_digits, target):
+    """The packed weights, unpacked in registers on the board, give the host's integers."""
+    quantized, x_test = int4_digits
+    host = quantized.build("host")
+    with quantized.build(target) as board:
+        for x in x_test[:4]:
+            for got, expected in zip(board(x), host(x), strict=True):
+                np.testing.assert_array_equal(got, expected)
