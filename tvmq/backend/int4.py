@@ -32,8 +32,8 @@ INT4_KERNELS = {
 WEIGHT_ARGUMENT = 3  # call_extern(name, acc, a, weights, ...)
 INT4_RANGE = (-8, 7)
 
-_CALL = type(tvm.tirx.call_extern("int32", "f"))
-_LOAD = type(tvm.tirx.BufferLoad(tvm.tirx.decl_buffer((1,), "int8"), [0]))
+_CALL = tvm.ir.expr.Call
+_LOAD = tvm.ir.expr.TensorLoad
 
 
 class NotPackable(Exception):

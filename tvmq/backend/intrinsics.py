@@ -20,8 +20,7 @@ from tvm.script import tirx as T
 
 KERNELS_DIR = Path(__file__).resolve().parent / "kernels"
 HEADER = "tvmq_dot.h"  # what the generated kernels include
-# it and what it includes (tvmq_s4.h: the int4-weight forms, tvmq.backend.int4)
-HEADERS = (HEADER, "tvmq_dot_neon.h", "tvmq_requant.h", "tvmq_s4.h")
+HEADERS = (HEADER, "tvmq_dot_neon.h", "tvmq_requant.h", "tvmq_s4.h")  # it and its includes
 LANES = (4, 2, 1)  # output channels per call, as defined in tvmq_dot.h
 
 

@@ -82,15 +82,15 @@ static inline int32_t tvmq_s4_pkhtb(int32_t t, int32_t b) {
 }
 
 /* Eight activations a[0..7] as the int16 pairs that meet the weights' nibble pairs:
-   p[0] = (a0, a4), p[1] = (a2, a6), p[2] = (a1, a5), p[3] = (a3, a7). */
+   p[0] = (a0, a4), p[1] = (a1, a5), p[2] = (a2, a6), p[3] = (a3, a7). Bytes (a0, a1, a4,
+   a5) and (a2, a3, a6, a7) are packed first, then widened as the int8 kernel does. */
 static inline void tvmq_s4_pair_a(const int8_t *a, int32_t p[4]) {
   int32_t lo = tvmq_s4_load32(a), hi = tvmq_s4_load32(a + 4);
-  int32_t le = __sxtb16(lo), he = __sxtb16(hi);
-  int32_t lo_odd = tvmq_s4_sxtb16_ror8(lo), hi_odd = tvmq_s4_sxtb16_ror8(hi);
-  p[0] = tvmq_s4_pkhbt(le, he);
-  p[1] = tvmq_s4_pkhtb(he, le);
-  p[2] = tvmq_s4_pkhbt(lo_odd, hi_odd);
-  p[3] = tvmq_s4_pkhtb(hi_odd, lo_odd);
+  int32_t outer = tvmq_s4_pkhbt(lo, hi), inner = tvmq_s4_pkhtb(hi, lo);
+  p[0] = __sxtb16(outer);
+  p[1] = tvmq_s4_sxtb16_ror8(outer);
+  p[2] = __sxtb16(inner);
+  p[3] = tvmq_s4_sxtb16_ror8(inner);
 }
 
 /* 16 x the dot product of eight packed weights (one word) with pairs p. Bytes of
@@ -99,8 +99,8 @@ static inline int32_t tvmq_s4_mac8(int32_t word, const int32_t p[4], int32_t sum
   int32_t low = (int32_t)(((uint32_t)word << 4) & 0xF0F0F0F0u);
   int32_t high = (int32_t)((uint32_t)word & 0xF0F0F0F0u);
   sum = __smlad(p[0], __sxtb16(low), sum);
-  sum = __smlad(p[1], tvmq_s4_sxtb16_ror8(low), sum);
-  sum = __smlad(p[2], __sxtb16(high), sum);
+  sum = __smlad(p[2], tvmq_s4_sxtb16_ror8(low), sum);
+  sum = __smlad(p[1], __sxtb16(high), sum);
   return __smlad(p[3], tvmq_s4_sxtb16_ror8(high), sum);
 }
 
