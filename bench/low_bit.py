@@ -10,7 +10,8 @@ and its activation arena; the board's outputs are checked equal to the host's on
 few samples. KWS starts from the shared hybrid file (int8 weights, float
 activations), the only non-int8 KWS model there: its hybrid CONV_2D layers run
 TFLite's hybrid kernels and stay out of PTQ, so only its depthwise and dense layers
-are quantized (recorded per row); a board build that fails is recorded as such. Writes bench/results/low_bit.json.
+are quantized (recorded per row); a board build that fails is recorded as such.
+Writes bench/results/low_bit.json.
 
     python -m bench.low_bit [--tasks ic kws] [--board qemu-cortex-m4]
 """
