@@ -116,10 +116,27 @@ def quantize_weight(
     alive = peak > DEAD_CHANNEL
     top = float((1 << (bits - 1)) - 1)
     scale = np.where(alive, peak / top, peak[alive].max() / top if alive.any() else 1.0)
+    if bits < 8:
+        scale = scale * _mse_clip(moved, scale, top)
     if config.power_of_two:
         scale = np.array([_power_of_two(s) for s in scale])
     scale = scale.astype(np.float32)
     return QuantizedWeight(integer_weight(weight, scale, axis, bits), scale, axis)
+
+
+CLIP_RATIOS = np.linspace(0.5, 1.0, 26)
+
+
+def _mse_clip(rows: np.ndarray, scale: np.ndarray, top: float) -> np.ndarray:
+    """Per row, the fraction of the peak to keep that minimises the squared rounding
+    error: at 4 bits a step is 1/7 of the peak, and clipping a few outliers buys a
+    finer step for the rest (at 8 bits the peak is kept, as TFLite does)."""
+    errors = []
+    for ratio in CLIP_RATIOS:
+        step = (scale * ratio)[:, None]
+        rounded = np.clip(np.round(rows / step), -top, top) * step
+        errors.append(((rows - rounded) ** 2).sum(axis=1))
+    return CLIP_RATIOS[np.argmin(np.stack(errors), axis=0)]
 
 
 def integer_weight(weight: np.ndarray, scale: np.ndarray, axis: int, bits: int = 8) -> np.ndarray:
