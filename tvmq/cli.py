@@ -177,6 +177,7 @@ def _quantize(args: argparse.Namespace) -> int:
     from tvmq.fileio import check_output_directory, check_output_file
     from tvmq.frontend import load_model
     from tvmq.frontend.saved import save_model
+    from tvmq.quantize.low_bit import check_weight_bits, parse_bits
     from tvmq.quantize.quantizer import calibrate_model, convert_model, quantize_weights
     from tvmq.quantize.scheme import QuantConfig
 
@@ -194,6 +195,7 @@ def _quantize(args: argparse.Namespace) -> int:
         raise TvmqError(f"--budget {args.budget}: a loss budget cannot be negative")
     if args.report is not None:
         check_output_directory(args.report, args.force)
+    check_weight_bits(args.weight_bits)
     model = load_model(args.model, _shapes(args))
     options = {"percentile": args.percentile} if args.calibrator == "percentile" else {}
     config = QuantConfig(
@@ -207,9 +209,13 @@ def _quantize(args: argparse.Namespace) -> int:
         skip_names=frozenset(args.skip),
         int16_activations=args.activations == "int16",
         int16_names=frozenset(args.int16),
+        weight_bits=args.weight_bits,
+        layer_bits=frozenset(parse_bits(args.bits).items()),
     )
     if not static and (config.int16_activations or config.int16_names):
         raise TvmqError(f"int16 activations need --mode static, not {args.mode}")
+    if not static and (config.weight_bits != 8 or config.layer_bits):
+        raise TvmqError(f"--weight-bits and --bits need --mode static, not {args.mode}")
     sensitivity = None
     if not static:
         quantized = quantize_weights(model, config)
@@ -682,6 +688,19 @@ def parser() -> argparse.ArgumentParser:
         default=[],
         metavar="LAYER",
         help="int16 activations around this layer only (mixed precision)",
+    )
+    quantize.add_argument(
+        "--weight-bits",
+        type=int,
+        default=8,
+        help="weight bits of conv and dense layers: 8, or 4 (first and last layer stay 8)",
+    )
+    quantize.add_argument(
+        "--bits",
+        action="append",
+        default=[],
+        metavar="LAYER=BITS",
+        help="weight bits (4 or 8) of this layer (repeatable)",
     )
     quantize.add_argument("-o", "--output", type=Path, required=True, help="output .tvmq file")
     quantize.add_argument(

@@ -19,6 +19,7 @@ import numpy as np
 import tvm
 
 from tvmq.backend.graph import CONSTANT, INPUT, OUTPUT, KernelGraph, fuse, kernel_graph
+from tvmq.backend.int4 import pack_int4_weights
 from tvmq.backend.planner import ALIGNMENT, MemoryPlan, plan_memory
 from tvmq.backend.schedule import ScheduledKernel, default_schedule
 from tvmq.errors import TvmqError
@@ -79,6 +80,7 @@ def lower_graph(
         functions[name] = _pointer_signature(scheduled.func)
         for position, axes in scheduled.weight_layouts.items():
             graph.transpose_constant(name, position, axes)
+    pack_int4_weights(model, graph, functions)
     plan = plan_memory(graph)
     weights, weight_offsets = _weight_blob(graph)
     tir = tvm.IRModule({tvm.ir.GlobalVar(name): func for name, func in functions.items()})

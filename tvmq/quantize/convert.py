@@ -95,13 +95,19 @@ def convert(
     annotation: Annotation,
     activations: list[ActivationParams],
     config: QuantConfig,
+    weight_bits: dict[str, int] | None = None,
 ) -> tuple[tvm.IRModule, dict[str, QuantizedWeight]]:
     """The QDQ module (activations at their calibrated parameters, weights in
-    int8) and the quantized weights by the name of the op using them."""
+    int8, or in the 4-bit range held in int8 for the ops `weight_bits` gives 4) and
+    the quantized weights by the name of the op using them."""
     values = {b.var: b.value for b in main_bindings(mod)}
+    bits = weight_bits or {}
     weights = {
         op.core: quantize_weight(
-            constant_value(values.get, values[op.core].args[1]), op.weight_axis, config
+            constant_value(values.get, values[op.core].args[1]),
+            op.weight_axis,
+            config,
+            bits.get(op.name, 8),
         )
         for op in annotation.weighted().values()
     }

@@ -20,6 +20,7 @@ from tvmq.errors import TvmqError
 from tvmq.model import Model
 from tvmq.quantize.annotate import Annotation, annotate
 from tvmq.quantize.convert import convert
+from tvmq.quantize.low_bit import layer_weight_bits
 from tvmq.quantize.observe import calibrate
 from tvmq.quantize.scheme import (
     MODES,
@@ -82,12 +83,15 @@ def _annotate(model: Model, config: QuantConfig) -> tuple[Annotation, QuantConfi
         raise TvmqError(f"unknown quantization mode '{config.mode}' (known: {', '.join(MODES)})")
     if model.is_quantized:
         raise TvmqError(f"{model.source}: already quantized")
-    if config.skip_names or config.int16_names:
+    if config.skip_names or config.int16_names or config.layer_bits:
         names = layer_names(model)
+        requested = dict(config.layer_bits)
+        _resolve(model, names, frozenset(requested), "for --bits")  # unknown names refused
         config = dataclasses.replace(
             config,
             skip_names=_resolve(model, names, config.skip_names, "to keep float"),
             int16_names=_resolve(model, names, config.int16_names, "for int16 activations"),
+            layer_bits=frozenset((names[name], bits) for name, bits in requested.items()),
         )
     annotation = annotate(
         model.mod,
@@ -100,6 +104,7 @@ def _annotate(model: Model, config: QuantConfig) -> tuple[Annotation, QuantConfi
         annotation = annotation.weighted_only()
     if not annotation.ops:
         raise TvmqError(f"{model.source}: no operator that tvmq can quantize")
+    _weight_bits(annotation, config)  # refuses bits a layer does not support, before calibrating
     return annotation, config
 
 
@@ -162,8 +167,9 @@ def convert_model(calibrated: Calibrated, fallback: dict[str, str] | None = None
     annotation = full.subset(frozenset(calibrated.op_names) - fallback.keys())
     chosen = {var: i for i, var in enumerate(full.observed)}
     params = [calibrated.params[chosen[var]] for var in annotation.observed]
-    mod, weights = convert(calibrated.model.mod, annotation, params, calibrated.config)
     config, labels = calibrated.config, full.labels()
+    bits = _weight_bits(full, config)
+    mod, weights = convert(calibrated.model.mod, annotation, params, config, bits)
     sources = _sources(calibrated.model, full)
     kinds = {op.name: op.kind for op in full.ops}
     report = {
@@ -197,13 +203,24 @@ def convert_model(calibrated: Calibrated, fallback: dict[str, str] | None = None
         ],
     }
     model = calibrated.model
+    low_bit = any(b != 8 for b in bits.values())
+    if low_bit:
+        label = {op.name: op.label for op in full.ops}
+        report["weight_bits"] = {label[name]: b for name, b in bits.items()}
     return dataclasses.replace(
         model,
-        name=f"{model.name}_int8",
+        name=f"{model.name}_{'w4a8' if low_bit else 'int8'}",
         mod=mod,
         params={name: w.values for name, w in weights.items()},
         quantization=report,
     )
+
+
+def _weight_bits(annotation: Annotation, config: QuantConfig) -> dict[str, int]:
+    """Weight bits by op name; empty (all int8) unless low bits were asked for."""
+    if config.weight_bits == 8 and not config.layer_bits:
+        return {}
+    return layer_weight_bits(annotation, config.weight_bits, dict(config.layer_bits))
 
 
 def quantize_weights(model: Model, config: QuantConfig) -> Model:

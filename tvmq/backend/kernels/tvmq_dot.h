@@ -255,5 +255,6 @@ TVMQ_DOT2_DEFINE(4)
 
 #include "tvmq_requant.h" /* the epilogues of the same tensorized kernels */
 #include "tvmq_sparse.h"  /* sparse weights (tvmq.backend.sparse) */
+#include "tvmq_s4.h"      /* their int4-weight forms (tvmq.backend.int4) */
 
 #endif /* TVMQ_DOT_H */
