@@ -39,6 +39,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--resume", action="store_true", help="continue from --checkpoint")
     parser.add_argument("--plot", type=Path, metavar="FILE.png", help="training curve")
+    parser.add_argument(
+        "--adaround",
+        action="store_true",
+        help="learned rounding, layer by layer, on unlabelled samples (no epochs)",
+    )
+    parser.add_argument(
+        "--weight-bits", type=int, default=8, help="with --adaround: 8, or 4 (int8 storage)"
+    )
+    parser.add_argument(
+        "--adaround-samples", type=int, default=256, help="even-indexed samples to reconstruct"
+    )
+    parser.add_argument("--adaround-iterations", type=int, default=1000, help="per layer")
 
 
 def run_finetune(
@@ -49,8 +61,14 @@ def run_finetune(
     from tvmq.train.finetune import finetune
     from tvmq.train.loop import TrainOptions
 
-    if teacher is not None and not args.distill:
-        raise TvmqError("--teacher is only used with --distill")
+    if teacher is not None and not (args.distill or args.adaround):
+        raise TvmqError("--teacher is only used with --distill or --adaround")
+    if args.distill and args.adaround:
+        raise TvmqError("--distill and --adaround are separate modes: choose one")
+    if args.weight_bits != 8 and not args.adaround:
+        raise TvmqError("--weight-bits needs --adaround (learned rounding onto that grid)")
+    if args.adaround:
+        return _adaround(args, model, data, teacher)
     options = TrainOptions(
         args.epochs,
         args.lr,
@@ -84,3 +102,22 @@ def run_finetune(
     if args.plot is not None and result.history:
         print(f"training curve: {args.plot}")
     return result.model
+
+
+def _adaround(
+    args: argparse.Namespace, model: Model, data: LabelledData, teacher: Model | None
+) -> Model:
+    from tvmq.train.adaround import AdaroundOptions, learned_rounding
+
+    options = AdaroundOptions(
+        args.weight_bits, args.adaround_samples, args.adaround_iterations, batch=args.batch_size
+    )
+    rounded, report, scored = learned_rounding(model, data, teacher, options)
+    print(f"{'layer':<12} {'nearest':>12} {'learned':>12} {'flipped':>9}")
+    for layer in report:
+        flipped = f"{layer.flipped}/{layer.weights}"
+        print(f"{layer.name:<12} {layer.nearest:>12.5g} {layer.learned:>12.5g} {flipped:>9}")
+    if scored is not None:
+        where = data.describe(range(1, data.size, 2))
+        print(f"accuracy on {where}: {scored[0]:.4f} nearest, {scored[1]:.4f} learned rounding")
+    return rounded
