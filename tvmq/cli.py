@@ -751,7 +751,7 @@ def parser() -> argparse.ArgumentParser:
     finetune = commands.add_parser(
         "finetune",
         parents=shape,
-        help="quantization-aware fine-tuning on labelled data (writes a .tvmq)",
+        help="quantization-aware fine-tuning, distillation or learned rounding (writes a .tvmq)",
     )
     finetune.add_argument("model", type=Path, help="float .onnx/.tflite, or a .tvmq")
     finetune.add_argument(

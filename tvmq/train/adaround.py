@@ -357,8 +357,9 @@ def learned_rounding(
 
     options.check()
     split = distillation_split(data)
-    x = unlabelled_arrays(model, data, split.calibration[: options.samples])
-    float_model, quantized = calibrated(model, x, data.source)
+    x = unlabelled_arrays(model, data, split.calibration)
+    float_model, quantized = calibrated(model, x, data.source)  # as finetune calibrates
+    x = x[: options.samples]
     reference = float_model or teacher
     if reference is not None and reference.is_quantized:
         raise TvmqError(f"{reference.source}: the float model must not be quantized")
