@@ -24,7 +24,8 @@ from tvmq.examples import DIGITS_MODEL, digits_split
 from tvmq.frontend import load_model
 from tvmq.quantize.quantizer import quantize_model
 from tvmq.train.engine import Engine
-from tvmq.train.finetune import CALIBRATION_SAMPLES, FinetuneOptions, finetune
+from tvmq.train.finetune import CALIBRATION_SAMPLES, finetune
+from tvmq.train.loop import TrainOptions
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "qat_accuracy.json"
@@ -50,7 +51,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         data = Path(directory) / "digits_train.npz"
         np.savez(data, x=x_train, y=y_train)
-        options = FinetuneOptions(args.epochs, args.lr, args.batch_size, args.seed)
+        options = TrainOptions(args.epochs, args.lr, args.batch_size, args.seed)
         began = time.perf_counter()
         result = finetune(float_model, open_data(data), options)
         seconds = time.perf_counter() - began

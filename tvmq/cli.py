@@ -434,25 +434,15 @@ def _finetune(args: argparse.Namespace) -> int:
     from tvmq.fileio import check_output_file
     from tvmq.frontend import load_model
     from tvmq.frontend.saved import save_model
-    from tvmq.train.finetune import FinetuneOptions, finetune
+    from tvmq.train.command import run_finetune
 
     if args.output.suffix != ".tvmq":
         raise TvmqError(f"{args.output}: the fine-tuned model is written as .tvmq")
     check_output_file(args.output, args.force)
     model = load_model(args.model, _shapes(args))
+    teacher = None if args.teacher is None else load_model(args.teacher, _shapes(args))
     data = open_data(args.data, model.inputs[0])
-    options = FinetuneOptions(args.epochs, args.lr, args.batch_size, args.seed, args.optimizer)
-    result = finetune(model, data, options)
-    validation = data.describe(data.split().evaluation)
-    print(f"validation accuracy on {validation}: {result.start_accuracy:.4f} before")
-    if result.note:
-        print(result.note)
-    if result.best_epoch:
-        print(f"best: {result.best_accuracy:.4f} after epoch {result.best_epoch}")
-    else:
-        print("no epoch improved on it: the model is written as calibrated")
-    print(f"{result.seconds_per_step * 1000:.1f} ms per training step")
-    save_model(result.model, args.output)
+    save_model(run_finetune(args, model, data, teacher), args.output)
     print(f"wrote {args.output}")
     return 0
 
@@ -780,7 +770,7 @@ def parser() -> argparse.ArgumentParser:
     finetune = commands.add_parser(
         "finetune",
         parents=shape,
-        help="quantization-aware fine-tuning on labelled data (writes a .tvmq)",
+        help="quantization-aware fine-tuning, distillation or learned rounding (writes a .tvmq)",
     )
     finetune.add_argument("model", type=Path, help="float .onnx/.tflite, or a .tvmq")
     finetune.add_argument(
@@ -792,6 +782,9 @@ def parser() -> argparse.ArgumentParser:
     finetune.add_argument("--batch-size", type=int, default=32)
     finetune.add_argument("--seed", type=int, default=0, help="shuffling seed")
     finetune.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
+    from tvmq.train.command import add_arguments as add_training_arguments
+
+    add_training_arguments(finetune)
     finetune.add_argument("--force", action="store_true", help="replace an existing output")
     finetune.set_defaults(handler=_finetune)
 

@@ -18,7 +18,7 @@ from tvmq.errors import TvmqError, first_line
 from tvmq.model import Model
 from tvmq.quantize.annotate import main_bindings
 from tvmq.quantize.realize import realize
-from tvmq.train.fake_quant import build_training_graph, parameter_values
+from tvmq.train.fake_quant import Loss, build_training_graph, cross_entropy, parameter_values
 from tvmq.train.integer import build_integer_graph
 from tvmq.train.layers import Layer, find_layers, start_from_float
 from tvmq.train.rewrite import substitute, with_batch
@@ -29,15 +29,22 @@ TARGET = {"kind": "llvm", "opt-level": 0}
 
 class Engine:
     """Trains the weighted layers of a QDQ model at a fixed batch size; with the float
-    model it was calibrated from, training starts from its float weights."""
+    model it was calibrated from, training starts from its float weights. `loss` reads
+    the logits and the targets (:mod:`tvmq.train.distill` has soft-target losses)."""
 
-    def __init__(self, model: Model, batch: int, float_model: Model | None = None):
+    def __init__(
+        self,
+        model: Model,
+        batch: int,
+        float_model: Model | None = None,
+        loss: Loss = cross_entropy,
+    ):
         if not model.is_quantized:
             raise TvmqError(f"{model.source}: fine-tuning needs a quantized model")
         if len(model.inputs) != 1:
             raise TvmqError(f"{model.name}: fine-tuning takes models with one input")
         self.model, self.batch = model, batch
-        batched = self._batched = with_batch(model.mod, batch)
+        batched = self.batched = with_batch(model.mod, batch)
         self.layers: list[Layer] = find_layers(batched)
         if not self.layers:
             raise TvmqError(f"{model.name}: no quantized weighted layer to train")
@@ -45,7 +52,7 @@ class Engine:
             start_from_float(self.layers, float_model.mod)
         realized = realize(batched)
         names = {binding.var.name for binding in main_bindings(realized)}
-        training = build_training_graph(batched, self.layers, model.source_names, names)
+        training = build_training_graph(batched, self.layers, model.source_names, names, loss)
         self.classes = training.classes
         integer = build_integer_graph(realized, self.layers, training.glued)
         loss = training.mod["loss"]
@@ -110,7 +117,7 @@ class Engine:
     def export(self) -> Model:
         """The model (batch 1, QDQ) with the trained integers: an ordinary .tvmq."""
         # Batching re-emitted main binding for binding: positions match the original's.
-        position = {b.var: i for i, b in enumerate(main_bindings(self._batched))}
+        position = {b.var: i for i, b in enumerate(main_bindings(self.batched))}
         bindings = main_bindings(self.model.mod)
         original = [b.value for b in bindings]
         producer = {b.var: b.value for b in bindings}

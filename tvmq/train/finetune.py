@@ -9,30 +9,19 @@ integer model's, as every target computes it.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm import tqdm
 
 from tvmq.data import LabelledData, model_input
 from tvmq.errors import TvmqError
 from tvmq.model import Model
 from tvmq.quantize.quantizer import quantize_model
 from tvmq.train.engine import Engine
-from tvmq.train.optimizers import make_optimizer
+from tvmq.train.loop import TrainOptions, train
 
 CALIBRATION_SAMPLES = 500
-
-
-@dataclass(frozen=True)
-class FinetuneOptions:
-    epochs: int = 10
-    lr: float = 1e-4
-    batch: int = 32
-    seed: int = 0
-    optimizer: str = "adam"
 
 
 @dataclass(frozen=True)
@@ -41,9 +30,12 @@ class FinetuneResult:
     start_accuracy: float  # on the validation half, before training
     best_accuracy: float
     best_epoch: int  # 0: training never beat the start
-    history: list[dict]  # per epoch: mean loss, validation accuracy
+    history: list[dict]  # per validation: mean loss, validation accuracy and loss
     seconds_per_step: float
     note: str = ""
+    metric: str = "accuracy"  # what start_accuracy and best_accuracy measure
+    start_loss: float = float("nan")  # validation loss (distillation: KL to the teacher)
+    best_loss: float = float("nan")
 
 
 def labelled_arrays(
@@ -83,10 +75,9 @@ def validate(engine: Engine, x: np.ndarray, labels: np.ndarray) -> tuple[float, 
     return hits / len(x), float(np.mean(losses)) if losses else float("inf")
 
 
-def finetune(model: Model, data: LabelledData, options: FinetuneOptions) -> FinetuneResult:
+def finetune(model: Model, data: LabelledData, options: TrainOptions) -> FinetuneResult:
     """Fine-tune `model` (float: calibrated first on the training half) on `data`."""
-    if options.epochs < 1 or options.batch < 1:
-        raise TvmqError("--epochs and --batch-size must be at least 1")
+    options.check()
     split = data.split()
     x_train, y_train = labelled_arrays(model, data, split.calibration)
     x_val, y_val = labelled_arrays(model, data, split.evaluation)
@@ -98,63 +89,45 @@ def finetune(model: Model, data: LabelledData, options: FinetuneOptions) -> Fine
         )
     for labels in (y_train, y_val):
         check_labels(labels, int(output.shape[1]), output.name, data.source)
-    if len(x_train) < options.batch:
-        raise TvmqError(
-            f"{data.source}: {len(x_train)} training samples, fewer than one batch of "
-            f"{options.batch}"
-        )
-    float_model = None
-    if not model.is_quantized:
-        calibration = [[sample] for sample in x_train[:CALIBRATION_SAMPLES]]
-        float_model, model = model, quantize_model(model, calibration, origin=data.source)
+    check_enough(len(x_train), options.batch, data.source)
+    float_model, model = calibrated(model, x_train, data.source)
     engine = Engine(model, options.batch, float_model)
-    optimizer = make_optimizer(options.optimizer, options.lr)
-    rng = np.random.default_rng(options.seed)
-    flat_train, flat_val = _batched(x_train), _batched(x_val)
-    start = best = validate(engine, flat_val, y_val)
-    best_state, best_epoch, history, note = engine.state(), 0, [], ""
-    steps, elapsed = 0, 0.0
-    for epoch in range(1, options.epochs + 1):
-        order = rng.permutation(len(flat_train))
-        batches = len(order) // options.batch
-        losses = []
-        progress = tqdm(range(batches), desc=f"epoch {epoch}/{options.epochs}", unit="step")
-        for index in progress:
-            chosen = order[index * options.batch : (index + 1) * options.batch]
-            began = time.perf_counter()
-            loss, grads = engine.gradients(flat_train[chosen], y_train[chosen])
-            if not np.isfinite(loss):
-                note = f"loss became {loss} in epoch {epoch}: stopped, kept the best epoch"
-                break
-            optimizer.step(engine.parameters(), grads)
-            elapsed += time.perf_counter() - began
-            steps += 1
-            losses.append(loss)
-            progress.set_postfix(loss=f"{np.mean(losses):.4f}")
-        progress.close()
-        if note:
-            break
-        current = validate(engine, flat_val, y_val)
-        history.append(
-            {
-                "epoch": epoch,
-                "loss": float(np.mean(losses)),
-                "validation_accuracy": current[0],
-                "validation_loss": current[1],
-            }
-        )
-        print(
-            f"epoch {epoch}: loss {np.mean(losses):.4f}, validation accuracy "
-            f"{current[0]:.4f}, validation loss {current[1]:.4f}"
-        )
-        if (current[0], -current[1]) > (best[0], -best[1]):
-            best, best_state, best_epoch = current, engine.state(), epoch
-    engine.load_state(best_state)
+    flat_val = batched_samples(x_val)
+    result = train(
+        engine,
+        batched_samples(x_train),
+        y_train,
+        lambda trained: validate(trained, flat_val, y_val),
+        options,
+    )
     return FinetuneResult(
-        engine.export(), start[0], best[0], best_epoch, history, elapsed / max(steps, 1), note
+        engine.export(),
+        result.start[0],
+        result.best[0],
+        result.best_epoch,
+        result.history,
+        result.seconds_per_step,
+        result.note,
+        "accuracy",
+        result.start[1],
+        result.best[1],
     )
 
 
-def _batched(x: np.ndarray) -> np.ndarray:
+def check_enough(count: int, batch: int, source: str) -> None:
+    if count < batch:
+        raise TvmqError(f"{source}: {count} training samples, fewer than one batch of {batch}")
+
+
+def calibrated(model: Model, x_train: np.ndarray, source: str) -> tuple[Model | None, Model]:
+    """(float model or None, quantized model): a float `model` is calibrated on the
+    first CALIBRATION_SAMPLES training samples, as `tvmq quantize` would."""
+    if model.is_quantized:
+        return None, model
+    calibration = [[sample] for sample in x_train[:CALIBRATION_SAMPLES]]
+    return model, quantize_model(model, calibration, origin=source)
+
+
+def batched_samples(x: np.ndarray) -> np.ndarray:
     """Samples (N, *input shape with batch 1) as one array (N, *rest): rows of a batch."""
     return x.reshape(len(x), *x.shape[2:])
