@@ -34,7 +34,7 @@ class LayerReport:
     name: str
     op: str
     channels: int
-    kept: int
+    kept: tuple[int, ...]  # indices of the output channels kept
     macs_before: int
     macs_after: int
 
@@ -111,7 +111,7 @@ def prune(
             layer.name,
             layer.op,
             layer.channels,
-            sum(graph.find(a) not in removed for a in layer.atoms),
+            tuple(i for i, a in enumerate(layer.atoms) if graph.find(a) not in removed),
             layer.macs,
             after_by_name[layer.name],
         )
