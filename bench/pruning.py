@@ -21,8 +21,8 @@ from tvmq.data import open_data
 from tvmq.evaluate import evaluate
 from tvmq.frontend import load_model
 from tvmq.prune.cost import board_cost
-from tvmq.prune.structured import prune
-from tvmq.train.finetune import FinetuneOptions, finetune
+from tvmq.prune.iterative import prune_and_finetune
+from tvmq.train.finetune import FinetuneOptions
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -46,18 +46,23 @@ def run_case(name: str, args: argparse.Namespace) -> dict | None:
     data = open_data(folder, model.inputs[0])
     held_out = data.split().evaluation
     began = time.perf_counter()
-    result = prune(model, args.ratio or ratio, args.criterion, args.scope)
     options = FinetuneOptions(args.epochs, args.lr, args.batch_size, args.seed)
-    tuned = finetune(result.model, data, options)
+    result = prune_and_finetune(
+        model,
+        data,
+        args.ratio or ratio,
+        options,
+        rounds=args.rounds,
+        criterion=args.criterion,
+        scope=args.scope,
+    )
+    tuned = result.model
     accuracy = {
         "unpruned": evaluate(model, model.build("host"), data, "top1", held_out),
-        "pruned": evaluate(result.model, result.model.build("host"), data, "top1", held_out),
-        "finetuned": evaluate(tuned.model, tuned.model.build("host"), data, "top1", held_out),
+        "pruned": result.pruned_accuracy,  # the training engine's integer model
+        "finetuned": evaluate(tuned, tuned.build("host"), data, "top1", held_out),
     }
-    cost = {
-        "unpruned": board_cost(model, args.target),
-        "pruned": board_cost(tuned.model, args.target),
-    }
+    cost = {"unpruned": board_cost(model, args.target), "pruned": board_cost(tuned, args.target)}
     fewer = {
         key: 1 - cost["pruned"][key] / cost["unpruned"][key]
         for key in ("instructions", "flash", "arena_bytes", "weights_bytes")
@@ -68,12 +73,19 @@ def run_case(name: str, args: argparse.Namespace) -> dict | None:
         "ratio": args.ratio or ratio,
         "criterion": args.criterion,
         "scope": args.scope,
-        "finetune": {"epochs": args.epochs, "lr": args.lr, "batch": args.batch_size},
-        "best_epoch": tuned.best_epoch,
-        "history": tuned.history,
+        "finetune": {
+            "rounds": args.rounds,
+            "epochs_per_round": args.epochs,
+            "lr": args.lr,
+            "batch": args.batch_size,
+        },
+        "rounds": result.history,
         "macs": {"unpruned": result.macs_before, "pruned": result.macs_after},
         "macs_fewer": 1 - result.macs_after / result.macs_before,
-        "layers": [vars(layer) for layer in result.layers],
+        "layers": [
+            {**vars(layer), "kept": len(layer.kept), "kept_channels": list(layer.kept)}
+            for layer in result.layers
+        ],
         "notes": result.notes,
         "top1": accuracy,
         "top1_loss_points": 100 * (accuracy["unpruned"] - accuracy["finetuned"]),
@@ -88,7 +100,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(CASES))
     parser.add_argument("--ratio", type=float, help="override each model's ratio")
-    parser.add_argument("--criterion", default="l1", choices=["l1", "l2"])
+    parser.add_argument("--criterion", default="l1", choices=["l1", "l2", "activation"])
+    parser.add_argument("--rounds", type=int, default=1, help="cuts, each then fine-tuned")
     parser.add_argument("--scope", default="layer", choices=["layer", "global"])
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--lr", type=float, default=5e-4)

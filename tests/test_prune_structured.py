@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -185,3 +186,21 @@ def test_pruned_digits_model_is_smaller_and_bit_exact_on_the_m4_board():
         on_board = [board(sample)[0] for sample in samples]
     for host, device in zip(on_host, on_board, strict=True):
         np.testing.assert_array_equal(host, device)
+
+
+def test_cli_prunes_in_rounds_fine_tunes_and_writes_a_smaller_model(tmp_path):
+    x, y = digits_split("train")
+    data = tmp_path / "digits.npz"
+    np.savez(data, x=x[:256], y=y[:256])
+    output = tmp_path / "pruned.tvmq"
+    arguments = ["--structured", "0.4", "--rounds", "2", "--epochs", "1", "--lr", "1e-3"]
+    result = tvmq("prune", DIGITS_MODEL, "--data", data, *arguments, "-o", output)
+    assert result.returncode == 0, result.stderr
+    # 8 channels, 20 % then 20 % of what is left of them removed: 8 -> 7 -> 6
+    assert re.search(r"relax\.nn\.conv2d\s+6/8\s", result.stdout), result.stdout
+    assert "note: " in result.stdout and "cannot be pruned" in result.stdout
+    assert "fine-tuned" in result.stdout
+    pruned = load_model(output)
+    assert pruned.is_quantized
+    macs = dict(model_macs(pruned.mod))
+    assert sum(macs.values()) < sum(dict(model_macs(load_model(DIGITS_MODEL).mod)).values())

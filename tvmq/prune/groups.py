@@ -61,8 +61,9 @@ class Layer:
     atoms: list[int]  # atom ids of its output channels, in order
     weight: relax.Expr  # the weight argument (a constant chain)
     out_axis: int  # the weight's output-channel axis
-    in_axis: int | None  # the weight's input-channel axis (None: depthwise)
+    in_axis: int  # the weight's input-channel axis
     macs: int
+    data: relax.Expr  # the activation it reads
 
 
 @dataclass
@@ -227,6 +228,7 @@ def _layer(graph: ChannelGraph, var, call, out_shape, new_atoms, fix) -> bool:
             out_axis,
             in_axis,
             layer_macs(call, out_shape, weight_shape),
+            data,
         )
     )
     if data not in graph.channels:

@@ -74,8 +74,11 @@ def prune(
     keep: tuple[str, ...] = (),
 ) -> PruneResult:
     """`model` with `ratio` of the channels of each prunable layer (or of the whole
-    model, `scope="global"`) removed by `criterion`; `samples` (model inputs) feed the
-    activation criterion; the layers named in `keep` are left whole."""
+    model, `scope="global"`) removed by `criterion`; the layers named in `keep` are
+    left whole. `samples` (model inputs) feed the activation criterion and, when
+    given, the bias compensation: each removed input channel's mean value times its
+    weights is folded into the reading layer's bias, so that what is lost is the
+    channel's variation, not its offset."""
     check_ratio(ratio)
     if criterion not in CRITERIA:
         raise TvmqError(f"unknown criterion '{criterion}': one of {', '.join(CRITERIA)}")
@@ -93,8 +96,13 @@ def prune(
         if layer.name in keep:
             graph.fixed.update(layer.atoms)
             notes.append(f"{layer.name}: kept whole, as asked")
+    means = {}
+    if samples:
+        wanted = [layer.name for layer in graph.layers]
+        wanted += [layer.data.name for layer in graph.layers if layer.data.name not in wanted]
+        means = _channel_means(model, wanted, samples)
     if criterion == "activation":
-        scores = _activation_scores(model, graph.layers, samples)
+        scores = {layer.name: means[layer.name][1] for layer in graph.layers}
     else:
         producers = {b.var: b.value for b in main_bindings(model.mod)}
         scores = {layer.name: _norm_scores(layer, criterion, producers) for layer in graph.layers}
@@ -102,7 +110,8 @@ def prune(
     for layer in graph.layers:
         if not any(graph.prunable(graph.find(a)) for a in layer.atoms):
             notes.append(f"{layer.name} ({layer.op}): its output channels cannot be pruned")
-    pruned = rewrite(model.mod, graph, removed)
+    inputs = {layer.name: means[layer.data.name][0] for layer in graph.layers if means}
+    pruned = rewrite(model.mod, graph, removed, inputs)
     before, after = model_macs(model.mod), model_macs(pruned)
     # Rewriting keeps the order of the convolutions and matmuls, not their names.
     after_by_name = {name: macs for (name, _), (_, macs) in zip(before, after, strict=True)}
@@ -134,18 +143,17 @@ def _norm_scores(layer: Layer, criterion: str, producers: dict) -> np.ndarray:
     return np.sqrt((filters**2).sum(axis=1))
 
 
-def _activation_scores(
-    model: Model, layers: list[Layer], samples: list[np.ndarray]
-) -> dict[str, np.ndarray]:
-    """Mean |output| per channel of every layer over `samples`, by the float (or
-    fake-quantized) graph."""
+def _channel_means(
+    model: Model, names: list[str], samples: list[np.ndarray]
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Mean and mean absolute value per channel (last axis) of the tensors of main
+    named `names` over `samples`, by the float (or fake-quantized) graph."""
     main = model.mod["main"]
-    wanted = [layer.name for layer in layers]
     env = {param: param for param in main.params}
 
     def outputs(builder: relax.BlockBuilder, env: dict) -> relax.Expr:
         by_name = {var.name: value for var, value in env.items()}
-        return relax.Tuple([by_name[name] for name in wanted])
+        return relax.Tuple([by_name[name] for name in names])
 
     probe = rebuild_main(model.mod, "main", list(main.params), env, lambda b, v: None, outputs)
     try:
@@ -155,13 +163,16 @@ def _activation_scores(
     except Exception as error:  # TVM raises many types: users get one line
         detail = first_line(error)
         raise TvmqError(f"{model.name}: cannot run it for activations: {detail}") from error
-    sums = {name: 0.0 for name in wanted}
-    for sample in samples[:ACTIVATION_SAMPLES]:
+    sums = {name: [0.0, 0.0] for name in names}
+    chosen = samples[:ACTIVATION_SAMPLES]
+    for sample in chosen:
         values = vm["main"](tvm.runtime.tensor(sample))
-        for index, name in enumerate(wanted):
-            value = np.abs(values[index].numpy().astype(np.float64))
-            sums[name] = sums[name] + value.reshape(-1, value.shape[-1]).mean(axis=0)
-    return {name: np.asarray(total) for name, total in sums.items()}
+        for index, name in enumerate(names):
+            value = values[index].numpy().astype(np.float64)
+            rows = value.reshape(-1, value.shape[-1])
+            sums[name][0] = sums[name][0] + rows.mean(axis=0)
+            sums[name][1] = sums[name][1] + np.abs(rows).mean(axis=0)
+    return {name: (total[0] / len(chosen), total[1] / len(chosen)) for name, total in sums.items()}
 
 
 def _select(
@@ -235,10 +246,18 @@ def _constant_value(expr, producers: dict) -> np.ndarray:
     raise TvmqError(f"cannot read a weight computed by {name}")
 
 
-def rewrite(mod: tvm.IRModule, graph: ChannelGraph, removed: set[int]) -> tvm.IRModule:
-    """`mod` with the channels of the `removed` groups sliced out everywhere."""
+def rewrite(
+    mod: tvm.IRModule,
+    graph: ChannelGraph,
+    removed: set[int],
+    input_means: dict[str, np.ndarray] | None = None,
+) -> tvm.IRModule:
+    """`mod` with the channels of the `removed` groups sliced out everywhere; with
+    `input_means` (per layer, the mean of each channel it reads) the removed input
+    channels' mean contribution is added to each layer's bias."""
     producers = {b.var: b.value for b in main_bindings(mod)}
     layers = {layer.name: layer for layer in graph.layers}
+    compensation: dict[relax.Var, np.ndarray] = {}  # layer var -> bias change, kept channels
 
     def kept(var) -> list[int] | None:
         entry = graph.channels.get(var) if isinstance(var, relax.Var) else None
@@ -276,9 +295,21 @@ def rewrite(mod: tvm.IRModule, graph: ChannelGraph, removed: set[int]) -> tvm.IR
                     attrs.out_layout,
                     attrs.out_dtype or None,
                 )
+            positions = kept(data)
+            if positions is not None and input_means and layer.name in input_means:
+                delta = _lost_contribution(
+                    _constant_value(weight, producers), layer, positions, input_means[layer.name]
+                )
+                out_positions = kept(var)
+                compensation[var] = delta if out_positions is None else delta[out_positions]
             weight = sliced(weight, layer.out_axis, kept(var))
-            weight = sliced(weight, layer.in_axis, kept(data))
+            weight = sliced(weight, layer.in_axis, positions)
             return relax.Call(value.op, [value.args[0], weight], value.attrs)
+        if name == "relax.add" and original.args[0] in compensation:
+            delta, bias = compensation.pop(original.args[0]), original.args[1]
+            if kept(var) is not None:
+                bias = _slice(bias, len(bias.ty.shape) - 1, kept(var), producers)
+            return relax.op.add(value.args[0], _add_to_bias(bias, delta, producers))
         positions = kept(var)
         if positions is None:
             return None
@@ -318,6 +349,43 @@ def rewrite(mod: tvm.IRModule, graph: ChannelGraph, removed: set[int]) -> tvm.IR
     functions = dict(mod.functions_items())
     functions[mod.get_global_var("main")] = function
     return relax.transform.Normalize()(tvm.IRModule(functions, attrs=mod.attrs))
+
+
+def _lost_contribution(
+    weight: np.ndarray, layer: Layer, kept: list[int], means: np.ndarray
+) -> np.ndarray:
+    """Per output channel, what the input channels not in `kept` add on average:
+    their weights (summed over the kernel window) times their mean value."""
+    gone = np.ones(weight.shape[layer.in_axis], bool)
+    gone[kept] = False
+    filters = np.moveaxis(weight.astype(np.float64), (layer.out_axis, layer.in_axis), (0, -1))
+    per_input = filters.reshape(filters.shape[0], -1, filters.shape[-1]).sum(axis=1)
+    return per_input[:, gone] @ means[gone]
+
+
+def _add_to_bias(expr, delta: np.ndarray, producers: dict) -> relax.Expr:
+    """A bias (a float constant, or dequantize of an int32 constant) plus `delta`."""
+    if isinstance(expr, relax.Var) and expr in producers:
+        expr = producers[expr]
+    value = constant_array(expr)
+    if value is not None and value.dtype == np.float32 and value.size == delta.size:
+        return relax.const((value + delta.reshape(value.shape)).astype(np.float32))
+    if op_name(expr) == "relax.dequantize":
+        integers = constant_array(expr.args[0])
+        scale = constant_array(expr.args[1])
+        if integers is not None and integers.dtype == np.int32 and integers.size == delta.size:
+            steps = np.round(delta / np.broadcast_to(scale, delta.shape).astype(np.float64))
+            total = np.clip(
+                integers.astype(np.int64) + steps.reshape(integers.shape), -(2**31), 2**31 - 1
+            )
+            return relax.op.dequantize(
+                relax.const(total.astype(np.int32)),
+                expr.args[1],
+                expr.args[2],
+                int(expr.attrs.axis),
+                str(expr.attrs.out_dtype),
+            )
+    return expr  # a bias of another form: left as it is
 
 
 def _slice(expr, axis: int, positions: list[int], producers: dict) -> relax.Expr:

@@ -25,7 +25,8 @@ def add_structured_arguments(parser: argparse.ArgumentParser) -> None:
         "--scope", choices=["layer", "global"], default="layer", help="ratio per layer or overall"
     )
     parser.add_argument("--keep", action="append", default=[], help="a layer to leave whole")
-    parser.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs (0: none)")
+    parser.add_argument("--rounds", type=int, default=1, help="cuts, each then fine-tuned")
+    parser.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs per round")
     parser.add_argument("--lr", type=float, default=1e-4, help="fine-tuning learning rate")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--target", help="also measure on this emulated board")
@@ -39,23 +40,36 @@ def run_structured(args: argparse.Namespace) -> int:
     from tvmq.fileio import check_output_file
     from tvmq.frontend import load_model
     from tvmq.frontend.saved import save_model
-    from tvmq.prune.structured import check_ratio, prune
+    from tvmq.prune.iterative import prune_and_finetune
+    from tvmq.prune.structured import check_ratio
     from tvmq.quantize.quantizer import quantize_model
-    from tvmq.train.finetune import CALIBRATION_SAMPLES, FinetuneOptions, finetune
+    from tvmq.train.finetune import CALIBRATION_SAMPLES, FinetuneOptions
 
     check_ratio(args.structured)
     if args.output.suffix != ".tvmq":
         raise TvmqError(f"{args.output}: the pruned model is written as .tvmq")
+    if args.rounds < 1:
+        raise TvmqError(f"--rounds {args.rounds}: at least 1")
     check_output_file(args.output, args.force)
     model = load_model(args.model)
     data = open_data(args.data, model.inputs[0])
-    split = data.split()
-    samples = [inputs[0] for inputs in model_inputs(data, model.inputs[0], split.calibration)]
+    held_out = data.split().evaluation
     baseline = model
     if not model.is_quantized:
-        calibration = [[sample] for sample in samples[:CALIBRATION_SAMPLES]]
-        baseline = quantize_model(model, calibration, origin=data.source)
-    result = prune(model, args.structured, args.criterion, args.scope, samples, tuple(args.keep))
+        split = data.split()
+        samples = model_inputs(data, model.inputs[0], split.calibration[:CALIBRATION_SAMPLES])
+        baseline = quantize_model(model, list(samples), origin=data.source)
+    options = FinetuneOptions(args.epochs, args.lr, args.batch_size)
+    result = prune_and_finetune(
+        model,
+        data,
+        args.structured,
+        options,
+        rounds=args.rounds,
+        criterion=args.criterion,
+        scope=args.scope,
+        keep=tuple(args.keep),
+    )
     for note in result.notes:
         print(f"note: {note}")
     print(f"{'layer':12} {'op':16} {'channels kept':>14} {'MACs before':>12} {'MACs after':>12}")
@@ -67,30 +81,18 @@ def run_structured(args: argparse.Namespace) -> int:
         )
     saved = 1 - result.macs_after / result.macs_before
     print(f"MACs: {result.macs_before:,} -> {result.macs_after:,} ({saved:.1%} fewer)")
-    held_out = split.evaluation
     before = evaluate(baseline, baseline.build("host"), data, "top1", held_out)
-    pruned = result.model
-    if args.epochs > 0:
-        options = FinetuneOptions(args.epochs, args.lr, args.batch_size)
-        tuned = finetune(pruned, data, options)
-        pruned = tuned.model
-        print(
-            f"int8 top1 on {data.describe(held_out)}: {before:.4f} unpruned, "
-            f"{tuned.start_accuracy:.4f} pruned, {tuned.best_accuracy:.4f} after fine-tuning"
-        )
-    else:
-        if not pruned.is_quantized:
-            calibration = [[sample] for sample in samples[:CALIBRATION_SAMPLES]]
-            pruned = quantize_model(pruned, calibration, origin=data.source)
-        after = evaluate(pruned, pruned.build("host"), data, "top1", held_out)
-        print(f"int8 top1 on {data.describe(held_out)}: {before:.4f} unpruned, {after:.4f} pruned")
+    print(
+        f"int8 top1 on {data.describe(held_out)}: {before:.4f} unpruned, "
+        f"{result.pruned_accuracy:.4f} pruned, {result.finetuned_accuracy:.4f} fine-tuned"
+    )
     if args.target:
         from tvmq.prune.cost import board_cost
 
-        costs = board_cost(baseline, args.target), board_cost(pruned, args.target)
+        costs = board_cost(baseline, args.target), board_cost(result.model, args.target)
         for key in ("instructions", "flash", "arena_bytes"):
             old, new = costs[0][key], costs[1][key]
             print(f"{args.target} {key}: {old:,} -> {new:,} ({1 - new / old:.1%} fewer)")
-    save_model(pruned, args.output)
+    save_model(result.model, args.output)
     print(f"wrote {args.output}")
     return 0
