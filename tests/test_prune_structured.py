@@ -110,7 +110,7 @@ def test_groups_tie_residual_adds_follow_depthwise_and_concat_and_keep_the_outpu
 def test_pruned_graph_equals_the_full_one_with_the_removed_channels_zeroed():
     weights = _weights()
     model = _synthetic(weights)
-    result = prune(model, 0.5, "l2")
+    result = prune(model, 0.5, "l2", multiple=1)
     kept = {layer.name: layer.kept for layer in result.layers}
     names = dict(zip(_layer_names(model), ["a", "b", "dw", "c", "d", "fc"], strict=True))
     by_key = {names[name]: channels for name, channels in kept.items()}
@@ -193,7 +193,7 @@ def test_cli_prunes_in_rounds_fine_tunes_and_writes_a_smaller_model(tmp_path):
     data = tmp_path / "digits.npz"
     np.savez(data, x=x[:256], y=y[:256])
     output = tmp_path / "pruned.tvmq"
-    arguments = ["--structured", "0.4", "--rounds", "2", "--epochs", "1", "--lr", "1e-3"]
+    arguments = ["--structured", "0.4", "--rounds", "2", "--epochs", "1", "--multiple", "1"]
     result = tvmq("prune", DIGITS_MODEL, "--data", data, *arguments, "-o", output)
     assert result.returncode == 0, result.stderr
     # 8 channels, 20 % then 20 % of what is left of them removed: 8 -> 7 -> 6

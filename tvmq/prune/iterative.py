@@ -34,6 +34,7 @@ def prune_and_finetune(
     criterion: str = "l1",
     scope: str = "layer",
     keep: tuple[str, ...] = (),
+    multiple: int = 4,
 ) -> IterativeResult:
     """`ratio` of the channels removed over `rounds` equal cuts (each removes the same
     share of what is left), each followed by `options.epochs` of int8 fine-tuning on
@@ -44,7 +45,7 @@ def prune_and_finetune(
     step = 1 - (1 - ratio) ** (1 / rounds)
     current, history, notes, cuts = model, [], [], []
     for index in range(rounds):
-        cut = prune(current, step, criterion, scope, samples, keep)
+        cut = prune(current, step, criterion, scope, samples, keep, multiple)
         cuts.append(cut)
         notes += [note for note in cut.notes if note not in notes]
         pruned = cut.model

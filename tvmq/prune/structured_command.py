@@ -25,6 +25,9 @@ def add_structured_arguments(parser: argparse.ArgumentParser) -> None:
         "--scope", choices=["layer", "global"], default="layer", help="ratio per layer or overall"
     )
     parser.add_argument("--keep", action="append", default=[], help="a layer to leave whole")
+    parser.add_argument(
+        "--multiple", type=int, default=4, help="keep a multiple of M channels per layer"
+    )
     parser.add_argument("--rounds", type=int, default=1, help="cuts, each then fine-tuned")
     parser.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs per round")
     parser.add_argument("--lr", type=float, default=1e-4, help="fine-tuning learning rate")
@@ -69,6 +72,7 @@ def run_structured(args: argparse.Namespace) -> int:
         criterion=args.criterion,
         scope=args.scope,
         keep=tuple(args.keep),
+        multiple=args.multiple,
     )
     for note in result.notes:
         print(f"note: {note}")
