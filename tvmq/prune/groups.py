@@ -147,7 +147,7 @@ def analyse(mod: tvm.IRModule) -> ChannelGraph:
         activations = [a for a in args if isinstance(a, relax.Var) and a in graph.channels]
         out_shape = _shape(var)
         handled = False
-        if name in LAYER_OPS and len(args) >= 2 and args[1] in constants | _leaf(args[1]):
+        if name in LAYER_OPS and len(args) >= 2 and _is_weight(args[1], constants):
             handled = _layer(graph, var, call, out_shape, new_atoms, fix)
         elif name in CHANNELWISE_OPS and out_shape and activations:
             handled = _channelwise(graph, var, call, out_shape, activations)
@@ -176,8 +176,9 @@ def analyse(mod: tvm.IRModule) -> ChannelGraph:
     return graph
 
 
-def _leaf(expr) -> set:
-    return {expr} if isinstance(expr, tvm.ir.expr.Constant) else set()
+def _is_weight(expr, constants: set) -> bool:
+    """A constant, or computed from constants only (dequantize, reshape, ...)."""
+    return isinstance(expr, tvm.ir.expr.Constant) or expr in constants
 
 
 def _tensor_args(call) -> list:
