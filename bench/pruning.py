@@ -55,6 +55,7 @@ def run_case(name: str, args: argparse.Namespace) -> dict | None:
         rounds=args.rounds,
         criterion=args.criterion,
         scope=args.scope,
+        compensate=args.compensate,
     )
     tuned = result.model
     accuracy = {
@@ -73,6 +74,7 @@ def run_case(name: str, args: argparse.Namespace) -> dict | None:
         "ratio": args.ratio or ratio,
         "criterion": args.criterion,
         "scope": args.scope,
+        "bias_compensation": args.compensate,
         "finetune": {
             "rounds": args.rounds,
             "epochs_per_round": args.epochs,
@@ -109,6 +111,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--target", default="qemu-cortex-m4")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--no-compensate",
+        dest="compensate",
+        action="store_false",
+        help="no bias compensation of the removed input channels' means",
+    )
     args = parser.parse_args()
     for name in args.models:
         row = run_case(name, args)

@@ -64,6 +64,7 @@ class Layer:
     in_axis: int  # the weight's input-channel axis
     macs: int
     data: relax.Expr  # the activation it reads
+    output: relax.Var
 
 
 @dataclass
@@ -147,7 +148,7 @@ def analyse(mod: tvm.IRModule) -> ChannelGraph:
         activations = [a for a in args if isinstance(a, relax.Var) and a in graph.channels]
         out_shape = _shape(var)
         handled = False
-        if name in LAYER_OPS and len(args) >= 2 and _is_weight(args[1], constants):
+        if name in LAYER_OPS and len(args) >= 2 and is_weight(args[1], constants):
             handled = _layer(graph, var, call, out_shape, new_atoms, fix)
         elif name in CHANNELWISE_OPS and out_shape and activations:
             handled = _channelwise(graph, var, call, out_shape, activations)
@@ -176,7 +177,7 @@ def analyse(mod: tvm.IRModule) -> ChannelGraph:
     return graph
 
 
-def _is_weight(expr, constants: set) -> bool:
+def is_weight(expr, constants: set) -> bool:
     """A constant, or computed from constants only (dequantize, reshape, ...)."""
     return isinstance(expr, tvm.ir.expr.Constant) or expr in constants
 
@@ -230,6 +231,7 @@ def _layer(graph: ChannelGraph, var, call, out_shape, new_atoms, fix) -> bool:
             in_axis,
             layer_macs(call, out_shape, weight_shape),
             data,
+            var,
         )
     )
     if data not in graph.channels:

@@ -35,6 +35,7 @@ def prune_and_finetune(
     scope: str = "layer",
     keep: tuple[str, ...] = (),
     multiple: int = 4,
+    compensate: bool = True,
 ) -> IterativeResult:
     """`ratio` of the channels removed over `rounds` equal cuts (each removes the same
     share of what is left), each followed by `options.epochs` of int8 fine-tuning on
@@ -45,7 +46,7 @@ def prune_and_finetune(
     step = 1 - (1 - ratio) ** (1 / rounds)
     current, history, notes, cuts = model, [], [], []
     for index in range(rounds):
-        cut = prune(current, step, criterion, scope, samples, keep, multiple)
+        cut = prune(current, step, criterion, scope, samples, keep, multiple, compensate)
         cuts.append(cut)
         notes += [note for note in cut.notes if note not in notes]
         pruned = cut.model

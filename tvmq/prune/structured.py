@@ -20,7 +20,7 @@ from tvm import relax
 
 from tvmq.errors import TvmqError, first_line
 from tvmq.model import Model
-from tvmq.prune.groups import ChannelGraph, Layer, analyse, layer_macs
+from tvmq.prune.groups import ChannelGraph, Layer, analyse, is_weight, layer_macs
 from tvmq.quantize.annotate import main_bindings
 from tvmq.train.layers import constant_array
 from tvmq.train.rewrite import op_name, rebuild_main
@@ -73,12 +73,13 @@ def prune(
     samples: list[np.ndarray] | None = None,
     keep: tuple[str, ...] = (),
     multiple: int = 4,
+    compensate: bool = True,
 ) -> PruneResult:
     """`model` with `ratio` of the channels of each prunable layer (or of the whole
     model, `scope="global"`) removed by `criterion`; the layers named in `keep` are
     left whole; each layer keeps a multiple of `multiple` channels where it has one.
-    `samples` (model inputs) feed the activation criterion and, when
-    given, the bias compensation: each removed input channel's mean value times its
+    `samples` (model inputs) feed the activation criterion and, with
+    `compensate`, the bias compensation: each removed input channel's mean value times its
     weights is folded into the reading layer's bias, so that what is lost is the
     channel's variation, not its offset."""
     check_ratio(ratio)
@@ -100,11 +101,11 @@ def prune(
             notes.append(f"{layer.name}: kept whole, as asked")
     means = {}
     if samples:
-        wanted = [layer.name for layer in graph.layers]
-        wanted += [layer.data.name for layer in graph.layers if layer.data.name not in wanted]
+        wanted = [layer.output for layer in graph.layers]
+        wanted += [layer.data for layer in graph.layers if layer.data not in wanted]
         means = _channel_means(model, wanted, samples)
     if criterion == "activation":
-        scores = {layer.name: means[layer.name][1] for layer in graph.layers}
+        scores = {layer.name: means[layer.output][1] for layer in graph.layers}
     else:
         producers = {b.var: b.value for b in main_bindings(model.mod)}
         scores = {layer.name: _norm_scores(layer, criterion, producers) for layer in graph.layers}
@@ -112,7 +113,7 @@ def prune(
     for layer in graph.layers:
         if not any(graph.prunable(graph.find(a)) for a in layer.atoms):
             notes.append(f"{layer.name} ({layer.op}): its output channels cannot be pruned")
-    inputs = {layer.name: means[layer.data.name][0] for layer in graph.layers if means}
+    inputs = {layer.name: means[layer.data][0] for layer in graph.layers if means and compensate}
     pruned = rewrite(model.mod, graph, removed, inputs)
     before, after = model_macs(model.mod), model_macs(pruned)
     # Rewriting keeps the order of the convolutions and matmuls, not their names.
@@ -146,16 +147,15 @@ def _norm_scores(layer: Layer, criterion: str, producers: dict) -> np.ndarray:
 
 
 def _channel_means(
-    model: Model, names: list[str], samples: list[np.ndarray]
-) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Mean and mean absolute value per channel (last axis) of the tensors of main
-    named `names` over `samples`, by the float (or fake-quantized) graph."""
+    model: Model, tensors: list[relax.Var], samples: list[np.ndarray]
+) -> dict[relax.Var, tuple[np.ndarray, np.ndarray]]:
+    """Mean and mean absolute value per channel (last axis) of the `tensors` of main
+    over `samples`, by the float (or fake-quantized) graph."""
     main = model.mod["main"]
     env = {param: param for param in main.params}
 
     def outputs(builder: relax.BlockBuilder, env: dict) -> relax.Expr:
-        by_name = {var.name: value for var, value in env.items()}
-        return relax.Tuple([by_name[name] for name in names])
+        return relax.Tuple([env[tensor] for tensor in tensors])
 
     probe = rebuild_main(model.mod, "main", list(main.params), env, lambda b, v: None, outputs)
     try:
@@ -165,16 +165,17 @@ def _channel_means(
     except Exception as error:  # TVM raises many types: users get one line
         detail = first_line(error)
         raise TvmqError(f"{model.name}: cannot run it for activations: {detail}") from error
-    sums = {name: [0.0, 0.0] for name in names}
+    sums = {tensor: [0.0, 0.0] for tensor in tensors}
     chosen = samples[:ACTIVATION_SAMPLES]
     for sample in chosen:
         values = vm["main"](tvm.runtime.tensor(sample))
-        for index, name in enumerate(names):
+        for index, tensor in enumerate(tensors):
             value = values[index].numpy().astype(np.float64)
             rows = value.reshape(-1, value.shape[-1])
-            sums[name][0] = sums[name][0] + rows.mean(axis=0)
-            sums[name][1] = sums[name][1] + np.abs(rows).mean(axis=0)
-    return {name: (total[0] / len(chosen), total[1] / len(chosen)) for name, total in sums.items()}
+            sums[tensor][0] = sums[tensor][0] + rows.mean(axis=0)
+            sums[tensor][1] = sums[tensor][1] + np.abs(rows).mean(axis=0)
+    count = len(chosen)
+    return {tensor: (total[0] / count, total[1] / count) for tensor, total in sums.items()}
 
 
 def _select(
@@ -304,6 +305,8 @@ def rewrite(
             data = original.args[0]
             weight = original.args[1]
             layer = layers.get(var.name)
+            if kept(var) is None and kept(data) is None:
+                return None  # nothing it reads or writes is removed
             if layer is None:  # depthwise: its filters follow its input's channels
                 positions = kept(data)
                 axis = str(original.attrs.kernel_layout).index("O")
@@ -331,8 +334,9 @@ def rewrite(
             weight = sliced(weight, layer.out_axis, kept(var))
             weight = sliced(weight, layer.in_axis, positions)
             return relax.Call(value.op, [value.args[0], weight], value.attrs)
-        if name == "relax.add" and original.args[0] in compensation:
-            delta, bias = compensation.pop(original.args[0]), original.args[1]
+        compensated = name == "relax.add" and original.args[0] in compensation
+        if compensated and is_weight(bias := original.args[1], graph.constants):
+            delta = compensation.pop(original.args[0])
             if kept(var) is not None:
                 bias = _slice(bias, len(bias.ty.shape) - 1, kept(var), producers)
             return relax.op.add(value.args[0], _add_to_bias(bias, delta, producers))

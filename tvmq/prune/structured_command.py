@@ -28,6 +28,12 @@ def add_structured_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--multiple", type=int, default=4, help="keep a multiple of M channels per layer"
     )
+    parser.add_argument(
+        "--no-compensate",
+        dest="compensate",
+        action="store_false",
+        help="do not fold removed input channels' mean values into the next biases",
+    )
     parser.add_argument("--rounds", type=int, default=1, help="cuts, each then fine-tuned")
     parser.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs per round")
     parser.add_argument("--lr", type=float, default=1e-4, help="fine-tuning learning rate")
@@ -73,6 +79,7 @@ def run_structured(args: argparse.Namespace) -> int:
         scope=args.scope,
         keep=tuple(args.keep),
         multiple=args.multiple,
+        compensate=args.compensate,
     )
     for note in result.notes:
         print(f"note: {note}")
