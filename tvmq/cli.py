@@ -788,6 +788,12 @@ def parser() -> argparse.ArgumentParser:
     finetune.add_argument("--force", action="store_true", help="replace an existing output")
     finetune.set_defaults(handler=_finetune)
 
+    from tvmq.prune.structured_command import add_structured_arguments, run_structured
+
+    prune = commands.add_parser("prune", help="remove channels, fine-tune, report (.tvmq)")
+    add_structured_arguments(prune)
+    prune.set_defaults(handler=run_structured)
+
     compile_ = commands.add_parser(
         "compile",
         parents=shape + builds,

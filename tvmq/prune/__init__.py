@@ -1,0 +1,1 @@
+"""Pruning: structured (whole channels) removal that makes the compiled model smaller."""

@@ -1,0 +1,109 @@
+"""`tvmq prune MODEL --structured RATIO`: prune channels, quantize, fine-tune, report.
+
+The flow is prune-then-quantize: a float model is pruned, then `tvmq finetune`'s
+engine calibrates the pruned model on the training half and fine-tunes it as int8
+(an int8 model is pruned and fine-tuned as int8). Accuracy is always the integer
+model's on the held-out half (the interleaved split every command shares).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tvmq.errors import TvmqError
+
+
+def add_structured_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", type=Path, help="float or int8 .onnx/.tflite, or a .tvmq")
+    parser.add_argument("--data", type=Path, required=True, help="labelled data (as for eval)")
+    parser.add_argument(
+        "--structured", type=float, required=True, help="ratio of channels to remove, in (0, 1)"
+    )
+    parser.add_argument("--criterion", choices=["l1", "l2", "activation"], default="l1")
+    parser.add_argument(
+        "--scope", choices=["layer", "global"], default="layer", help="ratio per layer or overall"
+    )
+    parser.add_argument("--keep", action="append", default=[], help="a layer to leave whole")
+    parser.add_argument(
+        "--multiple", type=int, default=4, help="keep a multiple of M channels per layer"
+    )
+    parser.add_argument(
+        "--no-compensate",
+        dest="compensate",
+        action="store_false",
+        help="do not fold removed input channels' mean values into the next biases",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="cuts, each then fine-tuned")
+    parser.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs per round")
+    parser.add_argument("--lr", type=float, default=1e-4, help="fine-tuning learning rate")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--target", help="also measure on this emulated board")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="output .tvmq file")
+    parser.add_argument("--force", action="store_true", help="replace an existing output")
+
+
+def run_structured(args: argparse.Namespace) -> int:
+    from tvmq.data import model_inputs, open_data
+    from tvmq.evaluate import evaluate
+    from tvmq.fileio import check_output_file
+    from tvmq.frontend import load_model
+    from tvmq.frontend.saved import save_model
+    from tvmq.prune.iterative import prune_and_finetune
+    from tvmq.prune.structured import check_ratio
+    from tvmq.quantize.quantizer import quantize_model
+    from tvmq.train.finetune import CALIBRATION_SAMPLES, FinetuneOptions
+
+    check_ratio(args.structured)
+    if args.output.suffix != ".tvmq":
+        raise TvmqError(f"{args.output}: the pruned model is written as .tvmq")
+    if args.rounds < 1:
+        raise TvmqError(f"--rounds {args.rounds}: at least 1")
+    check_output_file(args.output, args.force)
+    model = load_model(args.model)
+    data = open_data(args.data, model.inputs[0])
+    held_out = data.split().evaluation
+    baseline = model
+    if not model.is_quantized:
+        split = data.split()
+        samples = model_inputs(data, model.inputs[0], split.calibration[:CALIBRATION_SAMPLES])
+        baseline = quantize_model(model, list(samples), origin=data.source)
+    options = FinetuneOptions(args.epochs, args.lr, args.batch_size)
+    result = prune_and_finetune(
+        model,
+        data,
+        args.structured,
+        options,
+        rounds=args.rounds,
+        criterion=args.criterion,
+        scope=args.scope,
+        keep=tuple(args.keep),
+        multiple=args.multiple,
+        compensate=args.compensate,
+    )
+    for note in result.notes:
+        print(f"note: {note}")
+    print(f"{'layer':12} {'op':16} {'channels kept':>14} {'MACs before':>12} {'MACs after':>12}")
+    for layer in result.layers:
+        kept = f"{len(layer.kept)}/{layer.channels}"
+        print(
+            f"{layer.name:12} {layer.op:16} {kept:>14} "
+            f"{layer.macs_before:>12,} {layer.macs_after:>12,}"
+        )
+    saved = 1 - result.macs_after / result.macs_before
+    print(f"MACs: {result.macs_before:,} -> {result.macs_after:,} ({saved:.1%} fewer)")
+    before = evaluate(baseline, baseline.build("host"), data, "top1", held_out)
+    print(
+        f"int8 top1 on {data.describe(held_out)}: {before:.4f} unpruned, "
+        f"{result.pruned_accuracy:.4f} pruned, {result.finetuned_accuracy:.4f} fine-tuned"
+    )
+    if args.target:
+        from tvmq.prune.cost import board_cost
+
+        costs = board_cost(baseline, args.target), board_cost(result.model, args.target)
+        for key in ("instructions", "flash", "arena_bytes"):
+            old, new = costs[0][key], costs[1][key]
+            print(f"{args.target} {key}: {old:,} -> {new:,} ({1 - new / old:.1%} fewer)")
+    save_model(result.model, args.output)
+    print(f"wrote {args.output}")
+    return 0
