@@ -22,7 +22,7 @@ from tvmq.evaluate import evaluate
 from tvmq.frontend import load_model
 from tvmq.prune.cost import board_cost
 from tvmq.prune.iterative import prune_and_finetune
-from tvmq.train.finetune import FinetuneOptions
+from tvmq.train.loop import TrainOptions
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -46,7 +46,7 @@ def run_case(name: str, args: argparse.Namespace) -> dict | None:
     data = open_data(folder, model.inputs[0])
     held_out = data.split().evaluation
     began = time.perf_counter()
-    options = FinetuneOptions(args.epochs, args.lr, args.batch_size, args.seed)
+    options = TrainOptions(args.epochs, args.lr, args.batch_size, args.seed)
     result = prune_and_finetune(
         model,
         data,

@@ -9,7 +9,8 @@ from tvmq.data import LabelledData, model_inputs
 from tvmq.model import Model
 from tvmq.prune.structured import LayerReport, check_ratio, prune
 from tvmq.quantize.quantizer import quantize_model
-from tvmq.train.finetune import CALIBRATION_SAMPLES, FinetuneOptions, finetune
+from tvmq.train.finetune import CALIBRATION_SAMPLES, finetune
+from tvmq.train.loop import TrainOptions
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ def prune_and_finetune(
     model: Model,
     data: LabelledData,
     ratio: float,
-    options: FinetuneOptions,
+    options: TrainOptions,
     *,
     rounds: int = 1,
     criterion: str = "l1",

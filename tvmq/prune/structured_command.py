@@ -52,7 +52,8 @@ def run_structured(args: argparse.Namespace) -> int:
     from tvmq.prune.iterative import prune_and_finetune
     from tvmq.prune.structured import check_ratio
     from tvmq.quantize.quantizer import quantize_model
-    from tvmq.train.finetune import CALIBRATION_SAMPLES, FinetuneOptions
+    from tvmq.train.finetune import CALIBRATION_SAMPLES
+    from tvmq.train.loop import TrainOptions
 
     check_ratio(args.structured)
     if args.output.suffix != ".tvmq":
@@ -68,7 +69,7 @@ def run_structured(args: argparse.Namespace) -> int:
         split = data.split()
         samples = model_inputs(data, model.inputs[0], split.calibration[:CALIBRATION_SAMPLES])
         baseline = quantize_model(model, list(samples), origin=data.source)
-    options = FinetuneOptions(args.epochs, args.lr, args.batch_size)
+    options = TrainOptions(args.epochs, args.lr, args.batch_size)
     result = prune_and_finetune(
         model,
         data,
