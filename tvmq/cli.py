@@ -776,6 +776,12 @@ def parser() -> argparse.ArgumentParser:
     finetune.add_argument("--force", action="store_true", help="replace an existing output")
     finetune.set_defaults(handler=_finetune)
 
+    from tvmq.prune.sparsity_command import add_sparsity_arguments, run_sparsity
+
+    prune = commands.add_parser("prune", parents=shape, help="prune weights and fine-tune")
+    add_sparsity_arguments(prune)
+    prune.set_defaults(handler=run_sparsity)
+
     compile_ = commands.add_parser(
         "compile",
         parents=shape + builds,

@@ -1,0 +1,1 @@
+"""Pruning: remove channels or weights, fine-tune, deploy smaller and faster."""
