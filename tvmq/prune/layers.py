@@ -62,7 +62,13 @@ def prunable_layers(
 
 
 def skipped_note(layer: PrunableLayer, pattern: Pattern) -> str | None:
-    """Why `pattern` leaves `layer` dense, or None when it applies."""
+    """Why `pattern` leaves `layer` dense, or None when it applies. A layer with fewer
+    input channels than a group (a first convolution on 1 to 3 channels) is left dense;
+    one with more that the group does not divide is an error (see the masks)."""
     if layer.depthwise and (pattern.n_of_m or pattern.block):
         return f"layer '{layer.label}' is depthwise (one input channel per filter): left dense"
+    inputs = layer.layer.weight.shape[layer.input_axis]
+    group = pattern.n_of_m[1] if pattern.n_of_m else pattern.block[1] if pattern.block else 1
+    if inputs < group:
+        return f"layer '{layer.label}' has {inputs} input channels, fewer than {group}: left dense"
     return None

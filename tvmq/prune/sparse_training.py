@@ -26,6 +26,7 @@ from tvmq.prune.sensitivity import allocate, layer_losses
 from tvmq.quantize.quantizer import quantize_model
 from tvmq.train.engine import Engine
 from tvmq.train.finetune import CALIBRATION_SAMPLES, check_labels, labelled_arrays, validate
+from tvmq.train.layers import find_layers
 from tvmq.train.optimizers import make_optimizer
 
 SENSITIVITY_SAMPLES = 128
@@ -126,6 +127,13 @@ def check_options(options: SparsityOptions) -> None:
         raise TvmqError(f"--per-layer {options.per_layer}: expected sensitivity or uniform")
 
 
+def check_pattern(model: Model, pattern: Pattern) -> None:
+    """Raises, naming the layer, where the pattern does not fit the channels."""
+    for layer in prunable_layers(model.mod, find_layers(model.mod), model.source_names):
+        if skipped_note(layer, pattern) is None:
+            layer.mask(pattern, 0.5)
+
+
 def prune(model: Model, data: LabelledData, options: SparsityOptions) -> SparsityResult:
     """Prune `model` (float: calibrated first on the training half) to the options'
     sparsity and fine-tune it on `data`'s training half, scoring the validation half."""
@@ -150,6 +158,7 @@ def prune(model: Model, data: LabelledData, options: SparsityOptions) -> Sparsit
     if not model.is_quantized:
         calibration = [[sample] for sample in x_train[:CALIBRATION_SAMPLES]]
         float_model, model = model, quantize_model(model, calibration, origin=data.source)
+    check_pattern(model, options.pattern)  # in seconds, before compiling the training
     engine = Engine(model, options.batch, float_model)
     flat_train = x_train.reshape(len(x_train), *x_train.shape[2:])
     flat_val = x_val.reshape(len(x_val), *x_val.shape[2:])
