@@ -150,7 +150,7 @@ def test_masked_steps_raise_sparsity_on_schedule_and_never_refill_zeros():
         "b": PolynomialDecay(0.0, 0.9, 0, 40, frequency=10),
     }
     pattern = parse_pattern(None, None)
-    masked = MaskedStep(Adam(0.1), layers, pattern, schedules)
+    masked = MaskedStep(Adam(3.0), layers, pattern, schedules)  # steps refill zeros
     params = [layer.layer.weight for layer in layers]
     pruned_before = [np.zeros(p.shape, bool) for p in params]
     for step in range(1, 61):

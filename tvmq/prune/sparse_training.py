@@ -83,10 +83,11 @@ class MaskedStep:
     def update_masks(self) -> None:
         for layer in self.layers:
             schedule = self.schedules[layer.name]
+            layer.layer.weight *= self.masks[layer.name]  # undo the step's updates there
             if schedule.should_prune(self.steps):
-                # Pruned weights are zero, the smallest: masks only ever grow.
+                # Pruned weights are zero, the smallest: the pruned set only grows.
                 self.masks[layer.name] = layer.mask(self.pattern, schedule.sparsity(self.steps))
-            layer.layer.weight *= self.masks[layer.name]
+                layer.layer.weight *= self.masks[layer.name]
 
     def step(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
         self.optimizer.step(params, grads)
