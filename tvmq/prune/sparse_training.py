@@ -29,7 +29,7 @@ from tvmq.train.finetune import CALIBRATION_SAMPLES, check_labels, labelled_arra
 from tvmq.train.layers import find_layers
 from tvmq.train.optimizers import make_optimizer
 
-SENSITIVITY_SAMPLES = 128
+SENSITIVITY_SAMPLES = 64
 
 
 @dataclass(frozen=True)
