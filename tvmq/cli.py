@@ -788,11 +788,9 @@ def parser() -> argparse.ArgumentParser:
     finetune.add_argument("--force", action="store_true", help="replace an existing output")
     finetune.set_defaults(handler=_finetune)
 
-    from tvmq.prune.structured_command import add_structured_arguments, run_structured
+    from tvmq.prune.command import add_parser as add_prune_parser
 
-    prune = commands.add_parser("prune", help="remove channels, fine-tune, report (.tvmq)")
-    add_structured_arguments(prune)
-    prune.set_defaults(handler=run_structured)
+    add_prune_parser(commands, shape)
 
     compile_ = commands.add_parser(
         "compile",

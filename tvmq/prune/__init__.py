@@ -1,1 +1,1 @@
-"""Pruning: structured (whole channels) removal that makes the compiled model smaller."""
+"""Pruning: remove channels or weights, fine-tune, deploy smaller and faster."""

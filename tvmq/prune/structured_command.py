@@ -9,38 +9,24 @@ model's on the held-out half (the interleaved split every command shares).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from tvmq.errors import TvmqError
 
+STRUCTURED_EPOCHS = 3  # per round: each cut is small, so short fine-tuning suffices
 
-def add_structured_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", type=Path, help="float or int8 .onnx/.tflite, or a .tvmq")
-    parser.add_argument("--data", type=Path, required=True, help="labelled data (as for eval)")
-    parser.add_argument(
-        "--structured", type=float, required=True, help="ratio of channels to remove, in (0, 1)"
-    )
-    parser.add_argument("--criterion", choices=["l1", "l2", "activation"], default="l1")
-    parser.add_argument(
+
+def add_structured_options(parser: argparse.ArgumentParser) -> None:
+    """The options only `--structured` reads (the shared ones are in command.py)."""
+    group = parser.add_argument_group("--structured")
+    group.add_argument("--criterion", choices=["l1", "l2", "activation"], default="l1")
+    group.add_argument(
         "--scope", choices=["layer", "global"], default="layer", help="ratio per layer or overall"
     )
-    parser.add_argument("--keep", action="append", default=[], help="a layer to leave whole")
-    parser.add_argument(
+    group.add_argument("--keep", action="append", default=[], help="a layer to leave whole")
+    group.add_argument(
         "--multiple", type=int, default=4, help="keep a multiple of M channels per layer"
     )
-    parser.add_argument(
-        "--no-compensate",
-        dest="compensate",
-        action="store_false",
-        help="do not fold removed input channels' mean values into the next biases",
-    )
-    parser.add_argument("--rounds", type=int, default=1, help="cuts, each then fine-tuned")
-    parser.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs per round")
-    parser.add_argument("--lr", type=float, default=1e-4, help="fine-tuning learning rate")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--target", help="also measure on this emulated board")
-    parser.add_argument("-o", "--output", type=Path, required=True, help="output .tvmq file")
-    parser.add_argument("--force", action="store_true", help="replace an existing output")
+    group.add_argument("--rounds", type=int, default=1, help="cuts, each then fine-tuned")
 
 
 def run_structured(args: argparse.Namespace) -> int:
@@ -49,6 +35,7 @@ def run_structured(args: argparse.Namespace) -> int:
     from tvmq.fileio import check_output_file
     from tvmq.frontend import load_model
     from tvmq.frontend.saved import save_model
+    from tvmq.frontend.shapes import parse_shape_options
     from tvmq.prune.iterative import prune_and_finetune
     from tvmq.prune.structured import check_ratio
     from tvmq.quantize.quantizer import quantize_model
@@ -61,7 +48,7 @@ def run_structured(args: argparse.Namespace) -> int:
     if args.rounds < 1:
         raise TvmqError(f"--rounds {args.rounds}: at least 1")
     check_output_file(args.output, args.force)
-    model = load_model(args.model)
+    model = load_model(args.model, parse_shape_options(args.shape or []))
     data = open_data(args.data, model.inputs[0])
     held_out = data.split().evaluation
     baseline = model
@@ -69,7 +56,8 @@ def run_structured(args: argparse.Namespace) -> int:
         split = data.split()
         samples = model_inputs(data, model.inputs[0], split.calibration[:CALIBRATION_SAMPLES])
         baseline = quantize_model(model, list(samples), origin=data.source)
-    options = TrainOptions(args.epochs, args.lr, args.batch_size)
+    epochs = args.epochs or STRUCTURED_EPOCHS
+    options = TrainOptions(epochs, args.lr, args.batch_size, args.seed, args.optimizer)
     result = prune_and_finetune(
         model,
         data,

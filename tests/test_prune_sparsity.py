@@ -1,0 +1,202 @@
+"""tvmq prune --sparsity/--pattern/--block: masks, schedule, sensitivity allocation,
+sparsity-preserving fine-tuning of the bundled digits CNN, and its board build."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tvmq.cli import main
+from tvmq.errors import TvmqError
+from tvmq.examples import DIGITS_MODEL, digits_split
+from tvmq.frontend import load_model
+from tvmq.prune.layers import PrunableLayer
+from tvmq.prune.masks import block_mask, magnitude_mask, n_of_m_mask, parse_pattern
+from tvmq.prune.schedule import PolynomialDecay
+from tvmq.prune.sensitivity import LADDER, allocate
+from tvmq.prune.sparse_training import MaskedStep
+from tvmq.quantize.annotate import main_bindings
+from tvmq.train.layers import Layer, constant_array
+from tvmq.train.optimizers import Adam
+from tvmq.train.rewrite import op_name
+
+
+def _int8_weights(path) -> dict[str, np.ndarray]:
+    """Every dequantize(int8 constant) weight of a saved model, checking zero point 0."""
+    weights = {}
+    for binding in main_bindings(load_model(path).mod):
+        value = binding.value
+        ints = constant_array(value.args[0]) if op_name(value) == "relax.dequantize" else None
+        if ints is not None and ints.dtype == np.int8 and ints.ndim >= 2:
+            assert not constant_array(value.args[2]).any(), "weights have zero point 0"
+            weights[binding.var.name] = ints
+    return weights
+
+
+def test_magnitude_mask_zeroes_exactly_the_smallest_weights():
+    weight = np.random.default_rng(0).normal(size=(16, 3, 3, 8)).astype(np.float32)
+    weight[0, 0, 0, :4] = 0.0  # ties at zero
+    mask = magnitude_mask(weight, 0.75)
+    assert mask.sum() == weight.size - round(0.75 * weight.size)
+    assert np.abs(weight[mask]).min() >= np.abs(weight[~mask]).max()
+
+
+def test_n_of_m_keeps_the_largest_n_of_every_m_input_channels():
+    weight = np.random.default_rng(1).normal(size=(6, 3, 3, 8)).astype(np.float32)
+    mask = n_of_m_mask(weight, 2, 4, 3, "conv")
+    groups = mask.reshape(-1, 4)
+    assert (groups.sum(axis=1) == 2).all()
+    magnitude = np.abs(weight).reshape(-1, 4)
+    assert (
+        np.where(groups, magnitude, np.inf).min(1) >= np.where(groups, -1, magnitude).max(1)
+    ).all()
+    dense = np.random.default_rng(2).normal(size=(12, 5)).astype(np.float32)  # matmul (in, out)
+    assert (n_of_m_mask(dense, 1, 4, 0, "fc").sum(axis=0) == 3).all()
+    with pytest.raises(TvmqError, match=r"layer 'conv2': 2:4 .* groups of 4, it has 6"):
+        n_of_m_mask(np.ones((4, 3, 3, 6), np.float32), 2, 4, 3, "conv2")
+
+
+def test_block_mask_removes_whole_blocks_at_the_sparsity():
+    weight = np.random.default_rng(3).normal(size=(8, 3, 3, 4)).astype(np.float32)
+    mask = block_mask(weight, 0.5, (4, 2), 0, 3, "conv")
+    blocks = mask.reshape(2, 4, 3, 3, 2, 2)
+    per_block = blocks.sum(axis=(1, 5))
+    assert set(np.unique(per_block)) <= {0, 8} and (per_block == 0).sum() == per_block.size // 2
+    with pytest.raises(TvmqError, match="layer 'conv': 3x1 blocks do not divide its 8"):
+        block_mask(weight, 0.5, (3, 1), 0, 3, "conv")
+
+
+@pytest.mark.parametrize("text", ["4:2", "2-4", "0:4"])
+def test_bad_patterns_are_one_line(text):
+    with pytest.raises(TvmqError, match="expected N:M"):
+        parse_pattern(text, None)
+
+
+def test_polynomial_decay_is_tf_mot_formula():
+    schedule = PolynomialDecay(0.1, 0.8, begin_step=10, end_step=110, power=3, frequency=20)
+    # TF-MOT: p = clip((step - begin) / (end - begin), 0, 1);
+    # sparsity = (initial - final) * (1 - p) ** power + final
+    assert schedule.sparsity(0) == pytest.approx(0.1)
+    assert schedule.sparsity(60) == pytest.approx(-0.7 * 0.5**3 + 0.8)
+    assert schedule.sparsity(85) == pytest.approx(-0.7 * 0.25**3 + 0.8)
+    assert schedule.sparsity(500) == pytest.approx(0.8)
+    turns = [step for step in range(0, 200) if schedule.should_prune(step)]
+    assert turns == [10, 30, 50, 70, 90, 110]
+
+
+def _prunable(name: str, size: int) -> PrunableLayer:
+    weight = np.ones((size, 1), np.float32)
+    layer = Layer(name, None, None, weight, None, np.ones(1, np.float32), 1, 1.0, 0)
+    return PrunableLayer(layer, 1, 0, False, name)
+
+
+def test_allocation_meets_the_global_target_sparing_the_sensitive_layer():
+    layers = [_prunable("first", 100), _prunable("middle", 1000), _prunable("last", 100)]
+    flat = [0.01 * s for s in LADDER]
+    steep = [10.0 * s for s in LADDER]
+    losses = {"first": steep, "middle": flat, "last": steep}
+    sparsity = allocate(layers, losses, 0.75)
+    removed = sum(sparsity[layer.name] * layer.size for layer in layers)
+    assert removed == pytest.approx(0.75 * 1200)
+    assert sparsity["first"] < 0.75 < sparsity["middle"] and sparsity["last"] < 0.75
+
+
+@pytest.fixture(scope="module")
+def digits_train(tmp_path_factory):
+    """The digits training split as interleaved labelled data (even train, odd score)."""
+    x, y = digits_split("train")
+    path = tmp_path_factory.mktemp("digits") / "train.npz"
+    np.savez(path, x=x[:512], y=y[:512])
+    return path
+
+
+@pytest.fixture(scope="module")
+def pruned_2_4(tmp_path_factory, digits_train) -> tuple[Path, str]:
+    """The digits CNN pruned 2:4 and fine-tuned one epoch by the CLI, and what it printed."""
+    output = tmp_path_factory.mktemp("pruned") / "digits_2_4.tvmq"
+    arguments = ["prune", str(DIGITS_MODEL), "--data", str(digits_train), "--pattern", "2:4"]
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main([*arguments, "--epochs", "1", "--lr", "1e-3", "-o", str(output)]) == 0
+    return output, printed.getvalue()
+
+
+def test_2_4_survives_fine_tuning_and_quantization_as_int8_zeros(pruned_2_4):
+    output, printed = pruned_2_4
+    assert "pwconv                        384      192    50.0%" in printed
+    assert "layer 'dwconv' is depthwise (one input channel per filter): left dense" in printed
+    assert "pruned before fine-tuning" in printed
+    weights = _int8_weights(output)
+    pruned = [w for w in weights.values() if w.shape[-1] % 4 == 0 and w.ndim == 4]
+    fc = [w for w in weights.values() if w.ndim == 2]
+    assert len(pruned) == 2 and len(fc) == 1  # conv2 and pwconv (OHWI), fc (in, out)
+    for ints in pruned:
+        assert ((ints.reshape(-1, 4) != 0).sum(axis=1) <= 2).all()
+    assert ((np.moveaxis(fc[0], 0, -1).reshape(-1, 4) != 0).sum(axis=1) <= 2).all()
+
+
+def test_masked_steps_raise_sparsity_on_schedule_and_never_refill_zeros():
+    rng = np.random.default_rng(4)
+    layers = [_prunable("a", 400), _prunable("b", 1000)]
+    for layer in layers:
+        layer.layer.weight[...] = rng.normal(size=layer.layer.weight.shape)
+    schedules = {
+        "a": PolynomialDecay(0.0, 0.5, 0, 40, frequency=10),
+        "b": PolynomialDecay(0.0, 0.9, 0, 40, frequency=10),
+    }
+    pattern = parse_pattern(None, None)
+    masked = MaskedStep(Adam(3.0), layers, pattern, schedules)  # steps refill zeros
+    params = [layer.layer.weight for layer in layers]
+    pruned_before = [np.zeros(p.shape, bool) for p in params]
+    for step in range(1, 61):
+        masked.step(params, [rng.normal(size=p.shape).astype(np.float32) for p in params])
+        for layer, before in zip(layers, pruned_before, strict=True):
+            pruned = layer.layer.weight == 0  # normal weights are never exactly 0 unpruned
+            assert pruned[before].all(), f"step {step} refilled a pruned weight"
+            assert (layer.layer.integer_weight()[pruned] == 0).all()
+            before[...] = pruned
+            expected = schedules[layer.name].sparsity(step - step % 10)
+            assert (layer.layer.weight == 0).sum() == round(expected * layer.size)
+    assert masked.done()
+    assert [int((p == 0).sum()) for p in params] == [200, 900]
+
+
+@pytest.mark.skipif(
+    shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
+    reason="the Arm toolchain and qemu-system-arm are needed",
+)
+def test_pruned_model_on_the_m4_equals_the_host_bit_for_bit(pruned_2_4, tmp_path, capsys):
+    x, _ = digits_split("test")
+    np.save(tmp_path / "x.npy", x[:2])
+    results = {}
+    for target in ("host", "qemu-cortex-m4"):
+        output = tmp_path / f"{target}.npy"
+        arguments = ["run", str(pruned_2_4[0]), "--input", str(tmp_path / "x.npy")]
+        assert main([*arguments, "--target", target, "--output", str(output)]) == 0
+        results[target] = np.load(output)
+    capsys.readouterr()
+    np.testing.assert_array_equal(results["qemu-cortex-m4"], results["host"])
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--sparsity", "1.5"], "--sparsity 1.5: a sparsity is a fraction strictly between 0"),
+        (["--sparsity", "0"], "--sparsity 0.0: a sparsity is a fraction strictly between 0"),
+        (["--pattern", "1:3"], "layer 'conv2': 1:3 sparsity needs input channels in groups of 3"),
+    ],
+)
+def test_bad_input_is_one_line_and_writes_nothing(options, message, digits_train, tmp_path, capsys):
+    output = tmp_path / "out.tvmq"
+    arguments = ["prune", str(DIGITS_MODEL), "--data", str(digits_train), *options]
+    assert main([*arguments, "--epochs", "1", "-o", str(output)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    errors = [line for line in err if line.strip() and "calibrate" not in line]
+    assert errors == [f"tvmq: error: {errors[0].removeprefix('tvmq: error: ')}"]
+    assert message in errors[0]
+    assert not output.exists()
