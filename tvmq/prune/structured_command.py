@@ -26,6 +26,12 @@ def add_structured_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--multiple", type=int, default=4, help="keep a multiple of M channels per layer"
     )
+    group.add_argument(
+        "--no-compensate",
+        dest="compensate",
+        action="store_false",
+        help="do not fold removed input channels' mean values into the next biases",
+    )
     group.add_argument("--rounds", type=int, default=1, help="cuts, each then fine-tuned")
 
 
