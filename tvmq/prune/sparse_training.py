@@ -25,7 +25,12 @@ from tvmq.prune.schedule import PolynomialDecay
 from tvmq.prune.sensitivity import allocate, layer_losses
 from tvmq.quantize.quantizer import quantize_model
 from tvmq.train.engine import Engine
-from tvmq.train.finetune import CALIBRATION_SAMPLES, check_labels, labelled_arrays, validate
+from tvmq.train.finetune import (
+    CALIBRATION_SAMPLES,
+    check_enough,
+    classifier_halves,
+    validate,
+)
 from tvmq.train.layers import find_layers
 from tvmq.train.optimizers import make_optimizer
 
@@ -139,22 +144,8 @@ def prune(model: Model, data: LabelledData, options: SparsityOptions) -> Sparsit
     """Prune `model` (float: calibrated first on the training half) to the options'
     sparsity and fine-tune it on `data`'s training half, scoring the validation half."""
     check_options(options)
-    split = data.split()
-    x_train, y_train = labelled_arrays(model, data, split.calibration)
-    x_val, y_val = labelled_arrays(model, data, split.evaluation)
-    output = model.outputs[0]
-    if len(model.outputs) != 1 or len(output.shape) != 2:
-        raise TvmqError(
-            f"{model.name}: pruning fine-tunes a classifier: one output of shape (1, classes), "
-            f"not '{output.name}' {list(output.shape)}"
-        )
-    for labels in (y_train, y_val):
-        check_labels(labels, int(output.shape[1]), output.name, data.source)
-    if len(x_train) < options.batch:
-        raise TvmqError(
-            f"{data.source}: {len(x_train)} training samples, fewer than one batch of "
-            f"{options.batch}"
-        )
+    x_train, y_train, x_val, y_val = classifier_halves(model, data, "sparsity fine-tuning")
+    check_enough(len(x_train), options.batch, data.source)
     float_model = None
     if not model.is_quantized:
         calibration = [[sample] for sample in x_train[:CALIBRATION_SAMPLES]]

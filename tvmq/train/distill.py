@@ -166,15 +166,4 @@ def distill(
         return score, divergence(trained, flat_val, val_targets, kept_temperature)
 
     result = train(engine, flat_train, train_targets, validation, options)
-    return FinetuneResult(
-        engine.export(),
-        result.start[0],
-        result.best[0],
-        result.best_epoch,
-        result.history,
-        result.seconds_per_step,
-        result.note,
-        metric,
-        result.start[1],
-        result.best[1],
-    )
+    return FinetuneResult.of(engine, result, metric)

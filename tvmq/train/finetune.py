@@ -19,7 +19,7 @@ from tvmq.errors import TvmqError
 from tvmq.model import Model
 from tvmq.quantize.quantizer import quantize_model
 from tvmq.train.engine import Engine
-from tvmq.train.loop import TrainOptions, train
+from tvmq.train.loop import LoopResult, TrainOptions, train
 
 CALIBRATION_SAMPLES = 500
 
@@ -36,6 +36,22 @@ class FinetuneResult:
     metric: str = "accuracy"  # what start_accuracy and best_accuracy measure
     start_loss: float = float("nan")  # validation loss (distillation: KL to the teacher)
     best_loss: float = float("nan")
+
+    @classmethod
+    def of(cls, engine: Engine, loop: LoopResult, metric: str) -> FinetuneResult:
+        """The best epoch's model exported from `engine`, with the loop's figures."""
+        return cls(
+            engine.export(),
+            loop.start[0],
+            loop.best[0],
+            loop.best_epoch,
+            loop.history,
+            loop.seconds_per_step,
+            loop.note,
+            metric,
+            loop.start[1],
+            loop.best[1],
+        )
 
 
 def labelled_arrays(
@@ -78,17 +94,7 @@ def validate(engine: Engine, x: np.ndarray, labels: np.ndarray) -> tuple[float, 
 def finetune(model: Model, data: LabelledData, options: TrainOptions) -> FinetuneResult:
     """Fine-tune `model` (float: calibrated first on the training half) on `data`."""
     options.check()
-    split = data.split()
-    x_train, y_train = labelled_arrays(model, data, split.calibration)
-    x_val, y_val = labelled_arrays(model, data, split.evaluation)
-    output = model.outputs[0]
-    if len(model.outputs) != 1 or len(output.shape) != 2:
-        raise TvmqError(
-            f"{model.name}: labelled fine-tuning needs one output of shape (1, classes), "
-            f"not '{output.name}' {list(output.shape)}"
-        )
-    for labels in (y_train, y_val):
-        check_labels(labels, int(output.shape[1]), output.name, data.source)
+    x_train, y_train, x_val, y_val = classifier_halves(model, data, "labelled fine-tuning")
     check_enough(len(x_train), options.batch, data.source)
     float_model, model = calibrated(model, x_train, data.source)
     engine = Engine(model, options.batch, float_model)
@@ -100,18 +106,26 @@ def finetune(model: Model, data: LabelledData, options: TrainOptions) -> Finetun
         lambda trained: validate(trained, flat_val, y_val),
         options,
     )
-    return FinetuneResult(
-        engine.export(),
-        result.start[0],
-        result.best[0],
-        result.best_epoch,
-        result.history,
-        result.seconds_per_step,
-        result.note,
-        "accuracy",
-        result.start[1],
-        result.best[1],
-    )
+    return FinetuneResult.of(engine, result, "accuracy")
+
+
+def classifier_halves(
+    model: Model, data: LabelledData, purpose: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`data`'s training and validation halves (inputs, labels), checked against the
+    one classifier output that `purpose` trains."""
+    split = data.split()
+    x_train, y_train = labelled_arrays(model, data, split.calibration)
+    x_val, y_val = labelled_arrays(model, data, split.evaluation)
+    output = model.outputs[0]
+    if len(model.outputs) != 1 or len(output.shape) != 2:
+        raise TvmqError(
+            f"{model.name}: {purpose} needs one output of shape (1, classes), "
+            f"not '{output.name}' {list(output.shape)}"
+        )
+    for labels in (y_train, y_val):
+        check_labels(labels, int(output.shape[1]), output.name, data.source)
+    return x_train, y_train, x_val, y_val
 
 
 def check_enough(count: int, batch: int, source: str) -> None:
