@@ -161,11 +161,28 @@ def test_bad_ratios_and_unknown_layers_are_refused():
     assert f"{first}: kept whole, as asked" in result.notes
 
 
-def test_cli_refuses_a_ratio_outside_0_1_in_one_line(tmp_path):
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        (("--structured", "1.5"), ("--structured 1.5", "(0, 1)")),
+        (("--structured", "0.5", "--epochs", "0"), ("--epochs", "at least 1")),
+    ],
+)
+def test_cli_refuses_bad_options_in_one_line(tmp_path, options, words):
     output = tmp_path / "out.tvmq"
     data = tmp_path / "d.npz"
-    result = tvmq("prune", DIGITS_MODEL, "--data", data, "--structured", "1.5", "-o", output)
-    assert_user_error(result, "--structured 1.5", "(0, 1)")
+    result = tvmq("prune", DIGITS_MODEL, "--data", data, *options, "-o", output)
+    assert_user_error(result, *words)
+    assert not output.exists()
+
+
+def test_cli_takes_one_way_to_prune(tmp_path):
+    """--structured, --sparsity and --pattern exclude each other (one parser)."""
+    output = tmp_path / "out.tvmq"
+    arguments = ("--structured", "0.5", "--sparsity", "0.5")
+    result = tvmq("prune", DIGITS_MODEL, "--data", tmp_path / "d.npz", *arguments, "-o", output)
+    assert result.returncode == 2
+    assert "not allowed with argument" in result.stderr
     assert not output.exists()
 
 

@@ -45,7 +45,7 @@ def run_sparsity(args: argparse.Namespace) -> int:
         args.sparsity,
         parse_pattern(args.pattern, args.block),
         args.per_layer,
-        args.epochs or SPARSITY_EPOCHS,
+        SPARSITY_EPOCHS if args.epochs is None else args.epochs,
         args.lr,
         args.batch_size,
         args.seed,

@@ -53,6 +53,9 @@ def run_structured(args: argparse.Namespace) -> int:
         raise TvmqError(f"{args.output}: the pruned model is written as .tvmq")
     if args.rounds < 1:
         raise TvmqError(f"--rounds {args.rounds}: at least 1")
+    epochs = STRUCTURED_EPOCHS if args.epochs is None else args.epochs
+    options = TrainOptions(epochs, args.lr, args.batch_size, args.seed, args.optimizer)
+    options.check()  # before the model is loaded and pruned
     check_output_file(args.output, args.force)
     model = load_model(args.model, parse_shape_options(args.shape or []))
     data = open_data(args.data, model.inputs[0])
@@ -62,8 +65,6 @@ def run_structured(args: argparse.Namespace) -> int:
         split = data.split()
         samples = model_inputs(data, model.inputs[0], split.calibration[:CALIBRATION_SAMPLES])
         baseline = quantize_model(model, list(samples), origin=data.source)
-    epochs = args.epochs or STRUCTURED_EPOCHS
-    options = TrainOptions(epochs, args.lr, args.batch_size, args.seed, args.optimizer)
     result = prune_and_finetune(
         model,
         data,
