@@ -7,6 +7,7 @@ traceback and no partial output file.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import functools
 import json
@@ -105,9 +106,11 @@ def _run(args: argparse.Namespace) -> int:
         if not target.is_emulated:
             raise TvmqError(f"--profile: target {target.name} is not an emulated Cortex-M board")
     schedules = _schedules(args, args.target)
-    executable = model.build(args.target, schedules)
-    print(schedules.summary())
-    results = [executable(*sample) for sample in zip(*batches, strict=True)]
+    with _closing(model.build(args.target, schedules)) as executable:
+        print(schedules.summary())
+        results = [executable(*sample) for sample in zip(*batches, strict=True)]
+        if args.profile:
+            profile = _kernel_profile(executable, [batch[0] for batch in batches])
     batched = any(flag for _, flag in loaded)
     outputs = {
         spec.name: np.stack([r[i] for r in results]) if batched else results[0][i]
@@ -120,12 +123,13 @@ def _run(args: argparse.Namespace) -> int:
         write_arrays(args.output, outputs)
         print(f"wrote {args.output}")
     if args.profile:
-        _print_profile(executable, [batch[0] for batch in batches])
+        print(profile)
     return 0
 
 
-def _print_profile(executable, sample: list[np.ndarray]) -> None:
-    """The instructions of each kernel of one inference, as a table with bars."""
+def _kernel_profile(executable, sample: list[np.ndarray]) -> str:
+    """The instructions of each kernel of one inference, as a table with bars (made
+    while the board's firmware still exists)."""
     from tvmq.backend.emit_c import symbol_prefix
     from tvmq.hil.profile import kernel_calls, profile_inference
 
@@ -135,16 +139,29 @@ def _print_profile(executable, sample: list[np.ndarray]) -> None:
         executable.firmware, executable.target, calls, sample, symbol_prefix=prefix
     )
     total = sum(row.instructions for row in rows) or 1
-    print(
+    lines = [
         f"instructions per kernel, one inference: {total:,} in QEMU's block log "
-        f"({executable.instructions:,} by -icount)"
-    )
-    print(f"  {'kernel':32} {'calls':>5} {'instructions':>13} {'share':>6}")
+        f"({executable.instructions:,} by -icount)",
+        f"  {'kernel':32} {'calls':>5} {'instructions':>13} {'share':>6}",
+    ]
     for row in rows:
         share = row.instructions / total
         count = f"{row.instructions:,}" if row.instructions else "in entry"
         bar = "#" * round(share * 40)
-        print(f"  {row.kernel:32} {row.calls:>5} {count:>13} {share:>6.1%} {bar}")
+        lines.append(f"  {row.kernel:32} {row.calls:>5} {count:>13} {share:>6.1%} {bar}")
+    return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def _closing(executable):
+    """Stops a board's emulator once the command is done: a caller that goes on running
+    (tests, the Python API through main) would otherwise keep a spinning QEMU."""
+    try:
+        yield executable
+    finally:
+        close = getattr(executable, "close", None)
+        if close is not None:
+            close()
 
 
 def _check_report_dir(directory: Path | None) -> None:
@@ -422,9 +439,9 @@ def _eval(args: argparse.Namespace) -> int:
     check_metric(model, data, metric)  # before the build: a wrong metric fails at once
     held_out = data.split(args.skip_fraction).evaluation
     schedules = _schedules(args, args.target)
-    executable = model.build(args.target, schedules)
-    print(schedules.summary())
-    value = evaluate(model, executable, data, metric, held_out)
+    with _closing(model.build(args.target, schedules)) as executable:
+        print(schedules.summary())
+        value = evaluate(model, executable, data, metric, held_out)
     print(f"{metric} {value:.4f} on {data.describe(held_out)}")
     return 0
 
