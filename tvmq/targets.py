@@ -17,6 +17,7 @@ from tvmq.resources import targets_dir
 
 TARGETS_DIR = targets_dir()
 KINDS = ("host", "cortex-m", "cortex-a", "cuda")
+NATIVE_CPU = "native"  # a [tvm] mcpu resolved to the CPU of the machine that builds
 
 
 @dataclass(frozen=True)
@@ -37,11 +38,26 @@ class Target:
         """A Cortex-M board that QEMU emulates (its ``machine``), not a real one."""
         return self.kind == "cortex-m" and "machine" in self.board
 
+    def tvm_config(self) -> dict[str, Any]:
+        """The ``[tvm]`` table with ``mcpu = "native"`` replaced by this machine's CPU
+        as LLVM names it (imports TVM, so only when code is generated)."""
+        if self.tvm.get("mcpu") != NATIVE_CPU:
+            return dict(self.tvm)
+        return {**self.tvm, "mcpu": host_cpu()}
+
     def tvm_target(self):
         """The TVM target object (imports TVM, so only when code is generated)."""
         import tvm
 
-        return tvm.target.Target(self.tvm)
+        return tvm.target.Target(self.tvm_config())
+
+
+def host_cpu() -> str:
+    """This machine's CPU as LLVM names it (``znver3``, ``skylake-avx512``): the code
+    of a host build uses every vector instruction it has."""
+    from tvm.target import codegen
+
+    return str(codegen.llvm_get_system_cpu())
 
 
 def available_targets() -> list[str]:

@@ -83,12 +83,18 @@ def tuning_target(target: Target) -> tvm.target.Target:
     import os
 
     cores = (os.cpu_count() or 1) if target.kind == "host" else 1
-    return tvm.target.Target({**target.tvm, "num-cores": cores})
+    return tvm.target.Target({**target.tvm_config(), "num-cores": cores})
 
 
 def default_measure(target: Target) -> str:
     """What the costs of a database written before it said so measure."""
     return "wall-time" if target.kind == "host" else "qemu-instructions"
+
+
+def tuned_for_this_cpu(info: dict, target: Target) -> bool:
+    """Whether a database's records were tuned for the CPU `target` builds for: a host
+    database records the CPU (``mcpu``) it was tuned on; one without says nothing."""
+    return "mcpu" not in info or info["mcpu"] == target.tvm_config().get("mcpu")
 
 
 def _check_info(directory: Path, target: Target) -> dict:
@@ -223,6 +229,9 @@ class RecordReader:
         if not self.exists:
             return
         self.info = _check_info(self.directory, target)
+        if not tuned_for_this_cpu(self.info, target):
+            self.exists = False  # times from another CPU say nothing about this one
+            return
         lines = _read_lines(files[0])
         self._workloads = {str(int(line[0]) & 0xFFFFFFFFFFFFFFFF): line for line in lines}
         self._index = {str(int(line[0]) & 0xFFFFFFFFFFFFFFFF): i for i, line in enumerate(lines)}
@@ -276,6 +285,8 @@ def _load(directory: Path, target: Target) -> tuple[dict | None, list[ms.databas
     if not any(f.exists() for f in files):
         return None, []
     info = _check_info(directory, target)
+    if not tuned_for_this_cpu(info, target):
+        return info, []
     for path in files:
         _read_lines(path)
     _register_intrinsics(files[0], target)
@@ -383,6 +394,8 @@ class ScheduleDatabase(ms.database.PyDatabase):
         self.code.write(self.directory)  # first: a record on disk has its size
         info = {"format": FORMAT, "target": self.target.name, "tvm": tvm.__version__}
         info["measure"] = self.measure or default_measure(self.target)
+        if "mcpu" in self.target.tvm:
+            info["mcpu"] = self.target.tvm_config()["mcpu"]
         text = json.dumps(info, indent=2) + "\n"
         write_atomically(self.directory / INFO, lambda f: f.write(text.encode()))
         with scratch_directory(".save-", self.directory) as scratch:

@@ -1,0 +1,116 @@
+"""The host build's speed work: this machine's CPU, tiled and vectorized kernels,
+outputs bit for bit those of TVM's unscheduled generic build. Latency itself is
+measured in bench/host_latency.py, never asserted here."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import tvm
+from tvm import relax
+
+from tests.shared_assets import shared_model
+from tvmq.backend import build
+from tvmq.backend.graph import fuse
+from tvmq.backend.host_schedule import SCHEDULED_ATTR, schedule_host_kernels, schedule_kernel
+from tvmq.examples import DIGITS_MODEL, digits_split
+from tvmq.frontend import load_model
+from tvmq.quantize.quantizer import quantize_model
+from tvmq.quantize.realize import realize
+from tvmq.targets import host_cpu, load_target
+from tvmq.tune.database import INFO, RecordReader, load_records, shipped_directory
+
+
+@pytest.fixture(scope="module")
+def digits_int8():
+    calibration = [[x] for x in digits_split("train")[0][:50]]
+    return quantize_model(load_model(DIGITS_MODEL), calibration)
+
+
+def unscheduled_outputs(model, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """TVM's own pipeline for generic x86-64, no schedule: the reference."""
+    executable = tvm.compile(realize(model.mod), tvm.target.Target({"kind": "llvm"}))
+    main = relax.VirtualMachine(executable, tvm.cpu())["main"]
+    return [main(tvm.runtime.tensor(x)).numpy() for x in inputs]
+
+
+def vectorized_loops(func: tvm.tirx.PrimFunc) -> int:
+    return func.script().count("T.vectorized(")
+
+
+def reduction_kernels(model) -> dict[str, tvm.tirx.PrimFunc]:
+    mod = fuse(realize(model.mod))
+    names = ("conv2d", "matmul", "depthwise")
+    return {
+        var.name_hint: func
+        for var, func in mod.functions.items()
+        if isinstance(func, tvm.tirx.PrimFunc) and any(n in var.name_hint for n in names)
+    }
+
+
+def test_host_target_builds_for_this_machines_cpu():
+    cpu = host_cpu()
+    assert cpu and cpu != "generic"
+    assert str(load_target("host").tvm_target().attrs["mcpu"]) == cpu
+    assert "mcpu" not in load_target("host-generic").tvm_target().attrs
+
+
+def test_int8_convolutions_and_dense_layers_get_vectorized_tiles(digits_int8):
+    kernels = reduction_kernels(digits_int8)
+    assert {"conv2d", "matmul"} <= {
+        k for name in kernels for k in ("conv2d", "matmul") if k in name
+    }
+    for name, func in kernels.items():
+        scheduled = schedule_kernel(func)
+        assert scheduled is not None, name
+        assert vectorized_loops(func) == 0 < vectorized_loops(scheduled), name
+
+
+def test_scheduled_build_is_bit_exact_with_the_unscheduled_one(digits_int8):
+    inputs = list(digits_split("test")[0][:40])
+    executable = build(digits_int8, "host")
+    ours = [executable(x)[0] for x in inputs]
+    for got, want in zip(ours, unscheduled_outputs(digits_int8, inputs), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_depthwise_model_is_scheduled_and_bit_exact():
+    """KWS (DS-CNN: depthwise, pointwise, dense) from the shared MLPerf Tiny models."""
+    path = shared_model("kws_dscnn_int8")
+    model = load_model(path)
+    kernels = reduction_kernels(model)
+    assert any("depthwise" in name or "conv2d" in name for name in kernels)
+    assert all(vectorized_loops(schedule_kernel(f)) > 0 for f in kernels.values())
+    rng = np.random.default_rng(0)
+    spec = model.inputs[0]
+    inputs = [rng.integers(-128, 128, spec.shape, dtype=np.int8) for _ in range(3)]
+    executable = build(model, "host")
+    for x, want in zip(inputs, unscheduled_outputs(model, inputs), strict=True):
+        np.testing.assert_array_equal(executable(x)[0], want)
+
+
+def test_host_build_marks_its_scheduled_kernels(digits_int8):
+    mod = fuse(realize(digits_int8.mod))
+    scheduled = schedule_host_kernels(mod)
+    marked = [
+        var.name_hint
+        for var, func in scheduled.functions.items()
+        if isinstance(func, tvm.tirx.PrimFunc) and func.attrs.get(SCHEDULED_ATTR)
+    ]
+    assert any("conv2d" in name for name in marked)
+
+
+def test_host_records_tuned_on_another_cpu_are_not_applied(tmp_path):
+    target = load_target("host")
+    shipped = RecordReader(shipped_directory(target), target)
+    assert shipped.exists and shipped.workloads()
+    for mcpu, applied in ((host_cpu(), True), ("some-other-cpu", False)):
+        directory = tmp_path / mcpu
+        shutil.copytree(shipped_directory(target), directory)
+        info = json.loads((directory / INFO).read_text())
+        (directory / INFO).write_text(json.dumps({**info, "mcpu": mcpu}))
+        assert RecordReader(directory, target).exists is applied
+        assert bool(load_records(directory, target)) is applied

@@ -1,0 +1,188 @@
+"""Host schedules: the sane CPU loop nests the host build's kernels run in.
+
+Legalized kernels are plain loop nests in the order of their block variables; LLVM
+vectorizes little of them, so an unscheduled int8 model runs tens of times slower
+than LiteRT. Here every kernel with one reduction (convolution, depthwise, dense,
+pooling) is tiled as CPU inference libraries do: a tile of output pixels by a
+vector of output channels held in int32 accumulators, the reduction outside the
+tile, the requantization computed right after each tile, vectorized over the
+channels; every elementwise kernel (pads, adds) is vectorized over its innermost
+elements. The arithmetic is unchanged (same integer operations, only reordered
+loops), so outputs stay bit-exact. One thread: the host build is the reference,
+and batch-1 latency on a loaded machine is what users see.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import tvm
+from tvm import relax, s_tir
+from tvm.relax.backend.cpu_generic import pipeline as cpu_pipeline
+from tvm.s_tir import ScheduleError
+
+SPATIAL, REDUCE = 0, 2  # tvm.tirx.IterVar.DataPar, CommReduce
+ACCUMULATORS = 128  # int32 accumulators per tile: 16 AVX2 registers
+CHANNEL_VECTORS = (32, 16, 8, 4, 2)  # output channels per tile, widest that divides first
+ELEMENT_VECTOR = 32  # elements per vectorized step of an elementwise kernel
+SCHEDULED_ATTR = "tvmq.host_scheduled"
+
+
+def host_pipeline(target: tvm.target.Target):
+    """TVM's CPU pipeline with the host schedules applied between fusion and lowering."""
+
+    @tvm.transform.module_pass(opt_level=0, name="TvmqHostPipeline")
+    def _pipeline(mod: tvm.IRModule, _context) -> tvm.IRModule:
+        with target:
+            return tvm.transform.Sequential(
+                cpu_pipeline.library_dispatch_passes(target)
+                + cpu_pipeline.legalize_passes(target)
+                + [schedule_host_kernels]
+                + cpu_pipeline.dataflow_lower_passes(target)
+                + cpu_pipeline.finalize_passes(target)
+            )(mod)
+
+    return _pipeline
+
+
+@tvm.transform.module_pass(opt_level=0, name="TvmqScheduleHostKernels")
+def schedule_host_kernels(mod: tvm.IRModule, _context) -> tvm.IRModule:
+    """Every PrimFunc of `mod` with its host schedule (unchanged where none applies)."""
+    updates = {}
+    for var, func in mod.functions.items():
+        if isinstance(func, tvm.tirx.PrimFunc) and not isinstance(func, relax.Function):
+            scheduled = schedule_kernel(func)
+            if scheduled is not None:
+                updates[var] = scheduled.with_attr(SCHEDULED_ATTR, True)
+    for var, func in updates.items():
+        mod[var] = func
+    return mod
+
+
+def schedule_kernel(func: tvm.tirx.PrimFunc) -> tvm.tirx.PrimFunc | None:
+    """`func` tiled for the CPU, or None when neither schedule applies."""
+    for schedule in (_reduction_schedule, _elementwise_schedule):
+        sch = s_tir.Schedule(func)  # a failed attempt leaves its schedule half changed
+        try:
+            if schedule(sch):
+                return sch.mod["main"]
+        except ScheduleError:
+            continue
+    return None
+
+
+def _reduction_schedule(sch: s_tir.Schedule) -> bool:
+    """Tile the kernel's one reduction: outer spatial loops, pixel tile, channel
+    vector, then the reduction, then the tile itself (pixels unrolled, channels
+    vectorized); the epilogue (requantization) follows each tile."""
+    reductions = [b for b in _blocks(sch) if _is_reduction(sch, b)]
+    if len(reductions) != 1:
+        return False
+    block = reductions[0]
+    _inline_producers(sch, block)
+    loops = sch.get_loops(block)
+    kinds = [int(v.iter_type) for v in sch.get(block).iter_vars]
+    if len(loops) != len(kinds) or REDUCE not in kinds:
+        return False
+    spatial = [loop for loop, kind in zip(loops, kinds, strict=True) if kind == SPATIAL]
+    reduce = [loop for loop, kind in zip(loops, kinds, strict=True) if kind == REDUCE]
+    if not spatial:
+        return False
+    channels = _extent(sch, spatial[-1])
+    if channels is None:  # a free dimension: no fixed vector width
+        return False
+    lanes = next((v for v in CHANNEL_VECTORS if channels % v == 0), 1)
+    channel_outer, channel_inner = sch.split(spatial[-1], [None, lanes])
+    if len(spatial) > 1:
+        pixels = _extent(sch, spatial[-2]) or 1
+        tile = max(d for d in range(1, pixels + 1) if pixels % d == 0 and d * lanes <= ACCUMULATORS)
+        pixel_outer, pixel_inner = sch.split(spatial[-2], [None, tile])
+        outer = [*spatial[:-2], pixel_outer, channel_outer]
+        inner = [pixel_inner, channel_inner]
+    else:
+        outer, inner = [channel_outer], [channel_inner]
+    sch.reorder(*outer, *reduce, *inner)
+    sch.decompose_reduction(block, reduce[0])
+    _epilogue_after_tile(sch, block, outer[-1])
+    for scheduled in _blocks_under(sch, outer[-1]):
+        _vectorize_innermost(sch, scheduled)
+    if len(inner) == 2:
+        sch.unroll(sch.get_loops(block)[-2])
+    return True
+
+
+def _elementwise_schedule(sch: s_tir.Schedule) -> bool:
+    """Vectorize a one-block elementwise kernel (pad, add, copy) over its elements.
+    Longer chains (softmax's fixed-point steps) stay as they are: inlining them
+    would copy each step into every later one."""
+    blocks = _blocks(sch)
+    if len(blocks) != 1 or _is_reduction(sch, blocks[0]) or not sch.get_loops(blocks[0]):
+        return False
+    loops = sch.get_loops(blocks[0])
+    if sch.can_decompose_padding(blocks[0], loops[0]):
+        # A pad: a fill and a copy of the interior, no bounds check per element.
+        sch.decompose_padding(blocks[0], loops[0])
+        for block in _blocks(sch):
+            _vectorize_rows(sch, block)
+        return True
+    loop = sch.fuse(*loops)
+    if (_extent(sch, loop) or 1) % ELEMENT_VECTOR == 0:
+        sch.vectorize(sch.split(loop, [None, ELEMENT_VECTOR])[1])
+    return True
+
+
+def _vectorize_rows(sch: s_tir.Schedule, block) -> None:
+    """Vectorize the last two loops (a row of pixels by its channels) as one."""
+    loops = sch.get_loops(block)
+    if len(loops) >= 2:
+        loops = [*loops[:-2], sch.fuse(*loops[-2:])]
+    with contextlib.suppress(ScheduleError):
+        sch.vectorize(loops[-1])
+
+
+def _inline_producers(sch: s_tir.Schedule, block) -> None:
+    """Inline the copies and casts that feed the reduction (a fused pad's copy)."""
+    for producer in sch.get_producers(block):
+        with contextlib.suppress(ScheduleError):
+            sch.compute_inline(producer)
+
+
+def _epilogue_after_tile(sch: s_tir.Schedule, block, loop) -> None:
+    """Compute the blocks after the reduction (requantization) under `loop`, per tile,
+    each inlined into the next where it can be, so the int32 sums never leave the tile."""
+    after = _blocks(sch)[_position(sch, block) + 1 :]
+    for consumer in after:
+        with contextlib.suppress(ScheduleError):
+            sch.reverse_compute_at(consumer, loop)
+
+
+def _vectorize_innermost(sch: s_tir.Schedule, block) -> None:
+    """Vectorize the block's innermost loop where it is spatial and clean."""
+    loops = sch.get_loops(block)
+    if not loops:
+        return
+    with contextlib.suppress(ScheduleError):
+        sch.vectorize(loops[-1])
+
+
+def _blocks(sch: s_tir.Schedule) -> list:
+    return list(sch.get_child_blocks(sch.get_sblock("root")))
+
+
+def _blocks_under(sch: s_tir.Schedule, loop) -> list:
+    return list(sch.get_child_blocks(loop))
+
+
+def _is_reduction(sch: s_tir.Schedule, block) -> bool:
+    return any(int(v.iter_type) == REDUCE for v in sch.get(block).iter_vars)
+
+
+def _extent(sch: s_tir.Schedule, loop) -> int | None:
+    """The loop's trip count, None where it depends on a free input dimension."""
+    extent = sch.get(loop).extent
+    return int(extent) if isinstance(extent, tvm.tirx.IntImm) else None
+
+
+def _position(sch: s_tir.Schedule, block) -> int:
+    names = [sch.get(b).name_hint for b in _blocks(sch)]
+    return names.index(sch.get(block).name_hint)
