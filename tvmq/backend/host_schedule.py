@@ -172,9 +172,25 @@ def _epilogue_after_tile(sch: s_tir.Schedule, block, loop) -> None:
     """Compute the blocks after the reduction (requantization) under `loop`, per tile,
     each inlined into the next where it can be, so the int32 sums never leave the tile."""
     after = _blocks(sch)[_position(sch, block) + 1 :]
+    if not _all_downstream(sch, block, after):
+        # A step that does not read the sums (a hybrid layer's per-batch scale) would
+        # be computed per tile next to steps that read it: left as it is, exact.
+        return
     for consumer in after:
         with contextlib.suppress(ScheduleError):
             sch.reverse_compute_at(consumer, loop)
+
+
+def _all_downstream(sch: s_tir.Schedule, block, blocks: list) -> bool:
+    """Whether every one of `blocks` reads `block`'s output, directly or through others."""
+    reached, frontier = set(), [block]
+    while frontier:
+        for consumer in sch.get_consumers(frontier.pop()):
+            name = sch.get(consumer).name_hint
+            if name not in reached:
+                reached.add(name)
+                frontier.append(consumer)
+    return all(sch.get(b).name_hint in reached for b in blocks)
 
 
 def _vectorize_innermost(sch: s_tir.Schedule, block) -> None:
