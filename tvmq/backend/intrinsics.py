@@ -21,7 +21,14 @@ from tvm.script import tirx as T
 KERNELS_DIR = Path(__file__).resolve().parent / "kernels"
 HEADER = "tvmq_dot.h"  # what the generated kernels include
 # the header and what it includes
-HEADERS = (HEADER, "tvmq_dot_neon.h", "tvmq_requant.h", "tvmq_sparse.h", "tvmq_s4.h")
+HEADERS = (
+    HEADER,
+    "tvmq_dot_neon.h",
+    "tvmq_requant.h",
+    "tvmq_sparse.h",
+    "tvmq_s4.h",
+    "tvmq_cb.h",
+)
 LANES = (4, 2, 1)  # output channels per call, as defined in tvmq_dot.h
 
 

@@ -19,6 +19,7 @@ import tvm_ffi
 from tvmq.errors import TvmqError
 from tvmq.model import Model
 from tvmq.quantize.annotate import Annotation, annotate
+from tvmq.quantize.codebook import check_codebook_options, codebook_table, layer_codebooks
 from tvmq.quantize.convert import convert
 from tvmq.quantize.low_bit import layer_weight_bits
 from tvmq.quantize.observe import calibrate
@@ -83,15 +84,18 @@ def _annotate(model: Model, config: QuantConfig) -> tuple[Annotation, QuantConfi
         raise TvmqError(f"unknown quantization mode '{config.mode}' (known: {', '.join(MODES)})")
     if model.is_quantized:
         raise TvmqError(f"{model.source}: already quantized")
-    if config.skip_names or config.int16_names or config.layer_bits:
+    if config.skip_names or config.int16_names or config.layer_bits or config.layer_codebook:
         names = layer_names(model)
         requested = dict(config.layer_bits)
         _resolve(model, names, frozenset(requested), "for --bits")  # unknown names refused
+        codebooks = dict(config.layer_codebook)
+        _resolve(model, names, frozenset(codebooks), "for --codebook-layer")
         config = dataclasses.replace(
             config,
             skip_names=_resolve(model, names, config.skip_names, "to keep float"),
             int16_names=_resolve(model, names, config.int16_names, "for int16 activations"),
             layer_bits=frozenset((names[name], bits) for name, bits in requested.items()),
+            layer_codebook=frozenset((names[name], k) for name, k in codebooks.items()),
         )
     annotation = annotate(
         model.mod,
@@ -104,7 +108,8 @@ def _annotate(model: Model, config: QuantConfig) -> tuple[Annotation, QuantConfi
         annotation = annotation.weighted_only()
     if not annotation.ops:
         raise TvmqError(f"{model.source}: no operator that tvmq can quantize")
-    _weight_bits(annotation, config)  # refuses bits a layer does not support, before calibrating
+    # Refuses bits or codebooks a layer does not support, before calibrating.
+    _codebooks(annotation, config, _weight_bits(annotation, config))
     return annotation, config
 
 
@@ -169,7 +174,8 @@ def convert_model(calibrated: Calibrated, fallback: dict[str, str] | None = None
     params = [calibrated.params[chosen[var]] for var in annotation.observed]
     config, labels = calibrated.config, full.labels()
     bits = _weight_bits(full, config)
-    mod, weights = convert(calibrated.model.mod, annotation, params, config, bits)
+    codebooks = _codebooks(full, config, bits)
+    mod, weights = convert(calibrated.model.mod, annotation, params, config, bits, codebooks)
     sources = _sources(calibrated.model, full)
     kinds = {op.name: op.kind for op in full.ops}
     report = {
@@ -207,9 +213,16 @@ def convert_model(calibrated: Calibrated, fallback: dict[str, str] | None = None
     if low_bit:
         label = {op.name: op.label for op in full.ops}
         report["weight_bits"] = {label[name]: b for name, b in bits.items()}
+    if codebooks:
+        report["codebook"] = {
+            op.label: codebook_table(weights[op.name].values)
+            for op in full.ops
+            if op.name in codebooks and op.name in weights
+        }
+    suffix = "w4a8" if low_bit else "cb" if codebooks else "int8"
     return dataclasses.replace(
         model,
-        name=f"{model.name}_{'w4a8' if low_bit else 'int8'}",
+        name=f"{model.name}_{suffix}",
         mod=mod,
         params={name: w.values for name, w in weights.items()},
         quantization=report,
@@ -221,6 +234,20 @@ def _weight_bits(annotation: Annotation, config: QuantConfig) -> dict[str, int]:
     if config.weight_bits == 8 and not config.layer_bits:
         return {}
     return layer_weight_bits(annotation, config.weight_bits, dict(config.layer_bits))
+
+
+def _codebooks(annotation: Annotation, config: QuantConfig, bits: dict[str, int]) -> dict[str, int]:
+    """Codebook centroids by op name; empty unless codebooks were asked for."""
+    if not config.codebook and not config.layer_codebook:
+        return {}
+    check_codebook_options(config.codebook, config.weight_bits)
+    explicit_bits = dict(config.layer_bits)
+    return layer_codebooks(
+        annotation,
+        config.codebook,
+        dict(config.layer_codebook),
+        {name: b for name, b in bits.items() if name in explicit_bits or b != 8},
+    )
 
 
 def quantize_weights(model: Model, config: QuantConfig) -> Model:

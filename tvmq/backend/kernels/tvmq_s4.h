@@ -235,4 +235,6 @@ TVMQ_S4_DOT2_DEFINE(1)
 TVMQ_S4_DOT2_DEFINE(2)
 TVMQ_S4_DOT2_DEFINE(4)
 
+#include "tvmq_cb.h" /* the codebook (lookup) forms (tvmq.backend.codebook) */
+
 #endif /* TVMQ_S4_H */

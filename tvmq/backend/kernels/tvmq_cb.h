@@ -1,0 +1,222 @@
+/* int8 x codebook dot-product micro-kernels: the lookup forms of tvmq_s4.h's.
+ *
+ * A codebook weight tensor (tvmq.quantize.codebook) is one table of 16 int8
+ * centroids followed by the 4-bit index of every element, packed two per byte in
+ * CMSIS-NN's order (element e in the low nibble of byte 16 + e / 2 when e is even,
+ * the high one when it is odd). Weight W(e) = table[index(e)], an ordinary int8, so
+ * the sums are those of the int8 kernels over the model's (clustered) int8 weights.
+ * `w` points at the table; positions and strides count elements, as in tvmq_s4.h:
+ *
+ * tvmq_dot_cb_1xN(acc, a, w, w_at, k, w_stride):
+ *   acc[j] += sum_i a[i] * W(w_at + j * w_stride + i), j < N, i < k
+ * tvmq_dot_cb_2xN(acc, a, w, w_at, k, w_stride, a_stride, acc_stride): two input runs
+ *   a_stride bytes apart, into acc[j] and acc[acc_stride + j].
+ * tvmq_dw_cbx4(acc, x, w, w_at, kh, kw, x_row, x_col, w_row, w_col): a depthwise
+ *   window for four channels (x strides in bytes, w strides in elements).
+ *
+ * Each index is looked up in the table where it is used (flash), never expanded into
+ * a buffer. On the DSP extension one 32-bit load holds eight indices; two looked-up
+ * weights are paired into int16 lanes (PKHBT) that meet the activations paired once
+ * per call, for SMLAD. Elsewhere, and for odd element positions, plain C.
+ */
+#ifndef TVMQ_CB_H
+#define TVMQ_CB_H
+
+#include <stdint.h>
+#include <string.h>
+
+#define TVMQ_CB_TABLE 16 /* bytes of centroids before the packed indices */
+
+/* Weight element e of a codebook tensor. */
+static inline int32_t tvmq_cb_at(const int8_t *w, int32_t e) {
+  uint8_t byte = ((const uint8_t *)w)[TVMQ_CB_TABLE + (e >> 1)];
+  return w[(e & 1) ? byte >> 4 : byte & 15];
+}
+
+static inline void tvmq_cb_dot_plain(int32_t *acc, const int8_t *a, const int8_t *w,
+                                     int32_t w_at, int32_t k, int32_t w_stride, int32_t n) {
+  for (int32_t j = 0; j < n; ++j) {
+    int32_t sum = acc[j], e = w_at + j * w_stride;
+    for (int32_t i = 0; i < k; ++i) sum += (int32_t)a[i] * tvmq_cb_at(w, e + i);
+    acc[j] = sum;
+  }
+}
+
+static inline void tvmq_cb_dw_plain(int32_t *acc, const int8_t *x, const int8_t *w, int32_t w_at,
+                                    int32_t kh, int32_t kw, int32_t x_row, int32_t x_col,
+                                    int32_t w_row, int32_t w_col) {
+  for (int32_t r = 0; r < kh; ++r)
+    for (int32_t c = 0; c < kw; ++c)
+      for (int j = 0; j < 4; ++j)
+        acc[j] += (int32_t)x[r * x_row + c * x_col + j] *
+                  tvmq_cb_at(w, w_at + r * w_row + c * w_col + j);
+}
+
+/* Four channels at an even position: one halfword of indices, no per-element parity. */
+static inline int32_t tvmq_dw_cbx4(void *acc_, void *x_, void *w_, int32_t w_at, int32_t kh,
+                                   int32_t kw, int32_t x_row, int32_t x_col, int32_t w_row,
+                                   int32_t w_col) {
+  int32_t *acc = acc_;
+  const int8_t *x = x_, *w = w_;
+  if ((w_at | w_row | w_col) & 1) {
+    tvmq_cb_dw_plain(acc, x, w, w_at, kh, kw, x_row, x_col, w_row, w_col);
+    return 0;
+  }
+  const uint8_t *indices = (const uint8_t *)w + TVMQ_CB_TABLE;
+  int32_t s0 = acc[0], s1 = acc[1], s2 = acc[2], s3 = acc[3];
+  for (int32_t r = 0; r < kh; ++r)
+    for (int32_t c = 0; c < kw; ++c) {
+      const uint8_t *q = indices + ((w_at + r * w_row + c * w_col) >> 1);
+      const int8_t *v = x + r * x_row + c * x_col;
+      uint32_t lo = q[0], hi = q[1];
+      s0 += (int32_t)v[0] * w[lo & 15];
+      s1 += (int32_t)v[1] * w[lo >> 4];
+      s2 += (int32_t)v[2] * w[hi & 15];
+      s3 += (int32_t)v[3] * w[hi >> 4];
+    }
+  acc[0] = s0, acc[1] = s1, acc[2] = s2, acc[3] = s3;
+  return 0;
+}
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && !defined(__aarch64__)
+#include <arm_acle.h>
+
+static inline int32_t tvmq_cb_load32(const void *p) {
+  int32_t v;
+  memcpy(&v, p, 4); /* one (unaligned) LDR */
+  return v;
+}
+
+/* (low half of b, low half of t): PKHBT (ACLE has no intrinsic for it). */
+static inline int32_t tvmq_cb_pkhbt(int32_t b, int32_t t) {
+  int32_t r;
+  __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(b), "r"(t));
+  return r;
+}
+static inline int32_t tvmq_cb_pkhtb(int32_t t, int32_t b) {
+  int32_t r;
+  __asm__("pkhtb %0, %1, %2, asr #16" : "=r"(r) : "r"(t), "r"(b));
+  return r;
+}
+static inline int16x2_t tvmq_cb_sxtb16_ror8(int32_t x) {
+  int16x2_t r;
+  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+  return r;
+}
+
+/* Eight activations as the int16 pairs (a0, a1), (a2, a3), (a4, a5), (a6, a7): the
+   order of a word's nibbles, two per byte. */
+static inline void tvmq_cb_pair_a(const int8_t *a, int32_t p[4]) {
+  int32_t lo = tvmq_cb_load32(a), hi = tvmq_cb_load32(a + 4);
+  int32_t even = __sxtb16(lo), odd = tvmq_cb_sxtb16_ror8(lo);
+  p[0] = tvmq_cb_pkhbt(even, odd), p[1] = tvmq_cb_pkhtb(odd, even);
+  even = __sxtb16(hi), odd = tvmq_cb_sxtb16_ror8(hi);
+  p[2] = tvmq_cb_pkhbt(even, odd), p[3] = tvmq_cb_pkhtb(odd, even);
+}
+
+/* The dot product of eight indices (one word) looked up in `t` with pairs p. */
+static inline int32_t tvmq_cb_mac8(const int8_t *t, uint32_t word, const int32_t p[4],
+                                   int32_t sum) {
+  _Pragma("GCC unroll 4") for (int b = 0; b < 4; ++b) {
+    int32_t pair = tvmq_cb_pkhbt(t[(word >> (8 * b)) & 15], t[(word >> (8 * b + 4)) & 15]);
+    sum = __smlad(p[b], pair, sum);
+  }
+  return sum;
+}
+
+#define TVMQ_CB_DOT_DEFINE(N)                                                            \
+  static inline int32_t tvmq_dot_cb_1x##N(void *acc_, void *a_, void *w_, int32_t w_at,    \
+                                          int32_t k, int32_t w_stride) {                 \
+    int32_t *acc = acc_;                                                                 \
+    const int8_t *a = a_, *w = w_;                                                       \
+    if ((w_at | w_stride) & 1) {                                                         \
+      tvmq_cb_dot_plain(acc, a, w, w_at, k, w_stride, N);                                \
+      return 0;                                                                          \
+    }                                                                                    \
+    const uint8_t *row = (const uint8_t *)w + TVMQ_CB_TABLE + (w_at >> 1);               \
+    int32_t sum[N];                                                                      \
+    _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) sum[j] = acc[j];                \
+    int32_t i = 0;                                                                       \
+    for (; i + 8 <= k; i += 8, row += 4) {                                               \
+      int32_t p[4];                                                                      \
+      tvmq_cb_pair_a(a + i, p);                                                          \
+      _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) sum[j] =                      \
+        tvmq_cb_mac8(w, (uint32_t)tvmq_cb_load32(row + j * (w_stride >> 1)), p, sum[j]); \
+    }                                                                                    \
+    _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) acc[j] = sum[j];                \
+    if (i < k) tvmq_cb_dot_plain(acc, a + i, w, w_at + i, k - i, w_stride, N);           \
+    return 0;                                                                            \
+  }
+
+#define TVMQ_CB_DOT2_DEFINE(N)                                                           \
+  static inline int32_t tvmq_dot_cb_2x##N(void *acc_, void *a_, void *w_, int32_t w_at,    \
+                                          int32_t k, int32_t w_stride, int32_t a_stride, \
+                                          int32_t acc_stride) {                          \
+    int32_t *acc = acc_;                                                                 \
+    const int8_t *a0 = a_, *a1 = (const int8_t *)a_ + a_stride, *w = w_;                 \
+    if ((w_at | w_stride) & 1) {                                                         \
+      tvmq_cb_dot_plain(acc, a0, w, w_at, k, w_stride, N);                               \
+      tvmq_cb_dot_plain(acc + acc_stride, a1, w, w_at, k, w_stride, N);                  \
+      return 0;                                                                          \
+    }                                                                                    \
+    const uint8_t *row = (const uint8_t *)w + TVMQ_CB_TABLE + (w_at >> 1);               \
+    int32_t s0[N], s1[N];                                                                \
+    _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) s0[j] = acc[j],                 \
+                                                        s1[j] = acc[acc_stride + j];     \
+    int32_t i = 0;                                                                       \
+    for (; i + 8 <= k; i += 8, row += 4) {                                               \
+      int32_t p0[4], p1[4];                                                              \
+      tvmq_cb_pair_a(a0 + i, p0);                                                        \
+      tvmq_cb_pair_a(a1 + i, p1);                                                        \
+      _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) {                             \
+        uint32_t word = (uint32_t)tvmq_cb_load32(row + j * (w_stride >> 1));             \
+        _Pragma("GCC unroll 4") for (int b = 0; b < 4; ++b) {                           \
+          int32_t pair = tvmq_cb_pkhbt(w[(word >> (8 * b)) & 15],                        \
+                                       w[(word >> (8 * b + 4)) & 15]);                   \
+          s0[j] = __smlad(p0[b], pair, s0[j]);                                           \
+          s1[j] = __smlad(p1[b], pair, s1[j]);                                           \
+        }                                                                                \
+      }                                                                                  \
+    }                                                                                    \
+    _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) acc[j] = s0[j],                 \
+                                                        acc[acc_stride + j] = s1[j];     \
+    if (i < k) {                                                                         \
+      tvmq_cb_dot_plain(acc, a0 + i, w, w_at + i, k - i, w_stride, N);                   \
+      tvmq_cb_dot_plain(acc + acc_stride, a1 + i, w, w_at + i, k - i, w_stride, N);      \
+    }                                                                                    \
+    return 0;                                                                            \
+  }
+
+#define TVMQ_CB_PATH "dsp"
+
+#else /* plain C */
+
+#define TVMQ_CB_DOT_DEFINE(N)                                                            \
+  static inline int32_t tvmq_dot_cb_1x##N(void *acc, void *a, void *w, int32_t w_at,       \
+                                          int32_t k, int32_t w_stride) {                 \
+    tvmq_cb_dot_plain(acc, a, w, w_at, k, w_stride, N);                                  \
+    return 0;                                                                            \
+  }
+
+#define TVMQ_CB_DOT2_DEFINE(N)                                                           \
+  static inline int32_t tvmq_dot_cb_2x##N(void *acc, void *a, void *w, int32_t w_at,       \
+                                          int32_t k, int32_t w_stride, int32_t a_stride, \
+                                          int32_t acc_stride) {                          \
+    tvmq_cb_dot_plain(acc, a, w, w_at, k, w_stride, N);                                  \
+    tvmq_cb_dot_plain((int32_t *)acc + acc_stride, (const int8_t *)a + a_stride, w, w_at, k, \
+                      w_stride, N);                                                      \
+    return 0;                                                                            \
+  }
+
+#define TVMQ_CB_PATH "plain"
+
+#endif
+
+TVMQ_CB_DOT_DEFINE(1)
+TVMQ_CB_DOT_DEFINE(2)
+TVMQ_CB_DOT_DEFINE(4)
+TVMQ_CB_DOT2_DEFINE(1)
+TVMQ_CB_DOT2_DEFINE(2)
+TVMQ_CB_DOT2_DEFINE(4)
+
+#endif /* TVMQ_CB_H */
