@@ -13,16 +13,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tvmq.backend import codebook
 from tvmq.backend.aot import lower_model
-from tvmq.backend.codebook import TABLE_BYTES, pack_codebook
+from tvmq.backend.codebook import PAIRS_BYTES, TABLE_BYTES, pack_codebook
 from tvmq.backend.intrinsics import KERNELS_DIR
 from tvmq.backend.planner import ALIGNMENT
 from tvmq.errors import TvmqError
 from tvmq.examples import DIGITS_DATA, DIGITS_MODEL, digits_split
 from tvmq.frontend import load_model
-from tvmq.quantize.codebook import cluster, kmeans_1d
+from tvmq.quantize.codebook import cluster, clustered, kmeans_1d
 from tvmq.quantize.quantizer import quantize_model
-from tvmq.quantize.scheme import QuantConfig
+from tvmq.quantize.scheme import QuantConfig, quantize_weight
 
 REPO = Path(__file__).resolve().parents[1]
 CHECK = REPO / "tests" / "kernels" / "cb_check.c"
@@ -122,12 +123,34 @@ def test_cluster_takes_at_most_k_values_and_keeps_pruned_zeros():
     assert np.array_equal(cluster(few, 16)[0], few)
 
 
+def test_clustered_refits_scales_to_lower_the_float_error():
+    rng = np.random.default_rng(1)
+    weight = rng.standard_t(4, size=(8, 3, 3, 16)).astype(np.float32)  # heavy tails
+    quantized = quantize_weight(weight, 0, QuantConfig())
+    plain_values, _ = cluster(quantized.values, 16)
+    refitted = clustered(weight, quantized, 16)
+    assert np.unique(refitted.values).size <= 16
+    assert set(np.unique(refitted.values)) <= set(np.unique(plain_values))
+
+    def error(values, scale):
+        return float(((values * scale[:, None, None, None] - weight) ** 2).sum())
+
+    assert error(refitted.values, refitted.scale) < error(plain_values, quantized.scale)
+    assert clustered(weight, quantized, 0) is quantized
+
+
 def test_pack_codebook_puts_the_table_before_the_indices():
     table = np.array([-100, 0, 7], dtype=np.int8)
     values = np.array([[7, -100, 0], [0, 7, 7]], dtype=np.int8)
     packed = pack_codebook(values, table)
     assert packed[:16].view(np.int8).tolist() == [-100, 0, 7] + [0] * 13
     assert packed[16:].tolist() == [0x02, 0x11, 0x22]
+    paired = pack_codebook(values, table, pairs=True)
+    assert np.array_equal(paired[:16], packed[:16])
+    assert np.array_equal(paired[16 + PAIRS_BYTES :], packed[16:])
+    words = paired[16 : 16 + PAIRS_BYTES].view("<i4")
+    # Word v: (table[v & 15], table[v >> 4]) as int16 lanes, low lane first.
+    assert words[0x20] == (7 << 16) | 0xFF9C and words[0x02] == -100 * 65536 + 7
 
 
 @pytest.fixture(scope="module")
@@ -199,8 +222,8 @@ def test_cli_refuses_a_codebook_size_in_one_line(tmp_path):
 
 
 def test_build_packs_codebook_weights_into_less_flash(digits):
-    _, _, int8, codebook, _ = digits
-    compiled = lower_model(codebook)
+    _, _, int8, quantized, _ = digits
+    compiled = lower_model(quantized)
     packed = [t for t in compiled.graph.tensors.values() if t.dtype == "uint8"]
     assert len(packed) == 3
     kernels = compiled.tir.script()
@@ -213,12 +236,24 @@ def test_build_packs_codebook_weights_into_less_flash(digits):
     assert saved > 0.4 * halves
 
 
+def test_large_layers_take_the_pair_form(digits, monkeypatch):
+    _, _, _, quantized, _ = digits
+    monkeypatch.setattr(codebook, "PAIRS_FROM", 1000)  # conv2d#1's 1152 weights
+    compiled = lower_model(quantized)
+    sizes = sorted(t.value.size for t in compiled.graph.tensors.values() if t.dtype == "uint8")
+    assert sizes == [16 + 144 // 2, 16 + 384 // 2, 16 + PAIRS_BYTES + 1152 // 2]
+    kernels = compiled.tir.script()
+    assert "tvmq_dot_cbp_" in kernels and "tvmq_dot_cb_" in kernels
+
+
 @pytest.mark.skipif(not HAS_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
-def test_codebook_model_on_the_m4_is_identical_to_host(digits):
-    """The looked-up weights on the board give the host's integer model exactly."""
-    _, _, _, codebook, x_test = digits
-    host = codebook.build("host")
-    with codebook.build("qemu-cortex-m4") as board:
+def test_codebook_model_on_the_m4_is_identical_to_host(digits, monkeypatch):
+    """The looked-up weights on the board, in both forms, give the host's integer
+    model exactly."""
+    _, _, _, quantized, x_test = digits
+    monkeypatch.setattr(codebook, "PAIRS_FROM", 1000)
+    host = quantized.build("host")
+    with quantized.build("qemu-cortex-m4") as board:
         for x in x_test[:4]:
             for got, expected in zip(board(x), host(x), strict=True):
                 np.testing.assert_array_equal(got, expected)

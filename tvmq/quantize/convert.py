@@ -105,17 +105,17 @@ def convert(
     take that many int8 values (:func:`tvmq.quantize.codebook.clustered`)."""
     values = {b.var: b.value for b in main_bindings(mod)}
     bits, sizes = weight_bits or {}, codebooks or {}
+    floats = [
+        (op, constant_value(values.get, values[op.core].args[1]))
+        for op in annotation.weighted().values()
+    ]
     weights = {
         op.core: clustered(
-            quantize_weight(
-                constant_value(values.get, values[op.core].args[1]),
-                op.weight_axis,
-                config,
-                bits.get(op.name, 8),
-            ),
+            weight,
+            quantize_weight(weight, op.weight_axis, config, bits.get(op.name, 8)),
             sizes.get(op.name, 0),
         )
-        for op in annotation.weighted().values()
+        for op, weight in floats
     }
     params = dict(zip(annotation.observed, activations, strict=True))
     converted = _InsertQDQ(mod, params, weights, config.mode == "dynamic").run(mod)
