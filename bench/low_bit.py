@@ -1,9 +1,11 @@
 """int8 against int4 and codebook weights (int8 activations) on MLPerf Tiny IC and KWS.
 
-Each float model is quantized by tvmq's PTQ four ways: int8; ``--weight-bits 4``
+Each float model is quantized by tvmq's PTQ five ways: int8; ``--weight-bits 4``
 (the first and last weighted layers kept int8, the default); every weighted layer
 int4; ``--codebook 16`` (16 int8 centroids per inner layer, 4-bit indices looked up
-in the kernels; first and last layers int8). Accuracy: top-1 on the host's
+in the kernels; first and last layers int8), built as tvmq builds it (the 1 KiB pair
+table only in layers of 16,384 weights or more) and with pair tables in every
+codebook layer (fewer instructions, more flash). Accuracy: top-1 on the host's
 integer model, calibrated on the even-indexed and scored on the odd-indexed
 samples of the shared set (the interleaved split every command uses). Cost on the
 emulated Cortex-M4 (untuned default schedules): exact instructions per inference
@@ -28,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tvmq.backend import codebook
 from tvmq.backend.mcu import elf_sizes
 from tvmq.data import calibration_inputs, model_input, open_data
 from tvmq.evaluate import evaluate
@@ -42,6 +45,7 @@ MODELS = SHARED / "models" / "mlperf-tiny"
 RESULTS = Path(__file__).resolve().parent / "results" / "low_bit.json"
 TASKS = {"ic": ("ic_resnet8_float.tflite", "ic01"), "kws": ("kws_dscnn_hybrid.tflite", "kws01")}
 CHECKED_SAMPLES = 3
+DEFAULT_PAIRS_FROM = codebook.PAIRS_FROM
 
 
 def _schemes(model, samples) -> dict[str, QuantConfig]:
@@ -52,10 +56,19 @@ def _schemes(model, samples) -> dict[str, QuantConfig]:
         "int4 (first, last int8)": QuantConfig(weight_bits=4),
         "int4 (all)": QuantConfig(weight_bits=4, layer_bits=all_layers),
         "codebook16": QuantConfig(codebook=16),
+        "codebook16 (pair tables)": QuantConfig(codebook=16),
     }
 
 
-SCHEMES = ("int8", "int4 (first, last int8)", "int4 (all)", "codebook16")
+SCHEMES = (
+    "int8",
+    "int4 (first, last int8)",
+    "int4 (all)",
+    "codebook16",
+    "codebook16 (pair tables)",
+)
+# The build's threshold for the codebook pair form, by scheme (tvmq.backend.codebook).
+PAIRS_FROM = {"codebook16 (pair tables)": 0}
 
 
 def measure(task: str, board_name: str, schemes: tuple[str, ...] = SCHEMES) -> list[dict]:
@@ -84,9 +97,14 @@ def measure(task: str, board_name: str, schemes: tuple[str, ...] = SCHEMES) -> l
             "board": board_name,
         }
         try:
+            codebook.PAIRS_FROM = PAIRS_FROM.get(scheme, DEFAULT_PAIRS_FROM)
             row.update(_board_cost(quantized, host, board_name, checked))
+            if config.codebook:
+                row["codebook_pairs_from"] = codebook.PAIRS_FROM
         except Exception as error:  # recorded, not hidden: the row says why it has no cost
             row["board_error"] = str(error).strip().splitlines()[-1][:300]
+        finally:
+            codebook.PAIRS_FROM = DEFAULT_PAIRS_FROM
         rows.append(row)
         print(json.dumps(rows[-1]), flush=True)
     base = rows[0]
@@ -129,7 +147,7 @@ def main() -> None:
         return
     rows = [row for task in args.tasks for row in measure(task, args.board, tuple(args.schemes))]
     for row in rows:
-        head = f"{row['task']:4} {row['scheme']:24} top1 {row['top1']:.4f} "
+        head = f"{row['task']:4} {row['scheme']:25} top1 {row['top1']:.4f} "
         head += f"({row['top1_drop_points']:+.2f} pt)"
         if "board_error" in row:
             print(f"{head}  board: {row['board_error']}")
