@@ -38,7 +38,7 @@ from tvmq.data import LabelledData
 from tvmq.errors import TvmqError, first_line
 from tvmq.model import Model
 from tvmq.quantize.annotate import main_bindings
-from tvmq.train.engine import TARGET, Engine, _replace_constants
+from tvmq.train.engine import TARGET, Engine, replace_constants
 from tvmq.train.layers import Layer, constant_array, find_layers, start_from_float
 from tvmq.train.rewrite import op_name, rebuild_main
 
@@ -116,7 +116,7 @@ def with_weight_bits(model: Model, float_model: Model | None, bits: int) -> Mode
             _rescale_bias(
                 value, layer, np.broadcast_to(scale.ravel(), layer.bias.shape), replacements
             )
-    rewritten = _replace_constants(model.mod, replacements)
+    rewritten = replace_constants(model.mod, replacements)
     quantization = {**(model.quantization or {}), "weight_bits": bits}
     return dataclasses.replace(model, mod=rewritten, quantization=quantization)
 

@@ -133,10 +133,10 @@ class Engine:
                 else:  # dequantize(int32 constant): TFLite's bias at input x weight scale
                     dequantize = producer[bias]
                     replacements[dequantize.args[0]] = relax.const(layer.rounded_bias())
-        return dataclasses.replace(self.model, mod=_replace_constants(self.model.mod, replacements))
+        return dataclasses.replace(self.model, mod=replace_constants(self.model.mod, replacements))
 
 
-def _replace_constants(mod: tvm.IRModule, replacements: dict) -> tvm.IRModule:
+def replace_constants(mod: tvm.IRModule, replacements: dict) -> tvm.IRModule:
     """A copy of `mod` whose main uses the constants in `replacements` instead."""
     main = mod["main"]
     blocks = []
