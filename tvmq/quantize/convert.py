@@ -17,8 +17,8 @@ from tvm.relax.expr_functor import PyExprMutator, mutator
 
 from tvmq.quantize.annotate import Annotation, main_bindings
 from tvmq.quantize.dynamic import emit_dynamic_qdq
-from tvmq.quantize.realize import constant_value
-from tvmq.quantize.scheme import ActivationParams, QuantConfig, QuantizedWeight, quantize_weight
+from tvmq.quantize.hybrid import layer_weight
+from tvmq.quantize.scheme import ActivationParams, QuantConfig, QuantizedWeight
 
 
 @mutator
@@ -103,8 +103,9 @@ def convert(
     values = {b.var: b.value for b in main_bindings(mod)}
     bits = weight_bits or {}
     weights = {
-        op.core: quantize_weight(
-            constant_value(values.get, values[op.core].args[1]),
+        op.core: layer_weight(
+            values.get,
+            values[op.core].args[1],
             op.weight_axis,
             config,
             bits.get(op.name, 8),
