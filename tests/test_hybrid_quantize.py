@@ -9,6 +9,7 @@ import shutil
 
 import numpy as np
 import pytest
+from tvm import relax
 
 from tests import tflite_op_models as models
 from tests.shared_assets import shared_data, shared_model
@@ -21,7 +22,7 @@ from tvmq.quantize.hybrid import normalize_hybrid
 from tvmq.quantize.quantizer import quantize_model
 from tvmq.quantize.realize import realize
 from tvmq.quantize.scheme import QuantConfig
-from tvmq.train.layers import find_layers
+from tvmq.train.layers import constant_array, find_layers, plain_weights
 
 RNG = np.random.default_rng(19)
 SHAPE = (1, 6, 5, 3)
@@ -141,3 +142,17 @@ def test_kws_hybrid_quantizes_and_trains_every_layer():
         (x,) = samples[-1]
         with quantized.build("qemu-cortex-m4") as board:
             np.testing.assert_array_equal(board(x)[0], quantized.build("host")(x)[0])
+
+
+def test_layer_finder_sees_every_layer_of_the_kws_int8_file():
+    """The int8 file's depthwise weights are reshaped after dequantize and its dense
+    weight transposed before: plain_weights moves that into the constants, so the
+    finder sees all 10 layers, each weight the value TVM computes for the original."""
+    mod = load_model(shared_model("kws_dscnn_int8")).mod
+    assert len(find_layers(mod)) == 5  # the 1 + 4 plain convolutions alone
+    layers = find_layers(plain_weights(mod))
+    assert len(layers) == 10
+    assert sum(layer.weight.shape[-1] == 1 for layer in layers) == 4  # depthwise, HWOI
+    calls = {b.var.name: b.value for b in main_bindings(relax.transform.FoldConstant()(mod))}
+    for layer in layers:
+        np.testing.assert_array_equal(constant_array(calls[layer.name].args[1]), layer.weight)
