@@ -12,9 +12,10 @@ emulated Cortex-M4 (untuned default schedules): exact instructions per inference
 (QEMU icount), firmware flash, the model's weight bytes and its activation arena;
 the board's outputs are checked equal to the host's on a few samples. KWS starts
 from the shared hybrid file (int8 weights, float activations), the only non-int8
-KWS model there: its hybrid CONV_2D layers run TFLite's hybrid kernels and stay
-out of PTQ, so only its depthwise and dense layers are quantized (recorded per
-row); a board build that fails is recorded as such.
+KWS model there: its hybrid CONV_2D layers are quantized on the file's own int8
+weights (:mod:`tvmq.quantize.hybrid`; KWS rows measured before that kept them as
+float islands, and the board differed from the host); a board build that fails is
+recorded as such.
 Writes bench/results/low_bit.json.
 
     python -m bench.low_bit [--tasks ic kws] [--schemes int8 codebook16] [--board B]

@@ -129,7 +129,7 @@ def test_clustered_refits_scales_to_lower_the_float_error():
     weight = rng.standard_t(4, size=(8, 3, 3, 16)).astype(np.float32)  # heavy tails
     quantized = quantize_weight(weight, 0, QuantConfig())
     plain_values, _ = cluster(quantized.values, 16)
-    refitted = clustered(weight, quantized, 16)
+    refitted = clustered(quantized, 16)
     assert np.unique(refitted.values).size <= 16
     assert set(np.unique(refitted.values)) <= set(np.unique(plain_values))
 
@@ -137,7 +137,7 @@ def test_clustered_refits_scales_to_lower_the_float_error():
         return float(((values * scale[:, None, None, None] - weight) ** 2).sum())
 
     assert error(refitted.values, refitted.scale) < error(plain_values, quantized.scale)
-    assert clustered(weight, quantized, 0) is quantized
+    assert clustered(quantized, 0) is quantized
 
 
 def test_pack_codebook_puts_the_table_before_the_indices():

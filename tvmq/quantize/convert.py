@@ -18,8 +18,8 @@ from tvm.relax.expr_functor import PyExprMutator, mutator
 from tvmq.quantize.annotate import Annotation, main_bindings
 from tvmq.quantize.codebook import clustered
 from tvmq.quantize.dynamic import emit_dynamic_qdq
-from tvmq.quantize.realize import constant_value
-from tvmq.quantize.scheme import ActivationParams, QuantConfig, QuantizedWeight, quantize_weight
+from tvmq.quantize.hybrid import layer_weight
+from tvmq.quantize.scheme import ActivationParams, QuantConfig, QuantizedWeight
 
 
 @mutator
@@ -105,17 +105,18 @@ def convert(
     take that many int8 values (:func:`tvmq.quantize.codebook.clustered`)."""
     values = {b.var: b.value for b in main_bindings(mod)}
     bits, sizes = weight_bits or {}, codebooks or {}
-    floats = [
-        (op, constant_value(values.get, values[op.core].args[1]))
-        for op in annotation.weighted().values()
-    ]
     weights = {
         op.core: clustered(
-            weight,
-            quantize_weight(weight, op.weight_axis, config, bits.get(op.name, 8)),
+            layer_weight(
+                values.get,
+                values[op.core].args[1],
+                op.weight_axis,
+                config,
+                bits.get(op.name, 8),
+            ),
             sizes.get(op.name, 0),
         )
-        for op, weight in floats
+        for op in annotation.weighted().values()
     }
     params = dict(zip(annotation.observed, activations, strict=True))
     converted = _InsertQDQ(mod, params, weights, config.mode == "dynamic").run(mod)

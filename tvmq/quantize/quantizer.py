@@ -21,6 +21,7 @@ from tvmq.model import Model
 from tvmq.quantize.annotate import Annotation, annotate
 from tvmq.quantize.codebook import check_codebook_options, codebook_table, layer_codebooks
 from tvmq.quantize.convert import convert
+from tvmq.quantize.hybrid import normalize_hybrid
 from tvmq.quantize.low_bit import layer_weight_bits
 from tvmq.quantize.observe import calibrate
 from tvmq.quantize.scheme import (
@@ -57,6 +58,7 @@ def calibrate_model(
     config = config or QuantConfig()
     if config.mode != "static":
         raise TvmqError(f"mode {config.mode} needs no calibration: use quantize_model")
+    model = _float_model(model)
     annotation, config = _annotate(model, config)
     ranges = calibrate(model.mod, annotation, samples, model.inputs, config, origin)
     fixed = {op.output: SOFTMAX_OUTPUT for op in annotation.ops if op.kind == "softmax"}
@@ -78,12 +80,17 @@ def _int16_tensors(annotation: Annotation, config: QuantConfig) -> set:
     }
 
 
+def _float_model(model: Model) -> Model:
+    """`model` ready to annotate: float, its hybrid layers on dequantized weights."""
+    if model.is_quantized:
+        raise TvmqError(f"{model.source}: already quantized")
+    return normalize_hybrid(model)
+
+
 def _annotate(model: Model, config: QuantConfig) -> tuple[Annotation, QuantConfig]:
     """The ops to quantize, and `config` with its layer names as annotate knows them."""
     if config.mode not in MODES:
         raise TvmqError(f"unknown quantization mode '{config.mode}' (known: {', '.join(MODES)})")
-    if model.is_quantized:
-        raise TvmqError(f"{model.source}: already quantized")
     if config.skip_names or config.int16_names or config.layer_bits or config.layer_codebook:
         names = layer_names(model)
         requested = dict(config.layer_bits)
@@ -161,8 +168,9 @@ def _sources(model: Model, annotation: Annotation) -> dict[str, str]:
 
 
 def float_graph_hash(model: Model) -> str:
-    """Structural hash of a float model's graph: ties a quantized model to its source."""
-    return str(tvm_ffi.structural_hash(model.mod, map_free_vars=True))
+    """Structural hash of a float model's graph: ties a quantized model to its source
+    (the graph as quantized, hybrid layers normalized: the same from either)."""
+    return str(tvm_ffi.structural_hash(normalize_hybrid(model).mod, map_free_vars=True))
 
 
 def convert_model(calibrated: Calibrated, fallback: dict[str, str] | None = None) -> Model:
@@ -252,6 +260,7 @@ def _codebooks(annotation: Annotation, config: QuantConfig, bits: dict[str, int]
 
 def quantize_weights(model: Model, config: QuantConfig) -> Model:
     """`model` with int8 weights for the dynamic and weight-only modes (no calibration)."""
+    model = _float_model(model)
     annotation, config = _annotate(model, config)
     sources = _sources(model, annotation)
     mod, weights = convert(model.mod, annotation, [], config)
