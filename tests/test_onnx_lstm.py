@@ -160,3 +160,45 @@ def test_partial_sequence_lengths_are_refused_by_node(tmp_path):
     onnx.save(model, path)
     with pytest.raises(UnsupportedOperatorError, match="encoder_lstm \\(LSTM\\): sequence_lens"):
         load_model(path)
+
+
+def test_lstm_after_convolution_matches_onnxruntime(tmp_path):
+    """A CRNN's shape: conv features, squeezed and transposed into a bidirectional
+    LSTM. The convolution makes the importer convert layouts around the LSTM too."""
+    rng = np.random.default_rng(3)
+    hidden, width = 4, 6
+    initializers = [
+        numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), name)
+        for name, shape in [
+            ("conv_w", (8, 3, 3, 3)),
+            ("W", (2, 4 * hidden, 8)),
+            ("R", (2, 4 * hidden, hidden)),
+        ]
+    ]
+    initializers.append(numpy_helper.from_array(np.array([2], np.int64), "height_axis"))
+    nodes = [
+        helper.make_node("Conv", ["x", "conv_w"], ["features"], pads=[1, 1, 1, 1]),
+        helper.make_node("Squeeze", ["features", "height_axis"], ["rows"]),
+        helper.make_node("Transpose", ["rows"], ["sequence"], perm=[2, 0, 1]),
+        helper.make_node(
+            "LSTM",
+            ["sequence", "W", "R"],
+            ["Y", "", ""],
+            hidden_size=hidden,
+            direction="bidirectional",
+        ),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "crnn",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 1, width])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [width, 2, 1, hidden])],
+        initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = 8
+    path = tmp_path / "crnn.onnx"
+    onnx.save(model, path)
+    x = rng.standard_normal((1, 3, 1, width)).astype(np.float32)
+    (got,) = load_model(path).build("host")(x)
+    np.testing.assert_allclose(got, ort_run(model, {"x": x})[0], rtol=1e-5, atol=1e-5)

@@ -69,11 +69,11 @@ def convert(bb: relax.BlockBuilder, inputs: Sequence, attrs: dict) -> relax.Tupl
             )
             h, c = cell(bb.emit(gates), c, peepholes, activations[index])
             hs[step] = h
-        outputs.append(relax.op.stack(hs, axis=0))  # [time, batch, hidden]
+        outputs.append(_stack(hs, axis=0))  # [time, batch, hidden]
         last_h.append(h)
         last_c.append(c)
-    y = relax.op.stack(outputs, axis=1)  # [time, directions, batch, hidden]
-    y_h, y_c = relax.op.stack(last_h, axis=0), relax.op.stack(last_c, axis=0)
+    y = _stack(outputs, axis=1)  # [time, directions, batch, hidden]
+    y_h, y_c = _stack(last_h, axis=0), _stack(last_c, axis=0)
     if layout == 1:
         y = relax.op.permute_dims(y, [2, 0, 1, 3])
         y_h, y_c = (relax.op.permute_dims(v, [1, 0, 2]) for v in (y_h, y_c))
@@ -137,6 +137,12 @@ def _project(bb, x, weights, bias, steps: int, batch: int, hidden: int) -> relax
 
 def _input(inputs: Sequence, index: int) -> relax.Expr | None:
     return inputs[index] if index < len(inputs) else None
+
+
+def _stack(values: Sequence[relax.Expr], axis: int) -> relax.Expr:
+    """relax.op.stack as expand_dims + concat: TVM's ConvertLayout (run on every ONNX
+    model with convolutions) fails on stack ("Index -1 out of bounds")."""
+    return relax.op.concat([relax.op.expand_dims(v, [axis]) for v in values], axis)
 
 
 def _of(value: relax.Expr | None, direction: int) -> relax.Expr | None:
