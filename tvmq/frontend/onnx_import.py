@@ -231,7 +231,7 @@ class OnnxGraph:
             mod = mark_onnx_requantize(mod)
         else:
             # A QDQ model's quantize/dequantize pairs fix the layout they were made for.
-            mod, names = channels_last(mod, self.source_names)
+            mod, names = channels_last(mod, dict(self.source_names))
             self.source_names.clear()
             self.source_names.update(names)
         return mark_onnx_resize(lower_transposed_convs(mod, self.source_names))
