@@ -49,24 +49,26 @@ def convert(bb: relax.BlockBuilder, inputs: Sequence, attrs: dict) -> relax.Tupl
     clip = attrs.get("clip")
     cell = _Cell(bb, hidden, clip, bool(attrs.get("input_forget", 0)))
 
-    def state(value: relax.Expr | None, index: int) -> relax.Expr:
+    def state(value: relax.Expr | None, index: int) -> relax.Expr | None:
+        """One direction's initial state; None for zeros, whose products are left out."""
         if value is None:
-            return relax.op.zeros(relax.ShapeExpr([batch, hidden]), "float32")
+            return None
         axis = 1 if layout == 1 else 0  # [batch, directions, hidden] in layout 1
         return relax.op.squeeze(relax.op.strided_slice(value, [axis], [index], [index + 1]), [axis])
 
     outputs, last_h, last_c = [], [], []
     for index, backwards in enumerate(directions):
-        projected = _project(bb, x, _of(weights, index), _of(bias, index), steps, batch, hidden)
-        recurrent_t = bb.emit(relax.op.permute_dims(_of(recurrent, index)))
+        input_weights = _of(weights, index, transpose=True)
+        biases = _bias(bias, index, GATES * hidden)
+        projected = _project(bb, x, input_weights, biases, steps, batch, hidden)
+        recurrent_t = _of(recurrent, index, transpose=True)
         peepholes = _of(peephole, index)
         h, c = state(initial_h, index), state(initial_c, index)
         hs: list[relax.Expr] = [None] * steps
         for step in reversed(range(steps)) if backwards else range(steps):
-            gates = relax.op.add(
-                _index(projected, step),
-                relax.op.matmul(h, recurrent_t),
-            )
+            gates = _index(projected, step)
+            if h is not None:
+                gates = relax.op.add(gates, relax.op.matmul(h, recurrent_t))
             h, c = cell(bb.emit(gates), c, peepholes, activations[index])
             hs[step] = h
         outputs.append(_stack(hs, axis=0))  # [time, batch, hidden]
@@ -96,10 +98,11 @@ class _Cell:
         return relax.op.clip(value, -float(self.clip), float(self.clip))
 
     def __call__(self, gates, c, peepholes, activations) -> tuple[relax.Expr, relax.Expr]:
+        """(h, c) after one step from the previous cell `c` (None: zero)."""
         f, g, h = activations
 
-        def peep(value: relax.Expr, index: int, cell: relax.Expr) -> relax.Expr:
-            if peepholes is None:
+        def peep(value: relax.Expr, index: int, cell: relax.Expr | None) -> relax.Expr:
+            if peepholes is None or cell is None:
                 return value
             begin = index * self.hidden
             weight = relax.op.strided_slice(peepholes, [0], [begin], [begin + self.hidden])
@@ -107,14 +110,15 @@ class _Cell:
 
         # P holds the input, output and forget gates' peepholes, in that order.
         input_gate = f(self.bounded(peep(self.gate(gates, 0), 0, c)))
-        if self.input_forget:
-            forget = relax.op.subtract(relax.const(1.0, "float32"), input_gate)
-        else:
-            forget = f(self.bounded(peep(self.gate(gates, 2), 2, c)))
         candidate = g(self.bounded(self.gate(gates, 3)))
-        c = self.bb.emit(
-            relax.op.add(relax.op.multiply(forget, c), relax.op.multiply(input_gate, candidate))
-        )
+        update = relax.op.multiply(input_gate, candidate)
+        if c is not None:  # a zero cell (no initial_c, first step) forgets nothing
+            if self.input_forget:
+                forget = relax.op.subtract(relax.const(1.0, "float32"), input_gate)
+            else:
+                forget = f(self.bounded(peep(self.gate(gates, 2), 2, c)))
+            update = relax.op.add(relax.op.multiply(forget, c), update)
+        c = self.bb.emit(update)
         output = f(self.bounded(peep(self.gate(gates, 1), 1, c)))
         return self.bb.emit(relax.op.multiply(output, h(c))), c
 
@@ -122,16 +126,9 @@ class _Cell:
 def _project(bb, x, weights, bias, steps: int, batch: int, hidden: int) -> relax.Expr:
     """Every step's input projection plus both biases, [time, batch, 4 * hidden]."""
     flat = relax.op.reshape(x, [steps * batch, -1])
-    total = relax.op.matmul(flat, relax.op.permute_dims(weights))
+    total = relax.op.matmul(flat, weights)
     if bias is not None:
-        width = GATES * hidden
-        total = relax.op.add(
-            total,
-            relax.op.add(
-                relax.op.strided_slice(bias, [0], [0], [width]),
-                relax.op.strided_slice(bias, [0], [width], [2 * width]),
-            ),
-        )
+        total = relax.op.add(total, bias)
     return bb.emit(relax.op.reshape(total, [steps, batch, GATES * hidden]))
 
 
@@ -145,11 +142,38 @@ def _stack(values: Sequence[relax.Expr], axis: int) -> relax.Expr:
     return relax.op.concat([relax.op.expand_dims(v, [axis]) for v in values], axis)
 
 
-def _of(value: relax.Expr | None, direction: int) -> relax.Expr | None:
-    """One direction's slice of W, R, B or P (their first axis)."""
+def _of(value: relax.Expr | None, direction: int, transpose: bool = False):
+    """One direction's slice of W, R or P (their first axis), transposed for a
+    matmul where asked: sliced here when a constant, so that the weights stay
+    constants for quantization."""
     if value is None:
         return None
-    return _index(value, direction)
+    array = _constant(value)
+    if array is not None:
+        part = array[direction]
+        return relax.const(np.ascontiguousarray(part.T if transpose else part))
+    part = _index(value, direction)
+    return relax.op.permute_dims(part) if transpose else part
+
+
+def _bias(bias: relax.Expr | None, direction: int, width: int) -> relax.Expr | None:
+    """One direction's Wb + Rb (onnxruntime adds the two first)."""
+    if bias is None:
+        return None
+    array = _constant(bias)
+    if array is not None:
+        return relax.const(array[direction, :width] + array[direction, width:])
+    both = _index(bias, direction)
+    return relax.op.add(
+        relax.op.strided_slice(both, [0], [0], [width]),
+        relax.op.strided_slice(both, [0], [width], [2 * width]),
+    )
+
+
+def _constant(value: relax.Expr) -> np.ndarray | None:
+    if isinstance(value, tvm.ir.expr.Constant) and hasattr(value.value, "numpy"):
+        return value.value.numpy()
+    return None
 
 
 def _index(value: relax.Expr, index: int) -> relax.Expr:
@@ -165,8 +189,9 @@ def _check_lengths(lengths: relax.Expr | None, steps: int, batch: int) -> None:
     """Only the trivial sequence_lens (every sequence the full length) is supported."""
     if lengths is None:
         return
-    if isinstance(lengths, tvm.ir.expr.Constant) and hasattr(lengths.value, "numpy"):
-        values = lengths.value.numpy().reshape(-1)
+    values = _constant(lengths)
+    if values is not None:
+        values = values.reshape(-1)
         if values.size == batch and np.all(values == steps):
             return
     raise ValueError(
