@@ -138,6 +138,7 @@ def dot_product_schedule(
         LANES,
         conv_dot_product,
         conv_pair_dot_product,
+        conv_row_dot_product,
         conv_window_dot_product,
         dense_dot_product,
     )
@@ -165,11 +166,14 @@ def dot_product_schedule(
     elif len(loops) == 7:  # conv2d: n, y, x, channel | filter row, column, input channel
         pair = _pixel_pair(sch, block, func.params[position].name, shape[1], shape[2])
         if pair is not None and choose_pixels(sch, [2, 1]) == 2:
-            axis, step = pair
-            intrinsic = conv_pair_dot_product(lanes, step, shape[2], shape[3], mmla)
+            axis, step, pixels = pair
+            if pixels == 2:
+                intrinsic = conv_pair_dot_product(lanes, step, shape[2], shape[3], mmla)
+            else:
+                intrinsic = conv_row_dot_product(lanes, step[1], pixels, shape[2], shape[3])
             layouts = {} if axes == tuple(range(len(axes))) else {position: axes}
             return _pair_schedule(
-                sch, block, loops, axis, lanes, intrinsic, simd_requantize, layouts
+                sch, block, loops, axis, lanes, intrinsic, simd_requantize, layouts, pixels
             )
         intrinsic = conv_dot_product(lanes, shape[2], shape[3])
         channels, first_reduction = loops[3], loops[4]
@@ -193,10 +197,12 @@ def dot_product_schedule(
 
 def _pixel_pair(
     sch: s_tir.Schedule, block, weights: str, filter_height: int, filter_width: int
-) -> tuple[int, tuple[int, int]] | None:
-    """(loop index, (row step, column step)) of the output axis to take pixel pairs
-    on: columns when there is an even number of them, else rows; None when neither
-    is even. The steps are the convolution's strides, from the shapes."""
+) -> tuple[int, tuple[int, int], int] | None:
+    """(loop index, (row step, column step), pixels per call) of the output axis to
+    take pixel pairs on: columns when there is an even number of them, else rows;
+    when neither is even, whole rows of three or more columns (pairs and a tail, one
+    call per row); else None. The steps are the convolution's strides, from the
+    shapes."""
     stmt = sch.get(block)
     output = [int(d) for d in stmt.writes[0].source.ty.shape]
     inputs = [
@@ -211,7 +217,9 @@ def _pixel_pair(
         count = output[axis]
         if count % 2 == 0:
             stride = (size - filter_size) // (count - 1)
-            return axis, ((0, stride) if axis == 2 else (stride, 0))
+            return axis, ((0, stride) if axis == 2 else (stride, 0)), 2
+    if output[2] >= 3:
+        return 2, (0, (width - filter_width) // (output[2] - 1)), output[2]
     return None
 
 
@@ -224,12 +232,15 @@ def _pair_schedule(
     intrinsic: str,
     simd_requantize: bool,
     layouts: dict[int, tuple[int, ...]],
+    pixels: int = 2,
 ) -> ScheduledKernel:
     """Loops n, y, x (the one on `axis` taken in pairs), channel block, filter row |
     pixel of the pair, channel in block, filter row elements: after the bar, one
-    pair call; the requantization follows per channel block."""
+    pair call; the requantization follows per channel block. With `pixels` other
+    than 2 the whole row of columns is one call: n, y, channel block, filter row |
+    column, channel in block, filter row elements."""
     _, _, x, channels, first_reduction, _, _ = loops
-    _, pixel = sch.split(loops[axis], [None, 2])
+    pixel = loops[axis] if pixels != 2 else sch.split(loops[axis], [None, 2])[1]
     block_of_channels, channel_in_block = sch.split(channels, [None, lanes])
     if axis == 2:
         sch.reorder(block_of_channels, first_reduction, pixel, channel_in_block)
@@ -326,7 +337,7 @@ def _simd_requantize(sch: s_tir.Schedule, lanes: int) -> None:
     to one SIMD call, when the epilogue is exactly that (a ``requantize`` step,
     :func:`tvmq.quantize.fixed_point.requantize_te`, alone in its loop).
     A ScheduleError here leaves `sch` half changed: the caller starts again without."""
-    from tvmq.backend.intrinsics import requantize
+    from tvmq.backend.intrinsics import requantize, requantize_row
 
     blocks = [b for b in _blocks(sch) if sch.get(b).name_hint == "requantize"]
     if len(blocks) != 1:
@@ -335,7 +346,13 @@ def _simd_requantize(sch: s_tir.Schedule, lanes: int) -> None:
     loop = sch.get_loops(blocks[0])[-1]
     if rank in (2, 4) and int(sch.get(loop).extent) == lanes:
         _scalars_read_once(sch, blocks[0])
-        sch.tensorize(loop, requantize(lanes, rank))
+        outer = sch.get_loops(blocks[0])[-2] if rank == 4 else None
+        if outer is not None and sch.get(outer).body.same_as(sch.get(loop)):
+            # a row of pixels per channel block (pairs): one call for the row
+            pixels = int(sch.get(outer).extent)
+            sch.tensorize(outer, requantize_row(lanes, pixels))
+        else:
+            sch.tensorize(loop, requantize(lanes, rank))
 
 
 def _scalars_read_once(sch: s_tir.Schedule, block) -> None:

@@ -10,6 +10,7 @@
  * input runs a_stride bytes apart (two output pixels), into acc[j] and
  * acc[acc_stride + j]: each weight vector serves both. tvmq_dot_s8_2xN_no_mmla is
  * the same without SMMLA on i8mm cores (a tuning choice), the same function elsewhere.
+ * tvmq_dot_s8_rowxN(..., count): count pixels a_stride bytes apart, in pairs and a tail.
  *
  * tvmq_dw_s8x4(acc, x, w, kh, kw, x_row, x_col, w_row, w_col): a depthwise window
  * for four channels; the strides are in bytes between window rows and columns.
@@ -247,6 +248,27 @@ TVMQ_DOT_DEFINE(4)
 TVMQ_DOT2_DEFINE(1)
 TVMQ_DOT2_DEFINE(2)
 TVMQ_DOT2_DEFINE(4)
+
+/* A whole row of `count` output pixels (input runs a_stride bytes apart, accumulators
+   acc_stride apart): pixel pairs, then one pixel when count is odd, so rows of odd
+   length (KWS's 25x5 outputs) keep the pairs' shared weight loads. */
+#define TVMQ_DOTROW_DEFINE(N)                                                           \
+  static inline int32_t tvmq_dot_s8_rowx##N(void *acc_, void *a_, void *b, int32_t k,    \
+                                            int32_t b_stride, int32_t a_stride,          \
+                                            int32_t acc_stride, int32_t count) {         \
+    int32_t *acc = acc_;                                                                 \
+    int8_t *a = a_;                                                                      \
+    int32_t p = 0;                                                                       \
+    for (; p + 2 <= count; p += 2)                                                       \
+      tvmq_dot_s8_2x##N(acc + p * acc_stride, a + p * a_stride, b, k, b_stride, a_stride, \
+                        acc_stride);                                                     \
+    if (p < count) tvmq_dot_s8_1x##N(acc + p * acc_stride, a + p * a_stride, b, k, b_stride); \
+    return 0;                                                                            \
+  }
+TVMQ_DOTROW_DEFINE(1)
+TVMQ_DOTROW_DEFINE(2)
+TVMQ_DOTROW_DEFINE(4)
+
 #ifndef TVMQ_DOT2_NO_MMLA_NATIVE
 #define tvmq_dot_s8_2x1_no_mmla tvmq_dot_s8_2x1
 #define tvmq_dot_s8_2x2_no_mmla tvmq_dot_s8_2x2

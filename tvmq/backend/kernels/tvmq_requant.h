@@ -90,6 +90,46 @@ TVMQ_REQUANT_DEFINE(4)
 TVMQ_REQUANT_DEFINE(2)
 TVMQ_REQUANT_DEFINE(1)
 
+/* tvmq_requant_s8xN_row(out, acc, bias, mult, shift, zp, lo, hi, count, out_stride,
+   acc_stride): the same for a row of count pixels (their channels out_stride and
+   acc_stride elements apart). Each channel's parameters, and tvmq_requant_lane's
+   constants derived from them, are loaded once for the row. */
+#if defined(TVMQ_REQUANT_VECTOR)
+#define TVMQ_REQUANT_ROW_DEFINE(N)                                                      \
+  static inline int32_t tvmq_requant_s8x##N##_row(                                      \
+      void *out, void *acc, void *bias, void *mult, void *shift, int32_t zp, int32_t lo,  \
+      int32_t hi, int32_t count, int32_t out_stride, int32_t acc_stride) {              \
+    for (int32_t p = 0; p < count; ++p)                                                 \
+      tvmq_requant_s8x##N((int8_t *)out + p * out_stride, (int32_t *)acc + p * acc_stride, \
+                          bias, mult, shift, zp, lo, hi);                               \
+    return 0;                                                                           \
+  }
+#else
+#define TVMQ_REQUANT_ROW_DEFINE(N)                                                      \
+  static inline int32_t tvmq_requant_s8x##N##_row(                                      \
+      void *out_, void *acc_, void *bias_, void *mult_, void *shift_, int32_t zp,       \
+      int32_t lo, int32_t hi, int32_t count, int32_t out_stride, int32_t acc_stride) {  \
+    int8_t *out = out_;                                                                 \
+    const int32_t *acc = acc_, *bias = bias_, *mult = mult_, *shift = shift_;           \
+    for (int j = 0; j < N; ++j) {                                                       \
+      int32_t b = bias[j], m = mult[j], r = shift[j];                                   \
+      int32_t round = (int32_t)((1u << r) >> 2), right = r - 1;                         \
+      int64_t up = ((int64_t)1 << 30) + (r == 1 ? (int64_t)1 << 31 : 0);               \
+      int64_t down = up - ((int64_t)1 << 31);                                           \
+      for (int32_t p = 0; p < count; ++p) {                                             \
+        int32_t x = acc[p * acc_stride + j] + b;                                        \
+        int32_t high = (int32_t)(((x < 0 ? down : up) + (int64_t)x * m) >> 32);         \
+        int32_t y = ((high + round) >> right) + zp;                                     \
+        out[p * out_stride + j] = (int8_t)(y < lo ? lo : (y > hi ? hi : y));            \
+      }                                                                                 \
+    }                                                                                   \
+    return 0;                                                                           \
+  }
+#endif
+TVMQ_REQUANT_ROW_DEFINE(4)
+TVMQ_REQUANT_ROW_DEFINE(2)
+TVMQ_REQUANT_ROW_DEFINE(1)
+
 /* TFLite's int8 elementwise add (AddElementwise), tvmq_add_s8(out, a, b, n, zp_a, m_a,
    r_a, zp_b, m_b, r_b, m_out, r_out, zp_out, lo, hi): each input centred, shifted left by
    20 and rescaled by MultiplyByQuantizedMultiplier(., m, -r), the sum rescaled to the
