@@ -80,6 +80,15 @@ def depthwise_product(height: int, width: int) -> str:
     return _registered_once(name, lambda: _depthwise_functions(height, width))
 
 
+def depthwise_row_product(height: int, width: int, pixels: int, stride: int) -> str:
+    """:func:`depthwise_product` for a row of `pixels` output pixels, `stride` input
+    columns apart (``tvmq_dw_s8x4_row``: pairs sharing each weight load)."""
+    name = f"tvmq_dw_s8x4_{height}x{width}_row{pixels}_stride{stride}"
+    return _registered_once(
+        name, lambda: _depthwise_row_functions(height, width, pixels, stride)
+    )
+
+
 def requantize(lanes: int, rank: int) -> str:
     """Intrinsic for the requantization of `lanes` channels of an int32 accumulator of
     `rank` dimensions (4: NHWC convolution, 2: dense) to int8, as
@@ -159,6 +168,69 @@ def _depthwise_functions(height: int, width: int):
                     T.Cast("int32", sx2),
                     T.Cast("int32", sw0),
                     T.Cast("int32", sw1),
+                )
+            )
+
+    return desc, impl
+
+
+def _depthwise_row_functions(height: int, width: int, pixels: int, stride: int):
+    kh, kw, n = T.int64(height), T.int64(width), T.int64(DEPTHWISE_LANES)
+    w, span = T.int64(pixels), T.int64(stride * (pixels - 1) + width)
+    one, zero = T.int64(1), T.int64(0)
+
+    def column(vp, vc):
+        """X's column index, as the scheduled kernel writes it (no product by one)."""
+        return _times(vp, stride) + vc
+
+    @T.prim_func(s_tir=True)
+    def desc(x: T.handle, wt: T.handle, acc: T.handle) -> None:
+        X = T.match_buffer(x, (one, kh, span, n), "int8", offset_factor=1)
+        W = T.match_buffer(wt, (kh, kw, n, one), "int8", offset_factor=1)
+        C = T.match_buffer(acc, (one, one, w, n), "int32", offset_factor=1)
+        with T.sblock("root"):
+            T.reads(C[0, 0, 0:w, 0:n], X[0, 0:kh, 0:span, 0:n], W[0:kh, 0:kw, 0:n, 0])
+            T.writes(C[0, 0, 0:w, 0:n])
+            for p, r, c, _u, j in T.grid(w, kh, kw, one, n):
+                with T.sblock("update"):
+                    vp, vj, vr, vc = T.axis.remap("SSRR", [p, j, r, c])
+                    C[zero, zero, vp, vj] = C[zero, zero, vp, vj] + T.Cast(
+                        "int32", X[zero, vr, column(vp, vc), vj]
+                    ) * T.Cast("int32", W[vr, vc, vj, zero])
+
+    @T.prim_func(s_tir=True)
+    def impl(x: T.handle, wt: T.handle, acc: T.handle) -> None:
+        sx0, sx1, sx2 = T.int64(), T.int64(), T.int64()
+        sw0, sw1 = T.int64(), T.int64()
+        sc0, sc1, sc2 = T.int64(), T.int64(), T.int64()
+        X = T.match_buffer(
+            x, (one, kh, span, n), "int8", strides=[sx0, sx1, sx2, one], offset_factor=1
+        )
+        W = T.match_buffer(
+            wt, (kh, kw, n, one), "int8", strides=[sw0, sw1, one, one], offset_factor=1
+        )
+        C = T.match_buffer(
+            acc, (one, one, w, n), "int32", strides=[sc0, sc1, sc2, one], offset_factor=1
+        )
+        with T.sblock("root"):
+            T.reads(C[0, 0, 0:w, 0:n], X[0, 0:kh, 0:span, 0:n], W[0:kh, 0:kw, 0:n, 0])
+            T.writes(C[0, 0, 0:w, 0:n])
+            T.evaluate(
+                T.call_extern(
+                    "int32",
+                    "tvmq_dw_s8x4_row",
+                    C.access_ptr("rw"),
+                    X.access_ptr("r"),
+                    W.access_ptr("r"),
+                    T.int32(height),
+                    T.int32(width),
+                    T.Cast("int32", sx1),
+                    T.Cast("int32", sx2),
+                    T.Cast("int32", sw0),
+                    T.Cast("int32", sw1),
+                    T.int32(pixels),
+                    T.Cast("int32", T.int64(stride) * sx2),
+                    T.Cast("int32", sc2),
                 )
             )
 

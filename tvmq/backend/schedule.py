@@ -309,7 +309,11 @@ def _depthwise_schedule(
 ) -> ScheduledKernel:
     """Channels in blocks of four, each block's window one SIMD call; weights relaid
     out [filter row, column, channel] first when they come channel first."""
-    from tvmq.backend.intrinsics import DEPTHWISE_LANES, depthwise_product
+    from tvmq.backend.intrinsics import (
+        DEPTHWISE_LANES,
+        depthwise_product,
+        depthwise_row_product,
+    )
 
     index, axes = weights
     layouts = {}
@@ -322,14 +326,38 @@ def _depthwise_schedule(
     if extents[0] % DEPTHWISE_LANES or extents[3] != 1 or min(extents[1:3]) < 2:
         raise NotADotProduct
     block_of_channels, channel_in_block = sch.split(channel, [None, DEPTHWISE_LANES])
-    sch.reorder(block_of_channels, row, column, multiplier, channel_in_block)
+    stride = _column_stride(sch, block, index, extents[2])
+    if stride is None:
+        sch.reorder(block_of_channels, row, column, multiplier, channel_in_block)
+        first, intrinsic = row, depthwise_product(extents[1], extents[2])
+    else:  # the whole row of output pixels per call, in pairs sharing weight loads
+        _, _, x, *_ = sch.get_loops(block)
+        pixels = int(sch.get(x).extent)
+        sch.reorder(block_of_channels, x, row, column, multiplier, channel_in_block)
+        first = x
+        intrinsic = depthwise_row_product(extents[1], extents[2], pixels, stride)
     if not _fuse_epilogue_at(sch, block, block_of_channels):
         raise NotADotProduct  # an epilogue left behind would need whole-tensor scratch
-    sch.decompose_reduction(block, row)
-    sch.tensorize(row, depthwise_product(extents[1], extents[2]))
+    sch.decompose_reduction(block, first)
+    sch.tensorize(first, intrinsic)
     if simd_requantize:
         _simd_requantize(sch, DEPTHWISE_LANES)
     return ScheduledKernel(sch.mod["main"], layouts)
+
+
+def _column_stride(sch: s_tir.Schedule, block, weights: int, filter_width: int) -> int | None:
+    """The input columns between two output columns of a depthwise conv (its stride,
+    from the shapes), or None when its rows have fewer than two pixels."""
+    stmt = sch.get(block)
+    output = int(stmt.writes[0].source.ty.shape[2])
+    inputs = [
+        r.source
+        for i, r in enumerate(stmt.reads)
+        if i != weights and str(r.source.ty.dtype) == "int8" and len(r.source.ty.shape) == 4
+    ]
+    if len(inputs) != 1 or output < 2:
+        return None
+    return (int(inputs[0].ty.shape[2]) - filter_width) // (output - 1)
 
 
 def _simd_requantize(sch: s_tir.Schedule, lanes: int) -> None:
