@@ -84,9 +84,7 @@ def depthwise_row_product(height: int, width: int, pixels: int, stride: int) -> 
     """:func:`depthwise_product` for a row of `pixels` output pixels, `stride` input
     columns apart (``tvmq_dw_s8x4_row``: pairs sharing each weight load)."""
     name = f"tvmq_dw_s8x4_{height}x{width}_row{pixels}_stride{stride}"
-    return _registered_once(
-        name, lambda: _depthwise_row_functions(height, width, pixels, stride)
-    )
+    return _registered_once(name, lambda: _depthwise_row_functions(height, width, pixels, stride))
 
 
 def requantize(lanes: int, rank: int) -> str:
@@ -521,6 +519,7 @@ def _requantize_row_functions(lanes: int, pixels: int):
     n, w, one, zero = T.int64(lanes), T.int64(pixels), T.int64(1), T.int64(0)
     shape = (one, one, w, n)
     region = (0, 0, slice(0, pixels), slice(0, lanes))
+
     @T.prim_func(s_tir=True)
     def desc(a: T.handle, b: T.handle, m: T.handle, s: T.handle, z: T.handle,
              lo: T.handle, hi: T.handle, o: T.handle) -> None:  # fmt: skip
