@@ -14,6 +14,7 @@ from kernels that are already small.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -102,6 +103,12 @@ def micro_kernel_call(func: tvm.tirx.PrimFunc) -> tvm.tirx.PrimFunc:
     return tvm.tirx.PrimFunc(func.params, tvm.tirx.Evaluate(call), attrs=func.attrs)
 
 
+def calls_row_kernels(func: tvm.tirx.PrimFunc) -> bool:
+    """Whether the scheduled kernel calls a micro-kernel over a whole row of pixels."""
+    names = re.findall(r'call_extern\("int32", "(\w+)"', func.script())
+    return any(name.endswith("_row") or "_rowx" in name for name in names)
+
+
 def _elements(buffer) -> int:
     return int(np.prod([int(d) for d in buffer.ty.shape]))
 
@@ -122,9 +129,10 @@ def dot_product_schedule(
 
     `sch` (a schedule of `func`: the tuner's design space) is scheduled in place,
     with the output channels per call that `choose_lanes` picks, and the output
-    pixels per call (1, or 2 for convolutions with an even number of output columns
-    or rows) that `choose_pixels` picks; pixel pairs use SMMLA on i8mm cores
-    unless `mmla` is False.
+    pixels per call (1, or 2: pixel pairs for convolutions with an even number of
+    output columns or rows, whole rows of pairs and a tail otherwise, and for
+    depthwise convolutions) that `choose_pixels` picks; pixel pairs use SMMLA on
+    i8mm cores unless `mmla` is False.
 
     The weights (constants) are relaid out output-channel-major, so that one
     output channel's filter row is contiguous, as the input pixels are in NHWC.
@@ -151,7 +159,8 @@ def dot_product_schedule(
     block = reductions[0]
     depthwise = _depthwise_weights(sch, block)
     if depthwise is not None:
-        return _depthwise_schedule(sch, func, block, depthwise, simd_requantize)
+        rows = choose_pixels(sch, [2, 1]) == 2
+        return _depthwise_schedule(sch, func, block, depthwise, simd_requantize, rows)
     position, axes = _output_channel_major(sch, func, block)
     shape = [int(d) for d in func.params[position].ty.shape]
     shape = [shape[a] for a in axes]
@@ -306,9 +315,12 @@ def _depthwise_schedule(
     block,
     weights: tuple[int, tuple[int, ...]],
     simd_requantize: bool,
+    rows: bool = True,
 ) -> ScheduledKernel:
-    """Channels in blocks of four, each block's window one SIMD call; weights relaid
-    out [filter row, column, channel] first when they come channel first."""
+    """Channels in blocks of four, each block's window one SIMD call, for a whole row
+    of output pixels when `rows` (pairs sharing each weight load), else per pixel;
+    weights relaid out [filter row, column, channel] first when they come channel
+    first."""
     from tvmq.backend.intrinsics import (
         DEPTHWISE_LANES,
         depthwise_product,
@@ -326,7 +338,7 @@ def _depthwise_schedule(
     if extents[0] % DEPTHWISE_LANES or extents[3] != 1 or min(extents[1:3]) < 2:
         raise NotADotProduct
     block_of_channels, channel_in_block = sch.split(channel, [None, DEPTHWISE_LANES])
-    stride = _column_stride(sch, block, index, extents[2])
+    stride = _column_stride(sch, block, index, extents[2]) if rows else None
     if stride is None:
         sch.reorder(block_of_channels, row, column, multiplier, channel_in_block)
         first, intrinsic = row, depthwise_product(extents[1], extents[2])
