@@ -135,19 +135,8 @@ TVMQ_REQUANT_DEFINE(1)
 
 /* tvmq_requant_s8xN_row(out, acc, bias, mult, shift, zp, lo, hi, count, out_stride,
    acc_stride): the same for a row of count pixels (their channels out_stride and
-   acc_stride elements apart). Each channel's parameters, and tvmq_requant_lane's
-   constants derived from them, are loaded once for the row. */
-#if defined(TVMQ_REQUANT_VECTOR)
-#define TVMQ_REQUANT_ROW_DEFINE(N)                                                      \
-  static inline int32_t tvmq_requant_s8x##N##_row(                                      \
-      void *out, void *acc, void *bias, void *mult, void *shift, int32_t zp, int32_t lo,  \
-      int32_t hi, int32_t count, int32_t out_stride, int32_t acc_stride) {              \
-    for (int32_t p = 0; p < count; ++p)                                                 \
-      tvmq_requant_s8x##N((int8_t *)out + p * out_stride, (int32_t *)acc + p * acc_stride, \
-                          bias, mult, shift, zp, lo, hi);                               \
-    return 0;                                                                           \
-  }
-#else
+   acc_stride elements apart). Each channel's parameters, and the constants derived
+   from them, are loaded once for the row. */
 #define TVMQ_REQUANT_ROW_DEFINE(N)                                                      \
   static inline int32_t tvmq_requant_s8x##N##_row(                                      \
       void *out, void *acc, void *bias, void *mult, void *shift, int32_t zp, int32_t lo,  \
@@ -156,8 +145,34 @@ TVMQ_REQUANT_DEFINE(1)
                         acc_stride);                                                    \
     return 0;                                                                           \
   }
-#endif
+
+#if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
+static inline int32_t tvmq_requant_s8x4_row(void *out, void *acc, void *bias, void *mult,
+                                            void *shift, int32_t zp, int32_t lo, int32_t hi,
+                                            int32_t count, int32_t out_stride,
+                                            int32_t acc_stride) {
+  int32x4_t b = vld1q_s32(bias), m = vld1q_s32(mult), right = vnegq_s32(vld1q_s32(shift));
+  int32x4_t low = vdupq_n_s32(lo), high = vdupq_n_s32(hi);
+  for (int32_t p = 0; p < count; ++p) {
+    int32x4_t x = vaddq_s32(vld1q_s32((int32_t *)acc + p * acc_stride), b);
+    int32x4_t y = vaddq_n_s32(tvmq_round_right_s32x4(vqrdmulhq_s32(x, m), right), zp);
+    vstrbq_s32((int8_t *)out + p * out_stride, vmaxq_s32(vminq_s32(y, high), low));
+  }
+  return 0;
+}
+#elif defined(__ARM_NEON)
+static inline int32_t tvmq_requant_s8x4_row(void *out, void *acc, void *bias, void *mult,
+                                            void *shift, int32_t zp, int32_t lo, int32_t hi,
+                                            int32_t count, int32_t out_stride,
+                                            int32_t acc_stride) {
+  for (int32_t p = 0; p < count; ++p)
+    tvmq_requant_s8x4((int8_t *)out + p * out_stride, (int32_t *)acc + p * acc_stride, bias,
+                      mult, shift, zp, lo, hi);
+  return 0;
+}
+#else
 TVMQ_REQUANT_ROW_DEFINE(4)
+#endif
 TVMQ_REQUANT_ROW_DEFINE(2)
 TVMQ_REQUANT_ROW_DEFINE(1)
 
