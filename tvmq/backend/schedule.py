@@ -51,16 +51,30 @@ def _narrowest(_: s_tir.Schedule, options: list[int]) -> int:
     return options[-1]
 
 
-def default_schedule(func: tvm.tirx.PrimFunc, sch: s_tir.Schedule | None = None) -> ScheduledKernel:
+# Cores whose builds keep one pixel per call where a whole row would be the choice
+# (odd rows, depthwise): Helium's one-pixel kernels are already a few vector
+# instructions, and rows measured KWS 5 % slower on the M55 (1,681,219 against
+# 1,600,906 instructions); on the M4 and M7 they save 12-20 %.
+ONE_PIXEL_CORES = ("cortex-m55",)
+
+
+def default_schedule(
+    func: tvm.tirx.PrimFunc, sch: s_tir.Schedule | None = None, rows: bool = True
+) -> ScheduledKernel:
     """A step that names its micro-kernel calls it; else the SIMD dot-product schedule
-    where it applies (two pixels per call where it can, with a SIMD requantization if
-    the epilogue allows), else :func:`small_schedule`. `sch` (a schedule of `func`:
-    the tuner's default point) is scheduled in place when given."""
+    where it applies (two pixels per call where it can, whole rows of them where
+    `rows`, with a SIMD requantization if the epilogue allows), else
+    :func:`small_schedule`. `sch` (a schedule of `func`: the tuner's default point)
+    is scheduled in place when given."""
     if calls_micro_kernel(func):
         return ScheduledKernel(micro_kernel_call(func))
     for simd_requantize in (True, False):
         for choose_pixels in (_widest, _narrowest):
-            options = {"simd_requantize": simd_requantize, "choose_pixels": choose_pixels}
+            options = {
+                "simd_requantize": simd_requantize,
+                "choose_pixels": choose_pixels,
+                "rows": rows,
+            }
             try:
                 # A failed attempt leaves its schedule half changed: try on a fresh one.
                 scheduled = dot_product_schedule(func, **options)
@@ -124,6 +138,7 @@ def dot_product_schedule(
     simd_requantize: bool = True,
     choose_pixels: LaneChoice = _narrowest,
     mmla: bool = True,
+    rows: bool = True,
 ) -> ScheduledKernel:
     """An int8 convolution or dense layer whose reductions are SIMD dot products.
 
@@ -132,7 +147,8 @@ def dot_product_schedule(
     pixels per call (1, or 2: pixel pairs for convolutions with an even number of
     output columns or rows, whole rows of pairs and a tail otherwise, and for
     depthwise convolutions) that `choose_pixels` picks; pixel pairs use SMMLA on
-    i8mm cores unless `mmla` is False.
+    i8mm cores unless `mmla` is False. Without `rows`, odd rows and depthwise
+    convolutions keep one pixel per call.
 
     The weights (constants) are relaid out output-channel-major, so that one
     output channel's filter row is contiguous, as the input pixels are in NHWC.
@@ -159,7 +175,7 @@ def dot_product_schedule(
     block = reductions[0]
     depthwise = _depthwise_weights(sch, block)
     if depthwise is not None:
-        rows = choose_pixels(sch, [2, 1]) == 2
+        rows = rows and choose_pixels(sch, [2, 1]) == 2
         return _depthwise_schedule(sch, func, block, depthwise, simd_requantize, rows)
     position, axes = _output_channel_major(sch, func, block)
     shape = [int(d) for d in func.params[position].ty.shape]
@@ -174,6 +190,8 @@ def dot_product_schedule(
         channels, first_reduction = loops[3], None
     elif len(loops) == 7:  # conv2d: n, y, x, channel | filter row, column, input channel
         pair = _pixel_pair(sch, block, func.params[position].name, shape[1], shape[2])
+        if pair is not None and pair[2] != 2 and not rows:
+            pair = None
         if pair is not None and choose_pixels(sch, [2, 1]) == 2:
             axis, step, pixels = pair
             if pixels == 2:

@@ -16,6 +16,7 @@ from tvm import s_tir
 from tvm.s_tir import meta_schedule as ms
 
 from tvmq.backend.schedule import (
+    ONE_PIXEL_CORES,
     ScheduledKernel,
     calls_micro_kernel,
     calls_row_kernels,
@@ -96,10 +97,11 @@ class TunedSchedules:
         self.kernels = 0
         self.applied = 0
         self.kept_small = 0  # kernels whose faster records the flash objective refused
+        self.rows = target.tvm.get("mcpu") not in ONE_PIXEL_CORES
 
     def __call__(self, func: tvm.tirx.PrimFunc) -> ScheduledKernel:
         self.kernels += 1
-        default = default_schedule(func)
+        default = default_schedule(func, rows=self.rows)
         if calls_micro_kernel(func) or not self.readers:
             return default
         tuned = self._tuned(func, default.func)
