@@ -51,11 +51,13 @@ def _narrowest(_: s_tir.Schedule, options: list[int]) -> int:
     return options[-1]
 
 
-# Cores whose builds keep one pixel per call where a whole row would be the choice
-# (odd rows, depthwise): Helium's one-pixel kernels are already a few vector
-# instructions, and rows measured KWS 5 % slower on the M55 (1,681,219 against
-# 1,600,906 instructions); on the M4 and M7 they save 12-20 %.
-ONE_PIXEL_CORES = ("cortex-m55",)
+# Cores whose builds take whole rows of pixels per call where a convolution's rows
+# are odd or it is depthwise (the DSP extension's SXTB16 + SMLAD kernels): on the M4
+# and M7 rows measured 12-20 % fewer instructions on KWS and VWW. Elsewhere one pixel
+# per call: Helium's one-pixel kernels are a few vector instructions, and rows
+# measured KWS 5 % slower on the M55 (1,681,219 against 1,600,906); Cortex-A is
+# not measured.
+ROW_CORES = ("cortex-m4", "cortex-m7", "cortex-m33")
 
 
 def default_schedule(

@@ -16,7 +16,7 @@ from tvm import s_tir
 from tvm.s_tir import meta_schedule as ms
 
 from tvmq.backend.schedule import (
-    ONE_PIXEL_CORES,
+    ROW_CORES,
     ScheduledKernel,
     calls_micro_kernel,
     calls_row_kernels,
@@ -97,7 +97,7 @@ class TunedSchedules:
         self.kernels = 0
         self.applied = 0
         self.kept_small = 0  # kernels whose faster records the flash objective refused
-        self.rows = target.tvm.get("mcpu") not in ONE_PIXEL_CORES
+        self.rows = target.tvm.get("mcpu") in ROW_CORES
 
     def __call__(self, func: tvm.tirx.PrimFunc) -> ScheduledKernel:
         self.kernels += 1
