@@ -3,9 +3,10 @@ as whole rows on Cortex-M: pixel pairs and a one-pixel tail per call, depthwise 
 sharing each weight load between two pixels, one requantization call per row.
 
 A small quantized CNN with odd rows, stride 2, padding and channel counts that are
-not multiples of four must give, on the emulated M4 and M55 boards, exactly the host's
-outputs; the emitted kernels must call the row micro-kernels (the SIMD row paths, not
-a scalar fallback).
+not multiples of four must give, on the emulated M4 and M55 boards (whose build keeps
+one pixel per call), exactly the host's outputs; the emitted kernels must call the
+row micro-kernels (the SIMD row paths, not a scalar fallback). The row kernels'
+Helium and NEON forms are checked in tests/kernels/dot_check.c.
 """
 
 from __future__ import annotations
