@@ -30,7 +30,9 @@ INT4_KERNELS = {
     **{f"tvmq_dot_s8_1x{n}": f"tvmq_dot_s4_1x{n}" for n in (1, 2, 4)},
     **{f"tvmq_dot_s8_2x{n}": f"tvmq_dot_s4_2x{n}" for n in (1, 2, 4)},
     **{f"tvmq_dot_s8_2x{n}_no_mmla": f"tvmq_dot_s4_2x{n}" for n in (1, 2, 4)},
+    **{f"tvmq_dot_s8_rowx{n}": f"tvmq_dot_s4_rowx{n}" for n in (1, 2, 4)},
     "tvmq_dw_s8x4": "tvmq_dw_s4x4",
+    "tvmq_dw_s8x4_row": "tvmq_dw_s4x4_row",
 }
 WEIGHT_ARGUMENT = 3  # call_extern(name, acc, a, weights, ...)
 INT4_RANGE = (-8, 7)

@@ -233,4 +233,40 @@ TVMQ_CB_DOT_DEFINE(tvmq_dot_cbp, 1, TVMQ_CB_TABLE, TVMQ_CBP_INDICES, TVMQ_CBP_PA
 TVMQ_CB_DOT_DEFINE(tvmq_dot_cbp, 2, TVMQ_CB_TABLE, TVMQ_CBP_INDICES, TVMQ_CBP_PAIR)
 TVMQ_CB_DOT_DEFINE(tvmq_dot_cbp, 4, TVMQ_CB_TABLE, TVMQ_CBP_INDICES, TVMQ_CBP_PAIR)
 
+/* The row forms of tvmq_dot.h's rows (tvmq_dot_s8_rowxN, tvmq_dw_s8x4_row), as tvmq_s4.h's:
+   pixel pairs, then a one-pixel tail. */
+#define TVMQ_CB_ROW_DEFINE(NAME, N)                                                       \
+  static inline int32_t NAME##_rowx##N(void *acc_, void *a_, void *w, int32_t w_at,       \
+                                       int32_t k, int32_t w_stride, int32_t a_stride,     \
+                                       int32_t acc_stride, int32_t count) {               \
+    int32_t *acc = acc_;                                                                  \
+    int8_t *a = a_;                                                                       \
+    int32_t p = 0;                                                                        \
+    for (; p + 2 <= count; p += 2)                                                        \
+      NAME##_2x##N(acc + p * acc_stride, a + p * a_stride, w, w_at, k, w_stride, a_stride, \
+                   acc_stride);                                                           \
+    if (p < count) NAME##_1x##N(acc + p * acc_stride, a + p * a_stride, w, w_at, k, w_stride); \
+    return 0;                                                                             \
+  }
+TVMQ_CB_ROW_DEFINE(tvmq_dot_cb, 1)
+TVMQ_CB_ROW_DEFINE(tvmq_dot_cb, 2)
+TVMQ_CB_ROW_DEFINE(tvmq_dot_cb, 4)
+TVMQ_CB_ROW_DEFINE(tvmq_dot_cbp, 1)
+TVMQ_CB_ROW_DEFINE(tvmq_dot_cbp, 2)
+TVMQ_CB_ROW_DEFINE(tvmq_dot_cbp, 4)
+
+#define TVMQ_CB_DW_ROW_DEFINE(NAME)                                                        \
+  static inline int32_t NAME##_row(void *acc_, void *x_, void *w, int32_t w_at, int32_t kh, \
+                                   int32_t kw, int32_t x_row, int32_t x_col, int32_t w_row, \
+                                   int32_t w_col, int32_t count, int32_t x_pixel,          \
+                                   int32_t acc_pixel) {                                    \
+    int32_t *acc = acc_;                                                                   \
+    int8_t *x = x_;                                                                        \
+    for (int32_t p = 0; p < count; ++p)                                                    \
+      NAME(acc + p * acc_pixel, x + p * x_pixel, w, w_at, kh, kw, x_row, x_col, w_row, w_col); \
+    return 0;                                                                              \
+  }
+TVMQ_CB_DW_ROW_DEFINE(tvmq_dw_cbx4)
+TVMQ_CB_DW_ROW_DEFINE(tvmq_dw_cbpx4)
+
 #endif /* TVMQ_CB_H */
