@@ -206,6 +206,23 @@ def failing_conversion() -> onnx.ModelProto:
     )
 
 
+def cumulative_sum() -> onnx.ModelProto:
+    """A CumSum between elementwise ops: it imports and builds for the host, but has
+    no ahead-of-time kernel, so Cortex-M lowering fails at that one node."""
+    axis = numpy_helper.from_array(np.array(1, np.int64), "axis")
+    return graph_model(
+        [
+            helper.make_node("Relu", ["x"], ["a"], name="first_relu"),
+            helper.make_node("Sigmoid", ["a"], ["b"], name="squash"),
+            helper.make_node("CumSum", ["b", "axis"], ["c"], name="running_total"),
+            helper.make_node("Tanh", ["c"], ["y"], name="last"),
+        ],
+        {"x": [1, 8]},
+        [1, 8],
+        [axis],
+    )
+
+
 def multiple_outputs() -> onnx.ModelProto:
     """Outputs of every kind an ahead-of-time build must give a buffer of its own: two
     results of one kernel (Split), a model input as is, a reshaped input, a reshaped

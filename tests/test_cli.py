@@ -139,6 +139,20 @@ def test_inspect_target_checks_the_lowering_against_the_board(tmp_path):
     assert_user_error(tvmq("inspect", path, "--target", "no-such-board"), "no-such-board")
 
 
+def test_inspect_target_names_the_node_the_lowering_fails_at(tmp_path):
+    from tvmq.describe import format_summary
+
+    path = tmp_path / "cumsum.onnx"
+    onnx.save(onnx_models.cumulative_sum(), path)
+    result = tvmq("inspect", path, "--target", "qemu-cortex-m4", "--json")
+    assert result.returncode == 1, result.stderr
+    info = json.loads(result.stdout)
+    assert (info["imports"], info["lowers"]) == (True, False)
+    assert info["lowering_node"] == {"node": "running_total", "op": "relax.cumsum"}
+    line = "lowering for qemu-cortex-m4: fails at running_total (relax.cumsum): "
+    assert line in format_summary(info)
+
+
 def test_run_with_shape_matches_onnxruntime_and_refuses_free_dims(tmp_path):
     import onnxruntime
 

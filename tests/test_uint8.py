@@ -384,6 +384,25 @@ def test_uint8_resize_bilinear_matches_tflite_reference(tmp_path, align_corners,
     assert_matches_reference(g.write(tmp_path / "resize.tflite", [x], [y]), integer=False)
 
 
+@pytest.mark.parametrize(
+    ("x_params", "y_params"),
+    [((0.05, 128), (0.04, 20)), ((0.021, 3), (0.033, 250)), ((0.11, 200), (0.09, 64))],
+)
+def test_uint8_hard_swish_is_integer_and_exact_on_every_input(tmp_path, x_params, y_params):
+    """uint8 HARD_SWISH runs TFLite's int16 fixed-point kernel, equal to LiteRT's
+    reference kernel on all 256 input values (a float island misses some by one)."""
+    g = GraphBuilder()
+    x = g.tensor("x", (1, 256), "uint8", x_params)
+    y = g.tensor("y", (1, 256), "uint8", y_params)
+    g.op("HARD_SWISH", [x], [y])
+    path = g.write(tmp_path / "hard_swish.tflite", [x], [y])
+    model = load_model(path)
+    assert 'dtype="float32"' not in realize(model.mod).script(show_meta=False)
+    every = np.arange(256, dtype=np.uint8).reshape(1, 256)
+    got = model.build("host")(every)[0]
+    np.testing.assert_array_equal(got, reference_run(path, [every])[0])
+
+
 @pytest.mark.skipif(
     not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")),
     reason="arm-none-eabi-gcc and qemu-system-arm are needed (make toolchains)",

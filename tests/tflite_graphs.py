@@ -40,6 +40,7 @@ OPTIONS = {
     "RELU": (None, 2),
     "RELU6": (None, 2),
     "RELU_N1_TO_1": (None, 1),
+    "HARD_SWISH": (None, 1),
     "LEAKY_RELU": ("LeakyReluOptions", 2),
     "RESIZE_BILINEAR": ("ResizeBilinearOptions", 3),
 }

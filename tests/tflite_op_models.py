@@ -342,6 +342,48 @@ def hybrid_fully_connected(path: Path, in_shape, weights: np.ndarray, scale: flo
     return _finish(path, [_code(Op.FULLY_CONNECTED, 3)], [operator], tensors, buffers, [0], [3])
 
 
+def hybrid_conv_dense(
+    path: Path, shape, conv_weights: np.ndarray, dense_weights: np.ndarray, scales
+) -> Path:
+    """A hybrid model as TFLite's dynamic-range quantizer writes it (MLPerf Tiny's KWS
+    hybrid file): float input [1, H, W, C] -> CONV_2D (SAME, RELU, int8 weights
+    [O, KH, KW, C]) -> FULLY_CONNECTED (flattening, int8 weights [units, H*W*O]) ->
+    float output; each weight with one scale (`scales`), float biases."""
+    units, out_channels = dense_weights.shape[0], conv_weights.shape[0]
+    conv_shape = (1, shape[1], shape[2], out_channels)
+    tensors = [
+        _float_tensor("x", shape, 0),
+        _float_tensor("conv_w", conv_weights.shape, 1),
+        _float_tensor("conv_b", (out_channels,), 2),
+        _float_tensor("conv_y", conv_shape, 0),
+        _float_tensor("dense_w", dense_weights.shape, 3),
+        _float_tensor("dense_b", (units,), 4),
+        _float_tensor("y", (1, units), 0),
+    ]
+    for index, scale in zip((1, 4), scales, strict=True):
+        tensors[index].type = schema.TensorType.INT8
+        tensors[index].quantization = schema.QuantizationParametersT()
+        tensors[index].quantization.scale, tensors[index].quantization.zeroPoint = [scale], [0]
+    buffers = [
+        _buffer(),
+        _buffer(conv_weights.astype(np.int8)),
+        _buffer(np.linspace(-0.2, 0.3, out_channels).astype(np.float32)),
+        _buffer(dense_weights.astype(np.int8)),
+        _buffer(np.linspace(-0.1, 0.1, units).astype(np.float32)),
+    ]
+    conv = schema.Conv2DOptionsT()
+    conv.padding, conv.strideH, conv.strideW = schema.Padding.SAME, 1, 1
+    conv.dilationHFactor = conv.dilationWFactor = 1
+    conv.fusedActivationFunction = schema.ActivationFunctionType.RELU
+    dense = schema.FullyConnectedOptionsT()
+    operators = [
+        _operator(0, [0, 1, 2], [3], schema.BuiltinOptions.Conv2DOptions, conv),
+        _operator(1, [3, 4, 5], [6], schema.BuiltinOptions.FullyConnectedOptions, dense),
+    ]
+    codes = [_code(Op.CONV_2D, 2), _code(Op.FULLY_CONNECTED, 3)]
+    return _finish(path, codes, operators, tensors, buffers, [0], [6])
+
+
 def resize_bilinear_int8(
     path: Path, shape, size, params, corners: bool = False, half_pixel: bool = False
 ) -> Path:

@@ -194,6 +194,7 @@ def _quantize(args: argparse.Namespace) -> int:
     from tvmq.fileio import check_output_directory, check_output_file
     from tvmq.frontend import load_model
     from tvmq.frontend.saved import save_model
+    from tvmq.quantize.codebook import check_codebook_options, parse_codebook_layers
     from tvmq.quantize.low_bit import check_weight_bits, parse_bits
     from tvmq.quantize.quantizer import calibrate_model, convert_model, quantize_weights
     from tvmq.quantize.scheme import QuantConfig
@@ -213,6 +214,7 @@ def _quantize(args: argparse.Namespace) -> int:
     if args.report is not None:
         check_output_directory(args.report, args.force)
     check_weight_bits(args.weight_bits)
+    check_codebook_options(args.codebook, args.weight_bits)
     model = load_model(args.model, _shapes(args))
     options = {"percentile": args.percentile} if args.calibrator == "percentile" else {}
     config = QuantConfig(
@@ -228,11 +230,15 @@ def _quantize(args: argparse.Namespace) -> int:
         int16_names=frozenset(args.int16),
         weight_bits=args.weight_bits,
         layer_bits=frozenset(parse_bits(args.bits).items()),
+        codebook=args.codebook,
+        layer_codebook=frozenset(parse_codebook_layers(args.codebook_layer).items()),
     )
     if not static and (config.int16_activations or config.int16_names):
         raise TvmqError(f"int16 activations need --mode static, not {args.mode}")
     if not static and (config.weight_bits != 8 or config.layer_bits):
         raise TvmqError(f"--weight-bits and --bits need --mode static, not {args.mode}")
+    if not static and (config.codebook or config.layer_codebook):
+        raise TvmqError(f"--codebook needs --mode static, not {args.mode}")
     sensitivity = None
     if not static:
         quantized = quantize_weights(model, config)
@@ -708,6 +714,21 @@ def parser() -> argparse.ArgumentParser:
         default=[],
         metavar="LAYER=BITS",
         help="weight bits (4 or 8) of this layer (repeatable)",
+    )
+    quantize.add_argument(
+        "--codebook",
+        type=int,
+        default=0,
+        metavar="K",
+        help="cluster conv and dense weights into K int8 values (2-16; 4-bit indices "
+        "+ a table); first and last layer stay int8",
+    )
+    quantize.add_argument(
+        "--codebook-layer",
+        action="append",
+        default=[],
+        metavar="LAYER=K",
+        help="a K-value codebook for this layer (repeatable)",
     )
     quantize.add_argument("-o", "--output", type=Path, required=True, help="output .tvmq file")
     quantize.add_argument(

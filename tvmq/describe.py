@@ -45,6 +45,7 @@ def summary(source: SourceGraph, target: str | None = None) -> dict[str, Any]:
         "target": target,
         "lowers": None,
         "lowering_error": None,
+        "lowering_node": None,
     }
     if info["free_dims"]:
         info["unsupported"] = _problems(source.unsupported())
@@ -66,6 +67,11 @@ def summary(source: SourceGraph, target: str | None = None) -> dict[str, Any]:
             info["lowers"] = True
         except Exception as error:  # any failure of the lowering is what inspect reports
             info.update(lowers=False, lowering_error=first_line(error))
+            from tvmq.lowering_probe import locate_lowering_failure
+
+            culprit = locate_lowering_failure(model, target, error)
+            if culprit is not None:
+                info["lowering_node"] = {"node": culprit.node, "op": culprit.op}
     return info
 
 
@@ -111,5 +117,8 @@ def format_summary(info: dict[str, Any]) -> str:
         lines += [f"import fails: {u['reason']}" for u in info["unsupported"]]
     if info["lowers"] is not None:
         outcome = "ok" if info["lowers"] else f"fails: {info['lowering_error']}"
+        if info["lowering_node"]:
+            culprit = info["lowering_node"]
+            outcome = f"fails at {culprit['node']} ({culprit['op']}): {info['lowering_error']}"
         lines.append(f"lowering for {info['target']}: {outcome}")
     return "\n".join(lines)

@@ -43,6 +43,11 @@ class TvmqError(Exception):
     """A problem with the user's input: a file, a node, an op, a shape."""
 
 
+class MemoryBudgetError(TvmqError):
+    """A model that needs more flash or RAM than its target has: a property of the
+    whole graph, not of one node."""
+
+
 class UnsupportedOperatorError(TvmqError):
     """A model uses operators that no importer or backend handles."""
 

@@ -1,4 +1,5 @@
-/* tvmq_dot_s8_1xN and tvmq_dot_s8_2xN against the plain sum, for depths 1..100 (whole
+/* tvmq_dot_s8_1xN, tvmq_dot_s8_2xN, their rows (tvmq_dot_s8_rowxN) and depthwise rows
+ * (tvmq_dw_s8x4_row) against the plain sum, for depths 1..100 (whole
  * SIMD steps and every tail), channel and pixel strides, and nonzero starting
  * accumulators. Prints the SIMD path compiled in and "mismatches N"; exit status 0 when
  * N is 0. Built for the host, Cortex-M4 (DSP), Cortex-M55 (Helium) and AArch64 with
@@ -37,6 +38,48 @@ int main(void) {
         if (acc[p * 4 + j] != want[p * 4 + j] && mismatches++ < 5)
           printf("2x%d k=%ld pixel %d lane %d: want %ld, got %ld\n", (int)lanes, (long)k, p, j,
                  (long)want[p * 4 + j], (long)acc[p * 4 + j]);
+  }
+  typedef int32_t (*row_fn)(void *, void *, void *, int32_t, int32_t, int32_t, int32_t, int32_t);
+  row_fn rows[3] = {tvmq_dot_s8_rowx1, tvmq_dot_s8_rowx2, tvmq_dot_s8_rowx4};
+  for (long t = 0; t < 1500; ++t) { /* rows of 1..7 pixels: pairs and an odd tail */
+    static int8_t x[7 * 48];
+    int32_t k = 1 + (int32_t)(next() % 40), lanes = 1 << (t % 3), count = 1 + (int32_t)(t % 7);
+    int32_t a_stride = k + (int32_t)(next() % 8), b_stride = k + (int32_t)(next() % 28);
+    for (size_t i = 0; i < sizeof x; ++i) x[i] = (int8_t)next();
+    for (size_t i = 0; i < sizeof b; ++i) b[i] = (int8_t)next();
+    int32_t acc[7 * 5], want[7 * 5];
+    for (int i = 0; i < 7 * 5; ++i) acc[i] = want[i] = (int32_t)(next() % 100000) - 50000;
+    for (int32_t p = 0; p < count; ++p)
+      for (int j = 0; j < lanes; ++j)
+        for (int32_t i = 0; i < k; ++i) want[p * 5 + j] += x[p * a_stride + i] * b[j * b_stride + i];
+    rows[t % 3](acc, x, b, k, b_stride, a_stride, 5, count);
+    for (int i = 0; i < 7 * 5; ++i)
+      if (acc[i] != want[i] && mismatches++ < 5)
+        printf("row%d x%d k=%ld: element %d want %ld, got %ld\n", (int)count, (int)lanes,
+               (long)k, i, (long)want[i], (long)acc[i]);
+  }
+  for (long t = 0; t < 1500; ++t) { /* depthwise rows: 1..7 pixels, strides 1..2, windows */
+    static int8_t x[3 * 20 * 12], w[3 * 3 * 12];
+    int32_t kh = 1 + (int32_t)(next() % 3), kw = 1 + (int32_t)(next() % 3);
+    int32_t count = 1 + (int32_t)(t % 7), stride = 1 + (int32_t)(t % 2), channels = 12;
+    int32_t x_col = channels, x_row = 20 * channels, w_col = channels, w_row = 3 * channels;
+    for (size_t i = 0; i < sizeof x; ++i) x[i] = (int8_t)next();
+    for (size_t i = 0; i < sizeof w; ++i) w[i] = (int8_t)next();
+    int32_t acc[7 * 6], want[7 * 6];
+    for (int i = 0; i < 7 * 6; ++i) acc[i] = want[i] = (int32_t)(next() % 100000) - 50000;
+    int32_t first = 4 * (int32_t)(next() % 3); /* a block of four of the 12 channels */
+    for (int32_t p = 0; p < count; ++p)
+      for (int j = 0; j < 4; ++j)
+        for (int32_t r = 0; r < kh; ++r)
+          for (int32_t c = 0; c < kw; ++c)
+            want[p * 6 + j] += x[r * x_row + (p * stride + c) * x_col + first + j] *
+                               w[r * w_row + c * w_col + first + j];
+    tvmq_dw_s8x4_row(acc, x + first, w + first, kh, kw, x_row, x_col, w_row, w_col, count,
+                     stride * x_col, 6);
+    for (int i = 0; i < 7 * 6; ++i)
+      if (acc[i] != want[i] && mismatches++ < 5)
+        printf("dw row%d %dx%d stride %d: element %d want %ld, got %ld\n", (int)count, (int)kh,
+               (int)kw, (int)stride, i, (long)want[i], (long)acc[i]);
   }
 #if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
   printf("path helium\n");

@@ -1,4 +1,4 @@
-/* tvmq_requant_s8x{4,2,1}, the add's rescale and tvmq_add_s8 against TFLite's
+/* tvmq_requant_s8x{4,2,1} (one pixel and rows of pixels), the add's rescale and tvmq_add_s8 against TFLite's
  * MultiplyByQuantizedMultiplier, written out as tensorflow/lite/kernels/internal/common.h does it
  * (SaturatingRoundingDoublingHighMul with a truncating division, then
  * RoundingDivideByPOT), and its AddElementwise, on pseudo-random accumulators,
@@ -56,6 +56,40 @@ int main(void) {
         printf("x=%ld shift=%ld: want %ld, got %d\n", (long)(acc[j] + bias[j]), (long)right[j],
                (long)want, out[j]);
     }
+  }
+  for (long i = 0; i < 20000; ++i) { /* rows of 1..7 pixels, strided as in NHWC */
+    int32_t acc[7 * 9], bias[4], multiplier[4], right[4];
+    int8_t out[7 * 11];
+    int32_t count = 1 + (int32_t)(i % 7), lanes = 4 >> (i % 3);
+    int32_t acc_stride = lanes + (int32_t)(next() % 6), out_stride = lanes + (int32_t)(next() % 8);
+    for (int j = 0; j < 7 * 9; ++j) {
+      uint64_t r = next();
+      acc[j] = (int32_t)r >> (r >> 59);
+    }
+    for (int j = 0; j < 4; ++j) {
+      uint64_t r = next();
+      bias[j] = (int32_t)(r >> 45) - 262144;
+      multiplier[j] = (int32_t)((r >> 32) & 0x3fffffff) | 0x40000000;
+      right[j] = 1 + (int32_t)((r >> 20) % 31);
+    }
+    int32_t zp = (int32_t)(next() % 256) - 128, lo = -128 + (int32_t)(i % 3) * 64, hi = 127;
+    if (lanes == 4)
+      tvmq_requant_s8x4_row(out, acc, bias, multiplier, right, zp, lo, hi, count, out_stride,
+                            acc_stride);
+    if (lanes == 2)
+      tvmq_requant_s8x2_row(out, acc, bias, multiplier, right, zp, lo, hi, count, out_stride,
+                            acc_stride);
+    if (lanes == 1)
+      tvmq_requant_s8x1_row(out, acc, bias, multiplier, right, zp, lo, hi, count, out_stride,
+                            acc_stride);
+    for (int32_t q = 0; q < count; ++q)
+      for (int j = 0; j < lanes; ++j) {
+        int32_t x = acc[q * acc_stride + j] + bias[j];
+        int32_t want = tflite_requantize(x, multiplier[j], right[j], zp, lo, hi);
+        if (want != out[q * out_stride + j] && mismatches++ < 5)
+          printf("row pixel %ld x=%ld shift=%ld: want %ld, got %d\n", (long)q, (long)x,
+                 (long)right[j], (long)want, out[q * out_stride + j]);
+      }
   }
   for (long i = 0; i < 100000; ++i) { /* the add's rescale: any shift, |x| < 2^29 */
     uint64_t r = next();

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tvmq.errors import TvmqError
+from tvmq.errors import MemoryBudgetError, TvmqError
 from tvmq.targets import load_target
 
 if TYPE_CHECKING:
@@ -60,12 +60,12 @@ def check_lowering(model: Model, target_name: str) -> None:
         memory = _memory(lower_model(model, core=target.tvm.get("mcpu")), target)
         ram = memory["arena_bytes"] + memory["io_bytes"]
         if memory["flash_limit"] and memory["weights_bytes"] > memory["flash_limit"]:
-            raise TvmqError(
+            raise MemoryBudgetError(
                 f"weights of {memory['weights_bytes']:,} B exceed the flash of "
                 f"{target.name} ({memory['flash_limit']:,} B)"
             )
         if memory["ram_limit"] and ram > memory["ram_limit"]:
-            raise TvmqError(
+            raise MemoryBudgetError(
                 f"activation arena and inputs/outputs of {ram:,} B exceed the RAM of "
                 f"{target.name} ({memory['ram_limit']:,} B)"
             )

@@ -13,6 +13,9 @@ board stays bit-exact with the host's integer model.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 import tvm
 from tvm.s_tir.stmt import SBlock
@@ -27,7 +30,9 @@ INT4_KERNELS = {
     **{f"tvmq_dot_s8_1x{n}": f"tvmq_dot_s4_1x{n}" for n in (1, 2, 4)},
     **{f"tvmq_dot_s8_2x{n}": f"tvmq_dot_s4_2x{n}" for n in (1, 2, 4)},
     **{f"tvmq_dot_s8_2x{n}_no_mmla": f"tvmq_dot_s4_2x{n}" for n in (1, 2, 4)},
+    **{f"tvmq_dot_s8_rowx{n}": f"tvmq_dot_s4_rowx{n}" for n in (1, 2, 4)},
     "tvmq_dw_s8x4": "tvmq_dw_s4x4",
+    "tvmq_dw_s8x4_row": "tvmq_dw_s4x4_row",
 }
 WEIGHT_ARGUMENT = 3  # call_extern(name, acc, a, weights, ...)
 INT4_RANGE = (-8, 7)
@@ -54,6 +59,17 @@ def has_int4_weights(model: Model) -> bool:
     return any(bits == 4 for bits in report.get("weight_bits", {}).values())
 
 
+@dataclass(frozen=True)
+class PackedFormat:
+    """How a kernel reads one kind of packed weight tensor: the int8 micro-kernels'
+    replacements, the bytes before the packed nibbles (a lookup table), and the
+    weight element of a plain load, from the packed bytes' view."""
+
+    kernels: dict[str, str]
+    table_bytes: int
+    element: Callable[[tvm.tirx.Buffer, tvm.tirx.PrimExpr], tvm.tirx.PrimExpr]
+
+
 def pack_int4_weights(
     model: Model, graph: KernelGraph, functions: dict[str, tvm.tirx.PrimFunc]
 ) -> int:
@@ -61,12 +77,33 @@ def pack_int4_weights(
     `functions` (pointer signatures) that read them, in place; the number packed."""
     if not has_int4_weights(model):
         return 0
+    return pack_weights(
+        graph, functions, lambda value: pack_int4(value) if _fits_int4(value) else None, INT4
+    )
+
+
+def pack_weights(
+    graph: KernelGraph,
+    functions: dict[str, tvm.tirx.PrimFunc],
+    packed_form: Callable[[np.ndarray], np.ndarray | None],
+    form: PackedFormat,
+) -> int:
+    """Replace each constant of `graph` that `packed_form` packs (None: leave it) by
+    its packed bytes and rewrite the kernels of `functions` reading it to `form`, in
+    place, wherever every kernel reading it can be rewritten; the number packed."""
+    packed: dict[str, np.ndarray] = {}
     uses: dict[str, list[tuple[str, int]]] = {}
     for step in graph.steps:
         for position, name in enumerate(step.args):
             tensor = graph.tensors[name]
-            if tensor.kind == CONSTANT and _fits_int4(tensor.value):
-                uses.setdefault(name, []).append((step.kernel, position))
+            if tensor.kind != CONSTANT or tensor.value is None:
+                continue
+            if name not in packed:
+                value = packed_form(tensor.value)
+                if value is None:
+                    continue
+                packed[name] = value
+            uses.setdefault(name, []).append((step.kernel, position))
     # A kernel called with the same argument packed in one step and not in another
     # (never the case for weights, which are each used once) is left alone.
     packed_at: dict[str, set[int]] = {}
@@ -80,7 +117,7 @@ def pack_int4_weights(
     rewritten = {}
     for kernel, positions in packed_at.items():
         try:
-            rewritten[kernel] = _rewrite(functions[kernel], sorted(positions))
+            rewritten[kernel] = _rewrite(functions[kernel], sorted(positions), form)
         except NotPackable:
             positions.clear()
     functions.update(rewritten)
@@ -88,7 +125,7 @@ def pack_int4_weights(
     for name, where in uses.items():
         if all(position in packed_at.get(kernel, ()) for kernel, position in where):
             tensor = graph.tensors[name]
-            tensor.value = pack_int4(tensor.value)
+            tensor.value = packed[name]
             tensor.shape, tensor.dtype = tensor.value.shape, "uint8"
             count += 1
     return count
@@ -104,8 +141,10 @@ def _fits_int4(value: np.ndarray | None) -> bool:
     )
 
 
-def _rewrite(func: tvm.tirx.PrimFunc, positions: list[int]) -> tvm.tirx.PrimFunc:
-    """`func` reading the pointers at `positions` as packed int4 tensors."""
+def _rewrite(
+    func: tvm.tirx.PrimFunc, positions: list[int], form: PackedFormat
+) -> tvm.tirx.PrimFunc:
+    """`func` reading the pointers at `positions` as packed tensors of `form`."""
     # Each weight's packed view (int8 bytes on the same pointer) and the data
     # variables that stand for the weight: its declared buffer's, and those of the
     # buffers matched to regions of it inside blocks (their elem_offset counts
@@ -116,7 +155,8 @@ def _rewrite(func: tvm.tirx.PrimFunc, positions: list[int]) -> tvm.tirx.PrimFunc
         pointer = func.params[position]
         buffer = _declared(func, pointer)
         elements = int(np.prod([int(d) for d in buffer.shape]))
-        view = tvm.tirx.decl_buffer(((elements + 1) // 2,), "int8", name=f"{buffer.name}_s4")
+        size = form.table_bytes + (elements + 1) // 2
+        view = tvm.tirx.decl_buffer((size,), "int8", name=f"{buffer.name}_packed")
         declarations.append(tvm.tirx.DeclBuffer(view, data=pointer))
         views.append((buffer, view, pointer))
 
@@ -145,7 +185,7 @@ def _rewrite(func: tvm.tirx.PrimFunc, positions: list[int]) -> tvm.tirx.PrimFunc
         found = weight_of(_buffer_of(weight.args[1]))
         if found is None:
             return call
-        function = INT4_KERNELS.get(args[0].value)
+        function = form.kernels.get(args[0].value)
         if function is None:
             raise NotPackable
         offset = tvm.tirx.Cast("int32", weight.args[2])
@@ -158,7 +198,7 @@ def _rewrite(func: tvm.tirx.PrimFunc, positions: list[int]) -> tvm.tirx.PrimFunc
         found = weight_of(load.source)
         if found is None:
             return load
-        return _nibble(found[0], _flat_index(load.source, load.indices))
+        return form.element(found[0], _flat_index(load.source, load.indices))
 
     # Pre-order: a block's matched buffers are known before its body is visited, and
     # an extern call is rewritten whole before its access_ptr arguments are visited.
@@ -206,3 +246,6 @@ def _nibble(packed, element):
     )
     odd = tvm.tirx.EQ(tvm.tirx.BitwiseAnd(element, tvm.tirx.const(1, element.ty.dtype)), 1)
     return tvm.tirx.Cast("int8", tvm.tirx.Select(odd, high, low))
+
+
+INT4 = PackedFormat(INT4_KERNELS, 0, _nibble)

@@ -21,7 +21,14 @@ from tvm.script import tirx as T
 KERNELS_DIR = Path(__file__).resolve().parent / "kernels"
 HEADER = "tvmq_dot.h"  # what the generated kernels include
 # the header and what it includes
-HEADERS = (HEADER, "tvmq_dot_neon.h", "tvmq_requant.h", "tvmq_sparse.h", "tvmq_s4.h")
+HEADERS = (
+    HEADER,
+    "tvmq_dot_neon.h",
+    "tvmq_requant.h",
+    "tvmq_sparse.h",
+    "tvmq_s4.h",
+    "tvmq_cb.h",
+)
 LANES = (4, 2, 1)  # output channels per call, as defined in tvmq_dot.h
 
 
@@ -47,6 +54,19 @@ def conv_pair_dot_product(
     )
 
 
+def conv_row_dot_product(lanes: int, stride: int, pixels: int, width: int, channels: int) -> str:
+    """:func:`conv_dot_product` for a whole row of `pixels` output pixels, `stride`
+    input columns apart (``tvmq_dot_s8_rowxN``: pixel pairs, then one pixel when
+    `pixels` is odd): rows of odd length keep the pairs' shared weight loads."""
+    name = f"tvmq_dot_s8_rowx{lanes}_conv{width}x{channels}_row{pixels}_stride{stride}"
+    return _registered_once(
+        name,
+        lambda: _conv_pair_functions(
+            f"tvmq_dot_s8_rowx{lanes}", lanes, (0, stride), width, channels, pixels
+        ),
+    )
+
+
 def conv_window_dot_product(lanes: int, height: int, width: int, channels: int) -> str:
     """Intrinsic for `lanes` output channels x a whole (`height` x `width` x `channels`)
     filter window, read from a contiguous copy of the input window (im2col of one
@@ -67,12 +87,27 @@ def depthwise_product(height: int, width: int) -> str:
     return _registered_once(name, lambda: _depthwise_functions(height, width))
 
 
+def depthwise_row_product(height: int, width: int, pixels: int, stride: int) -> str:
+    """:func:`depthwise_product` for a row of `pixels` output pixels, `stride` input
+    columns apart (``tvmq_dw_s8x4_row``: pairs sharing each weight load)."""
+    name = f"tvmq_dw_s8x4_{height}x{width}_row{pixels}_stride{stride}"
+    return _registered_once(name, lambda: _depthwise_row_functions(height, width, pixels, stride))
+
+
 def requantize(lanes: int, rank: int) -> str:
     """Intrinsic for the requantization of `lanes` channels of an int32 accumulator of
     `rank` dimensions (4: NHWC convolution, 2: dense) to int8, as
     :func:`tvmq.quantize.fixed_point.requantize_te` writes it."""
     name = f"tvmq_requant_s8x{lanes}_rank{rank}"
     return _registered_once(name, lambda: _requantize_functions(lanes, rank))
+
+
+def requantize_row(lanes: int, pixels: int) -> str:
+    """:func:`requantize` of `lanes` channels for a row of `pixels` output pixels of an
+    NHWC convolution (``tvmq_requant_s8xN_row``): each channel's bias, multiplier and
+    shift are loaded, and their rounding constants derived, once for the row."""
+    name = f"tvmq_requant_s8x{lanes}_row{pixels}"
+    return _registered_once(name, lambda: _requantize_row_functions(lanes, pixels))
 
 
 _registered: set[str] = set()
@@ -138,6 +173,69 @@ def _depthwise_functions(height: int, width: int):
                     T.Cast("int32", sx2),
                     T.Cast("int32", sw0),
                     T.Cast("int32", sw1),
+                )
+            )
+
+    return desc, impl
+
+
+def _depthwise_row_functions(height: int, width: int, pixels: int, stride: int):
+    kh, kw, n = T.int64(height), T.int64(width), T.int64(DEPTHWISE_LANES)
+    w, span = T.int64(pixels), T.int64(stride * (pixels - 1) + width)
+    one, zero = T.int64(1), T.int64(0)
+
+    def column(vp, vc):
+        """X's column index, as the scheduled kernel writes it (no product by one)."""
+        return _times(vp, stride) + vc
+
+    @T.prim_func(s_tir=True)
+    def desc(x: T.handle, wt: T.handle, acc: T.handle) -> None:
+        X = T.match_buffer(x, (one, kh, span, n), "int8", offset_factor=1)
+        W = T.match_buffer(wt, (kh, kw, n, one), "int8", offset_factor=1)
+        C = T.match_buffer(acc, (one, one, w, n), "int32", offset_factor=1)
+        with T.sblock("root"):
+            T.reads(C[0, 0, 0:w, 0:n], X[0, 0:kh, 0:span, 0:n], W[0:kh, 0:kw, 0:n, 0])
+            T.writes(C[0, 0, 0:w, 0:n])
+            for p, r, c, _u, j in T.grid(w, kh, kw, one, n):
+                with T.sblock("update"):
+                    vp, vj, vr, vc = T.axis.remap("SSRR", [p, j, r, c])
+                    C[zero, zero, vp, vj] = C[zero, zero, vp, vj] + T.Cast(
+                        "int32", X[zero, vr, column(vp, vc), vj]
+                    ) * T.Cast("int32", W[vr, vc, vj, zero])
+
+    @T.prim_func(s_tir=True)
+    def impl(x: T.handle, wt: T.handle, acc: T.handle) -> None:
+        sx0, sx1, sx2 = T.int64(), T.int64(), T.int64()
+        sw0, sw1 = T.int64(), T.int64()
+        sc0, sc1, sc2 = T.int64(), T.int64(), T.int64()
+        X = T.match_buffer(
+            x, (one, kh, span, n), "int8", strides=[sx0, sx1, sx2, one], offset_factor=1
+        )
+        W = T.match_buffer(
+            wt, (kh, kw, n, one), "int8", strides=[sw0, sw1, one, one], offset_factor=1
+        )
+        C = T.match_buffer(
+            acc, (one, one, w, n), "int32", strides=[sc0, sc1, sc2, one], offset_factor=1
+        )
+        with T.sblock("root"):
+            T.reads(C[0, 0, 0:w, 0:n], X[0, 0:kh, 0:span, 0:n], W[0:kh, 0:kw, 0:n, 0])
+            T.writes(C[0, 0, 0:w, 0:n])
+            T.evaluate(
+                T.call_extern(
+                    "int32",
+                    "tvmq_dw_s8x4_row",
+                    C.access_ptr("rw"),
+                    X.access_ptr("r"),
+                    W.access_ptr("r"),
+                    T.int32(height),
+                    T.int32(width),
+                    T.Cast("int32", sx1),
+                    T.Cast("int32", sx2),
+                    T.Cast("int32", sw0),
+                    T.Cast("int32", sw1),
+                    T.int32(pixels),
+                    T.Cast("int32", T.int64(stride) * sx2),
+                    T.Cast("int32", sc2),
                 )
             )
 
@@ -245,12 +343,19 @@ def _conv_functions(lanes: int, width: int, channels: int):
 
 
 def _conv_pair_functions(
-    function: str, lanes: int, pixel_step: tuple[int, int], width: int, channels: int
+    function: str,
+    lanes: int,
+    pixel_step: tuple[int, int],
+    width: int,
+    channels: int,
+    pixels: int = 2,
 ):
-    n, kw, c, two = T.int64(lanes), T.int64(width), T.int64(channels), T.int64(2)
+    """A pair of pixels (`pixels` 2), or a whole row of them along the columns (the
+    count then follows the pair's arguments)."""
+    n, kw, c, two = T.int64(lanes), T.int64(width), T.int64(channels), T.int64(pixels)
     one, zero = T.int64(1), T.int64(0)
     step_y, step_x = pixel_step
-    rows, span = T.int64(step_y + 1), T.int64(step_x + width)
+    rows, span = T.int64(step_y + 1), T.int64(step_x * (pixels - 1) + width)
     # The accumulators of the pair: two rows or two columns of one channel block.
     acc_shape = (one, two, one, n) if step_y else (one, one, two, n)
 
@@ -258,11 +363,26 @@ def _conv_pair_functions(
         return (zero, vp, zero, vj) if step_y else (zero, zero, vp, vj)
 
     region = (
-        (0, slice(0, 2), 0, slice(0, lanes)) if step_y else (0, 0, slice(0, 2), slice(0, lanes))
+        (0, slice(0, 2), 0, slice(0, lanes))
+        if step_y
+        else (0, 0, slice(0, pixels), slice(0, lanes))
     )
 
     def pair_stride(row_stride, column_stride):
         return row_stride if step_y else column_stride
+
+    def call(C, A, B, row_stride, weight_stride, acc_stride):
+        arguments = [
+            C.access_ptr("rw"),
+            A.access_ptr("r"),
+            B.access_ptr("r"),
+            T.int32(width * channels),
+            T.Cast("int32", weight_stride),
+            T.Cast("int32", T.int64(step_y) * row_stride + T.int64(step_x) * c),
+            T.Cast("int32", acc_stride),
+        ]
+        count = [] if pixels == 2 else [T.int32(pixels)]
+        return T.call_extern("int32", function, *arguments, *count)
 
     def pixel(vp, vx, vk):
         """A's index for pixel `vp` of the pair, written as the scheduled kernel has it
@@ -315,19 +435,7 @@ def _conv_pair_functions(
         with T.sblock("root"):
             T.reads(C[region], A[0, 0:rows, 0:span, 0:c], B[0:n, 0, 0:kw, 0:c])
             T.writes(C[region])
-            T.evaluate(
-                T.call_extern(
-                    "int32",
-                    function,
-                    C.access_ptr("rw"),
-                    A.access_ptr("r"),
-                    B.access_ptr("r"),
-                    T.int32(width * channels),
-                    T.Cast("int32", sb0),
-                    T.Cast("int32", T.int64(step_y) * sa1 + T.int64(step_x) * c),
-                    T.Cast("int32", pair_stride(sc1, sc2)),
-                )
-            )
+            T.evaluate(call(C, A, B, sa1, sb0, pair_stride(sc1, sc2)))
 
     return desc, impl
 
@@ -336,25 +444,26 @@ def _times(var, factor: int):
     return var if factor == 1 else var * T.int64(factor)
 
 
+def _requantized(acc, bias, multiplier, shift, zero_point, low, high):
+    """The expression of the fused ``requantize`` block, in TVM's simplified form."""
+    wide = T.Cast("int64", shift)
+    rounding = T.shift_left(T.int64(1), wide + T.int64(30))
+    nudge = T.Select(
+        T.Cast("int64", acc + bias) < T.int64(0),
+        rounding - T.int64(1 << 30),
+        rounding + T.int64(1 << 30),
+    )
+    product = (T.Cast("int64", acc) + T.Cast("int64", bias)) * T.Cast("int64", multiplier)
+    scaled = T.Cast("int32", T.shift_right(product + nudge, wide + T.int64(31)))
+    return T.Cast("int8", T.max(T.min(scaled + zero_point, high), low))
+
+
 def _requantize_functions(lanes: int, rank: int):
     n, one, zero = T.int64(lanes), T.int64(1), T.int64(0)
     shape = (one,) * (rank - 1) + (n,)
     acc_strides = [T.int64() for _ in range(rank - 1)]
     out_strides = [T.int64() for _ in range(rank - 1)]
     region = (0,) * (rank - 1) + (slice(0, n),)
-
-    def requantized(acc, bias, multiplier, shift, zero_point, low, high):
-        """The expression of the fused ``requantize`` block, in TVM's simplified form."""
-        wide = T.Cast("int64", shift)
-        rounding = T.shift_left(T.int64(1), wide + T.int64(30))
-        nudge = T.Select(
-            T.Cast("int64", acc + bias) < T.int64(0),
-            rounding - T.int64(1 << 30),
-            rounding + T.int64(1 << 30),
-        )
-        product = (T.Cast("int64", acc) + T.Cast("int64", bias)) * T.Cast("int64", multiplier)
-        scaled = T.Cast("int32", T.shift_right(product + nudge, wide + T.int64(31)))
-        return T.Cast("int8", T.max(T.min(scaled + zero_point, high), low))
 
     def lane(j):
         """Index of channel `j` in the accumulator and output: leading axes are one."""
@@ -377,7 +486,7 @@ def _requantize_functions(lanes: int, rank: int):
             for j in T.serial(n):
                 with T.sblock("requantize"):
                     vj = T.axis.spatial(n, j)
-                    Y[lane(vj)] = requantized(
+                    Y[lane(vj)] = _requantized(
                         A[lane(vj)], B[vj], M[vj], S[vj], Z[zero], LO[zero], HI[zero]
                     )
 
@@ -407,6 +516,69 @@ def _requantize_functions(lanes: int, rank: int):
                     Z[0],
                     LO[0],
                     HI[0],
+                )
+            )
+
+    return desc, impl
+
+
+def _requantize_row_functions(lanes: int, pixels: int):
+    n, w, one, zero = T.int64(lanes), T.int64(pixels), T.int64(1), T.int64(0)
+    shape = (one, one, w, n)
+    region = (0, 0, slice(0, pixels), slice(0, lanes))
+
+    @T.prim_func(s_tir=True)
+    def desc(a: T.handle, b: T.handle, m: T.handle, s: T.handle, z: T.handle,
+             lo: T.handle, hi: T.handle, o: T.handle) -> None:  # fmt: skip
+        A = T.match_buffer(a, shape, "int32", offset_factor=1)
+        B = T.match_buffer(b, (n,), "int32", offset_factor=1)
+        M = T.match_buffer(m, (n,), "int32", offset_factor=1)
+        S = T.match_buffer(s, (n,), "int32", offset_factor=1)
+        Z = T.match_buffer(z, (one,), "int32", offset_factor=1)
+        LO = T.match_buffer(lo, (one,), "int32", offset_factor=1)
+        HI = T.match_buffer(hi, (one,), "int32", offset_factor=1)
+        Y = T.match_buffer(o, shape, "int8", offset_factor=1)
+        with T.sblock("root"):
+            T.reads(A[region], B[0:n], M[0:n], S[0:n], Z[0], HI[0], LO[0])
+            T.writes(Y[region])
+            for p, j in T.grid(w, n):
+                with T.sblock("requantize"):
+                    vp, vj = T.axis.remap("SS", [p, j])
+                    Y[zero, zero, vp, vj] = _requantized(
+                        A[zero, zero, vp, vj], B[vj], M[vj], S[vj], Z[zero], LO[zero], HI[zero]
+                    )
+
+    @T.prim_func(s_tir=True)
+    def impl(a: T.handle, b: T.handle, m: T.handle, s: T.handle, z: T.handle,
+             lo: T.handle, hi: T.handle, o: T.handle) -> None:  # fmt: skip
+        sa0, sa1, sa2 = T.int64(), T.int64(), T.int64()
+        so0, so1, so2 = T.int64(), T.int64(), T.int64()
+        A = T.match_buffer(a, shape, "int32", strides=[sa0, sa1, sa2, one], offset_factor=1)
+        B = T.match_buffer(b, (n,), "int32", offset_factor=1)
+        M = T.match_buffer(m, (n,), "int32", offset_factor=1)
+        S = T.match_buffer(s, (n,), "int32", offset_factor=1)
+        Z = T.match_buffer(z, (one,), "int32", offset_factor=1)
+        LO = T.match_buffer(lo, (one,), "int32", offset_factor=1)
+        HI = T.match_buffer(hi, (one,), "int32", offset_factor=1)
+        Y = T.match_buffer(o, shape, "int8", strides=[so0, so1, so2, one], offset_factor=1)
+        with T.sblock("root"):
+            T.reads(A[region], B[0:n], M[0:n], S[0:n], Z[0], HI[0], LO[0])
+            T.writes(Y[region])
+            T.evaluate(
+                T.call_extern(
+                    "int32",
+                    f"tvmq_requant_s8x{lanes}_row",
+                    Y.access_ptr("w"),
+                    A.access_ptr("r"),
+                    B.access_ptr("r"),
+                    M.access_ptr("r"),
+                    S.access_ptr("r"),
+                    Z[0],
+                    LO[0],
+                    HI[0],
+                    T.int32(pixels),
+                    T.Cast("int32", so2),
+                    T.Cast("int32", sa2),
                 )
             )
 

@@ -14,6 +14,7 @@ from kernels that are already small.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -50,16 +51,32 @@ def _narrowest(_: s_tir.Schedule, options: list[int]) -> int:
     return options[-1]
 
 
-def default_schedule(func: tvm.tirx.PrimFunc, sch: s_tir.Schedule | None = None) -> ScheduledKernel:
+# Cores whose builds take whole rows of pixels per call where a convolution's rows
+# are odd or it is depthwise (the DSP extension's SXTB16 + SMLAD kernels): on the M4
+# and M7 rows measured 12-20 % fewer instructions on KWS and VWW. Elsewhere one pixel
+# per call: Helium's one-pixel kernels are a few vector instructions, and rows
+# measured KWS 5 % slower on the M55 (1,681,219 against 1,600,906); Cortex-A is
+# not measured.
+ROW_CORES = ("cortex-m4", "cortex-m7", "cortex-m33")
+
+
+def default_schedule(
+    func: tvm.tirx.PrimFunc, sch: s_tir.Schedule | None = None, rows: bool = True
+) -> ScheduledKernel:
     """A step that names its micro-kernel calls it; else the SIMD dot-product schedule
-    where it applies (two pixels per call where it can, with a SIMD requantization if
-    the epilogue allows), else :func:`small_schedule`. `sch` (a schedule of `func`:
-    the tuner's default point) is scheduled in place when given."""
+    where it applies (two pixels per call where it can, whole rows of them where
+    `rows`, with a SIMD requantization if the epilogue allows), else
+    :func:`small_schedule`. `sch` (a schedule of `func`: the tuner's default point)
+    is scheduled in place when given."""
     if calls_micro_kernel(func):
         return ScheduledKernel(micro_kernel_call(func))
     for simd_requantize in (True, False):
         for choose_pixels in (_widest, _narrowest):
-            options = {"simd_requantize": simd_requantize, "choose_pixels": choose_pixels}
+            options = {
+                "simd_requantize": simd_requantize,
+                "choose_pixels": choose_pixels,
+                "rows": rows,
+            }
             try:
                 # A failed attempt leaves its schedule half changed: try on a fresh one.
                 scheduled = dot_product_schedule(func, **options)
@@ -102,6 +119,12 @@ def micro_kernel_call(func: tvm.tirx.PrimFunc) -> tvm.tirx.PrimFunc:
     return tvm.tirx.PrimFunc(func.params, tvm.tirx.Evaluate(call), attrs=func.attrs)
 
 
+def calls_row_kernels(func: tvm.tirx.PrimFunc) -> bool:
+    """Whether the scheduled kernel calls a micro-kernel over a whole row of pixels."""
+    names = re.findall(r'call_extern\("int32", "(\w+)"', func.script())
+    return any(name.endswith("_row") or "_rowx" in name for name in names)
+
+
 def _elements(buffer) -> int:
     return int(np.prod([int(d) for d in buffer.ty.shape]))
 
@@ -117,14 +140,17 @@ def dot_product_schedule(
     simd_requantize: bool = True,
     choose_pixels: LaneChoice = _narrowest,
     mmla: bool = True,
+    rows: bool = True,
 ) -> ScheduledKernel:
     """An int8 convolution or dense layer whose reductions are SIMD dot products.
 
     `sch` (a schedule of `func`: the tuner's design space) is scheduled in place,
     with the output channels per call that `choose_lanes` picks, and the output
-    pixels per call (1, or 2 for convolutions with an even number of output columns
-    or rows) that `choose_pixels` picks; pixel pairs use SMMLA on i8mm cores
-    unless `mmla` is False.
+    pixels per call (1, or 2: pixel pairs for convolutions with an even number of
+    output columns or rows, whole rows of pairs and a tail otherwise, and for
+    depthwise convolutions) that `choose_pixels` picks; pixel pairs use SMMLA on
+    i8mm cores unless `mmla` is False. Without `rows`, odd rows and depthwise
+    convolutions keep one pixel per call.
 
     The weights (constants) are relaid out output-channel-major, so that one
     output channel's filter row is contiguous, as the input pixels are in NHWC.
@@ -138,6 +164,7 @@ def dot_product_schedule(
         LANES,
         conv_dot_product,
         conv_pair_dot_product,
+        conv_row_dot_product,
         conv_window_dot_product,
         dense_dot_product,
     )
@@ -150,7 +177,8 @@ def dot_product_schedule(
     block = reductions[0]
     depthwise = _depthwise_weights(sch, block)
     if depthwise is not None:
-        return _depthwise_schedule(sch, func, block, depthwise, simd_requantize)
+        rows = rows and choose_pixels(sch, [2, 1]) == 2
+        return _depthwise_schedule(sch, func, block, depthwise, simd_requantize, rows)
     position, axes = _output_channel_major(sch, func, block)
     shape = [int(d) for d in func.params[position].ty.shape]
     shape = [shape[a] for a in axes]
@@ -164,12 +192,17 @@ def dot_product_schedule(
         channels, first_reduction = loops[3], None
     elif len(loops) == 7:  # conv2d: n, y, x, channel | filter row, column, input channel
         pair = _pixel_pair(sch, block, func.params[position].name, shape[1], shape[2])
+        if pair is not None and pair[2] != 2 and not rows:
+            pair = None
         if pair is not None and choose_pixels(sch, [2, 1]) == 2:
-            axis, step = pair
-            intrinsic = conv_pair_dot_product(lanes, step, shape[2], shape[3], mmla)
+            axis, step, pixels = pair
+            if pixels == 2:
+                intrinsic = conv_pair_dot_product(lanes, step, shape[2], shape[3], mmla)
+            else:
+                intrinsic = conv_row_dot_product(lanes, step[1], pixels, shape[2], shape[3])
             layouts = {} if axes == tuple(range(len(axes))) else {position: axes}
             return _pair_schedule(
-                sch, block, loops, axis, lanes, intrinsic, simd_requantize, layouts
+                sch, block, loops, axis, lanes, intrinsic, simd_requantize, layouts, pixels
             )
         intrinsic = conv_dot_product(lanes, shape[2], shape[3])
         channels, first_reduction = loops[3], loops[4]
@@ -193,10 +226,12 @@ def dot_product_schedule(
 
 def _pixel_pair(
     sch: s_tir.Schedule, block, weights: str, filter_height: int, filter_width: int
-) -> tuple[int, tuple[int, int]] | None:
-    """(loop index, (row step, column step)) of the output axis to take pixel pairs
-    on: columns when there is an even number of them, else rows; None when neither
-    is even. The steps are the convolution's strides, from the shapes."""
+) -> tuple[int, tuple[int, int], int] | None:
+    """(loop index, (row step, column step), pixels per call) of the output axis to
+    take pixel pairs on: columns when there is an even number of them, else rows;
+    when neither is even, whole rows of three or more columns (pairs and a tail, one
+    call per row); else None. The steps are the convolution's strides, from the
+    shapes."""
     stmt = sch.get(block)
     output = [int(d) for d in stmt.writes[0].source.ty.shape]
     inputs = [
@@ -211,7 +246,9 @@ def _pixel_pair(
         count = output[axis]
         if count % 2 == 0:
             stride = (size - filter_size) // (count - 1)
-            return axis, ((0, stride) if axis == 2 else (stride, 0))
+            return axis, ((0, stride) if axis == 2 else (stride, 0)), 2
+    if output[2] >= 3:
+        return 2, (0, (width - filter_width) // (output[2] - 1)), output[2]
     return None
 
 
@@ -224,12 +261,15 @@ def _pair_schedule(
     intrinsic: str,
     simd_requantize: bool,
     layouts: dict[int, tuple[int, ...]],
+    pixels: int = 2,
 ) -> ScheduledKernel:
     """Loops n, y, x (the one on `axis` taken in pairs), channel block, filter row |
     pixel of the pair, channel in block, filter row elements: after the bar, one
-    pair call; the requantization follows per channel block."""
+    pair call; the requantization follows per channel block. With `pixels` other
+    than 2 the whole row of columns is one call: n, y, channel block, filter row |
+    column, channel in block, filter row elements."""
     _, _, x, channels, first_reduction, _, _ = loops
-    _, pixel = sch.split(loops[axis], [None, 2])
+    pixel = loops[axis] if pixels != 2 else sch.split(loops[axis], [None, 2])[1]
     block_of_channels, channel_in_block = sch.split(channels, [None, lanes])
     if axis == 2:
         sch.reorder(block_of_channels, first_reduction, pixel, channel_in_block)
@@ -295,10 +335,17 @@ def _depthwise_schedule(
     block,
     weights: tuple[int, tuple[int, ...]],
     simd_requantize: bool,
+    rows: bool = True,
 ) -> ScheduledKernel:
-    """Channels in blocks of four, each block's window one SIMD call; weights relaid
-    out [filter row, column, channel] first when they come channel first."""
-    from tvmq.backend.intrinsics import DEPTHWISE_LANES, depthwise_product
+    """Channels in blocks of four, each block's window one SIMD call, for a whole row
+    of output pixels when `rows` (pairs sharing each weight load), else per pixel;
+    weights relaid out [filter row, column, channel] first when they come channel
+    first."""
+    from tvmq.backend.intrinsics import (
+        DEPTHWISE_LANES,
+        depthwise_product,
+        depthwise_row_product,
+    )
 
     index, axes = weights
     layouts = {}
@@ -311,14 +358,38 @@ def _depthwise_schedule(
     if extents[0] % DEPTHWISE_LANES or extents[3] != 1 or min(extents[1:3]) < 2:
         raise NotADotProduct
     block_of_channels, channel_in_block = sch.split(channel, [None, DEPTHWISE_LANES])
-    sch.reorder(block_of_channels, row, column, multiplier, channel_in_block)
+    stride = _column_stride(sch, block, index, extents[2]) if rows else None
+    if stride is None:
+        sch.reorder(block_of_channels, row, column, multiplier, channel_in_block)
+        first, intrinsic = row, depthwise_product(extents[1], extents[2])
+    else:  # the whole row of output pixels per call, in pairs sharing weight loads
+        _, _, x, *_ = sch.get_loops(block)
+        pixels = int(sch.get(x).extent)
+        sch.reorder(block_of_channels, x, row, column, multiplier, channel_in_block)
+        first = x
+        intrinsic = depthwise_row_product(extents[1], extents[2], pixels, stride)
     if not _fuse_epilogue_at(sch, block, block_of_channels):
         raise NotADotProduct  # an epilogue left behind would need whole-tensor scratch
-    sch.decompose_reduction(block, row)
-    sch.tensorize(row, depthwise_product(extents[1], extents[2]))
+    sch.decompose_reduction(block, first)
+    sch.tensorize(first, intrinsic)
     if simd_requantize:
         _simd_requantize(sch, DEPTHWISE_LANES)
     return ScheduledKernel(sch.mod["main"], layouts)
+
+
+def _column_stride(sch: s_tir.Schedule, block, weights: int, filter_width: int) -> int | None:
+    """The input columns between two output columns of a depthwise conv (its stride,
+    from the shapes), or None when its rows have fewer than two pixels."""
+    stmt = sch.get(block)
+    output = int(stmt.writes[0].source.ty.shape[2])
+    inputs = [
+        r.source
+        for i, r in enumerate(stmt.reads)
+        if i != weights and str(r.source.ty.dtype) == "int8" and len(r.source.ty.shape) == 4
+    ]
+    if len(inputs) != 1 or output < 2:
+        return None
+    return (int(inputs[0].ty.shape[2]) - filter_width) // (output - 1)
 
 
 def _simd_requantize(sch: s_tir.Schedule, lanes: int) -> None:
@@ -326,7 +397,7 @@ def _simd_requantize(sch: s_tir.Schedule, lanes: int) -> None:
     to one SIMD call, when the epilogue is exactly that (a ``requantize`` step,
     :func:`tvmq.quantize.fixed_point.requantize_te`, alone in its loop).
     A ScheduleError here leaves `sch` half changed: the caller starts again without."""
-    from tvmq.backend.intrinsics import requantize
+    from tvmq.backend.intrinsics import requantize, requantize_row
 
     blocks = [b for b in _blocks(sch) if sch.get(b).name_hint == "requantize"]
     if len(blocks) != 1:
@@ -335,7 +406,13 @@ def _simd_requantize(sch: s_tir.Schedule, lanes: int) -> None:
     loop = sch.get_loops(blocks[0])[-1]
     if rank in (2, 4) and int(sch.get(loop).extent) == lanes:
         _scalars_read_once(sch, blocks[0])
-        sch.tensorize(loop, requantize(lanes, rank))
+        outer = sch.get_loops(blocks[0])[-2] if rank == 4 else None
+        if outer is not None and sch.get(outer).body.same_as(sch.get(loop)):
+            # a row of pixels per channel block (pairs): one call for the row
+            pixels = int(sch.get(outer).extent)
+            sch.tensorize(outer, requantize_row(lanes, pixels))
+        else:
+            sch.tensorize(loop, requantize(lanes, rank))
 
 
 def _scalars_read_once(sch: s_tir.Schedule, block) -> None:

@@ -15,6 +15,7 @@ from google.protobuf.message import DecodeError
 from onnx import numpy_helper
 
 from tvmq.errors import TvmqError, UnsupportedOperatorError, first_line
+from tvmq.frontend import onnx_lstm
 from tvmq.frontend.layout import channels_last
 from tvmq.frontend.onnx_fold import fold_shape_computations
 from tvmq.frontend.shapes import UNNAMED, Shapes, fix_shapes, free_dims, relax_output_specs
@@ -25,6 +26,8 @@ from tvmq.model import TensorSpec
 STANDARD_DOMAINS = ("", "ai.onnx")
 # Constant node attributes that hold a number or a tensor, as initializers can.
 CONSTANT_VALUES = ("value", "value_float", "value_floats", "value_int", "value_ints")
+# Operators TVM's importer lacks, converted by tvmq: (block builder, inputs, attrs) -> Expr.
+OWN_CONVERTERS = {"LSTM": onnx_lstm.convert}
 
 
 def _spec(value: onnx.ValueInfoProto) -> TensorSpec:
@@ -118,7 +121,7 @@ def _constants_to_initializers(graph: onnx.GraphProto) -> None:
 def _supported_ops() -> set[str]:
     from tvm.relax.frontend.onnx.onnx_frontend import _get_convert_map
 
-    return set(_get_convert_map())
+    return set(_get_convert_map()) | set(OWN_CONVERTERS)
 
 
 @dataclass
@@ -228,7 +231,7 @@ class OnnxGraph:
             mod = mark_onnx_requantize(mod)
         else:
             # A QDQ model's quantize/dequantize pairs fix the layout they were made for.
-            mod, names = channels_last(mod, self.source_names)
+            mod, names = channels_last(mod, dict(self.source_names))
             self.source_names.clear()
             self.source_names.update(names)
         return mark_onnx_resize(lower_transposed_convs(mod, self.source_names))
@@ -286,7 +289,10 @@ def _naming_importer(base, names: dict[str, str], failures: list, graph: onnx.Gr
                     source.domain not in STANDARD_DOMAINS or source.op_type not in known
                 ):
                     raise NotImplementedError("no converter for this operator")
-                value = super()._convert_operator(op_name, inputs, attrs, opset)
+                if op_name in OWN_CONVERTERS:
+                    value = self.bb.normalize(OWN_CONVERTERS[op_name](self.bb, inputs, attrs))
+                else:
+                    value = super()._convert_operator(op_name, inputs, attrs, opset)
             except Exception as error:  # any converter's failure is reported per node
                 if source is None:
                     raise

@@ -31,7 +31,7 @@ from tvmq.train.finetune import (
     classifier_halves,
     validate,
 )
-from tvmq.train.layers import find_layers
+from tvmq.train.layers import find_layers, plain_weights
 from tvmq.train.optimizers import make_optimizer
 
 SENSITIVITY_SAMPLES = 64
@@ -135,7 +135,8 @@ def check_options(options: SparsityOptions) -> None:
 
 def check_pattern(model: Model, pattern: Pattern) -> None:
     """Raises, naming the layer, where the pattern does not fit the channels."""
-    for layer in prunable_layers(model.mod, find_layers(model.mod), model.source_names):
+    mod = plain_weights(model.mod)
+    for layer in prunable_layers(mod, find_layers(mod), model.source_names):
         if skipped_note(layer, pattern) is None:
             layer.mask(pattern, 0.5)
 

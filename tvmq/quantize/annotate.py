@@ -103,8 +103,10 @@ class _Graph:
 
     def is_constant(self, expr) -> bool:
         """A constant, or a var computed from constants alone (a transposed weight)."""
-        if isinstance(expr, tvm.ir.expr.Constant | relax.ShapeExpr):
+        if isinstance(expr, tvm.ir.expr.Constant | relax.ShapeExpr | tvm.tirx.IntImm):
             return True
+        if isinstance(expr, relax.Tuple):  # a slice's begin and end, say
+            return all(self.is_constant(field) for field in expr.fields)
         if isinstance(expr, relax.Var) and expr in self.value:
             value = self.value[expr]
             return isinstance(value, relax.Call) and all(self.is_constant(a) for a in value.args)

@@ -16,9 +16,10 @@ from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
 from tvmq.quantize.annotate import Annotation, main_bindings
+from tvmq.quantize.codebook import clustered
 from tvmq.quantize.dynamic import emit_dynamic_qdq
-from tvmq.quantize.realize import constant_value
-from tvmq.quantize.scheme import ActivationParams, QuantConfig, QuantizedWeight, quantize_weight
+from tvmq.quantize.hybrid import layer_weight
+from tvmq.quantize.scheme import ActivationParams, QuantConfig, QuantizedWeight
 
 
 @mutator
@@ -96,18 +97,24 @@ def convert(
     activations: list[ActivationParams],
     config: QuantConfig,
     weight_bits: dict[str, int] | None = None,
+    codebooks: dict[str, int] | None = None,
 ) -> tuple[tvm.IRModule, dict[str, QuantizedWeight]]:
     """The QDQ module (activations at their calibrated parameters, weights in
     int8, or in the 4-bit range held in int8 for the ops `weight_bits` gives 4) and
-    the quantized weights by the name of the op using them."""
+    the quantized weights by the name of the op using them; the ops `codebooks` names
+    take that many int8 values (:func:`tvmq.quantize.codebook.clustered`)."""
     values = {b.var: b.value for b in main_bindings(mod)}
-    bits = weight_bits or {}
+    bits, sizes = weight_bits or {}, codebooks or {}
     weights = {
-        op.core: quantize_weight(
-            constant_value(values.get, values[op.core].args[1]),
-            op.weight_axis,
-            config,
-            bits.get(op.name, 8),
+        op.core: clustered(
+            layer_weight(
+                values.get,
+                values[op.core].args[1],
+                op.weight_axis,
+                config,
+                bits.get(op.name, 8),
+            ),
+            sizes.get(op.name, 0),
         )
         for op in annotation.weighted().values()
     }

@@ -19,7 +19,9 @@ import tvm_ffi
 from tvmq.errors import TvmqError
 from tvmq.model import Model
 from tvmq.quantize.annotate import Annotation, annotate
+from tvmq.quantize.codebook import check_codebook_options, codebook_table, layer_codebooks
 from tvmq.quantize.convert import convert
+from tvmq.quantize.hybrid import normalize_hybrid
 from tvmq.quantize.low_bit import layer_weight_bits
 from tvmq.quantize.observe import calibrate
 from tvmq.quantize.scheme import (
@@ -56,6 +58,7 @@ def calibrate_model(
     config = config or QuantConfig()
     if config.mode != "static":
         raise TvmqError(f"mode {config.mode} needs no calibration: use quantize_model")
+    model = _float_model(model)
     annotation, config = _annotate(model, config)
     ranges = calibrate(model.mod, annotation, samples, model.inputs, config, origin)
     fixed = {op.output: SOFTMAX_OUTPUT for op in annotation.ops if op.kind == "softmax"}
@@ -77,21 +80,29 @@ def _int16_tensors(annotation: Annotation, config: QuantConfig) -> set:
     }
 
 
+def _float_model(model: Model) -> Model:
+    """`model` ready to annotate: float, its hybrid layers on dequantized weights."""
+    if model.is_quantized:
+        raise TvmqError(f"{model.source}: already quantized")
+    return normalize_hybrid(model)
+
+
 def _annotate(model: Model, config: QuantConfig) -> tuple[Annotation, QuantConfig]:
     """The ops to quantize, and `config` with its layer names as annotate knows them."""
     if config.mode not in MODES:
         raise TvmqError(f"unknown quantization mode '{config.mode}' (known: {', '.join(MODES)})")
-    if model.is_quantized:
-        raise TvmqError(f"{model.source}: already quantized")
-    if config.skip_names or config.int16_names or config.layer_bits:
+    if config.skip_names or config.int16_names or config.layer_bits or config.layer_codebook:
         names = layer_names(model)
         requested = dict(config.layer_bits)
         _resolve(model, names, frozenset(requested), "for --bits")  # unknown names refused
+        codebooks = dict(config.layer_codebook)
+        _resolve(model, names, frozenset(codebooks), "for --codebook-layer")
         config = dataclasses.replace(
             config,
             skip_names=_resolve(model, names, config.skip_names, "to keep float"),
             int16_names=_resolve(model, names, config.int16_names, "for int16 activations"),
             layer_bits=frozenset((names[name], bits) for name, bits in requested.items()),
+            layer_codebook=frozenset((names[name], k) for name, k in codebooks.items()),
         )
     annotation = annotate(
         model.mod,
@@ -104,7 +115,8 @@ def _annotate(model: Model, config: QuantConfig) -> tuple[Annotation, QuantConfi
         annotation = annotation.weighted_only()
     if not annotation.ops:
         raise TvmqError(f"{model.source}: no operator that tvmq can quantize")
-    _weight_bits(annotation, config)  # refuses bits a layer does not support, before calibrating
+    # Refuses bits or codebooks a layer does not support, before calibrating.
+    _codebooks(annotation, config, _weight_bits(annotation, config))
     return annotation, config
 
 
@@ -156,8 +168,9 @@ def _sources(model: Model, annotation: Annotation) -> dict[str, str]:
 
 
 def float_graph_hash(model: Model) -> str:
-    """Structural hash of a float model's graph: ties a quantized model to its source."""
-    return str(tvm_ffi.structural_hash(model.mod, map_free_vars=True))
+    """Structural hash of a float model's graph: ties a quantized model to its source
+    (the graph as quantized, hybrid layers normalized: the same from either)."""
+    return str(tvm_ffi.structural_hash(normalize_hybrid(model).mod, map_free_vars=True))
 
 
 def convert_model(calibrated: Calibrated, fallback: dict[str, str] | None = None) -> Model:
@@ -169,7 +182,8 @@ def convert_model(calibrated: Calibrated, fallback: dict[str, str] | None = None
     params = [calibrated.params[chosen[var]] for var in annotation.observed]
     config, labels = calibrated.config, full.labels()
     bits = _weight_bits(full, config)
-    mod, weights = convert(calibrated.model.mod, annotation, params, config, bits)
+    codebooks = _codebooks(full, config, bits)
+    mod, weights = convert(calibrated.model.mod, annotation, params, config, bits, codebooks)
     sources = _sources(calibrated.model, full)
     kinds = {op.name: op.kind for op in full.ops}
     report = {
@@ -207,9 +221,16 @@ def convert_model(calibrated: Calibrated, fallback: dict[str, str] | None = None
     if low_bit:
         label = {op.name: op.label for op in full.ops}
         report["weight_bits"] = {label[name]: b for name, b in bits.items()}
+    if codebooks:
+        report["codebook"] = {
+            op.label: codebook_table(weights[op.name].values)
+            for op in full.ops
+            if op.name in codebooks and op.name in weights
+        }
+    suffix = "w4a8" if low_bit else "cb" if codebooks else "int8"
     return dataclasses.replace(
         model,
-        name=f"{model.name}_{'w4a8' if low_bit else 'int8'}",
+        name=f"{model.name}_{suffix}",
         mod=mod,
         params={name: w.values for name, w in weights.items()},
         quantization=report,
@@ -223,8 +244,23 @@ def _weight_bits(annotation: Annotation, config: QuantConfig) -> dict[str, int]:
     return layer_weight_bits(annotation, config.weight_bits, dict(config.layer_bits))
 
 
+def _codebooks(annotation: Annotation, config: QuantConfig, bits: dict[str, int]) -> dict[str, int]:
+    """Codebook centroids by op name; empty unless codebooks were asked for."""
+    if not config.codebook and not config.layer_codebook:
+        return {}
+    check_codebook_options(config.codebook, config.weight_bits)
+    explicit_bits = dict(config.layer_bits)
+    return layer_codebooks(
+        annotation,
+        config.codebook,
+        dict(config.layer_codebook),
+        {name: b for name, b in bits.items() if name in explicit_bits or b != 8},
+    )
+
+
 def quantize_weights(model: Model, config: QuantConfig) -> Model:
     """`model` with int8 weights for the dynamic and weight-only modes (no calibration)."""
+    model = _float_model(model)
     annotation, config = _annotate(model, config)
     sources = _sources(model, annotation)
     mod, weights = convert(model.mod, annotation, [], config)

@@ -41,6 +41,10 @@ class QuantConfig:
     # layers given other bits, as (layer name, bits).
     weight_bits: int = 8
     layer_bits: frozenset[tuple[str, int]] = frozenset()
+    # Codebook centroids of the inner weighted layers (0: none; tvmq.quantize.codebook)
+    # and the layers given a codebook explicitly, as (layer name, centroids).
+    codebook: int = 0
+    layer_codebook: frozenset[tuple[str, int]] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -38,8 +38,14 @@ from tvmq.data import LabelledData
 from tvmq.errors import TvmqError, first_line
 from tvmq.model import Model
 from tvmq.quantize.annotate import main_bindings
-from tvmq.train.engine import TARGET, Engine, _replace_constants
-from tvmq.train.layers import Layer, constant_array, find_layers, start_from_float
+from tvmq.train.engine import TARGET, Engine, replace_constants
+from tvmq.train.layers import (
+    Layer,
+    constant_array,
+    find_layers,
+    plain_weights,
+    start_from_float,
+)
 from tvmq.train.rewrite import op_name, rebuild_main
 
 WEIGHT_BITS = (4, 8)
@@ -93,6 +99,7 @@ def with_weight_bits(model: Model, float_model: Model | None, bits: int) -> Mode
     weights (`float_model`'s where it matches, else the dequantized integers)."""
     if bits == 8:
         return model
+    model = dataclasses.replace(model, mod=plain_weights(model.mod))
     layers = find_layers(model.mod)
     if float_model is not None:
         start_from_float(layers, float_model.mod)
@@ -116,7 +123,7 @@ def with_weight_bits(model: Model, float_model: Model | None, bits: int) -> Mode
             _rescale_bias(
                 value, layer, np.broadcast_to(scale.ravel(), layer.bias.shape), replacements
             )
-    rewritten = _replace_constants(model.mod, replacements)
+    rewritten = replace_constants(model.mod, replacements)
     quantization = {**(model.quantization or {}), "weight_bits": bits}
     return dataclasses.replace(model, mod=rewritten, quantization=quantization)
 

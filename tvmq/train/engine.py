@@ -20,7 +20,7 @@ from tvmq.quantize.annotate import main_bindings
 from tvmq.quantize.realize import realize
 from tvmq.train.fake_quant import Loss, build_training_graph, cross_entropy, parameter_values
 from tvmq.train.integer import build_integer_graph
-from tvmq.train.layers import Layer, find_layers, start_from_float
+from tvmq.train.layers import Layer, find_layers, plain_weights, start_from_float
 from tvmq.train.rewrite import substitute, with_batch
 
 # Compile time dominates short runs; the kernels are small.
@@ -43,6 +43,8 @@ class Engine:
             raise TvmqError(f"{model.source}: fine-tuning needs a quantized model")
         if len(model.inputs) != 1:
             raise TvmqError(f"{model.name}: fine-tuning takes models with one input")
+        # Exported with the weights as the layer finder reads them (same integers).
+        model = dataclasses.replace(model, mod=plain_weights(model.mod))
         self.model, self.batch = model, batch
         batched = self.batched = with_batch(model.mod, batch)
         self.layers: list[Layer] = find_layers(batched)
@@ -133,10 +135,10 @@ class Engine:
                 else:  # dequantize(int32 constant): TFLite's bias at input x weight scale
                     dequantize = producer[bias]
                     replacements[dequantize.args[0]] = relax.const(layer.rounded_bias())
-        return dataclasses.replace(self.model, mod=_replace_constants(self.model.mod, replacements))
+        return dataclasses.replace(self.model, mod=replace_constants(self.model.mod, replacements))
 
 
-def _replace_constants(mod: tvm.IRModule, replacements: dict) -> tvm.IRModule:
+def replace_constants(mod: tvm.IRModule, replacements: dict) -> tvm.IRModule:
     """A copy of `mod` whose main uses the constants in `replacements` instead."""
     main = mod["main"]
     blocks = []

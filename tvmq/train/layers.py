@@ -97,6 +97,79 @@ def bias_value(producer, expr) -> np.ndarray | None:
     return None
 
 
+def plain_weights(mod: tvm.IRModule) -> tvm.IRModule:
+    """`mod` with every weight of a conv2d/matmul held as dequantize(int8 constant) in
+    the op's own layout, as tvmq's quantizer writes it. Imported int8 TFLite files
+    reshape a depthwise weight after dequantizing it and transpose a dense weight
+    before: the same integers and scales, moved into the constant, so the layer finder
+    sees those layers too. The model computes exactly what it did."""
+    bindings = main_bindings(mod)
+    value = {b.var: b.value for b in bindings}
+    weights = {b.value.args[1] for b in bindings if op_name(b.value) in WEIGHTED_OPS}
+    plain = {
+        var: folded
+        for var in weights
+        if isinstance(var, relax.Var) and (folded := _plain_weight(value, var)) is not None
+    }
+    if not plain:
+        return mod
+    main = mod["main"]
+    blocks = []
+    for block in main.body.blocks:
+        rebound = [relax.VarBinding(b.var, plain.get(b.var, b.value)) for b in block.bindings]
+        kind = relax.DataflowBlock if isinstance(block, relax.DataflowBlock) else relax.BindingBlock
+        blocks.append(kind(rebound))
+    functions = dict(mod.functions_items())
+    functions[mod.get_global_var("main")] = relax.Function(
+        main.params, relax.SeqExpr(blocks, main.body.body), main.ret_ty, main.is_pure, main.attrs
+    )
+    rebuilt = relax.transform.Normalize()(tvm.IRModule(functions, attrs=mod.attrs))
+    return relax.transform.DeadCodeElimination()(rebuilt)
+
+
+def _plain_weight(value: dict, var: relax.Var) -> relax.Call | None:
+    """dequantize(constant) for reshape(dequantize(constant)) or
+    dequantize(permute_dims(constant)) bound to `var`, else None."""
+    call = value.get(var)
+    name = op_name(call)
+    if name == "relax.reshape" and op_name(value.get(call.args[0])) == "relax.dequantize":
+        dequantize = value[call.args[0]]
+        values = constant_array(dequantize.args[0])
+        scale = constant_array(dequantize.args[1])
+        shape = tuple(int(d) for d in var.ty.shape)
+        if values is None or scale is None:
+            return None
+        axis = _moved_axis(values.shape, shape, int(dequantize.attrs.axis), scale.size)
+        if axis is None:
+            return None
+        data = values.reshape(shape)
+    elif name == "relax.dequantize" and op_name(value.get(call.args[0])) == "relax.permute_dims":
+        dequantize, permute = call, value[call.args[0]]
+        source = constant_array(permute.args[0])
+        if source is None:
+            return None
+        axes = [int(a) for a in permute.attrs.axes] if permute.attrs.axes is not None else None
+        data, axis = np.ascontiguousarray(np.transpose(source, axes)), int(dequantize.attrs.axis)
+    else:
+        return None
+    return relax.op.dequantize(
+        relax.const(data), dequantize.args[1], dequantize.args[2], axis, "float32"
+    )
+
+
+def _moved_axis(before, after, axis: int, channels: int) -> int | None:
+    """Where a reshape from `before` to `after` puts the quantized `axis`: any axis for
+    one scale, else the axis of `after` holding the same channels at the same stride."""
+    if channels == 1:
+        return axis % len(before)
+    axis %= len(before)
+    outer = int(np.prod(before[:axis]))
+    for index, size in enumerate(after):
+        if size == before[axis] and int(np.prod(after[:index])) == outer:
+            return index
+    return None
+
+
 def find_layers(mod: tvm.IRModule) -> list[Layer]:
     """Every weighted op of a QDQ `mod` whose weight is dequantize(int8 constant) and
     whose input is a per-tensor dequantized activation (through copies), in graph order; the latent

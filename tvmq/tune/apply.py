@@ -15,10 +15,17 @@ import tvm
 from tvm import s_tir
 from tvm.s_tir import meta_schedule as ms
 
-from tvmq.backend.schedule import ScheduledKernel, calls_micro_kernel, default_schedule
+from tvmq.backend.schedule import (
+    ROW_CORES,
+    ScheduledKernel,
+    calls_micro_kernel,
+    calls_row_kernels,
+    default_schedule,
+)
 from tvmq.errors import TvmqError
 from tvmq.targets import Target
 from tvmq.tune.database import (
+    KERNELS,
     RecordReader,
     default_directory,
     load_records,
@@ -90,23 +97,26 @@ class TunedSchedules:
         self.kernels = 0
         self.applied = 0
         self.kept_small = 0  # kernels whose faster records the flash objective refused
+        self.rows = target.tvm.get("mcpu") in ROW_CORES
 
     def __call__(self, func: tvm.tirx.PrimFunc) -> ScheduledKernel:
         self.kernels += 1
-        default = default_schedule(func)
+        default = default_schedule(func, rows=self.rows)
         if calls_micro_kernel(func) or not self.readers:
             return default
-        tuned = self._tuned(func)
+        tuned = self._tuned(func, default.func)
         if tuned is None or not _same_signature(tuned, default.func):
             return default
         self.applied += 1
         return ScheduledKernel(tuned, default.weight_layouts)
 
-    def _tuned(self, func: tvm.tirx.PrimFunc) -> tvm.tirx.PrimFunc | None:
+    def _tuned(
+        self, func: tvm.tirx.PrimFunc, default: tvm.tirx.PrimFunc
+    ) -> tvm.tirx.PrimFunc | None:
         mod = workload(func)
         reader = next((r for r in self.readers if r.has(mod)), None)
-        if reader is None:
-            return None
+        if reader is None or (reader.kernels < KERNELS and calls_row_kernels(default)):
+            return None  # records from before row kernels never weighed them
         candidates = [r for r in reader.records(mod) if not unrolls_a_reduction(r.trace)]
         record = next((r for r in candidates if self._fits(reader, r)), None)
         if candidates and record is not candidates[0]:

@@ -42,6 +42,10 @@ INFO = "tvmq_schedules.json"
 CODE_BYTES = "tvmq_code_bytes.json"
 ENVIRONMENT = "TVMQ_SCHEDULES"
 FORMAT = "tvmq-schedules/1"
+# The generation of micro-kernels a database was tuned against (its info's "kernels";
+# 1 when absent): 2 added whole rows of pixels (odd rows, depthwise rows, row
+# requantization), which records of generation 1 never chose between.
+KERNELS = 2
 MEASURES = {  # what a database's costs are -> how to say it
     "qemu-instructions": "instructions counted under QEMU",
     "wall-time": "times measured on the device",
@@ -224,11 +228,13 @@ class RecordReader:
         files = [self.directory / WORKLOADS, self.directory / RECORDS]
         self.exists = any(f.exists() for f in files)
         self.code = CodeBytes()
+        self.kernels = KERNELS
         self._workloads: dict[str, list] = {}
         self._records: dict[int, list] = {}
         if not self.exists:
             return
         self.info = _check_info(self.directory, target)
+        self.kernels = int(self.info.get("kernels", 1))
         if not tuned_for_this_cpu(self.info, target):
             self.exists = False  # times from another CPU say nothing about this one
             return
@@ -393,6 +399,7 @@ class ScheduleDatabase(ms.database.PyDatabase):
         self.directory.mkdir(parents=True, exist_ok=True)
         self.code.write(self.directory)  # first: a record on disk has its size
         info = {"format": FORMAT, "target": self.target.name, "tvm": tvm.__version__}
+        info["kernels"] = KERNELS
         info["measure"] = self.measure or default_measure(self.target)
         if "mcpu" in self.target.tvm:
             info["mcpu"] = self.target.tvm_config()["mcpu"]

@@ -10,9 +10,11 @@
  * input runs a_stride bytes apart (two output pixels), into acc[j] and
  * acc[acc_stride + j]: each weight vector serves both. tvmq_dot_s8_2xN_no_mmla is
  * the same without SMMLA on i8mm cores (a tuning choice), the same function elsewhere.
+ * tvmq_dot_s8_rowxN(..., count): count pixels a_stride bytes apart, in pairs and a tail.
  *
  * tvmq_dw_s8x4(acc, x, w, kh, kw, x_row, x_col, w_row, w_col): a depthwise window
  * for four channels; the strides are in bytes between window rows and columns.
+ * tvmq_dw_s8x4_row(..., count, x_pixel, acc_pixel): the windows of count output pixels.
  *
  * Four implementations of the same arithmetic, chosen by the compiler's feature
  * macros: Helium (MVE, Cortex-M55: 16 multiply-accumulates per VMLADAVA), NEON
@@ -200,6 +202,38 @@ static inline int32_t tvmq_dw_s8x4(void *acc_, void *x_, void *w_, int32_t kh, i
   return 0;
 }
 
+/* Two pixels x_pixel bytes apart (accumulators acc_pixel apart): each weight word is
+   loaded and widened once for both. */
+#define TVMQ_DW2_NATIVE
+static inline int32_t tvmq_dw_s8x4_x2(int32_t *acc, const int8_t *x, const int8_t *w,
+                                      int32_t kh, int32_t kw, int32_t x_row, int32_t x_col,
+                                      int32_t w_row, int32_t w_col, int32_t x_pixel,
+                                      int32_t acc_pixel) {
+  int32_t s0 = acc[0], s1 = acc[1], s2 = acc[2], s3 = acc[3];
+  int32_t t0 = acc[acc_pixel], t1 = acc[acc_pixel + 1];
+  int32_t t2 = acc[acc_pixel + 2], t3 = acc[acc_pixel + 3];
+  for (int32_t r = 0; r < kh; ++r)
+    for (int32_t c = 0; c < kw; ++c) {
+      int32_t vw = tvmq_load_s8x4(w + r * w_row + c * w_col);
+      int16x2_t w_even = __sxtb16(vw), w_odd = tvmq_sxtb16_ror8(vw);
+      int32_t vx = tvmq_load_s8x4(x + r * x_row + c * x_col);
+      int16x2_t x_even = __sxtb16(vx), x_odd = tvmq_sxtb16_ror8(vx);
+      s0 = __smlabb(x_even, w_even, s0);
+      s2 = __smlatt(x_even, w_even, s2);
+      s1 = __smlabb(x_odd, w_odd, s1);
+      s3 = __smlatt(x_odd, w_odd, s3);
+      int32_t vy = tvmq_load_s8x4(x + x_pixel + r * x_row + c * x_col);
+      int16x2_t y_even = __sxtb16(vy), y_odd = tvmq_sxtb16_ror8(vy);
+      t0 = __smlabb(y_even, w_even, t0);
+      t2 = __smlatt(y_even, w_even, t2);
+      t1 = __smlabb(y_odd, w_odd, t1);
+      t3 = __smlatt(y_odd, w_odd, t3);
+    }
+  acc[0] = s0, acc[1] = s1, acc[2] = s2, acc[3] = s3;
+  acc[acc_pixel] = t0, acc[acc_pixel + 1] = t1, acc[acc_pixel + 2] = t2, acc[acc_pixel + 3] = t3;
+  return 0;
+}
+
 #else
 
 #define TVMQ_DOT_DEFINE(N)                                                              \
@@ -247,6 +281,47 @@ TVMQ_DOT_DEFINE(4)
 TVMQ_DOT2_DEFINE(1)
 TVMQ_DOT2_DEFINE(2)
 TVMQ_DOT2_DEFINE(4)
+
+/* A whole row of `count` output pixels (input runs a_stride bytes apart, accumulators
+   acc_stride apart): pixel pairs, then one pixel when count is odd, so rows of odd
+   length (KWS's 25x5 outputs) keep the pairs' shared weight loads. */
+#define TVMQ_DOTROW_DEFINE(N)                                                           \
+  static inline int32_t tvmq_dot_s8_rowx##N(void *acc_, void *a_, void *b, int32_t k,    \
+                                            int32_t b_stride, int32_t a_stride,          \
+                                            int32_t acc_stride, int32_t count) {         \
+    int32_t *acc = acc_;                                                                 \
+    int8_t *a = a_;                                                                      \
+    int32_t p = 0;                                                                       \
+    for (; p + 2 <= count; p += 2)                                                       \
+      tvmq_dot_s8_2x##N(acc + p * acc_stride, a + p * a_stride, b, k, b_stride, a_stride, \
+                        acc_stride);                                                     \
+    if (p < count) tvmq_dot_s8_1x##N(acc + p * acc_stride, a + p * a_stride, b, k, b_stride); \
+    return 0;                                                                            \
+  }
+TVMQ_DOTROW_DEFINE(1)
+TVMQ_DOTROW_DEFINE(2)
+TVMQ_DOTROW_DEFINE(4)
+
+/* Depthwise windows of a row of `count` output pixels, x_pixel input bytes and
+   acc_pixel accumulators apart: pairs sharing each weight load where the core has
+   them (DSP), then one pixel at a time. */
+static inline int32_t tvmq_dw_s8x4_row(void *acc_, void *x_, void *w, int32_t kh, int32_t kw,
+                                       int32_t x_row, int32_t x_col, int32_t w_row,
+                                       int32_t w_col, int32_t count, int32_t x_pixel,
+                                       int32_t acc_pixel) {
+  int32_t *acc = acc_;
+  int8_t *x = x_;
+  int32_t p = 0;
+#ifdef TVMQ_DW2_NATIVE
+  for (; p + 2 <= count; p += 2)
+    tvmq_dw_s8x4_x2(acc + p * acc_pixel, x + p * x_pixel, w, kh, kw, x_row, x_col, w_row,
+                    w_col, x_pixel, acc_pixel);
+#endif
+  for (; p < count; ++p)
+    tvmq_dw_s8x4(acc + p * acc_pixel, x + p * x_pixel, w, kh, kw, x_row, x_col, w_row, w_col);
+  return 0;
+}
+
 #ifndef TVMQ_DOT2_NO_MMLA_NATIVE
 #define tvmq_dot_s8_2x1_no_mmla tvmq_dot_s8_2x1
 #define tvmq_dot_s8_2x2_no_mmla tvmq_dot_s8_2x2

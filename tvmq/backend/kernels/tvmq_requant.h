@@ -14,28 +14,71 @@
 #define TVMQ_REQUANT_H
 
 #include <stdint.h>
+#if defined(__ARM_FEATURE_SAT) && __ARM_FEATURE_SAT
+#include <arm_acle.h> /* __ssat */
+#endif
 
 /* ((x * m + 2^30 + 2^(30 + r) - (x < 0) 2^31) >> 32) >> (r - 1), both TFLite roundings
-   folded into one nudge, exact for every int32 x (tests/test_fixed_point.py). For r >= 2
-   the 2^(30 + r) is a whole multiple of 2^32 and moves after the high word as 2^(r - 2),
-   so one SMLAL with a small nudge does the 64-bit part. */
-static inline int32_t tvmq_requant_lane(int32_t x, int32_t m, int32_t r, int32_t zp,
-                                        int32_t lo, int32_t hi) {
-  int64_t nudge = x < 0 ? -((int64_t)1 << 30) : (int64_t)1 << 30;
-  if (r == 1) nudge += (int64_t)1 << 31;
-  int32_t high = (int32_t)((nudge + (int64_t)x * m) >> 32);
-  int32_t y = ((high + (int32_t)((1u << r) >> 2)) >> (r - 1)) + zp;
+   folded into one 64-bit nudge, exact for every int32 x (tests/test_fixed_point.py):
+   one SMLAL into the nudge, whose sign correction is a shifted subtract. */
+static inline int64_t tvmq_requant_nudge(int32_t r) {
+  return ((int64_t)1 << 30) + ((int64_t)1 << (30 + r));
+}
+
+static inline int32_t tvmq_requant_scaled(int32_t x, int32_t m, int64_t nudge, int32_t right) {
+  nudge -= (int64_t)((uint32_t)x >> 31) << 31;
+  return (int32_t)((nudge + (int64_t)x * m) >> 32) >> right;
+}
+
+static inline int32_t tvmq_clamp(int32_t y, int32_t lo, int32_t hi) {
   return y < lo ? lo : (y > hi ? hi : y);
 }
 
+static inline int32_t tvmq_requant_lane(int32_t x, int32_t m, int32_t r, int32_t zp,
+                                        int32_t lo, int32_t hi) {
+  return tvmq_clamp(tvmq_requant_scaled(x, m, tvmq_requant_nudge(r), r - 1) + zp, lo, hi);
+}
+
+/* One channel (bias b, multiplier m, right shift r) of `count` pixels, `acc_stride` and
+   `out_stride` elements apart; its constants derived once. `full` (the whole int8
+   range, no activation clamp) saturates in one SSAT where the core has it. */
+static inline void tvmq_requant_channel(int8_t *out, const int32_t *acc, int32_t b, int32_t m,
+                                        int32_t r, int32_t zp, int32_t lo, int32_t hi,
+                                        int32_t count, int32_t out_stride,
+                                        int32_t acc_stride, int full) {
+  int64_t nudge = tvmq_requant_nudge(r);
+  int32_t right = r - 1;
+  for (int32_t p = 0; p < count; ++p) {
+    int32_t y = tvmq_requant_scaled(acc[p * acc_stride] + b, m, nudge, right) + zp;
+#if defined(__ARM_FEATURE_SAT) && __ARM_FEATURE_SAT
+    out[p * out_stride] = (int8_t)(full ? __ssat(y, 8) : tvmq_clamp(y, lo, hi));
+#else
+    (void)full;
+    out[p * out_stride] = (int8_t)tvmq_clamp(y, lo, hi);
+#endif
+  }
+}
+
+/* tvmq_requant_channel for `lanes` channels, the full-range case apart. */
+static inline void tvmq_requant_pixels(int8_t *out, const int32_t *acc, const int32_t *bias,
+                                       const int32_t *mult, const int32_t *shift, int32_t zp,
+                                       int32_t lo, int32_t hi, int32_t lanes, int32_t count,
+                                       int32_t out_stride, int32_t acc_stride) {
+  if (lo == -128 && hi == 127)
+    for (int32_t j = 0; j < lanes; ++j)
+      tvmq_requant_channel(out + j, acc + j, bias[j], mult[j], shift[j], zp, lo, hi, count,
+                           out_stride, acc_stride, 1);
+  else
+    for (int32_t j = 0; j < lanes; ++j)
+      tvmq_requant_channel(out + j, acc + j, bias[j], mult[j], shift[j], zp, lo, hi, count,
+                           out_stride, acc_stride, 0);
+}
+
 #define TVMQ_REQUANT_DEFINE(N)                                                          \
-  static inline int32_t tvmq_requant_s8x##N(void *out_, void *acc_, void *bias_,        \
-                                            void *mult_, void *shift_, int32_t zp,      \
-                                            int32_t lo, int32_t hi) {                   \
-    int8_t *out = out_;                                                                 \
-    const int32_t *acc = acc_, *bias = bias_, *mult = mult_, *shift = shift_;           \
-    for (int j = 0; j < N; ++j)                                                         \
-      out[j] = (int8_t)tvmq_requant_lane(acc[j] + bias[j], mult[j], shift[j], zp, lo, hi); \
+  static inline int32_t tvmq_requant_s8x##N(void *out, void *acc, void *bias, void *mult, \
+                                            void *shift, int32_t zp, int32_t lo,        \
+                                            int32_t hi) {                               \
+    tvmq_requant_pixels(out, acc, bias, mult, shift, zp, lo, hi, N, 1, 0, 0);           \
     return 0;                                                                           \
   }
 
@@ -89,6 +132,49 @@ TVMQ_REQUANT_DEFINE(4)
 
 TVMQ_REQUANT_DEFINE(2)
 TVMQ_REQUANT_DEFINE(1)
+
+/* tvmq_requant_s8xN_row(out, acc, bias, mult, shift, zp, lo, hi, count, out_stride,
+   acc_stride): the same for a row of count pixels (their channels out_stride and
+   acc_stride elements apart). Each channel's parameters, and the constants derived
+   from them, are loaded once for the row. */
+#define TVMQ_REQUANT_ROW_DEFINE(N)                                                      \
+  static inline int32_t tvmq_requant_s8x##N##_row(                                      \
+      void *out, void *acc, void *bias, void *mult, void *shift, int32_t zp, int32_t lo,  \
+      int32_t hi, int32_t count, int32_t out_stride, int32_t acc_stride) {              \
+    tvmq_requant_pixels(out, acc, bias, mult, shift, zp, lo, hi, N, count, out_stride,  \
+                        acc_stride);                                                    \
+    return 0;                                                                           \
+  }
+
+#if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
+static inline int32_t tvmq_requant_s8x4_row(void *out, void *acc, void *bias, void *mult,
+                                            void *shift, int32_t zp, int32_t lo, int32_t hi,
+                                            int32_t count, int32_t out_stride,
+                                            int32_t acc_stride) {
+  int32x4_t b = vld1q_s32(bias), m = vld1q_s32(mult), right = vnegq_s32(vld1q_s32(shift));
+  int32x4_t low = vdupq_n_s32(lo), high = vdupq_n_s32(hi);
+  for (int32_t p = 0; p < count; ++p) {
+    int32x4_t x = vaddq_s32(vld1q_s32((int32_t *)acc + p * acc_stride), b);
+    int32x4_t y = vaddq_n_s32(tvmq_round_right_s32x4(vqrdmulhq_s32(x, m), right), zp);
+    vstrbq_s32((int8_t *)out + p * out_stride, vmaxq_s32(vminq_s32(y, high), low));
+  }
+  return 0;
+}
+#elif defined(__ARM_NEON)
+static inline int32_t tvmq_requant_s8x4_row(void *out, void *acc, void *bias, void *mult,
+                                            void *shift, int32_t zp, int32_t lo, int32_t hi,
+                                            int32_t count, int32_t out_stride,
+                                            int32_t acc_stride) {
+  for (int32_t p = 0; p < count; ++p)
+    tvmq_requant_s8x4((int8_t *)out + p * out_stride, (int32_t *)acc + p * acc_stride, bias,
+                      mult, shift, zp, lo, hi);
+  return 0;
+}
+#else
+TVMQ_REQUANT_ROW_DEFINE(4)
+#endif
+TVMQ_REQUANT_ROW_DEFINE(2)
+TVMQ_REQUANT_ROW_DEFINE(1)
 
 /* TFLite's int8 elementwise add (AddElementwise), tvmq_add_s8(out, a, b, n, zp_a, m_a,
    r_a, zp_b, m_b, r_b, m_out, r_out, zp_out, lo, hi): each input centred, shifted left by

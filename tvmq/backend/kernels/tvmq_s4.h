@@ -235,4 +235,38 @@ TVMQ_S4_DOT2_DEFINE(1)
 TVMQ_S4_DOT2_DEFINE(2)
 TVMQ_S4_DOT2_DEFINE(4)
 
+/* The int4 forms of tvmq_dot.h's rows (tvmq_dot_s8_rowxN, tvmq_dw_s8x4_row): the same
+   arguments with the weights' element position w_at after the pointer. */
+#define TVMQ_S4_ROW_DEFINE(N)                                                            \
+  static inline int32_t tvmq_dot_s4_rowx##N(void *acc_, void *a_, void *w, int32_t w_at,   \
+                                            int32_t k, int32_t w_stride, int32_t a_stride, \
+                                            int32_t acc_stride, int32_t count) {           \
+    int32_t *acc = acc_;                                                                   \
+    int8_t *a = a_;                                                                        \
+    int32_t p = 0;                                                                         \
+    for (; p + 2 <= count; p += 2)                                                         \
+      tvmq_dot_s4_2x##N(acc + p * acc_stride, a + p * a_stride, w, w_at, k, w_stride,      \
+                        a_stride, acc_stride);                                             \
+    if (p < count)                                                                         \
+      tvmq_dot_s4_1x##N(acc + p * acc_stride, a + p * a_stride, w, w_at, k, w_stride);     \
+    return 0;                                                                              \
+  }
+TVMQ_S4_ROW_DEFINE(1)
+TVMQ_S4_ROW_DEFINE(2)
+TVMQ_S4_ROW_DEFINE(4)
+
+static inline int32_t tvmq_dw_s4x4_row(void *acc_, void *x_, void *w, int32_t w_at, int32_t kh,
+                                       int32_t kw, int32_t x_row, int32_t x_col, int32_t w_row,
+                                       int32_t w_col, int32_t count, int32_t x_pixel,
+                                       int32_t acc_pixel) {
+  int32_t *acc = acc_;
+  int8_t *x = x_;
+  for (int32_t p = 0; p < count; ++p)
+    tvmq_dw_s4x4(acc + p * acc_pixel, x + p * x_pixel, w, w_at, kh, kw, x_row, x_col, w_row,
+                 w_col);
+  return 0;
+}
+
+#include "tvmq_cb.h" /* the codebook (lookup) forms (tvmq.backend.codebook) */
+
 #endif /* TVMQ_S4_H */

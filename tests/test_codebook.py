@@ -1,0 +1,263 @@
+"""Codebook weights: k-means into 16 int8 centroids per layer, 4-bit indices packed
+with a table, looked up inside the C kernels; the board matches the host's integers."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tvmq.backend import codebook
+from tvmq.backend.aot import lower_model
+from tvmq.backend.codebook import PAIRS_BYTES, TABLE_BYTES, pack_codebook
+from tvmq.backend.intrinsics import KERNELS_DIR
+from tvmq.backend.mcu import elf_sizes
+from tvmq.backend.planner import ALIGNMENT
+from tvmq.errors import TvmqError
+from tvmq.examples import DIGITS_DATA, DIGITS_MODEL, digits_split
+from tvmq.frontend import load_model
+from tvmq.quantize.codebook import cluster, clustered, kmeans_1d
+from tvmq.quantize.quantizer import quantize_model
+from tvmq.quantize.scheme import QuantConfig, quantize_weight
+
+REPO = Path(__file__).resolve().parents[1]
+CHECK = REPO / "tests" / "kernels" / "cb_check.c"
+VECTORS = REPO / "tests" / "kernels" / "semihosting_vectors.c"
+CORTEX_M = {
+    "cortex-m4": (["-mcpu=cortex-m4", "-mfpu=fpv4-sp-d16"], "mps2-an386"),
+    "cortex-m55": (["-mcpu=cortex-m55"], "mps3-an547"),
+}
+HAS_ARM = shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")
+
+
+def _run(command: list, timeout: int = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(c) for c in command], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_lookup_kernels_match_their_reference_on_the_host(tmp_path):
+    program = tmp_path / "check"
+    build = _run(["cc", "-O2", "-Wall", f"-I{KERNELS_DIR}", CHECK, "-o", program])
+    assert build.returncode == 0, build.stderr
+    result = _run([program])
+    assert result.returncode == 0 and "mismatches 0" in result.stdout, result.stdout
+
+
+@pytest.mark.skipif(not HAS_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
+@pytest.mark.parametrize("core", sorted(CORTEX_M))
+def test_lookup_kernels_match_their_reference_on_cortex_m(core, tmp_path):
+    """The DSP path (looked-up pairs packed by PKHBT into SMLAD) on the M4 and M55."""
+    flags, machine = CORTEX_M[core]
+    elf = tmp_path / "check.elf"
+    build = _run(
+        ["arm-none-eabi-gcc", "-O2", *flags, "-mfloat-abi=hard", "-mthumb", "-Wall",
+         f"-I{KERNELS_DIR}", "--specs=rdimon.specs", "-Wl,--section-start=.vectors=0x0",
+         CHECK, VECTORS, "-o", elf]
+    )  # fmt: skip
+    assert build.returncode == 0, build.stderr
+    result = _run(
+        ["qemu-system-arm", "-M", machine, "-nographic", "-monitor", "none",
+         "-semihosting-config", "enable=on,target=native", "-kernel", elf]
+    )  # fmt: skip
+    assert result.returncode == 0 and "mismatches 0" in result.stdout, result.stdout[-2000:]
+    assert "path dsp" in result.stdout
+
+
+@pytest.mark.skipif(
+    not (shutil.which("aarch64-linux-gnu-gcc") and shutil.which("qemu-aarch64")),
+    reason="needs aarch64-linux-gnu-gcc and qemu-aarch64",
+)
+def test_lookup_kernels_match_their_reference_on_aarch64(tmp_path):
+    program = tmp_path / "check"
+    build = _run(
+        ["aarch64-linux-gnu-gcc", "-O2", "-static", f"-I{KERNELS_DIR}", CHECK, "-o", program]
+    )
+    assert build.returncode == 0, build.stderr
+    result = _run(["qemu-aarch64", "-cpu", "max", program])
+    assert result.returncode == 0 and "mismatches 0" in result.stdout, result.stdout[-2000:]
+
+
+def _squared_error(points, counts, centroids) -> float:
+    nearest = np.min(np.abs(points[:, None] - np.asarray(centroids)[None, :]), axis=1)
+    return float((counts * nearest.astype(np.float64) ** 2).sum())
+
+
+def test_kmeans_is_optimal_against_every_grouping():
+    """Against exhaustive search over contiguous groupings (the optimal 1-D clusters
+    are contiguous), with the same rounding of each group's mean."""
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        points = np.unique(rng.integers(-127, 128, size=9))
+        counts = rng.integers(1, 50, size=points.size)
+        size = 3
+        best = np.inf
+        for cuts in itertools.combinations(range(1, points.size), size - 1):
+            bounds = [0, *cuts, points.size]
+            means = [
+                np.round(np.average(points[i:j], weights=counts[i:j]))
+                for i, j in itertools.pairwise(bounds)
+            ]
+            best = min(best, _squared_error(points, counts, means))
+        found = kmeans_1d(points, counts, size)
+        assert found.size <= size
+        assert _squared_error(points, counts, found) <= best + 1e-9
+
+
+def test_cluster_takes_at_most_k_values_and_keeps_pruned_zeros():
+    rng = np.random.default_rng(0)
+    values = np.clip(np.round(rng.normal(0, 30, (32, 3, 3, 16))), -127, 127).astype(np.int8)
+    clustered, table = cluster(values, 16)
+    assert table.size == 16 and np.array_equal(np.unique(clustered), table)
+    # Uniform 4-bit levels over the same range would be 17 apart: rms error 4.9.
+    assert np.sqrt(np.mean((clustered.astype(int) - values) ** 2)) < 3.5
+    values[:, :, :, :4] = 0  # a quarter pruned
+    clustered, table = cluster(values, 16)
+    assert 0 in table and np.all(clustered[values == 0] == 0)
+    few = np.array([[-3, 5], [5, 9]], dtype=np.int8)  # fewer values than centroids
+    assert np.array_equal(cluster(few, 16)[0], few)
+
+
+def test_clustered_refits_scales_to_lower_the_float_error():
+    rng = np.random.default_rng(1)
+    weight = rng.standard_t(4, size=(8, 3, 3, 16)).astype(np.float32)  # heavy tails
+    quantized = quantize_weight(weight, 0, QuantConfig())
+    plain_values, _ = cluster(quantized.values, 16)
+    refitted = clustered(quantized, 16)
+    assert np.unique(refitted.values).size <= 16
+    assert set(np.unique(refitted.values)) <= set(np.unique(plain_values))
+
+    def error(values, scale):
+        return float(((values * scale[:, None, None, None] - weight) ** 2).sum())
+
+    assert error(refitted.values, refitted.scale) < error(plain_values, quantized.scale)
+    assert clustered(quantized, 0) is quantized
+
+
+def test_pack_codebook_puts_the_table_before_the_indices():
+    table = np.array([-100, 0, 7], dtype=np.int8)
+    values = np.array([[7, -100, 0], [0, 7, 7]], dtype=np.int8)
+    packed = pack_codebook(values, table)
+    assert packed[:16].view(np.int8).tolist() == [-100, 0, 7] + [0] * 13
+    assert packed[16:].tolist() == [0x02, 0x11, 0x22]
+    paired = pack_codebook(values, table, pairs=True)
+    assert np.array_equal(paired[:16], packed[:16])
+    assert np.array_equal(paired[16 + PAIRS_BYTES :], packed[16:])
+    words = paired[16 : 16 + PAIRS_BYTES].view("<i4")
+    # Word v: (table[v & 15], table[v >> 4]) as int16 lanes, low lane first.
+    assert words[0x20] == (7 << 16) | 0xFF9C and words[0x02] == -100 * 65536 + 7
+
+
+@pytest.fixture(scope="module")
+def digits():
+    model = load_model(DIGITS_MODEL)
+    x_train, _ = digits_split("train")
+    x_test, _ = digits_split("test")
+    samples = [[x] for x in x_train[:16]]
+    int8 = quantize_model(model, samples, QuantConfig())
+    codebook = quantize_model(model, samples, QuantConfig(codebook=16))
+    return model, samples, int8, codebook, x_test
+
+
+def test_codebook_clusters_the_inner_layers_only(digits):
+    _, _, int8, codebook, _ = digits
+    tables = codebook.quantization["codebook"]
+    assert codebook.name.endswith("_cb") and list(tables) == ["conv2d#1", "conv2d#2", "conv2d#3"]
+    changed = 0
+    for name, weight in codebook.params.items():
+        values, original = np.asarray(weight), np.asarray(int8.params[name])
+        if np.array_equal(values, original):
+            continue  # the first conv and the dense layer stay int8
+        changed += 1
+        assert np.unique(values).tolist() in list(tables.values())
+        assert np.abs(values.astype(int) - original).max() <= 20
+    assert changed == 3
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        (QuantConfig(codebook=17), "--codebook 17: a codebook has 2 to 16 centroids"),
+        (QuantConfig(codebook=16, weight_bits=4), "--codebook 16 and --weight-bits 4 both"),
+        (
+            QuantConfig(layer_codebook=frozenset({("mean#0", 16)})),
+            "--codebook-layer mean#0=16: mean#0 (mean) has no weights",
+        ),
+        (
+            QuantConfig(
+                layer_codebook=frozenset({("conv2d#1", 16)}),
+                layer_bits=frozenset({("conv2d#1", 4)}),
+            ),
+            "conv2d#1 is also given 4-bit weights",
+        ),
+        (
+            QuantConfig(layer_codebook=frozenset({("nosuch", 8)})),
+            "no layer named 'nosuch' for --codebook-layer",
+        ),
+    ],
+)
+def test_bad_codebook_requests_are_refused_by_layer(digits, config, message):
+    model, samples, _, _, _ = digits
+    with pytest.raises(TvmqError, match=re.escape(message)):
+        quantize_model(model, samples[:2], config)
+
+
+def test_cli_refuses_a_codebook_size_in_one_line(tmp_path):
+    output = tmp_path / "out.tvmq"
+    result = subprocess.run(
+        [sys.executable, "-m", "tvmq", "quantize", str(DIGITS_MODEL), "--calib",
+         str(DIGITS_DATA), "--codebook-layer", "conv2d#1=1", "-o", str(output)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode != 0 and not output.exists()
+    assert result.stderr.strip().splitlines() == [
+        "tvmq: error: --codebook-layer conv2d#1=1: a codebook has 2 to 16 centroids "
+        "(4-bit indices), not 1"
+    ]
+
+
+def test_build_packs_codebook_weights(digits):
+    _, _, _, quantized, _ = digits
+    compiled = lower_model(quantized)
+    packed = [t for t in compiled.graph.tensors.values() if t.dtype == "uint8"]
+    assert sorted(t.value.size for t in packed) == [16 + 144 // 2, 16 + 384 // 2, 16 + 1152 // 2]
+    kernels = compiled.tir.script()
+    assert "tvmq_dot_cb_" in kernels and "tvmq_dw_cbx4" in kernels
+
+
+def test_large_layers_take_the_pair_form(digits, monkeypatch):
+    _, _, _, quantized, _ = digits
+    monkeypatch.setattr(codebook, "PAIRS_FROM", 1000)  # conv2d#1's 1152 weights
+    compiled = lower_model(quantized)
+    sizes = sorted(t.value.size for t in compiled.graph.tensors.values() if t.dtype == "uint8")
+    assert sizes == [16 + 144 // 2, 16 + 384 // 2, 16 + PAIRS_BYTES + 1152 // 2]
+    kernels = compiled.tir.script()
+    assert "tvmq_dot_cbp_" in kernels and "tvmq_dot_cb_" in kernels
+
+
+@pytest.mark.skipif(not HAS_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
+def test_codebook_model_on_the_m4_is_identical_to_host_in_less_flash(digits):
+    """The looked-up weights on the board give the host's integer model exactly; the
+    firmware takes less flash than int8's and no more RAM. (The pair form runs on
+    the board in bench/low_bit.py's IC rows; its kernels are checked by cb_check.c.)"""
+    _, _, int8, quantized, x_test = digits
+    host = quantized.build("host")
+    with quantized.build("qemu-cortex-m4") as board:
+        for x in x_test[:4]:
+            for got, expected in zip(board(x), host(x), strict=True):
+                np.testing.assert_array_equal(got, expected)
+        sizes = elf_sizes(board.firmware)
+        weights = board.compiled.weights
+    with int8.build("qemu-cortex-m4") as baseline:  # built, not booted
+        int8_sizes, int8_weights = elf_sizes(baseline.firmware), baseline.compiled.weights
+    assert sizes["flash"] < int8_sizes["flash"] and sizes["ram"] <= int8_sizes["ram"]
+    # Each packed layer saves half its int8 bytes less its 16-byte table (up to the
+    # constants' alignment): 144, 384 and 1152 weights.
+    saved = sum(n // 2 - TABLE_BYTES for n in (144, 384, 1152))
+    assert abs(len(int8_weights) - len(weights) - saved) <= 3 * ALIGNMENT

@@ -1,0 +1,204 @@
+"""ONNX LSTM nodes agree with onnxruntime after import and host build."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from tests.test_onnx_import import ort_run
+from tvmq.errors import UnsupportedOperatorError
+from tvmq.frontend import load_model
+
+GRAPH_INPUTS = ("X", "initial_h", "initial_c")
+
+
+def lstm_model(
+    rng: np.random.Generator,
+    steps: int,
+    batch: int,
+    size: int,
+    hidden: int,
+    direction: str = "forward",
+    layout: int = 0,
+    optional: tuple[str, ...] = ("B",),
+    attributes: dict | None = None,
+    lengths: list[int] | None = None,
+) -> onnx.ModelProto:
+    """One LSTM node: W and R (and B, P, sequence_lens) as initializers; X and the
+    initial states among `optional` as graph inputs; all three outputs."""
+    directions = 2 if direction == "bidirectional" else 1
+    weights = {
+        "W": rng.uniform(-0.5, 0.5, (directions, 4 * hidden, size)),
+        "R": rng.uniform(-0.5, 0.5, (directions, 4 * hidden, hidden)),
+        "B": rng.uniform(-0.5, 0.5, (directions, 8 * hidden)),
+        "P": rng.uniform(-0.5, 0.5, (directions, 3 * hidden)),
+    }
+    initializers = [
+        numpy_helper.from_array(weights[name].astype(np.float32), name)
+        for name in ("W", "R", "B", "P")
+        if name in ("W", "R") or name in optional
+    ]
+    if lengths is not None:
+        initializers.append(numpy_helper.from_array(np.array(lengths, np.int32), "lengths"))
+
+    def batched(*dims: int) -> list[int]:  # layout 1 swaps the first two axes
+        return [dims[1], dims[0], *dims[2:]] if layout == 1 else list(dims)
+
+    state = batched(directions, batch, hidden)
+    shapes = {"X": batched(steps, batch, size), "initial_h": state, "initial_c": state}
+    inputs = [name for name in GRAPH_INPUTS if name == "X" or name in optional]
+    order = ["X", "W", "R", "B", "lengths" if lengths is not None else "", "initial_h"]
+    order += ["initial_c", "P"]
+    present = {*inputs, "W", "R", *optional, "lengths"}
+    node_inputs = [name if name in present else "" for name in order]
+    while node_inputs[-1] == "":
+        node_inputs.pop()
+    node = helper.make_node(
+        "LSTM",
+        node_inputs,
+        ["Y", "Y_h", "Y_c"],
+        hidden_size=hidden,
+        direction=direction,
+        layout=layout,
+        **(attributes or {}),
+    )
+    outputs = {
+        "Y": [batch, steps, directions, hidden] if layout else [steps, directions, batch, hidden],
+        "Y_h": state,
+        "Y_c": state,
+    }
+    graph = helper.make_graph(
+        [node],
+        "lstm",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, shapes[n]) for n in inputs],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in outputs.items()],
+        initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = 8
+    return model
+
+
+def agrees_with_onnxruntime(make, layout: int, tmp_path, rng) -> None:
+    """The model `make(layout)` builds against onnxruntime. onnxruntime has no layout
+    1: that model's reference is the layout-0 model's on transposed inputs, its
+    outputs transposed back."""
+    model, reference = make(layout), make(0)
+    path = tmp_path / "lstm.onnx"
+    onnx.save(model, path)
+    executable = load_model(path).build("host")
+    feeds = {
+        v.name: rng.standard_normal([d.dim_value for d in v.type.tensor_type.shape.dim]).astype(
+            np.float32
+        )
+        for v in model.graph.input
+    }
+    swap = (lambda a: np.swapaxes(a, 0, 1)) if layout == 1 else (lambda a: a)
+    y, y_h, y_c = ort_run(reference, {name: swap(value) for name, value in feeds.items()})
+    want = [np.transpose(y, [2, 0, 1, 3]) if layout == 1 else y, swap(y_h), swap(y_c)]
+    got = executable(*feeds.values())
+    assert len(got) == 3
+    for name, g, w in zip(("Y", "Y_h", "Y_c"), got, want, strict=True):
+        assert g.shape == w.shape, name
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5, err_msg=name)
+
+
+@pytest.mark.parametrize(
+    ("direction", "layout", "optional", "attributes", "lengths"),
+    [
+        ("forward", 0, ("B",), {}, None),
+        ("reverse", 1, ("B", "initial_h", "initial_c"), {}, [5, 5]),
+        ("bidirectional", 0, ("B", "initial_h", "initial_c", "P"), {"clip": 0.6}, None),
+        ("bidirectional", 1, (), {"input_forget": 1}, None),
+        (
+            "forward",
+            0,
+            ("B", "initial_c"),
+            {
+                "activations": ["HardSigmoid", "Relu", "LeakyRelu"],
+                "activation_alpha": [0.3, 0.05],
+                "activation_beta": [0.4],
+            },
+            None,
+        ),
+    ],
+    ids=[
+        "forward",
+        "reverse-layout1-lengths",
+        "bidirectional-peephole-clip",
+        "bidirectional-layout1-coupled",
+        "activations",
+    ],
+)
+def test_lstm_matches_onnxruntime(direction, layout, optional, attributes, lengths, tmp_path):
+    def make(at_layout):
+        rng = np.random.default_rng(len(optional))
+        return lstm_model(rng, 5, 2, 3, 4, direction, at_layout, optional, attributes, lengths)
+
+    agrees_with_onnxruntime(make, layout, tmp_path, np.random.default_rng(1))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_lstm_random_shapes_match_onnxruntime(seed, tmp_path):
+    dims = np.random.default_rng(100 + seed).integers(1, 7, 5)
+    steps, batch, size, hidden, layout = (int(v) for v in dims)
+    direction = ("forward", "reverse", "bidirectional")[seed]
+
+    def make(at_layout):
+        rng = np.random.default_rng(seed)
+        return lstm_model(rng, steps, batch, size, hidden, direction, at_layout, ("B", "P"))
+
+    agrees_with_onnxruntime(make, layout % 2, tmp_path, np.random.default_rng(seed))
+
+
+def test_partial_sequence_lengths_are_refused_by_node(tmp_path):
+    model = lstm_model(np.random.default_rng(0), 4, 2, 3, 4, lengths=[4, 2])
+    model.graph.node[0].name = "encoder_lstm"
+    path = tmp_path / "lstm.onnx"
+    onnx.save(model, path)
+    with pytest.raises(UnsupportedOperatorError, match="encoder_lstm \\(LSTM\\): sequence_lens"):
+        load_model(path)
+
+
+def test_lstm_after_convolution_matches_onnxruntime(tmp_path):
+    """A CRNN's shape: conv features, squeezed and transposed into a bidirectional
+    LSTM. The convolution makes the importer convert layouts around the LSTM too."""
+    rng = np.random.default_rng(3)
+    hidden, width = 4, 6
+    initializers = [
+        numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), name)
+        for name, shape in [
+            ("conv_w", (8, 3, 3, 3)),
+            ("W", (2, 4 * hidden, 8)),
+            ("R", (2, 4 * hidden, hidden)),
+        ]
+    ]
+    initializers.append(numpy_helper.from_array(np.array([2], np.int64), "height_axis"))
+    nodes = [
+        helper.make_node("Conv", ["x", "conv_w"], ["features"], pads=[1, 1, 1, 1]),
+        helper.make_node("Squeeze", ["features", "height_axis"], ["rows"]),
+        helper.make_node("Transpose", ["rows"], ["sequence"], perm=[2, 0, 1]),
+        helper.make_node(
+            "LSTM",
+            ["sequence", "W", "R"],
+            ["Y", "", ""],
+            hidden_size=hidden,
+            direction="bidirectional",
+        ),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "crnn",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 1, width])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [width, 2, 1, hidden])],
+        initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = 8
+    path = tmp_path / "crnn.onnx"
+    onnx.save(model, path)
+    x = rng.standard_normal((1, 3, 1, width)).astype(np.float32)
+    (got,) = load_model(path).build("host")(x)
+    np.testing.assert_allclose(got, ort_run(model, {"x": x})[0], rtol=1e-5, atol=1e-5)

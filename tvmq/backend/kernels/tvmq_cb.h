@@ -1,0 +1,272 @@
+/* int8 x codebook dot-product micro-kernels: the lookup forms of tvmq_s4.h's.
+ *
+ * A codebook weight tensor (tvmq.quantize.codebook) is one table of 16 int8
+ * centroids followed by the 4-bit index of every element, packed two per byte in
+ * CMSIS-NN's order (element e in the low nibble of byte 16 + e / 2 when e is even,
+ * the high one when it is odd). Weight W(e) = table[index(e)], an ordinary int8, so
+ * the sums are those of the int8 kernels over the model's (clustered) int8 weights.
+ * `w` points at the table; positions and strides count elements, as in tvmq_s4.h:
+ *
+ * tvmq_dot_cb_1xN(acc, a, w, w_at, k, w_stride):
+ *   acc[j] += sum_i a[i] * W(w_at + j * w_stride + i), j < N, i < k
+ * tvmq_dot_cb_2xN(acc, a, w, w_at, k, w_stride, a_stride, acc_stride): two input runs
+ *   a_stride bytes apart, into acc[j] and acc[acc_stride + j].
+ * tvmq_dw_cbx4(acc, x, w, w_at, kh, kw, x_row, x_col, w_row, w_col): a depthwise
+ *   window for four channels (x strides in bytes, w strides in elements).
+ *
+ * Each index is looked up in the table where it is used (flash), never expanded into
+ * a buffer. On the DSP extension each index byte gives two looked-up weights, paired
+ * into int16 lanes (PKHBT) that meet the activations, paired once per step for the
+ * N channels, in SMLAD. Elsewhere, and for odd element positions, plain C.
+ *
+ * The pair form (tvmq_dot_cbp_*, tvmq_dw_cbpx4), for large layers: the 16-byte table
+ * is followed by 256 int32 words, word v holding (W of v's low nibble, W of its high
+ * nibble) as the int16 lanes SMLAD takes, then the indices (from byte 1040). One
+ * index byte is then one load of a ready pair: 1 KiB more flash per layer for about
+ * the int8 kernels' instruction count.
+ */
+#ifndef TVMQ_CB_H
+#define TVMQ_CB_H
+
+#include <stdint.h>
+#include <string.h>
+
+#define TVMQ_CB_TABLE 16            /* bytes of centroids before the packed indices */
+#define TVMQ_CBP_INDICES (16 + 1024) /* ... in the pair form: after the pair table */
+
+/* Weight element e of a codebook tensor whose indices start `at` bytes in. */
+static inline int32_t tvmq_cb_at(const int8_t *w, int32_t at, int32_t e) {
+  uint8_t byte = ((const uint8_t *)w)[at + (e >> 1)];
+  return w[(e & 1) ? byte >> 4 : byte & 15];
+}
+
+static inline void tvmq_cb_dot_plain(int32_t *acc, const int8_t *a, const int8_t *w, int32_t at,
+                                     int32_t w_at, int32_t k, int32_t w_stride, int32_t n) {
+  for (int32_t j = 0; j < n; ++j) {
+    int32_t sum = acc[j], e = w_at + j * w_stride;
+    for (int32_t i = 0; i < k; ++i) sum += (int32_t)a[i] * tvmq_cb_at(w, at, e + i);
+    acc[j] = sum;
+  }
+}
+
+static inline void tvmq_cb_dw_plain(int32_t *acc, const int8_t *x, const int8_t *w, int32_t at,
+                                    int32_t w_at, int32_t kh, int32_t kw, int32_t x_row,
+                                    int32_t x_col, int32_t w_row, int32_t w_col) {
+  for (int32_t r = 0; r < kh; ++r)
+    for (int32_t c = 0; c < kw; ++c)
+      for (int j = 0; j < 4; ++j)
+        acc[j] += (int32_t)x[r * x_row + c * x_col + j] *
+                  tvmq_cb_at(w, at, w_at + r * w_row + c * w_col + j);
+}
+
+/* Four channels at an even position: one halfword of indices, no per-element parity. */
+static inline void tvmq_cb_dw(int32_t *acc, const int8_t *x, const int8_t *w, int32_t at,
+                              int32_t w_at, int32_t kh, int32_t kw, int32_t x_row, int32_t x_col,
+                              int32_t w_row, int32_t w_col) {
+  if ((w_at | w_row | w_col) & 1) {
+    tvmq_cb_dw_plain(acc, x, w, at, w_at, kh, kw, x_row, x_col, w_row, w_col);
+    return;
+  }
+  const uint8_t *indices = (const uint8_t *)w + at;
+  int32_t s0 = acc[0], s1 = acc[1], s2 = acc[2], s3 = acc[3];
+  for (int32_t r = 0; r < kh; ++r)
+    for (int32_t c = 0; c < kw; ++c) {
+      const uint8_t *q = indices + ((w_at + r * w_row + c * w_col) >> 1);
+      const int8_t *v = x + r * x_row + c * x_col;
+      uint32_t lo = q[0], hi = q[1];
+      s0 += (int32_t)v[0] * w[lo & 15];
+      s1 += (int32_t)v[1] * w[lo >> 4];
+      s2 += (int32_t)v[2] * w[hi & 15];
+      s3 += (int32_t)v[3] * w[hi >> 4];
+    }
+  acc[0] = s0, acc[1] = s1, acc[2] = s2, acc[3] = s3;
+}
+
+static inline int32_t tvmq_dw_cbx4(void *acc, void *x, void *w, int32_t w_at, int32_t kh,
+                                   int32_t kw, int32_t x_row, int32_t x_col, int32_t w_row,
+                                   int32_t w_col) {
+  tvmq_cb_dw(acc, x, w, TVMQ_CB_TABLE, w_at, kh, kw, x_row, x_col, w_row, w_col);
+  return 0;
+}
+
+static inline int32_t tvmq_dw_cbpx4(void *acc, void *x, void *w, int32_t w_at, int32_t kh,
+                                    int32_t kw, int32_t x_row, int32_t x_col, int32_t w_row,
+                                    int32_t w_col) {
+  tvmq_cb_dw(acc, x, w, TVMQ_CBP_INDICES, w_at, kh, kw, x_row, x_col, w_row, w_col);
+  return 0;
+}
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && !defined(__aarch64__)
+#include <arm_acle.h>
+
+static inline int32_t tvmq_cb_load32(const void *p) {
+  int32_t v;
+  memcpy(&v, p, 4); /* one (unaligned) LDR */
+  return v;
+}
+
+/* (low half of b, low half of t): PKHBT (ACLE has no intrinsic for it). */
+static inline int32_t tvmq_cb_pkhbt(int32_t b, int32_t t) {
+  int32_t r;
+  __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(b), "r"(t));
+  return r;
+}
+static inline int32_t tvmq_cb_pkhtb(int32_t t, int32_t b) { /* (high of b, high of t) */
+  int32_t r;
+  __asm__("pkhtb %0, %1, %2, asr #16" : "=r"(r) : "r"(t), "r"(b));
+  return r;
+}
+static inline int16x2_t tvmq_cb_sxtb16_ror8(int32_t x) {
+  int16x2_t r;
+  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+  return r;
+}
+
+/* Four activations as the int16 pairs (a0, a1) and (a2, a3): the order of two
+   index bytes' nibbles. */
+static inline void tvmq_cb_pair_a(const int8_t *a, int32_t *p01, int32_t *p23) {
+  int32_t v = tvmq_cb_load32(a);
+  int32_t even = __sxtb16(v), odd = tvmq_cb_sxtb16_ror8(v);
+  *p01 = tvmq_cb_pkhbt(even, odd), *p23 = tvmq_cb_pkhtb(odd, even);
+}
+
+/* The int16 pair of weights of index byte v: two lookups in the 16-byte table `t`
+   packed by PKHBT, or one load from the pair table `t`. */
+#define TVMQ_CB_PAIR(t, v) tvmq_cb_pkhbt(((const int8_t *)(t))[(v) & 15], \
+                                         ((const int8_t *)(t))[(v) >> 4])
+#define TVMQ_CBP_PAIR(t, v) (((const int32_t *)(t))[v])
+
+/* NAME_1xN and NAME_2xN: TABLE the byte where the table PAIR reads starts, INDICES
+   the byte where the indices start, PAIR(t, v) the weight pair of index byte v.
+   Four weights (two index bytes) per step, as tvmq_dot.h's int8 kernels. */
+#define TVMQ_CB_DOT_DEFINE(NAME, N, TABLE, INDICES, PAIR)                                \
+  static inline int32_t NAME##_1x##N(void *acc_, void *a_, void *w_, int32_t w_at,         \
+                                     int32_t k, int32_t w_stride) {                      \
+    int32_t *acc = acc_;                                                                 \
+    const int8_t *a = a_, *w = w_;                                                       \
+    if ((w_at | w_stride) & 1) {                                                         \
+      tvmq_cb_dot_plain(acc, a, w, INDICES, w_at, k, w_stride, N);                       \
+      return 0;                                                                          \
+    }                                                                                    \
+    const void *table = w + TABLE;                                                       \
+    const uint8_t *row = (const uint8_t *)w + INDICES + (w_at >> 1);                     \
+    int32_t sum[N];                                                                      \
+    _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) sum[j] = acc[j];                \
+    int32_t i = 0;                                                                       \
+    for (; i + 4 <= k; i += 4, row += 2) {                                               \
+      int32_t p01, p23;                                                                  \
+      tvmq_cb_pair_a(a + i, &p01, &p23);                                                 \
+      _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) {                             \
+        const uint8_t *q = row + j * (w_stride >> 1);                                    \
+        sum[j] = __smlad(p01, PAIR(table, q[0]), sum[j]);                                \
+        sum[j] = __smlad(p23, PAIR(table, q[1]), sum[j]);                                \
+      }                                                                                  \
+    }                                                                                    \
+    _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) acc[j] = sum[j];                \
+    if (i < k) tvmq_cb_dot_plain(acc, a + i, w, INDICES, w_at + i, k - i, w_stride, N);  \
+    return 0;                                                                            \
+  }                                                                                      \
+  static inline int32_t NAME##_2x##N(void *acc_, void *a_, void *w_, int32_t w_at,         \
+                                     int32_t k, int32_t w_stride, int32_t a_stride,      \
+                                     int32_t acc_stride) {                               \
+    int32_t *acc = acc_;                                                                 \
+    const int8_t *a0 = a_, *a1 = (const int8_t *)a_ + a_stride, *w = w_;                 \
+    if ((w_at | w_stride) & 1) {                                                         \
+      tvmq_cb_dot_plain(acc, a0, w, INDICES, w_at, k, w_stride, N);                      \
+      tvmq_cb_dot_plain(acc + acc_stride, a1, w, INDICES, w_at, k, w_stride, N);         \
+      return 0;                                                                          \
+    }                                                                                    \
+    const void *table = w + TABLE;                                                       \
+    const uint8_t *row = (const uint8_t *)w + INDICES + (w_at >> 1);                     \
+    int32_t s0[N], s1[N];                                                                \
+    _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) s0[j] = acc[j],                 \
+                                                        s1[j] = acc[acc_stride + j];     \
+    int32_t i = 0;                                                                       \
+    for (; i + 4 <= k; i += 4, row += 2) {                                               \
+      int32_t x01, x23, y01, y23;                                                        \
+      tvmq_cb_pair_a(a0 + i, &x01, &x23);                                                \
+      tvmq_cb_pair_a(a1 + i, &y01, &y23);                                                \
+      _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) {                             \
+        const uint8_t *q = row + j * (w_stride >> 1);                                    \
+        int32_t w01 = PAIR(table, q[0]), w23 = PAIR(table, q[1]);                        \
+        s0[j] = __smlad(x23, w23, __smlad(x01, w01, s0[j]));                             \
+        s1[j] = __smlad(y23, w23, __smlad(y01, w01, s1[j]));                             \
+      }                                                                                  \
+    }                                                                                    \
+    _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) acc[j] = s0[j],                 \
+                                                        acc[acc_stride + j] = s1[j];     \
+    if (i < k) {                                                                         \
+      tvmq_cb_dot_plain(acc, a0 + i, w, INDICES, w_at + i, k - i, w_stride, N);          \
+      tvmq_cb_dot_plain(acc + acc_stride, a1 + i, w, INDICES, w_at + i, k - i, w_stride, \
+                        N);                                                              \
+    }                                                                                    \
+    return 0;                                                                            \
+  }
+
+#define TVMQ_CB_PATH "dsp"
+
+#else /* plain C */
+
+#define TVMQ_CB_DOT_DEFINE(NAME, N, TABLE, INDICES, PAIR)                                \
+  static inline int32_t NAME##_1x##N(void *acc, void *a, void *w, int32_t w_at, int32_t k, \
+                                     int32_t w_stride) {                                 \
+    tvmq_cb_dot_plain(acc, a, w, INDICES, w_at, k, w_stride, N);                         \
+    return 0;                                                                            \
+  }                                                                                      \
+  static inline int32_t NAME##_2x##N(void *acc, void *a, void *w, int32_t w_at, int32_t k, \
+                                     int32_t w_stride, int32_t a_stride,                 \
+                                     int32_t acc_stride) {                               \
+    tvmq_cb_dot_plain(acc, a, w, INDICES, w_at, k, w_stride, N);                         \
+    tvmq_cb_dot_plain((int32_t *)acc + acc_stride, (const int8_t *)a + a_stride, w,      \
+                      INDICES, w_at, k, w_stride, N);                                    \
+    return 0;                                                                            \
+  }
+
+#define TVMQ_CB_PATH "plain"
+
+#endif
+
+TVMQ_CB_DOT_DEFINE(tvmq_dot_cb, 1, 0, TVMQ_CB_TABLE, TVMQ_CB_PAIR)
+TVMQ_CB_DOT_DEFINE(tvmq_dot_cb, 2, 0, TVMQ_CB_TABLE, TVMQ_CB_PAIR)
+TVMQ_CB_DOT_DEFINE(tvmq_dot_cb, 4, 0, TVMQ_CB_TABLE, TVMQ_CB_PAIR)
+TVMQ_CB_DOT_DEFINE(tvmq_dot_cbp, 1, TVMQ_CB_TABLE, TVMQ_CBP_INDICES, TVMQ_CBP_PAIR)
+TVMQ_CB_DOT_DEFINE(tvmq_dot_cbp, 2, TVMQ_CB_TABLE, TVMQ_CBP_INDICES, TVMQ_CBP_PAIR)
+TVMQ_CB_DOT_DEFINE(tvmq_dot_cbp, 4, TVMQ_CB_TABLE, TVMQ_CBP_INDICES, TVMQ_CBP_PAIR)
+
+/* The row forms of tvmq_dot.h's rows (tvmq_dot_s8_rowxN, tvmq_dw_s8x4_row), as tvmq_s4.h's:
+   pixel pairs, then a one-pixel tail. */
+#define TVMQ_CB_ROW_DEFINE(NAME, N)                                                       \
+  static inline int32_t NAME##_rowx##N(void *acc_, void *a_, void *w, int32_t w_at,       \
+                                       int32_t k, int32_t w_stride, int32_t a_stride,     \
+                                       int32_t acc_stride, int32_t count) {               \
+    int32_t *acc = acc_;                                                                  \
+    int8_t *a = a_;                                                                       \
+    int32_t p = 0;                                                                        \
+    for (; p + 2 <= count; p += 2)                                                        \
+      NAME##_2x##N(acc + p * acc_stride, a + p * a_stride, w, w_at, k, w_stride, a_stride, \
+                   acc_stride);                                                           \
+    if (p < count) NAME##_1x##N(acc + p * acc_stride, a + p * a_stride, w, w_at, k, w_stride); \
+    return 0;                                                                             \
+  }
+TVMQ_CB_ROW_DEFINE(tvmq_dot_cb, 1)
+TVMQ_CB_ROW_DEFINE(tvmq_dot_cb, 2)
+TVMQ_CB_ROW_DEFINE(tvmq_dot_cb, 4)
+TVMQ_CB_ROW_DEFINE(tvmq_dot_cbp, 1)
+TVMQ_CB_ROW_DEFINE(tvmq_dot_cbp, 2)
+TVMQ_CB_ROW_DEFINE(tvmq_dot_cbp, 4)
+
+#define TVMQ_CB_DW_ROW_DEFINE(NAME)                                                        \
+  static inline int32_t NAME##_row(void *acc_, void *x_, void *w, int32_t w_at, int32_t kh, \
+                                   int32_t kw, int32_t x_row, int32_t x_col, int32_t w_row, \
+                                   int32_t w_col, int32_t count, int32_t x_pixel,          \
+                                   int32_t acc_pixel) {                                    \
+    int32_t *acc = acc_;                                                                   \
+    int8_t *x = x_;                                                                        \
+    for (int32_t p = 0; p < count; ++p)                                                    \
+      NAME(acc + p * acc_pixel, x + p * x_pixel, w, w_at, kh, kw, x_row, x_col, w_row, w_col); \
+    return 0;                                                                              \
+  }
+TVMQ_CB_DW_ROW_DEFINE(tvmq_dw_cbx4)
+TVMQ_CB_DW_ROW_DEFINE(tvmq_dw_cbpx4)
+
+#endif /* TVMQ_CB_H */

