@@ -59,10 +59,9 @@ def _errors(model: Model, samples: list[np.ndarray]) -> dict[bool, float]:
     for compensate in (False, True):
         result = prune(model, 0.125, "l1", samples=samples, multiple=1, compensate=compensate)
         assert result.layers[0].kept == tuple(c for c in range(8) if c != CONSTANT)
-        outputs = [_run(result.model, x) for x in samples]
-        errors[compensate] = float(
-            np.mean([np.abs(o.astype(np.float64) - r) for o, r in zip(outputs, reference)])
-        )
+        outputs = [_run(result.model, x).astype(np.float64) for x in samples]
+        gaps = [np.abs(o - r) for o, r in zip(outputs, reference, strict=True)]
+        errors[compensate] = float(np.mean(gaps))
     return errors
 
 
