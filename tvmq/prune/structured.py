@@ -326,9 +326,10 @@ def rewrite(
                 )
             positions = kept(data)
             if positions is not None and input_means and layer.name in input_means:
-                delta = _lost_contribution(
-                    _constant_value(weight, producers), layer, positions, input_means[layer.name]
-                )
+                weight_value = _constant_value(weight, producers)
+                if name == "relax.nn.conv2d":
+                    weight_value = weight_value * _tap_coverage(original)
+                delta = _lost_contribution(weight_value, layer, positions, input_means[layer.name])
                 out_positions = kept(var)
                 compensation[var] = delta if out_positions is None else delta[out_positions]
             weight = sliced(weight, layer.out_axis, kept(var))
@@ -379,6 +380,29 @@ def rewrite(
     functions = dict(mod.functions_items())
     functions[mod.get_global_var("main")] = function
     return relax.transform.Normalize()(tvm.IRModule(functions, attrs=mod.attrs))
+
+
+def _tap_coverage(conv: relax.Call) -> np.ndarray:
+    """Per kernel tap, the share of output pixels whose input under that tap lies
+    inside the image (not in the zero padding), shaped to broadcast over the weight:
+    a removed channel's mean reaches the output only through those taps."""
+    attrs = conv.attrs
+    layout = str(attrs.kernel_layout)
+    data_shape = [int(d) for d in conv.args[0].ty.shape]
+    weight_shape = [int(d) for d in conv.args[1].ty.shape]
+    padding = [int(p) for p in attrs.padding]
+    coverage = np.ones([1] * len(weight_shape))
+    for index, (axis, letter) in enumerate(((1, "H"), (2, "W"))):
+        size, taps = data_shape[axis], weight_shape[layout.index(letter)]
+        stride, dilation = int(attrs.strides[index]), int(attrs.dilation[index])
+        before, after = padding[index], padding[index + 2]
+        outputs = np.arange((size + before + after - dilation * (taps - 1) - 1) // stride + 1)
+        rows = outputs[:, None] * stride - before + np.arange(taps)[None, :] * dilation
+        share = ((rows >= 0) & (rows < size)).mean(axis=0)
+        shape = [1] * len(weight_shape)
+        shape[layout.index(letter)] = taps
+        coverage = coverage * share.reshape(shape)
+    return coverage
 
 
 def _lost_contribution(
