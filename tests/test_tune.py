@@ -458,12 +458,15 @@ def test_run_compile_and_the_api_build_the_same_tuned_firmware(digits, tmp_path,
     """`tvmq run` applies the shipped records as `tvmq compile` does (it did not):
     the same kernels tuned and the same firmware, which the Python API builds
     too; --no-tuned builds the default schedules' firmware; under the flash
-    objective the tuned firmware is at most 5 % larger than the default one."""
+    objective the tuned firmware is at most 5 % larger than the default one. On the
+    M55: the shipped M4/M7 databases predate the row kernels, so digits' row-calling
+    kernels take no records there and the tuned firmware is the default one."""
     from tvmq.backend.aot import lower_model
     from tvmq.backend.mcu import elf_sizes
+    from tvmq.tune.apply import schedules_for
 
     model, path = digits
-    target = load_target("qemu-cortex-m4")
+    target = load_target("qemu-cortex-m55")
     compiled = _cli(capsys, "compile", path, "--target", target.name, "-o", tmp_path / "tuned")
     line = _tuned_line(compiled)
     applied, kernels = (int(w) for w in line.split()[2:5:2])
@@ -482,7 +485,11 @@ def test_run_compile_and_the_api_build_the_same_tuned_firmware(digits, tmp_path,
     )
     assert _tuned_line(untuned) == "tuned schedules: off (--no-tuned); default schedules"
     plain = json.loads((tmp_path / "plain" / "manifest.json").read_text())
-    assert plain["build_id"] == lower_model(model).build_id != manifest["build_id"]
+    assert (
+        plain["build_id"]
+        == lower_model(model, schedules_for(target, tuned=False), target.tvm["mcpu"]).build_id
+        != manifest["build_id"]
+    )
     plain_flash = json.loads((tmp_path / "plain" / "memory.json").read_text())["flash"]
     assert memory["flash"] <= plain_flash * 1.05
 
