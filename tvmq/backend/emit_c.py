@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from tvmq.backend.aot import ENTRY, CompiledModel, Scheduler, build_kernels, lower_model
+from tvmq.backend.float_literals import exact_float_literals
 from tvmq.backend.intrinsics import HEADER, HEADERS, KERNELS_DIR
 from tvmq.backend.schedule import default_schedule
 from tvmq.errors import TvmqError
@@ -173,7 +174,8 @@ def emit_compiled(
 
     kernels = build_kernels(compiled.tir, tvm.target.Target({"kind": "c"}))
     directory.mkdir(parents=True, exist_ok=True)
-    write_model_sources(compiled, kernels.inspect_source(), directory, placement)
+    source = exact_float_literals(compiled.tir, kernels.inspect_source())
+    write_model_sources(compiled, source, directory, placement)
 
 
 def write_model_sources(
