@@ -26,7 +26,7 @@ import numpy as np
 
 from tvmq.errors import TvmqError
 from tvmq.quantize.annotate import Annotation
-from tvmq.quantize.low_bit import LOW_BIT_KINDS
+from tvmq.quantize.low_bit import LOW_BIT_KINDS, low_bit_op, weighted_ops
 from tvmq.quantize.scheme import QuantizedWeight
 
 SIZES = range(2, 17)  # centroids: a 4-bit index
@@ -70,23 +70,14 @@ def layer_codebooks(
     weights, or one also given 4-bit weights, is refused by name."""
     if default_size:
         check_codebook_size(default_size, f"--codebook {default_size}")
-    ops = {op.name: op for op in annotation.ops}
     for name, size in explicit.items():
-        op = ops.get(name)
-        if op is None:
-            raise TvmqError(f"--codebook-layer {name}={size}: the layer is not quantized")
-        if op.weight_axis is None or op.kind not in LOW_BIT_KINDS:
-            raise TvmqError(
-                f"--codebook-layer {op.label}={size}: {op.label} ({op.kind}) has no weights; "
-                f"codebooks apply to {' and '.join(LOW_BIT_KINDS)}"
-            )
+        op = low_bit_op(annotation, name, "--codebook-layer", size, "codebooks")
         if bits.get(name, 8) != 8:
             raise TvmqError(
                 f"--codebook-layer {op.label}={size}: {op.label} is also given "
                 f"{bits[name]}-bit weights; a layer takes one or the other"
             )
-    weighted = [op for op in annotation.ops if op.weight_axis is not None]
-    ends = {weighted[0].name, weighted[-1].name} if len(weighted) > 2 else set()
+    weighted, ends = weighted_ops(annotation)
     chosen = dict(explicit)
     if default_size:
         for op in weighted:

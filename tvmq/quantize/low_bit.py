@@ -15,7 +15,7 @@ and the smallest); ``--bits LAYER=4`` sets any weighted layer explicitly.
 from __future__ import annotations
 
 from tvmq.errors import TvmqError
-from tvmq.quantize.annotate import Annotation
+from tvmq.quantize.annotate import Annotation, QuantizedOp
 
 WEIGHT_BITS = (4, 8)
 # Ops whose kernels read int4 weights: conv2d (depthwise included) and dense.
@@ -53,22 +53,38 @@ def layer_weight_bits(
     takes no weights, or bits its kernels do not support, is refused by name.
     """
     check_weight_bits(default_bits)
-    ops = {op.name: op for op in annotation.ops}
     for name, bits in explicit.items():
-        op = ops.get(name)
-        if op is None:
-            raise TvmqError(f"--bits {name}={bits}: the layer is not quantized (kept float)")
-        if op.weight_axis is None or op.kind not in LOW_BIT_KINDS:
-            raise TvmqError(
-                f"--bits {op.label}={bits}: {op.label} ({op.kind}) has no weights; "
-                f"weight bits apply to {' and '.join(LOW_BIT_KINDS)}"
-            )
+        op = low_bit_op(annotation, name, "--bits", bits, "weight bits", " (kept float)")
         if bits not in WEIGHT_BITS:
             raise TvmqError(
                 f"--bits {op.label}={bits}: {op.kind} supports 4- or 8-bit weights, not {bits}"
             )
-    weighted = [op for op in annotation.ops if op.weight_axis is not None]
-    ends = {weighted[0].name, weighted[-1].name} if len(weighted) > 2 else set()
+    weighted, ends = weighted_ops(annotation)
     return {
         op.name: explicit.get(op.name, 8 if op.name in ends else default_bits) for op in weighted
     }
+
+
+def low_bit_op(
+    annotation: Annotation, name: str, flag: str, value: int, applies: str, unquantized: str = ""
+) -> QuantizedOp:
+    """The quantized op `name` that `flag` NAME=`value` sets, refused in one line when
+    it was kept float or has no weights that low-bit kernels take (`applies` says what
+    the option applies to in that line)."""
+    op = next((op for op in annotation.ops if op.name == name), None)
+    if op is None:
+        raise TvmqError(f"{flag} {name}={value}: the layer is not quantized{unquantized}")
+    if op.weight_axis is None or op.kind not in LOW_BIT_KINDS:
+        raise TvmqError(
+            f"{flag} {op.label}={value}: {op.label} ({op.kind}) has no weights; "
+            f"{applies} apply to {' and '.join(LOW_BIT_KINDS)}"
+        )
+    return op
+
+
+def weighted_ops(annotation: Annotation) -> tuple[list[QuantizedOp], set[str]]:
+    """The quantized ops with weights, and the names of the first and last of them
+    (kept int8 by default when there are more than two)."""
+    weighted = [op for op in annotation.ops if op.weight_axis is not None]
+    ends = {weighted[0].name, weighted[-1].name} if len(weighted) > 2 else set()
+    return weighted, ends
