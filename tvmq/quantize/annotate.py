@@ -84,7 +84,7 @@ def main_bindings(mod: tvm.IRModule) -> list[relax.VarBinding]:
     return [b for block in mod["main"].body.blocks for b in block.bindings]
 
 
-class _Graph:
+class MainGraph:
     """Producers and users of every variable of ``main``."""
 
     def __init__(self, mod: tvm.IRModule):
@@ -129,7 +129,7 @@ def annotate(
     """Choose the ops of ``main`` to quantize; `skip_*` keep ops float by kind or var
     name; `symmetric` (activations without zero point) keeps softmax float, and so
     do int16 activations (all when `int16_names` is None, else around those named)."""
-    graph = _Graph(mod)
+    graph = MainGraph(mod)
     annotation = Annotation()
     observed: set[relax.Var] = set()
 
@@ -193,7 +193,7 @@ def annotate(
     return annotation
 
 
-def _order(mod: tvm.IRModule, graph: _Graph):
+def _order(mod: tvm.IRModule, graph: MainGraph):
     position = {p: -1 for p in mod["main"].params}
     position.update({b.var: i for i, b in enumerate(graph.bindings)})
     return lambda var: position[var]
@@ -217,7 +217,7 @@ def _weight_axis(call: relax.Call) -> int | None:
     return 1 if shape is not None and len(shape) == 2 else None
 
 
-def _fused_output(graph: _Graph, var: relax.Var, with_bias: bool) -> relax.Var:
+def _fused_output(graph: MainGraph, var: relax.Var, with_bias: bool) -> relax.Var:
     """Follow a single-user chain through a constant bias add and one activation."""
     follower = graph.only_user(var)
     if with_bias and follower is not None:

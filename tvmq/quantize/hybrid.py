@@ -24,7 +24,7 @@ from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
 from tvmq.model import Model
-from tvmq.quantize.annotate import main_bindings
+from tvmq.quantize.annotate import MainGraph
 from tvmq.quantize.realize import constant_value
 from tvmq.quantize.scheme import QuantConfig, QuantizedWeight, quantize_weight
 
@@ -56,26 +56,19 @@ class _HybridLayer:
     rescaled: relax.Var
 
 
-class _Bindings:
-    def __init__(self, mod: tvm.IRModule):
-        self.bindings = main_bindings(mod)
-        self.value = {b.var: b.value for b in self.bindings}
-        self.users: dict[relax.Var, list[relax.Var]] = {}
-        for binding in self.bindings:
-            for var in relax.analysis.free_vars(binding.value):
-                self.users.setdefault(var, []).append(binding.var)
-        for var in relax.analysis.free_vars(mod["main"].body.body):
-            self.users.setdefault(var, []).append(None)
+class _Bindings(MainGraph):
+    """main's bindings, walked by op name: the hybrid kernel's pattern."""
 
     def call(self, expr, op: str) -> relax.Call | None:
         """The call bound to `expr` when it is `op`, else None."""
         value = self.value.get(expr) if isinstance(expr, relax.Var) else None
         return value if _op(value) == op else None
 
-    def only_user(self, var: relax.Var, op: str) -> relax.Var | None:
-        users = self.users.get(var, [])
-        if len(users) == 1 and users[0] is not None and _op(self.value[users[0]]) == op:
-            return users[0]
+    def only_user_calling(self, var: relax.Var, op: str) -> relax.Var | None:
+        """The only user of `var` when it is bound to a call of `op`, else None."""
+        user = self.only_user(var)
+        if user is not None and _op(self.value[user]) == op:
+            return user
         return None
 
     def path(self, expr, *steps: tuple[str, int]) -> list[relax.Call] | None:
@@ -121,8 +114,8 @@ class _Bindings:
         if weight is None or weight.dtype != np.int8 or quantized is None:
             return None
         data, span = quantized
-        cast = self.only_user(binding.var, "relax.astype")
-        rescaled = None if cast is None else self.only_user(cast, "relax.multiply")
+        cast = self.only_user_calling(binding.var, "relax.astype")
+        rescaled = None if cast is None else self.only_user_calling(cast, "relax.multiply")
         if rescaled is None or not self.value[rescaled].args[0].same_as(cast):
             return None
         factor = self.value[rescaled].args[1]
