@@ -30,7 +30,8 @@ needs_board = pytest.mark.skipif(
 def tvmq(tmp: Path, *args) -> subprocess.Popen:
     """`tvmq ARGS` with its temporary files in `tmp`."""
     tmp.mkdir(exist_ok=True)
-    env = {**os.environ, "TMPDIR": str(tmp), "PYTHONWARNINGS": "ignore", "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "TMPDIR": str(tmp), "PYTHONWARNINGS": "ignore", "PYTHONPATH": str(REPO),
+           "PYTHONFAULTHANDLER": "1"}  # fmt: skip
     return subprocess.Popen(
         [sys.executable, "-m", "tvmq", *map(str, args)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
@@ -44,6 +45,17 @@ def wait_for(process: subprocess.Popen, ready, seconds: float = 300) -> None:
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline, "the command never got there"
         time.sleep(0.05)
+
+
+def finish(process: subprocess.Popen, seconds: float = 120) -> str:
+    """The stopped command's stderr once it has exited; if it hangs, it is aborted and
+    the test fails with every thread's stack (faulthandler), to show where it hung."""
+    try:
+        return process.communicate(timeout=seconds)[1]
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGABRT)
+        stderr = process.communicate(timeout=60)[1]
+        pytest.fail(f"still running {seconds} s after the signal:\n{stderr}")
 
 
 def test_scratch_directories_go_with_their_block_or_at_removal(tmp_path):
@@ -84,7 +96,7 @@ def test_stopped_bench_leaves_nothing(tmp_path, stop, status, when):
                    "--runs", 100_000, "--repeats", 100)  # fmt: skip
     wait_for(process, lambda: any(tmp.glob(when)))
     process.send_signal(stop)
-    _, stderr = process.communicate(timeout=120)
+    stderr = finish(process)
     assert process.returncode == status, stderr
     assert stderr.strip().splitlines()[-1] in ("tvmq: terminated", "tvmq: interrupted")
     assert list(tmp.iterdir()) == []
@@ -101,7 +113,7 @@ def test_terminated_host_tuning_leaves_nothing(tmp_path):
                    "--trials", 200, "--seed", 1)  # fmt: skip
     wait_for(process, lambda: (work / RECORDS).is_file())
     process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=120)
+    stderr = finish(process)
     assert process.returncode == 143, stderr
     assert stderr.strip().splitlines()[-1] == "tvmq: terminated"
     assert list(tmp.iterdir()) == []
