@@ -1,5 +1,6 @@
-"""Codebook weights: k-means into 16 int8 centroids per layer, 4-bit indices packed
-with a table, looked up inside the C kernels; the board matches the host's integers."""
+"""Codebook weights: k-means into 16 int8 centroids per layer (or per output channel),
+4-bit indices packed with the tables, looked up inside the C kernels; the board
+matches the host's integers."""
 
 from __future__ import annotations
 
@@ -14,17 +15,33 @@ import numpy as np
 import pytest
 
 from tvmq.backend import codebook
-from tvmq.backend.aot import lower_model
-from tvmq.backend.codebook import PAIRS_BYTES, TABLE_BYTES, pack_codebook
+from tvmq.backend.aot import ScheduledKernel, lower_model
+from tvmq.backend.codebook import (
+    PAIRS_BYTES,
+    TABLE_BYTES,
+    channel_axis,
+    pack_channel_codebook,
+    pack_codebook,
+)
 from tvmq.backend.intrinsics import KERNELS_DIR
 from tvmq.backend.mcu import elf_sizes
 from tvmq.backend.planner import ALIGNMENT
+from tvmq.backend.schedule import calls_micro_kernel, micro_kernel_call, small_schedule
 from tvmq.errors import TvmqError
 from tvmq.examples import DIGITS_DATA, DIGITS_MODEL, digits_split
 from tvmq.frontend import load_model
-from tvmq.quantize.codebook import cluster, clustered, kmeans_1d
+from tvmq.quantize import codebook as quantize_codebook
+from tvmq.quantize.codebook import (
+    PER_CHANNEL_FROM,
+    cluster,
+    clustered,
+    codebook_table,
+    kmeans_1d,
+)
 from tvmq.quantize.quantizer import quantize_model
 from tvmq.quantize.scheme import QuantConfig, quantize_weight
+from tvmq.targets import load_target
+from tvmq.tune.apply import TunedSchedules
 
 REPO = Path(__file__).resolve().parents[1]
 CHECK = REPO / "tests" / "kernels" / "cb_check.c"
@@ -33,6 +50,7 @@ CORTEX_M = {
     "cortex-m4": (["-mcpu=cortex-m4", "-mfpu=fpv4-sp-d16"], "mps2-an386"),
     "cortex-m55": (["-mcpu=cortex-m55"], "mps3-an547"),
 }
+LAYERS = ("conv2d#0", "conv2d#1", "conv2d#2", "conv2d#3", "matmul#0")  # digits' weighted
 HAS_ARM = shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")
 
 
@@ -261,3 +279,104 @@ def test_codebook_model_on_the_m4_is_identical_to_host_in_less_flash(digits):
     # constants' alignment): 144, 384 and 1152 weights.
     saved = sum(n // 2 - TABLE_BYTES for n in (144, 384, 1152))
     assert abs(len(int8_weights) - len(weights) - saved) <= 3 * ALIGNMENT
+
+
+def test_per_channel_tables_fit_each_channel_better():
+    """One table per output channel: each channel takes at most 16 values of its own
+    table, with less float error than one table for the layer; channels of fewer than
+    PER_CHANNEL_FROM weights (3x3 depthwise) keep one table, as flash asks."""
+    rng = np.random.default_rng(2)
+    weight = rng.standard_t(4, size=(8, 3, 3, 16)) * rng.uniform(0.2, 2, size=(8, 1, 1, 1))
+    quantized = quantize_weight(weight.astype(np.float32), 0, QuantConfig())
+    layer, channels = clustered(quantized, 16), clustered(quantized, 16, per_channel=True)
+    tables = codebook_table(channels, per_channel=True)
+    assert len(tables) == 8 and all(len(t) <= 16 for t in tables)
+    for row, table in zip(channels.values, tables, strict=True):
+        assert set(np.unique(row)) <= set(table)
+    assert len(codebook_table(channels)) > 16  # more values than one table holds
+
+    def error(q):
+        return float(((q.values * q.scale[:, None, None, None] - weight) ** 2).sum())
+
+    assert error(channels) < 0.8 * error(layer)
+    depthwise = quantize_weight(weight[:1, :, :, :].transpose(1, 2, 3, 0), 2, QuantConfig())
+    assert depthwise.values.size // depthwise.values.shape[2] < PER_CHANNEL_FROM
+    assert isinstance(codebook_table(clustered(depthwise, 16, True), True)[0], int)
+
+
+def test_pack_channel_codebook_puts_header_and_tables_before_the_indices():
+    tables = [np.array([-5, 9], dtype=np.int8), np.array([0, 1, 127], dtype=np.int8)]
+    values = np.array([[9, -5, 9], [127, 0, 1]], dtype=np.int8)  # channels on axis 0
+    assert channel_axis(values, tables) == 0
+    assert channel_axis(values.T.copy(), tables) == 1  # the last axis: div 1
+    assert channel_axis(values[::-1].copy(), tables) is None
+    packed = pack_channel_codebook(values, tables, 0)
+    assert packed[:4].view("<u2").tolist() == [3, 2]  # div: elements after the axis
+    assert packed[4:20].view(np.int8).tolist() == [-5, 9] + [0] * 14
+    assert packed[20:36].view(np.int8).tolist() == [0, 1, 127] + [0] * 13
+    assert packed[36:].tolist() == [0x01, 0x21, 0x10]  # indices 1 0 1 | 2 0 1
+    across = pack_channel_codebook(values.T.copy(), tables, 1)
+    assert across[:4].view("<u2").tolist() == [1, 2]
+    assert across[36:].tolist() == [0x21, 0x00, 0x11]  # (9,127) (-5,0) (9,1)
+
+
+@pytest.fixture(scope="module")
+def per_channel(digits):
+    model, samples, _, _, _ = digits
+    return quantize_model(model, samples, QuantConfig(codebook=16, codebook_per_channel=True))
+
+
+def test_build_packs_per_channel_tables(per_channel):
+    """conv2d#1 (16 channels of 72 weights) takes a table per channel; conv2d#2
+    (depthwise, 9 a channel) and conv2d#3 (16 a channel) keep one."""
+    tables = per_channel.quantization["codebook"]
+    assert [isinstance(t[0], list) for t in tables.values()] == [True, False, False]
+    compiled = lower_model(per_channel)
+    packed = sorted(t.value.size for t in compiled.graph.tensors.values() if t.dtype == "uint8")
+    assert packed == [16 + 144 // 2, 16 + 384 // 2, 4 + 16 * 16 + 1152 // 2]
+    kernels = compiled.tir.script()
+    assert "tvmq_dot_cbc_" in kernels and "tvmq_dot_cb_" in kernels
+
+
+def test_per_channel_codebook_needs_a_codebook(digits):
+    model, samples, _, _, _ = digits
+    with pytest.raises(TvmqError, match="--codebook-per-channel: give --codebook K"):
+        quantize_model(model, samples[:2], QuantConfig(codebook_per_channel=True))
+
+
+class _PlainLoads(TunedSchedules):
+    """No SIMD schedule: every weight read is a plain load (the TIR lookup)."""
+
+    def __call__(self, func):
+        if calls_micro_kernel(func):
+            return ScheduledKernel(micro_kernel_call(func))
+        return ScheduledKernel(small_schedule(func))
+
+
+@pytest.mark.skipif(not HAS_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
+@pytest.mark.parametrize("kernels", ["simd", "plain loads"])
+def test_per_channel_tables_on_the_m4_are_identical_to_host(digits, kernels, monkeypatch):
+    """Every weighted layer with a table per channel (the first and the last, the
+    depthwise too: PER_CHANNEL_FROM lowered to 1), through the lookup kernels' dot,
+    pixel-pair, row and depthwise forms, or through plain loads: the board computes
+    the host's integers."""
+    model, samples, _, _, x_test = digits
+    monkeypatch.setattr(quantize_codebook, "PER_CHANNEL_FROM", 1)
+    every = frozenset((layer, 16) for layer in LAYERS)
+    config = QuantConfig(layer_codebook=every, codebook_per_channel=True)
+    quantized = quantize_model(model, samples, config)
+    assert all(isinstance(t[0], list) for t in quantized.quantization["codebook"].values())
+    host = quantized.build("host")
+    target = "qemu-cortex-m4"
+    schedules = _PlainLoads(load_target(target), []) if kernels == "plain loads" else None
+    with quantized.build(target, schedules) as board:
+        packed = [t for t in board.compiled.graph.tensors.values() if t.dtype == "uint8"]
+        assert len(packed) == len(LAYERS)
+        calls = set(re.findall(r"tvmq_\w*_cbc\w*", board.compiled.tir.script()))
+        if kernels == "simd":
+            assert {"tvmq_dot_cbc_2x4", "tvmq_dw_cbcx4_row"} <= calls
+        else:
+            assert not calls
+        for x in x_test[:4]:
+            for got, expected in zip(board(x), host(x), strict=True):
+                np.testing.assert_array_equal(got, expected)

@@ -232,6 +232,7 @@ def _quantize(args: argparse.Namespace) -> int:
         layer_bits=frozenset(parse_bits(args.bits).items()),
         codebook=args.codebook,
         layer_codebook=frozenset(parse_codebook_layers(args.codebook_layer).items()),
+        codebook_per_channel=args.codebook_per_channel,
     )
     if not static and (config.int16_activations or config.int16_names):
         raise TvmqError(f"int16 activations need --mode static, not {args.mode}")
@@ -729,6 +730,11 @@ def parser() -> argparse.ArgumentParser:
         default=[],
         metavar="LAYER=K",
         help="a K-value codebook for this layer (repeatable)",
+    )
+    quantize.add_argument(
+        "--codebook-per-channel",
+        action="store_true",
+        help="one codebook per output channel (16 bytes each) instead of one per layer",
     )
     quantize.add_argument("-o", "--output", type=Path, required=True, help="output .tvmq file")
     quantize.add_argument(

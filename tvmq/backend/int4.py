@@ -68,6 +68,8 @@ class PackedFormat:
     kernels: dict[str, str]
     table_bytes: int
     element: Callable[[tvm.tirx.Buffer, tvm.tirx.PrimExpr], tvm.tirx.PrimExpr]
+    # more table bytes per element of the tensor's largest axis (per-channel tables)
+    channel_table_bytes: int = 0
 
 
 def pack_int4_weights(
@@ -155,7 +157,8 @@ def _rewrite(
         pointer = func.params[position]
         buffer = _declared(func, pointer)
         elements = int(np.prod([int(d) for d in buffer.shape]))
-        size = form.table_bytes + (elements + 1) // 2
+        tables = form.table_bytes + form.channel_table_bytes * max(int(d) for d in buffer.shape)
+        size = tables + (elements + 1) // 2
         view = tvm.tirx.decl_buffer((size,), "int8", name=f"{buffer.name}_packed")
         declarations.append(tvm.tirx.DeclBuffer(view, data=pointer))
         views.append((buffer, view, pointer))

@@ -115,6 +115,7 @@ def convert(
                 bits.get(op.name, 8),
             ),
             sizes.get(op.name, 0),
+            config.codebook_per_channel,
         )
         for op in annotation.weighted().values()
     }

@@ -223,10 +223,11 @@ def convert_model(calibrated: Calibrated, fallback: dict[str, str] | None = None
         report["weight_bits"] = {label[name]: b for name, b in bits.items()}
     if codebooks:
         report["codebook"] = {
-            op.label: codebook_table(weights[op.name].values)
+            op.label: codebook_table(weights[op.name], config.codebook_per_channel)
             for op in full.ops
             if op.name in codebooks and op.name in weights
         }
+        report["codebook_per_channel"] = config.codebook_per_channel
     suffix = "w4a8" if low_bit else "cb" if codebooks else "int8"
     return dataclasses.replace(
         model,
@@ -247,6 +248,8 @@ def _weight_bits(annotation: Annotation, config: QuantConfig) -> dict[str, int]:
 def _codebooks(annotation: Annotation, config: QuantConfig, bits: dict[str, int]) -> dict[str, int]:
     """Codebook centroids by op name; empty unless codebooks were asked for."""
     if not config.codebook and not config.layer_codebook:
+        if config.codebook_per_channel:
+            raise TvmqError("--codebook-per-channel: give --codebook K or --codebook-layer LAYER=K")
         return {}
     check_codebook_options(config.codebook, config.weight_bits)
     explicit_bits = dict(config.layer_bits)

@@ -42,9 +42,11 @@ class QuantConfig:
     weight_bits: int = 8
     layer_bits: frozenset[tuple[str, int]] = frozenset()
     # Codebook centroids of the inner weighted layers (0: none; tvmq.quantize.codebook)
-    # and the layers given a codebook explicitly, as (layer name, centroids).
+    # and the layers given a codebook explicitly, as (layer name, centroids); one
+    # table per output channel instead of one per layer.
     codebook: int = 0
     layer_codebook: frozenset[tuple[str, int]] = frozenset()
+    codebook_per_channel: bool = False
 
 
 @dataclass(frozen=True)
