@@ -196,43 +196,48 @@ static inline void tvmq_cb_pair_a(const int8_t *a, int32_t *p01, int32_t *p23) {
 #define TVMQ_CB_PAIR(t, v) tvmq_cb_pkhbt((t)[(v) & 15], (t)[(v) >> 4])
 #define TVMQ_CBP_PAIR(t, v) (((const int32_t *)((t) + TVMQ_CB_TABLE))[v])
 
-/* Whether each of the n lanes' k elements (lane j from w_at + j * w_stride) take one
-   table: always for a per-layer table; a dot-product lane is one output channel. */
-static inline int tvmq_cb_lanes_fixed(tvmq_cb_view v, int32_t w_at, int32_t k, int32_t w_stride,
-                                      int32_t n) {
-  if (v.count == 1) return 1;
-  for (int32_t j = 0; j < n; ++j)
-    if (!tvmq_cb_one_table(v, w_at + j * w_stride, k)) return 0;
-  return 1;
+/* Whether the n lanes of a dot product (lane j: k elements from w_at + j * w_stride)
+   take the tables *t0 + 16 * j * (count > 1): always for one table per layer; for
+   tables per channel, when the lanes are consecutive whole channels' runs (lane j
+   one output channel, as the build lays weights out), else element by element. */
+static inline int tvmq_cb_lanes(tvmq_cb_view v, int32_t w_at, int32_t k, int32_t w_stride,
+                                int32_t n, const int8_t **t0) {
+  if (v.count == 1) {
+    *t0 = v.tables;
+    return 1;
+  }
+  uint32_t channel = (uint32_t)w_at / v.div;
+  *t0 = v.tables + 16 * channel;
+  return w_stride == v.div && w_at - (int32_t)channel * v.div + k <= v.div &&
+         channel + n <= (uint32_t)v.count;
 }
 
 /* NAME_1xN and NAME_2xN over the tensor VIEW(w) (a tvmq_cb_view), PAIR(t, v) the
-   weight pair of index byte v from lane table t. Four weights (two index bytes) per
-   step, as tvmq_dot.h's int8 kernels; each lane's table found once per call. */
-#define TVMQ_CB_DOT_DEFINE(NAME, N, VIEW, PAIR)                                           \
+   weight pair of index byte v from lane table t, STEP the bytes from one lane's
+   table to the next (0: one table). Four weights (two index bytes) per step, as
+   tvmq_dot.h's int8 kernels. */
+#define TVMQ_CB_DOT_DEFINE(NAME, N, VIEW, PAIR, STEP)                                     \
   static inline int32_t NAME##_1x##N(void *acc_, void *a_, void *w_, int32_t w_at,        \
                                      int32_t k, int32_t w_stride) {                       \
     int32_t *acc = acc_;                                                                  \
     const int8_t *a = a_;                                                                 \
     tvmq_cb_view v = VIEW(w_);                                                            \
-    if (((w_at | w_stride) & 1) || !tvmq_cb_lanes_fixed(v, w_at, k, w_stride, N)) {       \
+    const int8_t *t;                                                                      \
+    if (((w_at | w_stride) & 1) || !tvmq_cb_lanes(v, w_at, k, w_stride, N, &t)) {         \
       tvmq_cb_dot_plain(acc, a, v, w_at, k, w_stride, N);                                 \
       return 0;                                                                           \
     }                                                                                     \
     const uint8_t *row = v.indices + (w_at >> 1);                                         \
-    const int8_t *t[N];                                                                   \
     int32_t sum[N];                                                                       \
-    _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) {                                 \
-      t[j] = tvmq_cb_table(v, w_at + j * w_stride), sum[j] = acc[j];                      \
-    }                                                                                     \
+    _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) sum[j] = acc[j];                  \
     int32_t i = 0;                                                                        \
     for (; i + 4 <= k; i += 4, row += 2) {                                                \
       int32_t p01, p23;                                                                   \
       tvmq_cb_pair_a(a + i, &p01, &p23);                                                  \
       _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) {                               \
         const uint8_t *q = row + j * (w_stride >> 1);                                     \
-        sum[j] = __smlad(p01, PAIR(t[j], q[0]), sum[j]);                                  \
-        sum[j] = __smlad(p23, PAIR(t[j], q[1]), sum[j]);                                  \
+        sum[j] = __smlad(p01, PAIR(t + j * STEP, q[0]), sum[j]);                          \
+        sum[j] = __smlad(p23, PAIR(t + j * STEP, q[1]), sum[j]);                          \
       }                                                                                   \
     }                                                                                     \
     _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) acc[j] = sum[j];                  \
@@ -245,16 +250,15 @@ static inline int tvmq_cb_lanes_fixed(tvmq_cb_view v, int32_t w_at, int32_t k, i
     int32_t *acc = acc_;                                                                  \
     const int8_t *a0 = a_, *a1 = (const int8_t *)a_ + a_stride;                           \
     tvmq_cb_view v = VIEW(w_);                                                            \
-    if (((w_at | w_stride) & 1) || !tvmq_cb_lanes_fixed(v, w_at, k, w_stride, N)) {       \
+    const int8_t *t;                                                                      \
+    if (((w_at | w_stride) & 1) || !tvmq_cb_lanes(v, w_at, k, w_stride, N, &t)) {         \
       tvmq_cb_dot_plain(acc, a0, v, w_at, k, w_stride, N);                                \
       tvmq_cb_dot_plain(acc + acc_stride, a1, v, w_at, k, w_stride, N);                   \
       return 0;                                                                           \
     }                                                                                     \
     const uint8_t *row = v.indices + (w_at >> 1);                                         \
-    const int8_t *t[N];                                                                   \
     int32_t s0[N], s1[N];                                                                 \
     _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) {                                 \
-      t[j] = tvmq_cb_table(v, w_at + j * w_stride);                                       \
       s0[j] = acc[j], s1[j] = acc[acc_stride + j];                                        \
     }                                                                                     \
     int32_t i = 0;                                                                        \
@@ -264,7 +268,7 @@ static inline int tvmq_cb_lanes_fixed(tvmq_cb_view v, int32_t w_at, int32_t k, i
       tvmq_cb_pair_a(a1 + i, &y01, &y23);                                                 \
       _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j) {                               \
         const uint8_t *q = row + j * (w_stride >> 1);                                     \
-        int32_t w01 = PAIR(t[j], q[0]), w23 = PAIR(t[j], q[1]);                           \
+        int32_t w01 = PAIR(t + j * STEP, q[0]), w23 = PAIR(t + j * STEP, q[1]);           \
         s0[j] = __smlad(x23, w23, __smlad(x01, w01, s0[j]));                              \
         s1[j] = __smlad(y23, w23, __smlad(y01, w01, s1[j]));                              \
       }                                                                                   \
@@ -282,13 +286,13 @@ static inline int tvmq_cb_lanes_fixed(tvmq_cb_view v, int32_t w_at, int32_t k, i
 
 #else /* plain C */
 
-#define TVMQ_CB_DOT_DEFINE(NAME, N, VIEW, PAIR)                                           \
-  static inline int32_t NAME##_1x##N(void *acc, void *a, void *w, int32_t w_at, int32_t k,\
+#define TVMQ_CB_DOT_DEFINE(NAME, N, VIEW, PAIR, STEP)                                     \
+  static inline int32_t NAME##_1x##N(void *acc, void *a, void *w, int32_t w_at, int32_t k, \
                                      int32_t w_stride) {                                  \
     tvmq_cb_dot_plain(acc, a, VIEW(w), w_at, k, w_stride, N);                             \
     return 0;                                                                             \
   }                                                                                       \
-  static inline int32_t NAME##_2x##N(void *acc, void *a, void *w, int32_t w_at, int32_t k,\
+  static inline int32_t NAME##_2x##N(void *acc, void *a, void *w, int32_t w_at, int32_t k, \
                                      int32_t w_stride, int32_t a_stride,                  \
                                      int32_t acc_stride) {                                \
     tvmq_cb_dot_plain(acc, a, VIEW(w), w_at, k, w_stride, N);                             \
@@ -303,15 +307,15 @@ static inline int tvmq_cb_lanes_fixed(tvmq_cb_view v, int32_t w_at, int32_t k, i
 
 #define TVMQ_CB_VIEW(w) tvmq_cb_layer(w, TVMQ_CB_TABLE)
 #define TVMQ_CBP_VIEW(w) tvmq_cb_layer(w, TVMQ_CBP_INDICES)
-TVMQ_CB_DOT_DEFINE(tvmq_dot_cb, 1, TVMQ_CB_VIEW, TVMQ_CB_PAIR)
-TVMQ_CB_DOT_DEFINE(tvmq_dot_cb, 2, TVMQ_CB_VIEW, TVMQ_CB_PAIR)
-TVMQ_CB_DOT_DEFINE(tvmq_dot_cb, 4, TVMQ_CB_VIEW, TVMQ_CB_PAIR)
-TVMQ_CB_DOT_DEFINE(tvmq_dot_cbp, 1, TVMQ_CBP_VIEW, TVMQ_CBP_PAIR)
-TVMQ_CB_DOT_DEFINE(tvmq_dot_cbp, 2, TVMQ_CBP_VIEW, TVMQ_CBP_PAIR)
-TVMQ_CB_DOT_DEFINE(tvmq_dot_cbp, 4, TVMQ_CBP_VIEW, TVMQ_CBP_PAIR)
-TVMQ_CB_DOT_DEFINE(tvmq_dot_cbc, 1, tvmq_cb_channels, TVMQ_CB_PAIR)
-TVMQ_CB_DOT_DEFINE(tvmq_dot_cbc, 2, tvmq_cb_channels, TVMQ_CB_PAIR)
-TVMQ_CB_DOT_DEFINE(tvmq_dot_cbc, 4, tvmq_cb_channels, TVMQ_CB_PAIR)
+TVMQ_CB_DOT_DEFINE(tvmq_dot_cb, 1, TVMQ_CB_VIEW, TVMQ_CB_PAIR, 0)
+TVMQ_CB_DOT_DEFINE(tvmq_dot_cb, 2, TVMQ_CB_VIEW, TVMQ_CB_PAIR, 0)
+TVMQ_CB_DOT_DEFINE(tvmq_dot_cb, 4, TVMQ_CB_VIEW, TVMQ_CB_PAIR, 0)
+TVMQ_CB_DOT_DEFINE(tvmq_dot_cbp, 1, TVMQ_CBP_VIEW, TVMQ_CBP_PAIR, 0)
+TVMQ_CB_DOT_DEFINE(tvmq_dot_cbp, 2, TVMQ_CBP_VIEW, TVMQ_CBP_PAIR, 0)
+TVMQ_CB_DOT_DEFINE(tvmq_dot_cbp, 4, TVMQ_CBP_VIEW, TVMQ_CBP_PAIR, 0)
+TVMQ_CB_DOT_DEFINE(tvmq_dot_cbc, 1, tvmq_cb_channels, TVMQ_CB_PAIR, 16)
+TVMQ_CB_DOT_DEFINE(tvmq_dot_cbc, 2, tvmq_cb_channels, TVMQ_CB_PAIR, 16)
+TVMQ_CB_DOT_DEFINE(tvmq_dot_cbc, 4, tvmq_cb_channels, TVMQ_CB_PAIR, 16)
 
 /* The row forms of tvmq_dot.h's rows (tvmq_dot_s8_rowxN, tvmq_dw_s8x4_row), as tvmq_s4.h's:
    pixel pairs, then a one-pixel tail. */
