@@ -16,12 +16,13 @@ the DSP kernels load a ready SMLAD operand per byte instead of two lookups and a
 pack; 1 KiB more flash for such a layer (an eighth of its index bytes or less), in
 exchange for about the int8 kernels' instruction count.
 
-A model quantized with one table per output channel (``codebook_per_channel``)
+A layer recorded with one table per output channel (``codebook_per_channel``)
 takes the per-channel form (``tvmq_dot_cbc_*``, ``tvmq_dw_cbcx4``): a 4-byte header
 (uint16 `div`, uint16 `count`), `count` 16-byte tables, then the indices; element e
 takes table (e / div) % count, the channel axis found by value (each slice's values
 in its channel's table) and `div` the elements after it. 16 bytes of flash per
-channel; the kernels find a lane's table once per call.
+channel, and no pair form (1 KiB a channel would outweigh the indices); the kernels
+find the lanes' tables once per call.
 """
 
 from __future__ import annotations
