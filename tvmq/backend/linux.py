@@ -256,3 +256,6 @@ def build_linux(
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
         raise
+
+
+build = build_linux  # the backend registry's entry

@@ -124,7 +124,7 @@ def compile_firmware(
             *data_sections(c_identifier(model.name), placement),
         )
         report = {
-            **_memory(compiled, target),
+            **model_memory(compiled, target),
             "workspace_bytes": workspace_bytes(kernels),
             **elf_sizes(elf),
             **split,
@@ -133,7 +133,7 @@ def compile_firmware(
     return report
 
 
-def _memory(compiled: CompiledModel, target: Target) -> dict:
+def model_memory(compiled: CompiledModel, target: Target) -> dict:
     """What the model takes, before the firmware around it, and what the board has."""
     graph, plan = compiled.graph, compiled.plan
     return {
@@ -156,7 +156,7 @@ def _manifest(compiled: CompiledModel, target: Target, board: str, placement: Pl
         "entry": f"tvmq_{name}_run and tvmq_{name}_run_with_arena in model/{name}.h; "
         f"tvmq_{name}_model (tvmq_model.h)",
         "sections": {"weights": weights, "arena": arena},
-        "memory": _memory(compiled, target),
+        "memory": model_memory(compiled, target),
         **model_manifest(compiled, target),
     }
 
@@ -193,6 +193,11 @@ class McuExecutable:
             return None
         return round(self.last_ticks * 1e9 / self.tick_hz)
 
+    @property
+    def memory(self) -> dict:
+        """What the model takes of the board's flash and RAM, and what the board has."""
+        return model_memory(self.compiled, self.target)
+
     def _open(self):
         from tvmq.hil import Device, Emulator
 
@@ -227,3 +232,13 @@ def build_mcu(
     except BaseException:
         remove_scratch(directory)
         raise
+
+
+def build(model: Model, target: Target, schedule: Scheduler = default_schedule) -> McuExecutable:
+    """The backend registry's entry: a firmware that runs on the emulated board."""
+    if not target.is_emulated:
+        raise TvmqError(
+            f"target '{target.name}' is a real board, which builds here do not run on: "
+            "use an emulated one (qemu-cortex-m*) or `tvmq compile` for its firmware"
+        )
+    return build_mcu(model, target, schedule)
