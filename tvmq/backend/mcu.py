@@ -39,6 +39,7 @@ from tvmq.targets import Target
 
 FIRMWARE_DIR = firmware_dir()
 PROJECT_FILES = ("Makefile", "include", "harness")
+KERNELS_OBJECT = "tvmq_kernels.o"  # the kernels alone: what the Makefiles make of tvmq_kernels.c
 
 
 def board_of(target: Target) -> str:
@@ -242,3 +243,38 @@ def build(model: Model, target: Target, schedule: Scheduler = default_schedule) 
             "use an emulated one (qemu-cortex-m*) or `tvmq compile` for its firmware"
         )
     return build_mcu(model, target, schedule)
+
+
+# One kernel as a program, for tuning (tvmq.tune.board, tvmq.tune.code_size): the
+# kernel emitted as a one-step model into `directory`/model, built as models are.
+
+
+def build_kernel_program(
+    compiled: CompiledModel, target: Target, directory: Path, tvm_module: bool = False
+) -> Path:
+    """The harness firmware running the kernel emitted into `directory`/model."""
+    from tvmq.hil.firmware import build_firmware
+
+    if tvm_module:
+        raise TvmqError(f"target '{target.name}': a microcontroller runs no TVM module")
+    return build_firmware(board_of(target), directory / "build", directory / "model")
+
+
+def build_kernels_object(compiled: CompiledModel, target: Target, directory: Path) -> Path:
+    """Only the object of the kernels emitted into `directory`/model, compiled as in firmware."""
+    from tvmq.hil.firmware import build_firmware
+
+    out = (directory / "build").resolve()  # as build_firmware passes OUT to make
+    build_firmware(board_of(target), out, directory / "model", goal=f"{out}/model/{KERNELS_OBJECT}")
+    return out / "model" / KERNELS_OBJECT
+
+
+def program_instructions(
+    program: Path, target: Target, inputs: list[np.ndarray], runs: int
+) -> float:
+    """Instructions per call of the kernel program (exact on the emulated board's -icount)."""
+    from tvmq.hil import Device, Emulator
+
+    with Emulator(program, target) as emulator, Device(emulator.url) as device:
+        _, timing = device.infer([a.tobytes() for a in inputs], runs, 1)
+        return timing.mean * 1e9 / device.info.tick_hz
