@@ -1,10 +1,9 @@
-"""Code generation: one module per kind of target."""
+"""Code generation: one module per kind of target, found through tvmq.backend.registry."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tvmq.backend.registry import backend_for
 from tvmq.errors import MemoryBudgetError
 from tvmq.targets import load_target
 
@@ -18,6 +17,7 @@ def build(model: Model, target_name: str, schedule: Scheduler | None = None) -> 
     """Compile `model` for the named target with the backend of its kind; `schedule`
     schedules the kernels of ahead-of-time targets (Cortex-M, Cortex-A; default
     schedules when None)."""
+    from tvmq.backend.registry import backend_for
     from tvmq.backend.schedule import default_schedule
 
     target = load_target(target_name)
@@ -31,6 +31,8 @@ def check_lowering(model: Model, target_name: str) -> None:
     RAM), raising what the build would raise."""
     import tvm
     from tvm import relax
+
+    from tvmq.backend.registry import backend_for
 
     target = load_target(target_name)
     if backend_for(target).emits_c:
