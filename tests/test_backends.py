@@ -15,7 +15,7 @@ from tvmq.errors import TvmqError
 from tvmq.examples import DIGITS_MODEL, digits_split
 from tvmq.frontend import load_model
 from tvmq.quantize.quantizer import quantize_model
-from tvmq.targets import KINDS, Target, load_target
+from tvmq.targets import KINDS, Target, available_targets, load_target
 
 
 def test_every_target_kind_has_a_backend():
@@ -71,3 +71,23 @@ def test_host_and_emulated_board_builds_are_executables_with_the_same_outputs(di
         assert getattr(host, "instructions", None) is None
         directory = board.directory
     assert not directory.exists()  # leaving the `with` closed the board and removed its project
+
+
+@pytest.mark.parametrize("kind", sorted(BACKENDS))
+def test_tuning_runners_come_from_the_backend(kind):
+    """Each kind's default runner is accepted; any runner its backend does not list is
+    refused in one line naming the ones that fit (or, untunable, saying so)."""
+    from tvmq.tune.runners import RUNNERS, check_runner, default_runner
+
+    target = next(load_target(n) for n in available_targets() if load_target(n).kind == kind)
+    fitting = BACKENDS[kind].runners
+    assert set(fitting) <= set(RUNNERS)
+    if fitting:
+        assert default_runner(target) == fitting[0]
+        check_runner(fitting[0], target)
+    for runner in set(RUNNERS) - set(fitting):
+        with pytest.raises(TvmqError) as error:
+            check_runner(runner, target)
+        message = str(error.value)
+        assert "\n" not in message and target.name in message
+        assert all(f"--runner {r}" in message for r in fitting) if fitting else "tuning" in message
