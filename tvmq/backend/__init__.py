@@ -18,10 +18,11 @@ def build(model: Model, target_name: str, schedule: Scheduler | None = None) -> 
     schedules the kernels of ahead-of-time targets (Cortex-M, Cortex-A; default
     schedules when None)."""
     from tvmq.backend.registry import backend_for
-    from tvmq.backend.schedule import default_schedule
+    from tvmq.backend.schedule import core_schedule
 
     target = load_target(target_name)
-    return backend_for(target).load().build(model, target, schedule or default_schedule)
+    schedule = schedule or core_schedule(target.tvm.get("mcpu"))
+    return backend_for(target).load().build(model, target, schedule)
 
 
 def check_lowering(model: Model, target_name: str) -> None:
@@ -38,8 +39,10 @@ def check_lowering(model: Model, target_name: str) -> None:
     if backend_for(target).emits_c:
         from tvmq.backend.aot import lower_model
         from tvmq.backend.mcu import model_memory
+        from tvmq.backend.schedule import core_schedule
 
-        memory = model_memory(lower_model(model, core=target.tvm.get("mcpu")), target)
+        core = target.tvm.get("mcpu")
+        memory = model_memory(lower_model(model, core_schedule(core), core), target)
         ram = memory["arena_bytes"] + memory["io_bytes"]
         if memory["flash_limit"] and memory["weights_bytes"] > memory["flash_limit"]:
             raise MemoryBudgetError(

@@ -17,11 +17,10 @@ from tvm.s_tir import meta_schedule as ms
 
 from tvmq.backend.registry import backend_for
 from tvmq.backend.schedule import (
-    ROW_CORES,
     ScheduledKernel,
     calls_micro_kernel,
     calls_row_kernels,
-    default_schedule,
+    core_schedule,
 )
 from tvmq.errors import TvmqError
 from tvmq.targets import Target
@@ -97,11 +96,11 @@ class TunedSchedules:
         self.kernels = 0
         self.applied = 0
         self.kept_small = 0  # kernels whose faster records the flash objective refused
-        self.rows = target.tvm.get("mcpu") in ROW_CORES
+        self.default = core_schedule(target.tvm.get("mcpu"))
 
     def __call__(self, func: tvm.tirx.PrimFunc) -> ScheduledKernel:
         self.kernels += 1
-        default = default_schedule(func, rows=self.rows)
+        default = self.default(func)
         if calls_micro_kernel(func) or not self.readers:
             return default
         tuned = self._tuned(func, default.func)
