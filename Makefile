@@ -13,11 +13,13 @@ demo: $(STAMP) toolchains
 test: $(STAMP) toolchains
 	$(BIN)/ruff check tvmq tests bench
 	$(BIN)/ruff format --check tvmq tests bench
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check tvmq tests bench
 	$(BIN)/ruff format --check tvmq tests bench
+	$(BIN)/lint-imports
 
 # The virtual environment, rebuilt when the pins change.
 $(STAMP): pyproject.toml setup.py requirements.lock
@@ -47,4 +49,4 @@ lock:
 	/tmp/tvmq-lock/bin/pip freeze --all --exclude tvmq --exclude pip > requirements.lock
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .import_linter_cache

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-RNG = np.random.default_rng(7)
+
+def seeded(name: str) -> np.random.Generator:
+    """A generator seeded by `name`: a model's weights are the same whichever tests
+    built models before it (one shared generator made them depend on test order)."""
+    return np.random.default_rng(zlib.crc32(name.encode()))
 
 
 def weight(name: str, *shape: int, scale: float = 0.5) -> onnx.TensorProto:
-    return numpy_helper.from_array((RNG.standard_normal(shape) * scale).astype(np.float32), name)
+    values = seeded(f"{name}{shape}").standard_normal(shape) * scale
+    return numpy_helper.from_array(values.astype(np.float32), name)
 
 
 def graph_model(nodes, inputs, output_shape, initializers=(), opset=13) -> onnx.ModelProto:
@@ -92,7 +99,9 @@ def add_concat_softmax() -> onnx.ModelProto:
 
 
 def batch_norm() -> onnx.ModelProto:
-    variance = numpy_helper.from_array(RNG.uniform(0.5, 2.0, 4).astype(np.float32), "var")
+    variance = numpy_helper.from_array(
+        seeded("batch_norm").uniform(0.5, 2.0, 4).astype(np.float32), "var"
+    )
     return graph_model(
         [
             helper.make_node(
@@ -161,8 +170,9 @@ def constant(name: str, array: np.ndarray) -> onnx.NodeProto:
 def free_dims_conv() -> onnx.ModelProto:
     """A conv net whose batch, height and width are free (symbols N, H, W), its first
     weights in Constant nodes (a tensor, and a bias as `value_floats`)."""
-    w1 = (RNG.standard_normal((8, 3, 3, 3)) * 0.5).astype(np.float32)
-    b1 = RNG.standard_normal(8).astype(np.float32)
+    rng = seeded("free_dims_conv")
+    w1 = (rng.standard_normal((8, 3, 3, 3)) * 0.5).astype(np.float32)
+    b1 = rng.standard_normal(8).astype(np.float32)
     graph = helper.make_graph(
         [
             constant("w1", w1),

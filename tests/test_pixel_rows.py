@@ -92,3 +92,14 @@ def test_odd_rows_on_board_are_identical_to_host(quantized, target):
     rng = np.random.default_rng(9)
     inputs = [rng.standard_normal((1, 3, 9, 9)).astype(np.float32) for _ in range(3)]
     assert_board_matches_host(quantized, inputs, target)
+
+
+@pytest.mark.parametrize(("target", "rows"), [("qemu-cortex-m4", True), ("qemu-cortex-m55", False)])
+def test_library_builds_choose_rows_by_core_like_the_cli(quantized, target, rows):
+    """`tvmq.backend.build` without a schedule makes the kernel choice the CLI's
+    builds make (rows on the DSP cores only), so both give the same firmware."""
+    from tvmq.backend import build
+
+    with build(quantized, target) as board:
+        kernels = (board.directory / "model" / "tvmq_kernels.c").read_text()
+    assert ("tvmq_dw_s8x4_row" in kernels) is rows

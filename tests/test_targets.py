@@ -45,3 +45,11 @@ def test_emulated_boards_are_the_qemu_targets():
     emulated = {name for name in available_targets() if load_target(name).is_emulated}
     assert emulated == {name for name in available_targets() if name.startswith("qemu-")}
     assert not load_target("nucleo-l4r5zi").is_emulated
+
+
+def test_clock_is_the_real_boards_and_none_where_a_target_has_none():
+    """Tuning reports seconds at this clock, instructions where there is none."""
+    assert load_target("qemu-cortex-m4").clock_hz == 120_000_000  # the NUCLEO it stands for
+    assert load_target("nucleo-l4r5zi").clock_hz == 120_000_000
+    assert load_target("rpi5").clock_hz is None
+    assert [n for n in available_targets() if load_target(n).is_host] == ["host", "host-generic"]

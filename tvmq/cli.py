@@ -313,10 +313,12 @@ def _compile(args: argparse.Namespace) -> int:
 def _compile_into(args: argparse.Namespace, output: Path) -> int:
     """Compile into `output`, the new directory (args.output once it is whole)."""
     from tvmq.backend.emit_c import Placement, check_model_name
+    from tvmq.backend.registry import backend_for
     from tvmq.frontend import load_model
     from tvmq.targets import load_target
 
     target = load_target(args.target)
+    emits_c = backend_for(target).emits_c
     placement = Placement(args.arena_section, args.weights_section)
     if placement != Placement() and target.kind != "cortex-m":
         raise TvmqError(
@@ -324,14 +326,14 @@ def _compile_into(args: argparse.Namespace, output: Path) -> int:
             "--weights-section place a Cortex-M firmware's data"
         )
     name = None if args.name is None else check_model_name(args.name)
-    if name is not None and target.kind not in ("cortex-m", "cortex-a"):
+    if name is not None and not emits_c:
         raise TvmqError(
             f"target '{target.name}' is {target.kind}: --name names the C symbols of "
             "Cortex-M firmware and Cortex-A libraries"
         )
     if target.kind == "cuda":
         return _compile_cuda(args, target, output)
-    if target.kind not in ("cortex-m", "cortex-a"):
+    if not emits_c:
         raise TvmqError(
             f"target '{target.name}' is {target.kind}: compile makes Cortex-M firmware, "
             "Cortex-A libraries or CUDA kernels"

@@ -19,7 +19,7 @@ from tvmq.errors import TvmqError
 if TYPE_CHECKING:
     import tvm
 
-    from tvmq.backend.host import HostExecutable
+    from tvmq.backend.executable import Executable
     from tvmq.tune.apply import TunedSchedules
 
 
@@ -106,9 +106,7 @@ class Model:
 
         return has_qdq(self.mod)
 
-    def build(
-        self, target: str = "host", schedules: TunedSchedules | None = None
-    ) -> HostExecutable:
+    def build(self, target: str = "host", schedules: TunedSchedules | None = None) -> Executable:
         """Compile for `target` (a name in targets/ or a .toml path) with `schedules`:
         by default the tuned records of the user's and the shipped databases under
         the flash objective (:func:`tvmq.tune.apply.schedules_for`), so the library

@@ -38,6 +38,17 @@ class Target:
         """A Cortex-M board that QEMU emulates (its ``machine``), not a real one."""
         return self.kind == "cortex-m" and "machine" in self.board
 
+    @property
+    def is_host(self) -> bool:
+        """Code that runs on this machine's CPU: timed by its clock, on all its cores."""
+        return self.kind == "host"
+
+    @property
+    def clock_hz(self) -> int | None:
+        """The clock of the board (the real one an emulated board stands for); None
+        where the target says none (an emulated Cortex-A counts instructions only)."""
+        return self.board.get("real_clock_hz") or self.board.get("clock_hz")
+
     def tvm_config(self) -> dict[str, Any]:
         """The ``[tvm]`` table with ``mcpu = "native"`` replaced by this machine's CPU
         as LLVM names it (imports TVM, so only when code is generated)."""

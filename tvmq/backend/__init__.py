@@ -1,47 +1,28 @@
-"""Code generation: one module per kind of target."""
+"""Code generation: one module per kind of target, found through tvmq.backend.registry."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tvmq.errors import MemoryBudgetError, TvmqError
+from tvmq.errors import MemoryBudgetError
 from tvmq.targets import load_target
 
 if TYPE_CHECKING:
     from tvmq.backend.aot import Scheduler
-    from tvmq.backend.cuda import CudaExecutable
-    from tvmq.backend.host import HostExecutable
-    from tvmq.backend.linux import LinuxExecutable
-    from tvmq.backend.mcu import McuExecutable
+    from tvmq.backend.executable import Executable
     from tvmq.model import Model
 
 
-def build(
-    model: Model, target_name: str, schedule: Scheduler | None = None
-) -> HostExecutable | McuExecutable | LinuxExecutable | CudaExecutable:
-    """Compile `model` for the named target; `schedule` schedules the kernels of
-    ahead-of-time targets (Cortex-M, Cortex-A; default schedules when None)."""
-    from tvmq.backend.schedule import default_schedule
+def build(model: Model, target_name: str, schedule: Scheduler | None = None) -> Executable:
+    """Compile `model` for the named target with the backend of its kind; `schedule`
+    schedules the kernels of ahead-of-time targets (Cortex-M, Cortex-A; default
+    schedules when None)."""
+    from tvmq.backend.registry import backend_for
+    from tvmq.backend.schedule import core_schedule
 
-    schedule = schedule or default_schedule
     target = load_target(target_name)
-    if target.kind == "host":
-        from tvmq.backend.host import build_host
-
-        return build_host(model, target)
-    if target.is_emulated:
-        from tvmq.backend.mcu import build_mcu
-
-        return build_mcu(model, target, schedule)
-    if target.kind == "cortex-a":
-        from tvmq.backend.linux import build_linux
-
-        return build_linux(model, target, schedule)
-    if target.kind == "cuda":
-        from tvmq.backend.cuda import CudaExecutable, build_cuda
-
-        return CudaExecutable(build_cuda(model, target))
-    raise TvmqError(f"target '{target.name}' ({target.kind}): this backend is not available yet")
+    schedule = schedule or core_schedule(target.tvm.get("mcpu"))
+    return backend_for(target).load().build(model, target, schedule)
 
 
 def check_lowering(model: Model, target_name: str) -> None:
@@ -52,12 +33,16 @@ def check_lowering(model: Model, target_name: str) -> None:
     import tvm
     from tvm import relax
 
-    target = load_target(target_name)
-    if target.kind in ("cortex-m", "cortex-a"):
-        from tvmq.backend.aot import lower_model
-        from tvmq.backend.mcu import _memory
+    from tvmq.backend.registry import backend_for
 
-        memory = _memory(lower_model(model, core=target.tvm.get("mcpu")), target)
+    target = load_target(target_name)
+    if backend_for(target).emits_c:
+        from tvmq.backend.aot import lower_model
+        from tvmq.backend.mcu import model_memory
+        from tvmq.backend.schedule import core_schedule
+
+        core = target.tvm.get("mcpu")
+        memory = model_memory(lower_model(model, core_schedule(core), core), target)
         ram = memory["arena_bytes"] + memory["io_bytes"]
         if memory["flash_limit"] and memory["weights_bytes"] > memory["flash_limit"]:
             raise MemoryBudgetError(

@@ -85,6 +85,15 @@ class CudaVm:
 
         return [tvm.runtime.tensor(np.require(a, requirements="C"), self.device) for a in arrays]
 
+    def close(self) -> None:
+        """Nothing to release before the VM is collected; here for the Executable protocol."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def latency_ms(self, *arrays: np.ndarray, number: int = 10, repeat: int = 50) -> list[float]:
         """Per-call times in ms: `repeat` means of `number` calls each (device-synchronized)."""
         timer = self._vm.time_evaluator("main", self.device, number=number, repeat=repeat)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
+    from tvmq.backend.aot import Scheduler
     from tvmq.model import Model
     from tvmq.targets import Target
 
@@ -30,6 +31,15 @@ class HostExecutable:
         for view, array in zip(self._views, arrays, strict=True):
             np.copyto(view, array, casting="no")
         return _to_numpy(self._main(*tensors))
+
+    def close(self) -> None:
+        """Nothing to release (the VM lives in this process); here for the Executable protocol."""
+
+    def __enter__(self) -> HostExecutable:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def _input_tensors(self, arrays: list[np.ndarray]) -> list:
         """The input tensors, (re)allocated where a shape or dtype differs from the last call's."""
@@ -63,3 +73,8 @@ def build_host(model: Model, target: Target) -> HostExecutable:
     tvm_target = target.tvm_target()
     executable = tvm.compile(mod, tvm_target, relax_pipeline=host_pipeline(tvm_target))
     return HostExecutable(model, relax.VirtualMachine(executable, tvm.cpu()))
+
+
+def build(model: Model, target: Target, schedule: Scheduler | None = None) -> HostExecutable:
+    """The backend registry's entry: TVM's host pipeline schedules, not `schedule`."""
+    return build_host(model, target)

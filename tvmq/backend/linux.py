@@ -29,6 +29,7 @@ import numpy as np
 from tvmq.backend.aot import CompiledModel, Scheduler
 from tvmq.backend.emit_c import c_identifier, emit_model
 from tvmq.backend.manifest import model_manifest
+from tvmq.backend.mcu import KERNELS_OBJECT
 from tvmq.backend.schedule import default_schedule
 from tvmq.errors import TvmqError
 from tvmq.fileio import new_directory
@@ -256,3 +257,38 @@ def build_linux(
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
         raise
+
+
+build = build_linux  # the backend registry's entry
+
+
+# One kernel as a program, for tuning (tvmq.tune.board, tvmq.tune.code_size): the
+# kernel emitted as a one-step model into `directory`/model, built as libraries are.
+
+
+def build_kernel_program(
+    compiled: CompiledModel, target: Target, directory: Path, tvm_module: bool = False
+) -> Path:
+    """The project's runner of the kernel emitted into `directory`/model or, with
+    `tvm_module`, the library as a TVM module for a board's RPC server."""
+    write_build_files(compiled, target, directory)
+    if tvm_module:
+        build_project(directory, goal="module")
+        return module_path(compiled, directory)
+    build_project(directory)
+    return directory / RUNNER
+
+
+def build_kernels_object(compiled: CompiledModel, target: Target, directory: Path) -> Path:
+    """Only the object of the kernels emitted into `directory`/model, compiled as in libraries."""
+    write_build_files(compiled, target, directory)
+    build_project(directory, goal=f"build/{KERNELS_OBJECT}")
+    return directory / "build" / KERNELS_OBJECT
+
+
+def program_instructions(
+    program: Path, target: Target, inputs: list[np.ndarray], runs: int
+) -> float:
+    """Instructions per call of the kernel's runner under the target's emulator."""
+    payload = b"".join(np.ascontiguousarray(a).tobytes() for a in inputs)
+    return runner_instructions(target, program.parent.parent, payload, runs)  # ./bin/tvmq_runner

@@ -39,6 +39,7 @@ from tvmq.targets import Target
 
 FIRMWARE_DIR = firmware_dir()
 PROJECT_FILES = ("Makefile", "include", "harness")
+KERNELS_OBJECT = "tvmq_kernels.o"  # the kernels alone: what the Makefiles make of tvmq_kernels.c
 
 
 def board_of(target: Target) -> str:
@@ -124,7 +125,7 @@ def compile_firmware(
             *data_sections(c_identifier(model.name), placement),
         )
         report = {
-            **_memory(compiled, target),
+            **model_memory(compiled, target),
             "workspace_bytes": workspace_bytes(kernels),
             **elf_sizes(elf),
             **split,
@@ -133,7 +134,7 @@ def compile_firmware(
     return report
 
 
-def _memory(compiled: CompiledModel, target: Target) -> dict:
+def model_memory(compiled: CompiledModel, target: Target) -> dict:
     """What the model takes, before the firmware around it, and what the board has."""
     graph, plan = compiled.graph, compiled.plan
     return {
@@ -156,7 +157,7 @@ def _manifest(compiled: CompiledModel, target: Target, board: str, placement: Pl
         "entry": f"tvmq_{name}_run and tvmq_{name}_run_with_arena in model/{name}.h; "
         f"tvmq_{name}_model (tvmq_model.h)",
         "sections": {"weights": weights, "arena": arena},
-        "memory": _memory(compiled, target),
+        "memory": model_memory(compiled, target),
         **model_manifest(compiled, target),
     }
 
@@ -193,6 +194,11 @@ class McuExecutable:
             return None
         return round(self.last_ticks * 1e9 / self.tick_hz)
 
+    @property
+    def memory(self) -> dict:
+        """What the model takes of the board's flash and RAM, and what the board has."""
+        return model_memory(self.compiled, self.target)
+
     def _open(self):
         from tvmq.hil import Device, Emulator
 
@@ -227,3 +233,48 @@ def build_mcu(
     except BaseException:
         remove_scratch(directory)
         raise
+
+
+def build(model: Model, target: Target, schedule: Scheduler = default_schedule) -> McuExecutable:
+    """The backend registry's entry: a firmware that runs on the emulated board."""
+    if not target.is_emulated:
+        raise TvmqError(
+            f"target '{target.name}' is a real board, which builds here do not run on: "
+            "use an emulated one (qemu-cortex-m*) or `tvmq compile` for its firmware"
+        )
+    return build_mcu(model, target, schedule)
+
+
+# One kernel as a program, for tuning (tvmq.tune.board, tvmq.tune.code_size): the
+# kernel emitted as a one-step model into `directory`/model, built as models are.
+
+
+def build_kernel_program(
+    compiled: CompiledModel, target: Target, directory: Path, tvm_module: bool = False
+) -> Path:
+    """The harness firmware running the kernel emitted into `directory`/model."""
+    from tvmq.hil.firmware import build_firmware
+
+    if tvm_module:
+        raise TvmqError(f"target '{target.name}': a microcontroller runs no TVM module")
+    return build_firmware(board_of(target), directory / "build", directory / "model")
+
+
+def build_kernels_object(compiled: CompiledModel, target: Target, directory: Path) -> Path:
+    """Only the object of the kernels emitted into `directory`/model, compiled as in firmware."""
+    from tvmq.hil.firmware import build_firmware
+
+    out = (directory / "build").resolve()  # as build_firmware passes OUT to make
+    build_firmware(board_of(target), out, directory / "model", goal=f"{out}/model/{KERNELS_OBJECT}")
+    return out / "model" / KERNELS_OBJECT
+
+
+def program_instructions(
+    program: Path, target: Target, inputs: list[np.ndarray], runs: int
+) -> float:
+    """Instructions per call of the kernel program (exact on the emulated board's -icount)."""
+    from tvmq.hil import Device, Emulator
+
+    with Emulator(program, target) as emulator, Device(emulator.url) as device:
+        _, timing = device.infer([a.tobytes() for a in inputs], runs, 1)
+        return timing.mean * 1e9 / device.info.tick_hz

@@ -14,6 +14,7 @@ from kernels that are already small.
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,6 +59,15 @@ def _narrowest(_: s_tir.Schedule, options: list[int]) -> int:
 # measured KWS 5 % slower on the M55 (1,681,219 against 1,600,906); Cortex-A is
 # not measured.
 ROW_CORES = ("cortex-m4", "cortex-m7", "cortex-m33")
+
+
+def core_schedule(core: str | None) -> Callable[[tvm.tirx.PrimFunc], ScheduledKernel]:
+    """The default schedule for `core` (a target's mcpu): rows of pixels on the
+    ROW_CORES, one pixel per call elsewhere; the same choice tuned builds make, so
+    a build without tuning records runs the same kernels as one with none applied."""
+    if core in ROW_CORES:
+        return default_schedule
+    return functools.partial(default_schedule, rows=False)
 
 
 def default_schedule(

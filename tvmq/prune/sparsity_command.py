@@ -102,7 +102,8 @@ def weight_flash(model, target_name: str) -> int:
 
 
 def check_flash_target(target_name: str) -> None:
+    from tvmq.backend.registry import backend_for
     from tvmq.targets import load_target
 
-    if load_target(target_name).kind not in ("cortex-m", "cortex-a"):
+    if not backend_for(load_target(target_name)).emits_c:
         raise TvmqError(f"--target {target_name}: weight flash is measured on Cortex-M or -A")

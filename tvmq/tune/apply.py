@@ -15,12 +15,12 @@ import tvm
 from tvm import s_tir
 from tvm.s_tir import meta_schedule as ms
 
+from tvmq.backend.registry import backend_for
 from tvmq.backend.schedule import (
-    ROW_CORES,
     ScheduledKernel,
     calls_micro_kernel,
     calls_row_kernels,
-    default_schedule,
+    core_schedule,
 )
 from tvmq.errors import TvmqError
 from tvmq.targets import Target
@@ -37,7 +37,6 @@ from tvmq.tune.tasks import WORKLOAD_ATTR, workload
 
 OBJECTIVES = ("flash", "speed")
 FLASH_TOLERANCE = 0.05  # the flash objective: a kernel's code at most 5 % over the default's
-SCHEDULED_KINDS = ("cortex-m", "cortex-a")  # targets whose kernels tvmq schedules (AOT C)
 
 
 def schedules_for(
@@ -53,7 +52,7 @@ def schedules_for(
     check_options(directory, objective)
     if not tuned:
         return TunedSchedules(target, [], objective, note="off (--no-tuned)")
-    if target.kind not in SCHEDULED_KINDS:
+    if not backend_for(target).emits_c:
         return TunedSchedules(target, [], objective, note=f"not used for {target.kind} targets")
     directories = [Path(directory)] if directory is not None else lookup_directories(target)
     schedules = TunedSchedules(target, directories, objective)
@@ -90,18 +89,18 @@ class TunedSchedules:
         elif isinstance(directories, (str, Path)):
             directories = [Path(directories)]
         self.target, self.objective, self.note = target, objective, note
-        self.mmla_choice = offers_mmla(target) if target.kind in SCHEDULED_KINDS else False
+        self.mmla_choice = offers_mmla(target) if backend_for(target).emits_c else False
         self.directories = [Path(d) for d in directories]
         readers = (RecordReader(d, target) for d in self.directories)
         self.readers = [reader for reader in readers if reader.exists]
         self.kernels = 0
         self.applied = 0
         self.kept_small = 0  # kernels whose faster records the flash objective refused
-        self.rows = target.tvm.get("mcpu") in ROW_CORES
+        self.default = core_schedule(target.tvm.get("mcpu"))
 
     def __call__(self, func: tvm.tirx.PrimFunc) -> ScheduledKernel:
         self.kernels += 1
-        default = default_schedule(func, rows=self.rows)
+        default = self.default(func)
         if calls_micro_kernel(func) or not self.readers:
             return default
         tuned = self._tuned(func, default.func)

@@ -21,6 +21,7 @@ import tvm
 
 from tvmq.backend.aot import CompiledModel, lower_graph
 from tvmq.backend.graph import CONSTANT, INPUT, OUTPUT, KernelGraph, Step, Tensor
+from tvmq.backend.registry import backend_for
 from tvmq.backend.schedule import ScheduledKernel
 from tvmq.model import Model, TensorSpec
 from tvmq.targets import Target
@@ -71,19 +72,8 @@ def build_kernel_program(
 
     compiled = kernel_model(task, scheduled)
     emit_compiled(compiled, directory / "model")
-    if target.kind == "cortex-a":
-        from tvmq.backend.linux import RUNNER, build_project, module_path, write_build_files
-
-        write_build_files(compiled, target, directory)
-        if tvm_module:
-            build_project(directory, goal="module")
-            return module_path(compiled, directory)
-        build_project(directory)
-        return directory / RUNNER
-    from tvmq.backend.mcu import board_of
-    from tvmq.hil.firmware import build_firmware
-
-    return build_firmware(board_of(target), directory / "build", directory / "model")
+    backend = backend_for(target).load()
+    return backend.build_kernel_program(compiled, target, directory, tvm_module=tvm_module)
 
 
 def random_inputs(task: Task, seed: int = 0) -> list[np.ndarray]:
@@ -107,13 +97,4 @@ def random_inputs(task: Task, seed: int = 0) -> list[np.ndarray]:
 
 def measure_instructions(program: Path, target: Target, inputs: list[np.ndarray]) -> float:
     """Instructions (emulated board) per call of the program's kernel."""
-    if target.kind == "cortex-a":
-        from tvmq.backend.linux import runner_instructions
-
-        payload = b"".join(np.ascontiguousarray(a).tobytes() for a in inputs)
-        return runner_instructions(target, program.parent.parent, payload, RUNS)
-    from tvmq.hil import Device, Emulator
-
-    with Emulator(program, target) as emulator, Device(emulator.url) as device:
-        _, timing = device.infer([a.tobytes() for a in inputs], RUNS, 1)
-        return timing.mean * 1e9 / device.info.tick_hz
+    return backend_for(target).load().program_instructions(program, target, inputs, RUNS)

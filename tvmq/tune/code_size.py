@@ -18,11 +18,11 @@ from pathlib import Path
 import tvm
 
 from tvmq.backend.graph import INPUT, Tensor
+from tvmq.backend.registry import backend_for
 from tvmq.backend.schedule import default_schedule
 from tvmq.targets import Target
 from tvmq.tune.tasks import WORKLOAD_ATTR, Task
 
-KERNELS_OBJECT = "tvmq_kernels.o"
 SHF_WRITE, SHF_ALLOC, SHT_NOBITS = 0x1, 0x2, 8
 
 
@@ -41,20 +41,8 @@ def kernel_code_bytes(func: tvm.tirx.PrimFunc, target: Target) -> int:
         directory = Path(scratch)
         compiled = kernel_model(task, func)
         emit_compiled(compiled, directory / "model")
-        if target.kind == "cortex-a":
-            from tvmq.backend.linux import build_project, write_build_files
-
-            write_build_files(compiled, target, directory)
-            build_project(directory, goal=f"build/{KERNELS_OBJECT}")
-            return _read_only_bytes(directory / "build" / KERNELS_OBJECT)
-        from tvmq.backend.mcu import board_of
-        from tvmq.hil.firmware import build_firmware
-
-        out = (directory / "build").resolve()  # as build_firmware passes OUT to make
-        build_firmware(
-            board_of(target), out, directory / "model", goal=f"{out}/model/{KERNELS_OBJECT}"
-        )
-        return _read_only_bytes(out / "model" / KERNELS_OBJECT)
+        backend = backend_for(target).load()
+        return _read_only_bytes(backend.build_kernels_object(compiled, target, directory))
 
 
 def default_code_bytes(mod: tvm.IRModule, target: Target) -> int:

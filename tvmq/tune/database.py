@@ -86,13 +86,13 @@ def tuning_target(target: Target) -> tvm.target.Target:
     """The TVM target records are tuned and looked up for (MetaSchedule wants a core count)."""
     import os
 
-    cores = (os.cpu_count() or 1) if target.kind == "host" else 1
+    cores = (os.cpu_count() or 1) if target.is_host else 1
     return tvm.target.Target({**target.tvm_config(), "num-cores": cores})
 
 
 def default_measure(target: Target) -> str:
     """What the costs of a database written before it said so measure."""
-    return "wall-time" if target.kind == "host" else "qemu-instructions"
+    return "wall-time" if target.is_host else "qemu-instructions"
 
 
 def tuned_for_this_cpu(info: dict, target: Target) -> bool:

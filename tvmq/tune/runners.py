@@ -24,6 +24,7 @@ from pathlib import Path
 from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 
+from tvmq.backend.registry import backend_for
 from tvmq.errors import TvmqError
 from tvmq.targets import Target
 from tvmq.tune.tasks import WORKLOAD_ATTR, Task
@@ -35,33 +36,37 @@ BOARD_EVALUATOR = {"number": 8, "repeat": 3, "min_repeat_ms": 50}  # a real boar
 TASK_FILE = "task"  # beside a candidate's program: the workload tag of its kernel
 
 
-BOARD_KINDS = ("cortex-m", "cortex-a")  # targets built by tvmq's C backend
-EMULATED_HZ = 1e9  # Cortex-A candidates: instructions counted, reported as ns
+EMULATED_HZ = 1e9  # candidates on a board without a clock: instructions counted, reported as ns
+RUNNER_MEANING = {
+    "local": "this machine",
+    "rpc": "a TVM RPC server",
+    "board": "the emulated board",
+}
 
 
 def default_runner(target: Target) -> str:
-    return "board" if target.kind in BOARD_KINDS else "local"
+    return _runners(target)[0]
 
 
 def check_runner(runner: str, target: Target) -> None:
     """Refuse a runner that cannot measure `target`'s code, before any work."""
     if runner not in RUNNERS:
         raise TvmqError(f"unknown runner '{runner}' (known: {', '.join(RUNNERS)})")
-    if target.kind not in ("host", *BOARD_KINDS):
+    fitting = _runners(target)
+    if runner not in fitting:
+        choices = " or ".join(f"--runner {r} ({RUNNER_MEANING[r]})" for r in fitting)
+        raise TvmqError(
+            f"target '{target.name}' ({target.kind}) is not measured with --runner {runner}: "
+            f"use {choices}"
+        )
+
+
+def _runners(target: Target) -> tuple[str, ...]:
+    """The runners that measure `target`'s code, its backend's default first."""
+    runners = backend_for(target).runners
+    if not runners:
         raise TvmqError(f"target '{target.name}' ({target.kind}): tuning is not available yet")
-    if target.kind == "cortex-m" and runner != "board":
-        raise TvmqError(
-            f"target '{target.name}' runs tvmq's C kernels ({target.kind}): use --runner board"
-        )
-    if target.kind == "cortex-a" and runner == "local":
-        raise TvmqError(
-            f"target '{target.name}' runs tvmq's C kernels ({target.kind}): use --runner board "
-            "(emulated) or --runner rpc (a board's TVM RPC server)"
-        )
-    if target.kind not in BOARD_KINDS and runner == "board":
-        raise TvmqError(
-            f"--runner board measures microcontrollers and Cortex-A; '{target.name}' is neither"
-        )
+    return runners
 
 
 def without_builtin_intrinsics() -> None:
@@ -109,7 +114,7 @@ def builder_and_runner(
     runner: str, target: Target, tasks: list[Task], tracker: str | None, key: str, scratch: Path
 ) -> tuple[ms.builder.Builder, ms.runner.Runner]:
     """Every candidate is built in `scratch`, which the caller removes after tuning."""
-    if target.kind in BOARD_KINDS:
+    if backend_for(target).emits_c:
         if runner == "rpc":
             measurer = BoardRpcRunner(tasks, tracker, key)
             return BoardBuilder(target, tasks, scratch, tvm_module=True), measurer
@@ -178,8 +183,7 @@ class BoardRunner(ms.runner.PyRunner):
     def __init__(self, target: Target, tasks: list[Task]):
         super().__init__()
         self.target = target
-        board = target.board
-        self.clock_hz = board.get("real_clock_hz") or board.get("clock_hz") or EMULATED_HZ
+        self.clock_hz = target.clock_hz or EMULATED_HZ
         self.tasks = {t.key: t for t in tasks}
 
     def run(self, runner_inputs):

@@ -15,6 +15,7 @@ import tvm
 import tvm_ffi
 
 from tvmq.backend.graph import Tensor
+from tvmq.backend.registry import backend_for
 from tvmq.model import Model
 from tvmq.targets import Target
 
@@ -49,7 +50,7 @@ def workload(func: tvm.tirx.PrimFunc) -> tvm.IRModule:
 
 def extract_tasks(model: Model, target: Target) -> list[Task]:
     """The distinct kernels of `model` for `target`, heaviest-called first."""
-    if target.kind == "host":
+    if not backend_for(target).emits_c:  # TVM's own pipeline: MetaSchedule's tasks
         return _host_tasks(model, target)
     return _kernel_tasks(model)
 

@@ -13,6 +13,7 @@ from tqdm import tqdm
 from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 
+from tvmq.backend.registry import backend_for
 from tvmq.backend.schedule import has_reduction
 from tvmq.errors import TvmqError
 from tvmq.model import Model
@@ -20,7 +21,6 @@ from tvmq.scratch import scratch_directory
 from tvmq.targets import Target
 from tvmq.tune.database import ScheduleDatabase, tuning_target
 from tvmq.tune.runners import (
-    BOARD_KINDS,
     MEASURE,
     builder_and_runner,
     check_runner,
@@ -55,7 +55,7 @@ def tunable_tasks(model: Model, target: Target) -> list[Task]:
     their outer loop; neither has anything to find.
     """
     tasks = [t for t in extract_tasks(model, target) if has_reduction(t.mod["main"])]
-    if target.kind in BOARD_KINDS:
+    if backend_for(target).emits_c:
         tasks = [t for t in tasks if has_choices(t.mod)]
     if not tasks:
         raise TvmqError(f"{model.name}: no kernel to tune for {target.name}")
@@ -143,7 +143,7 @@ def _search(
             target=tvm_target,
             space_generator=(
                 mcu_space(from_default, offers_mmla(target))
-                if target.kind in BOARD_KINDS
+                if backend_for(target).emits_c
                 else "post-order-apply"
             ),
             search_strategy=search_strategy(),
@@ -156,7 +156,7 @@ def _search(
     bar = tqdm(total=trials, desc=f"tuning {len(tasks)} tasks", unit="trial", disable=not progress)
     counter = _Progress(bar, tasks)
     callbacks = [
-        *([_RecordCodeBytes(database, target, tasks)] if target.kind in BOARD_KINDS else []),
+        *([_RecordCodeBytes(database, target, tasks)] if backend_for(target).emits_c else []),
         ms.measure_callback.AddToDatabase(),
         ms.measure_callback.UpdateCostModel(),
         counter,
