@@ -226,18 +226,28 @@ def test_bad_codebook_requests_are_refused_by_layer(digits, config, message):
         quantize_model(model, samples[:2], config)
 
 
-def test_cli_refuses_a_codebook_size_in_one_line(tmp_path):
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (
+            ["--codebook-layer", "conv2d#1=1"],
+            "--codebook-layer conv2d#1=1: a codebook has 2 to 16 centroids (4-bit indices), not 1",
+        ),
+        (
+            ["--codebook-per-channel"],
+            "--codebook-per-channel: give --codebook K or --codebook-layer LAYER=K",
+        ),
+    ],
+)
+def test_cli_refuses_bad_codebook_options_in_one_line(tmp_path, options, message):
     output = tmp_path / "out.tvmq"
     result = subprocess.run(
         [sys.executable, "-m", "tvmq", "quantize", str(DIGITS_MODEL), "--calib",
-         str(DIGITS_DATA), "--codebook-layer", "conv2d#1=1", "-o", str(output)],
+         str(DIGITS_DATA), *options, "-o", str(output)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode != 0 and not output.exists()
-    assert result.stderr.strip().splitlines() == [
-        "tvmq: error: --codebook-layer conv2d#1=1: a codebook has 2 to 16 centroids "
-        "(4-bit indices), not 1"
-    ]
+    assert result.stderr.strip().splitlines() == [f"tvmq: error: {message}"]
 
 
 def test_build_packs_codebook_weights(digits):

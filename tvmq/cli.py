@@ -194,7 +194,11 @@ def _quantize(args: argparse.Namespace) -> int:
     from tvmq.fileio import check_output_directory, check_output_file
     from tvmq.frontend import load_model
     from tvmq.frontend.saved import save_model
-    from tvmq.quantize.codebook import check_codebook_options, parse_codebook_layers
+    from tvmq.quantize.codebook import (
+        check_codebook_options,
+        check_per_channel,
+        parse_codebook_layers,
+    )
     from tvmq.quantize.low_bit import check_weight_bits, parse_bits
     from tvmq.quantize.quantizer import calibrate_model, convert_model, quantize_weights
     from tvmq.quantize.scheme import QuantConfig
@@ -215,6 +219,7 @@ def _quantize(args: argparse.Namespace) -> int:
         check_output_directory(args.report, args.force)
     check_weight_bits(args.weight_bits)
     check_codebook_options(args.codebook, args.weight_bits)
+    check_per_channel(args.codebook_per_channel, args.codebook, args.codebook_layer)
     model = load_model(args.model, _shapes(args))
     options = {"percentile": args.percentile} if args.calibrator == "percentile" else {}
     config = QuantConfig(

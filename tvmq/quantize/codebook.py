@@ -53,6 +53,12 @@ def check_codebook_options(size: int, weight_bits: int) -> None:
         )
 
 
+def check_per_channel(per_channel: bool, size: int, layers: object) -> None:
+    """Tables per channel need codebooks: `size` or some `layers` given one."""
+    if per_channel and not size and not layers:
+        raise TvmqError("--codebook-per-channel: give --codebook K or --codebook-layer LAYER=K")
+
+
 def parse_codebook_layers(specs: list[str]) -> dict[str, int]:
     """``LAYER=K`` options (repeatable) as {layer name: centroids}."""
     chosen = {}

@@ -19,7 +19,12 @@ import tvm_ffi
 from tvmq.errors import TvmqError
 from tvmq.model import Model
 from tvmq.quantize.annotate import Annotation, annotate
-from tvmq.quantize.codebook import check_codebook_options, codebook_table, layer_codebooks
+from tvmq.quantize.codebook import (
+    check_codebook_options,
+    check_per_channel,
+    codebook_table,
+    layer_codebooks,
+)
 from tvmq.quantize.convert import convert
 from tvmq.quantize.hybrid import normalize_hybrid
 from tvmq.quantize.low_bit import layer_weight_bits
@@ -247,9 +252,8 @@ def _weight_bits(annotation: Annotation, config: QuantConfig) -> dict[str, int]:
 
 def _codebooks(annotation: Annotation, config: QuantConfig, bits: dict[str, int]) -> dict[str, int]:
     """Codebook centroids by op name; empty unless codebooks were asked for."""
+    check_per_channel(config.codebook_per_channel, config.codebook, config.layer_codebook)
     if not config.codebook and not config.layer_codebook:
-        if config.codebook_per_channel:
-            raise TvmqError("--codebook-per-channel: give --codebook K or --codebook-layer LAYER=K")
         return {}
     check_codebook_options(config.codebook, config.weight_bits)
     explicit_bits = dict(config.layer_bits)
