@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import functools
 import json
 import signal
@@ -32,10 +31,8 @@ def _shapes(args: argparse.Namespace) -> dict[str, tuple[int, ...]]:
 
 def _schedules(args: argparse.Namespace, target):
     """The schedules of this command's builds (--schedules, --no-tuned, --objective)."""
-    from tvmq.targets import load_target
-    from tvmq.tune.apply import schedules_for
+    from tvmq.api import schedules_for
 
-    target = load_target(target) if isinstance(target, (str, Path)) else target
     return schedules_for(target, args.schedules, tuned=not args.no_tuned, objective=args.objective)
 
 
@@ -52,53 +49,15 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0 if healthy(info) else 1
 
 
-def _samples(array: np.ndarray, spec, origin: str) -> tuple[list[np.ndarray], bool]:
-    """An input file holds one input, or a batch of them along a new first axis."""
-    if array.shape != spec.shape and array.shape[1:] == spec.shape:
-        return [spec.check(sample, origin) for sample in array], True
-    return [spec.check(array, origin)], False
-
-
-def _read_inputs(paths: list[Path], model, input_format: str) -> list[tuple[np.ndarray, str]]:
-    """(array, origin) per model input: a .npy (or raw) file each, or one .npz holding
-    them by name."""
-    from tvmq.data import read_raw
-    from tvmq.fileio import read_array, read_named_arrays
-
-    names = [s.name for s in model.inputs]
-    if input_format == "raw":
-        if len(paths) != len(names):
-            raise TvmqError(
-                f"{model.source}: expects {len(names)} raw input file(s), got {len(paths)}"
-            )
-        return [(read_raw(p, spec), str(p)) for p, spec in zip(paths, model.inputs, strict=True)]
-    if len(paths) == 1 and paths[0].suffix == ".npz":
-        arrays = read_named_arrays(paths[0], names)
-        return [(a, f"{paths[0]}[{n}]") for a, n in zip(arrays, names, strict=True)]
-    if len(paths) != len(names):
-        raise TvmqError(
-            f"{model.source}: expects {len(names)} input file(s) ({', '.join(names)}), "
-            f"got {len(paths)}"
-        )
-    return [(read_array(path), str(path)) for path in paths]
-
-
 def _run(args: argparse.Namespace) -> int:
+    from tvmq.api import build_model, load_model
+    from tvmq.data import run_inputs
     from tvmq.fileio import check_output_file, write_arrays
-    from tvmq.frontend import load_model
 
     if args.output:
         check_output_file(args.output, args.force)
     model = load_model(args.model, _shapes(args))
-    loaded = [
-        _samples(array, spec, origin)
-        for (array, origin), spec in zip(
-            _read_inputs(args.input, model, args.input_format), model.inputs, strict=True
-        )
-    ]
-    batches = [samples for samples, _ in loaded]
-    if len({len(b) for b in batches}) != 1:
-        raise TvmqError("input files hold different numbers of samples")
+    samples, batched = run_inputs(args.input, model, args.input_format)
     if args.profile:
         from tvmq.targets import load_target
 
@@ -106,12 +65,11 @@ def _run(args: argparse.Namespace) -> int:
         if not target.is_emulated:
             raise TvmqError(f"--profile: target {target.name} is not an emulated Cortex-M board")
     schedules = _schedules(args, args.target)
-    with _closing(model.build(args.target, schedules)) as executable:
+    with _closing(build_model(model, args.target, schedules=schedules)) as executable:
         print(schedules.summary())
-        results = [executable(*sample) for sample in zip(*batches, strict=True)]
+        results = [executable(*sample) for sample in samples]
         if args.profile:
-            profile = _kernel_profile(executable, [batch[0] for batch in batches])
-    batched = any(flag for _, flag in loaded)
+            profile = _kernel_profile(executable, samples[0])
     outputs = {
         spec.name: np.stack([r[i] for r in results]) if batched else results[0][i]
         for i, spec in enumerate(model.outputs)
@@ -177,127 +135,34 @@ def _check_report_dir(directory: Path | None) -> None:
     check_directory_writable(directory)
 
 
-def _write_layer_report(
-    float_model, quantized, samples, directory: Path, force: bool, notes=(), extra=None
-):
-    from tvmq.quantize.debug import format_table, layer_errors, write_report
-
-    rows = layer_errors(float_model, quantized, samples)
-    print(format_table(rows))
-    notes = [f"{len(samples)} input samples; float model {float_model.source}.", *notes]
-    write_report(directory, f"Per-layer error of {quantized.name}", rows, notes, extra, force)
-    print(f"wrote {directory}/report.md, report.json, per_layer.png")
-
-
 def _quantize(args: argparse.Namespace) -> int:
-    from tvmq.data import calibration_inputs
-    from tvmq.fileio import check_output_directory, check_output_file
-    from tvmq.frontend import load_model
-    from tvmq.frontend.saved import save_model
-    from tvmq.quantize.codebook import (
-        check_codebook_options,
-        check_per_channel,
-        parse_codebook_layers,
-    )
-    from tvmq.quantize.low_bit import check_weight_bits, parse_bits
-    from tvmq.quantize.quantizer import calibrate_model, convert_model, quantize_weights
-    from tvmq.quantize.scheme import QuantConfig
+    from tvmq.api import quantize_model, save_model
+    from tvmq.fileio import check_output_file
 
     if args.output.suffix != ".tvmq":
         raise TvmqError(f"{args.output}: the quantized model is written as .tvmq")
     check_output_file(args.output, args.force)
-    static = args.mode == "static"
-    if static and args.calib is None:
-        raise TvmqError("--mode static calibrates: give --calib DATA")
-    if not static and (args.sensitivity or args.report):
-        raise TvmqError(f"--sensitivity and --report need --mode static, not {args.mode}")
-    if args.eval is not None and not args.sensitivity:
-        raise TvmqError("--eval measures the sensitivity search: add --sensitivity")
-    if args.budget < 0:
-        raise TvmqError(f"--budget {args.budget}: a loss budget cannot be negative")
-    if args.report is not None:
-        check_output_directory(args.report, args.force)
-    check_weight_bits(args.weight_bits)
-    check_codebook_options(args.codebook, args.weight_bits)
-    check_per_channel(args.codebook_per_channel, args.codebook, args.codebook_layer)
-    model = load_model(args.model, _shapes(args))
-    options = {"percentile": args.percentile} if args.calibrator == "percentile" else {}
-    config = QuantConfig(
-        mode=args.mode,
-        calibrator=args.calibrator,
-        calibrator_options=options,
-        per_channel=not args.per_tensor,
-        symmetric_activations=args.symmetric,
-        power_of_two=args.power_of_two,
-        skip_ops=frozenset(args.skip_op),
-        skip_names=frozenset(args.skip),
-        int16_activations=args.activations == "int16",
-        int16_names=frozenset(args.int16),
-        weight_bits=args.weight_bits,
-        layer_bits=frozenset(parse_bits(args.bits).items()),
-        codebook=args.codebook,
-        layer_codebook=frozenset(parse_codebook_layers(args.codebook_layer).items()),
+    quantized = quantize_model(
+        args.model, args.calib, shapes=_shapes(args), log=print,
+        mode=args.mode, calibrator=args.calibrator, percentile=args.percentile,
+        per_channel=not args.per_tensor, symmetric=args.symmetric,
+        power_of_two=args.power_of_two, skip_ops=args.skip_op, skip=args.skip,
+        activations=args.activations, int16=args.int16, weight_bits=args.weight_bits,
+        bits=args.bits, codebook=args.codebook, codebook_layers=args.codebook_layer,
         codebook_per_channel=args.codebook_per_channel,
-    )
-    if not static and (config.int16_activations or config.int16_names):
-        raise TvmqError(f"int16 activations need --mode static, not {args.mode}")
-    if not static and (config.weight_bits != 8 or config.layer_bits):
-        raise TvmqError(f"--weight-bits and --bits need --mode static, not {args.mode}")
-    if not static and (config.codebook or config.layer_codebook):
-        raise TvmqError(f"--codebook needs --mode static, not {args.mode}")
-    sensitivity = None
-    if not static:
-        quantized = quantize_weights(model, config)
-    else:
-        samples, where = calibration_inputs(
-            args.calib, model, args.calib_fraction, args.calib_samples, args.input_format
-        )
-        print(f"calibrating on {where} with the {args.calibrator} calibrator")
-        calibrated = calibrate_model(model, samples, config, origin=str(args.calib))
-        if args.sensitivity:
-            quantized, sensitivity = _sensitivity(args, model, calibrated, samples)
-        else:
-            quantized = convert_model(calibrated)
-    report = quantized.quantization
-    print(
-        f"quantized {len(report['quantized_ops'])} ops ({args.mode}), "
-        f"{len(report['skipped_ops'])} kept float"
-    )
-    for skipped in report["skipped_ops"]:
-        print(f"  float: {skipped['name']} ({skipped['kind']}): {skipped['reason']}")
-    for tensor in report["tensors"]:
-        low, high = tensor["range"]
-        print(
-            f"  {tensor['layer']:<14} {tensor['name']:<12} {tensor.get('source', ''):<12} "
-            f"[{low:10.4g}, {high:10.4g}]  "
-            f"scale={tensor['scale']:.6g} zero_point={tensor['zero_point']}"
-        )
-    if args.report:
-        notes, extra = [], None
-        if sensitivity is not None:
-            labels = {op.name: op.label for op in calibrated.annotation.ops}
-            extra = {"sensitivity": sensitivity.as_dict(labels)}
-            notes = [
-                f"Fell back to float: {labels[n]} ({why})"
-                for n, why in sensitivity.fallback.items()
-            ]
-        _write_layer_report(
-            model, quantized, samples[: args.report_samples], args.report, args.force, notes, extra
-        )
-    save_model(quantized, args.output)
+        calib_fraction=args.calib_fraction, calib_samples=args.calib_samples,
+        input_format=args.input_format, sensitivity=args.sensitivity, budget=args.budget,
+        eval_data=args.eval, metric=args.metric, report=args.report,
+        report_samples=args.report_samples, force=args.force,
+    )  # fmt: skip
+    save_model(quantized, args.output, force=args.force)
     print(f"wrote {args.output}")
     return 0
 
 
-def _compile_cuda(args: argparse.Namespace, target, output: Path) -> int:
-    from tvmq.backend.cuda import compile_cuda_project
-    from tvmq.frontend import load_model
-
-    manifest = compile_cuda_project(
-        load_model(args.model, _shapes(args)), target, output, args.batch
-    )
+def _print_cuda_project(shown: Path, target, manifest: dict, batch: int) -> None:
     arch = manifest["arch"]
-    print(f"wrote {args.output}: CUDA build for {target.name} ({arch}), batch {args.batch}")
+    print(f"wrote {shown}: CUDA build for {target.name} ({arch}), batch {batch}")
     print("  kernels.cu, kernels.ptx, model.so, manifest.json")
     print(
         f"  {len(manifest['dp4a_kernels'])} int8 GEMM kernels on dp4a "
@@ -305,55 +170,31 @@ def _compile_cuda(args: argparse.Namespace, target, output: Path) -> int:
     )
     for kernel, reason in manifest["dp4a_declined"].items():
         print(f"  no dp4a for {kernel[:60]}: {reason}")
-    return 0
 
 
 def _compile(args: argparse.Namespace) -> int:
-    from tvmq.fileio import output_directory
+    from tvmq.api import compile_model
 
-    with output_directory(args.output, args.force) as output:
-        return _compile_into(args, output)
-
-
-def _compile_into(args: argparse.Namespace, output: Path) -> int:
-    """Compile into `output`, the new directory (args.output once it is whole)."""
-    from tvmq.backend.emit_c import Placement, check_model_name
-    from tvmq.backend.registry import backend_for
-    from tvmq.frontend import load_model
-    from tvmq.targets import load_target
-
-    target = load_target(args.target)
-    emits_c = backend_for(target).emits_c
-    placement = Placement(args.arena_section, args.weights_section)
-    if placement != Placement() and target.kind != "cortex-m":
-        raise TvmqError(
-            f"target '{target.name}' is {target.kind}: --arena-section and "
-            "--weights-section place a Cortex-M firmware's data"
-        )
-    name = None if args.name is None else check_model_name(args.name)
-    if name is not None and not emits_c:
-        raise TvmqError(
-            f"target '{target.name}' is {target.kind}: --name names the C symbols of "
-            "Cortex-M firmware and Cortex-A libraries"
-        )
+    compiled = compile_model(
+        args.model, args.target, args.output, name=args.name,
+        arena_section=args.arena_section, weights_section=args.weights_section,
+        batch=args.batch, schedules=_schedules(args, args.target), force=args.force,
+        shapes=_shapes(args),
+    )  # fmt: skip
+    target, report = compiled.target, compiled.report
     if target.kind == "cuda":
-        return _compile_cuda(args, target, output)
-    if not emits_c:
-        raise TvmqError(
-            f"target '{target.name}' is {target.kind}: compile makes Cortex-M firmware, "
-            "Cortex-A libraries or CUDA kernels"
-        )
-    model = load_model(args.model, _shapes(args))
-    if name is not None:
-        model = dataclasses.replace(model, name=name)
-    schedules = _schedules(args, target)
+        _print_cuda_project(args.output, target, report, args.batch)
+        return 0
+    print(compiled.schedules.summary())
     if target.kind == "cortex-a":
-        return _compile_library(model, target, output, args.output, schedules)
-    from tvmq.backend.mcu import compile_firmware
+        _print_library_project(args.output, target, report)
+    else:
+        _print_firmware_project(args.output, target, report)
+    return 0
 
-    report = compile_firmware(model, target, output, schedules, placement)
-    print(schedules.summary())
-    print(f"wrote {args.output}: firmware project for {target.name} ({target.board['name']})")
+
+def _print_firmware_project(shown: Path, target, report: dict) -> None:
+    print(f"wrote {shown}: firmware project for {target.name} ({target.board['name']})")
     print(f"  build/firmware.elf  flash {report['flash']:,} B of {report['flash_limit']:,}")
     print(f"                      RAM   {report['ram']:,} B of {report['ram_limit']:,}")
     print(f"  weights {report['weights_bytes']:,} B (flash)")
@@ -372,14 +213,9 @@ def _compile_into(args: argparse.Namespace, output: Path) -> int:
         f"  harness, board and C library: flash {harness['flash']:,} B, RAM {harness['ram']:,} B;"
         f" stack {report['stack']:,} B"
     )
-    return 0
 
 
-def _compile_library(model, target, output: Path, shown: Path, schedules) -> int:
-    from tvmq.backend.linux import compile_library
-
-    manifest = compile_library(model, target, output, schedules)
-    print(schedules.summary())
+def _print_library_project(shown: Path, target, manifest: dict) -> None:
     libraries = manifest["libraries"]
     print(f"wrote {shown}: library project for {target.name} ({target.description})")
     for kind in ("static", "shared"):
@@ -389,45 +225,13 @@ def _compile_library(model, target, output: Path, shown: Path, schedules) -> int
     print(
         f"  weights {manifest['weights_bytes']:,} B, activation arena {manifest['arena_bytes']:,} B"
     )
-    return 0
-
-
-def _sensitivity(args: argparse.Namespace, model, calibrated, samples):
-    """Fall layers back to float until the loss is within --budget; say which and why."""
-    from tvmq.data import open_data
-    from tvmq.evaluate import evaluate
-    from tvmq.quantize.sensitivity import metric_loss, output_error_loss, search
-
-    if args.eval is not None:
-        data = open_data(args.eval, model.inputs[0])
-        held_out = data.split(args.calib_fraction).evaluation
-
-        def metric(candidate) -> float:
-            return evaluate(candidate, candidate.build("host"), data, args.metric, held_out)
-
-        baseline = metric(model)
-        print(f"float {args.metric} {baseline:.4f} on {data.describe(held_out)}")
-        loss = metric_loss(baseline, metric)
-        what = f"relative {args.metric} loss"
-    else:
-        loss = output_error_loss(model, samples[: args.report_samples])
-        what = "relative output error"
-    quantized, result = search(calibrated, loss, args.budget)
-    labels = {op.name: op.label for op in calibrated.annotation.ops}
-    print(f"sensitivity ({what} with one layer quantized, %):")
-    for name, value in sorted(result.alone.items(), key=lambda item: -item[1]):
-        print(f"  {labels[name]:<14} {name:<10} {value:8.3f}")
-    for name, why in result.fallback.items():
-        print(f"  fallback: {labels[name]} ({name}): {why}")
-    verdict = "within" if result.final_loss <= args.budget else "still above"
-    print(f"{what} {result.final_loss:.3f} %, {verdict} the budget of {args.budget:g} %")
-    return quantized, result
 
 
 def _debug(args: argparse.Namespace) -> int:
+    from tvmq.api import load_model
     from tvmq.data import calibration_inputs
     from tvmq.fileio import check_output_directory
-    from tvmq.frontend import load_model
+    from tvmq.quantize.debug import report_layer_errors
 
     check_output_directory(args.output, args.force)
     shapes = _shapes(args)
@@ -438,25 +242,20 @@ def _debug(args: argparse.Namespace) -> int:
     )
     samples = samples[: args.samples]
     print(f"comparing on {len(samples)} inputs of {where}")
-    _write_layer_report(float_model, quantized, samples, args.output, args.force)
+    report_layer_errors(float_model, quantized, samples, args.output, args.force)
     return 0
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from tvmq.data import open_data
-    from tvmq.evaluate import check_metric, default_metric, evaluate
-    from tvmq.frontend import load_model
+    from tvmq.api import evaluate_model
 
-    model = load_model(args.model, _shapes(args))
-    data = open_data(args.data, model.inputs[0])
-    metric = args.metric or default_metric(data)
-    check_metric(model, data, metric)  # before the build: a wrong metric fails at once
-    held_out = data.split(args.skip_fraction).evaluation
     schedules = _schedules(args, args.target)
-    with _closing(model.build(args.target, schedules)) as executable:
-        print(schedules.summary())
-        value = evaluate(model, executable, data, metric, held_out)
-    print(f"{metric} {value:.4f} on {data.describe(held_out)}")
+    score = evaluate_model(
+        args.model, args.data, metric=args.metric, target=args.target,
+        skip_fraction=args.skip_fraction, schedules=schedules, shapes=_shapes(args),
+    )  # fmt: skip
+    print(schedules.summary())
+    print(score)
     return 0
 
 

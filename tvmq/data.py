@@ -132,6 +132,55 @@ def read_raw(path: str | Path, spec: TensorSpec) -> np.ndarray:
     return np.frombuffer(raw, spec.dtype).reshape(-1, *spec.shape)
 
 
+def run_inputs(
+    paths: Sequence[str | Path], model: Model, input_format: str = "auto"
+) -> tuple[list[list[np.ndarray]], bool]:
+    """The inferences of ``tvmq run``'s input files (a .npy or raw file per model
+    input, or one .npz holding them by name; each one sample or a batch along a new
+    first axis), and whether they were batches."""
+    loaded = [
+        _samples(array, spec, origin)
+        for (array, origin), spec in zip(
+            _input_arrays([Path(p) for p in paths], model, input_format), model.inputs, strict=True
+        )
+    ]
+    batches = [samples for samples, _ in loaded]
+    if len({len(b) for b in batches}) != 1:
+        raise TvmqError("input files hold different numbers of samples")
+    return [list(sample) for sample in zip(*batches, strict=True)], any(f for _, f in loaded)
+
+
+def _samples(array: np.ndarray, spec: TensorSpec, origin: str) -> tuple[list[np.ndarray], bool]:
+    """An input file holds one input, or a batch of them along a new first axis."""
+    if array.shape != spec.shape and array.shape[1:] == spec.shape:
+        return [spec.check(sample, origin) for sample in array], True
+    return [spec.check(array, origin)], False
+
+
+def _input_arrays(
+    paths: list[Path], model: Model, input_format: str
+) -> list[tuple[np.ndarray, str]]:
+    """(array, origin) per model input."""
+    names = [s.name for s in model.inputs]
+    if input_format not in INPUT_FORMATS:
+        raise TvmqError(f"unknown input format '{input_format}' (known: raw)")
+    if input_format == "raw":
+        if len(paths) != len(names):
+            raise TvmqError(
+                f"{model.source}: expects {len(names)} raw input file(s), got {len(paths)}"
+            )
+        return [(read_raw(p, spec), str(p)) for p, spec in zip(paths, model.inputs, strict=True)]
+    if len(paths) == 1 and paths[0].suffix == ".npz":
+        arrays = read_named_arrays(paths[0], names)
+        return [(a, f"{paths[0]}[{n}]") for a, n in zip(arrays, names, strict=True)]
+    if len(paths) != len(names):
+        raise TvmqError(
+            f"{model.source}: expects {len(names)} input file(s) ({', '.join(names)}), "
+            f"got {len(paths)}"
+        )
+    return [(read_array(path), str(path)) for path in paths]
+
+
 def _needs_spec(spec: TensorSpec | None, path: Path) -> TensorSpec:
     if spec is None:
         raise TvmqError(f"{path}: raw data needs the model's input type to be read")

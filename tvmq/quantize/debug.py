@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -159,3 +159,22 @@ def _plot(rows: Sequence[LayerError], title: str):
     bottom.set_ylabel("max abs error")
     bottom.set_xticks(positions, labels, rotation=60, ha="right", fontsize=8)
     return figure
+
+
+def report_layer_errors(
+    float_model: Model,
+    quantized: Model,
+    samples: Sequence[Sequence[np.ndarray]],
+    directory: str | Path,
+    force: bool = False,
+    notes: Sequence[str] = (),
+    extra: dict | None = None,
+    log: Callable[[str], None] = print,
+) -> None:
+    """Compare `quantized` with `float_model` on `samples`, `log` the table and write
+    the report into `directory` (``quantize --report``, ``tvmq debug``)."""
+    rows = layer_errors(float_model, quantized, samples)
+    log(format_table(rows))
+    notes = [f"{len(samples)} input samples; float model {float_model.source}.", *notes]
+    write_report(directory, f"Per-layer error of {quantized.name}", rows, notes, extra, force)
+    log(f"wrote {directory}/report.md, report.json, per_layer.png")

@@ -1,0 +1,93 @@
+"""The Python API: the README's example runs as printed, and gives what the commands give."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tvmq
+from tvmq.cli import main
+from tvmq.examples import DIGITS_DATA, DIGITS_MODEL, digits_split
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_example() -> str:
+    """The first Python block of the README's "Python API" section."""
+    section = README.read_text().split("\n## Python API\n", 1)[1].split("\n## ", 1)[0]
+    match = re.search(r"```python\n(.*?)```", section, re.S)
+    assert match, "the Python API section has no python example"
+    return match.group(1)
+
+
+def test_readme_example_gives_what_the_commands_give(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    example: dict = {}
+    exec(compile(readme_example(), str(README), "exec"), example)
+    capsys.readouterr()
+
+    # The saved model, run by `tvmq run` on the whole test split, gives the example's
+    # host outputs bit for bit, and their accuracy is the example's score.
+    images, labels = digits_split("test")
+    np.save("images.npy", images)
+    assert main(["run", "digits_int8.tvmq", "--input", "images.npy", "--output", "y.npy"]) == 0
+    from_cli = np.load("y.npy")[:, 0]
+    from_api = np.stack([example["run"](image)[0][0] for image in images])
+    np.testing.assert_array_equal(from_cli, from_api)
+    score = example["score"]
+    assert score.metric == "top1"
+    assert score.value == np.mean(from_cli.argmax(axis=1) == labels)
+    assert score.value >= 0.95  # the float model's 98.3 %, give or take a sample or two
+    assert str(score).startswith(f"top1 {score.value:.4f} on the 360 test samples (x_test)")
+
+    # The firmware project the example compiled is whole and its report is the ELF's.
+    from tvmq.backend.mcu import elf_sizes
+
+    compiled = example["compiled"]
+    firmware = compiled.directory / "build" / "firmware.elf"
+    assert compiled.directory == Path("digits_m4") and firmware.is_file()
+    assert compiled.report["flash"] == elf_sizes(firmware)["flash"]
+    assert compiled.report["flash"] <= compiled.report["flash_limit"]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"mode": "fast"}, "--mode fast: expected one of static, dynamic, weight-only"),
+        ({"calibrator": "max"}, "--calibrator max: expected one of minmax"),
+        ({"colour": "red"}, "unknown quantize option 'colour' (known: mode, calibrator"),
+        ({"mode": "dynamic", "sensitivity": True}, "need --mode static, not dynamic"),
+        ({"budget": -1}, "--budget -1: a loss budget cannot be negative"),
+        ({"weight_bits": 3}, "--weight-bits 3: supported are 4 and 8"),
+        ({"bits": ["conv2d#1:4"]}, "--bits conv2d#1:4: expected LAYER=BITS"),
+        ({"bits": {"conv9": 4}}, "no layer named 'conv9' for --bits"),
+    ],
+)
+def test_bad_quantize_options_are_one_line_errors(options, message):
+    with pytest.raises(tvmq.TvmqError) as error:
+        tvmq.quantize_model(DIGITS_MODEL, DIGITS_DATA, **options)
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_other_mistakes_are_one_line_errors(tmp_path):
+    with pytest.raises(tvmq.TvmqError, match="--mode static calibrates: give --calib DATA"):
+        tvmq.quantize_model(DIGITS_MODEL)
+    with pytest.raises(tvmq.TvmqError, match="shapes apply to a model file"):
+        tvmq.build_model(tvmq.load_model(DIGITS_MODEL), shapes={"input": (1, 1, 8, 8)})
+    output = tmp_path / "fw"
+    with pytest.raises(tvmq.TvmqError, match="--arena-section and --weights-section"):
+        tvmq.compile_model(DIGITS_MODEL, "rpi5", output, arena_section=".sram2")
+    assert not output.exists()
+
+
+def test_import_tvmq_imports_no_tvm():
+    code = "import sys, tvmq; print(sorted(m for m in sys.modules if m.split('.')[0] == 'tvm'))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

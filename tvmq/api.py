@@ -1,0 +1,384 @@
+"""The Python API: load, quantize, evaluate, build, compile and tune a model.
+
+Every ``tvmq`` command that does one of these calls the function here, so a script
+gets what the command line gets: the same checks and one-line TvmqError messages
+(they name the command's flags), the same data splits, the same tuned schedules.
+A function that takes a model takes a :class:`~tvmq.model.Model` or the path of a
+model file (then ``shapes`` fixes its free input dims); it loads the file after
+checking its other arguments, so a mistake is reported before any long work.
+Nothing here imports TVM until it is called.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tvmq.errors import TvmqError
+from tvmq.model import Model
+
+if TYPE_CHECKING:
+    from tvmq.targets import Target
+    from tvmq.tune.apply import TunedSchedules
+    from tvmq.tune.tuner import TuneResult
+
+ModelLike = Model | str | Path
+Shapes = Mapping[str, tuple[int, ...]]
+Log = Callable[[str], None]
+
+
+def load_model(path: str | Path, shapes: Shapes | None = None) -> Model:
+    """Import an ONNX, TFLite or .tvmq file; `shapes` ({input: shape}) fixes free dims."""
+    from tvmq.frontend import load_model as load
+
+    return load(path, dict(shapes) if shapes else None)
+
+
+def save_model(model: Model, path: str | Path, *, force: bool = False) -> None:
+    """Write `model` as a .tvmq file (refused if it exists, unless `force`)."""
+    from tvmq.fileio import check_output_file
+    from tvmq.frontend.saved import save_model as save
+
+    check_output_file(path, force)
+    save(model, path)
+
+
+def schedules_for(
+    target: str | Path | Target,
+    directory: str | Path | None = None,
+    *,
+    tuned: bool = True,
+    objective: str = "flash",
+) -> TunedSchedules:
+    """The schedules a build for `target` uses (``--schedules``, ``--no-tuned``,
+    ``--objective``): tuned records from `directory`, else the user's and the shipped
+    databases. Every function here that builds uses these defaults when given none."""
+    from tvmq.targets import load_target
+    from tvmq.tune.apply import schedules_for as lookup
+
+    target = load_target(target) if isinstance(target, (str, Path)) else target
+    return lookup(target, None if directory is None else Path(directory), tuned=tuned,
+                  objective=objective)  # fmt: skip
+
+
+def quantize_model(
+    model: ModelLike,
+    calib_data: str | Path | None = None,
+    *,
+    shapes: Shapes | None = None,
+    log: Log | None = None,
+    **options,
+) -> Model:
+    """`model` quantized: calibrated on the data at `calib_data` (``--calib``: .npy,
+    .npz, a folder with y_labels.csv; a labelled set calibrates on its calibration
+    part) in the static mode, on nothing in the dynamic and weight-only modes.
+
+    `options` are ``tvmq quantize``'s flags as keywords (:mod:`tvmq.quantize.options`),
+    e.g. ``mode="dynamic"``, ``calib_samples=200``, ``skip=["conv2d#0"]``,
+    ``bits={"conv2d#1": 4}``, ``sensitivity=True, eval_data=...``, ``report=DIR``.
+    `log` receives the lines the command prints (what was calibrated, every
+    quantized tensor's range, scale and zero point)."""
+    from tvmq.quantize.options import QuantizeOptions
+
+    options = QuantizeOptions.from_keywords(options)
+    config = options.check(calibrating=calib_data is not None)
+    model = _as_model(model, shapes)
+    log = log or _silent
+    from tvmq.quantize.quantizer import calibrate_model, convert_model, quantize_weights
+
+    calibrated = sensitivity = None
+    if not options.static:
+        quantized = quantize_weights(model, config)
+    else:
+        from tvmq.data import calibration_inputs
+
+        samples, where = calibration_inputs(
+            calib_data, model, options.calib_fraction, options.calib_samples, options.input_format
+        )
+        log(f"calibrating on {where} with the {options.calibrator} calibrator")
+        calibrated = calibrate_model(model, samples, config, origin=str(calib_data))
+        if options.sensitivity:
+            quantized, sensitivity = _sensitivity(options, model, calibrated, samples, log)
+        else:
+            quantized = convert_model(calibrated)
+    for line in _quantization_lines(quantized.quantization):
+        log(line)
+    if options.report is not None:
+        from tvmq.quantize.debug import report_layer_errors
+
+        notes, extra = [], None
+        if sensitivity is not None:
+            labels = {op.name: op.label for op in calibrated.annotation.ops}
+            extra = {"sensitivity": sensitivity.as_dict(labels)}
+            notes = [
+                f"Fell back to float: {labels[n]} ({why})"
+                for n, why in sensitivity.fallback.items()
+            ]
+        report_layer_errors(
+            model, quantized, samples[: options.report_samples], options.report,
+            options.force, notes, extra, log,
+        )  # fmt: skip
+    return quantized
+
+
+def _quantization_lines(report: dict) -> list[str]:
+    """What a quantization did: ops quantized and kept float, each tensor's parameters."""
+    lines = [
+        f"quantized {len(report['quantized_ops'])} ops ({report['mode']}), "
+        f"{len(report['skipped_ops'])} kept float"
+    ]
+    for skipped in report["skipped_ops"]:
+        lines.append(f"  float: {skipped['name']} ({skipped['kind']}): {skipped['reason']}")
+    for tensor in report["tensors"]:
+        low, high = tensor["range"]
+        lines.append(
+            f"  {tensor['layer']:<14} {tensor['name']:<12} {tensor.get('source', ''):<12} "
+            f"[{low:10.4g}, {high:10.4g}]  "
+            f"scale={tensor['scale']:.6g} zero_point={tensor['zero_point']}"
+        )
+    return lines
+
+
+def _sensitivity(options, model: Model, calibrated, samples, log: Log):
+    """Fall layers back to float until the loss is within the budget; say which and why."""
+    from tvmq.data import open_data
+    from tvmq.evaluate import evaluate
+    from tvmq.quantize.sensitivity import metric_loss, output_error_loss, search
+
+    metric_name, budget = options.metric, options.budget
+    if options.eval_data is not None:
+        data = open_data(options.eval_data, model.inputs[0])
+        held_out = data.split(options.calib_fraction).evaluation
+
+        def metric(candidate: Model) -> float:
+            return evaluate(candidate, candidate.build("host"), data, metric_name, held_out)
+
+        baseline = metric(model)
+        log(f"float {metric_name} {baseline:.4f} on {data.describe(held_out)}")
+        loss = metric_loss(baseline, metric)
+        what = f"relative {metric_name} loss"
+    else:
+        loss = output_error_loss(model, samples[: options.report_samples])
+        what = "relative output error"
+    quantized, result = search(calibrated, loss, budget)
+    labels = {op.name: op.label for op in calibrated.annotation.ops}
+    log(f"sensitivity ({what} with one layer quantized, %):")
+    for name, value in sorted(result.alone.items(), key=lambda item: -item[1]):
+        log(f"  {labels[name]:<14} {name:<10} {value:8.3f}")
+    for name, why in result.fallback.items():
+        log(f"  fallback: {labels[name]} ({name}): {why}")
+    verdict = "within" if result.final_loss <= budget else "still above"
+    log(f"{what} {result.final_loss:.3f} %, {verdict} the budget of {budget:g} %")
+    return quantized, result
+
+
+@dataclass(frozen=True)
+class Score:
+    """A task metric of a model on the scored part of a data set."""
+
+    metric: str
+    value: float
+    scored: str  # which samples, in words
+
+    def __float__(self) -> float:
+        return self.value
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.value:.4f} on {self.scored}"
+
+
+def evaluate_model(
+    model: ModelLike,
+    data: str | Path,
+    *,
+    metric: str | None = None,
+    target: str | Path = "host",
+    skip_fraction: float | None = None,
+    schedules: TunedSchedules | None = None,
+    shapes: Shapes | None = None,
+    progress: bool = True,
+) -> Score:
+    """`metric` (top1, auc; default: auc on the anomaly set, else top1) of `model`
+    built for `target`, on the evaluation part of the labelled data at `data` (the
+    part quantize does not calibrate on; all but the leading `skip_fraction`)."""
+    from tvmq.data import open_data
+    from tvmq.evaluate import check_metric, default_metric, evaluate
+
+    model = _as_model(model, shapes)
+    labelled = open_data(data, model.inputs[0])
+    metric = metric or default_metric(labelled)
+    check_metric(model, labelled, metric)  # before the build: a wrong metric fails at once
+    held_out = labelled.split(skip_fraction).evaluation
+    executable = model.build(str(target), schedules)
+    try:
+        value = evaluate(model, executable, labelled, metric, held_out, progress=progress)
+    finally:
+        _close(executable)
+    return Score(metric, value, labelled.describe(held_out))
+
+
+def build_model(
+    model: ModelLike,
+    target: str | Path = "host",
+    *,
+    schedules: TunedSchedules | None = None,
+    shapes: Shapes | None = None,
+):
+    """`model` compiled for `target` (a name in targets/ or a .toml): an executable
+    called with the model's inputs (numpy arrays), returning its outputs. A board's
+    executable runs on its emulator until ``close()``."""
+    return _as_model(model, shapes).build(str(target), schedules)
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """What :func:`compile_model` wrote."""
+
+    target: Target
+    directory: Path
+    # The firmware report (Cortex-M: flash, RAM, arena, ...), the library manifest
+    # (Cortex-A) or the CUDA manifest, as the project's JSON files hold them.
+    report: dict
+    schedules: TunedSchedules | None  # None for CUDA, which tvmq does not schedule
+
+
+def compile_model(
+    model: ModelLike,
+    target: str | Path,
+    output: str | Path,
+    *,
+    name: str | None = None,
+    arena_section: str | None = None,
+    weights_section: str | None = None,
+    batch: int = 1,
+    schedules: TunedSchedules | None = None,
+    force: bool = False,
+    shapes: Shapes | None = None,
+) -> Compiled:
+    """Compile `model` into the new directory `output`: a firmware project (Cortex-M),
+    a library project (Cortex-A) or CUDA kernels; all of it, or nothing if it fails.
+    `name` names the C symbols, the sections place the arena and weights (Cortex-M),
+    `batch` is samples per call (CUDA); `force` replaces an existing `output`."""
+    from tvmq.fileio import output_directory
+
+    with output_directory(output, force) as directory:
+        return _compile_into(
+            model, target, directory, Path(output), name, arena_section, weights_section,
+            batch, schedules, shapes,
+        )  # fmt: skip
+
+
+def _compile_into(
+    model, target, directory, output, name, arena_section, weights_section, batch, schedules,
+    shapes,
+) -> Compiled:  # fmt: skip
+    from tvmq.backend.emit_c import Placement, check_model_name
+    from tvmq.targets import load_target
+
+    target = load_target(target)
+    placement = Placement(arena_section, weights_section)
+    if placement != Placement() and target.kind != "cortex-m":
+        raise TvmqError(
+            f"target '{target.name}' is {target.kind}: --arena-section and "
+            "--weights-section place a Cortex-M firmware's data"
+        )
+    name = None if name is None else check_model_name(name)
+    if name is not None and target.kind not in ("cortex-m", "cortex-a"):
+        raise TvmqError(
+            f"target '{target.name}' is {target.kind}: --name names the C symbols of "
+            "Cortex-M firmware and Cortex-A libraries"
+        )
+    if target.kind == "cuda":
+        from tvmq.backend.cuda import compile_cuda_project
+
+        manifest = compile_cuda_project(_as_model(model, shapes), target, directory, batch)
+        return Compiled(target, output, manifest, None)
+    if target.kind not in ("cortex-m", "cortex-a"):
+        raise TvmqError(
+            f"target '{target.name}' is {target.kind}: compile makes Cortex-M firmware, "
+            "Cortex-A libraries or CUDA kernels"
+        )
+    model = _as_model(model, shapes)
+    if name is not None:
+        import dataclasses
+
+        model = dataclasses.replace(model, name=name)
+    schedules = schedules or schedules_for(target)
+    if target.kind == "cortex-a":
+        from tvmq.backend.linux import compile_library
+
+        return Compiled(
+            target, output, compile_library(model, target, directory, schedules), schedules
+        )
+    from tvmq.backend.mcu import compile_firmware
+
+    report = compile_firmware(model, target, directory, schedules, placement)
+    return Compiled(target, output, report, schedules)
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """What :func:`tune_model` did, and where its records are."""
+
+    model: str
+    target: Target
+    runner: str
+    result: TuneResult
+    directory: Path
+    dropped: int  # records not kept (see ScheduleDatabase.dropped)
+
+
+def tune_model(
+    model: ModelLike,
+    target: str | Path,
+    trials: int,
+    *,
+    work_dir: str | Path | None = None,
+    runner: str | None = None,
+    tracker: str | None = None,
+    key: str = "tvmq",
+    seed: int | None = None,
+    shapes: Shapes | None = None,
+) -> Tuning:
+    """Tune `model`'s kernels for `target` with `trials` measurements in all, into the
+    database `work_dir` (default: the user's for the target), which every later
+    build for the target reads. `runner`: local, rpc (with `tracker` and `key`) or
+    board (the default for emulated boards)."""
+    from tvmq.fileio import check_directory_writable
+    from tvmq.targets import load_target
+    from tvmq.tune.database import ScheduleDatabase, default_directory
+    from tvmq.tune.runners import check_runner, default_runner
+    from tvmq.tune.tuner import tune
+
+    target = load_target(target)
+    runner = runner or default_runner(target)
+    check_runner(runner, target)
+    directory = Path(work_dir) if work_dir is not None else default_directory(target)
+    check_directory_writable(directory)
+    database = ScheduleDatabase(directory, target)  # refuses a damaged or foreign one first
+    model = _as_model(model, shapes)
+    result = tune(model, target, trials, database, runner, tracker=tracker, key=key, seed=seed)
+    return Tuning(model.name, target, runner, result, directory, database.dropped)
+
+
+def _as_model(model: ModelLike, shapes: Shapes | None) -> Model:
+    if isinstance(model, Model):
+        if shapes:
+            raise TvmqError(f"{model.name}: shapes apply to a model file; this one is loaded")
+        return model
+    if not isinstance(model, (str, Path)):
+        raise TvmqError(f"expected a Model or a model file's path, got {type(model).__name__}")
+    return load_model(model, shapes)
+
+
+def _close(executable) -> None:
+    """Stop a board's emulator (host executables have nothing to close)."""
+    close = getattr(executable, "close", None)
+    if close is not None:
+        close()
+
+
+def _silent(_: str) -> None:
+    pass
