@@ -19,8 +19,13 @@ def digits_split(split: str = "test") -> tuple[np.ndarray, np.ndarray]:
     """(inputs, labels) of the 'train' or 'test' split, inputs shaped (N, 1, 1, 8, 8).
 
     Each inputs[i] is one model input: float32 pixels scaled from 0..16 to 0..1 by
-    the archive's `scale` (which lets ``tvmq quantize --calib digits.npz`` read it too).
+    the archive's `scale`, read by :mod:`tvmq.data` as every command reads it (the
+    train part calibrates, the test part is scored).
     """
-    with np.load(DIGITS_DATA) as data:
-        pixels, labels, scale = data[f"x_{split}"], data[f"y_{split}"], data["scale"]
-    return pixels[:, None, None].astype(np.float32) * scale, labels.astype(np.int64)
+    from tvmq.data import open_data
+
+    data = open_data(DIGITS_DATA)
+    train, test = data.split()
+    indices = {"train": train, "test": test}[split]
+    pixels = np.stack([data.sample(index) for index in indices])
+    return pixels[:, None, None], data.labels[indices].astype(np.int64)
