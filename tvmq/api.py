@@ -11,6 +11,8 @@ Nothing here imports TVM until it is called.
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,8 +61,8 @@ def schedules_for(
     from tvmq.tune.apply import schedules_for as lookup
 
     target = load_target(target) if isinstance(target, (str, Path)) else target
-    return lookup(target, None if directory is None else Path(directory), tuned=tuned,
-                  objective=objective)  # fmt: skip
+    directory = None if directory is None else Path(directory)
+    return lookup(target, directory, tuned=tuned, objective=objective)
 
 
 def quantize_model(
@@ -81,13 +83,12 @@ def quantize_model(
     `log` receives the lines the command prints (what was calibrated, every
     quantized tensor's range, scale and zero point)."""
     from tvmq.quantize.options import QuantizeOptions
+    from tvmq.quantize.quantizer import calibrate_model, convert_model, quantize_weights
 
     options = QuantizeOptions.from_keywords(options)
     config = options.check(calibrating=calib_data is not None)
     model = _as_model(model, shapes)
     log = log or _silent
-    from tvmq.quantize.quantizer import calibrate_model, convert_model, quantize_weights
-
     calibrated = sensitivity = None
     if not options.static:
         quantized = quantize_weights(model, config)
@@ -261,24 +262,40 @@ def compile_model(
     a library project (Cortex-A) or CUDA kernels; all of it, or nothing if it fails.
     `name` names the C symbols, the sections place the arena and weights (Cortex-M),
     `batch` is samples per call (CUDA); `force` replaces an existing `output`."""
+    from tvmq.backend.emit_c import Placement
     from tvmq.fileio import output_directory
-
-    with output_directory(output, force) as directory:
-        return _compile_into(
-            model, target, directory, Path(output), name, arena_section, weights_section,
-            batch, schedules, shapes,
-        )  # fmt: skip
-
-
-def _compile_into(
-    model, target, directory, output, name, arena_section, weights_section, batch, schedules,
-    shapes,
-) -> Compiled:  # fmt: skip
-    from tvmq.backend.emit_c import Placement, check_model_name
     from tvmq.targets import load_target
 
-    target = load_target(target)
-    placement = Placement(arena_section, weights_section)
+    with output_directory(output, force) as directory:
+        target = load_target(target)
+        placement = Placement(arena_section, weights_section)
+        name = _check_compile_options(target, placement, name)
+        model = _as_model(model, shapes)
+        if target.kind == "cuda":
+            from tvmq.backend.cuda import compile_cuda_project
+
+            report, schedules = compile_cuda_project(model, target, directory, batch), None
+        else:
+            if name is not None:
+                model = dataclasses.replace(model, name=name)
+            if schedules is None:
+                schedules = schedules_for(target)
+            if target.kind == "cortex-a":
+                from tvmq.backend.linux import compile_library
+
+                report = compile_library(model, target, directory, schedules)
+            else:
+                from tvmq.backend.mcu import compile_firmware
+
+                report = compile_firmware(model, target, directory, schedules, placement)
+    return Compiled(target, Path(output), report, schedules)
+
+
+def _check_compile_options(target: Target, placement, name: str | None) -> str | None:
+    """Refuse options that do not apply to the target, or a target compile cannot
+    make; return the checked C name."""
+    from tvmq.backend.emit_c import Placement, check_model_name
+
     if placement != Placement() and target.kind != "cortex-m":
         raise TvmqError(
             f"target '{target.name}' is {target.kind}: --arena-section and "
@@ -290,32 +307,12 @@ def _compile_into(
             f"target '{target.name}' is {target.kind}: --name names the C symbols of "
             "Cortex-M firmware and Cortex-A libraries"
         )
-    if target.kind == "cuda":
-        from tvmq.backend.cuda import compile_cuda_project
-
-        manifest = compile_cuda_project(_as_model(model, shapes), target, directory, batch)
-        return Compiled(target, output, manifest, None)
-    if target.kind not in ("cortex-m", "cortex-a"):
+    if target.kind not in ("cortex-m", "cortex-a", "cuda"):
         raise TvmqError(
             f"target '{target.name}' is {target.kind}: compile makes Cortex-M firmware, "
             "Cortex-A libraries or CUDA kernels"
         )
-    model = _as_model(model, shapes)
-    if name is not None:
-        import dataclasses
-
-        model = dataclasses.replace(model, name=name)
-    schedules = schedules or schedules_for(target)
-    if target.kind == "cortex-a":
-        from tvmq.backend.linux import compile_library
-
-        return Compiled(
-            target, output, compile_library(model, target, directory, schedules), schedules
-        )
-    from tvmq.backend.mcu import compile_firmware
-
-    report = compile_firmware(model, target, directory, schedules, placement)
-    return Compiled(target, output, report, schedules)
+    return name
 
 
 @dataclass(frozen=True)
@@ -368,7 +365,7 @@ def _as_model(model: ModelLike, shapes: Shapes | None) -> Model:
         if shapes:
             raise TvmqError(f"{model.name}: shapes apply to a model file; this one is loaded")
         return model
-    if not isinstance(model, (str, Path)):
+    if not isinstance(model, (str, os.PathLike)):
         raise TvmqError(f"expected a Model or a model file's path, got {type(model).__name__}")
     return load_model(model, shapes)
 
