@@ -45,6 +45,10 @@ def test_readme_example_gives_what_the_commands_give(tmp_path, monkeypatch, caps
     assert score.value >= 0.95  # the float model's 98.3 %, give or take a sample or two
     assert str(score).startswith(f"top1 {score.value:.4f} on the 360 test samples (x_test)")
 
+    # Calibrating on an array is calibrating on the same samples read from the file.
+    from_array = tvmq.quantize_model(DIGITS_MODEL, digits_split("train")[0][:200])
+    assert from_array.quantization["tensors"] == example["int8"].quantization["tensors"]
+
     # The firmware project the example compiled is whole and its report is the ELF's.
     from tvmq.backend.mcu import elf_sizes
 

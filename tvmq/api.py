@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from tvmq.errors import TvmqError
 from tvmq.model import Model
 
@@ -60,22 +62,23 @@ def schedules_for(
     from tvmq.targets import load_target
     from tvmq.tune.apply import schedules_for as lookup
 
-    target = load_target(target) if isinstance(target, (str, Path)) else target
+    target = load_target(target) if isinstance(target, (str, os.PathLike)) else target
     directory = None if directory is None else Path(directory)
     return lookup(target, directory, tuned=tuned, objective=objective)
 
 
 def quantize_model(
     model: ModelLike,
-    calib_data: str | Path | None = None,
+    calib_data: str | Path | np.ndarray | None = None,
     *,
     shapes: Shapes | None = None,
     log: Log | None = None,
     **options,
 ) -> Model:
-    """`model` quantized: calibrated on the data at `calib_data` (``--calib``: .npy,
-    .npz, a folder with y_labels.csv; a labelled set calibrates on its calibration
-    part) in the static mode, on nothing in the dynamic and weight-only modes.
+    """`model` quantized: calibrated on `calib_data` in the static mode (``--calib``:
+    a .npy batch, a .npz, a folder with y_labels.csv, of which a labelled set
+    calibrates on its calibration part; or an array, a batch of the model's input),
+    on nothing in the dynamic and weight-only modes.
 
     `options` are ``tvmq quantize``'s flags as keywords (:mod:`tvmq.quantize.options`),
     e.g. ``mode="dynamic"``, ``calib_samples=200``, ``skip=["conv2d#0"]``,
@@ -99,7 +102,8 @@ def quantize_model(
             calib_data, model, options.calib_fraction, options.calib_samples, options.input_format
         )
         log(f"calibrating on {where} with the {options.calibrator} calibrator")
-        calibrated = calibrate_model(model, samples, config, origin=str(calib_data))
+        origin = "the array" if isinstance(calib_data, np.ndarray) else str(calib_data)
+        calibrated = calibrate_model(model, samples, config, origin=origin)
         if options.sensitivity:
             quantized, sensitivity = _sensitivity(options, model, calibrated, samples, log)
         else:

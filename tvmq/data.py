@@ -264,34 +264,37 @@ def model_input(value: np.ndarray, spec: TensorSpec, data: LabelledData) -> np.n
 
 
 def calibration_inputs(
-    path: str | Path,
+    source: str | Path | np.ndarray,
     model: Model,
     fraction: float | None = None,
     count: int | None = None,
     input_format: str = "auto",
     what: str = "calibration samples",
 ) -> tuple[list[list[np.ndarray]], str]:
-    """Model inputs of the calibration part of the data at `path`, cut to `count`,
-    and a sentence saying which samples they are."""
-    path = Path(path)
+    """Model inputs of the calibration part of the data at `source` (or of an array,
+    a batch of a single-input model's inputs), cut to `count`, and a sentence saying
+    which samples they are."""
+    origin = "the array" if isinstance(source, np.ndarray) else str(source)
+    path = Path(origin)
     if len(model.inputs) != 1:
         if path.suffix != ".npz" or input_format != "auto":
             names = ", ".join(spec.name for spec in model.inputs)
             raise TvmqError(
-                f"{path}: a model with several inputs takes a .npz holding a batch for "
+                f"{origin}: a model with several inputs takes a .npz holding a batch for "
                 f"each input ({names})"
             )
         samples = _named_batches(path, model)
         where = f"{len(samples)} samples of {path}"
-    elif path.suffix == ".npy" and input_format == "auto":  # fed exactly as they are
+    elif isinstance(source, np.ndarray) or (path.suffix == ".npy" and input_format == "auto"):
+        # A batch of inputs, fed exactly as they are.
         spec = model.inputs[0]
-        array = read_array(path)
+        array = source if isinstance(source, np.ndarray) else read_array(path)
         if array.shape[1:] != spec.shape:
             raise TvmqError(
-                f"{path}: shape {list(array.shape)} is not a batch of input "
+                f"{origin}: shape {list(array.shape)} is not a batch of input "
                 f"'{spec.name}' {list(spec.shape)}"
             )
-        samples, where = [[x] for x in array], f"{len(array)} samples of {path}"
+        samples, where = [[x] for x in array], f"{len(array)} samples of {origin}"
     else:
         spec = model.inputs[0]
         data = open_data(path, spec, input_format)
@@ -301,11 +304,11 @@ def calibration_inputs(
         where = data.describe(chosen)
     if count is not None:
         if len(samples) < count:
-            raise TvmqError(f"{path}: {len(samples)} {what}, fewer than the {count} asked")
+            raise TvmqError(f"{origin}: {len(samples)} {what}, fewer than the {count} asked")
         samples = samples[:count]
         where += f", first {count} used"
     if not samples:
-        raise TvmqError(f"{path}: no {what}")
+        raise TvmqError(f"{origin}: no {what}")
     return samples, where
 
 
