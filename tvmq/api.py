@@ -216,11 +216,8 @@ def evaluate_model(
     metric = metric or default_metric(labelled)
     check_metric(model, labelled, metric)  # before the build: a wrong metric fails at once
     held_out = labelled.split(skip_fraction).evaluation
-    executable = model.build(str(target), schedules)
-    try:
+    with model.build(str(target), schedules) as executable:
         value = evaluate(model, executable, labelled, metric, held_out, progress=progress)
-    finally:
-        _close(executable)
     return Score(metric, value, labelled.describe(held_out))
 
 
@@ -232,8 +229,9 @@ def build_model(
     shapes: Shapes | None = None,
 ):
     """`model` compiled for `target` (a name in targets/ or a .toml): an executable
-    called with the model's inputs (numpy arrays), returning its outputs. A board's
-    executable runs on its emulator until ``close()``."""
+    (:class:`tvmq.backend.executable.Executable`) called with the model's inputs
+    (numpy arrays), returning its outputs. A board's executable runs on its emulator
+    until ``close()`` (or the end of a ``with`` block)."""
     return _as_model(model, shapes).build(str(target), schedules)
 
 
@@ -299,19 +297,21 @@ def _check_compile_options(target: Target, placement, name: str | None) -> str |
     """Refuse options that do not apply to the target, or a target compile cannot
     make; return the checked C name."""
     from tvmq.backend.emit_c import Placement, check_model_name
+    from tvmq.backend.registry import backend_for
 
+    emits_c = backend_for(target).emits_c
     if placement != Placement() and target.kind != "cortex-m":
         raise TvmqError(
             f"target '{target.name}' is {target.kind}: --arena-section and "
             "--weights-section place a Cortex-M firmware's data"
         )
     name = None if name is None else check_model_name(name)
-    if name is not None and target.kind not in ("cortex-m", "cortex-a"):
+    if name is not None and not emits_c:
         raise TvmqError(
             f"target '{target.name}' is {target.kind}: --name names the C symbols of "
             "Cortex-M firmware and Cortex-A libraries"
         )
-    if target.kind not in ("cortex-m", "cortex-a", "cuda"):
+    if not emits_c and target.kind != "cuda":
         raise TvmqError(
             f"target '{target.name}' is {target.kind}: compile makes Cortex-M firmware, "
             "Cortex-A libraries or CUDA kernels"
@@ -347,18 +347,11 @@ def tune_model(
     database `work_dir` (default: the user's for the target), which every later
     build for the target reads. `runner`: local, rpc (with `tracker` and `key`) or
     board (the default for emulated boards)."""
-    from tvmq.fileio import check_directory_writable
     from tvmq.targets import load_target
-    from tvmq.tune.database import ScheduleDatabase, default_directory
-    from tvmq.tune.runners import check_runner, default_runner
-    from tvmq.tune.tuner import tune
+    from tvmq.tune.tuner import open_tuning, tune
 
     target = load_target(target)
-    runner = runner or default_runner(target)
-    check_runner(runner, target)
-    directory = Path(work_dir) if work_dir is not None else default_directory(target)
-    check_directory_writable(directory)
-    database = ScheduleDatabase(directory, target)  # refuses a damaged or foreign one first
+    runner, directory, database = open_tuning(target, work_dir, runner)
     model = _as_model(model, shapes)
     result = tune(model, target, trials, database, runner, tracker=tracker, key=key, seed=seed)
     return Tuning(model.name, target, runner, result, directory, database.dropped)
@@ -372,13 +365,6 @@ def _as_model(model: ModelLike, shapes: Shapes | None) -> Model:
     if not isinstance(model, (str, os.PathLike)):
         raise TvmqError(f"expected a Model or a model file's path, got {type(model).__name__}")
     return load_model(model, shapes)
-
-
-def _close(executable) -> None:
-    """Stop a board's emulator (host executables have nothing to close)."""
-    close = getattr(executable, "close", None)
-    if close is not None:
-        close()
 
 
 def _silent(_: str) -> None:

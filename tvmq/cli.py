@@ -7,7 +7,6 @@ traceback and no partial output file.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import json
 import signal
@@ -65,7 +64,7 @@ def _run(args: argparse.Namespace) -> int:
         if not target.is_emulated:
             raise TvmqError(f"--profile: target {target.name} is not an emulated Cortex-M board")
     schedules = _schedules(args, args.target)
-    with _closing(build_model(model, args.target, schedules=schedules)) as executable:
+    with build_model(model, args.target, schedules=schedules) as executable:
         print(schedules.summary())
         results = [executable(*sample) for sample in samples]
         if args.profile:
@@ -108,18 +107,6 @@ def _kernel_profile(executable, sample: list[np.ndarray]) -> str:
         bar = "#" * round(share * 40)
         lines.append(f"  {row.kernel:32} {row.calls:>5} {count:>13} {share:>6.1%} {bar}")
     return "\n".join(lines)
-
-
-@contextlib.contextmanager
-def _closing(executable):
-    """Stops a board's emulator once the command is done: a caller that goes on running
-    (tests, the Python API through main) would otherwise keep a spinning QEMU."""
-    try:
-        yield executable
-    finally:
-        close = getattr(executable, "close", None)
-        if close is not None:
-            close()
 
 
 def _check_report_dir(directory: Path | None) -> None:

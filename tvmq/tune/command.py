@@ -38,29 +38,32 @@ def add_parser(commands, parents=()) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tvmq.api import tune_model
+    from tvmq.frontend import load_model
     from tvmq.frontend.shapes import parse_shape_options
+    from tvmq.targets import load_target
     from tvmq.tune.runners import EMULATED_HZ
+    from tvmq.tune.tuner import open_tuning, tune
 
-    tuning = tune_model(
-        args.model, args.target, args.trials, work_dir=args.work_dir, runner=args.runner,
+    target = load_target(args.target)
+    runner, directory, database = open_tuning(target, args.work_dir, args.runner)
+    model = load_model(args.model, parse_shape_options(args.shape))
+    result = tune(
+        model, target, args.trials, database, runner,
         tracker=args.tracker, key=args.key, seed=args.seed,
-        shapes=parse_shape_options(args.shape),
     )  # fmt: skip
-    result, target = tuning.result, tuning.target
     print(
-        f"{tuning.model} on {target.name}: {len(result.tasks)} tasks, "
+        f"{model.name} on {target.name}: {len(result.tasks)} tasks, "
         f"{result.trials_before} trials already recorded, {result.trials_run} run now"
     )
     for name, seconds in result.best_seconds.items():
-        if tuning.runner == "board" and target.clock_hz is None:  # counted under QEMU, no clock
+        if runner == "board" and target.clock_hz is None:  # counted under QEMU, no clock
             print(f"  {name:<24} best {seconds * EMULATED_HZ:12,.0f} instructions")
         else:
             print(f"  {name:<24} best {seconds * 1e6:12.2f} us")
-    if tuning.dropped:
+    if database.dropped:
         print(
-            f"  {tuning.dropped} records not kept: their traces name the blocks of an "
+            f"  {database.dropped} records not kept: their traces name the blocks of an "
             "equal kernel of another model, which the stored kernel lacks"
         )
-    print(f"records in {tuning.directory}")
+    print(f"records in {directory}")
     return 0

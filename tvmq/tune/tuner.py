@@ -8,6 +8,7 @@ that was killed continues with what is left when started again.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tqdm import tqdm
 from tvm.ir.utils import derived_object
@@ -60,6 +61,22 @@ def tunable_tasks(model: Model, target: Target) -> list[Task]:
     if not tasks:
         raise TvmqError(f"{model.name}: no kernel to tune for {target.name}")
     return tasks
+
+
+def open_tuning(
+    target: Target, work_dir: Path | None = None, runner: str | None = None
+) -> tuple[str, Path, ScheduleDatabase]:
+    """The runner (the target's default if None), the database directory (the user's
+    for the target if None) and the database a tuning writes; an unfit runner or an
+    unusable, damaged or foreign database is refused before any work."""
+    from tvmq.fileio import check_directory_writable
+    from tvmq.tune.database import default_directory
+
+    runner = runner or default_runner(target)
+    check_runner(runner, target)
+    directory = Path(work_dir) if work_dir is not None else default_directory(target)
+    check_directory_writable(directory)
+    return runner, directory, ScheduleDatabase(directory, target)
 
 
 def tune(
