@@ -70,6 +70,7 @@ def test_readme_example_gives_what_the_commands_give(tmp_path, monkeypatch, caps
         ({"weight_bits": 3}, "--weight-bits 3: supported are 4 and 8"),
         ({"bits": ["conv2d#1:4"]}, "--bits conv2d#1:4: expected LAYER=BITS"),
         ({"bits": {"conv9": 4}}, "no layer named 'conv9' for --bits"),
+        ({"codebook_per_channel": True}, "--codebook-per-channel: give --codebook K"),
     ],
 )
 def test_bad_quantize_options_are_one_line_errors(options, message):
