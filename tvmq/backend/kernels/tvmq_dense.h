@@ -12,7 +12,7 @@
  * once for all four rows (CMSIS-NN's arm_nn_vec_mat_mult_t_s8 shares it between two),
  * and the rows' 16 weight bytes are one LDM: 20 instructions per 16 multiply-accumulates
  * where tvmq_dot_s8_1x4 takes 23 and separate loop counting. Elsewhere plain C (the
- * schedule only picks this kernel on the DSP cores; the host checks its arithmetic).
+ * default schedule picks this kernel on the DSP cores only; tuning may elsewhere).
  * The block must be 4-byte aligned (LDM): the weights blob aligns every constant to 16
  * and each block is 4 k bytes.
  */
