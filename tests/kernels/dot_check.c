@@ -1,6 +1,7 @@
-/* tvmq_dot_s8_1xN, tvmq_dot_s8_2xN, their rows (tvmq_dot_s8_rowxN) and depthwise rows
- * (tvmq_dw_s8x4_row) against the plain sum, for depths 1..100 (whole
- * SIMD steps and every tail), channel and pixel strides, and nonzero starting
+/* tvmq_dot_s8_1xN, tvmq_dot_s8_2xN, their rows (tvmq_dot_s8_rowxN), depthwise rows
+ * (tvmq_dw_s8x4_row) and dense rows on interleaved weights (tvmq_dense_s8x4) against
+ * the plain sum, for depths 1..100 (1..200 dense: whole SIMD steps and every tail),
+ * channel and pixel strides, and nonzero starting
  * accumulators. Prints the SIMD path compiled in and "mismatches N"; exit status 0 when
  * N is 0. Built for the host, Cortex-M4 (DSP), Cortex-M55 (Helium) and AArch64 with
  * the dot-product extension (SDOT, under qemu-aarch64) by tests/test_kernels.py. */
@@ -80,6 +81,27 @@ int main(void) {
       if (acc[i] != want[i] && mismatches++ < 5)
         printf("dw row%d %dx%d stride %d: element %d want %ld, got %ld\n", (int)count, (int)kh,
                (int)kw, (int)stride, i, (long)want[i], (long)acc[i]);
+  }
+  for (long t = 0; t < 1500; ++t) { /* dense rows on interleaved weights, depths 1..200 */
+    static int8_t x[200], w[4][200];
+    static int8_t packed[4 * 200] __attribute__((aligned(4)));
+    int32_t k = 1 + (int32_t)(t % 200), groups = k / 4, tail = k % 4;
+    for (int32_t i = 0; i < k; ++i) x[i] = (int8_t)next();
+    for (int j = 0; j < 4; ++j)
+      for (int32_t i = 0; i < k; ++i) w[j][i] = (int8_t)next();
+    for (int j = 0; j < 4; ++j) {
+      for (int32_t g = 0; g < groups; ++g) memcpy(packed + 16 * g + 4 * j, &w[j][4 * g], 4);
+      memcpy(packed + 16 * groups + j * tail, &w[j][4 * groups], (size_t)tail);
+    }
+    int32_t acc[4], want[4];
+    for (int j = 0; j < 4; ++j) acc[j] = want[j] = (int32_t)(next() % 100000) - 50000;
+    for (int j = 0; j < 4; ++j)
+      for (int32_t i = 0; i < k; ++i) want[j] += x[i] * w[j][i];
+    tvmq_dense_s8x4(acc, x, packed, k, k);
+    for (int j = 0; j < 4; ++j)
+      if (acc[j] != want[j] && mismatches++ < 5)
+        printf("dense k=%ld row %d: want %ld, got %ld\n", (long)k, j, (long)want[j],
+               (long)acc[j]);
   }
 #if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
   printf("path helium\n");

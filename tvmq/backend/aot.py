@@ -19,6 +19,7 @@ import numpy as np
 import tvm
 
 from tvmq.backend.codebook import pack_codebook_weights
+from tvmq.backend.dense import interleave_dense_weights
 from tvmq.backend.graph import CONSTANT, INPUT, OUTPUT, KernelGraph, fuse, kernel_graph
 from tvmq.backend.int4 import pack_int4_weights
 from tvmq.backend.planner import ALIGNMENT, MemoryPlan, plan_memory
@@ -83,6 +84,7 @@ def lower_graph(
             graph.transpose_constant(name, position, axes)
     pack_int4_weights(model, graph, functions)
     pack_codebook_weights(model, graph, functions)
+    interleave_dense_weights(graph, functions)  # after packing: int8 weights only
     plan = plan_memory(graph)
     weights, weight_offsets = _weight_blob(graph)
     tir = tvm.IRModule({tvm.ir.GlobalVar(name): func for name, func in functions.items()})

@@ -8,6 +8,7 @@ the memory planner and the C emitter work from, without the Relax VM.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,13 +59,22 @@ class KernelGraph:
     def transpose_constant(self, kernel: str, position: int, axes: tuple[int, ...]) -> None:
         """Give argument `position` of every call of `kernel` (a constant) the layout
         np.transpose(value, axes), which the kernel's schedule chose."""
+        self.relayout_constant(
+            kernel, position, f"t{''.join(map(str, axes))}", lambda v: np.transpose(v, axes)
+        )
+
+    def relayout_constant(
+        self, kernel: str, position: int, suffix: str, layout: Callable[[np.ndarray], np.ndarray]
+    ) -> None:
+        """Give argument `position` of every call of `kernel` (a constant) the value
+        layout(value), named after the original with `suffix`."""
         for step in self.steps:
             if step.kernel != kernel:
                 continue
             source = self.tensors[step.args[position]]
-            name = f"{source.name}_t{''.join(map(str, axes))}"
+            name = f"{source.name}_{suffix}"
             if name not in self.tensors:
-                value = np.ascontiguousarray(np.transpose(source.value, axes))
+                value = np.ascontiguousarray(layout(source.value))
                 self.tensors[name] = Tensor(name, value.shape, source.dtype, CONSTANT, value=value)
             step.args[position] = name
         self._drop_unused_constants()

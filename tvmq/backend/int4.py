@@ -31,6 +31,7 @@ INT4_KERNELS = {
     **{f"tvmq_dot_s8_2x{n}": f"tvmq_dot_s4_2x{n}" for n in (1, 2, 4)},
     **{f"tvmq_dot_s8_2x{n}_no_mmla": f"tvmq_dot_s4_2x{n}" for n in (1, 2, 4)},
     **{f"tvmq_dot_s8_rowx{n}": f"tvmq_dot_s4_rowx{n}" for n in (1, 2, 4)},
+    "tvmq_dense_s8x4": "tvmq_dot_s4_1x4",  # row-major packed: not interleaved (dense.py)
     "tvmq_dw_s8x4": "tvmq_dw_s4x4",
     "tvmq_dw_s8x4_row": "tvmq_dw_s4x4_row",
 }

@@ -24,12 +24,14 @@ HEADER = "tvmq_dot.h"  # what the generated kernels include
 HEADERS = (
     HEADER,
     "tvmq_dot_neon.h",
+    "tvmq_dense.h",
     "tvmq_requant.h",
     "tvmq_sparse.h",
     "tvmq_s4.h",
     "tvmq_cb.h",
 )
 LANES = (4, 2, 1)  # output channels per call, as defined in tvmq_dot.h
+DENSE_KERNEL = "tvmq_dense_s8x4"  # four dense rows on interleaved weights (tvmq_dense.h)
 
 
 def conv_dot_product(lanes: int, width: int, channels: int) -> str:
@@ -75,10 +77,13 @@ def conv_window_dot_product(lanes: int, height: int, width: int, channels: int) 
     return _registered_once(name, lambda: _window_functions(lanes, height, width, channels))
 
 
-def dense_dot_product(lanes: int, depth: int) -> str:
-    """Intrinsic for `lanes` output features of a dense layer with [N, K] weights."""
-    name = f"tvmq_dot_s8_1x{lanes}_dense{depth}"
-    return _registered_once(name, lambda: _dense_functions(lanes, depth))
+def dense_dot_product(lanes: int, depth: int, interleaved: bool = False) -> str:
+    """Intrinsic for `lanes` output features of a dense layer with [N, K] weights.
+    `interleaved` (four lanes): ``tvmq_dense_s8x4``, which reads each block of four
+    rows interleaved by :mod:`tvmq.backend.dense` after scheduling."""
+    function = DENSE_KERNEL if interleaved else f"tvmq_dot_s8_1x{lanes}"
+    name = f"{function}_dense{depth}"
+    return _registered_once(name, lambda: _dense_functions(lanes, depth, function))
 
 
 def depthwise_product(height: int, width: int) -> str:
@@ -242,10 +247,10 @@ def _depthwise_row_functions(height: int, width: int, pixels: int, stride: int):
     return desc, impl
 
 
-def _call(lanes: int, depth: int, acc, a, b, b_stride):
+def _call(lanes: int, depth: int, acc, a, b, b_stride, function: str | None = None):
     return T.call_extern(
         "int32",
-        f"tvmq_dot_s8_1x{lanes}",
+        function or f"tvmq_dot_s8_1x{lanes}",
         acc.access_ptr("rw"),
         a.access_ptr("r"),
         b.access_ptr("r"),
@@ -254,7 +259,7 @@ def _call(lanes: int, depth: int, acc, a, b, b_stride):
     )
 
 
-def _dense_functions(lanes: int, depth: int):
+def _dense_functions(lanes: int, depth: int, function: str):
     n, k = T.int64(lanes), T.int64(depth)
     one, zero = T.int64(1), T.int64(0)
 
@@ -282,7 +287,7 @@ def _dense_functions(lanes: int, depth: int):
         with T.sblock("root"):
             T.reads(C[0, 0:n], A[0, 0:k], B[0:n, 0:k])
             T.writes(C[0, 0:n])
-            T.evaluate(_call(lanes, depth, C, A, B, sb))
+            T.evaluate(_call(lanes, depth, C, A, B, sb, function))
 
     return desc, impl
 

@@ -160,7 +160,8 @@ def dot_product_schedule(
     output columns or rows, whole rows of pairs and a tail otherwise, and for
     depthwise convolutions) that `choose_pixels` picks; pixel pairs use SMMLA on
     i8mm cores unless `mmla` is False. Without `rows`, odd rows and depthwise
-    convolutions keep one pixel per call.
+    convolutions keep one pixel per call. With `rows` (the DSP cores), dense layers
+    of four channels per call read weights interleaved by :mod:`tvmq.backend.dense`.
 
     The weights (constants) are relaid out output-channel-major, so that one
     output channel's filter row is contiguous, as the input pixels are in NHWC.
@@ -217,7 +218,7 @@ def dot_product_schedule(
         intrinsic = conv_dot_product(lanes, shape[2], shape[3])
         channels, first_reduction = loops[3], loops[4]
     elif len(loops) == 3:  # dense: row, feature | depth
-        intrinsic = dense_dot_product(lanes, shape[1])
+        intrinsic = dense_dot_product(lanes, shape[1], interleaved=rows and lanes == 4)
         channels, first_reduction = loops[1], None
     else:
         raise NotADotProduct

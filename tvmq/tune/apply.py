@@ -15,6 +15,7 @@ import tvm
 from tvm import s_tir
 from tvm.s_tir import meta_schedule as ms
 
+from tvmq.backend.dense import calls_dense_kernel
 from tvmq.backend.registry import backend_for
 from tvmq.backend.schedule import (
     ScheduledKernel,
@@ -26,6 +27,7 @@ from tvmq.errors import TvmqError
 from tvmq.targets import Target
 from tvmq.tune.database import (
     KERNELS,
+    ROW_KERNELS,
     RecordReader,
     default_directory,
     load_records,
@@ -114,8 +116,8 @@ class TunedSchedules:
     ) -> tvm.tirx.PrimFunc | None:
         mod = workload(func)
         reader = next((r for r in self.readers if r.has(mod)), None)
-        if reader is None or (reader.kernels < KERNELS and calls_row_kernels(default)):
-            return None  # records from before row kernels never weighed them
+        if reader is None or reader.kernels < _generation_needed(default):
+            return None  # records from before the default's kernels never weighed them
         candidates = [r for r in reader.records(mod) if not unrolls_a_reduction(r.trace)]
         record = next((r for r in candidates if self._fits(reader, r)), None)
         if candidates and record is not candidates[0]:
@@ -174,6 +176,14 @@ def unrolls_a_reduction(trace) -> bool:
         inst.kind.name == "Unroll" and not any(inst.inputs[0].same_as(rv) for rv in split_off)
         for inst in trace.insts
     )
+
+
+def _generation_needed(default: tvm.tirx.PrimFunc) -> int:
+    """The micro-kernel generation (database KERNELS) a record must come from to be
+    weighed against the `default` schedule's kernels."""
+    if calls_dense_kernel(default):
+        return KERNELS
+    return ROW_KERNELS if calls_row_kernels(default) else 1
 
 
 def _same_signature(a: tvm.tirx.PrimFunc, b: tvm.tirx.PrimFunc) -> bool:

@@ -44,8 +44,10 @@ ENVIRONMENT = "TVMQ_SCHEDULES"
 FORMAT = "tvmq-schedules/1"
 # The generation of micro-kernels a database was tuned against (its info's "kernels";
 # 1 when absent): 2 added whole rows of pixels (odd rows, depthwise rows, row
-# requantization), which records of generation 1 never chose between.
-KERNELS = 2
+# requantization), which records of generation 1 never chose between; 3 dense layers
+# four rows per call on interleaved weights (DSP cores, tvmq.backend.dense).
+KERNELS = 3
+ROW_KERNELS = 2
 MEASURES = {  # what a database's costs are -> how to say it
     "qemu-instructions": "instructions counted under QEMU",
     "wall-time": "times measured on the device",

@@ -329,6 +329,7 @@ static inline int32_t tvmq_dw_s8x4_row(void *acc_, void *x_, void *w, int32_t kh
 #endif
 
 #include "tvmq_requant.h" /* the epilogues of the same tensorized kernels */
+#include "tvmq_dense.h"   /* dense layers on interleaved weights (tvmq.backend.dense) */
 #include "tvmq_sparse.h"  /* sparse weights (tvmq.backend.sparse) */
 #include "tvmq_s4.h"      /* their int4-weight forms (tvmq.backend.int4) */
 
