@@ -11,8 +11,9 @@ import onnx
 import pytest
 
 from tests import onnx_models
+from tests.micro_reference import micro_run, random_int8
 from tests.test_aot import native
-from tests.test_mul_concat import assert_integer_only, int8, micro_run
+from tests.test_mul_concat import assert_integer_only
 from tests.test_onnx_import import ort_run, quantize_with_onnxruntime, random_feeds
 from tests.tflite_models import resize_bilinear_int8, transpose_conv_int8
 from tvmq.frontend import load_model
@@ -76,7 +77,7 @@ def test_int8_transpose_conv_is_bit_exact_with_tflite_micro(stride, same, kernel
     host = model.build("host")
     _, library = native(model, tmp_path)
     for _ in range(3):
-        x = int8(in_shape)
+        x = random_int8(in_shape)
         want = micro_run(path, [x])
         np.testing.assert_array_equal(host(x)[0], want)
         np.testing.assert_array_equal(library(x)[0], want)
@@ -92,7 +93,7 @@ def test_int8_transpose_conv_without_bias_imports_bit_exact(tmp_path):
     path = transpose_conv_int8(tmp_path / "tconv.tflite", in_shape, weights, None, params, 2, True)
     host = load_model(path).build("host")
     for _ in range(3):
-        x = int8(in_shape)
+        x = random_int8(in_shape)
         np.testing.assert_array_equal(host(x)[0], micro_run(path, [x]))
 
 
@@ -260,7 +261,7 @@ def test_int8_resize_bilinear_is_bit_exact_with_tflite_micro(
     host = model.build("host")
     _, library = native(model, tmp_path)
     for _ in range(3):
-        x = int8(in_shape)
+        x = random_int8(in_shape)
         want = micro_run(path, [x])
         np.testing.assert_array_equal(host(x)[0], want)
         np.testing.assert_array_equal(library(x)[0], want)
@@ -290,7 +291,7 @@ def test_int8_detection_ops_on_cortex_m_and_a_are_bit_exact(target, tools, tmp_p
     if not all(shutil.which(tool) for tool in tools):
         pytest.skip(f"{' and '.join(tools)} are needed (make toolchains)")
     for path in int8_detection_ops(tmp_path):
-        x = int8((1, 4, 5, 3))
+        x = random_int8((1, 4, 5, 3))
         built = load_model(path).build(target)
         if target.startswith("qemu-cortex-m"):
             with built as board:

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from tests import onnx_models
+from tests.micro_reference import micro_outputs
 from tests.test_onnx_import import ort_run
 from tests.tflite_models import mul_and_add_int8
 from tvmq.backend.emit_c import emit_model
@@ -25,16 +26,6 @@ from tvmq.frontend import load_model
 
 RNG = np.random.default_rng(19)
 INT8_PARAMS = [(0.05, 3), (0.02, -7), (0.004, -5), (0.06, 10)]
-
-
-def micro_outputs(path, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    from tflite_micro.python.tflite_micro import runtime
-
-    interpreter = runtime.Interpreter.from_file(str(path), arena_size=1 << 16)
-    for index, values in enumerate(inputs):
-        interpreter.set_input(values, index)
-    interpreter.invoke()
-    return [interpreter.get_output(i) for i in range(2)]
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +83,7 @@ def test_two_inputs_two_outputs_int8_match_tflite_micro(tmp_path):
     assert len(compiled.graph.outputs) == 2
     for _ in range(3):
         inputs = [RNG.integers(-128, 128, (1, 3, 8)).astype(np.int8) for _ in range(2)]
-        expected = micro_outputs(path, inputs)
+        expected = micro_outputs(path, inputs, 2)
         for got, in_c, reference in zip(host(*inputs), native(*inputs), expected, strict=True):
             np.testing.assert_array_equal(got, reference)
             np.testing.assert_array_equal(in_c, reference)
