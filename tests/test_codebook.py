@@ -12,17 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.kernel_checks import (
-    CORTEX_M,
-    build_for_aarch64,
-    build_for_cortex_m,
-    build_for_host,
-    needs_aarch64,
-    needs_cortex_m,
-    run_on_aarch64,
-    run_on_cortex_m,
-    run_on_host,
-)
+from tests import kernel_checks
 from tvmq.backend import codebook
 from tvmq.backend.aot import ScheduledKernel, lower_model
 from tvmq.backend.codebook import (
@@ -56,20 +46,20 @@ LAYERS = ("conv2d#0", "conv2d#1", "conv2d#2", "conv2d#3", "matmul#0")  # digits'
 
 
 def test_lookup_kernels_match_their_reference_on_the_host(tmp_path):
-    run_on_host(build_for_host(CHECK, tmp_path, ("-Wall",)))
+    kernel_checks.run_on_host(kernel_checks.build_for_host(CHECK, tmp_path, ("-Wall",)))
 
 
-@needs_cortex_m
-@pytest.mark.parametrize("core", sorted(CORTEX_M))
+@kernel_checks.needs_cortex_m
+@pytest.mark.parametrize("core", sorted(kernel_checks.CORTEX_M))
 def test_lookup_kernels_match_their_reference_on_cortex_m(core, tmp_path):
     """The DSP path (looked-up pairs packed by PKHBT into SMLAD) on the M4 and M55."""
-    output = run_on_cortex_m(build_for_cortex_m(CHECK, core, tmp_path, ("-Wall",)), core)
-    assert "path dsp" in output
+    elf = kernel_checks.build_for_cortex_m(CHECK, core, tmp_path, ("-Wall",))
+    assert "path dsp" in kernel_checks.run_on_cortex_m(elf, core)
 
 
-@needs_aarch64
+@kernel_checks.needs_aarch64
 def test_lookup_kernels_match_their_reference_on_aarch64(tmp_path):
-    run_on_aarch64(build_for_aarch64(CHECK, tmp_path, flags=()))
+    kernel_checks.run_on_aarch64(kernel_checks.build_for_aarch64(CHECK, tmp_path, flags=()))
 
 
 def _squared_error(points, counts, centroids) -> float:
@@ -239,7 +229,7 @@ def test_large_layers_take_the_pair_form(digits, monkeypatch):
     assert "tvmq_dot_cbp_" in kernels and "tvmq_dot_cb_" in kernels
 
 
-@needs_cortex_m
+@kernel_checks.needs_cortex_m
 def test_codebook_model_on_the_m4_is_identical_to_host_in_less_flash(digits):
     """The looked-up weights on the board give the host's integer model exactly; the
     firmware takes less flash than int8's and no more RAM. (The pair form runs on
@@ -333,7 +323,7 @@ class _PlainLoads(TunedSchedules):
         return ScheduledKernel(small_schedule(func))
 
 
-@needs_cortex_m
+@kernel_checks.needs_cortex_m
 @pytest.mark.parametrize("kernels", ["simd", "plain loads"])
 def test_per_channel_tables_on_the_m4_are_identical_to_host(digits, kernels, monkeypatch):
     """Every weighted layer with a table per channel (the first and the last, the

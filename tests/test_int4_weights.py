@@ -10,17 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.kernel_checks import (
-    CORTEX_M,
-    build_for_aarch64,
-    build_for_cortex_m,
-    build_for_host,
-    needs_aarch64,
-    needs_cortex_m,
-    run_on_aarch64,
-    run_on_cortex_m,
-    run_on_host,
-)
+from tests import kernel_checks
 from tvmq.backend.aot import lower_model
 from tvmq.backend.int4 import pack_int4
 from tvmq.errors import TvmqError
@@ -33,20 +23,20 @@ CHECK = "s4_check.c"
 
 
 def test_s4_kernels_match_their_reference_on_the_host(tmp_path):
-    run_on_host(build_for_host(CHECK, tmp_path, ("-Wall",)))
+    kernel_checks.run_on_host(kernel_checks.build_for_host(CHECK, tmp_path, ("-Wall",)))
 
 
-@needs_cortex_m
-@pytest.mark.parametrize("core", sorted(CORTEX_M))
+@kernel_checks.needs_cortex_m
+@pytest.mark.parametrize("core", sorted(kernel_checks.CORTEX_M))
 def test_s4_kernels_match_their_reference_on_cortex_m(core, tmp_path):
     """The DSP path (SXTB16 of masked nibbles into SMLAD) on the M4 and the M55."""
-    output = run_on_cortex_m(build_for_cortex_m(CHECK, core, tmp_path), core)
-    assert "path dsp" in output
+    elf = kernel_checks.build_for_cortex_m(CHECK, core, tmp_path)
+    assert "path dsp" in kernel_checks.run_on_cortex_m(elf, core)
 
 
-@needs_aarch64
+@kernel_checks.needs_aarch64
 def test_s4_kernels_match_their_reference_on_aarch64(tmp_path):
-    run_on_aarch64(build_for_aarch64(CHECK, tmp_path))
+    kernel_checks.run_on_aarch64(kernel_checks.build_for_aarch64(CHECK, tmp_path))
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +119,7 @@ def test_build_packs_the_4_bit_weights_only(int4_digits):
     assert "tvmq_dot_s4_" in kernels and "tvmq_dw_s4x4" in kernels
 
 
-@needs_cortex_m
+@kernel_checks.needs_cortex_m
 @pytest.mark.parametrize("target", ["qemu-cortex-m4", "qemu-cortex-m55"])
 def test_int4_model_on_board_is_identical_to_host(int4_digits, target):
     """The packed weights, unpacked in registers on the board, give the host's integers."""

@@ -11,47 +11,36 @@ from __future__ import annotations
 
 import pytest
 
-from tests.kernel_checks import (
-    CORTEX_M,
-    build_for_aarch64,
-    build_for_cortex_m,
-    build_for_host,
-    needs_aarch64,
-    needs_cortex_m,
-    run,
-    run_on_aarch64,
-    run_on_cortex_m,
-    run_on_host,
-)
+from tests import kernel_checks
 
 CHECKS = ["requantize_check.c", "dot_check.c"]
 
 
 @pytest.mark.parametrize("check", CHECKS)
 def test_kernels_match_their_reference_on_the_host(check, tmp_path):
-    run_on_host(build_for_host(check, tmp_path))
+    kernel_checks.run_on_host(kernel_checks.build_for_host(check, tmp_path))
 
 
-@needs_cortex_m
+@kernel_checks.needs_cortex_m
 @pytest.mark.parametrize("check", CHECKS)
-@pytest.mark.parametrize("core", sorted(CORTEX_M))
+@pytest.mark.parametrize("core", sorted(kernel_checks.CORTEX_M))
 def test_kernels_match_their_reference_on_cortex_m(core, check, tmp_path):
-    elf = build_for_cortex_m(check, core, tmp_path)
+    elf = kernel_checks.build_for_cortex_m(check, core, tmp_path)
     if core == "cortex-m55" and check == "requantize_check.c":
-        disassembly = run(["arm-none-eabi-objdump", "-d", elf]).stdout
+        disassembly = kernel_checks.run(["arm-none-eabi-objdump", "-d", elf]).stdout
         assert "vqrdmulh" in disassembly  # the Helium path, not the scalar one
-    output = run_on_cortex_m(elf, core)
+    output = kernel_checks.run_on_cortex_m(elf, core)
     if check == "dot_check.c":
         assert {"cortex-m4": "path dsp", "cortex-m55": "path helium"}[core] in output
 
 
-@needs_aarch64
+@kernel_checks.needs_aarch64
 @pytest.mark.parametrize("check", CHECKS)
 def test_kernels_match_their_reference_on_aarch64(check, tmp_path):
     """The NEON builds: SDOT dot products, the VQRDMULH requantization (qemu-aarch64)."""
-    program = build_for_aarch64(check, tmp_path)
+    program = kernel_checks.build_for_aarch64(check, tmp_path)
     if check == "requantize_check.c":
-        assert "sqrdmulh" in run(["aarch64-linux-gnu-objdump", "-d", program]).stdout
-    output = run_on_aarch64(program)
+        assert "sqrdmulh" in kernel_checks.run(["aarch64-linux-gnu-objdump", "-d", program]).stdout
+    output = kernel_checks.run_on_aarch64(program)
     if check == "dot_check.c":
         assert "path sdot" in output
