@@ -81,24 +81,28 @@ def test_inspect_reports_operators_and_quantization(tmp_path):
     assert info["parameter_bytes"] > 70_000
 
 
-def test_inspect_lists_unsupported_operators_by_node(tmp_path):
-    path = tmp_path / "custom.onnx"
-    onnx.save(onnx_models.with_unsupported_op(), path)
+def inspect_not_importing(proto: onnx.ModelProto, path: Path) -> str:
+    """`tvmq inspect`'s report on `proto` saved at `path`, which must exit 1 (the
+    model does not import as it stands)."""
+    onnx.save(proto, path)
     result = tvmq("inspect", path)
     assert result.returncode == 1, result.stderr
-    assert "fancy1 (com.example.FancyActivation): no converter" in result.stdout
+    return result.stdout
+
+
+def test_inspect_lists_unsupported_operators_by_node(tmp_path):
+    report = inspect_not_importing(onnx_models.with_unsupported_op(), tmp_path / "custom.onnx")
+    assert "fancy1 (com.example.FancyActivation): no converter" in report
 
 
 def test_inspect_names_nodes_the_importer_fails_on_and_run_refuses_them(tmp_path):
     """LRN has a converter in TVM's map, which rejects 5-D inputs: inspect must not say
     "none", and run fails in one line naming the nodes."""
     path = tmp_path / "lrn.onnx"
-    onnx.save(onnx_models.failing_conversion(), path)
-    result = tvmq("inspect", path)
-    assert result.returncode == 1, result.stderr
-    assert "unsupported operators (2)" in result.stdout
-    assert "lrn_a (LRN): LRN only supports 3D or 4D input, got 5D" in result.stdout
-    assert "lrn_b (LRN)" in result.stdout
+    report = inspect_not_importing(onnx_models.failing_conversion(), path)
+    assert "unsupported operators (2)" in report
+    assert "lrn_a (LRN): LRN only supports 3D or 4D input, got 5D" in report
+    assert "lrn_b (LRN)" in report
     x = tmp_path / "x.npy"
     np.save(x, np.zeros((1, 4, 3, 5, 5), np.float32))
     output = tmp_path / "y.npy"
@@ -109,12 +113,10 @@ def test_inspect_names_nodes_the_importer_fails_on_and_run_refuses_them(tmp_path
 
 def test_inspect_shows_free_dims_and_imports_with_shape(tmp_path):
     path = tmp_path / "free.onnx"
-    onnx.save(onnx_models.free_dims_conv(), path)
-    result = tvmq("inspect", path)
-    assert result.returncode == 1, result.stderr
-    assert "x: float32[N, 3, H, W]" in result.stdout
-    assert "parameters: 4 tensors" in result.stdout
-    assert "import not tried: free input dims x (N, H, W)" in result.stdout
+    report = inspect_not_importing(onnx_models.free_dims_conv(), path)
+    assert "x: float32[N, 3, H, W]" in report
+    assert "parameters: 4 tensors" in report
+    assert "import not tried: free input dims x (N, H, W)" in report
     result = tvmq("inspect", path, "--shape", "x=1,3,40,56", "--target", "host", "--json")
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
@@ -230,27 +232,24 @@ def test_unsupported_operator_names_node_and_op(tmp_path, digits_input):
     assert not output.exists()
 
 
-def test_input_with_wrong_shape_or_dtype(tmp_path):
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (np.zeros((1, 1, 9, 9), np.float32), ("shape [1, 1, 9, 9]", "'input'")),
+        (np.zeros((1, 1, 8, 8), np.int8), ("dtype int8", "'input'")),
+        (None, ()),  # not NumPy at all: the message names the file
+    ],
+    ids=["shape", "dtype", "not-numpy"],
+)
+def test_input_with_wrong_shape_or_dtype(tmp_path, values, expected):
+    source = tmp_path / "x.npy"
+    if values is None:
+        source.write_text("hello")
+    else:
+        np.save(source, values)
     output = tmp_path / "y.npy"
-    wrong_shape = tmp_path / "shape.npy"
-    np.save(wrong_shape, np.zeros((1, 1, 9, 9), np.float32))
-    assert_user_error(
-        tvmq("run", DIGITS_MODEL, "--input", wrong_shape, "--output", output),
-        "shape [1, 1, 9, 9]",
-        "'input'",
-    )
-    wrong_dtype = tmp_path / "dtype.npy"
-    np.save(wrong_dtype, np.zeros((1, 1, 8, 8), np.int8))
-    assert_user_error(
-        tvmq("run", DIGITS_MODEL, "--input", wrong_dtype, "--output", output),
-        "dtype int8",
-        "'input'",
-    )
-    not_numpy = tmp_path / "text.npy"
-    not_numpy.write_text("hello")
-    assert_user_error(
-        tvmq("run", DIGITS_MODEL, "--input", not_numpy, "--output", output), str(not_numpy)
-    )
+    result = tvmq("run", DIGITS_MODEL, "--input", source, "--output", output)
+    assert_user_error(result, *(expected or (str(source),)))
     assert not output.exists()
 
 

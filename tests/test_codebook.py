@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import itertools
 import re
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests import kernel_checks
 from tvmq.backend import codebook
 from tvmq.backend.aot import ScheduledKernel, lower_model
 from tvmq.backend.codebook import (
@@ -23,7 +22,6 @@ from tvmq.backend.codebook import (
     pack_channel_codebook,
     pack_codebook,
 )
-from tvmq.backend.intrinsics import KERNELS_DIR
 from tvmq.backend.mcu import elf_sizes
 from tvmq.backend.planner import ALIGNMENT
 from tvmq.backend.schedule import calls_micro_kernel, micro_kernel_call, small_schedule
@@ -43,63 +41,25 @@ from tvmq.quantize.scheme import QuantConfig, quantize_weight
 from tvmq.targets import load_target
 from tvmq.tune.apply import TunedSchedules
 
-REPO = Path(__file__).resolve().parents[1]
-CHECK = REPO / "tests" / "kernels" / "cb_check.c"
-VECTORS = REPO / "tests" / "kernels" / "semihosting_vectors.c"
-CORTEX_M = {
-    "cortex-m4": (["-mcpu=cortex-m4", "-mfpu=fpv4-sp-d16"], "mps2-an386"),
-    "cortex-m55": (["-mcpu=cortex-m55"], "mps3-an547"),
-}
+CHECK = "cb_check.c"
 LAYERS = ("conv2d#0", "conv2d#1", "conv2d#2", "conv2d#3", "matmul#0")  # digits' weighted
-HAS_ARM = shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")
-
-
-def _run(command: list, timeout: int = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(c) for c in command], capture_output=True, text=True, timeout=timeout
-    )
 
 
 def test_lookup_kernels_match_their_reference_on_the_host(tmp_path):
-    program = tmp_path / "check"
-    build = _run(["cc", "-O2", "-Wall", f"-I{KERNELS_DIR}", CHECK, "-o", program])
-    assert build.returncode == 0, build.stderr
-    result = _run([program])
-    assert result.returncode == 0 and "mismatches 0" in result.stdout, result.stdout
+    kernel_checks.run_on_host(kernel_checks.build_for_host(CHECK, tmp_path, ("-Wall",)))
 
 
-@pytest.mark.skipif(not HAS_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
-@pytest.mark.parametrize("core", sorted(CORTEX_M))
+@kernel_checks.needs_cortex_m
+@pytest.mark.parametrize("core", sorted(kernel_checks.CORTEX_M))
 def test_lookup_kernels_match_their_reference_on_cortex_m(core, tmp_path):
     """The DSP path (looked-up pairs packed by PKHBT into SMLAD) on the M4 and M55."""
-    flags, machine = CORTEX_M[core]
-    elf = tmp_path / "check.elf"
-    build = _run(
-        ["arm-none-eabi-gcc", "-O2", *flags, "-mfloat-abi=hard", "-mthumb", "-Wall",
-         f"-I{KERNELS_DIR}", "--specs=rdimon.specs", "-Wl,--section-start=.vectors=0x0",
-         CHECK, VECTORS, "-o", elf]
-    )  # fmt: skip
-    assert build.returncode == 0, build.stderr
-    result = _run(
-        ["qemu-system-arm", "-M", machine, "-nographic", "-monitor", "none",
-         "-semihosting-config", "enable=on,target=native", "-kernel", elf]
-    )  # fmt: skip
-    assert result.returncode == 0 and "mismatches 0" in result.stdout, result.stdout[-2000:]
-    assert "path dsp" in result.stdout
+    elf = kernel_checks.build_for_cortex_m(CHECK, core, tmp_path, ("-Wall",))
+    assert "path dsp" in kernel_checks.run_on_cortex_m(elf, core)
 
 
-@pytest.mark.skipif(
-    not (shutil.which("aarch64-linux-gnu-gcc") and shutil.which("qemu-aarch64")),
-    reason="needs aarch64-linux-gnu-gcc and qemu-aarch64",
-)
+@kernel_checks.needs_aarch64
 def test_lookup_kernels_match_their_reference_on_aarch64(tmp_path):
-    program = tmp_path / "check"
-    build = _run(
-        ["aarch64-linux-gnu-gcc", "-O2", "-static", f"-I{KERNELS_DIR}", CHECK, "-o", program]
-    )
-    assert build.returncode == 0, build.stderr
-    result = _run(["qemu-aarch64", "-cpu", "max", program])
-    assert result.returncode == 0 and "mismatches 0" in result.stdout, result.stdout[-2000:]
+    kernel_checks.run_on_aarch64(kernel_checks.build_for_aarch64(CHECK, tmp_path, flags=()))
 
 
 def _squared_error(points, counts, centroids) -> float:
@@ -269,7 +229,7 @@ def test_large_layers_take_the_pair_form(digits, monkeypatch):
     assert "tvmq_dot_cbp_" in kernels and "tvmq_dot_cb_" in kernels
 
 
-@pytest.mark.skipif(not HAS_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
+@kernel_checks.needs_cortex_m
 def test_codebook_model_on_the_m4_is_identical_to_host_in_less_flash(digits):
     """The looked-up weights on the board give the host's integer model exactly; the
     firmware takes less flash than int8's and no more RAM. (The pair form runs on
@@ -363,7 +323,7 @@ class _PlainLoads(TunedSchedules):
         return ScheduledKernel(small_schedule(func))
 
 
-@pytest.mark.skipif(not HAS_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
+@kernel_checks.needs_cortex_m
 @pytest.mark.parametrize("kernels", ["simd", "plain loads"])
 def test_per_channel_tables_on_the_m4_are_identical_to_host(digits, kernels, monkeypatch):
     """Every weighted layer with a table per channel (the first and the last, the

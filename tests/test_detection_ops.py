@@ -11,8 +11,9 @@ import onnx
 import pytest
 
 from tests import onnx_models
+from tests.micro_reference import micro_run, random_int8
 from tests.test_aot import native
-from tests.test_mul_concat import assert_integer_only, int8, micro_run
+from tests.test_mul_concat import assert_integer_only
 from tests.test_onnx_import import ort_run, quantize_with_onnxruntime, random_feeds
 from tests.tflite_models import resize_bilinear_int8, transpose_conv_int8
 from tvmq.frontend import load_model
@@ -21,6 +22,33 @@ from tvmq.quantize.quantizer import quantize_model
 from tvmq.quantize.realize import realize
 
 RNG = np.random.default_rng(11)
+
+
+def assert_host_and_c_match_onnxruntime(proto, tmp_path):
+    """The float model's host build and its emitted C agree with onnxruntime on
+    random inputs; returns the loaded model."""
+    model = load_model(saved(proto, tmp_path))
+    host = model.build("host")
+    _, library = native(model, tmp_path)
+    feeds = random_feeds(proto, RNG)
+    (want,) = ort_run(proto, feeds)
+    np.testing.assert_allclose(host(*feeds.values())[0], want, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(library(*feeds.values())[0], want, rtol=1e-4, atol=1e-5)
+    return model
+
+
+def assert_host_and_c_match_tflite_micro(path, in_shape, tmp_path) -> None:
+    """The int8 model's host build and its emitted C equal tflite-micro's outputs
+    on random inputs, with no float op left."""
+    model = load_model(path)
+    host = model.build("host")
+    _, library = native(model, tmp_path)
+    for _ in range(3):
+        x = random_int8(in_shape)
+        want = micro_run(path, [x])
+        np.testing.assert_array_equal(host(x)[0], want)
+        np.testing.assert_array_equal(library(x)[0], want)
+    assert_integer_only(model)
 
 
 def ops(model) -> set[str]:
@@ -49,14 +77,8 @@ def test_conv_transpose_matches_onnxruntime_on_host_and_in_c(options, tmp_path):
     """ONNX ConvTranspose, channels-last: no conv2d_transpose left for a backend to
     refuse; the host build and the emitted C agree with onnxruntime."""
     proto = onnx_models.conv_transpose(**options)
-    model = load_model(saved(proto, tmp_path))
+    model = assert_host_and_c_match_onnxruntime(proto, tmp_path)
     assert "relax.nn.conv2d_transpose" not in ops(model)
-    host = model.build("host")
-    _, library = native(model, tmp_path)
-    feeds = random_feeds(proto, RNG)
-    (want,) = ort_run(proto, feeds)
-    np.testing.assert_allclose(host(*feeds.values())[0], want, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(library(*feeds.values())[0], want, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -72,15 +94,7 @@ def test_int8_transpose_conv_is_bit_exact_with_tflite_micro(stride, same, kernel
     path = transpose_conv_int8(
         tmp_path / "tconv.tflite", in_shape, weights, bias, params, stride, same
     )
-    model = load_model(path)
-    host = model.build("host")
-    _, library = native(model, tmp_path)
-    for _ in range(3):
-        x = int8(in_shape)
-        want = micro_run(path, [x])
-        np.testing.assert_array_equal(host(x)[0], want)
-        np.testing.assert_array_equal(library(x)[0], want)
-    assert_integer_only(model)
+    assert_host_and_c_match_tflite_micro(path, in_shape, tmp_path)
 
 
 def test_int8_transpose_conv_without_bias_imports_bit_exact(tmp_path):
@@ -92,7 +106,7 @@ def test_int8_transpose_conv_without_bias_imports_bit_exact(tmp_path):
     path = transpose_conv_int8(tmp_path / "tconv.tflite", in_shape, weights, None, params, 2, True)
     host = load_model(path).build("host")
     for _ in range(3):
-        x = int8(in_shape)
+        x = random_int8(in_shape)
         np.testing.assert_array_equal(host(x)[0], micro_run(path, [x]))
 
 
@@ -158,14 +172,7 @@ def test_shape_computed_reshape_imports_with_static_dims(tmp_path):
     [("nearest", "asymmetric"), ("linear", "half_pixel"), ("linear", "align_corners")],
 )
 def test_resize_matches_onnxruntime_on_host_and_in_c(mode, transform, tmp_path):
-    proto = onnx_models.conv_resize(mode, transform)
-    model = load_model(saved(proto, tmp_path))
-    host = model.build("host")
-    _, library = native(model, tmp_path)
-    feeds = random_feeds(proto, RNG)
-    (want,) = ort_run(proto, feeds)
-    np.testing.assert_allclose(host(*feeds.values())[0], want, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(library(*feeds.values())[0], want, rtol=1e-4, atol=1e-5)
+    assert_host_and_c_match_onnxruntime(onnx_models.conv_resize(mode, transform), tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -256,15 +263,7 @@ def test_int8_resize_bilinear_is_bit_exact_with_tflite_micro(
     path = resize_bilinear_int8(
         tmp_path / "resize.tflite", in_shape, size, (0.05, -3), align_corners, half_pixel
     )
-    model = load_model(path)
-    host = model.build("host")
-    _, library = native(model, tmp_path)
-    for _ in range(3):
-        x = int8(in_shape)
-        want = micro_run(path, [x])
-        np.testing.assert_array_equal(host(x)[0], want)
-        np.testing.assert_array_equal(library(x)[0], want)
-    assert_integer_only(model)
+    assert_host_and_c_match_tflite_micro(path, in_shape, tmp_path)
 
 
 def int8_detection_ops(tmp_path) -> list:
@@ -290,7 +289,7 @@ def test_int8_detection_ops_on_cortex_m_and_a_are_bit_exact(target, tools, tmp_p
     if not all(shutil.which(tool) for tool in tools):
         pytest.skip(f"{' and '.join(tools)} are needed (make toolchains)")
     for path in int8_detection_ops(tmp_path):
-        x = int8((1, 4, 5, 3))
+        x = random_int8((1, 4, 5, 3))
         built = load_model(path).build(target)
         if target.startswith("qemu-cortex-m"):
             with built as board:

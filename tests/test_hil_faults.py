@@ -10,7 +10,7 @@ import pytest
 from tests import hil_fixtures
 from tests.hil_fixtures import expected_outputs, need
 from tvmq.errors import TvmqError
-from tvmq.hil.device import Device
+from tvmq.hil.device import Device, Timing
 from tvmq.hil.emulator import Emulator
 from tvmq.hil.proxy import FaultProxy, Faults
 
@@ -48,12 +48,18 @@ def test_damaged_link_gives_exact_results_or_nothing(emulator):
     assert recoveries["retries"] + recoveries["stale"] >= 5
 
 
+def _timing_without_faults(emulator, x: np.ndarray) -> Timing:
+    """The timing of 1000 runs over a direct connection: what a recovered run must
+    report."""
+    with Device(f"socket://127.0.0.1:{emulator.port}") as direct:
+        return direct.infer([x], runs=1000)[1]
+
+
 def test_board_reset_during_run_restarts_the_transaction(emulator):
     x = np.arange(1000).astype(np.int8)
     # 1000 runs (seconds of QEMU): the reset, sent over QMP 10 ms after the third
     # chunk, lands during the run even on a loaded machine (400 once missed it).
-    with Device(f"socket://127.0.0.1:{emulator.port}") as direct:
-        _, clean = direct.infer([x], runs=1000)
+    clean = _timing_without_faults(emulator, x)
     # A second client connection: the proxy reconnects to QEMU's serial port.
     faults = Faults(reset_after_chunks=frozenset({3}), reset_delay=0.01)
     with (
@@ -85,8 +91,7 @@ def test_reset_during_the_first_timed_run_costs_a_measured_timeout(emulator):
     """A fresh session knows no time per inference: a RUN of one measures it before
     the timed RUN, whose timeout (and so the wait for a reset during it) follows."""
     x = np.arange(1000).astype(np.int8)
-    with Device(f"socket://127.0.0.1:{emulator.port}") as direct:
-        _, clean = direct.infer([x], runs=1000)
+    clean = _timing_without_faults(emulator, x)
     # Chunks: HELLO, WRITE_INPUT, the measuring RUN of one, then the timed RUN.
     faults = Faults(reset_after_chunks=frozenset({4}), reset_delay=0.01)
     with (

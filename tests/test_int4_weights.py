@@ -4,79 +4,39 @@ kernels on every core, and the packed build against the host's integer model."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests import kernel_checks
 from tvmq.backend.aot import lower_model
 from tvmq.backend.int4 import pack_int4
-from tvmq.backend.intrinsics import KERNELS_DIR
 from tvmq.errors import TvmqError
 from tvmq.examples import DIGITS_DATA, DIGITS_MODEL, digits_split
 from tvmq.frontend import load_model
 from tvmq.quantize.quantizer import quantize_model
 from tvmq.quantize.scheme import QuantConfig
 
-REPO = Path(__file__).resolve().parents[1]
-CHECK = REPO / "tests" / "kernels" / "s4_check.c"
-VECTORS = REPO / "tests" / "kernels" / "semihosting_vectors.c"
-CORTEX_M = {
-    "cortex-m4": (["-mcpu=cortex-m4", "-mfpu=fpv4-sp-d16"], "mps2-an386"),
-    "cortex-m55": (["-mcpu=cortex-m55"], "mps3-an547"),
-}
-HAS_ARM = shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")
-
-
-def _run(command: list, timeout: int = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(c) for c in command], capture_output=True, text=True, timeout=timeout
-    )
+CHECK = "s4_check.c"
 
 
 def test_s4_kernels_match_their_reference_on_the_host(tmp_path):
-    program = tmp_path / "check"
-    build = _run(["cc", "-O2", "-Wall", f"-I{KERNELS_DIR}", CHECK, "-o", program])
-    assert build.returncode == 0, build.stderr
-    result = _run([program])
-    assert result.returncode == 0 and "mismatches 0" in result.stdout, result.stdout
+    kernel_checks.run_on_host(kernel_checks.build_for_host(CHECK, tmp_path, ("-Wall",)))
 
 
-@pytest.mark.skipif(not HAS_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
-@pytest.mark.parametrize("core", sorted(CORTEX_M))
+@kernel_checks.needs_cortex_m
+@pytest.mark.parametrize("core", sorted(kernel_checks.CORTEX_M))
 def test_s4_kernels_match_their_reference_on_cortex_m(core, tmp_path):
     """The DSP path (SXTB16 of masked nibbles into SMLAD) on the M4 and the M55."""
-    flags, machine = CORTEX_M[core]
-    elf = tmp_path / "check.elf"
-    build = _run(
-        ["arm-none-eabi-gcc", "-O2", *flags, "-mfloat-abi=hard", "-mthumb", f"-I{KERNELS_DIR}",
-         "--specs=rdimon.specs", "-Wl,--section-start=.vectors=0x0", CHECK, VECTORS, "-o", elf]
-    )  # fmt: skip
-    assert build.returncode == 0, build.stderr
-    result = _run(
-        ["qemu-system-arm", "-M", machine, "-nographic", "-monitor", "none",
-         "-semihosting-config", "enable=on,target=native", "-kernel", elf]
-    )  # fmt: skip
-    assert result.returncode == 0 and "mismatches 0" in result.stdout, result.stdout[-2000:]
-    assert "path dsp" in result.stdout
+    elf = kernel_checks.build_for_cortex_m(CHECK, core, tmp_path)
+    assert "path dsp" in kernel_checks.run_on_cortex_m(elf, core)
 
 
-@pytest.mark.skipif(
-    not (shutil.which("aarch64-linux-gnu-gcc") and shutil.which("qemu-aarch64")),
-    reason="needs aarch64-linux-gnu-gcc and qemu-aarch64",
-)
+@kernel_checks.needs_aarch64
 def test_s4_kernels_match_their_reference_on_aarch64(tmp_path):
-    program = tmp_path / "check"
-    build = _run(
-        ["aarch64-linux-gnu-gcc", "-O2", "-march=armv8.2-a+dotprod", "-static",
-         f"-I{KERNELS_DIR}", CHECK, "-o", program]
-    )  # fmt: skip
-    assert build.returncode == 0, build.stderr
-    result = _run(["qemu-aarch64", "-cpu", "max", program])
-    assert result.returncode == 0 and "mismatches 0" in result.stdout, result.stdout[-2000:]
+    kernel_checks.run_on_aarch64(kernel_checks.build_for_aarch64(CHECK, tmp_path))
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +119,7 @@ def test_build_packs_the_4_bit_weights_only(int4_digits):
     assert "tvmq_dot_s4_" in kernels and "tvmq_dw_s4x4" in kernels
 
 
-@pytest.mark.skipif(not HAS_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
+@kernel_checks.needs_cortex_m
 @pytest.mark.parametrize("target", ["qemu-cortex-m4", "qemu-cortex-m55"])
 def test_int4_model_on_board_is_identical_to_host(int4_digits, target):
     """The packed weights, unpacked in registers on the board, give the host's integers."""

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from tvm import te
 
 from tests import tflite_op_models as models
-from tests.test_mul_concat import assert_integer_only, int8
+from tests.micro_reference import micro_run, random_int8
+from tests.test_mul_concat import assert_integer_only
 from tests.test_tflite_ops import ZOO, assert_matches_micro
 from tests.tflite_ops import BUILD_EXAMPLES, quantized, single_op
 from tvmq.errors import UnsupportedOperatorError
@@ -88,8 +89,6 @@ def test_int8_lstm_with_drawn_scales_matches_tflite_micro(data):
 def test_int16_activations_match_tflite_micro_on_every_value(tmp_path, builtin, scale, activation):
     """The LSTM's sigmoid and tanh are TFLite Micro's int16 LOGISTIC and TANH at
     power-of-two input scales (2**-11: tanh of a cell state at that scale)."""
-    from tflite_micro.python.tflite_micro import runtime
-
     values = np.arange(-(2**15), 2**15, dtype=np.int16)
     path = single_op(
         tmp_path / "a.tflite",
@@ -103,10 +102,7 @@ def test_int16_activations_match_tflite_micro_on_every_value(tmp_path, builtin, 
     kernel = tvm.compile(te.create_prim_func([x, table, y]), tvm.target.Target({"kind": "llvm"}))
     got = tvm.runtime.tensor(np.zeros_like(values))
     kernel(tvm.runtime.tensor(values), tvm.runtime.tensor(SIGMOID_TABLE), got)
-    interpreter = runtime.Interpreter.from_file(str(path), arena_size=1 << 20)
-    interpreter.set_input(values, 0)
-    interpreter.invoke()
-    np.testing.assert_array_equal(got.numpy(), interpreter.get_output(0))
+    np.testing.assert_array_equal(got.numpy(), micro_run(path, [values]))
 
 
 def _edited(path: Path, edit) -> Path:
@@ -171,6 +167,6 @@ def test_int8_lstm_and_svdf_run_on_a_cortex_m_board(tmp_path):
     svdf = models.svdf_int8(tmp_path / "s.tflite", state=("int8", 0.8, -50))
     for path, shape in ((lstm, (1, 3, 4)), (svdf, (1, 6))):
         model = load_model(path)
-        x = int8(shape)
+        x = random_int8(shape)
         with model.build("qemu-cortex-m4") as board:
             np.testing.assert_array_equal(board(x)[0], model.build("host")(x)[0])

@@ -6,28 +6,13 @@ import numpy as np
 import pytest
 
 from tests import onnx_models
+from tests.micro_reference import micro_run, random_int8
 from tests.tflite_models import concat_int8, mul_int8
 from tvmq.frontend import load_model
 from tvmq.quantize.quantizer import quantize_model
 from tvmq.quantize.realize import realize
 
 RNG = np.random.default_rng(3)
-
-
-def micro_run(path, inputs: list[np.ndarray]) -> np.ndarray:
-    from tflite_micro.python.tflite_micro import runtime
-
-    interpreter = runtime.Interpreter.from_file(str(path), arena_size=1 << 16)
-    for index, values in enumerate(inputs):
-        interpreter.set_input(values, index)
-    interpreter.invoke()
-    return interpreter.get_output(0)
-
-
-def int8(shape) -> np.ndarray:
-    values = RNG.integers(-128, 128, shape).astype(np.int8)
-    values.flat[:2] = [-128, 127]  # the extremes, where saturation matters
-    return values
 
 
 def assert_integer_only(model) -> None:
@@ -50,7 +35,7 @@ def test_mul_matches_tflite_micro(tmp_path, shapes, params, relu):
     model = load_model(path)
     executable = model.build("host")
     for _ in range(5):
-        inputs = [int8(shape) for shape in shapes[:2]]
+        inputs = [random_int8(shape) for shape in shapes[:2]]
         np.testing.assert_array_equal(executable(*inputs)[0], micro_run(path, inputs))
     assert_integer_only(model)
 
@@ -68,7 +53,7 @@ def test_concat_matches_tflite_micro(tmp_path, shapes, params, axis):
     model = load_model(path)
     executable = model.build("host")
     for _ in range(5):
-        inputs = [int8(shape) for shape in shapes[:-1]]
+        inputs = [random_int8(shape) for shape in shapes[:-1]]
         np.testing.assert_array_equal(executable(*inputs)[0], micro_run(path, inputs))
     assert_integer_only(model)
 

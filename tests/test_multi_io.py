@@ -16,25 +16,15 @@ import numpy as np
 import pytest
 
 from tests import onnx_models
+from tests.micro_reference import micro_outputs
+from tests.test_aot import native
 from tests.test_onnx_import import ort_run
 from tests.tflite_models import mul_and_add_int8
-from tvmq.backend.emit_c import emit_model
-from tvmq.backend.native import NativeModel, compile_shared_library
 from tvmq.cli import main
 from tvmq.frontend import load_model
 
 RNG = np.random.default_rng(19)
 INT8_PARAMS = [(0.05, 3), (0.02, -7), (0.004, -5), (0.06, 10)]
-
-
-def micro_outputs(path, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    from tflite_micro.python.tflite_micro import runtime
-
-    interpreter = runtime.Interpreter.from_file(str(path), arena_size=1 << 16)
-    for index, values in enumerate(inputs):
-        interpreter.set_input(values, index)
-    interpreter.invoke()
-    return [interpreter.get_output(i) for i in range(2)]
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +39,7 @@ def test_every_kind_of_output_gets_its_own_buffer_in_the_c_api(float_model, tmp_
     proto, model = float_model
     inputs = [RNG.standard_normal((1, 6)).astype(np.float32) for _ in range(2)]
     expected = ort_run(proto, {"a": inputs[0], "b": inputs[1]})
-    compiled = emit_model(model, tmp_path / "model")
+    compiled, library = native(model, tmp_path)
     header = (tmp_path / "model" / "multi.h").read_text()
     assert (
         "tvmq_multi_run(const float *input_a, const float *input_b, float *output_y1, "
@@ -58,11 +48,10 @@ def test_every_kind_of_output_gets_its_own_buffer_in_the_c_api(float_model, tmp_
     )
     assert "#define TVMQ_MULTI_OUTPUT5_BYTES 12u" in header
     assert not set(compiled.graph.outputs) & set(compiled.plan.offsets)  # none in the arena
-    library = compile_shared_library(tmp_path / "model", tmp_path / "multi.so")
-    native = NativeModel(library, [spec.shape for spec in model.outputs])(*inputs)
+    in_c = library(*inputs)
     host = model.build("host")(*inputs)
-    assert len(native) == len(host) == len(expected) == 6
-    for got, on_host, reference in zip(native, host, expected, strict=True):
+    assert len(in_c) == len(host) == len(expected) == 6
+    for got, on_host, reference in zip(in_c, host, expected, strict=True):
         np.testing.assert_allclose(on_host, reference, rtol=1e-6, atol=1e-6)
         np.testing.assert_allclose(got, on_host, rtol=1e-6, atol=1e-7)
 
@@ -86,14 +75,12 @@ def test_two_inputs_two_outputs_int8_match_tflite_micro(tmp_path):
     path = mul_and_add_int8(tmp_path / "mul_add.tflite", (1, 3, 8), INT8_PARAMS)
     model = load_model(path)
     host = model.build("host")
-    compiled = emit_model(model, tmp_path / "model")
-    library = compile_shared_library(tmp_path / "model", tmp_path / "mul_add.so")
-    native = NativeModel(library, [spec.shape for spec in model.outputs])
+    compiled, library = native(model, tmp_path)
     assert len(compiled.graph.outputs) == 2
     for _ in range(3):
         inputs = [RNG.integers(-128, 128, (1, 3, 8)).astype(np.int8) for _ in range(2)]
-        expected = micro_outputs(path, inputs)
-        for got, in_c, reference in zip(host(*inputs), native(*inputs), expected, strict=True):
+        expected = micro_outputs(path, inputs, 2)
+        for got, in_c, reference in zip(host(*inputs), library(*inputs), expected, strict=True):
             np.testing.assert_array_equal(got, reference)
             np.testing.assert_array_equal(in_c, reference)
 

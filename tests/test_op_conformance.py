@@ -15,6 +15,7 @@ from ai_edge_litert import schema_py_generated as schema
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.micro_reference import micro_outputs, micro_run, random_int8
 from tests.tflite_ops import BUILD_EXAMPLES, Operand, constant, quantized, single_op
 from tvmq.frontend import load_model
 from tvmq.quantize.realize import realize
@@ -518,19 +519,7 @@ MICRO_LACKS: dict[str, str] = {
 def _values(operand: Operand, rng: np.random.Generator) -> np.ndarray:
     if operand.dtype == "float32":
         return rng.uniform(-3.0, 3.0, operand.shape).astype(np.float32)
-    values = rng.integers(-128, 128, operand.shape).astype(np.int8)
-    values.flat[: min(2, values.size)] = [-128, 127][: min(2, values.size)]
-    return values
-
-
-def _micro_run(path: Path, inputs: list[np.ndarray], count: int) -> list[np.ndarray]:
-    from tflite_micro.python.tflite_micro import runtime
-
-    interpreter = runtime.Interpreter.from_file(str(path), arena_size=1 << 20)
-    for index, values in enumerate(inputs):
-        interpreter.set_input(values, index)
-    interpreter.invoke()
-    return [interpreter.get_output(i) for i in range(count)]
+    return random_int8(operand.shape, rng)
 
 
 def _marks(kind: str) -> list:
@@ -557,7 +546,7 @@ def test_int8_op_matches_tflite_micro(kind, data):
         rng = np.random.default_rng(seed)
         graph_inputs = [o for o in case.inputs if o is not None and o.data is None]
         inputs = [_values(o, rng) for o in graph_inputs]
-        expected = _micro_run(path, inputs, len(case.outputs))
+        expected = micro_outputs(path, inputs, len(case.outputs))
         got = load_model(path).build("host")(*inputs)
     for want, have in zip(expected, got, strict=True):
         np.testing.assert_array_equal(have, want)
@@ -587,7 +576,7 @@ def test_align_corners_resize_to_one_row(kind, options_class, size, tmp_path):
     )
     values = rng.integers(-128, 128, shape).astype(np.int8)
     np.testing.assert_array_equal(
-        load_model(path).build("host")(values)[0], _micro_run(path, [values], 1)[0]
+        load_model(path).build("host")(values)[0], micro_run(path, [values])
     )
 
 
@@ -608,7 +597,7 @@ def test_layout_ops_copy_integers(kind, tmp_path):
     path = single_op(tmp_path / f"{kind}.tflite", getattr(OP, kind), [x, extra], [y], None, 2)
     values = rng.integers(-128, 128, shape).astype(np.int8)
     model = load_model(path)
-    np.testing.assert_array_equal(model.build("host")(values)[0], _micro_run(path, [values], 1)[0])
+    np.testing.assert_array_equal(model.build("host")(values)[0], micro_run(path, [values]))
     text = realize(model.mod).script(show_meta=False)
     assert "float32" not in text and "R.quantize(" not in text
 
@@ -645,7 +634,7 @@ def test_activations_on_every_int8_value(kind, tmp_path):
             2,
         )
         got = load_model(path).build("host")(values)[0]
-        np.testing.assert_array_equal(got, _micro_run(path, [values], 1)[0])
+        np.testing.assert_array_equal(got, micro_run(path, [values]))
 
 
 @pytest.mark.parametrize(
@@ -675,7 +664,7 @@ def test_mean_rounds_once(tmp_path, shape, axes, params):
     )
     values = np.random.default_rng(2).integers(-128, 128, shape).astype(np.int8)
     model = load_model(path)
-    np.testing.assert_array_equal(model.build("host")(values)[0], _micro_run(path, [values], 1)[0])
+    np.testing.assert_array_equal(model.build("host")(values)[0], micro_run(path, [values]))
     assert "float32" not in realize(model.mod).script(show_meta=False)
 
 
@@ -691,4 +680,4 @@ def test_float_logistic_matches_tflite_micro(tmp_path):
         [Operand("y", values.shape, "float32")],
     )
     got = load_model(path).build("host")(values)[0]
-    np.testing.assert_array_equal(got, _micro_run(path, [values], 1)[0])
+    np.testing.assert_array_equal(got, micro_run(path, [values]))

@@ -7,6 +7,7 @@ import pytest
 from onnx import numpy_helper
 
 from tests import onnx_models
+from tests.micro_reference import micro_run
 from tests.test_cli import assert_user_error, tvmq
 from tests.tflite_models import fully_connected_16x8
 from tvmq.examples import DIGITS_MODEL, digits_split
@@ -17,15 +18,6 @@ from tvmq.quantize.scheme import QuantConfig, quantize_weight
 
 RNG = np.random.default_rng(11)
 CALIBRATION = [[x] for x in digits_split("train")[0][:60]]
-
-
-def micro_run(path, values: np.ndarray) -> np.ndarray:
-    from tflite_micro.python.tflite_micro import runtime
-
-    interpreter = runtime.Interpreter.from_file(str(path), arena_size=1 << 16)
-    interpreter.set_input(values, 0)
-    interpreter.invoke()
-    return interpreter.get_output(0)
 
 
 def test_dense_16x8_matches_tflite_micro(tmp_path):
@@ -58,7 +50,7 @@ def test_dense_16x8_matches_tflite_micro(tmp_path):
     for _ in range(10):
         q = RNG.integers(-32767, 32768, (2, 20)).astype(np.int16)
         x = (q.astype(np.float32) * in_scale).astype(np.float32)
-        expected = micro_run(reference, q)
+        expected = micro_run(reference, [q])
         assert expected.dtype == np.int16
         (got,) = executable(x)
         np.testing.assert_array_equal(got, expected.astype(np.float32) * out_scale)

@@ -15,9 +15,8 @@ import numpy as np
 import pytest
 
 from tests import onnx_models
+from tests.test_aot import native
 from tests.test_onnx_import import ort_run
-from tvmq.backend.emit_c import emit_model
-from tvmq.backend.native import NativeModel, compile_shared_library
 from tvmq.cli import main
 from tvmq.frontend import load_model
 
@@ -44,14 +43,12 @@ def test_quantized_single_channel_model_runs_in_c_like_on_the_host(tmp_path, cap
     proto, calibration, path = quantize(tmp_path, capsys, options)
     model = load_model(path)
     host = model.build("host")
-    compiled = emit_model(model, tmp_path / "model")
-    library = compile_shared_library(tmp_path / "model", tmp_path / "single.so")
-    native = NativeModel(library, [spec.shape for spec in model.outputs])
+    compiled, library = native(model, tmp_path)
     assert [s.shape for s in model.outputs] == [(1, 1), ()]
     assert any(compiled.graph.tensors[t].shape == () for t in compiled.graph.outputs)
     for x in calibration[:4]:
         reference = ort_run(proto, {"x": x})
-        for in_c, on_host, expected in zip(native(x), host(x), reference, strict=True):
+        for in_c, on_host, expected in zip(library(x), host(x), reference, strict=True):
             # Integer arithmetic up to the final dequantize, whose float rounding may differ.
             np.testing.assert_allclose(in_c, on_host, rtol=1e-6, atol=1e-6)
             # Near the float model, as int8 goes: the dense output's rounding noise

@@ -8,6 +8,7 @@ import tvm
 from tvm import relax
 
 from tests import softmax_reference
+from tests.micro_reference import micro_run
 from tests.tflite_models import softmax_int8
 from tvmq.frontend import load_model
 from tvmq.quantize.fixed_point import IntegerBuilder
@@ -28,15 +29,6 @@ def rows(depth: int, count: int) -> np.ndarray:
     return np.concatenate([random, narrow, special]).astype(np.int8)
 
 
-def micro_softmax(path, values: np.ndarray) -> np.ndarray:
-    from tflite_micro.python.tflite_micro import runtime
-
-    interpreter = runtime.Interpreter.from_file(str(path), arena_size=1 << 20)
-    interpreter.set_input(values, 0)
-    interpreter.invoke()
-    return interpreter.get_output(0)
-
-
 @pytest.mark.parametrize(
     ("scale", "depth"),
     # Small scales keep many classes alive: 400 near-equal ones take the final shift
@@ -50,7 +42,7 @@ def test_one_op_softmax_matches_tflite_micro(tmp_path, scale, depth):
     model = load_model(path)
     assert "R.nn.softmax" not in realize(model.mod).script(show_meta=False)
     (got,) = model.build("host")(values)
-    np.testing.assert_array_equal(got, micro_softmax(path, values))
+    np.testing.assert_array_equal(got, micro_run(path, [values]))
 
 
 def run_relax_softmax(values: np.ndarray, scale: float) -> np.ndarray:

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests import tflite_op_models as models
-from tests.test_mul_concat import int8
+from tests.micro_reference import micro_outputs, random_int8
 from tests.test_uint8 import reference_run
 from tests.tflite_ops import BUILD_EXAMPLES
 from tvmq.frontend import load_model, read_source
@@ -23,20 +23,10 @@ RNG = np.random.default_rng(19)
 ZOO = Path.home() / ".cache" / "tvmq-zoo"
 
 
-def micro_outputs(path: Path, inputs: list[np.ndarray], count: int = 1) -> list[np.ndarray]:
-    from tflite_micro.python.tflite_micro import runtime
-
-    interpreter = runtime.Interpreter.from_file(str(path), arena_size=1 << 16)
-    for index, values in enumerate(inputs):
-        interpreter.set_input(values, index)
-    interpreter.invoke()
-    return [interpreter.get_output(i) for i in range(count)]
-
-
 def assert_matches_micro(path: Path, shapes, count: int = 1, runs: int = 3) -> None:
     executable = load_model(path).build("host")
     for _ in range(runs):
-        inputs = [int8(shape) for shape in shapes]
+        inputs = [random_int8(shape) for shape in shapes]
         got = executable(*inputs)
         expected = micro_outputs(path, inputs, count)
         assert len(got) == count

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as schema
 
-from tests.test_mul_concat import micro_run
+from tests.micro_reference import micro_run
 from tests.test_uint8 import reference_run
 from tests.tflite_graphs import GraphBuilder
 from tvmq.frontend import load_model

@@ -85,48 +85,34 @@ def conv_valid(path, rng):
     return g.write(path, [x], [y])
 
 
-def depthwise(path, rng):
+def _depthwise(path, rng, x_shape, y_shape, y_quant, **options):
+    """A 3x3 DEPTHWISE_CONV_2D graph with random uint8 weights and int32 bias."""
     g = GraphBuilder()
-    x = g.tensor("x", (1, 8, 8, 6), "uint8", (0.03, 120))
-    weights, w_quant = uint8_weights(rng, (1, 3, 3, 6))
-    bias = rng.integers(-2000, 2000, 6).astype(np.int32)
+    x = g.tensor("x", x_shape, "uint8", (0.03, 120))
+    channels = y_shape[-1]
+    weights, w_quant = uint8_weights(rng, (1, 3, 3, channels))
+    bias = rng.integers(-2000, 2000, channels).astype(np.int32)
     w = g.tensor("w", weights.shape, "uint8", w_quant, weights)
-    b = g.tensor("b", (6,), "int32", (0.03 * w_quant[0], 0), bias)
-    y = g.tensor("y", (1, 4, 4, 6), "uint8", (0.02, 0))
-    g.op(
-        "DEPTHWISE_CONV_2D",
-        [x, w, b],
-        [y],
-        padding=SAME,
-        strideH=2,
-        strideW=2,
-        depthMultiplier=1,
-        fusedActivationFunction=RELU,
-    )
+    b = g.tensor("b", (channels,), "int32", (0.03 * w_quant[0], 0), bias)
+    y = g.tensor("y", y_shape, "uint8", y_quant)
+    g.op("DEPTHWISE_CONV_2D", [x, w, b], [y], **options)
     return g.write(path, [x], [y])
+
+
+def depthwise(path, rng):
+    return _depthwise(
+        path, rng, (1, 8, 8, 6), (1, 4, 4, 6), (0.02, 0),
+        padding=SAME, strideH=2, strideW=2, depthMultiplier=1, fusedActivationFunction=RELU,
+    )  # fmt: skip
 
 
 def depthwise_multiplier(path, rng):
     """Two output channels per input channel, dilated, VALID."""
-    g = GraphBuilder()
-    x = g.tensor("x", (1, 9, 9, 3), "uint8", (0.03, 120))
-    weights, w_quant = uint8_weights(rng, (1, 3, 3, 6))
-    bias = rng.integers(-2000, 2000, 6).astype(np.int32)
-    w = g.tensor("w", weights.shape, "uint8", w_quant, weights)
-    b = g.tensor("b", (6,), "int32", (0.03 * w_quant[0], 0), bias)
-    y = g.tensor("y", (1, 5, 5, 6), "uint8", (0.05, 100))
-    g.op(
-        "DEPTHWISE_CONV_2D",
-        [x, w, b],
-        [y],
-        padding=VALID,
-        strideH=1,
-        strideW=1,
-        depthMultiplier=2,
-        dilationHFactor=2,
+    return _depthwise(
+        path, rng, (1, 9, 9, 3), (1, 5, 5, 6), (0.05, 100),
+        padding=VALID, strideH=1, strideW=1, depthMultiplier=2, dilationHFactor=2,
         dilationWFactor=2,
-    )
-    return g.write(path, [x], [y])
+    )  # fmt: skip
 
 
 def fully_connected(path, rng):
@@ -150,6 +136,13 @@ def add(path, rng):
     return g.write(path, [a, b], [y])
 
 
+def _pool(g: GraphBuilder, kind: str, x: int, y: int, padding, stride: int, size: int) -> None:
+    g.op(
+        kind, [x], [y], padding=padding, strideH=stride, strideW=stride, filterHeight=size,
+        filterWidth=size,
+    )  # fmt: skip
+
+
 def pools(path, rng):
     """Average pooling (exact halves: TFLite's uint8 kernel rounds them up) and
     max pooling, both SAME-padded."""
@@ -157,26 +150,8 @@ def pools(path, rng):
     x = g.tensor("x", (1, 7, 7, 4), "uint8", (0.1, 3))
     avg = g.tensor("avg", (1, 4, 4, 4), "uint8", (0.1, 3))
     big = g.tensor("max", (1, 3, 3, 4), "uint8", (0.1, 3))
-    g.op(
-        "AVERAGE_POOL_2D",
-        [x],
-        [avg],
-        padding=SAME,
-        strideH=2,
-        strideW=2,
-        filterHeight=2,
-        filterWidth=2,
-    )
-    g.op(
-        "MAX_POOL_2D",
-        [x],
-        [big],
-        padding=VALID,
-        strideH=2,
-        strideW=2,
-        filterHeight=3,
-        filterWidth=3,
-    )
+    _pool(g, "AVERAGE_POOL_2D", x, avg, SAME, stride=2, size=2)
+    _pool(g, "MAX_POOL_2D", x, big, VALID, stride=2, size=3)
     return g.write(path, [x], [avg, big])
 
 
@@ -218,16 +193,7 @@ def network(path, rng):
     s = g.tensor("s", (1, 6, 6, 4), "uint8", (0.05, 60))
     g.op("ADD", [d, h], [s])
     p = g.tensor("p", (1, 1, 1, 4), "uint8", (0.05, 60))
-    g.op(
-        "AVERAGE_POOL_2D",
-        [s],
-        [p],
-        padding=VALID,
-        strideH=6,
-        strideW=6,
-        filterHeight=6,
-        filterWidth=6,
-    )
+    _pool(g, "AVERAGE_POOL_2D", s, p, VALID, stride=6, size=6)
     weights, w_quant = uint8_weights(rng, (3, 4))
     fw = g.tensor("fw", weights.shape, "uint8", w_quant, weights)
     fb = g.tensor("fb", (3,), "int32", (0.05 * w_quant[0], 0), np.array([5, -9, 40], np.int32))

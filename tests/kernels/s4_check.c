@@ -8,18 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "check_random.h"
 #include "tvmq_s4.h"
-
-static uint64_t state = 88172645463325252ULL;
-static uint64_t next(void) {
-  state ^= state << 13, state ^= state >> 7, state ^= state << 17;
-  return state;
-}
-
-static int8_t activation(void) {
-  uint64_t r = next() % 64;
-  return r == 0 ? -128 : r == 1 ? 127 : (int8_t)next();
-}
 
 enum { ELEMENTS = 2 * 4 * 128 };
 static int8_t weight[ELEMENTS];

@@ -25,7 +25,7 @@ from tvm.relax.expr_functor import PyExprMutator, mutator
 
 from tvmq.model import Model
 from tvmq.quantize.annotate import MainGraph
-from tvmq.quantize.realize import constant_value
+from tvmq.quantize.realize import constant_value, conv2d_like
 from tvmq.quantize.scheme import QuantConfig, QuantizedWeight, quantize_weight
 
 _INTEGER_OPS = ("relax.nn.conv2d", "relax.matmul")
@@ -163,19 +163,7 @@ class _Dequantize(PyExprMutator):
         )
         data = self.visit_expr(layer.data)
         if _op(call) == "relax.nn.conv2d":
-            attrs = call.attrs
-            op = relax.op.nn.conv2d(
-                data,
-                weight,
-                strides=attrs.strides,
-                padding=attrs.padding,
-                dilation=attrs.dilation,
-                groups=attrs.groups,
-                data_layout=attrs.data_layout,
-                kernel_layout=attrs.kernel_layout,
-                out_layout=attrs.out_layout,
-                out_dtype="float32",
-            )
+            op = conv2d_like(call.attrs, data, weight, "float32", out_layout=call.attrs.out_layout)
         else:
             op = relax.op.matmul(data, weight, out_dtype="float32")
         # Named as the int32 op: source names and layer names stay those of the import.

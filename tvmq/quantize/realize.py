@@ -212,6 +212,20 @@ def layout_transform(call: relax.Call):
     return lambda a: np.transpose(a, axes)
 
 
+def conv2d_like(attrs, data, weight, out_dtype: str, **changes) -> relax.Expr:
+    """A conv2d with the strides, padding, dilation, groups and layouts of a source
+    conv2d's `attrs` except for `changes`: its integer or float-weight forms."""
+    options = {
+        "strides": attrs.strides,
+        "padding": attrs.padding,
+        "dilation": attrs.dilation,
+        "groups": attrs.groups,
+        "data_layout": attrs.data_layout,
+        "kernel_layout": attrs.kernel_layout,
+    }
+    return relax.op.nn.conv2d(data, weight, out_dtype=out_dtype, **(options | changes))
+
+
 def constant_value(producer, expr) -> np.ndarray | None:
     """Value of a constant, possibly reshaped or permuted (a transposed weight), or
     None; `producer` maps a variable to the expression bound to it."""
@@ -515,16 +529,8 @@ class _Realizer(PyExprMutator):
                 )
             )
         accumulator = self.ints.emit(
-            relax.op.nn.conv2d(
-                data,
-                relax.const(weight.values),
-                strides=attrs.strides,
-                padding=[0, 0, 0, 0],
-                dilation=attrs.dilation,
-                groups=attrs.groups,
-                data_layout=attrs.data_layout,
-                kernel_layout=attrs.kernel_layout,
-                out_dtype=_accumulator_dtype(x),
+            conv2d_like(
+                attrs, data, relax.const(weight.values), _accumulator_dtype(x), padding=[0, 0, 0, 0]
             )
         )
         channel_axis = str(attrs.out_layout).index("C")
@@ -655,16 +661,12 @@ class _Realizer(PyExprMutator):
         if groups == 1:
             shape[out_axis] = 1  # one sum per window, shared by all output channels
         window_sums = self.ints.emit(
-            relax.op.nn.conv2d(
+            conv2d_like(
+                attrs,
                 data,
                 relax.const(np.ones(shape, str(data.ty.dtype))),
-                strides=attrs.strides,
+                "int32",
                 padding=[0, 0, 0, 0],
-                dilation=attrs.dilation,
-                groups=groups,
-                data_layout=attrs.data_layout,
-                kernel_layout=attrs.kernel_layout,
-                out_dtype="int32",
             )
         )
         return self._less(accumulator, window_sums, zero_point)
@@ -1004,17 +1006,7 @@ class _Realizer(PyExprMutator):
                 return None
             out_axis = str(attrs.kernel_layout).index("O")
             channel_axis = str(attrs.out_layout).index("C")
-            accumulator = relax.op.nn.conv2d(
-                centred,
-                relax.const(weight.values),
-                strides=attrs.strides,
-                padding=attrs.padding,
-                dilation=attrs.dilation,
-                groups=attrs.groups,
-                data_layout=attrs.data_layout,
-                kernel_layout=attrs.kernel_layout,
-                out_dtype="int32",
-            )
+            accumulator = conv2d_like(attrs, centred, relax.const(weight.values), "int32")
         else:
             if weight.values.ndim != 2:
                 return None
