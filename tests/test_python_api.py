@@ -96,3 +96,51 @@ def test_import_tvmq_imports_no_tvm():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+@pytest.fixture(scope="module")
+def digits_float():
+    return tvmq.load_model(DIGITS_MODEL)
+
+
+def test_evaluate_model_on_arrays_scores_as_on_the_file(digits_float):
+    model = digits_float
+    images, labels = digits_split("test")
+    from_file = tvmq.evaluate_model(model, DIGITS_DATA, progress=False)
+    from_arrays = tvmq.evaluate_model(model, (images, labels), progress=False)
+    assert from_arrays.value == from_file.value >= 0.95
+    assert from_arrays.scored == "samples [0, 360) of 360 in the arrays (x, y)"
+    # A leading fraction is skipped as in a file: the score of the rest.
+    rest = tvmq.evaluate_model(model, (images, labels), skip_fraction=0.5, progress=False)
+    with tvmq.build_model(model) as run:
+        hits = [np.argmax(run(x)[0]) == y for x, y in zip(images, labels, strict=True)][180:]
+    assert rest.value == np.mean(hits)
+
+
+@pytest.mark.parametrize(
+    ("data", "metric", "message"),
+    [
+        ("x", None, "the array x: no labels (y) to score top1 against"),
+        ("x,y", "auc", "the arrays (x, y) is not the anomaly-detection set"),
+        ("x,y+10", None, "the arrays (x, y): label 19 is beyond the 10 classes"),
+        ("x,y-1", None, "labels y: -1 is not a class index"),
+        ("x,onehot", None, "labels y: expected one class index per sample"),
+        ("x,y[:9]", None, "360 samples in x but 9 labels in y"),
+        ("x,y,y", None, "expected a data path or arrays (x, y), got tuple"),
+    ],
+)
+def test_arrays_that_do_not_fit_are_one_line_errors(digits_float, data, metric, message):
+    images, labels = digits_split("test")
+    arrays = {
+        "x": images,
+        "x,y": (images, labels),
+        "x,y+10": (images, labels + 10),
+        "x,y-1": (images, labels - 1),
+        "x,onehot": (images, np.eye(10, dtype=np.int64)[labels]),
+        "x,y[:9]": (images, labels[:9]),
+        "x,y,y": (images, labels, labels),
+    }[data]
+    with pytest.raises(tvmq.TvmqError) as error:
+        tvmq.evaluate_model(digits_float, arrays, metric=metric)
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)

@@ -196,7 +196,7 @@ class Score:
 
 def evaluate_model(
     model: ModelLike,
-    data: str | Path,
+    data: str | Path | tuple[np.ndarray, np.ndarray] | np.ndarray,
     *,
     metric: str | None = None,
     target: str | Path = "host",
@@ -207,18 +207,43 @@ def evaluate_model(
 ) -> Score:
     """`metric` (top1, auc; default: auc on the anomaly set, else top1) of `model`
     built for `target`, on the evaluation part of the labelled data at `data` (the
-    part quantize does not calibrate on; all but the leading `skip_fraction`)."""
+    part quantize does not calibrate on; all but the leading `skip_fraction`), or on
+    every sample of arrays ``(x, y)``: x[i] one input, y[i] its class (all but the
+    leading `skip_fraction`). Both metrics score against labels, so x alone is refused."""
     from tvmq.data import open_data
     from tvmq.evaluate import check_metric, default_metric, evaluate
 
     model = _as_model(model, shapes)
-    labelled = open_data(data, model.inputs[0])
+    if isinstance(data, (str, os.PathLike)):
+        labelled = open_data(data, model.inputs[0])
+        held_out = labelled.split(skip_fraction).evaluation
+    else:
+        labelled = _labelled_arrays(data)
+        held_out = labelled.split(skip_fraction or 0.0).evaluation
     metric = metric or default_metric(labelled)
     check_metric(model, labelled, metric)  # before the build: a wrong metric fails at once
-    held_out = labelled.split(skip_fraction).evaluation
     with model.build(str(target), schedules) as executable:
         value = evaluate(model, executable, labelled, metric, held_out, progress=progress)
     return Score(metric, value, labelled.describe(held_out))
+
+
+def _labelled_arrays(data: tuple[np.ndarray, np.ndarray] | np.ndarray):
+    """Arrays to score on as a data set: (x, y), or x alone (which no metric can score)."""
+    from tvmq.data import from_arrays
+
+    if isinstance(data, np.ndarray):
+        return from_arrays(data, None, "the array x")
+    if not isinstance(data, tuple) or len(data) != 2:
+        raise TvmqError(f"expected a data path or arrays (x, y), got {type(data).__name__}")
+    x, y = (np.asarray(array) for array in data)
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        raise TvmqError(
+            f"labels y: expected one class index per sample (integers, shape [N]), "
+            f"got {y.dtype}{list(y.shape)}"
+        )
+    if len(y) and y.min() < 0:
+        raise TvmqError(f"labels y: {y.min()} is not a class index")
+    return from_arrays(x, y, "the arrays (x, y)")
 
 
 def build_model(
