@@ -144,3 +144,31 @@ def test_arrays_that_do_not_fit_are_one_line_errors(digits_float, data, metric, 
         tvmq.evaluate_model(digits_float, arrays, metric=metric)
     assert message in str(error.value)
     assert "\n" not in str(error.value)
+
+
+def test_the_commands_choices_are_the_librarys_constants():
+    from tvmq.cli import parser
+    from tvmq.data import INPUT_FORMATS
+    from tvmq.evaluate import METRICS
+    from tvmq.quantize.calibrators import CALIBRATORS
+    from tvmq.quantize.options import ACTIVATIONS, MODES
+    from tvmq.train.optimizers import OPTIMIZERS
+    from tvmq.tune import OBJECTIVES
+
+    library = {
+        "mode": MODES,
+        "calibrator": tuple(CALIBRATORS),
+        "activations": ACTIVATIONS,
+        "metric": METRICS,
+        "input_format": INPUT_FORMATS,
+        "optimizer": OPTIMIZERS,
+        "objective": OBJECTIVES,
+    }
+    commands = parser()._subparsers._group_actions[0].choices
+    seen = set()
+    for command in commands.values():
+        for action in command._actions:
+            if action.choices is not None and action.dest in library:
+                assert tuple(action.choices) == library[action.dest], action.dest
+                seen.add(action.dest)
+    assert seen == set(library)
