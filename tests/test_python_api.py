@@ -172,3 +172,16 @@ def test_the_commands_choices_are_the_librarys_constants():
                 assert tuple(action.choices) == library[action.dest], action.dest
                 seen.add(action.dest)
     assert seen == set(library)
+
+
+def test_demo_on_host_scores_as_evaluate_model(digits_float, capsys):
+    from tvmq.demo import run_demo
+
+    results = run_demo("host")
+    printed = capsys.readouterr().out
+    int8 = tvmq.quantize_model(digits_float, DIGITS_DATA, calib_samples=200)
+    for name, model in (("float32", digits_float), ("int8", int8)):
+        score = tvmq.evaluate_model(model, DIGITS_DATA, progress=False)
+        assert results[name]["accuracy"] == score.value
+        assert re.search(rf"^{name} +{score.value:8.2%} ", printed, re.M)
+    assert "360 test images on 'host'" in printed
