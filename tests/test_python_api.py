@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 import tvmq
 from tvmq.cli import main
 from tvmq.examples import DIGITS_DATA, DIGITS_MODEL, digits_split
+from tvmq.targets import load_target
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -110,9 +112,13 @@ def test_evaluate_model_on_arrays_scores_as_on_the_file(digits_float):
     from_arrays = tvmq.evaluate_model(model, (images, labels), progress=False)
     assert from_arrays.value == from_file.value >= 0.95
     assert from_arrays.scored == "samples [0, 360) of 360 in the arrays (x, y)"
-    # A leading fraction is skipped as in a file: the score of the rest.
-    rest = tvmq.evaluate_model(model, (images, labels), skip_fraction=0.5, progress=False)
-    with tvmq.build_model(model) as run:
+    # A leading fraction is skipped as in a file: the score of the rest (the target
+    # may be given loaded, as tune_model's result and compile_model's hold it).
+    host = load_target("host")
+    rest = tvmq.evaluate_model(
+        model, (images, labels), skip_fraction=0.5, target=host, progress=False
+    )
+    with tvmq.build_model(model, host) as run:
         hits = [np.argmax(run(x)[0]) == y for x, y in zip(images, labels, strict=True)][180:]
     assert rest.value == np.mean(hits)
 
@@ -185,3 +191,31 @@ def test_demo_on_host_scores_as_evaluate_model(digits_float, capsys):
         assert results[name]["accuracy"] == score.value
         assert re.search(rf"^{name} +{score.value:8.2%} ", printed, re.M)
     assert "360 test images on 'host'" in printed
+
+
+@pytest.mark.skipif(
+    not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")),
+    reason="arm-none-eabi-gcc and qemu-system-arm are needed (make toolchains)",
+)
+def test_tune_model_records_are_what_compile_model_applies(digits_float, tmp_path):
+    """Two trials on the emulated M4 write records into work_dir; a compile with
+    schedules_for(work_dir) takes them, and its summary counts the kernels that did."""
+    from tvmq.tune.database import load_records
+
+    int8 = tvmq.quantize_model(digits_float, DIGITS_DATA, calib_samples=50)
+    tuning = tvmq.tune_model(int8, "qemu-cortex-m4", 2, work_dir=tmp_path / "db", seed=1)
+    records = load_records(tmp_path / "db", tuning.target)
+    assert tuning.directory == tmp_path / "db" and tuning.runner == "board"
+    assert tuning.result.trials_run >= 1 and records
+    schedules = tvmq.schedules_for(tuning.target, tmp_path / "db", objective="speed")
+    compiled = tvmq.compile_model(int8, tuning.target, tmp_path / "fw", schedules=schedules)
+    assert compiled.schedules is schedules
+    tuned = {record.workload.mod for record in records}
+    assert 1 <= schedules.applied <= len(tuned) < schedules.kernels
+    assert schedules.summary().startswith(
+        f"tuned schedules: {schedules.applied} of {schedules.kernels} kernels from "
+        f"{tmp_path / 'db'}"
+    )
+    untuned = tvmq.schedules_for(tuning.target, tmp_path / "db", tuned=False)
+    tvmq.compile_model(int8, tuning.target, tmp_path / "plain", schedules=untuned)
+    assert untuned.applied == 0
