@@ -133,6 +133,7 @@ def test_evaluate_model_on_arrays_scores_as_on_the_file(digits_float):
         ("x,onehot", None, "labels y: expected one class index per sample"),
         ("x,y[:9]", None, "360 samples in x but 9 labels in y"),
         ("x,y,y", None, "expected a data path or arrays (x, y), got tuple"),
+        ("x[:,:4],y", None, "the arrays (x, y): a sample of shape [1, 1, 4, 8] does not fit"),
     ],
 )
 def test_arrays_that_do_not_fit_are_one_line_errors(digits_float, data, metric, message):
@@ -145,6 +146,7 @@ def test_arrays_that_do_not_fit_are_one_line_errors(digits_float, data, metric, 
         "x,onehot": (images, np.eye(10, dtype=np.int64)[labels]),
         "x,y[:9]": (images, labels[:9]),
         "x,y,y": (images, labels, labels),
+        "x[:,:4],y": (images[..., :4, :], labels),
     }[data]
     with pytest.raises(tvmq.TvmqError) as error:
         tvmq.evaluate_model(digits_float, arrays, metric=metric)

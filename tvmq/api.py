@@ -212,7 +212,7 @@ def evaluate_model(
     every sample of arrays ``(x, y)``: x[i] one input, y[i] its class (all but the
     leading `skip_fraction`). Both metrics score against labels, so x alone is refused."""
     from tvmq.data import open_data
-    from tvmq.evaluate import check_metric, default_metric, evaluate
+    from tvmq.evaluate import check_data, default_metric, evaluate
 
     model = _as_model(model, shapes)
     if isinstance(data, (str, os.PathLike)):
@@ -222,7 +222,7 @@ def evaluate_model(
         labelled = _labelled_arrays(data)
         held_out = labelled.split(skip_fraction or 0.0).evaluation
     metric = metric or default_metric(labelled)
-    check_metric(model, labelled, metric)  # before the build: a wrong metric fails at once
+    check_data(model, labelled, metric, held_out)  # before the build: mistakes fail at once
     with model.build(_target_argument(target), schedules) as executable:
         value = evaluate(model, executable, labelled, metric, held_out, progress=progress)
     return Score(metric, value, labelled.describe(held_out))
