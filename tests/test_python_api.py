@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 import tvmq
 from tvmq.cli import main
 from tvmq.examples import DIGITS_DATA, DIGITS_MODEL, digits_split
+from tvmq.targets import load_target
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -96,3 +98,126 @@ def test_import_tvmq_imports_no_tvm():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+@pytest.fixture(scope="module")
+def digits_float():
+    return tvmq.load_model(DIGITS_MODEL)
+
+
+def test_evaluate_model_on_arrays_scores_as_on_the_file(digits_float):
+    model = digits_float
+    images, labels = digits_split("test")
+    from_file = tvmq.evaluate_model(model, DIGITS_DATA, progress=False)
+    from_arrays = tvmq.evaluate_model(model, (images, labels), progress=False)
+    assert from_arrays.value == from_file.value >= 0.95
+    assert from_arrays.scored == "samples [0, 360) of 360 in the arrays (x, y)"
+    # A leading fraction is skipped as in a file: the score of the rest (the target
+    # may be given loaded, as tune_model's result and compile_model's hold it).
+    host = load_target("host")
+    rest = tvmq.evaluate_model(
+        model, (images, labels), skip_fraction=0.5, target=host, progress=False
+    )
+    with tvmq.build_model(model, host) as run:
+        hits = [np.argmax(run(x)[0]) == y for x, y in zip(images, labels, strict=True)][180:]
+    assert rest.value == np.mean(hits)
+
+
+@pytest.mark.parametrize(
+    ("data", "metric", "message"),
+    [
+        ("x", None, "the array x: no labels (y) to score top1 against"),
+        ("x,y", "auc", "the arrays (x, y) is not the anomaly-detection set"),
+        ("x,y+10", None, "the arrays (x, y): label 19 is beyond the 10 classes"),
+        ("x,y-1", None, "labels y: -1 is not a class index"),
+        ("x,onehot", None, "labels y: expected one class index per sample"),
+        ("x,y[:9]", None, "360 samples in x but 9 labels in y"),
+        ("x,y,y", None, "expected a data path or arrays (x, y), got tuple"),
+        ("x[:,:4],y", None, "the arrays (x, y): a sample of shape [1, 1, 4, 8] does not fit"),
+    ],
+)
+def test_arrays_that_do_not_fit_are_one_line_errors(digits_float, data, metric, message):
+    images, labels = digits_split("test")
+    arrays = {
+        "x": images,
+        "x,y": (images, labels),
+        "x,y+10": (images, labels + 10),
+        "x,y-1": (images, labels - 1),
+        "x,onehot": (images, np.eye(10, dtype=np.int64)[labels]),
+        "x,y[:9]": (images, labels[:9]),
+        "x,y,y": (images, labels, labels),
+        "x[:,:4],y": (images[..., :4, :], labels),
+    }[data]
+    with pytest.raises(tvmq.TvmqError) as error:
+        tvmq.evaluate_model(digits_float, arrays, metric=metric)
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_the_commands_choices_are_the_librarys_constants():
+    from tvmq.cli import parser
+    from tvmq.data import INPUT_FORMATS
+    from tvmq.evaluate import METRICS
+    from tvmq.quantize.calibrators import CALIBRATORS
+    from tvmq.quantize.options import ACTIVATIONS, MODES
+    from tvmq.train.optimizers import OPTIMIZERS
+    from tvmq.tune import OBJECTIVES
+
+    library = {
+        "mode": MODES,
+        "calibrator": tuple(CALIBRATORS),
+        "activations": ACTIVATIONS,
+        "metric": METRICS,
+        "input_format": INPUT_FORMATS,
+        "optimizer": OPTIMIZERS,
+        "objective": OBJECTIVES,
+    }
+    commands = parser()._subparsers._group_actions[0].choices
+    seen = set()
+    for command in commands.values():
+        for action in command._actions:
+            if action.choices is not None and action.dest in library:
+                assert tuple(action.choices) == library[action.dest], action.dest
+                seen.add(action.dest)
+    assert seen == set(library)
+
+
+def test_demo_on_host_scores_as_evaluate_model(digits_float, capsys):
+    from tvmq.demo import run_demo
+
+    results = run_demo("host")
+    printed = capsys.readouterr().out
+    int8 = tvmq.quantize_model(digits_float, DIGITS_DATA, calib_samples=200)
+    for name, model in (("float32", digits_float), ("int8", int8)):
+        score = tvmq.evaluate_model(model, DIGITS_DATA, progress=False)
+        assert results[name]["accuracy"] == score.value
+        assert re.search(rf"^{name} +{score.value:8.2%} ", printed, re.M)
+    assert "360 test images on 'host'" in printed
+
+
+@pytest.mark.skipif(
+    not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")),
+    reason="arm-none-eabi-gcc and qemu-system-arm are needed (make toolchains)",
+)
+def test_tune_model_records_are_what_compile_model_applies(digits_float, tmp_path):
+    """Two trials on the emulated M4 write records into work_dir; a compile with
+    schedules_for(work_dir) takes them, and its summary counts the kernels that did."""
+    from tvmq.tune.database import load_records
+
+    int8 = tvmq.quantize_model(digits_float, DIGITS_DATA, calib_samples=50)
+    tuning = tvmq.tune_model(int8, "qemu-cortex-m4", 2, work_dir=tmp_path / "db", seed=1)
+    records = load_records(tmp_path / "db", tuning.target)
+    assert tuning.directory == tmp_path / "db" and tuning.runner == "board"
+    assert tuning.result.trials_run >= 1 and records
+    schedules = tvmq.schedules_for(tuning.target, tmp_path / "db", objective="speed")
+    compiled = tvmq.compile_model(int8, tuning.target, tmp_path / "fw", schedules=schedules)
+    assert compiled.schedules is schedules
+    tuned = {record.workload.mod for record in records}
+    assert 1 <= schedules.applied <= len(tuned) < schedules.kernels
+    assert schedules.summary().startswith(
+        f"tuned schedules: {schedules.applied} of {schedules.kernels} kernels from "
+        f"{tmp_path / 'db'}"
+    )
+    untuned = tvmq.schedules_for(tuning.target, tmp_path / "db", tuned=False)
+    tvmq.compile_model(int8, tuning.target, tmp_path / "plain", schedules=untuned)
+    assert untuned.applied == 0

@@ -12,9 +12,10 @@ from tests.micro_reference import micro_run
 from tests.test_uint8 import reference_run
 from tests.tflite_graphs import GraphBuilder
 from tvmq.frontend import load_model
+from tvmq.quantize.options import MODES
 from tvmq.quantize.quantizer import quantize_model
 from tvmq.quantize.realize import realize
-from tvmq.quantize.scheme import MODES, QuantConfig
+from tvmq.quantize.scheme import QuantConfig
 
 RNG = np.random.default_rng(11)
 SAME = schema.Padding.SAME

@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
 
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from tvmq.tune.tuner import TuneResult
 
 ModelLike = Model | str | Path
+# A target: its name in targets/, its .toml file, or a loaded Target.
+TargetLike: TypeAlias = "str | Path | Target"
 Shapes = Mapping[str, tuple[int, ...]]
 Log = Callable[[str], None]
 
@@ -50,7 +52,7 @@ def save_model(model: Model, path: str | Path, *, force: bool = False) -> None:
 
 
 def schedules_for(
-    target: str | Path | Target,
+    target: TargetLike,
     directory: str | Path | None = None,
     *,
     tuned: bool = True,
@@ -59,10 +61,9 @@ def schedules_for(
     """The schedules a build for `target` uses (``--schedules``, ``--no-tuned``,
     ``--objective``): tuned records from `directory`, else the user's and the shipped
     databases. Every function here that builds uses these defaults when given none."""
-    from tvmq.targets import load_target
     from tvmq.tune.apply import schedules_for as lookup
 
-    target = load_target(target) if isinstance(target, (str, os.PathLike)) else target
+    target = _as_target(target)
     directory = None if directory is None else Path(directory)
     return lookup(target, directory, tuned=tuned, objective=objective)
 
@@ -196,10 +197,10 @@ class Score:
 
 def evaluate_model(
     model: ModelLike,
-    data: str | Path,
+    data: str | Path | tuple[np.ndarray, np.ndarray] | np.ndarray,
     *,
     metric: str | None = None,
-    target: str | Path = "host",
+    target: TargetLike = "host",
     skip_fraction: float | None = None,
     schedules: TunedSchedules | None = None,
     shapes: Shapes | None = None,
@@ -207,23 +208,48 @@ def evaluate_model(
 ) -> Score:
     """`metric` (top1, auc; default: auc on the anomaly set, else top1) of `model`
     built for `target`, on the evaluation part of the labelled data at `data` (the
-    part quantize does not calibrate on; all but the leading `skip_fraction`)."""
+    part quantize does not calibrate on; all but the leading `skip_fraction`), or on
+    every sample of arrays ``(x, y)``: x[i] one input, y[i] its class (all but the
+    leading `skip_fraction`). Both metrics score against labels, so x alone is refused."""
     from tvmq.data import open_data
-    from tvmq.evaluate import check_metric, default_metric, evaluate
+    from tvmq.evaluate import check_data, default_metric, evaluate
 
     model = _as_model(model, shapes)
-    labelled = open_data(data, model.inputs[0])
+    if isinstance(data, (str, os.PathLike)):
+        labelled = open_data(data, model.inputs[0])
+        held_out = labelled.split(skip_fraction).evaluation
+    else:
+        labelled = _labelled_arrays(data)
+        held_out = labelled.split(skip_fraction or 0.0).evaluation
     metric = metric or default_metric(labelled)
-    check_metric(model, labelled, metric)  # before the build: a wrong metric fails at once
-    held_out = labelled.split(skip_fraction).evaluation
-    with model.build(str(target), schedules) as executable:
+    check_data(model, labelled, metric, held_out)  # before the build: mistakes fail at once
+    with model.build(_target_argument(target), schedules) as executable:
         value = evaluate(model, executable, labelled, metric, held_out, progress=progress)
     return Score(metric, value, labelled.describe(held_out))
 
 
+def _labelled_arrays(data: tuple[np.ndarray, np.ndarray] | np.ndarray):
+    """Arrays to score on as a data set: (x, y), or x alone (which no metric can score)."""
+    from tvmq.data import from_arrays
+
+    if isinstance(data, np.ndarray):
+        return from_arrays(data, None, "the array x")
+    if not isinstance(data, tuple) or len(data) != 2:
+        raise TvmqError(f"expected a data path or arrays (x, y), got {type(data).__name__}")
+    x, y = (np.asarray(array) for array in data)
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        raise TvmqError(
+            f"labels y: expected one class index per sample (integers, shape [N]), "
+            f"got {y.dtype}{list(y.shape)}"
+        )
+    if len(y) and y.min() < 0:
+        raise TvmqError(f"labels y: {y.min()} is not a class index")
+    return from_arrays(x, y, "the arrays (x, y)")
+
+
 def build_model(
     model: ModelLike,
-    target: str | Path = "host",
+    target: TargetLike = "host",
     *,
     schedules: TunedSchedules | None = None,
     shapes: Shapes | None = None,
@@ -232,7 +258,7 @@ def build_model(
     (:class:`tvmq.backend.executable.Executable`) called with the model's inputs
     (numpy arrays), returning its outputs. A board's executable runs on its emulator
     until ``close()`` (or the end of a ``with`` block)."""
-    return _as_model(model, shapes).build(str(target), schedules)
+    return _as_model(model, shapes).build(_target_argument(target), schedules)
 
 
 @dataclass(frozen=True)
@@ -249,7 +275,7 @@ class Compiled:
 
 def compile_model(
     model: ModelLike,
-    target: str | Path,
+    target: TargetLike,
     output: str | Path,
     *,
     name: str | None = None,
@@ -266,10 +292,9 @@ def compile_model(
     `batch` is samples per call (CUDA); `force` replaces an existing `output`."""
     from tvmq.backend.emit_c import Placement
     from tvmq.fileio import output_directory
-    from tvmq.targets import load_target
 
     with output_directory(output, force) as directory:
-        target = load_target(target)
+        target = _as_target(target)
         placement = Placement(arena_section, weights_section)
         name = _check_compile_options(target, placement, name)
         model = _as_model(model, shapes)
@@ -333,7 +358,7 @@ class Tuning:
 
 def tune_model(
     model: ModelLike,
-    target: str | Path,
+    target: TargetLike,
     trials: int,
     *,
     work_dir: str | Path | None = None,
@@ -347,10 +372,9 @@ def tune_model(
     database `work_dir` (default: the user's for the target), which every later
     build for the target reads. `runner`: local, rpc (with `tracker` and `key`) or
     board (the default for emulated boards)."""
-    from tvmq.targets import load_target
     from tvmq.tune.tuner import open_tuning, tune
 
-    target = load_target(target)
+    target = _as_target(target)
     runner, directory, database = open_tuning(target, work_dir, runner)
     model = _as_model(model, shapes)
     result = tune(model, target, trials, database, runner, tracker=tracker, key=key, seed=seed)
@@ -365,6 +389,19 @@ def _as_model(model: ModelLike, shapes: Shapes | None) -> Model:
     if not isinstance(model, (str, os.PathLike)):
         raise TvmqError(f"expected a Model or a model file's path, got {type(model).__name__}")
     return load_model(model, shapes)
+
+
+def _as_target(target: TargetLike) -> Target:
+    from tvmq.targets import Target, load_target
+
+    return target if isinstance(target, Target) else load_target(target)
+
+
+def _target_argument(target: TargetLike) -> str:
+    """What Model.build takes: a target's name or its .toml file."""
+    from tvmq.targets import Target
+
+    return str(target.path) if isinstance(target, Target) else str(target)
 
 
 def _silent(_: str) -> None:

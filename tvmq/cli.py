@@ -16,7 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from tvmq import __version__
+from tvmq.data import INPUT_FORMATS
 from tvmq.errors import TvmqError
+from tvmq.evaluate import METRICS
+from tvmq.quantize.calibrators import CALIBRATORS
+from tvmq.quantize.options import ACTIVATIONS, MODES
+from tvmq.train.optimizers import OPTIMIZERS
+from tvmq.tune import OBJECTIVES
 
 EXIT_USER_ERROR = 2
 
@@ -387,7 +393,7 @@ def _schedule_options() -> argparse.ArgumentParser:
     )
     parent.add_argument(
         "--objective",
-        choices=["flash", "speed"],
+        choices=OBJECTIVES,
         default="flash",
         help="flash (default): a tuned kernel's code stays within 5%% of the default's; "
         "speed: the fastest record whatever its size",
@@ -425,7 +431,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--target", default="host", help="target name or .toml (default: host)")
     run.add_argument(
         "--input-format",
-        choices=["auto", "raw"],
+        choices=INPUT_FORMATS,
         default="auto",
         help="raw: each --input file holds one or more samples as bytes of the input's type",
     )
@@ -444,7 +450,7 @@ def parser() -> argparse.ArgumentParser:
     quantize.add_argument("model", type=Path)
     quantize.add_argument(
         "--mode",
-        choices=["static", "dynamic", "weight-only"],
+        choices=MODES,
         default="static",
         help="static: calibrated int8 activations (default); dynamic: activation scales "
         "computed per inference; weight-only: int8 weights, float activations",
@@ -462,7 +468,7 @@ def parser() -> argparse.ArgumentParser:
     )
     quantize.add_argument(
         "--input-format",
-        choices=["auto", "raw"],
+        choices=INPUT_FORMATS,
         default="auto",
         help="raw: --calib holds samples as bytes of the model input's type and shape",
     )
@@ -470,7 +476,7 @@ def parser() -> argparse.ArgumentParser:
     quantize.add_argument(
         "--calibrator",
         default="mse",
-        choices=["minmax", "moving-average", "percentile", "entropy", "mse"],
+        choices=list(CALIBRATORS),
     )
     quantize.add_argument("--percentile", type=float, default=99.999)
     quantize.add_argument("--per-tensor", action="store_true", help="one weight scale per tensor")
@@ -485,7 +491,7 @@ def parser() -> argparse.ArgumentParser:
     quantize.add_argument("--skip", action="append", default=[], help="keep this layer float")
     quantize.add_argument(
         "--activations",
-        choices=["int8", "int16"],
+        choices=ACTIVATIONS,
         default="int8",
         help="activation type; int16 follows TFLite's 16x8 scheme (default int8)",
     )
@@ -547,7 +553,7 @@ def parser() -> argparse.ArgumentParser:
     quantize.add_argument(
         "--eval", type=Path, help="labelled data (.npz or MLPerf folder) for the task metric"
     )
-    quantize.add_argument("--metric", choices=["top1", "auc"], default="top1")
+    quantize.add_argument("--metric", choices=METRICS, default="top1")
     quantize.add_argument(
         "--report",
         type=Path,
@@ -574,7 +580,7 @@ def parser() -> argparse.ArgumentParser:
         type=float,
         help="compare on this leading fraction of a labelled set (default: as quantize)",
     )
-    debug.add_argument("--input-format", choices=["auto", "raw"], default="auto")
+    debug.add_argument("--input-format", choices=INPUT_FORMATS, default="auto")
     debug.add_argument(
         "--samples", type=int, default=32, help="compare on at most this many samples (default 32)"
     )
@@ -593,9 +599,7 @@ def parser() -> argparse.ArgumentParser:
         help="labelled .npz (x, y) or folder with y_labels.csv; its odd-indexed samples are "
         "scored (quantize calibrates on the even ones)",
     )
-    evaluate.add_argument(
-        "--metric", choices=["top1", "auc"], help="default: auc on ad01, else top1"
-    )
+    evaluate.add_argument("--metric", choices=METRICS, help="default: auc on ad01, else top1")
     evaluate.add_argument(
         "--skip-fraction",
         type=float,
@@ -618,7 +622,7 @@ def parser() -> argparse.ArgumentParser:
     finetune.add_argument("--lr", type=float, default=1e-4, help="learning rate")
     finetune.add_argument("--batch-size", type=int, default=32)
     finetune.add_argument("--seed", type=int, default=0, help="shuffling seed")
-    finetune.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
+    finetune.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
     from tvmq.train.command import add_arguments as add_training_arguments
 
     add_training_arguments(finetune)

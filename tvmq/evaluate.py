@@ -64,6 +64,15 @@ def check_metric(model: Model, data: LabelledData, metric: str) -> None:
         )
 
 
+def check_data(model: Model, data: LabelledData, metric: str, indices: Sequence[int]) -> None:
+    """Refuse a metric, or samples, that do not fit the model (cheap: one sample)."""
+    check_metric(model, data, metric)
+    if not len(indices):
+        raise TvmqError(f"{data.source}: no samples to evaluate on")
+    for value, _ in data.values(indices[:1]):
+        model_input(ad_windows(value)[0] if data.windows else value, model.inputs[0], data)
+
+
 def evaluate(
     model: Model,
     executable,
@@ -77,12 +86,8 @@ def evaluate(
 
     ``progress=False`` silences the bar, for callers that evaluate on several
     boards at once and print their own progress lines."""
-    check_metric(model, data, metric)
-    if not len(indices):
-        raise TvmqError(f"{data.source}: no samples to evaluate on")
+    check_data(model, data, metric, indices)  # data that does not fit fails before the bar
     spec, out = model.inputs[0], model.outputs[0]
-    for value, _ in data.values(indices[:1]):  # data that does not fit fails before the bar
-        model_input(ad_windows(value)[0] if data.windows else value, spec, data)
     scores, labels = [], []
     samples = data.values(indices)
     bar = tqdm(samples, total=len(indices), desc="evaluate", unit="sample", disable=not progress)

@@ -15,6 +15,9 @@ from pathlib import Path
 
 from tvmq.errors import TvmqError
 
+# static: calibrated int8 activations; dynamic: activation scales computed per
+# inference; weight-only: int8 weights, float activations.
+MODES = ("static", "dynamic", "weight-only")
 ACTIVATIONS = ("int8", "int16")
 
 # Per-layer choices: {layer: value}, or the flags' LAYER=VALUE strings.
@@ -76,7 +79,7 @@ class QuantizeOptions:
             parse_codebook_layers,
         )
         from tvmq.quantize.low_bit import check_weight_bits, parse_bits
-        from tvmq.quantize.scheme import MODES, QuantConfig
+        from tvmq.quantize.scheme import QuantConfig
 
         for option, value, choices in (
             ("--mode", self.mode, MODES),

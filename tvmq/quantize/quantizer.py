@@ -29,8 +29,8 @@ from tvmq.quantize.convert import convert
 from tvmq.quantize.hybrid import normalize_hybrid
 from tvmq.quantize.low_bit import layer_weight_bits
 from tvmq.quantize.observe import calibrate
+from tvmq.quantize.options import MODES
 from tvmq.quantize.scheme import (
-    MODES,
     SOFTMAX_OUTPUT,
     ActivationParams,
     QuantConfig,

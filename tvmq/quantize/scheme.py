@@ -17,10 +17,6 @@ import numpy as np
 from tvmq.errors import TvmqError
 from tvmq.quantize.softmax import OUTPUT_SCALE, OUTPUT_ZERO_POINT
 
-# static: calibrated int8 activations; dynamic: activation scales computed per
-# inference; weight-only: int8 weights, float activations.
-MODES = ("static", "dynamic", "weight-only")
-
 
 @dataclass(frozen=True)
 class QuantConfig:

@@ -5,3 +5,6 @@ scheduled, ``board`` and ``runners`` measure candidates, ``database`` keeps the
 records in ``schedules/<target>/``, ``apply`` uses them when building, and
 ``tuner`` drives a tuning run (``tvmq tune``, ``command``).
 """
+
+# flash: a tuned kernel's code stays close to its default schedule's; speed: the fastest.
+OBJECTIVES = ("flash", "speed")

@@ -25,6 +25,7 @@ from tvmq.backend.schedule import (
 )
 from tvmq.errors import TvmqError
 from tvmq.targets import Target
+from tvmq.tune import OBJECTIVES
 from tvmq.tune.database import (
     KERNELS,
     ROW_KERNELS,
@@ -37,7 +38,6 @@ from tvmq.tune.database import (
 from tvmq.tune.space import offers_mmla, variants
 from tvmq.tune.tasks import WORKLOAD_ATTR, workload
 
-OBJECTIVES = ("flash", "speed")
 FLASH_TOLERANCE = 0.05  # the flash objective: a kernel's code at most 5 % over the default's
 
 
