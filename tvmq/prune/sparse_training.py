@@ -11,6 +11,8 @@ sparsity compete for the exported model. By default the first layer, depthwise
 layers and the classifier stay dense (see `sensitive_note`) and the target applies to
 the other layers' weights; with `distill` the pruned model learns the unpruned int8
 model's softened outputs (Hinton et al.'s logits distillation) instead of the labels.
+Weights are removed with their mean contribution moved into the bias
+(:mod:`tvmq.prune.mean_correction`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from tvmq.errors import TvmqError
 from tvmq.model import Model
 from tvmq.prune.layers import PrunableLayer, prunable_layers, sensitive_note, skipped_note
 from tvmq.prune.masks import Pattern, check_sparsity
+from tvmq.prune.mean_correction import input_means, lost_contribution
 from tvmq.prune.schedule import PolynomialDecay
 from tvmq.prune.sensitivity import allocate, layer_losses
 from tvmq.quantize.quantizer import quantize_model
@@ -55,6 +58,7 @@ class SparsityOptions:
     ramp: float = 0.5  # share of the fine-tuning steps over which sparsity rises
     all_layers: bool = False  # also prune the first layer, depthwise ones, the classifier
     distill: bool = False  # learn the unpruned model's softened outputs, not the labels
+    correct_bias: bool = True  # move removed weights' mean contribution into the bias
 
 
 @dataclass(frozen=True)
@@ -77,17 +81,35 @@ class SparsityResult:
     history: list[dict]
 
 
+def remove(layer: PrunableLayer, mask: np.ndarray, mean: np.ndarray | None) -> None:
+    """Zero the weights outside `mask`; with the layer's input `mean`, their mean
+    contribution moves into its bias."""
+    weight, bias = layer.layer.weight, layer.layer.bias
+    if mean is not None and bias is not None:
+        bias += lost_contribution(layer, weight * ~mask, mean).astype(np.float32)
+    weight *= mask
+
+
 class MaskedStep:
     """An optimizer whose step keeps the pruned weights at zero: the masks follow each
-    layer's schedule and are applied again after every update."""
+    layer's schedule and are applied again after every update; `means` (per layer, its
+    input channels' means) correct the biases where weights are removed."""
 
-    def __init__(self, optimizer, layers, pattern: Pattern, schedules: dict[str, PolynomialDecay]):
+    def __init__(
+        self,
+        optimizer,
+        layers,
+        pattern: Pattern,
+        schedules: dict[str, PolynomialDecay],
+        means: dict[str, np.ndarray] | None = None,
+    ):
         self.optimizer, self.layers, self.pattern, self.schedules = (
             optimizer,
             layers,
             pattern,
             schedules,
         )
+        self.means = means or {}
         self.masks = {layer.name: np.ones(layer.layer.weight.shape, bool) for layer in layers}
         self.steps = 0
         self.update_masks()
@@ -99,7 +121,7 @@ class MaskedStep:
             if schedule.should_prune(self.steps):
                 # Pruned weights are zero, the smallest: the pruned set only grows.
                 self.masks[layer.name] = layer.mask(self.pattern, schedule.sparsity(self.steps))
-                layer.layer.weight *= self.masks[layer.name]
+                remove(layer, self.masks[layer.name], self.means.get(layer.name))
 
     def step(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
         self.optimizer.step(params, grads)
@@ -198,9 +220,10 @@ def prune(model: Model, data: LabelledData, options: SparsityOptions) -> Sparsit
     dense_accuracy = validate(engine, flat_val, y_val)[0]
     train_targets = teacher_targets(engine, flat_train) if options.distill else y_train
     targets = _targets(engine, layers, options, flat_train, y_train)
+    means = input_means(engine, layers, flat_train) if options.correct_bias else {}
     dense = engine.state()
     for layer in layers:
-        layer.layer.weight *= layer.mask(options.pattern, targets[layer.name])
+        remove(layer, layer.mask(options.pattern, targets[layer.name]), means.get(layer.name))
     pruned_accuracy = validate(engine, flat_val, y_val)[0]
     engine.load_state(dense)
 
@@ -219,7 +242,7 @@ def prune(model: Model, data: LabelledData, options: SparsityOptions) -> Sparsit
         for layer in layers
     }
     masked = MaskedStep(
-        make_optimizer(options.optimizer, options.lr), layers, options.pattern, schedules
+        make_optimizer(options.optimizer, options.lr), layers, options.pattern, schedules, means
     )
     rng = np.random.default_rng(options.seed)
     best, best_state, best_epoch, history = None, None, 0, []
