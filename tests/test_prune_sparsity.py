@@ -19,7 +19,7 @@ from tvmq.prune.layers import PrunableLayer
 from tvmq.prune.masks import block_mask, magnitude_mask, n_of_m_mask, parse_pattern
 from tvmq.prune.schedule import PolynomialDecay
 from tvmq.prune.sensitivity import LADDER, allocate
-from tvmq.prune.sparse_training import MaskedStep, SparsityOptions, dense_notes
+from tvmq.prune.sparse_training import MaskedStep, SparsityOptions, dense_notes, remove
 from tvmq.quantize.annotate import main_bindings
 from tvmq.train.layers import Layer, constant_array
 from tvmq.train.optimizers import Adam
@@ -123,6 +123,36 @@ def test_allocation_meets_the_global_target_sparing_the_sensitive_layer():
     removed = sum(sparsity[layer.name] * layer.size for layer in layers)
     assert removed == pytest.approx(0.75 * 1200)
     assert sparsity["first"] < 0.75 < sparsity["middle"] and sparsity["last"] < 0.75
+
+
+@pytest.mark.parametrize(
+    ("shape", "output_axis", "input_axis", "depthwise"),
+    [((16, 8), 1, 0, False), ((8, 3, 3, 16), 0, 3, False), ((3, 3, 16, 1), 2, 3, True)],
+)
+def test_removed_weights_mean_moves_into_the_bias(shape, output_axis, input_axis, depthwise):
+    """matmul (in, out), conv OHWI, depthwise HWOI: away from borders, each output's
+    mean over inputs with these channel means is what it was before pruning."""
+    rng = np.random.default_rng(5)
+    weight = rng.normal(size=shape).astype(np.float32)
+    outputs = shape[output_axis]
+    layer = Layer("l", None, None, weight, np.zeros(outputs, np.float32), None, output_axis, 1, 0)
+    prunable = PrunableLayer(layer, output_axis, input_axis, depthwise, "l")
+    mean = rng.uniform(0.5, 2.0, size=outputs if depthwise else shape[input_axis])
+
+    def output_means() -> np.ndarray:
+        moved = np.moveaxis(layer.weight.astype(np.float64), (output_axis, input_axis), (0, -1))
+        taps = moved.reshape(outputs, -1, moved.shape[-1]).sum(axis=1)
+        sums = taps[:, 0] * mean if depthwise else taps @ mean
+        return sums + layer.bias
+
+    before = output_means()
+    remove(prunable, magnitude_mask(weight, 0.75), mean)
+    assert (layer.weight == 0).mean() == pytest.approx(0.75, abs=0.01)
+    np.testing.assert_allclose(output_means(), before, rtol=1e-5, atol=1e-4)
+    corrected = layer.bias.copy()
+    remove(prunable, magnitude_mask(layer.weight, 0.9), None)  # no means: bias unchanged
+    np.testing.assert_array_equal(layer.bias, corrected)
+    assert not np.allclose(output_means(), before)
 
 
 @pytest.fixture(scope="module")
