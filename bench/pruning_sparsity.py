@@ -54,6 +54,7 @@ def main() -> None:
     parser.add_argument("--per-layer", default="sensitivity")
     parser.add_argument("--all-layers", action="store_true")
     parser.add_argument("--distill", action="store_true")
+    parser.add_argument("--no-bias-correction", dest="correct_bias", action="store_false")
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
     for name, (model_file, data_dir) in MODELS.items():
@@ -78,6 +79,7 @@ def main() -> None:
                 ramp=args.ramp,
                 all_layers=args.all_layers,
                 distill=args.distill,
+                correct_bias=args.correct_bias,
             )
             began = time.perf_counter()
             result = prune(model, data, options)
@@ -97,6 +99,7 @@ def main() -> None:
                     "per_layer": args.per_layer,
                     "all_layers": args.all_layers,
                     "distill": args.distill,
+                    "correct_bias": args.correct_bias,
                 },
                 "accuracy": {
                     "dense_int8": result.dense_accuracy,
