@@ -5,9 +5,12 @@ Every configuration starts from the int8 TFLite model, prunes with
 per-layer sparsity by sensitivity) on the even-indexed kws01 samples and scores the
 odd-indexed ones (tvmq/data.py's interleaved split): accuracy dense, pruned at once
 (before fine-tuning) and after fine-tuning, the latter also through the host build.
-The weight flash is that of the Cortex-M4 build (dense kernels: zeros are stored).
+Sparsity is reported over the pruned layers (the target's) and over all weights
+(the first layer, depthwise layers and the classifier stay dense unless --all-layers).
+The weight flash is that of the Cortex-M4 build with dense kernels only (zeros
+stored) and as the M4 build picks dense or sparse kernels per layer.
 
-Writes bench/results/pruning_sparsity.json.
+Writes bench/results/pruning_sparsity.json (or --results).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from tvmq.data import open_data
 from tvmq.frontend import load_model
 from tvmq.prune.masks import parse_pattern
 from tvmq.prune.sparse_training import SparsityOptions, prune
+from tvmq.prune.sparsity_command import weight_flash
 from tvmq.train.finetune import labelled_arrays
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,6 +52,10 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--ramp", type=float, default=0.5)
     parser.add_argument("--per-layer", default="sensitivity")
+    parser.add_argument("--all-layers", action="store_true")
+    parser.add_argument("--distill", action="store_true")
+    parser.add_argument("--no-bias-correction", dest="correct_bias", action="store_false")
+    parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
     for name, (model_file, data_dir) in MODELS.items():
         model_path = args.shared / "models" / "mlperf-tiny" / model_file
@@ -59,6 +67,7 @@ def main() -> None:
         data = open_data(data_path, model.inputs[0])
         x_val, y_val = labelled_arrays(model, data, data.split().evaluation)
         dense_flash = len(lower_model(model).weights)
+        dense_m4_flash = weight_flash(model, "qemu-cortex-m4")
         for config in args.configs:
             sparsity, pattern = CONFIGS[config]
             options = SparsityOptions(
@@ -68,12 +77,18 @@ def main() -> None:
                 epochs=args.epochs,
                 lr=args.lr,
                 ramp=args.ramp,
+                all_layers=args.all_layers,
+                distill=args.distill,
+                correct_bias=args.correct_bias,
             )
             began = time.perf_counter()
             result = prune(model, data, options)
             seconds = time.perf_counter() - began
             weights = sum(layer.weights for layer in result.layers)
             kept = sum(layer.kept for layer in result.layers)
+            pruned = [layer for layer in result.layers if not layer.note]
+            pruned_weights = sum(layer.weights for layer in pruned)
+            pruned_kept = sum(layer.kept for layer in pruned)
             run = {
                 "model": name,
                 "config": config,
@@ -82,6 +97,9 @@ def main() -> None:
                     "lr": args.lr,
                     "ramp": args.ramp,
                     "per_layer": args.per_layer,
+                    "all_layers": args.all_layers,
+                    "distill": args.distill,
+                    "correct_bias": args.correct_bias,
                 },
                 "accuracy": {
                     "dense_int8": result.dense_accuracy,
@@ -90,33 +108,38 @@ def main() -> None:
                     "after_finetuning_host_build": _host_accuracy(result.model, x_val, y_val),
                 },
                 "loss_points": 100 * (result.dense_accuracy - result.accuracy),
+                "layers_pruned": len(pruned),
+                "sparsity_pruned_layers": 1 - pruned_kept / pruned_weights,
                 "sparsity": 1 - kept / weights,
                 "layers": [vars(layer) for layer in result.layers],
                 "weight_flash_m4_bytes": {
                     "dense": dense_flash,
                     "pruned_dense_kernels": len(lower_model(result.model).weights),
                     "nonzero_int8_weights": kept,
+                    "dense_sparse_kernels": dense_m4_flash,
+                    "pruned_sparse_kernels": weight_flash(result.model, "qemu-cortex-m4"),
                 },
                 "best_epoch": result.best_epoch,
                 "history": result.history,
                 "seconds": seconds,
             }
-            print(json.dumps({k: run[k] for k in ("model", "config", "accuracy", "sparsity")}))
-            _record(run)
+            shown = ("model", "config", "accuracy", "sparsity_pruned_layers", "sparsity")
+            print(json.dumps({k: run[k] for k in shown}))
+            _record(run, args.results)
 
 
-def _record(run: dict) -> None:
+def _record(run: dict, results: Path) -> None:
     """Adds `run` to the results, replacing an earlier run of the same model and config
     (configurations may run in separate processes)."""
-    runs = json.loads(RESULTS.read_text())["runs"] if RESULTS.exists() else []
+    runs = json.loads(results.read_text())["runs"] if results.exists() else []
     runs = [r for r in runs if (r["model"], r["config"]) != (run["model"], run["config"])]
     report = {
         "split": "train: even-indexed samples; scored: odd-indexed samples (tvmq/data.py)",
         "target": "<= 0.5 points top-1 loss at 75 % sparsity (issue 22)",
         "runs": sorted([*runs, run], key=lambda r: (r["model"], r["config"])),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":

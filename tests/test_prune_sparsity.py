@@ -19,7 +19,7 @@ from tvmq.prune.layers import PrunableLayer
 from tvmq.prune.masks import block_mask, magnitude_mask, n_of_m_mask, parse_pattern
 from tvmq.prune.schedule import PolynomialDecay
 from tvmq.prune.sensitivity import LADDER, allocate
-from tvmq.prune.sparse_training import MaskedStep
+from tvmq.prune.sparse_training import MaskedStep, SparsityOptions, dense_notes, remove
 from tvmq.quantize.annotate import main_bindings
 from tvmq.train.layers import Layer, constant_array
 from tvmq.train.optimizers import Adam
@@ -89,10 +89,29 @@ def test_polynomial_decay_is_tf_mot_formula():
     assert turns == [10, 30, 50, 70, 90, 110]
 
 
-def _prunable(name: str, size: int) -> PrunableLayer:
-    weight = np.ones((size, 1), np.float32)
+def _prunable(name: str, size: int, inputs: int = 1, depthwise: bool = False) -> PrunableLayer:
+    weight = np.ones((inputs, size // inputs), np.float32)
     layer = Layer(name, None, None, weight, None, np.ones(1, np.float32), 1, 1.0, 0)
-    return PrunableLayer(layer, 1, 0, False, name)
+    return PrunableLayer(layer, 1, 0, depthwise, name)
+
+
+def test_first_depthwise_and_classifier_layers_stay_dense_unless_all_layers():
+    layers = [
+        _prunable("first", 40, inputs=4),
+        _prunable("depthwise", 9, depthwise=True),
+        _prunable("pointwise", 64, inputs=8),
+        _prunable("classifier", 64, inputs=8),
+    ]
+    default = dense_notes(layers, SparsityOptions(0.75))
+    assert [name for name, note in default.items() if note is None] == ["pointwise"]
+    assert "'first' is the first layer: left dense (--all-layers" in default["first"]
+    assert "'depthwise' is depthwise: left dense" in default["depthwise"]
+    assert "'classifier' is the classifier: left dense" in default["classifier"]
+    every = dense_notes(layers, SparsityOptions(0.75, all_layers=True))
+    assert all(note is None for note in every.values())
+    # A pattern still leaves dense what it cannot take, whatever --all-layers says.
+    n_of_m = dense_notes(layers, SparsityOptions(None, parse_pattern("2:8", None), all_layers=True))
+    assert [name for name, note in n_of_m.items() if note is not None] == ["first", "depthwise"]
 
 
 def test_allocation_meets_the_global_target_sparing_the_sensitive_layer():
@@ -106,6 +125,36 @@ def test_allocation_meets_the_global_target_sparing_the_sensitive_layer():
     assert sparsity["first"] < 0.75 < sparsity["middle"] and sparsity["last"] < 0.75
 
 
+@pytest.mark.parametrize(
+    ("shape", "output_axis", "input_axis", "depthwise"),
+    [((16, 8), 1, 0, False), ((8, 3, 3, 16), 0, 3, False), ((3, 3, 16, 1), 2, 3, True)],
+)
+def test_removed_weights_mean_moves_into_the_bias(shape, output_axis, input_axis, depthwise):
+    """matmul (in, out), conv OHWI, depthwise HWOI: away from borders, each output's
+    mean over inputs with these channel means is what it was before pruning."""
+    rng = np.random.default_rng(5)
+    weight = rng.normal(size=shape).astype(np.float32)
+    outputs = shape[output_axis]
+    layer = Layer("l", None, None, weight, np.zeros(outputs, np.float32), None, output_axis, 1, 0)
+    prunable = PrunableLayer(layer, output_axis, input_axis, depthwise, "l")
+    mean = rng.uniform(0.5, 2.0, size=outputs if depthwise else shape[input_axis])
+
+    def output_means() -> np.ndarray:
+        moved = np.moveaxis(layer.weight.astype(np.float64), (output_axis, input_axis), (0, -1))
+        taps = moved.reshape(outputs, -1, moved.shape[-1]).sum(axis=1)
+        sums = taps[:, 0] * mean if depthwise else taps @ mean
+        return sums + layer.bias
+
+    before = output_means()
+    remove(prunable, magnitude_mask(weight, 0.75), mean)
+    assert (layer.weight == 0).mean() == pytest.approx(0.75, abs=0.01)
+    np.testing.assert_allclose(output_means(), before, rtol=1e-5, atol=1e-4)
+    corrected = layer.bias.copy()
+    remove(prunable, magnitude_mask(layer.weight, 0.9), None)  # no means: bias unchanged
+    np.testing.assert_array_equal(layer.bias, corrected)
+    assert not np.allclose(output_means(), before)
+
+
 @pytest.fixture(scope="module")
 def digits_train(tmp_path_factory):
     """The digits training split as interleaved labelled data (even train, odd score)."""
@@ -117,19 +166,22 @@ def digits_train(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def pruned_2_4(tmp_path_factory, digits_train) -> tuple[Path, str]:
-    """The digits CNN pruned 2:4 and fine-tuned one epoch by the CLI, and what it printed."""
+    """The digits CNN pruned 2:4 and fine-tuned one epoch by the CLI (distilled from the
+    unpruned model), and what it printed."""
     output = tmp_path_factory.mktemp("pruned") / "digits_2_4.tvmq"
     arguments = ["prune", str(DIGITS_MODEL), "--data", str(digits_train), "--pattern", "2:4"]
     printed = io.StringIO()
+    options = ["--epochs", "1", "--lr", "1e-3", "--distill", "-o", str(output)]
     with contextlib.redirect_stdout(printed):
-        assert main([*arguments, "--epochs", "1", "--lr", "1e-3", "-o", str(output)]) == 0
+        assert main([*arguments, *options]) == 0
     return output, printed.getvalue()
 
 
 def test_2_4_survives_fine_tuning_and_quantization_as_int8_zeros(pruned_2_4):
     output, printed = pruned_2_4
     assert "pwconv                        384      192    50.0%" in printed
-    assert "layer 'dwconv' is depthwise (one input channel per filter): left dense" in printed
+    assert "layer 'dwconv' is depthwise: left dense" in printed
+    assert "layer 'fc' is the classifier: left dense" in printed
     assert "pruned before fine-tuning" in printed
     weights = _int8_weights(output)
     pruned = [w for w in weights.values() if w.shape[-1] % 4 == 0 and w.ndim == 4]
@@ -137,7 +189,7 @@ def test_2_4_survives_fine_tuning_and_quantization_as_int8_zeros(pruned_2_4):
     assert len(pruned) == 2 and len(fc) == 1  # conv2 and pwconv (OHWI), fc (in, out)
     for ints in pruned:
         assert ((ints.reshape(-1, 4) != 0).sum(axis=1) <= 2).all()
-    assert ((np.moveaxis(fc[0], 0, -1).reshape(-1, 4) != 0).sum(axis=1) <= 2).all()
+    assert (fc[0] != 0).mean() > 0.9  # the classifier is left dense by default
 
 
 def test_masked_steps_raise_sparsity_on_schedule_and_never_refill_zeros():

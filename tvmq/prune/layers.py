@@ -61,6 +61,22 @@ def prunable_layers(
     return found
 
 
+def sensitive_note(layer: PrunableLayer, position: int, count: int) -> str | None:
+    """Why `layer` (at `position` among `count` weighted layers in graph order) is left
+    dense by default: a depthwise filter has few weights that each carry a channel, the
+    first layer sees the raw features through few input channels, and the classifier's
+    every weight moves a logit. Pruning them cost KWS DS-CNN most of its accuracy for
+    a sixth of its weights."""
+    hint = "left dense (--all-layers prunes it)"
+    if layer.depthwise:
+        return f"layer '{layer.label}' is depthwise: {hint}"
+    if position == 0:
+        return f"layer '{layer.label}' is the first layer: {hint}"
+    if position == count - 1:
+        return f"layer '{layer.label}' is the classifier: {hint}"
+    return None
+
+
 def skipped_note(layer: PrunableLayer, pattern: Pattern) -> str | None:
     """Why `pattern` leaves `layer` dense, or None when it applies. A layer with fewer
     input channels than a group (a first convolution on 1 to 3 channels) is left dense;

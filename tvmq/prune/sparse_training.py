@@ -7,7 +7,12 @@ magnitudes). Weights are int8 with zero point 0 (the only kind the engine trains
 so a zero latent weight rounds to exactly 0 and stays 0 in the exported model.
 Unstructured and block sparsity rise gradually (TF-MOT's polynomial decay) over the
 first part of fine-tuning; N:M is imposed at once. Only epochs at the final
-sparsity compete for the exported model.
+sparsity compete for the exported model. By default the first layer, depthwise
+layers and the classifier stay dense (see `sensitive_note`) and the target applies to
+the other layers' weights; with `distill` the pruned model learns the unpruned int8
+model's softened outputs (Hinton et al.'s logits distillation) instead of the labels.
+Weights are removed with their mean contribution moved into the bias
+(:mod:`tvmq.prune.mean_correction`).
 """
 
 from __future__ import annotations
@@ -19,12 +24,15 @@ import numpy as np
 from tvmq.data import LabelledData
 from tvmq.errors import TvmqError
 from tvmq.model import Model
-from tvmq.prune.layers import PrunableLayer, prunable_layers, skipped_note
+from tvmq.prune.layers import PrunableLayer, prunable_layers, sensitive_note, skipped_note
 from tvmq.prune.masks import Pattern, check_sparsity
+from tvmq.prune.mean_correction import input_means, lost_contribution
 from tvmq.prune.schedule import PolynomialDecay
 from tvmq.prune.sensitivity import allocate, layer_losses
 from tvmq.quantize.quantizer import quantize_model
+from tvmq.train.distill import TEMPERATURE, is_distribution, kl_divergence, soften
 from tvmq.train.engine import Engine
+from tvmq.train.fake_quant import cross_entropy
 from tvmq.train.finetune import (
     CALIBRATION_SAMPLES,
     check_enough,
@@ -48,6 +56,9 @@ class SparsityOptions:
     seed: int = 0
     optimizer: str = "adam"
     ramp: float = 0.5  # share of the fine-tuning steps over which sparsity rises
+    all_layers: bool = False  # also prune the first layer, depthwise ones, the classifier
+    distill: bool = False  # learn the unpruned model's softened outputs, not the labels
+    correct_bias: bool = True  # move removed weights' mean contribution into the bias
 
 
 @dataclass(frozen=True)
@@ -55,7 +66,7 @@ class LayerSparsity:
     name: str
     weights: int
     kept: int  # nonzero int8 weights after fine-tuning
-    note: str = ""
+    note: str = ""  # why the layer was left dense
 
 
 @dataclass(frozen=True)
@@ -70,17 +81,35 @@ class SparsityResult:
     history: list[dict]
 
 
+def remove(layer: PrunableLayer, mask: np.ndarray, mean: np.ndarray | None) -> None:
+    """Zero the weights outside `mask`; with the layer's input `mean`, their mean
+    contribution moves into its bias."""
+    weight, bias = layer.layer.weight, layer.layer.bias
+    if mean is not None and bias is not None:
+        bias += lost_contribution(layer, weight * ~mask, mean).astype(np.float32)
+    weight *= mask
+
+
 class MaskedStep:
     """An optimizer whose step keeps the pruned weights at zero: the masks follow each
-    layer's schedule and are applied again after every update."""
+    layer's schedule and are applied again after every update; `means` (per layer, its
+    input channels' means) correct the biases where weights are removed."""
 
-    def __init__(self, optimizer, layers, pattern: Pattern, schedules: dict[str, PolynomialDecay]):
+    def __init__(
+        self,
+        optimizer,
+        layers,
+        pattern: Pattern,
+        schedules: dict[str, PolynomialDecay],
+        means: dict[str, np.ndarray] | None = None,
+    ):
         self.optimizer, self.layers, self.pattern, self.schedules = (
             optimizer,
             layers,
             pattern,
             schedules,
         )
+        self.means = means or {}
         self.masks = {layer.name: np.ones(layer.layer.weight.shape, bool) for layer in layers}
         self.steps = 0
         self.update_masks()
@@ -92,7 +121,7 @@ class MaskedStep:
             if schedule.should_prune(self.steps):
                 # Pruned weights are zero, the smallest: the pruned set only grows.
                 self.masks[layer.name] = layer.mask(self.pattern, schedule.sparsity(self.steps))
-                layer.layer.weight *= self.masks[layer.name]
+                remove(layer, self.masks[layer.name], self.means.get(layer.name))
 
     def step(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
         self.optimizer.step(params, grads)
@@ -133,12 +162,37 @@ def check_options(options: SparsityOptions) -> None:
         raise TvmqError(f"--per-layer {options.per_layer}: expected sensitivity or uniform")
 
 
-def check_pattern(model: Model, pattern: Pattern) -> None:
-    """Raises, naming the layer, where the pattern does not fit the channels."""
+def dense_notes(layers: list[PrunableLayer], options: SparsityOptions) -> dict[str, str | None]:
+    """Per layer (graph order) why it stays dense, None where it is pruned."""
+    notes = {}
+    for position, layer in enumerate(layers):
+        note = None if options.all_layers else sensitive_note(layer, position, len(layers))
+        notes[layer.name] = note or skipped_note(layer, options.pattern)
+    return notes
+
+
+def check_pattern(model: Model, options: SparsityOptions) -> None:
+    """Raises, naming the layer, where the pattern does not fit a pruned layer's channels."""
     mod = plain_weights(model.mod)
-    for layer in prunable_layers(mod, find_layers(mod), model.source_names):
-        if skipped_note(layer, pattern) is None:
-            layer.mask(pattern, 0.5)
+    layers = prunable_layers(mod, find_layers(mod), model.source_names)
+    notes = dense_notes(layers, options)
+    for layer in layers:
+        if notes[layer.name] is None:
+            layer.mask(options.pattern, 0.5)
+
+
+def teacher_targets(engine: Engine, x: np.ndarray) -> np.ndarray:
+    """The engine's outputs on `x` as distributions at the distillation temperature
+    (softmax outputs are softened; other outputs are read as logits)."""
+    outputs = np.concatenate(
+        [engine.predict(x[i : i + engine.batch]) for i in range(0, len(x), engine.batch)]
+    )
+    outputs = outputs.reshape(len(x), -1).astype(np.float64)
+    if is_distribution(outputs):
+        return soften(outputs, TEMPERATURE)
+    scaled = outputs / TEMPERATURE
+    soft = np.exp(scaled - scaled.max(axis=1, keepdims=True))
+    return (soft / soft.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 def prune(model: Model, data: LabelledData, options: SparsityOptions) -> SparsityResult:
@@ -151,21 +205,25 @@ def prune(model: Model, data: LabelledData, options: SparsityOptions) -> Sparsit
     if not model.is_quantized:
         calibration = [[sample] for sample in x_train[:CALIBRATION_SAMPLES]]
         float_model, model = model, quantize_model(model, calibration, origin=data.source)
-    check_pattern(model, options.pattern)  # in seconds, before compiling the training
-    engine = Engine(model, options.batch, float_model)
+    check_pattern(model, options)  # in seconds, before compiling the training
+    objective = kl_divergence(TEMPERATURE) if options.distill else cross_entropy
+    engine = Engine(model, options.batch, float_model, objective)
     flat_train = x_train.reshape(len(x_train), *x_train.shape[2:])
     flat_val = x_val.reshape(len(x_val), *x_val.shape[2:])
     every = prunable_layers(model.mod, engine.layers, model.source_names)
-    notes = {layer.name: skipped_note(layer, options.pattern) for layer in every}
+    notes = dense_notes(every, options)
     layers = [layer for layer in every if notes[layer.name] is None]
     if not layers:
-        raise TvmqError(f"{model.name}: no layer takes {options.pattern.describe()} sparsity")
+        hint = "" if options.all_layers else " (--all-layers also prunes those left dense)"
+        raise TvmqError(f"{model.name}: no layer takes {options.pattern.describe()} sparsity{hint}")
 
     dense_accuracy = validate(engine, flat_val, y_val)[0]
+    train_targets = teacher_targets(engine, flat_train) if options.distill else y_train
     targets = _targets(engine, layers, options, flat_train, y_train)
+    means = input_means(engine, layers, flat_train) if options.correct_bias else {}
     dense = engine.state()
     for layer in layers:
-        layer.layer.weight *= layer.mask(options.pattern, targets[layer.name])
+        remove(layer, layer.mask(options.pattern, targets[layer.name]), means.get(layer.name))
     pruned_accuracy = validate(engine, flat_val, y_val)[0]
     engine.load_state(dense)
 
@@ -184,7 +242,7 @@ def prune(model: Model, data: LabelledData, options: SparsityOptions) -> Sparsit
         for layer in layers
     }
     masked = MaskedStep(
-        make_optimizer(options.optimizer, options.lr), layers, options.pattern, schedules
+        make_optimizer(options.optimizer, options.lr), layers, options.pattern, schedules, means
     )
     rng = np.random.default_rng(options.seed)
     best, best_state, best_epoch, history = None, None, 0, []
@@ -193,7 +251,7 @@ def prune(model: Model, data: LabelledData, options: SparsityOptions) -> Sparsit
         losses = []
         for index in range(batches):
             chosen = order[index * options.batch : (index + 1) * options.batch]
-            loss, grads = engine.gradients(flat_train[chosen], y_train[chosen])
+            loss, grads = engine.gradients(flat_train[chosen], train_targets[chosen])
             if not np.isfinite(loss):
                 raise TvmqError(f"loss became {loss} in epoch {epoch}: try a smaller --lr")
             masked.step(engine.parameters(), grads)

@@ -28,6 +28,16 @@ def add_sparsity_options(parser: argparse.ArgumentParser) -> None:
         default="sensitivity",
         help="how the global sparsity is shared among the layers",
     )
+    group.add_argument(
+        "--all-layers",
+        action="store_true",
+        help="also prune the first layer, depthwise layers and the classifier",
+    )
+    group.add_argument(
+        "--distill",
+        action="store_true",
+        help="fine-tune on the unpruned model's softened outputs instead of the labels",
+    )
 
 
 def run_sparsity(args: argparse.Namespace) -> int:
@@ -50,6 +60,8 @@ def run_sparsity(args: argparse.Namespace) -> int:
         args.batch_size,
         args.seed,
         args.optimizer,
+        all_layers=args.all_layers,
+        distill=args.distill,
     )
     check_options(options)
     check_output_file(args.output, args.force)
@@ -86,9 +98,11 @@ def layer_table(result: SparsityResult) -> str:
             f"  {layer.name:<24}{layer.weights:>9,}{layer.kept:>9,}{sparsity:>9.1%}"
             + (f"  {layer.note}" if layer.note else "")
         )
-    weights = sum(layer.weights for layer in result.layers)
-    kept = sum(layer.kept for layer in result.layers)
-    rows.append(f"  {'all':<24}{weights:>9,}{kept:>9,}{1 - kept / weights:>9.1%}")
+    pruned = [layer for layer in result.layers if not layer.note]
+    for label, chosen in (("pruned layers", pruned), ("all", result.layers)):
+        weights = sum(layer.weights for layer in chosen)
+        kept = sum(layer.kept for layer in chosen)
+        rows.append(f"  {label:<24}{weights:>9,}{kept:>9,}{1 - kept / weights:>9.1%}")
     return "\n".join(rows)
 
 

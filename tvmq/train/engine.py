@@ -56,6 +56,7 @@ class Engine:
         names = {binding.var.name for binding in main_bindings(realized)}
         training = build_training_graph(batched, self.layers, model.source_names, names, loss)
         self.classes = training.classes
+        self.quantized_names = training.glued  # the integer tensors _forward returns
         integer = build_integer_graph(realized, self.layers, training.glued)
         loss = training.mod["loss"]
         wanted = [p for p in loss.params if p.name in training.parameters]
@@ -76,6 +77,12 @@ class Engine:
 
     def _forward(self, x: np.ndarray):
         return self._integer["integer"](tvm.runtime.tensor(x), *self._integers())
+
+    def quantized_tensors(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Every quantized tensor of the integer model on a full batch, by name in
+        `batched` (float32 holding the integers)."""
+        outputs = self._forward(x)
+        return {name: outputs[i + 1].numpy() for i, name in enumerate(self.quantized_names)}
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """The integer model's outputs for a batch (shorter batches are padded)."""
