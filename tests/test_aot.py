@@ -68,8 +68,9 @@ def test_quantized_example_c_matches_host_build(tmp_path):
 def test_convolutions_and_requantization_use_the_simd_kernels(tmp_path):
     """Every int8 convolution and dense layer of an NHWC model (its first layer has one
     input channel: a copied 10x4 window) is a dot-product call (one pixel, or rows of
-    pixels: KWS's rows are five long), depthwise layers (and the average pool) a
-    depthwise call; layers with a requantization do it in SIMD."""
+    pixels: KWS's rows are five long; the classifier's 12 outputs four rows at a time),
+    depthwise layers (and the average pool) a depthwise call; layers with a
+    requantization do it in SIMD."""
     model = load_model(shared_model("kws_dscnn_int8"))
     compiled = emit_model(model, tmp_path / "model")
     source = (tmp_path / "model" / "tvmq_kernels.c").read_text()
@@ -78,7 +79,7 @@ def test_convolutions_and_requantization_use_the_simd_kernels(tmp_path):
     heavy = [name for name in compiled.graph.kernels if "conv2d" in name or "matmul" in name]
     assert len(heavy) >= 4
     for name in heavy:
-        calls = ("tvmq_dot_s8_1x", "tvmq_dot_s8_rowx", "tvmq_dw_s8x4")
+        calls = ("tvmq_dot_s8_1x", "tvmq_dot_s8_rowx", "tvmq_dense_s8x4", "tvmq_dw_s8x4")
         assert any(call in kernels[name] for call in calls), name
     requantizing = [n for n in heavy if "requantize" in compiled.graph.kernels[n].script()]
     assert len(requantizing) == len(heavy) - 1  # all but the average pool
