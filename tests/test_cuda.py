@@ -210,7 +210,7 @@ def test_runtime_loader_imports_no_compiler():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stderr
-    assert eval(result.stdout) == ["tvmq", "tvmq.backend", "tvmq.backend.cuda_runtime",
+    assert eval(result.stdout) == ["tvmq", "tvmq.api", "tvmq.backend", "tvmq.backend.cuda_runtime",
                                    "tvmq.backend.host", "tvmq.errors", "tvmq.model",
                                    "tvmq.resources", "tvmq.targets"]  # fmt: skip
 
