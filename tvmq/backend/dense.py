@@ -14,14 +14,13 @@ arguments and reads rows as they are.
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import tvm
 from tvm_ffi.structural import structural_map
 
 from tvmq.backend.graph import CONSTANT, KernelGraph
 from tvmq.backend.intrinsics import DENSE_KERNEL
+from tvmq.backend.schedule import extern_calls
 
 ROWS, GROUP = 4, 4  # rows per call, inputs per group (tvmq_dense.h)
 PLAIN_KERNEL = "tvmq_dot_s8_1x4"  # the same arguments on row-major weights
@@ -42,7 +41,7 @@ def interleave_rows(weights: np.ndarray) -> np.ndarray:
 
 
 def calls_dense_kernel(func: tvm.tirx.PrimFunc) -> bool:
-    return re.search(rf'call_extern\("int32", "{DENSE_KERNEL}"', func.script()) is not None
+    return DENSE_KERNEL in extern_calls(func)
 
 
 def interleave_dense_weights(graph: KernelGraph, functions: dict[str, tvm.tirx.PrimFunc]) -> int:

@@ -129,10 +129,14 @@ def micro_kernel_call(func: tvm.tirx.PrimFunc) -> tvm.tirx.PrimFunc:
     return tvm.tirx.PrimFunc(func.params, tvm.tirx.Evaluate(call), attrs=func.attrs)
 
 
+def extern_calls(func: tvm.tirx.PrimFunc) -> set[str]:
+    """The C micro-kernels the scheduled kernel calls, by name."""
+    return set(re.findall(r'call_extern\("int32", "(\w+)"', func.script()))
+
+
 def calls_row_kernels(func: tvm.tirx.PrimFunc) -> bool:
     """Whether the scheduled kernel calls a micro-kernel over a whole row of pixels."""
-    names = re.findall(r'call_extern\("int32", "(\w+)"', func.script())
-    return any(name.endswith("_row") or "_rowx" in name for name in names)
+    return any(name.endswith("_row") or "_rowx" in name for name in extern_calls(func))
 
 
 def _elements(buffer) -> int:
