@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests import kernel_checks
+from tvmq.backend.aot import lower_model
 from tvmq.cli import main
 from tvmq.examples import DIGITS_MODEL, digits_split
 from tvmq.frontend import load_model
@@ -15,8 +17,8 @@ from tvmq.train.engine import Engine
 
 @pytest.fixture(scope="module")
 def rounded():
-    """A 4-bit digits model after learned rounding on 128 even-indexed images, with the
-    nearest-rounded integers it started from."""
+    """A 4-bit digits model (first and last layers int8) after learned rounding on 128
+    even-indexed images, with the nearest-rounded integers it started from."""
     x, _ = digits_split("train")
     float_model = load_model(DIGITS_MODEL)
     ptq = quantize_model(float_model, [[s] for s in x[0::2][:100]])
@@ -24,7 +26,8 @@ def rounded():
     engine = Engine(four_bit, batch=32, float_model=float_model)
     nearest = [layer.integer_weight() for layer in engine.layers]
     options = adaround.AdaroundOptions(weight_bits=4, iterations=300)
-    report = adaround.adaround(engine, x[0::2][:128, 0], options)
+    bits = four_bit.quantization["weight_bits"]
+    report = adaround.adaround(engine, x[0::2][:128, 0], options, bits)
     return engine, nearest, report
 
 
@@ -39,8 +42,12 @@ def test_learned_rounding_reconstructs_every_layer_at_least_as_well_as_nearest(r
         for a, layer in zip(nearest, engine.layers, strict=True)
     )
     assert flipped == sum(r.flipped for r in report) > 0
-    for layer in engine.layers:  # on the 4-bit grid, stored in int8
-        assert np.abs(layer.integer_weight()).max() <= 7
+    bits = [8] + [4] * (len(engine.layers) - 2) + [8]  # as `tvmq quantize --weight-bits 4`
+    assert engine.export().quantization["weight_bits"] == {
+        layer.name: b for layer, b in zip(engine.layers, bits, strict=True)
+    }
+    for layer, b in zip(engine.layers, bits, strict=True):  # on its grid, stored in int8
+        assert np.abs(layer.integer_weight()).max() <= (7 if b == 4 else 127)
 
 
 def test_gram_reconstruction_error_is_the_layer_output_error(rounded):
@@ -68,6 +75,19 @@ def test_rounded_model_builds_and_equals_the_host_integer_build(rounded):
     built = np.concatenate([host(sample)[0] for sample in x_test])
     trained = np.concatenate([engine.predict(x_test[i : i + 32, 0]) for i in (0, 32)])
     np.testing.assert_array_equal(trained, built)
+
+
+@kernel_checks.needs_cortex_m
+def test_rounded_4_bit_model_runs_packed_on_the_m4_as_on_the_host(rounded):
+    """The inner layers' learned 4-bit weights are packed two per byte on the board."""
+    engine, _, _ = rounded
+    model = engine.export()
+    assert "tvmq_dot_s4_" in lower_model(model).tir.script()
+    x_test, _ = digits_split("test")
+    host = model.build("host")
+    with model.build("qemu-cortex-m4") as board:
+        for x in x_test[:4]:
+            np.testing.assert_array_equal(board(x)[0], host(x)[0])
 
 
 @pytest.mark.parametrize(

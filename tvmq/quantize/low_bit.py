@@ -82,9 +82,13 @@ def low_bit_op(
     return op
 
 
+def end_layers(names: list[str]) -> set[str]:
+    """The first and last of the weighted layers `names` (in graph order), kept int8
+    by default when there are more than two."""
+    return {names[0], names[-1]} if len(names) > 2 else set()
+
+
 def weighted_ops(annotation: Annotation) -> tuple[list[QuantizedOp], set[str]]:
-    """The quantized ops with weights, and the names of the first and last of them
-    (kept int8 by default when there are more than two)."""
+    """The quantized ops with weights, and the names of the first and last of them."""
     weighted = [op for op in annotation.ops if op.weight_axis is not None]
-    ends = {weighted[0].name, weighted[-1].name} if len(weighted) > 2 else set()
-    return weighted, ends
+    return weighted, end_layers([op.name for op in weighted])

@@ -18,10 +18,12 @@ the graph, which may differ from the integer model by one step here and there:
 good enough to reconstruct from, while the result is exported and checked on the
 integer model as always.
 
-`--weight-bits 4` first moves every trained layer to a symmetric per-channel 4-bit
-grid (values -7..7, scale max|w| / 7) stored in the model's int8 tensors, with an
-imported int32 bias re-expressed at the new scale, so every target runs it on its
-int8 kernels bit for bit; activations stay int8.
+`--weight-bits 4` first moves every trained layer but the first and the last (kept
+int8, as `tvmq quantize --weight-bits 4` keeps them) to the symmetric per-channel
+4-bit grid of `tvmq quantize` (values -7..7, the clipping scale of least squared
+error) stored in the model's int8 tensors, with an imported int32 bias re-expressed
+at the new scale, so every target runs it on its int8 kernels bit for bit;
+activations stay int8.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from tvmq.data import LabelledData
 from tvmq.errors import TvmqError, first_line
 from tvmq.model import Model
 from tvmq.quantize.annotate import main_bindings
+from tvmq.quantize.low_bit import end_layers
+from tvmq.quantize.scheme import QuantConfig, quantize_weight
 from tvmq.train.engine import TARGET, Engine, replace_constants
 from tvmq.train.layers import (
     Layer,
@@ -94,37 +98,34 @@ def qmax(bits: int) -> int:
 
 
 def with_weight_bits(model: Model, float_model: Model | None, bits: int) -> Model:
-    """`model` with every trainable layer's weights nearest-rounded onto a symmetric
-    `bits` grid (per channel where the model is, else per tensor) from the float
-    weights (`float_model`'s where it matches, else the dequantized integers)."""
+    """`model` with every trainable layer but the first and last nearest-rounded onto
+    `tvmq quantize`'s symmetric `bits` grid (per channel where the model is, else per
+    tensor) from the float weights (`float_model`'s where it matches, else the
+    dequantized integers); the bits per layer go into the model's quantization report."""
     if bits == 8:
         return model
     model = dataclasses.replace(model, mod=plain_weights(model.mod))
     layers = find_layers(model.mod)
     if float_model is not None:
         start_from_float(layers, float_model.mod)
-    bindings = main_bindings(model.mod)
-    value = {b.var: b.value for b in bindings}
+    ends = end_layers([layer.name for layer in layers])
+    value = {b.var: b.value for b in main_bindings(model.mod)}
     replacements: dict = {}
     for layer in layers:
+        if layer.name in ends:
+            continue
         dequantize = value[layer.weight_var]
-        per_tensor = constant_array(dequantize.args[1]).size == 1
-        reduce = (
-            None if per_tensor else tuple(a for a in range(layer.weight.ndim) if a != layer.axis)
-        )
-        peak = np.abs(layer.weight).max(axis=reduce, keepdims=not per_tensor)
-        scale = (np.maximum(peak, 1e-12) / qmax(bits)).astype(np.float32)
-        integers = np.clip(np.round(layer.weight / scale), -qmax(bits), qmax(bits))
         old_scale = constant_array(dequantize.args[1])
-        new_scale = scale.reshape(old_scale.shape)
-        replacements[dequantize.args[0]] = relax.const(integers.astype(np.int8))
-        replacements[dequantize.args[1]] = relax.const(new_scale)
+        config = QuantConfig(per_channel=old_scale.size != 1)
+        quantized = quantize_weight(layer.weight, layer.axis, config, bits)
+        replacements[dequantize.args[0]] = relax.const(quantized.values)
+        replacements[dequantize.args[1]] = relax.const(quantized.scale.reshape(old_scale.shape))
         if layer.bias_var is not None:
-            _rescale_bias(
-                value, layer, np.broadcast_to(scale.ravel(), layer.bias.shape), replacements
-            )
+            scale = np.broadcast_to(quantized.scale, layer.weight.shape[layer.axis])
+            _rescale_bias(value, layer, np.broadcast_to(scale, layer.bias.shape), replacements)
     rewritten = replace_constants(model.mod, replacements)
-    quantization = {**(model.quantization or {}), "weight_bits": bits}
+    chosen = {layer.name: 8 if layer.name in ends else bits for layer in layers}
+    quantization = {**(model.quantization or {}), "weight_bits": chosen}
     return dataclasses.replace(model, mod=rewritten, quantization=quantization)
 
 
@@ -318,9 +319,12 @@ def learn_rounding(
     return np.clip(floor + (v >= 0), -limit, limit)
 
 
-def adaround(engine: Engine, x: np.ndarray, options: AdaroundOptions) -> list[LayerRounding]:
+def adaround(
+    engine: Engine, x: np.ndarray, options: AdaroundOptions, layer_bits: dict[str, int]
+) -> list[LayerRounding]:
     """Learn every layer's rounding on samples `x` (N, *input without batch), in graph
-    order, setting each layer's weight to its learned integers."""
+    order, at its bits (`layer_bits`, else `options.weight_bits`), setting each
+    layer's weight to its learned integers."""
     probe = _Probe(engine)
     report = []
     for index, (layer, call) in enumerate(
@@ -329,12 +333,9 @@ def adaround(engine: Engine, x: np.ndarray, options: AdaroundOptions) -> list[La
         weight, groups = canonical(layer, call)
         grams, positions = gram(call, probe.inputs(x, index), groups)
         scale = layer.weight_scale.astype(np.float64)
-        nearest = np.clip(
-            np.round(weight / scale[:, None]), -qmax(options.weight_bits), qmax(options.weight_bits)
-        )
-        learned = learn_rounding(
-            weight.astype(np.float64), scale, grams, positions, options.weight_bits, options
-        )
+        bits = layer_bits.get(layer.name, options.weight_bits)
+        nearest = np.clip(np.round(weight / scale[:, None]), -qmax(bits), qmax(bits))
+        learned = learn_rounding(weight.astype(np.float64), scale, grams, positions, bits, options)
         before = reconstruction_error(nearest, scale, weight, grams, positions)
         after = reconstruction_error(learned, scale, weight, grams, positions)
         if after > before:  # the paper's objective is a surrogate: never make a layer worse
@@ -370,15 +371,15 @@ def learned_rounding(
     reference = float_model or teacher
     if reference is not None and reference.is_quantized:
         raise TvmqError(f"{reference.source}: the float model must not be quantized")
-    engine = Engine(
-        with_weight_bits(quantized, reference, options.weight_bits), options.batch, reference
-    )
+    start = with_weight_bits(quantized, reference, options.weight_bits)
+    engine = Engine(start, options.batch, reference)
     scored = None
     if data.labels is not None and len(split.evaluation):
         x_val = batched_samples(unlabelled_arrays(model, data, split.evaluation))
         labels = np.asarray([data.labels[i] for i in split.evaluation])
         before = _accuracy(engine, x_val, labels)
-    report = adaround(engine, batched_samples(x), options)
+    layer_bits = (start.quantization or {}).get("weight_bits", {})
+    report = adaround(engine, batched_samples(x), options, layer_bits)
     if data.labels is not None and len(split.evaluation):
         scored = (before, _accuracy(engine, x_val, labels))
     return engine.export(), report, scored
