@@ -291,6 +291,7 @@ def compile_model(
     `name` names the C symbols, the sections place the arena and weights (Cortex-M),
     `batch` is samples per call (CUDA); `force` replaces an existing `output`."""
     from tvmq.backend.emit_c import Placement
+    from tvmq.backend.registry import ProjectOptions, backend_for
     from tvmq.fileio import output_directory
 
     with output_directory(output, force) as directory:
@@ -298,23 +299,15 @@ def compile_model(
         placement = Placement(arena_section, weights_section)
         name = _check_compile_options(target, placement, name)
         model = _as_model(model, shapes)
-        if target.kind == "cuda":
-            from tvmq.backend.cuda import compile_cuda_project
-
-            report, schedules = compile_cuda_project(model, target, directory, batch), None
-        else:
-            if name is not None:
-                model = dataclasses.replace(model, name=name)
-            if schedules is None:
-                schedules = schedules_for(target)
-            if target.kind == "cortex-a":
-                from tvmq.backend.linux import compile_library
-
-                report = compile_library(model, target, directory, schedules)
-            else:
-                from tvmq.backend.mcu import compile_firmware
-
-                report = compile_firmware(model, target, directory, schedules, placement)
+        if name is not None:
+            model = dataclasses.replace(model, name=name)
+        backend = backend_for(target)
+        if not backend.tunable:
+            schedules = None
+        elif schedules is None:
+            schedules = schedules_for(target)
+        options = ProjectOptions(schedules, placement, batch)
+        report = backend.project(model, target, directory, options)
     return Compiled(target, Path(output), report, schedules)
 
 
@@ -324,19 +317,19 @@ def _check_compile_options(target: Target, placement, name: str | None) -> str |
     from tvmq.backend.emit_c import Placement, check_model_name
     from tvmq.backend.registry import backend_for
 
-    emits_c = backend_for(target).emits_c
+    backend = backend_for(target)
     if placement != Placement() and target.kind != "cortex-m":
         raise TvmqError(
             f"target '{target.name}' is {target.kind}: --arena-section and "
             "--weights-section place a Cortex-M firmware's data"
         )
     name = None if name is None else check_model_name(name)
-    if name is not None and not emits_c:
+    if name is not None and not backend.emits_c:
         raise TvmqError(
             f"target '{target.name}' is {target.kind}: --name names the C symbols of "
             "Cortex-M firmware and Cortex-A libraries"
         )
-    if not emits_c and target.kind != "cuda":
+    if not backend.compiles:
         raise TvmqError(
             f"target '{target.name}' is {target.kind}: compile makes Cortex-M firmware, "
             "Cortex-A libraries or CUDA kernels"

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tvmq.backend.cuda_runtime import CudaVm, cuda_device
 from tvmq.backend.cuda_schedule import ScheduleLog, gpu_schedule_pass
+from tvmq.backend.registry import ProjectOptions
 from tvmq.errors import TvmqError
 from tvmq.fileio import new_directory
 from tvmq.model import Model
@@ -166,6 +167,11 @@ def _refuse_unscheduled(log: ScheduleLog, model: Model):
         return mod
 
     return check
+
+
+def compile_project(model: Model, target: Target, directory: Path, options: ProjectOptions) -> dict:
+    """`tvmq compile`'s project for a CUDA target: kernels, PTX and the host library."""
+    return compile_cuda_project(model, target, directory, options.batch)
 
 
 def compile_cuda_project(model: Model, target: Target, directory: Path, batch: int = 1) -> dict:

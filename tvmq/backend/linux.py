@@ -30,6 +30,7 @@ from tvmq.backend.aot import CompiledModel, Scheduler
 from tvmq.backend.emit_c import c_identifier, emit_model
 from tvmq.backend.manifest import model_manifest
 from tvmq.backend.mcu import KERNELS_OBJECT
+from tvmq.backend.registry import ProjectOptions
 from tvmq.backend.schedule import default_schedule
 from tvmq.errors import TvmqError
 from tvmq.fileio import new_directory
@@ -120,6 +121,11 @@ def build_project(
         lines = (result.stderr or result.stdout).strip().splitlines()
         detail = next((line for line in lines if "error" in line), lines[-1] if lines else "")
         raise TvmqError(f"building {directory} failed: {detail}")
+
+
+def compile_project(model: Model, target: Target, directory: Path, options: ProjectOptions) -> dict:
+    """`tvmq compile`'s project for a Cortex-A target: the library."""
+    return compile_library(model, target, directory, options.schedule or default_schedule)
 
 
 def compile_library(

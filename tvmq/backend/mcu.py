@@ -29,6 +29,7 @@ from tvmq.backend.emit_c import (
 )
 from tvmq.backend.link_map import memory_split
 from tvmq.backend.manifest import model_manifest
+from tvmq.backend.registry import ProjectOptions
 from tvmq.backend.schedule import default_schedule
 from tvmq.errors import TvmqError
 from tvmq.fileio import new_directory
@@ -99,6 +100,17 @@ def elf_sizes(elf: Path) -> dict[str, int]:
         raise TvmqError(f"arm-none-eabi-size failed on {elf}: {result.stderr.strip()}")
     text, data, bss = (int(v) for v in result.stdout.splitlines()[1].split()[:3])
     return {"flash": text + data, "ram": data + bss}
+
+
+def compile_project(model: Model, target: Target, directory: Path, options: ProjectOptions) -> dict:
+    """`tvmq compile`'s project for a Cortex-M target: the firmware."""
+    return compile_firmware(
+        model,
+        target,
+        directory,
+        options.schedule or default_schedule,
+        options.placement or DEFAULT_PLACEMENT,
+    )
 
 
 def compile_firmware(
