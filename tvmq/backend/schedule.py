@@ -134,9 +134,9 @@ def extern_calls(func: tvm.tirx.PrimFunc) -> set[str]:
     return set(re.findall(r'call_extern\("int32", "(\w+)"', func.script()))
 
 
-def calls_row_kernels(func: tvm.tirx.PrimFunc) -> bool:
-    """Whether the scheduled kernel calls a micro-kernel over a whole row of pixels."""
-    return any(name.endswith("_row") or "_rowx" in name for name in extern_calls(func))
+def is_row_kernel(name: str) -> bool:
+    """Whether the micro-kernel `name` runs over a whole row of pixels."""
+    return name.endswith("_row") or "_rowx" in name
 
 
 def _elements(buffer) -> int:

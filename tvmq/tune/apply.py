@@ -15,13 +15,14 @@ import tvm
 from tvm import s_tir
 from tvm.s_tir import meta_schedule as ms
 
-from tvmq.backend.dense import calls_dense_kernel
+from tvmq.backend.intrinsics import DENSE_KERNEL
 from tvmq.backend.registry import backend_for
 from tvmq.backend.schedule import (
     ScheduledKernel,
     calls_micro_kernel,
-    calls_row_kernels,
     core_schedule,
+    extern_calls,
+    is_row_kernel,
 )
 from tvmq.errors import TvmqError
 from tvmq.targets import Target
@@ -181,9 +182,10 @@ def unrolls_a_reduction(trace) -> bool:
 def _generation_needed(default: tvm.tirx.PrimFunc) -> int:
     """The micro-kernel generation (database KERNELS) a record must come from to be
     weighed against the `default` schedule's kernels."""
-    if calls_dense_kernel(default):
+    calls = extern_calls(default)  # prints the kernel's script: once
+    if DENSE_KERNEL in calls:
         return KERNELS
-    return ROW_KERNELS if calls_row_kernels(default) else 1
+    return ROW_KERNELS if any(is_row_kernel(name) for name in calls) else 1
 
 
 def _same_signature(a: tvm.tirx.PrimFunc, b: tvm.tirx.PrimFunc) -> bool:
