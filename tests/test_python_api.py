@@ -169,7 +169,7 @@ def test_the_commands_choices_are_the_librarys_constants():
         "activations": ACTIVATIONS,
         "metric": METRICS,
         "input_format": INPUT_FORMATS,
-        "optimizer": OPTIMIZERS,
+        "optimizer": tuple(OPTIMIZERS),
         "objective": OBJECTIVES,
     }
     commands = parser()._subparsers._group_actions[0].choices

@@ -21,7 +21,7 @@ from tvmq.errors import TvmqError
 from tvmq.evaluate import METRICS
 from tvmq.quantize.calibrators import CALIBRATORS
 from tvmq.quantize.options import ACTIVATIONS, MODES
-from tvmq.train.optimizers import OPTIMIZERS
+from tvmq.train.optimizers import DEFAULT_OPTIMIZER, OPTIMIZERS
 from tvmq.tune import OBJECTIVES
 
 EXIT_USER_ERROR = 2
@@ -622,7 +622,7 @@ def parser() -> argparse.ArgumentParser:
     finetune.add_argument("--lr", type=float, default=1e-4, help="learning rate")
     finetune.add_argument("--batch-size", type=int, default=32)
     finetune.add_argument("--seed", type=int, default=0, help="shuffling seed")
-    finetune.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
+    finetune.add_argument("--optimizer", choices=list(OPTIMIZERS), default=DEFAULT_OPTIMIZER)
     from tvmq.train.command import add_arguments as add_training_arguments
 
     add_training_arguments(finetune)

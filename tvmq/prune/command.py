@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tvmq.prune.sparsity_command import add_sparsity_options, run_sparsity
 from tvmq.prune.structured_command import add_structured_options, run_structured
+from tvmq.train.optimizers import DEFAULT_OPTIMIZER, OPTIMIZERS
 
 
 def add_parser(commands, parents: list[argparse.ArgumentParser]) -> None:
@@ -41,7 +42,7 @@ def add_parser(commands, parents: list[argparse.ArgumentParser]) -> None:
     prune.add_argument("--lr", type=float, default=1e-4, help="fine-tuning learning rate")
     prune.add_argument("--batch-size", type=int, default=32)
     prune.add_argument("--seed", type=int, default=0, help="shuffling seed")
-    prune.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
+    prune.add_argument("--optimizer", choices=list(OPTIMIZERS), default=DEFAULT_OPTIMIZER)
     prune.add_argument("--force", action="store_true", help="replace an existing output")
     add_structured_options(prune)
     add_sparsity_options(prune)

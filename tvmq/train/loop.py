@@ -20,7 +20,7 @@ from tqdm import tqdm
 from tvmq.errors import TvmqError
 from tvmq.train import checkpoint
 from tvmq.train.engine import Engine
-from tvmq.train.optimizers import make_optimizer
+from tvmq.train.optimizers import DEFAULT_OPTIMIZER, make_optimizer
 
 # A validation: (score, higher is better; loss, breaking ties) of the engine as it is.
 Validation = Callable[[Engine], tuple[float, float]]
@@ -32,7 +32,7 @@ class TrainOptions:
     lr: float = 1e-4
     batch: int = 32
     seed: int = 0
-    optimizer: str = "adam"
+    optimizer: str = DEFAULT_OPTIMIZER
     validate_every: int = 0  # steps; 0: at the end of every epoch
     patience: int = 0  # validations without improvement before stopping; 0: never stop
     checkpoint: Path | None = None  # directory of the resumable checkpoint

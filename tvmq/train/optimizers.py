@@ -7,8 +7,6 @@ import numpy as np
 
 from tvmq.errors import TvmqError
 
-OPTIMIZERS = ("adam", "sgd")
-
 
 class Adam:
     def __init__(self, lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
@@ -45,11 +43,13 @@ class MomentumSGD:
             param -= (self.lr * velocity).astype(param.dtype)
 
 
+OPTIMIZERS = {"adam": Adam, "sgd": MomentumSGD}
+DEFAULT_OPTIMIZER = "adam"
+
+
 def make_optimizer(name: str, lr: float) -> Adam | MomentumSGD:
     if lr <= 0 or not np.isfinite(lr):
         raise TvmqError(f"learning rate {lr} must be positive")
-    if name == "adam":
-        return Adam(lr)
-    if name == "sgd":
-        return MomentumSGD(lr)
-    raise TvmqError(f"unknown optimizer '{name}' (known: {', '.join(OPTIMIZERS)})")
+    if name not in OPTIMIZERS:
+        raise TvmqError(f"unknown optimizer '{name}' (known: {', '.join(OPTIMIZERS)})")
+    return OPTIMIZERS[name](lr)
