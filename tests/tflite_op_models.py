@@ -400,3 +400,32 @@ def resize_bilinear_int8(
     operator = _operator(0, [0, 1], [2], schema.BuiltinOptions.ResizeBilinearOptions, options)
     buffers = [_buffer(), _buffer(np.array(size, np.int32))]
     return _finish(path, [_code(Op.RESIZE_BILINEAR, 4)], [operator], tensors, buffers, [0], [2])
+
+
+def detection_postprocess(
+    path: Path, num_classes_with_background: int, anchors: np.ndarray, options: dict
+) -> Path:
+    """A float TFLite_Detection_PostProcess (custom op, flexbuffer options) on box
+    encodings [1, boxes, 4] and class scores [1, boxes, classes]; its four outputs
+    have the static shapes TFLite Micro needs (max_detections rows)."""
+    from flatbuffers import flexbuffers
+
+    boxes = len(anchors)
+    rows = options["max_detections"] * options["max_classes_per_detection"]
+    shapes = [
+        ("box_encodings", [1, boxes, 4]),
+        ("class_predictions", [1, boxes, num_classes_with_background]),
+        ("anchors", [boxes, 4]),
+        ("detection_boxes", [1, rows, 4]),
+        ("detection_classes", [1, rows]),
+        ("detection_scores", [1, rows]),
+        ("num_detections", [1]),
+    ]
+    tensors = [_float_tensor(name, shape, i + 1) for i, (name, shape) in enumerate(shapes)]
+    buffers = [_buffer() for _ in range(len(shapes) + 1)]
+    buffers[3] = _buffer(anchors.astype(np.float32))
+    code = _code(Op.CUSTOM)
+    code.customCode = "TFLite_Detection_PostProcess"
+    operator = _operator(0, [0, 1, 2], [3, 4, 5, 6])
+    operator.customOptions = list(flexbuffers.Dumps(options))
+    return _finish(path, [code], [operator], tensors, buffers, [0, 1], [3, 4, 5, 6])
