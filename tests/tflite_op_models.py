@@ -429,3 +429,29 @@ def detection_postprocess(
     operator = _operator(0, [0, 1, 2], [3, 4, 5, 6])
     operator.customOptions = list(flexbuffers.Dumps(options))
     return _finish(path, [code], [operator], tensors, buffers, [0, 1], [3, 4, 5, 6])
+
+
+def split_detection_model(path: Path, head: Path, postprocess: Path) -> tuple[Path, Path]:
+    """The SSD file at `path` cut before its last op, TFLite_Detection_PostProcess:
+    `head` returns that op's box encodings and class scores, `postprocess` is the op
+    alone (its anchors kept) with the static output shapes TFLite Micro needs."""
+    from flatbuffers import flexbuffers
+
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(path.read_bytes(), 0))
+    graph = model.subgraphs[0]
+    operator = graph.operators[-1]
+    encodings, scores, _ = operator.inputs
+    rows = flexbuffers.Loads(bytes(operator.customOptions))["max_detections"]
+    for index, shape in zip(
+        operator.outputs, [[1, rows, 4], [1, rows], [1, rows], [1]], strict=True
+    ):
+        graph.tensors[index].shape = shape
+    for target, operators, inputs, outputs in (
+        (head, graph.operators[:-1], graph.inputs, [encodings, scores]),
+        (postprocess, [operator], [encodings, scores], operator.outputs),
+    ):
+        graph.operators, graph.inputs, graph.outputs = operators, inputs, outputs
+        builder = flatbuffers.Builder(1024)
+        builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+        target.write_bytes(builder.Output())
+    return head, postprocess
