@@ -79,6 +79,20 @@ def test_host_and_c_match_tflite_micro(seed, tmp_path):
     assert_matches_micro(library(*inputs), want)
 
 
+def test_outputs_sized_at_run_time_get_their_shapes_at_import(tmp_path):
+    """TFLite's converter writes the op's outputs with shape []: the import and
+    inspect give the shapes the op produces."""
+    from tvmq.describe import summary
+    from tvmq.frontend import read_source
+
+    anchors = np.tile([0.5, 0.5, 0.2, 0.2], (8, 1))
+    path = detection_postprocess(tmp_path / "dp.tflite", 4, anchors, OPTIONS, sized=False)
+    shapes = [(1, 6, 4), (1, 6), (1, 6), (1,)]
+    assert [s.shape for s in load_model(path).outputs] == shapes
+    info = summary(read_source(path))
+    assert [tuple(o["shape"]) for o in info["outputs"]] == shapes
+
+
 def test_equal_scores_keep_tflite_micros_order(tmp_path):
     """Every anchor has the same best score and classes tie within anchors: the
     lower anchor and the lower class come first, as TFLite Micro sorts them."""

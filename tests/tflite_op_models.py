@@ -403,11 +403,17 @@ def resize_bilinear_int8(
 
 
 def detection_postprocess(
-    path: Path, num_classes_with_background: int, anchors: np.ndarray, options: dict
+    path: Path,
+    num_classes_with_background: int,
+    anchors: np.ndarray,
+    options: dict,
+    sized: bool = True,
 ) -> Path:
     """A float TFLite_Detection_PostProcess (custom op, flexbuffer options) on box
     encodings [1, boxes, 4] and class scores [1, boxes, classes]; its four outputs
-    have the static shapes TFLite Micro needs (max_detections rows)."""
+    have the static shapes TFLite Micro needs (max_detections rows), or where not
+    `sized` the shape [] that TFLite's converter writes (LiteRT sizes them at run
+    time)."""
     from flatbuffers import flexbuffers
 
     boxes = len(anchors)
@@ -421,6 +427,8 @@ def detection_postprocess(
         ("detection_scores", [1, rows]),
         ("num_detections", [1]),
     ]
+    if not sized:
+        shapes[3:] = [(name, []) for name, _ in shapes[3:]]
     tensors = [_float_tensor(name, shape, i + 1) for i, (name, shape) in enumerate(shapes)]
     buffers = [_buffer() for _ in range(len(shapes) + 1)]
     buffers[3] = _buffer(anchors.astype(np.float32))
