@@ -117,11 +117,13 @@ def test_the_m4_board_matches_tflite_micro(tmp_path):
         ({"use_regular_nms": True}, "use_regular_nms=true (the regular, per-class NMS)"),
         ({"max_classes_per_detection": 2}, "max_classes_per_detection other than 1"),
         ({"nms_iou_threshold": 0.0}, "nms_iou_threshold 0.0 is not in (0, 1]"),
+        ({"x_scale": None}, "custom options lack x_scale"),
     ],
 )
 def test_unsupported_options_are_refused_in_one_line(change, message, tmp_path):
     anchors = np.tile([0.5, 0.5, 0.2, 0.2], (8, 1))
-    path = detection_postprocess(tmp_path / "dp.tflite", 4, anchors, {**OPTIONS, **change})
+    options = {k: v for k, v in {**OPTIONS, **change}.items() if v is not None}
+    path = detection_postprocess(tmp_path / "dp.tflite", 4, anchors, options)
     with pytest.raises(TvmqError) as error:
         load_model(path)
     assert message in str(error.value)

@@ -372,7 +372,10 @@ def refusal(converter: OperatorConverter, op) -> str | None:
 
 
 def _detection_options(op) -> detection_postprocess.DetectionOptions:
-    return detection_postprocess.DetectionOptions.parse(op.CustomOptionsAsNumpy().tobytes())
+    raw = op.CustomOptionsAsNumpy()  # 0 when the op has none
+    if not isinstance(raw, np.ndarray):
+        raise TvmqError("no custom options")
+    return detection_postprocess.DetectionOptions.parse(raw.tobytes())
 
 
 def _detection_refusal(converter: OperatorConverter, op) -> str | None:
