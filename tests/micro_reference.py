@@ -11,11 +11,13 @@ ARENA_BYTES = 1 << 20  # enough for every test model; the arena size changes no 
 _RNG = np.random.default_rng(3)
 
 
-def micro_outputs(path: Path, inputs: list[np.ndarray], count: int = 1) -> list[np.ndarray]:
+def micro_outputs(
+    path: Path, inputs: list[np.ndarray], count: int = 1, arena: int = ARENA_BYTES
+) -> list[np.ndarray]:
     """The first `count` outputs of the .tflite model at `path` run on `inputs`."""
     from tflite_micro.python.tflite_micro import runtime
 
-    interpreter = runtime.Interpreter.from_file(str(path), arena_size=ARENA_BYTES)
+    interpreter = runtime.Interpreter.from_file(str(path), arena_size=arena)
     for index, values in enumerate(inputs):
         interpreter.set_input(values, index)
     interpreter.invoke()

@@ -400,3 +400,66 @@ def resize_bilinear_int8(
     operator = _operator(0, [0, 1], [2], schema.BuiltinOptions.ResizeBilinearOptions, options)
     buffers = [_buffer(), _buffer(np.array(size, np.int32))]
     return _finish(path, [_code(Op.RESIZE_BILINEAR, 4)], [operator], tensors, buffers, [0], [2])
+
+
+def detection_postprocess(
+    path: Path,
+    num_classes_with_background: int,
+    anchors: np.ndarray,
+    options: dict,
+    sized: bool = True,
+) -> Path:
+    """A float TFLite_Detection_PostProcess (custom op, flexbuffer options) on box
+    encodings [1, boxes, 4] and class scores [1, boxes, classes]; its four outputs
+    have the static shapes TFLite Micro needs (max_detections rows), or where not
+    `sized` the shape [] that TFLite's converter writes (LiteRT sizes them at run
+    time)."""
+    from flatbuffers import flexbuffers
+
+    boxes = len(anchors)
+    rows = options["max_detections"] * options["max_classes_per_detection"]
+    shapes = [
+        ("box_encodings", [1, boxes, 4]),
+        ("class_predictions", [1, boxes, num_classes_with_background]),
+        ("anchors", [boxes, 4]),
+        ("detection_boxes", [1, rows, 4]),
+        ("detection_classes", [1, rows]),
+        ("detection_scores", [1, rows]),
+        ("num_detections", [1]),
+    ]
+    if not sized:
+        shapes[3:] = [(name, []) for name, _ in shapes[3:]]
+    tensors = [_float_tensor(name, shape, i + 1) for i, (name, shape) in enumerate(shapes)]
+    buffers = [_buffer() for _ in range(len(shapes) + 1)]
+    buffers[3] = _buffer(anchors.astype(np.float32))
+    code = _code(Op.CUSTOM)
+    code.customCode = "TFLite_Detection_PostProcess"
+    operator = _operator(0, [0, 1, 2], [3, 4, 5, 6])
+    operator.customOptions = list(flexbuffers.Dumps(options))
+    return _finish(path, [code], [operator], tensors, buffers, [0, 1], [3, 4, 5, 6])
+
+
+def split_detection_model(path: Path, head: Path, postprocess: Path) -> tuple[Path, Path]:
+    """The SSD file at `path` cut before its last op, TFLite_Detection_PostProcess:
+    `head` returns that op's box encodings and class scores, `postprocess` is the op
+    alone (its anchors kept) with the static output shapes TFLite Micro needs."""
+    from flatbuffers import flexbuffers
+
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(path.read_bytes(), 0))
+    graph = model.subgraphs[0]
+    operator = graph.operators[-1]
+    encodings, scores, _ = operator.inputs
+    rows = flexbuffers.Loads(bytes(operator.customOptions))["max_detections"]
+    for index, shape in zip(
+        operator.outputs, [[1, rows, 4], [1, rows], [1, rows], [1]], strict=True
+    ):
+        graph.tensors[index].shape = shape
+    for target, operators, inputs, outputs in (
+        (head, graph.operators[:-1], graph.inputs, [encodings, scores]),
+        (postprocess, [operator], [encodings, scores], operator.outputs),
+    ):
+        graph.operators, graph.inputs, graph.outputs = operators, inputs, outputs
+        builder = flatbuffers.Builder(1024)
+        builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+        target.write_bytes(builder.Output())
+    return head, postprocess

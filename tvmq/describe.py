@@ -59,6 +59,8 @@ def summary(source: SourceGraph, target: str | None = None) -> dict[str, Any]:
         info.update(imports=False, unsupported=[{"node": "", "op": "", "reason": str(error)}])
         return info
     info["imports"] = True
+    # As imported: outputs a file sizes at run time (a detection op's) get their shapes.
+    info["outputs"] = [_spec_dict(s) for s in model.outputs]
     if target is not None:
         from tvmq.backend import check_lowering
 

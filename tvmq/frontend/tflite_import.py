@@ -58,6 +58,8 @@ INTEGER_LAYOUT_OPS = frozenset(
         "TRANSPOSE",
     }
 )
+# Custom ops tvmq converts, by the name TVM's converter knows them under.
+CUSTOM_OPERATORS = {"CUSTOM:TFLite_Detection_PostProcess": "DETECTION_POSTPROCESS"}
 OPERATOR_NAMES = {v: k for k, v in vars(BuiltinOperator).items() if not k.startswith("_")}
 
 
@@ -225,10 +227,11 @@ class TFLiteGraph:
         bad = [
             (node, op, "no converter for this operator")
             for node, op in self.nodes
-            if op not in converter.convert_map
+            if CUSTOM_OPERATORS.get(op, op) not in converter.convert_map
         ]
         for i, (node, op) in enumerate(self.nodes):
-            reason = refusal(converter, graph.Operators(i)) if op in converter.convert_map else None
+            known = CUSTOM_OPERATORS.get(op, op) in converter.convert_map
+            reason = refusal(converter, graph.Operators(i)) if known else None
             if reason is not None:
                 bad.append((node, op, reason))
         return bad
@@ -254,7 +257,9 @@ class TFLiteGraph:
             raise
         if failures:
             raise UnsupportedOperatorError(str(self.path), failures)
-        if self.resized:  # the file's output shapes are those at its own input shapes
+        # The file's output shapes are those at its own input shapes; a detection
+        # op's outputs are sized at run time (shape [] in the file).
+        if self.resized or any(op in CUSTOM_OPERATORS for op in self.operators):
             self.outputs = relax_output_specs(mod, self.outputs)
         return lower_transposed_convs(mod, self.source_names)
 

@@ -15,6 +15,8 @@ runs them.
   coupled input-forget variant TVM handles, and optional peephole weights,
   unrolled over time into Relax ops; int8 ones as TFLite Micro's integer kernel
   (:mod:`tvmq.frontend.lstm_int8`), as are quantized SVDF (:mod:`tvmq.frontend.svdf_int8`).
+- TFLite_Detection_PostProcess (custom op, fast NMS) as one TIR kernel
+  (:mod:`tvmq.frontend.detection_postprocess`) in place of TVM's vision ops.
 - Float LOGISTIC (and the LSTM's sigmoid gates) as TFLite's reference kernel
   (reference/logistic.h): exp(x) below -9 and 1 above 16.619..., 1 / (1 + exp(-x))
   between. A plain sigmoid is a few ulps off below -9, enough to flip the
@@ -32,7 +34,8 @@ from tflite.TensorType import TensorType
 from tvm import relax
 from tvm.relax.frontend.tflite.tflite_frontend import OperatorConverter, to_int_list
 
-from tvmq.frontend import lstm_int8, svdf_int8
+from tvmq.errors import TvmqError
+from tvmq.frontend import detection_postprocess, lstm_int8, svdf_int8
 from tvmq.frontend.tflite_import import per_tensor_params
 from tvmq.quantize.fixed_point import IntegerBuilder, quantize_multiplier
 
@@ -98,6 +101,33 @@ class TFLiteOpsMixin:
             return super().convert_fully_connected(op)
         finally:
             del self._substituted[inputs[0].tensor_idx]
+
+    def convert_detection_postprocess(self, op):
+        """The custom op as one call of its TIR kernel; its scratch outputs are dropped."""
+        reason = _detection_refusal(self, op)
+        if reason is not None:
+            raise TvmqError(reason)
+        encodings, scores, anchors = self.get_input_tensors(op)
+        options = _detection_options(op)
+        values = detection_postprocess.anchors_array(self.get_tensor_value(anchors))
+        shape = [int(d) for d in self.get_tensor_shape(encodings)]
+        classes = int(self.get_tensor_shape(scores)[2])
+        func = detection_postprocess.kernel(options, shape[1], shape[2], classes)
+        kernel = self.bb.add_func(func, "detection_postprocess")
+        results = [(s, "float32") for s in detection_postprocess.output_shapes(options)]
+        results += detection_postprocess.scratch_shapes(shape[1])
+        call = self.bb.emit(
+            relax.call_tir(
+                kernel,
+                [
+                    self.get_tensor_expr(encodings),
+                    self.get_tensor_expr(scores),
+                    relax.const(values),
+                ],
+                [relax.TensorType(s, dtype) for s, dtype in results],
+            )
+        )
+        return relax.Tuple([relax.TupleGetItem(call, i) for i in range(4)])
 
     def _hybrid_weights(self, inputs) -> tuple[np.ndarray, np.float32] | None:
         """(int8 values, scale) of a hybrid op's per-tensor int8 weights, else None."""
@@ -329,6 +359,8 @@ def refusal(converter: OperatorConverter, op) -> str | None:
         inputs[i].tensor_idx != -1 for i in _LSTM_PROJECTION + _LSTM_LAYER_NORM
     ):
         return "projection or layer normalisation is not supported"
+    if name == "DETECTION_POSTPROCESS":
+        return _detection_refusal(converter, op)
     outputs = converter.get_output_tensors(op)
     if name == "QUANTIZE" and any(t.tensor.Type() == TensorType.INT32 for t in outputs):
         tensors = [t.tensor for t in inputs + outputs]
@@ -337,3 +369,32 @@ def refusal(converter: OperatorConverter, op) -> str | None:
         if any(per_tensor_params(t) is None for t in tensors):
             return "QUANTIZE to int32 needs one scale per tensor"
     return None
+
+
+def _detection_options(op) -> detection_postprocess.DetectionOptions:
+    raw = op.CustomOptionsAsNumpy()  # 0 when the op has none
+    if not isinstance(raw, np.ndarray):
+        raise TvmqError("no custom options")
+    return detection_postprocess.DetectionOptions.parse(raw.tobytes())
+
+
+def _detection_refusal(converter: OperatorConverter, op) -> str | None:
+    """Why tvmq cannot run this TFLite_Detection_PostProcess, or None."""
+    try:
+        options = _detection_options(op)
+    except TvmqError as error:
+        return str(error)
+    reason = options.refusal()
+    if reason is not None:
+        return reason
+    tensors = converter.get_input_tensors(op)
+    if len(tensors) != 3 or len(converter.get_output_tensors(op)) != 4:
+        return "needs 3 inputs and 4 outputs"
+    if _quantized(converter, op) or any(t.tensor.Type() != TensorType.FLOAT32 for t in tensors):
+        return "quantized or non-float inputs are not supported (TFLite Micro: float only)"
+    if tensors[2].buffer.DataLength() == 0:
+        return "the anchors are not a constant"
+    encodings, scores, anchors = (
+        tuple(int(d) for d in converter.get_tensor_shape(t)) for t in tensors
+    )
+    return detection_postprocess.shape_refusal(options, encodings, scores, anchors)

@@ -1,0 +1,150 @@
+"""TFLite_Detection_PostProcess (SSD decoding and fast NMS) against TFLite Micro's
+kernel: single-op models with random anchors, encodings and scores, ties included,
+on the host build, its emitted C and a Cortex-M4 board; the whole SSD model of the
+corpus against LiteRT."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.micro_reference import micro_outputs
+from tests.test_aot import native
+from tests.tflite_op_models import detection_postprocess, split_detection_model
+from tvmq.errors import TvmqError
+from tvmq.frontend import load_model
+
+SSD_MODEL = Path.home() / ".cache" / "tvmq-zoo" / "ssd_mobilenet_v2_fpnlite.tflite"
+OPTIONS = {
+    "max_detections": 6,
+    "max_classes_per_detection": 1,
+    "detections_per_class": 100,
+    "nms_score_threshold": 0.25,
+    "nms_iou_threshold": 0.5,
+    "num_classes": 3,
+    "y_scale": 10.0,
+    "x_scale": 10.0,
+    "h_scale": 5.0,
+    "w_scale": 5.0,
+    "use_regular_nms": False,
+}
+# (anchors, classes with background, score threshold, IoU threshold, score levels):
+# few levels make equal scores within an anchor and across anchors.
+CASES = [
+    (40, 4, 0.25, 0.5, 8),
+    (64, 3, 0.0, 0.3, 4),
+    (30, 5, 0.9, 0.6, 0),  # fewer than max_detections above the threshold
+]
+
+
+def _model(tmp_path: Path, case, seed: int) -> tuple[Path, list[np.ndarray]]:
+    """The single-op file of `case` and random inputs for it."""
+    anchors, classes, score_threshold, iou, levels = case
+    rng = np.random.default_rng(seed)
+    centers = rng.uniform(0.0, 1.0, (anchors, 2))
+    sizes = rng.uniform(0.05, 0.6, (anchors, 2))
+    options = {**OPTIONS, "nms_score_threshold": score_threshold, "nms_iou_threshold": iou}
+    options["num_classes"] = classes - (seed % 2)  # with and without a background class
+    path = detection_postprocess(
+        tmp_path / f"dp{seed}.tflite", classes, np.concatenate([centers, sizes], 1), options
+    )
+    encodings = rng.normal(0.0, 1.5, (1, anchors, 4)).astype(np.float32)
+    scores = rng.uniform(0.0, 1.0, (1, anchors, classes))
+    if levels:
+        scores = np.round(scores * levels) / levels
+    return path, [encodings, scores.astype(np.float32)]
+
+
+def assert_matches_micro(got: list[np.ndarray], want: list[np.ndarray]) -> None:
+    """Same count, then identical boxes, classes and scores up to it (TFLite Micro
+    leaves the later rows unwritten; tvmq zeroes them)."""
+    count = int(want[3][0])
+    np.testing.assert_array_equal(got[3], want[3])
+    for ours, theirs in zip(got[:3], want[:3], strict=True):
+        np.testing.assert_array_equal(ours[0, :count], theirs[0, :count])
+        assert not ours[0, count:].any()
+
+
+@pytest.mark.parametrize("seed", range(len(CASES)))
+def test_host_and_c_match_tflite_micro(seed, tmp_path):
+    path, inputs = _model(tmp_path, CASES[seed], seed)
+    model = load_model(path)
+    assert [s.shape for s in model.outputs] == [(1, 6, 4), (1, 6), (1, 6), (1,)]
+    want = micro_outputs(path, inputs, 4)
+    assert_matches_micro(model.build("host")(*inputs), want)
+    _, library = native(model, tmp_path)
+    assert_matches_micro(library(*inputs), want)
+
+
+def test_outputs_sized_at_run_time_get_their_shapes_at_import(tmp_path):
+    """TFLite's converter writes the op's outputs with shape []: the import and
+    inspect give the shapes the op produces."""
+    from tvmq.describe import summary
+    from tvmq.frontend import read_source
+
+    anchors = np.tile([0.5, 0.5, 0.2, 0.2], (8, 1))
+    path = detection_postprocess(tmp_path / "dp.tflite", 4, anchors, OPTIONS, sized=False)
+    shapes = [(1, 6, 4), (1, 6), (1, 6), (1,)]
+    assert [s.shape for s in load_model(path).outputs] == shapes
+    info = summary(read_source(path))
+    assert [tuple(o["shape"]) for o in info["outputs"]] == shapes
+
+
+def test_equal_scores_keep_tflite_micros_order(tmp_path):
+    """Every anchor has the same best score and classes tie within anchors: the
+    lower anchor and the lower class come first, as TFLite Micro sorts them."""
+    path, (encodings, scores) = _model(tmp_path, (24, 4, 0.1, 0.5, 2), 0)
+    scores[...] = 0.5
+    want = micro_outputs(path, [encodings, scores], 4)
+    assert_matches_micro(load_model(path).build("host")(encodings, scores), want)
+
+
+def test_the_m4_board_matches_tflite_micro(tmp_path):
+    if not all(shutil.which(t) for t in ("arm-none-eabi-gcc", "qemu-system-arm")):
+        pytest.skip("arm-none-eabi-gcc and qemu-system-arm are needed (make toolchains)")
+    for seed in range(2):
+        path, inputs = _model(tmp_path, CASES[seed], seed)
+        with load_model(path).build("qemu-cortex-m4") as board:
+            assert_matches_micro(board(*inputs), micro_outputs(path, inputs, 4))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"use_regular_nms": True}, "use_regular_nms=true (the regular, per-class NMS)"),
+        ({"max_classes_per_detection": 2}, "max_classes_per_detection other than 1"),
+        ({"nms_iou_threshold": 0.0}, "nms_iou_threshold 0.0 is not in (0, 1]"),
+        ({"x_scale": None}, "custom options lack x_scale"),
+    ],
+)
+def test_unsupported_options_are_refused_in_one_line(change, message, tmp_path):
+    anchors = np.tile([0.5, 0.5, 0.2, 0.2], (8, 1))
+    options = {k: v for k, v in {**OPTIONS, **change}.items() if v is not None}
+    path = detection_postprocess(tmp_path / "dp.tflite", 4, anchors, options)
+    with pytest.raises(TvmqError) as error:
+        load_model(path)
+    assert message in str(error.value)
+    assert "TFLite_Detection_PostProcess" in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.skipif(not SSD_MODEL.is_file(), reason="the corpus SSD model is not cached")
+def test_the_ssd_models_detections_match_tflite_micro_on_its_own_scores(tmp_path):
+    """The whole SSD model on the host: its detections equal TFLite Micro's op run
+    on the box encodings and scores the same build's network computes. (Against
+    LiteRT end to end, the network's float rounding decides: LiteRT's own XNNPACK
+    and reference kernels differ by up to 2 on its box encodings; see
+    bench/results/detection_postprocess.json.)"""
+    head, postprocess = split_detection_model(
+        SSD_MODEL, tmp_path / "head.tflite", tmp_path / "postprocess.tflite"
+    )
+    x = np.random.default_rng(5).uniform(0.0, 1.0, (1, 320, 320, 3)).astype(np.float32)
+    got = load_model(SSD_MODEL).build("host")(x)
+    encodings, scores = load_model(head).build("host")(x)
+    # TFLite Micro's scratch for 12,804 anchors x 91 classes: ~90 MB.
+    want = micro_outputs(postprocess, [encodings, scores], 4, arena=128 << 20)
+    assert int(want[3][0]) == 10
+    assert_matches_micro(got, want)
