@@ -572,3 +572,86 @@ def _integer_model(nodes, inputs, output_shape, initializers) -> onnx.ModelProto
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
     onnx.checker.check_model(model)
     return model
+
+
+def shape_if() -> onnx.ModelProto:
+    """Batch-size guards as torch.onnx exports them: `If` on Shape -> Gather -> Equal,
+    the taken branch holding a Constant, a Squeeze and a nested `If` of its own."""
+
+    def constant(name, values):
+        return helper.make_node(
+            "Constant",
+            [],
+            [name],
+            value=helper.make_tensor(name, TensorProto.INT64, [len(values)], values),
+        )
+
+    def branch(name, nodes, output):
+        out = helper.make_tensor_value_info(output, TensorProto.FLOAT, None)
+        return helper.make_graph(nodes, name, [], [out])
+
+    inner = helper.make_node(
+        "If",
+        ["wide"],
+        ["s2"],
+        then_branch=branch("relu", [helper.make_node("Relu", ["s"], ["r"])], "r"),
+        else_branch=branch("same", [helper.make_node("Identity", ["s"], ["i"])], "i"),
+    )
+    then_nodes = [
+        constant("axes", [0]),
+        helper.make_node("Squeeze", ["c", "axes"], ["s"]),
+        helper.make_node("Shape", ["s"], ["s_shape"]),
+        constant("zero", [0]),
+        helper.make_node("Gather", ["s_shape", "zero"], ["channels"]),
+        constant("eight", [8]),
+        helper.make_node("Equal", ["channels", "eight"], ["wide"]),
+        inner,
+    ]
+    else_nodes = [constant("flat", [8, 16]), helper.make_node("Reshape", ["c", "flat"], ["e"])]
+    return graph_model(
+        [
+            helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[3, 3]),
+            helper.make_node("Shape", ["c"], ["shape"]),
+            constant("first", [0]),
+            helper.make_node("Gather", ["shape", "first"], ["batch"]),
+            constant("one", [1]),
+            helper.make_node("Equal", ["batch", "one"], ["single"]),
+            helper.make_node(
+                "If",
+                ["single"],
+                ["picked"],
+                then_branch=branch("squeeze", then_nodes, "s2"),
+                else_branch=branch("reshape", else_nodes, "e"),
+            ),
+            helper.make_node("Add", ["picked", "picked"], ["y"]),
+        ],
+        {"x": [1, 3, 6, 6]},
+        [8, 4, 4],
+        [weight("w", 8, 3, 3, 3)],
+    )
+
+
+def fp16_weights() -> onnx.ModelProto:
+    """Weights stored as float16 and Cast to float32 in the graph, as fp16 exports
+    keep them; the Conv's and the Gemm's weights are computed from constants."""
+    w = numpy_helper.from_array(
+        (seeded("w16").standard_normal((8, 3, 3, 3)) * 0.5).astype(np.float16), "w16"
+    )
+    g = numpy_helper.from_array(
+        (seeded("g16").standard_normal((8, 4)) * 0.5).astype(np.float16), "g16"
+    )
+    return graph_model(
+        [
+            helper.make_node("Cast", ["w16"], ["w"], to=TensorProto.FLOAT),
+            helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[3, 3]),
+            helper.make_node("Relu", ["c"], ["r"]),
+            helper.make_node("GlobalAveragePool", ["r"], ["p"]),
+            helper.make_node("Flatten", ["p"], ["f"]),
+            helper.make_node("Cast", ["g16"], ["g32"], to=TensorProto.FLOAT),
+            helper.make_node("Transpose", ["g32"], ["g"], perm=[1, 0]),
+            helper.make_node("Gemm", ["f", "g"], ["y"], transB=1),
+        ],
+        {"x": [1, 3, 6, 6]},
+        [1, 4],
+        [w, g],
+    )

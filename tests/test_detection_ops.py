@@ -16,7 +16,7 @@ from tests.test_aot import native
 from tests.test_mul_concat import assert_integer_only
 from tests.test_onnx_import import ort_run, quantize_with_onnxruntime, random_feeds
 from tests.tflite_models import resize_bilinear_int8, transpose_conv_int8
-from tvmq.frontend import load_model
+from tvmq.frontend import load_model, read_source
 from tvmq.quantize.annotate import main_bindings
 from tvmq.quantize.quantizer import quantize_model
 from tvmq.quantize.realize import realize
@@ -165,6 +165,39 @@ def test_shape_computed_reshape_imports_with_static_dims(tmp_path):
     feeds = random_feeds(proto, RNG)
     (want,) = ort_run(proto, feeds)
     np.testing.assert_allclose(executable(*feeds.values())[0], want, rtol=1e-4, atol=1e-5)
+
+
+def test_if_on_static_shapes_keeps_the_taken_branch(tmp_path):
+    """An `If` whose condition folds (batch size 1, from Shape -> Gather -> Equal) is
+    replaced by its taken branch, nested `If`s included: the model imports, matches
+    onnxruntime and quantizes, as torch.onnx's batch guards in Silero VAD need."""
+    proto = onnx_models.shape_if()
+    path = saved(proto, tmp_path)
+    assert "If" not in {node.op_type for node in read_source(path).proto.graph.node}
+    model = load_model(path)
+    feeds = random_feeds(proto, RNG)
+    (want,) = ort_run(proto, feeds)
+    np.testing.assert_allclose(model.build("host")(*feeds.values())[0], want, rtol=1e-4, atol=1e-5)
+    samples = [list(random_feeds(proto, RNG).values()) for _ in range(8)]
+    host = quantize_model(model, samples).build("host")
+    for sample in samples[:3]:
+        (want,) = ort_run(proto, {"x": sample[0]})
+        (got,) = host(*sample)
+        assert np.abs(got - want).max() <= 0.05 * np.abs(want).max()
+
+
+def test_weights_computed_from_constants_are_parameters(tmp_path):
+    """fp16 weights Cast (and transposed) to float32 are folded to float32 initializers:
+    they count as the model's parameters, once, and the model matches onnxruntime."""
+    proto = onnx_models.fp16_weights()
+    path = saved(proto, tmp_path)
+    params = read_source(path).params
+    assert sorted(params) == ["g", "w"]
+    assert params["w"].dtype == np.float32 and params["g"].shape == (4, 8)
+    feeds = random_feeds(proto, RNG)
+    (want,) = ort_run(proto, feeds)
+    got = load_model(path).build("host")(*feeds.values())[0]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize(

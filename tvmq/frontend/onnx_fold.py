@@ -1,4 +1,5 @@
-"""Shape arithmetic folded into constants before the Relax import.
+"""Constants folded before the Relax import: shape arithmetic, static `If`s and
+weights computed from constants.
 
 Exporters (paddle2onnx, torch.onnx) compute a Reshape's target from the tensor's
 own shape: Shape -> Slice -> Cast -> Concat -> Reshape. TVM's importer turns
@@ -6,7 +7,12 @@ that chain into tensor ops and then refuses a Reshape whose shape is a tensor.
 tvmq compiles static shapes, so every Shape of a tensor whose dims are known is a
 constant, and so is everything computed from constants alone: each such node is
 evaluated here (ONNX's reference evaluator) and replaced by an initializer.
-Nodes on large constants (weights) are left to the importer.
+torch.onnx also guards code on shapes with `If` (batch size 1 or not): an `If`
+whose condition folds is replaced by the branch it takes, which is folded in turn.
+Weights computed from constants (an fp16 weight Cast to float32, LSTM gates
+sliced and reordered) become initializers too, so they count as parameters and
+quantize. Integer DequantizeLinear/QuantizeLinear stay: they are a QDQ model's
+quantization, which the importer reads.
 """
 
 from __future__ import annotations
@@ -16,43 +22,89 @@ import onnx
 from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
+QDQ = ("QuantizeLinear", "DequantizeLinear")
 SMALL = 1024  # elements: shape-sized values, never weights
 
 
-def fold_shape_computations(
+def fold_constants(proto: onnx.ModelProto, input_shapes: dict[str, list[int]]) -> onnx.ModelProto:
+    """`proto` with static Shape nodes, `If`s on constant conditions and every node
+    computed from constants alone replaced by initializers (the same model when
+    there is nothing to fold). `input_shapes` are the inputs' fixed shapes (those
+    --shape gave included), from which ONNX's shape inference derives the inner
+    tensors' shapes. Repeats while an `If` was inlined, whose branch may hold more."""
+    while True:
+        proto, inlined = _fold_once(proto, input_shapes)
+        if not inlined:
+            return proto
+
+
+def _fold_once(
     proto: onnx.ModelProto, input_shapes: dict[str, list[int]]
-) -> onnx.ModelProto:
-    """`proto` with static Shape nodes and the small constant arithmetic after them
-    replaced by initializers (the same model when there is nothing to fold).
-    `input_shapes` are the inputs' fixed shapes (those --shape gave included), from
-    which ONNX's shape inference derives the inner tensors' shapes."""
+) -> tuple[onnx.ModelProto, bool]:
+    """One pass over the nodes: (the folded model, whether an `If` was inlined)."""
     graph = proto.graph
-    if not any(node.op_type == "Shape" for node in graph.node):
-        return proto
     shapes = _static_shapes(_inferred(proto, input_shapes).graph)
     values = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    values_before = set(values)
     folded: dict[str, np.ndarray] = {}
-    kept = []
+    kept: list[onnx.NodeProto] = []
+    inlined = False
     for node in graph.node:
+        branch = _taken_branch(node, values)
+        if branch is not None:
+            inlined = True
+            for tensor in branch.initializer:
+                values[tensor.name] = folded[tensor.name] = numpy_helper.to_array(tensor)
+            kept.extend(branch.node)
+            kept.extend(
+                helper.make_node("Identity", [inner.name], [outer], name=f"{node.name}/{outer}")
+                for inner, outer in zip(branch.output, node.output, strict=True)
+            )
+            continue
         result = _evaluate(node, values, shapes, proto.opset_import)
         if result is None:
             kept.append(node)
             continue
         for name, value in zip(node.output, result, strict=True):
             values[name] = folded[name] = value
-    if not folded:
-        return proto
-    used = {name for node in kept for name in node.input} | {v.name for v in graph.output}
+    if not folded and not inlined:
+        return proto, False
+    used = {name for node in kept for name in _inputs(node)} | {v.name for v in graph.output}
     out = onnx.ModelProto()
     out.CopyFrom(proto)
     del out.graph.node[:]
     out.graph.node.extend(kept)
+    # Weights only the folded nodes read are gone with them, not counted twice.
+    used |= {v.name for v in graph.input}
+    del out.graph.initializer[:]
+    out.graph.initializer.extend(t for t in graph.initializer if t.name in used)
     out.graph.initializer.extend(
         numpy_helper.from_array(np.asarray(value), name)
         for name, value in folded.items()
-        if name in used
+        if name in used and name not in values_before
     )
-    return out
+    return out, inlined
+
+
+def _inputs(node: onnx.NodeProto) -> set[str]:
+    """The names `node` reads, those its subgraphs read from outside included."""
+    names = set(node.input)
+    for attribute in node.attribute:
+        for graph in (attribute.g, *attribute.graphs):
+            for inner in graph.node:
+                names |= _inputs(inner)
+    return names
+
+
+def _taken_branch(node: onnx.NodeProto, values) -> onnx.GraphProto | None:
+    """The branch an `If` on a constant condition takes, else None."""
+    if node.op_type != "If" or node.domain not in ("", "ai.onnx"):
+        return None
+    condition = values.get(node.input[0])
+    if condition is None or np.asarray(condition).size != 1:
+        return None
+    name = "then_branch" if bool(np.asarray(condition).reshape(())) else "else_branch"
+    return next(a.g for a in node.attribute if a.name == name)
 
 
 def _inferred(proto: onnx.ModelProto, input_shapes: dict[str, list[int]]) -> onnx.ModelProto:
@@ -92,17 +144,22 @@ def _evaluate(node, values, shapes, opsets) -> list[np.ndarray] | None:
         attrs = {a.name: a.i for a in node.attribute}
         return [np.array(shape[attrs.get("start", 0) : attrs.get("end")], np.int64)]
     inputs = [name for name in node.input if name]
-    if node.op_type == "Constant":
-        # Kept for the importer, which reads it itself; its value feeds folding.
-        values.update(zip(node.output, _run(node, [], values, opsets) or [], strict=False))
+    if node.op_type == "Constant":  # from a branch: numbers become initializers
+        results = _run(node, [], values, opsets) or []
+        if all(r.dtype.kind in "biuf" for r in results):
+            return results or None
+        values.update(zip(node.output, results, strict=False))  # read by the importer
         return None
     if not inputs or any(name not in values for name in inputs):
         return None
-    if any(np.asarray(values[name]).size > SMALL for name in inputs):
+    if node.op_type in QDQ and np.asarray(values[inputs[0]]).dtype.kind in "iu":
         return None
     results = _run(node, inputs, values, opsets)
-    if results is None or any(r.size > SMALL for r in results):
+    if results is None:
         return None
+    small = all(np.asarray(values[name]).size <= SMALL for name in inputs)
+    if small and any(r.size > SMALL for r in results):
+        return None  # a fill (ConstantOfShape, Expand) of activation size, not a weight
     return results
 
 

@@ -17,7 +17,7 @@ from onnx import numpy_helper
 from tvmq.errors import TvmqError, UnsupportedOperatorError, first_line
 from tvmq.frontend import onnx_lstm
 from tvmq.frontend.layout import channels_last
-from tvmq.frontend.onnx_fold import fold_shape_computations
+from tvmq.frontend.onnx_fold import fold_constants
 from tvmq.frontend.shapes import UNNAMED, Shapes, fix_shapes, free_dims, relax_output_specs
 from tvmq.frontend.transpose_conv import lower_transposed_convs
 from tvmq.frontend.validate import check_scales, check_shape
@@ -172,6 +172,12 @@ class OnnxGraph:
         for value, spec in zip(values, inputs, strict=True):
             if spec.name in (shapes or {}):
                 _set_dims(value, spec.shape)
+        fixed = {spec.name: list(spec.shape) for spec in inputs if not free_dims(spec)}
+        proto = fold_constants(proto, fixed)
+        try:
+            weights = _initializers(proto.graph)  # those folded from constants included
+        except TvmqError as error:
+            raise TvmqError(f"{path}: {error}") from error
         try:
             proto = onnx.shape_inference.infer_shapes(proto)
         except (onnx.shape_inference.InferenceError, UnicodeDecodeError) as error:
@@ -210,7 +216,7 @@ class OnnxGraph:
             # TVM prints the node it failed on to stdout; failures are reported instead.
             with contextlib.redirect_stdout(io.StringIO()):
                 mod = onnx_frontend.from_onnx(
-                    fold_shape_computations(self.proto, shapes),
+                    self.proto,
                     shape_dict=shapes,
                     dtype_dict=dtypes,
                 )
