@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
@@ -195,6 +195,7 @@ def optimize_model(
     report: str | Path | None = None,
     calib_samples: int | None = None,
     eval_samples: int | None = None,
+    layers: Collection[str] = (),
     metric: str | None = None,
     force: bool = False,
     shapes: Shapes | None = None,
@@ -208,7 +209,8 @@ def optimize_model(
     new directory `report` (front.md, .json, .png) when given. When no point meets
     every budget the report is still written, nothing at `output`, and
     :class:`~tvmq.optimize.budgets.BudgetsNotMet` names the closest point's figures.
-    `calib_samples` and `eval_samples` limit the samples used (the first ones)."""
+    `calib_samples` and `eval_samples` limit the samples used (the first ones);
+    `layers` (labels, conv2d#1) limits the search to those, the others stay int8."""
     from tvmq.data import calibration_inputs, open_data
     from tvmq.evaluate import check_data, default_metric
     from tvmq.fileio import check_output_directory, check_output_file
@@ -245,7 +247,9 @@ def optimize_model(
     samples, where = calibration_inputs(calib_data, model, count=calib_samples)
     log(f"calibrating on {where}")
     calibrated = calibrate_model(model, samples, QuantConfig())
-    result = optimize(calibrated, data, scored, metric, str(_target_argument(board)), budgets, log)
+    result = optimize(
+        calibrated, data, scored, metric, _target_argument(board), budgets, log, layers
+    )
     for line in front_table(result):
         log(line)
     if report is not None:

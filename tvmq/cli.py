@@ -163,7 +163,8 @@ def _optimize(args: argparse.Namespace) -> int:
             flash_budget=args.flash_budget, ram_budget=args.ram_budget,
             instructions_budget=args.instructions_budget, output=args.output,
             report=args.report, calib_samples=args.calib_samples,
-            eval_samples=args.eval_samples, force=args.force, shapes=_shapes(args), log=print,
+            eval_samples=args.eval_samples, layers=args.layer or (), force=args.force,
+            shapes=_shapes(args), log=print,
         )  # fmt: skip
     except BudgetsNotMet as error:
         print(f"tvmq: {error}", file=sys.stderr)
@@ -670,6 +671,9 @@ def parser() -> argparse.ArgumentParser:
     optimize.add_argument("--report", type=Path, help="new directory: the front (md, json, png)")
     optimize.add_argument("--calib-samples", type=int, help="calibrate on the first N only")
     optimize.add_argument("--eval-samples", type=int, help="score the first N scored samples")
+    optimize.add_argument(
+        "--layer", action="append", help="search only this layer, e.g. conv2d#1 (repeatable)"
+    )
     optimize.add_argument("--force", action="store_true", help="replace existing outputs")
     optimize.set_defaults(handler=_optimize)
 

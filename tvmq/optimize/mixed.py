@@ -9,7 +9,7 @@ with its figures in one line (:class:`BudgetsNotMet`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from tvmq.data import LabelledData
@@ -84,6 +84,7 @@ def optimize(
     target: str,
     budgets: Budgets,
     log: Log,
+    only: Collection[str] = (),
 ) -> Optimized:
     """The front, and its smallest-flash point meeting `budgets` or the closest one."""
     measured: dict[str, float] = {}
@@ -95,7 +96,7 @@ def optimize(
     baseline = accuracy(int8)
     scored = data.describe(indices) if isinstance(indices, range) else f"{len(indices)} samples"
     log(f"all int8: {metric} {baseline:.4f} on {scored}")
-    layers = weighted_layers(calibrated, int8)
+    layers = weighted_layers(calibrated, int8, only)
     drops = layer_drops(calibrated, layers, accuracy, baseline, log)
     path = walk(layers, drops)
     log(f"walk: {len(path)} configurations from all int8 to all int4")

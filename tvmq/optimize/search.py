@@ -11,9 +11,10 @@ which only orders the walk: the points are measured afterwards on the board.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
+from tvmq.errors import TvmqError
 from tvmq.model import Model
 from tvmq.quantize.codebook import SIZES
 from tvmq.quantize.low_bit import LOW_BIT_KINDS
@@ -40,14 +41,22 @@ class Layer:
         return {"int8": self.weights, "codebook16": half + CENTROIDS, "int4": half}[choice]
 
 
-def weighted_layers(calibrated: Calibrated, int8: Model) -> list[Layer]:
-    """The layers with weights that int4 and codebook kernels take, with their
-    weight counts as the all-int8 model `int8` holds them."""
-    return [
+def weighted_layers(calibrated: Calibrated, int8: Model, only: Collection[str] = ()) -> list[Layer]:
+    """The layers with weights that int4 and codebook kernels take (those labelled
+    in `only` when given; the others stay int8), with their weight counts as the
+    all-int8 model `int8` holds them. A name in `only` that is no such layer is refused."""
+    layers = [
         Layer(op.name, op.label, int(int8.params[op.name].size))
         for op in calibrated.annotation.ops
         if op.weight_axis is not None and op.kind in LOW_BIT_KINDS and op.name in int8.params
     ]
+    unknown = sorted(set(only) - {layer.label for layer in layers})
+    if unknown:
+        raise TvmqError(
+            f"--layer {unknown[0]}: not a weighted layer that low-bit kernels take "
+            f"(these are: {', '.join(layer.label for layer in layers)})"
+        )
+    return [layer for layer in layers if not only or layer.label in only]
 
 
 def configure(calibrated: Calibrated, assignment: Assignment) -> Model:
