@@ -75,7 +75,8 @@ def test_chosen_point_meets_the_budgets(optimized):
     assert chosen.cost["flash"] <= 65536 and chosen.cost["instructions"] <= 2_000_000
     meeting = [p for p in result.front if result.budgets.met(p.figures)]
     assert chosen.cost["flash"] == min(p.cost["flash"] for p in meeting)
-    # The walk ends at every searched layer int4: the smallest weights of the front.
+    # All int8 first (the reference), the walk's end last: every searched layer int4.
+    assert result.front[0].description == "all int8"
     assert result.front[-1].description == " ".join(f"{layer}=int4" for layer in LAYERS)
     assert result.front[-1].cost["weights_bytes"] < result.front[0].cost["weights_bytes"]
     saved = load_model(directory / "digits.tvmq")

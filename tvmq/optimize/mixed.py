@@ -150,17 +150,18 @@ def _alone(assignment: Assignment, drops: dict[str, dict[str, float]]) -> float 
 def _front(
     path: list[Assignment], layers: list[Layer], measured: dict[str, float]
 ) -> list[tuple[Assignment, str]]:
-    """The configurations of `path` that no smaller one matches in accuracy."""
+    """All int8 (the reference), then the configurations of `path` that no smaller
+    one matches in accuracy, largest first."""
     sized = sorted(
         (sum(layer.weight_bytes(a[layer.name]) for layer in layers), describe(a, layers), a)
-        for a in path
+        for a in path[1:]
     )
     front, best = [], None
     for _, key, assignment in sized:
         if best is None or measured[key] > best:
             front.append((assignment, key))
             best = measured[key]
-    return front[::-1]  # from all int8 down
+    return [(path[0], describe(path[0], layers)), *front[::-1]]
 
 
 def figures_line(point: Point, budgets: Budgets | None = None) -> str:
