@@ -167,7 +167,7 @@ def _optimize(args: argparse.Namespace) -> int:
             shapes=_shapes(args), log=print,
         )  # fmt: skip
     except BudgetsNotMet as error:
-        print(f"tvmq: {error}", file=sys.stderr)
+        print(f"tvmq: error: {error}", file=sys.stderr)
         return 1
     return 0
 
