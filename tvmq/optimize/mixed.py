@@ -93,10 +93,10 @@ def optimize(
         return evaluate(model, model.build("host"), data, metric, indices, progress=False)
 
     int8 = configure(calibrated, {})
+    layers = weighted_layers(calibrated, int8, only)  # an unknown --layer fails at once
     baseline = accuracy(int8)
     scored = data.describe(indices) if isinstance(indices, range) else f"{len(indices)} samples"
     log(f"all int8: {metric} {baseline:.4f} on {scored}")
-    layers = weighted_layers(calibrated, int8, only)
     drops = layer_drops(calibrated, layers, accuracy, baseline, log)
     path = walk(layers, drops)
     log(f"walk: {len(path)} configurations from all int8 to all int4")
