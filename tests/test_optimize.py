@@ -125,3 +125,19 @@ def test_impossible_budget_exits_1_with_the_closest_point(tmp_path):
     assert "no point of the front meets the budgets; closest [" in lines[0]
     assert "flash" in lines[0] and "(budget 1,024)" in lines[0]
     assert not output.exists()
+
+
+def test_existing_outputs_are_refused_before_any_work(tmp_path):
+    output, report = tmp_path / "out.tvmq", tmp_path / "front"
+    output.write_text("kept")
+    arguments = [
+        "optimize", DIGITS_MODEL, "--calib", DIGITS_DATA, "--eval", DIGITS_DATA,
+        "--target", "qemu-cortex-m4",
+    ]  # fmt: skip
+    assert_user_error(tvmq(*arguments, "-o", output), "already exists; use --force")
+    assert output.read_text() == "kept"
+    report.mkdir()
+    result = tvmq(*arguments, "-o", tmp_path / "new.tvmq", "--report", report)
+    assert_user_error(result, "front: already exists")
+    result = tvmq(*arguments, "-o", tmp_path / "new.tvmq", "--eval-samples", "0")
+    assert_user_error(result, "--eval-samples 0")
