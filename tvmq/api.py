@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
@@ -24,6 +24,7 @@ from tvmq.errors import TvmqError
 from tvmq.model import Model
 
 if TYPE_CHECKING:
+    from tvmq.optimize.mixed import Optimized
     from tvmq.targets import Target
     from tvmq.tune.apply import TunedSchedules
     from tvmq.tune.tuner import TuneResult
@@ -178,6 +179,88 @@ def _sensitivity(options, model: Model, calibrated, samples, log: Log):
     verdict = "within" if result.final_loss <= budget else "still above"
     log(f"{what} {result.final_loss:.3f} %, {verdict} the budget of {budget:g} %")
     return quantized, result
+
+
+def optimize_model(
+    model: ModelLike,
+    calib_data: str | Path | np.ndarray,
+    eval_data: str | Path,
+    *,
+    target: TargetLike,
+    max_drop: float = 0.5,
+    flash_budget: str | int | None = None,
+    ram_budget: str | int | None = None,
+    instructions_budget: str | int | None = None,
+    output: str | Path | None = None,
+    report: str | Path | None = None,
+    calib_samples: int | None = None,
+    eval_samples: int | None = None,
+    layers: Collection[str] = (),
+    metric: str | None = None,
+    force: bool = False,
+    shapes: Shapes | None = None,
+    log: Log | None = None,
+) -> Optimized:
+    """Mixed precision (int8, codebook16 or int4 weights per layer) chosen under the
+    budgets (:mod:`tvmq.optimize`): the accuracy drop in points below all-int8 on
+    the scored part of `eval_data`, and flash, RAM (``"64KiB"``, bytes) and
+    instructions (``"250k"``) measured on the emulated board `target`. Returns the
+    front and the chosen model, written to `output` (.tvmq) and the front to the
+    new directory `report` (front.md, .json, .png) when given. When no point meets
+    every budget the report is still written, nothing at `output`, and
+    :class:`~tvmq.optimize.budgets.BudgetsNotMet` names the closest point's figures.
+    `calib_samples` and `eval_samples` limit the samples used (the first ones);
+    `layers` (labels, conv2d#1) limits the search to those, the others stay int8."""
+    from tvmq.data import calibration_inputs, open_data
+    from tvmq.evaluate import check_data, default_metric
+    from tvmq.fileio import check_output_directory, check_output_file
+    from tvmq.optimize.budgets import Budgets
+    from tvmq.optimize.mixed import optimize, shortfall
+    from tvmq.optimize.report import front_table, write_report
+    from tvmq.quantize.quantizer import calibrate_model
+    from tvmq.quantize.scheme import QuantConfig
+
+    budgets = Budgets.parse(max_drop, flash_budget, ram_budget, instructions_budget)
+    board = _as_target(target)
+    if not board.is_emulated:
+        raise TvmqError(
+            f"--target {board.name}: optimize measures on an emulated Cortex-M board "
+            "(e.g. qemu-cortex-m4)"
+        )
+    if output is not None:
+        if Path(output).suffix != ".tvmq":
+            raise TvmqError(f"{output}: the optimized model is written as .tvmq")
+        check_output_file(output, force)
+    if report is not None:
+        check_output_directory(report, force)
+    for flag, count in (("--calib-samples", calib_samples), ("--eval-samples", eval_samples)):
+        if count is not None and count < 1:
+            raise TvmqError(f"{flag} {count}: give at least one sample")
+    model = _as_model(model, shapes)
+    log = log or _silent
+    data = open_data(eval_data, model.inputs[0])
+    scored = data.split().evaluation
+    if eval_samples is not None:
+        scored = scored[:eval_samples]
+    metric = metric or default_metric(data)
+    check_data(model, data, metric, scored)
+    samples, where = calibration_inputs(calib_data, model, count=calib_samples)
+    log(f"calibrating on {where}")
+    calibrated = calibrate_model(model, samples, QuantConfig())
+    result = optimize(
+        calibrated, data, scored, metric, _target_argument(board), budgets, log, layers
+    )
+    for line in front_table(result):
+        log(line)
+    if report is not None:
+        write_report(result, report, force)
+        log(f"wrote {report}")
+    if not result.met:
+        raise shortfall(result)
+    if output is not None:
+        save_model(result.model, output, force=force)
+        log(f"wrote {output}")
+    return result
 
 
 @dataclass(frozen=True)

@@ -153,6 +153,25 @@ def _quantize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _optimize(args: argparse.Namespace) -> int:
+    from tvmq.api import optimize_model
+    from tvmq.optimize.budgets import BudgetsNotMet
+
+    try:
+        optimize_model(
+            args.model, args.calib, args.eval, target=args.target, max_drop=args.max_drop,
+            flash_budget=args.flash_budget, ram_budget=args.ram_budget,
+            instructions_budget=args.instructions_budget, output=args.output,
+            report=args.report, calib_samples=args.calib_samples,
+            eval_samples=args.eval_samples, layers=args.layer or (), force=args.force,
+            shapes=_shapes(args), log=print,
+        )  # fmt: skip
+    except BudgetsNotMet as error:
+        print(f"tvmq: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _print_cuda_project(shown: Path, target, manifest: dict, batch: int) -> None:
     arch = manifest["arch"]
     print(f"wrote {shown}: CUDA build for {target.name} ({arch}), batch {batch}")
@@ -628,6 +647,35 @@ def parser() -> argparse.ArgumentParser:
     add_training_arguments(finetune)
     finetune.add_argument("--force", action="store_true", help="replace an existing output")
     finetune.set_defaults(handler=_finetune)
+
+    optimize = commands.add_parser(
+        "optimize",
+        parents=shape,
+        help="mixed precision (int8, codebook16, int4 per layer) under budgets (writes a .tvmq)",
+    )
+    optimize.add_argument("model", type=Path, help="float .onnx or .tflite")
+    optimize.add_argument("--calib", type=Path, required=True, help="calibration data")
+    optimize.add_argument(
+        "--eval", type=Path, required=True, help="labelled data; its odd-indexed samples are scored"
+    )
+    optimize.add_argument("--target", required=True, help="an emulated Cortex-M board")
+    optimize.add_argument(
+        "--max-drop", type=float, default=0.5, help="accuracy points below all int8 (0.5)"
+    )
+    optimize.add_argument("--flash-budget", help="firmware flash, e.g. 64KiB (B, KiB, MiB)")
+    optimize.add_argument("--ram-budget", help="static RAM, e.g. 32KiB (B, KiB, MiB)")
+    optimize.add_argument(
+        "--instructions-budget", help="instructions per inference, e.g. 250k (k, M)"
+    )
+    optimize.add_argument("-o", "--output", type=Path, required=True, help="output .tvmq file")
+    optimize.add_argument("--report", type=Path, help="new directory: the front (md, json, png)")
+    optimize.add_argument("--calib-samples", type=int, help="calibrate on the first N only")
+    optimize.add_argument("--eval-samples", type=int, help="score the first N scored samples")
+    optimize.add_argument(
+        "--layer", action="append", help="search only this layer, e.g. conv2d#1 (repeatable)"
+    )
+    optimize.add_argument("--force", action="store_true", help="replace existing outputs")
+    optimize.set_defaults(handler=_optimize)
 
     from tvmq.prune.command import add_parser as add_prune_parser
 
