@@ -24,7 +24,7 @@ import tvm
 from tvm import s_tir
 from tvm.s_tir import ScheduleError
 
-from tvmq.quantize.fixed_point import MICRO_KERNEL
+from tvmq.quantize.fixed_point import MICRO_KERNEL, RESCALE
 
 SPATIAL, REDUCE = 0, 2  # tvm.tirx.IterVar.DataPar, CommReduce
 SHORT_ROW = 16  # filter-row bytes below which a conv copies its input window (one MVE load)
@@ -428,9 +428,11 @@ def _simd_requantize(sch: s_tir.Schedule, lanes: int) -> None:
     A ScheduleError here leaves `sch` half changed: the caller starts again without."""
     from tvmq.backend.intrinsics import requantize, requantize_row
 
-    blocks = [b for b in _blocks(sch) if sch.get(b).name_hint == "requantize"]
+    forms = {"requantize": False, RESCALE: True}  # block name -> rescale (any shift)
+    blocks = [b for b in _blocks(sch) if sch.get(b).name_hint in forms]
     if len(blocks) != 1:
         return
+    rescale = forms[sch.get(blocks[0]).name_hint]
     rank = len(sch.get(blocks[0]).iter_vars)
     loop = sch.get_loops(blocks[0])[-1]
     if rank in (2, 4) and int(sch.get(loop).extent) == lanes:
@@ -439,9 +441,9 @@ def _simd_requantize(sch: s_tir.Schedule, lanes: int) -> None:
         if outer is not None and sch.get(outer).body.same_as(sch.get(loop)):
             # a row of pixels per channel block (pairs): one call for the row
             pixels = int(sch.get(outer).extent)
-            sch.tensorize(outer, requantize_row(lanes, pixels))
+            sch.tensorize(outer, requantize_row(lanes, pixels, rescale))
         else:
-            sch.tensorize(loop, requantize(lanes, rank))
+            sch.tensorize(loop, requantize(lanes, rank, rescale))
 
 
 def _scalars_read_once(sch: s_tir.Schedule, block) -> None:
