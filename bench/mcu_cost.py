@@ -3,7 +3,8 @@
 Per model and board: instructions per inference (exact under QEMU's icount,
 untuned default schedules), the activation arena, weights and firmware sizes,
 next to TFLite Micro with CMSIS-NN measured on the same emulated boards
-(../shared/docs/references.md). Writes bench/results/mcu_cost.json.
+(../shared/docs/references.md). Writes bench/results/mcu_cost.json (the rows of the
+models and boards measured; the file's other rows stay).
 
     python -m bench.mcu_cost [--models ic_resnet8_int8 ...] [--boards qemu-cortex-m4 ...]
 """
@@ -102,8 +103,17 @@ def main() -> None:
                 f"arena {row['arena_bytes']:>7,} B (TFLM {row['tflm_arena_bytes']:,})"
             )
     RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(rows, indent=2) + "\n")
+    RESULTS.write_text(json.dumps(_merged(rows), indent=2) + "\n")
     print(f"wrote {RESULTS}")
+
+
+def _merged(rows: list[dict]) -> list[dict]:
+    """The rows measured now in place of the same (model, target) rows of the results
+    file, whose other rows stay: a run of some models or boards updates only those."""
+    new = {(row["model"], row["target"]): row for row in rows}
+    old = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
+    kept = [new.pop((row["model"], row["target"]), row) for row in old]
+    return kept + list(new.values())
 
 
 if __name__ == "__main__":

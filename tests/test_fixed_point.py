@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import tvm
 from tvm import relax
 
-from tvmq.quantize.fixed_point import IntegerBuilder, quantize_multiplier
+from tvmq.quantize.fixed_point import RESCALE, IntegerBuilder, quantize_multiplier
 
 
 def reference_high_mul(a: int, b: int) -> int:
@@ -94,3 +96,44 @@ def assert_requantization_matches_tflite(values, multipliers, shifts) -> None:
         ]
     )
     np.testing.assert_array_equal(got, expected)
+
+
+def test_requantize_step_of_any_shift_matches_tflite():
+    """Multipliers of one half and more (shift >= 0) make the one step
+    :func:`~tvmq.quantize.fixed_point.rescale_te`, which the SIMD kernels replace:
+    clamp(MultiplyByQuantizedMultiplier(acc + bias) + zero point) as TFLite."""
+    rng = np.random.default_rng(13)
+    reals = np.concatenate([rng.uniform(0.5, 3.9, 20), rng.uniform(1e-6, 0.49, 12), [0.5, 1.0]])
+    multipliers, shifts = _multipliers(reals)
+    assert (shifts >= 0).any() and (shifts <= -1).any()
+    channels = len(reals)
+    bias = rng.integers(-(2**16), 2**16, channels)
+    edges = np.array([0, 1, -1, 2**20, -(2**20), 2**26 - 1, -(2**26)], np.int64)
+    values = np.concatenate([edges, rng.integers(-(2**26), 2**26, 300)]).astype(np.int32)
+    values = np.repeat(values[:, None], channels, axis=1)
+    out, low, high = SimpleNamespace(zero_point=-7, dtype="int8"), -128, 100
+
+    builder = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType(values.shape, "int32"))
+    with builder.function("main", [x]):
+        with builder.dataflow():
+            ints = IntegerBuilder(builder)
+            result = ints.requantize(x, bias, multipliers, shifts, 1, out, low, high)
+            output = builder.emit_output(result)
+        builder.emit_func_output(output)
+    module = builder.get()
+    assert any(name.name_hint.startswith(RESCALE) for name in module.get_global_vars())
+    executable = tvm.compile(module, tvm.target.Target({"kind": "llvm"}))
+    vm = relax.VirtualMachine(executable, tvm.cpu())
+    got = vm["main"](tvm.runtime.tensor(values)).numpy()
+
+    expected = np.array(
+        [
+            [
+                reference_multiply(int(v) + int(bias[c]), int(multipliers[c]), int(shifts[c]))
+                for c, v in enumerate(row)
+            ]
+            for row in values
+        ]
+    )
+    np.testing.assert_array_equal(got, np.clip(expected + out.zero_point, low, high))

@@ -1,4 +1,5 @@
-/* tvmq_requant_s8x{4,2,1} (one pixel and rows of pixels), the add's rescale and tvmq_add_s8 against TFLite's
+/* tvmq_requant_s8x{4,2,1} and tvmq_rescale_s8x{4,2,1} (any shift; one pixel and rows of
+ * pixels), the add's rescale and tvmq_add_s8 against TFLite's
  * MultiplyByQuantizedMultiplier, written out as tensorflow/lite/kernels/internal/common.h does it
  * (SaturatingRoundingDoublingHighMul with a truncating division, then
  * RoundingDivideByPOT), and its AddElementwise, on pseudo-random accumulators,
@@ -89,6 +90,52 @@ int main(void) {
         if (want != out[q * out_stride + j] && mismatches++ < 5)
           printf("row pixel %ld x=%ld shift=%ld: want %ld, got %d\n", (long)q, (long)x,
                  (long)right[j], (long)want, out[q * out_stride + j]);
+      }
+  }
+  for (long i = 0; i < 40000; ++i) { /* tvmq_rescale_s8xN (rows of 1..7): shifts of either sign */
+    int32_t acc[7 * 9], bias[4], multiplier[4], shift[4];
+    int8_t out[7 * 11];
+    int32_t count = 1 + (int32_t)(i % 7), lanes = 4 >> (i % 3);
+    int32_t acc_stride = lanes + (int32_t)(next() % 6), out_stride = lanes + (int32_t)(next() % 8);
+    for (int j = 0; j < 7 * 9; ++j) {
+      uint64_t r = next();
+      acc[j] = (int32_t)r >> (r >> 59);
+    }
+    for (int j = 0; j < 4; ++j) {
+      uint64_t r = next();
+      bias[j] = (int32_t)(r >> 45) - 262144;
+      multiplier[j] = (int32_t)((r >> 32) & 0x3fffffff) | 0x40000000;
+      /* mostly the shifts of multipliers near one (-2..3), some far to the right */
+      shift[j] = (r >> 20) % 4 ? (int32_t)((r >> 8) % 6) - 2 : -(int32_t)((r >> 8) % 32);
+    }
+    int32_t zp = (int32_t)(next() % 256) - 128, lo = -128 + (int32_t)(i % 3) * 64, hi = 127;
+    if (i % 2) /* one pixel */
+      count = 1, acc_stride = out_stride = 0;
+    if (lanes == 4 && i % 2)
+      tvmq_rescale_s8x4(out, acc, bias, multiplier, shift, zp, lo, hi);
+    if (lanes == 4 && !(i % 2))
+      tvmq_rescale_s8x4_row(out, acc, bias, multiplier, shift, zp, lo, hi, count, out_stride,
+                            acc_stride);
+    if (lanes == 2 && i % 2)
+      tvmq_rescale_s8x2(out, acc, bias, multiplier, shift, zp, lo, hi);
+    if (lanes == 2 && !(i % 2))
+      tvmq_rescale_s8x2_row(out, acc, bias, multiplier, shift, zp, lo, hi, count, out_stride,
+                            acc_stride);
+    if (lanes == 1 && i % 2)
+      tvmq_rescale_s8x1(out, acc, bias, multiplier, shift, zp, lo, hi);
+    if (lanes == 1 && !(i % 2))
+      tvmq_rescale_s8x1_row(out, acc, bias, multiplier, shift, zp, lo, hi, count, out_stride,
+                            acc_stride);
+    for (int32_t q = 0; q < count; ++q)
+      for (int j = 0; j < lanes; ++j) {
+        int32_t x = acc[q * acc_stride + j] + bias[j];
+        int32_t left = shift[j] > 0 ? shift[j] : 0, right = shift[j] < 0 ? -shift[j] : 0;
+        /* shifted left as int32 arithmetic wraps (rescale_te, the host build) */
+        int32_t want = tflite_requantize((int32_t)((uint32_t)x << left), multiplier[j], right,
+                                         zp, lo, hi);
+        if (want != out[q * out_stride + j] && mismatches++ < 5)
+          printf("rescale x%d pixel %ld x=%ld shift=%ld: want %ld, got %d\n", (int)lanes,
+                 (long)q, (long)x, (long)shift[j], (long)want, out[q * out_stride + j]);
       }
   }
   for (long i = 0; i < 100000; ++i) { /* the add's rescale: any shift, |x| < 2^29 */

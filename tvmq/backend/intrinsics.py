@@ -99,20 +99,23 @@ def depthwise_row_product(height: int, width: int, pixels: int, stride: int) -> 
     return _registered_once(name, lambda: _depthwise_row_functions(height, width, pixels, stride))
 
 
-def requantize(lanes: int, rank: int) -> str:
+def requantize(lanes: int, rank: int, rescale: bool = False) -> str:
     """Intrinsic for the requantization of `lanes` channels of an int32 accumulator of
     `rank` dimensions (4: NHWC convolution, 2: dense) to int8, as
-    :func:`tvmq.quantize.fixed_point.requantize_te` writes it."""
-    name = f"tvmq_requant_s8x{lanes}_rank{rank}"
-    return _registered_once(name, lambda: _requantize_functions(lanes, rank))
+    :func:`tvmq.quantize.fixed_point.requantize_te` writes it (``tvmq_requant_s8xN``),
+    or :func:`~tvmq.quantize.fixed_point.rescale_te` when `rescale`
+    (``tvmq_rescale_s8xN``: any shift)."""
+    name = f"{_REQUANT_KERNELS[rescale]}{lanes}_rank{rank}"
+    return _registered_once(name, lambda: _requantize_functions(lanes, rank, rescale))
 
 
-def requantize_row(lanes: int, pixels: int) -> str:
+def requantize_row(lanes: int, pixels: int, rescale: bool = False) -> str:
     """:func:`requantize` of `lanes` channels for a row of `pixels` output pixels of an
-    NHWC convolution (``tvmq_requant_s8xN_row``): each channel's bias, multiplier and
-    shift are loaded, and their rounding constants derived, once for the row."""
-    name = f"tvmq_requant_s8x{lanes}_row{pixels}"
-    return _registered_once(name, lambda: _requantize_row_functions(lanes, pixels))
+    NHWC convolution (``tvmq_requant_s8xN_row``, ``tvmq_rescale_s8xN_row``): each
+    channel's bias, multiplier and shift are loaded, and their rounding constants
+    derived, once for the row."""
+    name = f"{_REQUANT_KERNELS[rescale]}{lanes}_row{pixels}"
+    return _registered_once(name, lambda: _requantize_row_functions(lanes, pixels, rescale))
 
 
 _registered: set[str] = set()
@@ -463,7 +466,35 @@ def _requantized(acc, bias, multiplier, shift, zero_point, low, high):
     return T.Cast("int8", T.max(T.min(scaled + zero_point, high), low))
 
 
-def _requantize_functions(lanes: int, rank: int):
+def _rescaled(acc, bias, multiplier, shift, zero_point, low, high):
+    """The expression of the fused ``rescale_s8`` block (any shift), in TVM's
+    simplified form."""
+    shifted = T.shift_left(acc + bias, T.max(shift, 0))
+    right = T.Cast("int64", T.min(shift, 0)) * T.int64(-1)
+    product = T.shift_right(
+        T.Cast("int64", shifted) * T.Cast("int64", multiplier) + T.int64(1 << 30), T.int64(31)
+    )
+    half = T.shift_right(T.shift_left(T.int64(1), right), T.int64(1))
+    negative = T.Cast("int64", product < T.int64(0)) * T.min(half, T.int64(1))
+    scaled = T.Cast("int32", T.shift_right(product + half - negative, right))
+    return T.Cast("int8", T.max(T.min(scaled + zero_point, high), low))
+
+
+def _reads(rescale: bool, acc, bias, multiplier, shift, *scalars) -> list:
+    """A requantization block's reads in the order its expression makes them (the
+    tensorized block's): rescale_te reads the shift before the multiplier."""
+    if rescale:
+        return [acc, bias, shift, multiplier, *scalars]
+    return [acc, bias, multiplier, shift, *scalars]
+
+
+# C micro-kernel name prefixes: requantize_te's form, rescale_te's (any shift)
+_REQUANT_KERNELS = {False: "tvmq_requant_s8x", True: "tvmq_rescale_s8x"}
+_REQUANT_EXPRESSIONS = {False: _requantized, True: _rescaled}
+
+
+def _requantize_functions(lanes: int, rank: int, rescale: bool):
+    expression, kernel = _REQUANT_EXPRESSIONS[rescale], _REQUANT_KERNELS[rescale]
     n, one, zero = T.int64(lanes), T.int64(1), T.int64(0)
     shape = (one,) * (rank - 1) + (n,)
     acc_strides = [T.int64() for _ in range(rank - 1)]
@@ -486,12 +517,12 @@ def _requantize_functions(lanes: int, rank: int):
         HI = T.match_buffer(hi, (one,), "int32", offset_factor=1)
         Y = T.match_buffer(o, shape, "int8", offset_factor=1)
         with T.sblock("root"):
-            T.reads(A[region], B[0:n], M[0:n], S[0:n], Z[0], HI[0], LO[0])
+            T.reads(_reads(rescale, A[region], B[0:n], M[0:n], S[0:n], Z[0], HI[0], LO[0]))
             T.writes(Y[region])
             for j in T.serial(n):
                 with T.sblock("requantize"):
                     vj = T.axis.spatial(n, j)
-                    Y[lane(vj)] = _requantized(
+                    Y[lane(vj)] = expression(
                         A[lane(vj)], B[vj], M[vj], S[vj], Z[zero], LO[zero], HI[zero]
                     )
 
@@ -507,12 +538,12 @@ def _requantize_functions(lanes: int, rank: int):
         HI = T.match_buffer(hi, (one,), "int32", offset_factor=1)
         Y = T.match_buffer(o, shape, "int8", strides=[*out_strides, one], offset_factor=1)
         with T.sblock("root"):
-            T.reads(A[region], B[0:n], M[0:n], S[0:n], Z[0], HI[0], LO[0])
+            T.reads(_reads(rescale, A[region], B[0:n], M[0:n], S[0:n], Z[0], HI[0], LO[0]))
             T.writes(Y[region])
             T.evaluate(
                 T.call_extern(
                     "int32",
-                    f"tvmq_requant_s8x{lanes}",
+                    f"{kernel}{lanes}",
                     Y.access_ptr("w"),
                     A.access_ptr("r"),
                     B.access_ptr("r"),
@@ -527,7 +558,8 @@ def _requantize_functions(lanes: int, rank: int):
     return desc, impl
 
 
-def _requantize_row_functions(lanes: int, pixels: int):
+def _requantize_row_functions(lanes: int, pixels: int, rescale: bool):
+    expression, kernel = _REQUANT_EXPRESSIONS[rescale], _REQUANT_KERNELS[rescale]
     n, w, one, zero = T.int64(lanes), T.int64(pixels), T.int64(1), T.int64(0)
     shape = (one, one, w, n)
     region = (0, 0, slice(0, pixels), slice(0, lanes))
@@ -544,12 +576,12 @@ def _requantize_row_functions(lanes: int, pixels: int):
         HI = T.match_buffer(hi, (one,), "int32", offset_factor=1)
         Y = T.match_buffer(o, shape, "int8", offset_factor=1)
         with T.sblock("root"):
-            T.reads(A[region], B[0:n], M[0:n], S[0:n], Z[0], HI[0], LO[0])
+            T.reads(_reads(rescale, A[region], B[0:n], M[0:n], S[0:n], Z[0], HI[0], LO[0]))
             T.writes(Y[region])
             for p, j in T.grid(w, n):
                 with T.sblock("requantize"):
                     vp, vj = T.axis.remap("SS", [p, j])
-                    Y[zero, zero, vp, vj] = _requantized(
+                    Y[zero, zero, vp, vj] = expression(
                         A[zero, zero, vp, vj], B[vj], M[vj], S[vj], Z[zero], LO[zero], HI[zero]
                     )
 
@@ -567,12 +599,12 @@ def _requantize_row_functions(lanes: int, pixels: int):
         HI = T.match_buffer(hi, (one,), "int32", offset_factor=1)
         Y = T.match_buffer(o, shape, "int8", strides=[so0, so1, so2, one], offset_factor=1)
         with T.sblock("root"):
-            T.reads(A[region], B[0:n], M[0:n], S[0:n], Z[0], HI[0], LO[0])
+            T.reads(_reads(rescale, A[region], B[0:n], M[0:n], S[0:n], Z[0], HI[0], LO[0]))
             T.writes(Y[region])
             T.evaluate(
                 T.call_extern(
                     "int32",
-                    f"tvmq_requant_s8x{lanes}_row",
+                    f"{kernel}{lanes}_row",
                     Y.access_ptr("w"),
                     A.access_ptr("r"),
                     B.access_ptr("r"),

@@ -24,7 +24,7 @@ import tvm
 from tvm import s_tir
 from tvm.s_tir import ScheduleError
 
-from tvmq.quantize.fixed_point import MICRO_KERNEL
+from tvmq.quantize.fixed_point import MICRO_KERNEL, RESCALE
 
 SPATIAL, REDUCE = 0, 2  # tvm.tirx.IterVar.DataPar, CommReduce
 SHORT_ROW = 16  # filter-row bytes below which a conv copies its input window (one MVE load)
@@ -55,27 +55,38 @@ def _narrowest(_: s_tir.Schedule, options: list[int]) -> int:
 # Cores whose builds take whole rows of pixels per call where a convolution's rows
 # are odd or it is depthwise (the DSP extension's SXTB16 + SMLAD kernels): on the M4
 # and M7 rows measured 12-20 % fewer instructions on KWS and VWW. Elsewhere one pixel
-# per call: Helium's one-pixel kernels are a few vector instructions, and rows
-# measured KWS 5 % slower on the M55 (1,681,219 against 1,600,906); Cortex-A is
-# not measured.
+# per call for convolutions: Helium's one-pixel kernels are a few vector
+# instructions, and odd rows measured KWS 5 % slower on the M55 (1,681,219 against
+# 1,600,906); Cortex-A is not measured.
 ROW_CORES = ("cortex-m4", "cortex-m7", "cortex-m33")
+# Cores whose depthwise convolutions take whole rows of pixels per call even though
+# their other convolutions do not: Helium's depthwise rows load each weight vector
+# once for four pixels.
+DEPTHWISE_ROW_CORES = (*ROW_CORES, "cortex-m55")
 
 
 def core_schedule(core: str | None) -> Callable[[tvm.tirx.PrimFunc], ScheduledKernel]:
     """The default schedule for `core` (a target's mcpu): rows of pixels on the
-    ROW_CORES, one pixel per call elsewhere; the same choice tuned builds make, so
-    a build without tuning records runs the same kernels as one with none applied."""
+    ROW_CORES (depthwise rows on the DEPTHWISE_ROW_CORES), one pixel per call
+    elsewhere; the same choice tuned builds make, so a build without tuning records
+    runs the same kernels as one with none applied."""
     if core in ROW_CORES:
         return default_schedule
-    return functools.partial(default_schedule, rows=False)
+    return functools.partial(
+        default_schedule, rows=False, depthwise_rows=core in DEPTHWISE_ROW_CORES
+    )
 
 
 def default_schedule(
-    func: tvm.tirx.PrimFunc, sch: s_tir.Schedule | None = None, rows: bool = True
+    func: tvm.tirx.PrimFunc,
+    sch: s_tir.Schedule | None = None,
+    rows: bool = True,
+    depthwise_rows: bool = True,
 ) -> ScheduledKernel:
     """A step that names its micro-kernel calls it; else the SIMD dot-product schedule
     where it applies (two pixels per call where it can, whole rows of them where
-    `rows`, with a SIMD requantization if the epilogue allows), else
+    `rows`, depthwise ones where `depthwise_rows`, with a SIMD requantization if the
+    epilogue allows), else
     :func:`small_schedule`. `sch` (a schedule of `func`: the tuner's default point)
     is scheduled in place when given."""
     if calls_micro_kernel(func):
@@ -86,6 +97,7 @@ def default_schedule(
                 "simd_requantize": simd_requantize,
                 "choose_pixels": choose_pixels,
                 "rows": rows,
+                "depthwise_rows": depthwise_rows,
             }
             try:
                 # A failed attempt leaves its schedule half changed: try on a fresh one.
@@ -155,6 +167,7 @@ def dot_product_schedule(
     choose_pixels: LaneChoice = _narrowest,
     mmla: bool = True,
     rows: bool = True,
+    depthwise_rows: bool = True,
 ) -> ScheduledKernel:
     """An int8 convolution or dense layer whose reductions are SIMD dot products.
 
@@ -163,9 +176,10 @@ def dot_product_schedule(
     pixels per call (1, or 2: pixel pairs for convolutions with an even number of
     output columns or rows, whole rows of pairs and a tail otherwise, and for
     depthwise convolutions) that `choose_pixels` picks; pixel pairs use SMMLA on
-    i8mm cores unless `mmla` is False. Without `rows`, odd rows and depthwise
-    convolutions keep one pixel per call. With `rows` (the DSP cores), dense layers
-    of four channels per call read weights interleaved by :mod:`tvmq.backend.dense`.
+    i8mm cores unless `mmla` is False. Without `rows`, odd rows keep one pixel per
+    call; without `depthwise_rows`, depthwise convolutions do. With `rows` (the DSP
+    cores), dense layers of four channels per call read weights interleaved by
+    :mod:`tvmq.backend.dense`.
 
     The weights (constants) are relaid out output-channel-major, so that one
     output channel's filter row is contiguous, as the input pixels are in NHWC.
@@ -192,7 +206,7 @@ def dot_product_schedule(
     block = reductions[0]
     depthwise = _depthwise_weights(sch, block)
     if depthwise is not None:
-        rows = rows and choose_pixels(sch, [2, 1]) == 2
+        rows = depthwise_rows and choose_pixels(sch, [2, 1]) == 2
         return _depthwise_schedule(sch, func, block, depthwise, simd_requantize, rows)
     position, axes = _output_channel_major(sch, func, block)
     shape = [int(d) for d in func.params[position].ty.shape]
@@ -414,9 +428,11 @@ def _simd_requantize(sch: s_tir.Schedule, lanes: int) -> None:
     A ScheduleError here leaves `sch` half changed: the caller starts again without."""
     from tvmq.backend.intrinsics import requantize, requantize_row
 
-    blocks = [b for b in _blocks(sch) if sch.get(b).name_hint == "requantize"]
+    forms = {"requantize": False, RESCALE: True}  # block name -> rescale (any shift)
+    blocks = [b for b in _blocks(sch) if sch.get(b).name_hint in forms]
     if len(blocks) != 1:
         return
+    rescale = forms[sch.get(blocks[0]).name_hint]
     rank = len(sch.get(blocks[0]).iter_vars)
     loop = sch.get_loops(blocks[0])[-1]
     if rank in (2, 4) and int(sch.get(loop).extent) == lanes:
@@ -425,9 +441,9 @@ def _simd_requantize(sch: s_tir.Schedule, lanes: int) -> None:
         if outer is not None and sch.get(outer).body.same_as(sch.get(loop)):
             # a row of pixels per channel block (pairs): one call for the row
             pixels = int(sch.get(outer).extent)
-            sch.tensorize(outer, requantize_row(lanes, pixels))
+            sch.tensorize(outer, requantize_row(lanes, pixels, rescale))
         else:
-            sch.tensorize(loop, requantize(lanes, rank))
+            sch.tensorize(loop, requantize(lanes, rank, rescale))
 
 
 def _scalars_read_once(sch: s_tir.Schedule, block) -> None:

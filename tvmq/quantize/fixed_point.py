@@ -24,6 +24,8 @@ OPAQUE = 8  # relax.OpPatternKind.kOpaque: a kernel of its own, never fused
 # PrimFunc attribute naming the C micro-kernel an ahead-of-time backend calls for the
 # whole step (tvmq/backend/kernels) instead of generating code from its TIR.
 MICRO_KERNEL = "tvmq.micro_kernel"
+# Name of the requantization step of any exponent (rescale_te), beside requantize_te's.
+RESCALE = "rescale_s8"
 
 
 def quantize_multiplier(real: float) -> tuple[int, int]:
@@ -136,28 +138,32 @@ class IntegerBuilder:
         accumulator: relax.Expr,
         bias: np.ndarray,
         multiplier: np.ndarray,
-        right_shift: np.ndarray,
+        shift: np.ndarray,
         channel_axis: int,
         out,
         low: int,
         high: int,
     ) -> relax.Expr:
         """An int32 accumulator plus bias, requantized to `out` (zero point, dtype) and
-        clamped to [low, high], as ONE elementwise kernel step.
+        clamped to [low, high], as ONE elementwise kernel step; `shift` is TFLite's
+        (per channel, negative to the right).
 
-        The arithmetic is :meth:`_multiply_high_and_shift`'s (every right shift at least
-        one), written as a single expression with per-channel bias, multiplier and
-        shift arrays. One step with a known form is what lets a backend hand the whole
-        requantization of a block of channels to a SIMD micro-kernel
-        (:func:`tvmq.backend.intrinsics.requantize`); as twenty small Relax ops it
-        could only run one element at a time.
+        When every right shift is at least one the arithmetic is
+        :meth:`_multiply_high_and_shift`'s (:func:`requantize_te`), else
+        :func:`rescale_te`'s, each written as a single expression with per-channel
+        bias, multiplier and shift arrays. One step with a known form is what lets a
+        backend hand the whole requantization of a block of channels to a SIMD
+        micro-kernel (:func:`tvmq.backend.intrinsics.requantize`); as twenty small
+        Relax ops it could only run one element at a time.
         """
         channels = len(bias)
+        shift = np.asarray(shift)
+        right = bool(np.all(shift <= -1))
         # Vectors of (channels,) even for one channel: `const` would make that a
         # scalar, which requantize_te cannot index by channel.
         arrays = [
             relax.const(np.broadcast_to(np.asarray(values, "int32"), (channels,)).copy())
-            for values in (bias, multiplier, right_shift)
+            for values in (bias, multiplier, -shift if right else shift)
         ]
         # One-element tensors: FuseOps fuses a step after a convolution only when every
         # argument broadcasts to the output, which a (3,) vector would not; 0-d buffers
@@ -165,13 +171,13 @@ class IntegerBuilder:
         output = [self.const_vector(v) for v in (out.zero_point, low, high)]
         return self.emit(
             self.bb.call_te(
-                requantize_te,
+                requantize_te if right else rescale_te,
                 accumulator,
                 *arrays,
                 *output,
                 channel_axis=channel_axis,
                 dtype=out.dtype,
-                primfunc_name_hint="requantize",
+                primfunc_name_hint="requantize" if right else RESCALE,
                 primfunc_attrs={"op_pattern": ELEMENTWISE},
             )
         )
@@ -365,6 +371,36 @@ def requantize_te(
         return clamped.astype(dtype)
 
     return te.compute(accumulator.shape, element, name="requantize")
+
+
+def rescale_te(
+    accumulator: te.Tensor,
+    bias: te.Tensor,
+    multiplier: te.Tensor,
+    exponent: te.Tensor,
+    zero_point: te.Tensor,
+    low: te.Tensor,
+    high: te.Tensor,
+    channel_axis: int,
+    dtype: str,
+) -> te.Tensor:
+    """:func:`requantize_te` for any per-channel exponent (TFLite's shift: left when
+    positive, right when negative), as MultiplyByQuantizedMultiplier does it: the sum
+    shifted left, then the doubling high multiply and the rounding right shift. The
+    layers whose multipliers are not all below one half (some right shift zero) take
+    this form, also one step a backend can hand to a SIMD micro-kernel."""
+
+    def element(*index):
+        channel = index[channel_axis]
+        e = exponent[channel]
+        shifted = tvm.tirx.shift_left(accumulator(*index) + bias[channel], tvm.tirx.Max(e, 0))
+        scaled = _multiply_by_quantized_multiplier(
+            shifted, multiplier[channel], tvm.tirx.Max(-e, 0)
+        )
+        clamped = tvm.tirx.Max(tvm.tirx.Min(scaled + zero_point[0], high[0]), low[0])
+        return clamped.astype(dtype)
+
+    return te.compute(accumulator.shape, element, name=RESCALE)
 
 
 def _multiply_by_quantized_multiplier(

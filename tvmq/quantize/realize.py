@@ -613,24 +613,18 @@ class _Realizer(PyExprMutator):
                 accumulator, folded_bias, x, weight_scale, channel_shape, out, low, high
             )
         multiplier, shift = quantize_multipliers(bias_scale / np.float64(out.scale))
-        if not wide and np.all(shift <= -1):
+        if not wide:
             return self.ints.requantize(
-                accumulator, folded_bias, multiplier, -shift, channel_axis, out, low, high
+                accumulator, folded_bias, multiplier, shift, channel_axis, out, low, high
             )
         accumulator = self.ints.emit(
-            relax.op.add(
-                accumulator,
-                self.ints.const(folded_bias, "int64" if wide else "int32", channel_shape),
-            )
+            relax.op.add(accumulator, self.ints.const(folded_bias, "int64", channel_shape))
         )
         if np.all(multiplier == multiplier[0]) and np.all(shift == shift[0]):
             multiplier, shift = multiplier[:1], shift[:1]
-        requantize = (
-            self.ints.multiply_by_quantized_multiplier_int64
-            if wide
-            else self.ints.multiply_by_quantized_multiplier
+        scaled = self.ints.multiply_by_quantized_multiplier_int64(
+            accumulator, multiplier, shift, channel_shape
         )
-        scaled = requantize(accumulator, multiplier, shift, channel_shape)
         return self._output(scaled, out, low, high)
 
     def _requantize_float32(

@@ -96,10 +96,58 @@ static inline int32_t tvmq_dw_s8x4(void *acc_, void *x_, void *w_, int32_t kh, i
   const int8_t *x = x_, *w = w_;
   int32x4_t sum = vldrwq_s32(acc);
   for (int32_t r = 0; r < kh; ++r)
-    for (int32_t c = 0; c < kw; ++c)
+    for (int32_t c = 0; c < kw; ++c) {
       sum = vaddq_s32(sum, vmulq_s32(vldrbq_s32(x + r * x_row + c * x_col),
                                      vldrbq_s32(w + r * w_row + c * w_col)));
+      /* Keeps the sum in order: reassociated, an unrolled window's products are all
+         computed first and spill (eight vector registers). */
+      __asm__("" : "+w"(sum));
+    }
   vstrwq_s32(acc, sum);
+  return 0;
+}
+
+/* Four pixels x_pixel bytes apart (accumulators acc_pixel apart): each weight vector
+   is loaded once for the four (Helium has no vector-by-vector integer VMLA, so VMUL +
+   VADD; seven of its eight vector registers). */
+#define TVMQ_DW4_NATIVE
+static inline int32_t tvmq_dw_s8x4_x4(int32_t *acc, const int8_t *x, const int8_t *w,
+                                      int32_t kh, int32_t kw, int32_t x_row, int32_t x_col,
+                                      int32_t w_row, int32_t w_col, int32_t x_pixel,
+                                      int32_t acc_pixel) {
+  int32x4_t s0 = vldrwq_s32(acc), s1 = vldrwq_s32(acc + acc_pixel);
+  int32x4_t s2 = vldrwq_s32(acc + 2 * acc_pixel), s3 = vldrwq_s32(acc + 3 * acc_pixel);
+  _Pragma("GCC unroll 1") for (int32_t r = 0; r < kh; ++r) {
+    const int8_t *xr = x + r * x_row, *wr = w + r * w_row;
+    _Pragma("GCC unroll 1") for (int32_t c = 0; c < kw; ++c, xr += x_col, wr += w_col) {
+      int32x4_t vw = vldrbq_s32(wr);
+      s0 = vaddq_s32(s0, vmulq_s32(vldrbq_s32(xr), vw));
+      s1 = vaddq_s32(s1, vmulq_s32(vldrbq_s32(xr + x_pixel), vw));
+      s2 = vaddq_s32(s2, vmulq_s32(vldrbq_s32(xr + 2 * x_pixel), vw));
+      s3 = vaddq_s32(s3, vmulq_s32(vldrbq_s32(xr + 3 * x_pixel), vw));
+    }
+  }
+  vstrwq_s32(acc, s0), vstrwq_s32(acc + acc_pixel, s1);
+  vstrwq_s32(acc + 2 * acc_pixel, s2), vstrwq_s32(acc + 3 * acc_pixel, s3);
+  return 0;
+}
+
+/* The same for two pixels (a row's tail). */
+#define TVMQ_DW2_NATIVE
+static inline int32_t tvmq_dw_s8x4_x2(int32_t *acc, const int8_t *x, const int8_t *w,
+                                      int32_t kh, int32_t kw, int32_t x_row, int32_t x_col,
+                                      int32_t w_row, int32_t w_col, int32_t x_pixel,
+                                      int32_t acc_pixel) {
+  int32x4_t s0 = vldrwq_s32(acc), s1 = vldrwq_s32(acc + acc_pixel);
+  _Pragma("GCC unroll 1") for (int32_t r = 0; r < kh; ++r) {
+    const int8_t *xr = x + r * x_row, *wr = w + r * w_row;
+    _Pragma("GCC unroll 1") for (int32_t c = 0; c < kw; ++c, xr += x_col, wr += w_col) {
+      int32x4_t vw = vldrbq_s32(wr);
+      s0 = vaddq_s32(s0, vmulq_s32(vldrbq_s32(xr), vw));
+      s1 = vaddq_s32(s1, vmulq_s32(vldrbq_s32(xr + x_pixel), vw));
+    }
+  }
+  vstrwq_s32(acc, s0), vstrwq_s32(acc + acc_pixel, s1);
   return 0;
 }
 
@@ -303,8 +351,8 @@ TVMQ_DOTROW_DEFINE(2)
 TVMQ_DOTROW_DEFINE(4)
 
 /* Depthwise windows of a row of `count` output pixels, x_pixel input bytes and
-   acc_pixel accumulators apart: pairs sharing each weight load where the core has
-   them (DSP), then one pixel at a time. */
+   acc_pixel accumulators apart: fours (Helium) and pairs (Helium, DSP) sharing each
+   weight load where the core has them, then one pixel at a time. */
 static inline int32_t tvmq_dw_s8x4_row(void *acc_, void *x_, void *w, int32_t kh, int32_t kw,
                                        int32_t x_row, int32_t x_col, int32_t w_row,
                                        int32_t w_col, int32_t count, int32_t x_pixel,
@@ -312,6 +360,11 @@ static inline int32_t tvmq_dw_s8x4_row(void *acc_, void *x_, void *w, int32_t kh
   int32_t *acc = acc_;
   int8_t *x = x_;
   int32_t p = 0;
+#ifdef TVMQ_DW4_NATIVE
+  for (; p + 4 <= count; p += 4)
+    tvmq_dw_s8x4_x4(acc + p * acc_pixel, x + p * x_pixel, w, kh, kw, x_row, x_col, w_row,
+                    w_col, x_pixel, acc_pixel);
+#endif
 #ifdef TVMQ_DW2_NATIVE
   for (; p + 2 <= count; p += 2)
     tvmq_dw_s8x4_x2(acc + p * acc_pixel, x + p * x_pixel, w, kh, kw, x_row, x_col, w_row,

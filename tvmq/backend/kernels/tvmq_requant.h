@@ -176,6 +176,97 @@ TVMQ_REQUANT_ROW_DEFINE(4)
 TVMQ_REQUANT_ROW_DEFINE(2)
 TVMQ_REQUANT_ROW_DEFINE(1)
 
+/* tvmq_rescale_s8xN(out, acc, bias, mult, shift, zp, lo, hi) and its rows
+   (tvmq_rescale_s8xN_row, same arguments as tvmq_requant_s8xN_row): the same with
+   TFLite's shift of any sign (left when positive: the multiplier at least one half),
+   tvmq.quantize.fixed_point.rescale_te:
+     out[j] = clamp(MultiplyByQuantizedMultiplier(acc[j] + bias[j], mult[j], shift[j]) + zp,
+                    lo, hi)
+   with the sum shifted left (wrapping, as int32 arithmetic does) by max(shift, 0) before
+   the doubling high multiply, rounded right by max(-shift, 0) after it. A channel with
+   a right shift takes tvmq_requant_channel's folded rounding; without one the doubling
+   high multiply is the whole rescale: (x m + 2^30) >> 31, either sign. */
+static inline void tvmq_rescale_channel(int8_t *out, const int32_t *acc, int32_t b, int32_t m,
+                                        int32_t e, int32_t zp, int32_t lo, int32_t hi,
+                                        int32_t count, int32_t out_stride, int32_t acc_stride,
+                                        int full) {
+  if (e < 0) {
+    tvmq_requant_channel(out, acc, b, m, -e, zp, lo, hi, count, out_stride, acc_stride, full);
+    return;
+  }
+  for (int32_t p = 0; p < count; ++p) {
+    int32_t x = (int32_t)((uint32_t)(acc[p * acc_stride] + b) << e);
+    int32_t y = (int32_t)(((int64_t)x * m + ((int64_t)1 << 30)) >> 31) + zp;
+#if defined(__ARM_FEATURE_SAT) && __ARM_FEATURE_SAT
+    out[p * out_stride] = (int8_t)(full ? __ssat(y, 8) : tvmq_clamp(y, lo, hi));
+#else
+    (void)full;
+    out[p * out_stride] = (int8_t)tvmq_clamp(y, lo, hi);
+#endif
+  }
+}
+
+static inline void tvmq_rescale_pixels(int8_t *out, const int32_t *acc, const int32_t *bias,
+                                       const int32_t *mult, const int32_t *shift, int32_t zp,
+                                       int32_t lo, int32_t hi, int32_t lanes, int32_t count,
+                                       int32_t out_stride, int32_t acc_stride) {
+  int full = lo == -128 && hi == 127;
+  for (int32_t j = 0; j < lanes; ++j)
+    tvmq_rescale_channel(out + j, acc + j, bias[j], mult[j], shift[j], zp, lo, hi, count,
+                         out_stride, acc_stride, full);
+}
+
+#define TVMQ_RESCALE_DEFINE(N)                                                          \
+  static inline int32_t tvmq_rescale_s8x##N(void *out, void *acc, void *bias, void *mult, \
+                                            void *shift, int32_t zp, int32_t lo,        \
+                                            int32_t hi) {                               \
+    tvmq_rescale_pixels(out, acc, bias, mult, shift, zp, lo, hi, N, 1, 0, 0);           \
+    return 0;                                                                           \
+  }                                                                                     \
+  static inline int32_t tvmq_rescale_s8x##N##_row(                                      \
+      void *out, void *acc, void *bias, void *mult, void *shift, int32_t zp, int32_t lo,  \
+      int32_t hi, int32_t count, int32_t out_stride, int32_t acc_stride) {              \
+    tvmq_rescale_pixels(out, acc, bias, mult, shift, zp, lo, hi, N, count, out_stride,  \
+                        acc_stride);                                                    \
+    return 0;                                                                           \
+  }
+
+#ifdef TVMQ_REQUANT_VECTOR
+/* Four channels of a row: VSHL left by max(shift, 0), VQRDMULH, the rounding right
+   shift by max(-shift, 0) (none: the fix-up and VRSHL by zero leave y as it is). */
+static inline int32_t tvmq_rescale_s8x4_row(void *out, void *acc, void *bias, void *mult,
+                                            void *shift, int32_t zp, int32_t lo, int32_t hi,
+                                            int32_t count, int32_t out_stride,
+                                            int32_t acc_stride) {
+  int32x4_t b = vld1q_s32(bias), m = vld1q_s32(mult), e = vld1q_s32(shift);
+  int32x4_t zero = vdupq_n_s32(0), left = vmaxq_s32(e, zero), right = vminq_s32(e, zero);
+  int32x4_t low = vdupq_n_s32(lo), high = vdupq_n_s32(hi);
+  for (int32_t p = 0; p < count; ++p) {
+    int32x4_t x = vshlq_s32(vaddq_s32(vld1q_s32((int32_t *)acc + p * acc_stride), b), left);
+    int32x4_t y = TVMQ_ADD_SCALAR_S32X4(tvmq_round_right_s32x4(vqrdmulhq_s32(x, m), right), zp);
+    y = vmaxq_s32(vminq_s32(y, high), low);
+#if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
+    vstrbq_s32((int8_t *)out + p * out_stride, y);
+#else
+    int16x4_t narrow = vmovn_s32(y);
+    int8_t bytes[8];
+    vst1_s8(bytes, vmovn_s16(vcombine_s16(narrow, narrow)));
+    memcpy((int8_t *)out + p * out_stride, bytes, 4);
+#endif
+  }
+  return 0;
+}
+
+static inline int32_t tvmq_rescale_s8x4(void *out, void *acc, void *bias, void *mult,
+                                        void *shift, int32_t zp, int32_t lo, int32_t hi) {
+  return tvmq_rescale_s8x4_row(out, acc, bias, mult, shift, zp, lo, hi, 1, 0, 0);
+}
+#else
+TVMQ_RESCALE_DEFINE(4)
+#endif
+TVMQ_RESCALE_DEFINE(2)
+TVMQ_RESCALE_DEFINE(1)
+
 /* TFLite's int8 elementwise add (AddElementwise), tvmq_add_s8(out, a, b, n, zp_a, m_a,
    r_a, zp_b, m_b, r_b, m_out, r_out, zp_out, lo, hi): each input centred, shifted left by
    20 and rescaled by MultiplyByQuantizedMultiplier(., m, -r), the sum rescaled to the
