@@ -62,6 +62,13 @@ class DetectionOptions:
         missing = [key for key in _REQUIRED if key not in options]
         if missing:
             raise TvmqError(f"custom options lack {', '.join(missing)}")
+        try:
+            return cls._typed(options)
+        except (TypeError, ValueError) as error:  # e.g. a string where a number belongs
+            raise TvmqError(f"custom options of the wrong type ({error})") from error
+
+    @classmethod
+    def _typed(cls, options: dict) -> DetectionOptions:
         return cls(
             max_detections=int(options["max_detections"]),
             max_classes_per_detection=int(options.get("max_classes_per_detection", 1)),
