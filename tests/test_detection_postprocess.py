@@ -148,3 +148,29 @@ def test_the_ssd_models_detections_match_tflite_micro_on_its_own_scores(tmp_path
     want = micro_outputs(postprocess, [encodings, scores], 4, arena=128 << 20)
     assert int(want[3][0]) == 10
     assert_matches_micro(got, want)
+
+
+def test_mutated_custom_options_import_or_are_refused_in_one_line(tmp_path):
+    """Random bytes flipped in the flexbuffer: an import or one TvmqError line, never
+    a traceback."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    rng = np.random.default_rng(1)
+    anchors = np.tile([0.5, 0.5, 0.2, 0.2], (8, 1))
+    data = detection_postprocess(tmp_path / "dp.tflite", 4, anchors, OPTIONS).read_bytes()
+    mutant = tmp_path / "mutant.tflite"
+    for _ in range(60):
+        model = schema.ModelT.InitFromPackedBuf(data, 0)
+        operator = model.subgraphs[0].operators[0]
+        raw = bytearray(operator.customOptions)
+        for _ in range(int(rng.integers(1, 4))):
+            raw[int(rng.integers(len(raw)))] = int(rng.integers(256))
+        operator.customOptions = list(raw)
+        builder = flatbuffers.Builder(1024)
+        builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+        mutant.write_bytes(builder.Output())
+        try:
+            load_model(mutant)
+        except TvmqError as error:
+            assert "\n" not in str(error)
