@@ -1,7 +1,7 @@
 """TFLite_Detection_PostProcess (SSD decoding and fast NMS) against TFLite Micro's
 kernel: single-op models with random anchors, encodings and scores, ties included,
-on the host build, its emitted C and a Cortex-M4 board; the whole SSD model of the
-corpus against LiteRT."""
+on the host build, its emitted C, a Cortex-M4 board and a Cortex-A (rpi4) build;
+the corpus SSD model's detections against the op on the scores its network computes."""
 
 from __future__ import annotations
 
@@ -102,13 +102,25 @@ def test_equal_scores_keep_tflite_micros_order(tmp_path):
     assert_matches_micro(load_model(path).build("host")(encodings, scores), want)
 
 
-def test_the_m4_board_matches_tflite_micro(tmp_path):
-    if not all(shutil.which(t) for t in ("arm-none-eabi-gcc", "qemu-system-arm")):
-        pytest.skip("arm-none-eabi-gcc and qemu-system-arm are needed (make toolchains)")
+@pytest.mark.parametrize(
+    ("target", "tools"),
+    [
+        ("qemu-cortex-m4", ("arm-none-eabi-gcc", "qemu-system-arm")),
+        ("rpi4", ("aarch64-linux-gnu-gcc", "qemu-aarch64")),
+    ],
+)
+def test_cortex_m_and_a_builds_match_tflite_micro(target, tools, tmp_path):
+    if not all(shutil.which(tool) for tool in tools):
+        pytest.skip(f"{' and '.join(tools)} are needed (make toolchains)")
     for seed in range(2):
         path, inputs = _model(tmp_path, CASES[seed], seed)
-        with load_model(path).build("qemu-cortex-m4") as board:
-            assert_matches_micro(board(*inputs), micro_outputs(path, inputs, 4))
+        built = load_model(path).build(target)
+        if target.startswith("qemu-cortex-m"):
+            with built as board:
+                got = board(*inputs)
+        else:
+            got = built(*inputs)
+        assert_matches_micro(got, micro_outputs(path, inputs, 4))
 
 
 @pytest.mark.parametrize(
