@@ -25,10 +25,11 @@ OPTIONS = {
     "nms_score_threshold": 0.25,
     "nms_iou_threshold": 0.5,
     "num_classes": 3,
-    "y_scale": 10.0,
-    "x_scale": 10.0,
-    "h_scale": 5.0,
-    "w_scale": 5.0,
+    # Stored as 64-bit floats; TFLite Micro reads float32 (10.1 is not one).
+    "y_scale": 10.1,
+    "x_scale": 9.7,
+    "h_scale": 5.3,
+    "w_scale": 4.9,
     "use_regular_nms": False,
 }
 # (anchors, classes with background, score threshold, IoU threshold, score levels):
