@@ -71,7 +71,8 @@ class DetectionOptions:
     def _typed(cls, options: dict) -> DetectionOptions:
         def single(key: str) -> float:
             """As TFLite Micro reads it (AsFloat): a float32, however the file stores it."""
-            return float(np.float32(float(options[key])))
+            with np.errstate(over="ignore"):  # too large: inf, refused below
+                return float(np.float32(float(options[key])))
 
         return cls(
             max_detections=int(options["max_detections"]),
@@ -96,8 +97,9 @@ class DetectionOptions:
             return "max_detections and num_classes must be positive"
         if not 0.0 < self.iou_threshold <= 1.0:
             return f"nms_iou_threshold {self.iou_threshold} is not in (0, 1]"
-        if min(self.y_scale, self.x_scale, self.h_scale, self.w_scale) <= 0.0:
-            return "y_scale, x_scale, h_scale and w_scale must be positive"
+        scales = np.array([self.y_scale, self.x_scale, self.h_scale, self.w_scale])
+        if not np.all(np.isfinite(scales) & (scales > 0.0)):
+            return "y_scale, x_scale, h_scale and w_scale must be positive and finite"
         return None
 
 
