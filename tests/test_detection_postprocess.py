@@ -1,7 +1,7 @@
 """TFLite_Detection_PostProcess (SSD decoding and fast NMS) against TFLite Micro's
 kernel: single-op models with random anchors, encodings and scores, ties included,
-on the host build, its emitted C and a Cortex-M4 board; the whole SSD model of the
-corpus against LiteRT."""
+on the host build, its emitted C, a Cortex-M4 board and a Cortex-A (rpi4) build;
+the corpus SSD model's detections against the op on the scores its network computes."""
 
 from __future__ import annotations
 
@@ -25,10 +25,11 @@ OPTIONS = {
     "nms_score_threshold": 0.25,
     "nms_iou_threshold": 0.5,
     "num_classes": 3,
-    "y_scale": 10.0,
-    "x_scale": 10.0,
-    "h_scale": 5.0,
-    "w_scale": 5.0,
+    # Stored as 64-bit floats; TFLite Micro reads float32 (10.1 is not one).
+    "y_scale": 10.1,
+    "x_scale": 9.7,
+    "h_scale": 5.3,
+    "w_scale": 4.9,
     "use_regular_nms": False,
 }
 # (anchors, classes with background, score threshold, IoU threshold, score levels):
@@ -102,13 +103,25 @@ def test_equal_scores_keep_tflite_micros_order(tmp_path):
     assert_matches_micro(load_model(path).build("host")(encodings, scores), want)
 
 
-def test_the_m4_board_matches_tflite_micro(tmp_path):
-    if not all(shutil.which(t) for t in ("arm-none-eabi-gcc", "qemu-system-arm")):
-        pytest.skip("arm-none-eabi-gcc and qemu-system-arm are needed (make toolchains)")
+@pytest.mark.parametrize(
+    ("target", "tools"),
+    [
+        ("qemu-cortex-m4", ("arm-none-eabi-gcc", "qemu-system-arm")),
+        ("rpi4", ("aarch64-linux-gnu-gcc", "qemu-aarch64")),
+    ],
+)
+def test_cortex_m_and_a_builds_match_tflite_micro(target, tools, tmp_path):
+    if not all(shutil.which(tool) for tool in tools):
+        pytest.skip(f"{' and '.join(tools)} are needed (make toolchains)")
     for seed in range(2):
         path, inputs = _model(tmp_path, CASES[seed], seed)
-        with load_model(path).build("qemu-cortex-m4") as board:
-            assert_matches_micro(board(*inputs), micro_outputs(path, inputs, 4))
+        built = load_model(path).build(target)
+        if target.startswith("qemu-cortex-m"):
+            with built as board:
+                got = board(*inputs)
+        else:
+            got = built(*inputs)
+        assert_matches_micro(got, micro_outputs(path, inputs, 4))
 
 
 @pytest.mark.parametrize(
@@ -148,3 +161,29 @@ def test_the_ssd_models_detections_match_tflite_micro_on_its_own_scores(tmp_path
     want = micro_outputs(postprocess, [encodings, scores], 4, arena=128 << 20)
     assert int(want[3][0]) == 10
     assert_matches_micro(got, want)
+
+
+def test_mutated_custom_options_import_or_are_refused_in_one_line(tmp_path):
+    """Random bytes flipped in the flexbuffer: an import or one TvmqError line, never
+    a traceback."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    rng = np.random.default_rng(1)
+    anchors = np.tile([0.5, 0.5, 0.2, 0.2], (8, 1))
+    data = detection_postprocess(tmp_path / "dp.tflite", 4, anchors, OPTIONS).read_bytes()
+    mutant = tmp_path / "mutant.tflite"
+    for _ in range(60):
+        model = schema.ModelT.InitFromPackedBuf(data, 0)
+        operator = model.subgraphs[0].operators[0]
+        raw = bytearray(operator.customOptions)
+        for _ in range(int(rng.integers(1, 4))):
+            raw[int(rng.integers(len(raw)))] = int(rng.integers(256))
+        operator.customOptions = list(raw)
+        builder = flatbuffers.Builder(1024)
+        builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+        mutant.write_bytes(builder.Output())
+        try:
+            load_model(mutant)
+        except TvmqError as error:
+            assert "\n" not in str(error)

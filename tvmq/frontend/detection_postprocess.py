@@ -62,16 +62,28 @@ class DetectionOptions:
         missing = [key for key in _REQUIRED if key not in options]
         if missing:
             raise TvmqError(f"custom options lack {', '.join(missing)}")
+        try:
+            return cls._typed(options)
+        except (TypeError, ValueError) as error:  # e.g. a string where a number belongs
+            raise TvmqError(f"custom options of the wrong type ({error})") from error
+
+    @classmethod
+    def _typed(cls, options: dict) -> DetectionOptions:
+        def single(key: str) -> float:
+            """As TFLite Micro reads it (AsFloat): a float32, however the file stores it."""
+            with np.errstate(over="ignore"):  # too large: inf, refused below
+                return float(np.float32(float(options[key])))
+
         return cls(
             max_detections=int(options["max_detections"]),
             max_classes_per_detection=int(options.get("max_classes_per_detection", 1)),
             num_classes=int(options["num_classes"]),
-            score_threshold=float(options["nms_score_threshold"]),
-            iou_threshold=float(options["nms_iou_threshold"]),
-            y_scale=float(options["y_scale"]),
-            x_scale=float(options["x_scale"]),
-            h_scale=float(options["h_scale"]),
-            w_scale=float(options["w_scale"]),
+            score_threshold=single("nms_score_threshold"),
+            iou_threshold=single("nms_iou_threshold"),
+            y_scale=single("y_scale"),
+            x_scale=single("x_scale"),
+            h_scale=single("h_scale"),
+            w_scale=single("w_scale"),
             use_regular_nms=bool(options.get("use_regular_nms", False)),
         )
 
@@ -85,8 +97,9 @@ class DetectionOptions:
             return "max_detections and num_classes must be positive"
         if not 0.0 < self.iou_threshold <= 1.0:
             return f"nms_iou_threshold {self.iou_threshold} is not in (0, 1]"
-        if min(self.y_scale, self.x_scale, self.h_scale, self.w_scale) <= 0.0:
-            return "y_scale, x_scale, h_scale and w_scale must be positive"
+        scales = np.array([self.y_scale, self.x_scale, self.h_scale, self.w_scale])
+        if not np.all(np.isfinite(scales) & (scales > 0.0)):
+            return "y_scale, x_scale, h_scale and w_scale must be positive and finite"
         return None
 
 
@@ -113,7 +126,8 @@ def output_shapes(options: DetectionOptions) -> list[tuple[int, ...]]:
 
 def kernel(options: DetectionOptions, anchors: int, coords: int, scores: int):
     """The PrimFunc: inputs encodings [1, anchors, coords], scores [1, anchors,
-    scores] and anchors [anchors, 4] (y, x, h, w); outputs boxes, classes, scores,
+    scores], anchors [anchors, 4] (y, x, h, w) and the four scales (y, x, h, w: a
+    tensor, since C literals of doubles lose digits); outputs boxes, classes, scores,
     count, then scratch: decoded boxes, best score and class per anchor, candidate
     flags and the selection state (best anchor, count, finished)."""
     from tvm.script import tirx as T
@@ -121,8 +135,6 @@ def kernel(options: DetectionOptions, anchors: int, coords: int, scores: int):
     n, rows = anchors, options.max_detections
     offset = scores - options.num_classes
     classes = options.num_classes
-    y_scale, x_scale = T.float64(options.y_scale), T.float64(options.x_scale)
-    h_scale, w_scale = T.float64(options.h_scale), T.float64(options.w_scale)
     score_threshold = T.float32(options.score_threshold)
     iou_threshold = T.float32(options.iou_threshold)
     half, zero = T.float64(0.5), T.float32(0.0)
@@ -132,6 +144,7 @@ def kernel(options: DetectionOptions, anchors: int, coords: int, scores: int):
         enc: T.Buffer((1, n, coords), "float32"),
         cls: T.Buffer((1, n, scores), "float32"),
         anc: T.Buffer((n, 4), "float32"),
+        scl: T.Buffer((4,), "float32"),
         boxes: T.Buffer((1, rows, 4), "float32"),
         labels: T.Buffer((1, rows), "float32"),
         confidences: T.Buffer((1, rows), "float32"),
@@ -145,30 +158,42 @@ def kernel(options: DetectionOptions, anchors: int, coords: int, scores: int):
         T.func_attr({"tir.noalias": True})
         with T.sblock("root"):  # noqa: SIM117 (TVMScript opens one block per with)
             with T.sblock("detection_postprocess"):  # one opaque step: nothing to schedule
-                T.reads(enc[0, 0:n, 0:coords], cls[0, 0:n, 0:scores], anc[0:n, 0:4])
+                T.reads(enc[0, 0:n, 0:coords], cls[0, 0:n, 0:scores], anc[0:n, 0:4], scl[0:4])
                 T.writes(boxes[0, 0:rows, 0:4], labels[0, 0:rows], confidences[0, 0:rows], count[0])
                 for i in range(n):
-                    ycenter = T.Cast(
-                        "float32",
-                        T.Cast("float64", enc[0, i, 0]) / y_scale * T.Cast("float64", anc[i, 2])
-                        + T.Cast("float64", anc[i, 0]),
+                    ycenter = T.bind(
+                        T.Cast(
+                            "float32",
+                            T.Cast("float64", enc[0, i, 0])
+                            / T.Cast("float64", scl[0])
+                            * T.Cast("float64", anc[i, 2])
+                            + T.Cast("float64", anc[i, 0]),
+                        )
                     )
-                    xcenter = T.Cast(
-                        "float32",
-                        T.Cast("float64", enc[0, i, 1]) / x_scale * T.Cast("float64", anc[i, 3])
-                        + T.Cast("float64", anc[i, 1]),
+                    xcenter = T.bind(
+                        T.Cast(
+                            "float32",
+                            T.Cast("float64", enc[0, i, 1])
+                            / T.Cast("float64", scl[1])
+                            * T.Cast("float64", anc[i, 3])
+                            + T.Cast("float64", anc[i, 1]),
+                        )
                     )
-                    half_h = T.Cast(
-                        "float32",
-                        half
-                        * T.exp(T.Cast("float64", enc[0, i, 2]) / h_scale)
-                        * T.Cast("float64", anc[i, 2]),
+                    half_h = T.bind(
+                        T.Cast(
+                            "float32",
+                            half
+                            * T.exp(T.Cast("float64", enc[0, i, 2]) / T.Cast("float64", scl[2]))
+                            * T.Cast("float64", anc[i, 2]),
+                        )
                     )
-                    half_w = T.Cast(
-                        "float32",
-                        half
-                        * T.exp(T.Cast("float64", enc[0, i, 3]) / w_scale)
-                        * T.Cast("float64", anc[i, 3]),
+                    half_w = T.bind(
+                        T.Cast(
+                            "float32",
+                            half
+                            * T.exp(T.Cast("float64", enc[0, i, 3]) / T.Cast("float64", scl[3]))
+                            * T.Cast("float64", anc[i, 3]),
+                        )
                     )
                     decoded[i, 0] = ycenter - half_h
                     decoded[i, 1] = xcenter - half_w
@@ -199,30 +224,34 @@ def kernel(options: DetectionOptions, anchors: int, coords: int, scores: int):
                         if state[0] < 0:
                             state[2] = 1
                         else:
-                            s = state[0]
+                            s = T.bind(state[0])
                             for k in range(4):
                                 boxes[0, state[1], k] = decoded[s, k]
                             labels[0, state[1]] = T.Cast("float32", label[s])
                             confidences[0, state[1]] = best[s]
                             state[1] = state[1] + 1
                             active[s] = T.int8(0)
-                            area_s = (decoded[s, 2] - decoded[s, 0]) * (
-                                decoded[s, 3] - decoded[s, 1]
+                            area_s = T.bind(
+                                (decoded[s, 2] - decoded[s, 0]) * (decoded[s, 3] - decoded[s, 1])
                             )
                             for j in range(n):
                                 if active[j] != T.int8(0):
-                                    area_j = (decoded[j, 2] - decoded[j, 0]) * (
-                                        decoded[j, 3] - decoded[j, 1]
+                                    area_j = T.bind(
+                                        (decoded[j, 2] - decoded[j, 0])
+                                        * (decoded[j, 3] - decoded[j, 1])
                                     )
                                     if area_s > zero and area_j > zero:
-                                        inter = T.max(
-                                            T.min(decoded[s, 2], decoded[j, 2])
-                                            - T.max(decoded[s, 0], decoded[j, 0]),
-                                            zero,
-                                        ) * T.max(
-                                            T.min(decoded[s, 3], decoded[j, 3])
-                                            - T.max(decoded[s, 1], decoded[j, 1]),
-                                            zero,
+                                        inter = T.bind(
+                                            T.max(
+                                                T.min(decoded[s, 2], decoded[j, 2])
+                                                - T.max(decoded[s, 0], decoded[j, 0]),
+                                                zero,
+                                            )
+                                            * T.max(
+                                                T.min(decoded[s, 3], decoded[j, 3])
+                                                - T.max(decoded[s, 1], decoded[j, 1]),
+                                                zero,
+                                            )
                                         )
                                         if inter / (area_s + area_j - inter) > iou_threshold:
                                             active[j] = T.int8(0)
@@ -245,3 +274,9 @@ def scratch_shapes(anchors: int) -> list[tuple[tuple[int, ...], str]]:
 def anchors_array(values: np.ndarray) -> np.ndarray:
     """The anchors as float32 [anchors, 4]."""
     return np.ascontiguousarray(values, dtype=np.float32).reshape(-1, 4)
+
+
+def scales_array(options: DetectionOptions) -> np.ndarray:
+    """The kernel's scale input: y, x, h and w scales as float32."""
+    scales = (options.y_scale, options.x_scale, options.h_scale, options.w_scale)
+    return np.array(scales, np.float32)

@@ -123,6 +123,7 @@ class TFLiteOpsMixin:
                     self.get_tensor_expr(encodings),
                     self.get_tensor_expr(scores),
                     relax.const(values),
+                    relax.const(detection_postprocess.scales_array(options)),
                 ],
                 [relax.TensorType(s, dtype) for s, dtype in results],
             )
