@@ -1,5 +1,5 @@
-"""TFLite_Detection_PostProcess (SSD decoding and fast NMS) against TFLite Micro's
-kernel: single-op models with random anchors, encodings and scores, ties included,
+"""TFLite_Detection_PostProcess (SSD decoding, fast and regular NMS) against TFLite
+Micro's kernel: single-op models with random anchors, encodings and scores, ties included,
 on the host build, its emitted C, a Cortex-M4 board and a Cortex-A (rpi4) build;
 the corpus SSD model's detections against the op on the scores its network computes."""
 
@@ -39,15 +39,18 @@ CASES = [
     (64, 3, 0.0, 0.3, 4),
     (30, 5, 0.9, 0.6, 0),  # fewer than max_detections above the threshold
 ]
+# The regular (per-class) NMS: the cases above with detections_per_class.
+REGULAR = [2, 3, 100]
 
 
-def _model(tmp_path: Path, case, seed: int) -> tuple[Path, list[np.ndarray]]:
-    """The single-op file of `case` and random inputs for it."""
+def _model(tmp_path: Path, case, seed: int, **extra) -> tuple[Path, list[np.ndarray]]:
+    """The single-op file of `case` (options changed by `extra`) and random inputs for it."""
     anchors, classes, score_threshold, iou, levels = case
     rng = np.random.default_rng(seed)
     centers = rng.uniform(0.0, 1.0, (anchors, 2))
     sizes = rng.uniform(0.05, 0.6, (anchors, 2))
     options = {**OPTIONS, "nms_score_threshold": score_threshold, "nms_iou_threshold": iou}
+    options.update(extra)
     options["num_classes"] = classes - (seed % 2)  # with and without a background class
     path = detection_postprocess(
         tmp_path / f"dp{seed}.tflite", classes, np.concatenate([centers, sizes], 1), options
@@ -80,6 +83,15 @@ def test_host_and_c_match_tflite_micro(seed, tmp_path):
     assert_matches_micro(library(*inputs), want)
 
 
+@pytest.mark.parametrize("seed", range(len(CASES)))
+def test_regular_nms_matches_tflite_micro(seed, tmp_path):
+    """Per-class NMS, at most detections_per_class (fewer than max_detections in the
+    first two cases) a class, merged across classes by score."""
+    regular = {"use_regular_nms": True, "detections_per_class": REGULAR[seed]}
+    path, inputs = _model(tmp_path, CASES[seed], seed, **regular)
+    assert_matches_micro(load_model(path).build("host")(*inputs), micro_outputs(path, inputs, 4))
+
+
 def test_outputs_sized_at_run_time_get_their_shapes_at_import(tmp_path):
     """TFLite's converter writes the op's outputs with shape []: the import and
     inspect give the shapes the op produces."""
@@ -94,10 +106,12 @@ def test_outputs_sized_at_run_time_get_their_shapes_at_import(tmp_path):
     assert [tuple(o["shape"]) for o in info["outputs"]] == shapes
 
 
-def test_equal_scores_keep_tflite_micros_order(tmp_path):
+@pytest.mark.parametrize("regular", [False, True])
+def test_equal_scores_keep_tflite_micros_order(regular, tmp_path):
     """Every anchor has the same best score and classes tie within anchors: the
     lower anchor and the lower class come first, as TFLite Micro sorts them."""
-    path, (encodings, scores) = _model(tmp_path, (24, 4, 0.1, 0.5, 2), 0)
+    extra = {"use_regular_nms": regular, "detections_per_class": 4}
+    path, (encodings, scores) = _model(tmp_path, (24, 4, 0.1, 0.5, 2), 0, **extra)
     scores[...] = 0.5
     want = micro_outputs(path, [encodings, scores], 4)
     assert_matches_micro(load_model(path).build("host")(encodings, scores), want)
@@ -113,8 +127,9 @@ def test_equal_scores_keep_tflite_micros_order(tmp_path):
 def test_cortex_m_and_a_builds_match_tflite_micro(target, tools, tmp_path):
     if not all(shutil.which(tool) for tool in tools):
         pytest.skip(f"{' and '.join(tools)} are needed (make toolchains)")
-    for seed in range(2):
-        path, inputs = _model(tmp_path, CASES[seed], seed)
+    for seed in range(2):  # the fast NMS, then the regular one
+        regular = {"use_regular_nms": seed == 1, "detections_per_class": REGULAR[seed]}
+        path, inputs = _model(tmp_path, CASES[seed], seed, **regular)
         built = load_model(path).build(target)
         if target.startswith("qemu-cortex-m"):
             with built as board:
@@ -127,7 +142,10 @@ def test_cortex_m_and_a_builds_match_tflite_micro(target, tools, tmp_path):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"use_regular_nms": True}, "use_regular_nms=true (the regular, per-class NMS)"),
+        (
+            {"use_regular_nms": True, "detections_per_class": 0},
+            "detections_per_class must be positive",
+        ),
         ({"max_classes_per_detection": 2}, "max_classes_per_detection other than 1"),
         ({"nms_iou_threshold": 0.0}, "nms_iou_threshold 0.0 is not in (0, 1]"),
         ({"x_scale": None}, "custom options lack x_scale"),

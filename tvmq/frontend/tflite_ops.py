@@ -115,7 +115,7 @@ class TFLiteOpsMixin:
         func = detection_postprocess.kernel(options, shape[1], shape[2], classes)
         kernel = self.bb.add_func(func, "detection_postprocess")
         results = [(s, "float32") for s in detection_postprocess.output_shapes(options)]
-        results += detection_postprocess.scratch_shapes(shape[1])
+        results += detection_postprocess.scratch_shapes(options, shape[1])
         call = self.bb.emit(
             relax.call_tir(
                 kernel,
