@@ -19,8 +19,9 @@ neither run ahead of time nor order ties as TFLite does. Here:
   as TFLite Micro's partial sort over its merged buffer orders them), cut at
   max_detections.
 
-Rows past num_detections are zero (TFLite Micro leaves them unwritten). Scratch
-memory (decoded boxes, best scores and classes, candidate flags) is returned as
+Rows past num_detections are zero (TFLite Micro's fast NMS leaves them unwritten).
+Scratch memory (decoded boxes, candidate flags, the fast NMS's best scores and
+classes) is returned as
 extra kernel outputs, so the planner places it in the arena. More than one class
 per detection is refused.
 """
