@@ -21,9 +21,8 @@ neither run ahead of time nor order ties as TFLite does. Here:
 
 Rows past num_detections are zero (TFLite Micro's fast NMS leaves them unwritten).
 Scratch memory (decoded boxes, candidate flags, the fast NMS's best scores and
-classes) is returned as
-extra kernel outputs, so the planner places it in the arena. More than one class
-per detection is refused.
+classes) is returned as extra kernel outputs, so the planner places it in the
+arena. More than one class per detection is refused.
 """
 
 from __future__ import annotations
