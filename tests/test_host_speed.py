@@ -5,6 +5,7 @@ measured in bench/host_latency.py, never asserted here."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -17,6 +18,7 @@ from tests.tflite_models import softmax_int8
 from tvmq.backend import build
 from tvmq.backend.graph import fuse
 from tvmq.backend.host_schedule import (
+    ELEMENT_VECTOR,
     SCHEDULED_ATTR,
     host_pipeline,
     schedule_host_kernels,
@@ -155,3 +157,41 @@ def test_deep_softmax_host_code_stays_within_budget(deep_softmax):
     llvm_ir = tvm.tirx.build(kernels, target=target).inspect_source("ll").splitlines()
     instructions = [line for line in llvm_ir if line.startswith("  ") and line[2] != ";"]
     assert len(instructions) <= 25_000
+
+
+def pad_kernel(shape, before, after, value: int) -> tvm.tirx.PrimFunc:
+    """TOPI's constant pad of an int8 tensor, as legalization writes a padded conv's."""
+    from tvm import te, topi
+
+    x = te.placeholder(shape, "int8", name="x")
+    return te.create_prim_func([x, topi.nn.pad(x, before, after, pad_value=value)])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_scheduled_pads_are_bit_exact_at_random_shapes(seed):
+    """Pads of random NCHW/NHWC shapes, widths and values, scheduled, give np.pad's
+    tensor. Planes past 65,535 elements among them: vectorized whole, their fused row
+    loop wrapped TVM's 16-bit lane count (PAN's 513 x 513 fill wrote 1,025 lanes of its
+    border, 255 steps off)."""
+    rng = np.random.default_rng(seed)
+    target = load_target("host").tvm_target()
+    for large in (False, True):
+        plane = rng.integers(250, 300, 2) if large else rng.integers(1, 12, 2)
+        channels = int(rng.integers(1, 6) if large else rng.integers(1, 20))
+        nchw = bool(rng.integers(2))
+        shape = (1, channels, *plane) if nchw else (1, *plane, channels)
+        spatial = (2, 3) if nchw else (1, 2)
+        before, after = ([0] * 4 for _ in range(2))
+        for axis in (*spatial, 3 if nchw else 1):
+            before[axis], after[axis] = (int(v) for v in rng.integers(0, 3, 2))
+        value = int(rng.integers(-128, 128))
+        func = schedule_kernel(pad_kernel([int(d) for d in shape], before, after, value))
+        assert func is not None
+        lanes = re.findall(r"T\.vectorized\((?:T\.int64\()?(\d+)", func.script())
+        assert all(int(n) <= ELEMENT_VECTOR for n in lanes), func.script()
+        x = rng.integers(-128, 128, shape, dtype=np.int8)
+        want = np.pad(x, list(zip(before, after, strict=True)), constant_values=value)
+        out = tvm.runtime.tensor(np.zeros(want.shape, np.int8))
+        library = tvm.compile(tvm.IRModule({"main": func}), target)
+        library["main"](tvm.runtime.tensor(x), out)
+        np.testing.assert_array_equal(out.numpy(), want, err_msg=f"{shape} {before} {after}")

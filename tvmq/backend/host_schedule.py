@@ -153,12 +153,26 @@ def _chain_schedule(sch: s_tir.Schedule) -> bool:
 
 
 def _vectorize_rows(sch: s_tir.Schedule, block) -> None:
-    """Vectorize the last two loops (a row of pixels by its channels) as one."""
+    """Vectorize the last two loops (a row of pixels by its channels) as one, in
+    vectors of at most ELEMENT_VECTOR lanes. A loop vectorized whole is one vector of
+    its trip count, and TVM's lane count is 16 bits: an NCHW plane of 513 x 513 wrapped
+    to 1,025 lanes (the fill wrote a fraction of the border) and 512 x 512 to none."""
     loops = sch.get_loops(block)
     if len(loops) >= 2:
         loops = [*loops[:-2], sch.fuse(*loops[-2:])]
+    extent = _extent(sch, loops[-1])
+    if extent is None:
+        return
+    lanes = extent if extent <= ELEMENT_VECTOR else _widest_divisor(extent)
+    if lanes == 1:
+        return
     with contextlib.suppress(ScheduleError):
-        sch.vectorize(loops[-1])
+        sch.vectorize(sch.split(loops[-1], [None, lanes])[1])
+
+
+def _widest_divisor(extent: int) -> int:
+    """The widest vector of CHANNEL_VECTORS that divides `extent` (1: none)."""
+    return next((v for v in CHANNEL_VECTORS if extent % v == 0), 1)
 
 
 def _inline_producers(sch: s_tir.Schedule, block) -> None:
