@@ -10,11 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tvm import relax
 
 from tvmq.cli import main
 from tvmq.errors import TvmqError
 from tvmq.examples import DIGITS_MODEL, digits_split
 from tvmq.frontend import load_model
+from tvmq.prune.compensation import lost_contribution, tap_coverage
 from tvmq.prune.layers import PrunableLayer
 from tvmq.prune.masks import block_mask, magnitude_mask, n_of_m_mask, parse_pattern
 from tvmq.prune.schedule import PolynomialDecay
@@ -153,6 +155,43 @@ def test_removed_weights_mean_moves_into_the_bias(shape, output_axis, input_axis
     remove(prunable, magnitude_mask(layer.weight, 0.9), None)  # no means: bias unchanged
     np.testing.assert_array_equal(layer.bias, corrected)
     assert not np.allclose(output_means(), before)
+
+
+def _padded_conv(x: np.ndarray, weight: np.ndarray, stride: int, pad: int) -> np.ndarray:
+    """NHWC x OHWI convolution over zero padding, computed directly."""
+    padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    taps = weight.shape[1]
+    size = (padded.shape[1] - taps) // stride + 1
+    out = np.zeros((len(x), size, size, len(weight)))
+    for i in range(size):
+        for j in range(size):
+            window = padded[:, i * stride : i * stride + taps, j * stride : j * stride + taps]
+            out[:, i, j] = np.tensordot(window, weight, axes=([1, 2, 3], [1, 2, 3]))
+    return out
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_border_weighted_correction_is_the_padded_convs_true_mean_shift(stride):
+    """A zero-padded 3x3 conv on a 6x6 input (each channel at its mean): removing
+    weights shifts each output channel's mean by exactly the border-weighted
+    correction; counting every tap (no weighting) overshoots."""
+    rng = np.random.default_rng(7)
+    weight = rng.normal(size=(8, 3, 3, 16)).astype(np.float32)
+    mean = rng.uniform(0.5, 2.0, size=16)
+    x = np.broadcast_to(mean, (1, 6, 6, 16))
+    data = relax.Var("x", relax.TensorType(x.shape, "float32"))
+    conv = relax.op.nn.conv2d(
+        data, relax.const(weight), stride, 1, data_layout="NHWC", kernel_layout="OHWI"
+    )
+    layer = Layer("l", None, None, weight.copy(), np.zeros(8, np.float32), None, 0, 1, 0)
+    prunable = PrunableLayer(layer, 0, 3, False, "l", tap_coverage(conv))
+    mask = magnitude_mask(weight, 0.75)
+    remove(prunable, mask, mean)
+    dense = _padded_conv(x, weight.astype(np.float64), stride, 1).mean(axis=(0, 1, 2))
+    pruned = _padded_conv(x, (weight * mask).astype(np.float64), stride, 1).mean(axis=(0, 1, 2))
+    np.testing.assert_allclose(layer.bias, dense - pruned, rtol=1e-5, atol=1e-5)
+    unweighted = lost_contribution(weight * ~mask, 0, 3, mean)
+    assert np.abs(unweighted - (dense - pruned)).max() > 0.1
 
 
 @pytest.fixture(scope="module")

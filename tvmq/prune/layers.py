@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import tvm
 
+from tvmq.prune.compensation import tap_coverage
 from tvmq.prune.masks import Pattern, block_mask, magnitude_mask, n_of_m_mask
 from tvmq.quantize.annotate import main_bindings
 from tvmq.train.layers import Layer
@@ -19,6 +20,7 @@ class PrunableLayer:
     input_axis: int
     depthwise: bool  # one input channel per filter: no input channels to choose among
     label: str  # the source file's node name where known: what messages name
+    coverage: np.ndarray | None = None  # a convolution's tap_coverage: its border weighting
 
     @property
     def name(self) -> str:
@@ -50,14 +52,16 @@ def prunable_layers(
     found = []
     for layer in layers:
         call = calls[layer.name]
+        coverage = None
         if call.op.name == "relax.nn.conv2d":
             kernel_layout = str(call.attrs.kernel_layout)
             input_axis = kernel_layout.index("I")
             depthwise = int(call.attrs.groups) > 1 and layer.weight.shape[input_axis] == 1
+            coverage = tap_coverage(call)
         else:
             input_axis, depthwise = layer.weight.ndim - 2, False
         label = source_names.get(layer.name) or layer.name
-        found.append(PrunableLayer(layer, layer.axis, input_axis, depthwise, label))
+        found.append(PrunableLayer(layer, layer.axis, input_axis, depthwise, label, coverage))
     return found
 
 

@@ -1,12 +1,13 @@
-"""Bias correction of pruned weights: each removed weight's mean contribution.
+"""Input means for the bias correction of pruned weights (sparsity).
 
 A removed weight w at input channel i took w x mean(x_i) from its output on average;
 inputs after a ReLU have positive means, so pruning most of a layer's small weights
 shifts its outputs by many such terms, which the next ReLU and requantization turn
 into lost information. Adding the lost contribution to the output channel's bias
 (measured input means of the unpruned model, per input channel over the batch and
-the image; convolution borders, where padding covers some taps, are not weighted)
-removes that shift at the moment the weights go, so fine-tuning starts closer.
+the image; convolution taps weighted by how often they read the image rather than its
+padding, see :mod:`tvmq.prune.compensation`) removes that shift at the moment the
+weights go, so fine-tuning starts closer.
 """
 
 from __future__ import annotations
@@ -55,12 +56,3 @@ def input_means(
         name: (total / batches - found[name].layer.input_zero_point) * found[name].layer.input_scale
         for name, total in sums.items()
     }
-
-
-def lost_contribution(layer: PrunableLayer, removed: np.ndarray, mean: np.ndarray) -> np.ndarray:
-    """Per output channel, the mean the `removed` weights (zero elsewhere) contributed."""
-    moved = np.moveaxis(removed.astype(np.float64), (layer.output_axis, layer.input_axis), (0, -1))
-    per_input = moved.reshape(moved.shape[0], -1, moved.shape[-1]).sum(axis=1)
-    if layer.depthwise:  # one input channel per filter: filter o reads o // multiplier
-        return per_input[:, 0] * np.repeat(mean, len(per_input) // len(mean))
-    return per_input @ mean

@@ -24,9 +24,10 @@ import numpy as np
 from tvmq.data import LabelledData
 from tvmq.errors import TvmqError
 from tvmq.model import Model
+from tvmq.prune.compensation import lost_contribution
 from tvmq.prune.layers import PrunableLayer, prunable_layers, sensitive_note, skipped_note
 from tvmq.prune.masks import Pattern, check_sparsity
-from tvmq.prune.mean_correction import input_means, lost_contribution
+from tvmq.prune.mean_correction import input_means
 from tvmq.prune.schedule import PolynomialDecay
 from tvmq.prune.sensitivity import allocate, layer_losses
 from tvmq.quantize.quantizer import quantize_model
@@ -86,7 +87,15 @@ def remove(layer: PrunableLayer, mask: np.ndarray, mean: np.ndarray | None) -> N
     contribution moves into its bias."""
     weight, bias = layer.layer.weight, layer.layer.bias
     if mean is not None and bias is not None:
-        bias += lost_contribution(layer, weight * ~mask, mean).astype(np.float32)
+        lost = lost_contribution(
+            weight * ~mask,
+            layer.output_axis,
+            layer.input_axis,
+            mean,
+            layer.coverage,
+            layer.depthwise,
+        )
+        bias += lost.astype(np.float32)
     weight *= mask
 
 

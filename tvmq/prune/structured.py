@@ -20,6 +20,7 @@ from tvm import relax
 
 from tvmq.errors import TvmqError, first_line
 from tvmq.model import Model
+from tvmq.prune.compensation import lost_contribution, tap_coverage
 from tvmq.prune.groups import ChannelGraph, Layer, analyse, is_weight, layer_macs
 from tvmq.quantize.annotate import main_bindings
 from tvmq.train.layers import constant_array
@@ -327,9 +328,15 @@ def rewrite(
             positions = kept(data)
             if positions is not None and input_means and layer.name in input_means:
                 weight_value = _constant_value(weight, producers)
-                if name == "relax.nn.conv2d":
-                    weight_value = weight_value * _tap_coverage(original)
-                delta = _lost_contribution(weight_value, layer, positions, input_means[layer.name])
+                coverage = tap_coverage(original) if name == "relax.nn.conv2d" else None
+                gone = np.setdiff1d(np.arange(weight_value.shape[layer.in_axis]), positions)
+                delta = lost_contribution(
+                    np.take(weight_value, gone, axis=layer.in_axis),
+                    layer.out_axis,
+                    layer.in_axis,
+                    input_means[layer.name][gone],
+                    coverage,
+                )
                 out_positions = kept(var)
                 compensation[var] = delta if out_positions is None else delta[out_positions]
             weight = sliced(weight, layer.out_axis, kept(var))
@@ -380,41 +387,6 @@ def rewrite(
     functions = dict(mod.functions_items())
     functions[mod.get_global_var("main")] = function
     return relax.transform.Normalize()(tvm.IRModule(functions, attrs=mod.attrs))
-
-
-def _tap_coverage(conv: relax.Call) -> np.ndarray:
-    """Per kernel tap, the share of output pixels whose input under that tap lies
-    inside the image (not in the zero padding), shaped to broadcast over the weight:
-    a removed channel's mean reaches the output only through those taps."""
-    attrs = conv.attrs
-    layout = str(attrs.kernel_layout)
-    data_shape = [int(d) for d in conv.args[0].ty.shape]
-    weight_shape = [int(d) for d in conv.args[1].ty.shape]
-    padding = [int(p) for p in attrs.padding]
-    coverage = np.ones([1] * len(weight_shape))
-    for index, (axis, letter) in enumerate(((1, "H"), (2, "W"))):
-        size, taps = data_shape[axis], weight_shape[layout.index(letter)]
-        stride, dilation = int(attrs.strides[index]), int(attrs.dilation[index])
-        before, after = padding[index], padding[index + 2]
-        outputs = np.arange((size + before + after - dilation * (taps - 1) - 1) // stride + 1)
-        rows = outputs[:, None] * stride - before + np.arange(taps)[None, :] * dilation
-        share = ((rows >= 0) & (rows < size)).mean(axis=0)
-        shape = [1] * len(weight_shape)
-        shape[layout.index(letter)] = taps
-        coverage = coverage * share.reshape(shape)
-    return coverage
-
-
-def _lost_contribution(
-    weight: np.ndarray, layer: Layer, kept: list[int], means: np.ndarray
-) -> np.ndarray:
-    """Per output channel, what the input channels not in `kept` add on average:
-    their weights (summed over the kernel window) times their mean value."""
-    gone = np.ones(weight.shape[layer.in_axis], bool)
-    gone[kept] = False
-    filters = np.moveaxis(weight.astype(np.float64), (layer.out_axis, layer.in_axis), (0, -1))
-    per_input = filters.reshape(filters.shape[0], -1, filters.shape[-1]).sum(axis=1)
-    return per_input[:, gone] @ means[gone]
 
 
 def _add_to_bias(expr, delta: np.ndarray, producers: dict) -> relax.Expr:
