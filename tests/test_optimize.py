@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
+from onnx import helper, numpy_helper
 
 from tests import kernel_checks
+from tests.onnx_models import graph_model, weight
 from tests.test_cli import assert_user_error, tvmq
 from tvmq.api import load_model, optimize_model, quantize_model
 from tvmq.examples import DIGITS_DATA, DIGITS_MODEL, digits_split
@@ -109,13 +112,28 @@ def test_mixed_point_on_board_is_identical_to_host(optimized):
                 np.testing.assert_array_equal(got, expected)
 
 
+def _dense_with_labels(directory) -> tuple:
+    """A one-Gemm model and labelled samples: the smallest search (one layer, quick
+    real builds) for the CLI's failure path, which does not need the digits CNN."""
+    model = graph_model(
+        [helper.make_node("Gemm", ["x", "w", "b"], ["y"], transB=1)],
+        {"x": [1, 16]}, [1, 4], [weight("w", 4, 16), weight("b", 4)],
+    )  # fmt: skip
+    x = np.random.default_rng(0).standard_normal((40, 16)).astype(np.float32)
+    labels = (x @ numpy_helper.to_array(model.graph.initializer[0]).T).argmax(1)
+    onnx.save(model, directory / "dense.onnx")
+    np.savez(directory / "dense.npz", x=x, y=labels.astype(np.int64))
+    return directory / "dense.onnx", directory / "dense.npz"
+
+
 @kernel_checks.needs_cortex_m
 def test_impossible_budget_exits_1_with_the_closest_point(tmp_path):
+    model, data = _dense_with_labels(tmp_path)
     output = tmp_path / "out.tvmq"
     result = tvmq(
-        "optimize", DIGITS_MODEL, "--calib", DIGITS_DATA, "--eval", DIGITS_DATA,
+        "optimize", model, "--calib", data, "--eval", data,
         "--target", "qemu-cortex-m4", "--flash-budget", "1KiB", "--layer", "matmul#0",
-        "--calib-samples", "30", "--eval-samples", "40", "-o", output,
+        "--calib-samples", "16", "--eval-samples", "16", "-o", output,
     )  # fmt: skip
     assert result.returncode == 1, result.stderr
     # One line (after the progress bars): the closest point, each figure and its budget.
