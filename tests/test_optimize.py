@@ -94,7 +94,7 @@ def optimized(tmp_path_factory, small):
     result = optimize_model(
         model, data, data, target="qemu-cortex-m4", max_drop=2.0,
         flash_budget="64KiB", instructions_budget="2M", layers=LAYERS,
-        output=directory / "digits.tvmq", report=directory / "report", **SMALL,
+        output=directory / "small.tvmq", report=directory / "report", **SMALL,
     )  # fmt: skip
     return result, directory
 
@@ -112,7 +112,7 @@ def test_chosen_point_meets_the_budgets(optimized):
     assert result.front[0].description == "all int8"
     assert result.front[-1].description == " ".join(f"{layer}=int4" for layer in LAYERS)
     assert result.front[-1].cost["weights_bytes"] < result.front[0].cost["weights_bytes"]
-    saved = load_model(directory / "digits.tvmq")
+    saved = load_model(directory / "small.tvmq")
     assert saved.quantization["quantized_ops"] == result.model.quantization["quantized_ops"]
     for name in ("front.md", "front.json", "front.png"):
         assert (directory / "report" / name).stat().st_size > 0
