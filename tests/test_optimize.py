@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import onnx
 import pytest
+from onnx import helper
 
 from tests import kernel_checks
+from tests.onnx_models import graph_model, weight
 from tests.test_cli import assert_user_error, tvmq
 from tvmq.api import load_model, optimize_model, quantize_model
-from tvmq.examples import DIGITS_DATA, DIGITS_MODEL, digits_split
+from tvmq.examples import DIGITS_DATA, DIGITS_MODEL
 from tvmq.optimize.budgets import BYTE_UNITS, COUNT_UNITS, Budgets, parse_amount
 
 # Two layers searched (the others int8) and few samples: a front of a few points.
@@ -56,12 +61,40 @@ def test_target_must_be_an_emulated_board(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def optimized(tmp_path_factory):
+def small(tmp_path_factory) -> tuple[Path, Path]:
+    """A two-conv, one-Gemm CNN on 8x8 inputs and labelled samples: the layers the
+    search walks (conv2d#1, matmul#0) as the digits CNN has them, with host builds
+    several times quicker, so each real build of the searches below costs seconds."""
+    directory = tmp_path_factory.mktemp("small")
+    conv = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}
+    model = graph_model(
+        [
+            helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], **conv),
+            helper.make_node("Relu", ["c1"], ["r1"]),
+            helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], **conv),
+            helper.make_node("Relu", ["c2"], ["r2"]),
+            helper.make_node("Flatten", ["r2"], ["f"]),
+            helper.make_node("Gemm", ["f", "w3", "b3"], ["y"], transB=1),
+        ],
+        {"x": [1, 1, 8, 8]}, [1, 4],
+        [weight("w1", 4, 1, 3, 3), weight("b1", 4), weight("w2", 8, 4, 3, 3),
+         weight("b2", 8), weight("w3", 4, 512, scale=0.05), weight("b3", 4)],
+    )  # fmt: skip
+    x = np.random.default_rng(0).random((120, 1, 8, 8), dtype=np.float32)
+    labels = np.arange(len(x)) % 4  # the metric's value is not what is checked
+    onnx.save(model, directory / "small.onnx")
+    np.savez(directory / "small.npz", x=x, y=labels.astype(np.int64))
+    return directory / "small.onnx", directory / "small.npz"
+
+
+@pytest.fixture(scope="module")
+def optimized(tmp_path_factory, small):
     directory = tmp_path_factory.mktemp("optimize")
+    model, data = small
     result = optimize_model(
-        DIGITS_MODEL, DIGITS_DATA, DIGITS_DATA, target="qemu-cortex-m4", max_drop=2.0,
+        model, data, data, target="qemu-cortex-m4", max_drop=2.0,
         flash_budget="64KiB", instructions_budget="2M", layers=LAYERS,
-        output=directory / "digits.tvmq", report=directory / "report", **SMALL,
+        output=directory / "small.tvmq", report=directory / "report", **SMALL,
     )  # fmt: skip
     return result, directory
 
@@ -79,7 +112,7 @@ def test_chosen_point_meets_the_budgets(optimized):
     assert result.front[0].description == "all int8"
     assert result.front[-1].description == " ".join(f"{layer}=int4" for layer in LAYERS)
     assert result.front[-1].cost["weights_bytes"] < result.front[0].cost["weights_bytes"]
-    saved = load_model(directory / "digits.tvmq")
+    saved = load_model(directory / "small.tvmq")
     assert saved.quantization["quantized_ops"] == result.model.quantization["quantized_ops"]
     for name in ("front.md", "front.json", "front.png"):
         assert (directory / "report" / name).stat().st_size > 0
@@ -87,18 +120,19 @@ def test_chosen_point_meets_the_budgets(optimized):
 
 
 @kernel_checks.needs_cortex_m
-def test_mixed_point_on_board_is_identical_to_host(optimized):
+def test_mixed_point_on_board_is_identical_to_host(optimized, small):
     """A front point with int4 or codebook layers next to int8 ones, rebuilt by
     quantize's flags, runs bit-exactly on the M4."""
     result, _ = optimized
+    model_path, data = small
     point = next(
         (p for p in result.front if "codebook16" in p.description and "int4" in p.description),
         result.front[-1],
     )
     chosen = dict(item.split("=") for item in point.description.split())
-    x_test, _ = digits_split("test")
+    x_test = np.load(data)["x"][-4:, None]
     model = quantize_model(
-        DIGITS_MODEL, DIGITS_DATA, calib_samples=SMALL["calib_samples"],
+        model_path, data, calib_samples=SMALL["calib_samples"],
         bits={layer: 4 for layer, choice in chosen.items() if choice == "int4"},
         codebook_layers={layer: 16 for layer, c in chosen.items() if c == "codebook16"},
     )  # fmt: skip
@@ -110,10 +144,11 @@ def test_mixed_point_on_board_is_identical_to_host(optimized):
 
 
 @kernel_checks.needs_cortex_m
-def test_impossible_budget_exits_1_with_the_closest_point(tmp_path):
+def test_impossible_budget_exits_1_with_the_closest_point(tmp_path, small):
+    model, data = small
     output = tmp_path / "out.tvmq"
     result = tvmq(
-        "optimize", DIGITS_MODEL, "--calib", DIGITS_DATA, "--eval", DIGITS_DATA,
+        "optimize", model, "--calib", data, "--eval", data,
         "--target", "qemu-cortex-m4", "--flash-budget", "1KiB", "--layer", "matmul#0",
         "--calib-samples", "30", "--eval-samples", "40", "-o", output,
     )  # fmt: skip
