@@ -191,8 +191,17 @@ def _epilogue_after_tile(sch: s_tir.Schedule, block, loop) -> None:
         # be computed per tile next to steps that read it: left as it is, exact.
         return
     for consumer in after:
+        if _spatial_extents(sch, consumer) != _spatial_extents(sch, block):
+            # A step over another domain (a pad fused after the requantization: its
+            # border lies outside every tile) would write only the tile's part of it.
+            return
         with contextlib.suppress(ScheduleError):
             sch.reverse_compute_at(consumer, loop)
+
+
+def _spatial_extents(sch: s_tir.Schedule, block) -> list:
+    """The extents of the block's spatial iteration variables, its output's domain."""
+    return [str(v.dom.extent) for v in sch.get(block).iter_vars if int(v.iter_type) == SPATIAL]
 
 
 def _all_downstream(sch: s_tir.Schedule, block, blocks: list) -> bool:
