@@ -769,11 +769,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tvmq.scratch import sigterm_as_exception, terminated
+    from tvmq.scratch import stop_signals_as_exceptions, terminated
 
     args = parser().parse_args(argv)
     try:
-        with sigterm_as_exception():
+        with stop_signals_as_exceptions():
             return args.handler(args)
     except TvmqError as error:
         print(f"tvmq: error: {error}", file=sys.stderr)

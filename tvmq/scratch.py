@@ -4,9 +4,11 @@ A scratch directory is removed when its ``with`` block ends, or, for one that an
 object owns beyond a block (a build handed back to the caller), when the object
 is closed and at the latest when the interpreter exits. A ``kill`` (SIGTERM)
 ends Python without unwinding anything, so the CLI turns it into ``Terminated``
-(a KeyboardInterrupt, like Ctrl-C; TVM may re-raise it as its own error, so
-``terminated()`` says whether it came): every block unwinds and every directory goes.
-Only SIGKILL can leave one behind.
+(a KeyboardInterrupt, like Ctrl-C): every block unwinds and every directory goes.
+Only SIGKILL can leave one behind. Both signals are also recorded: TVM may re-raise
+the exception as its own error, or swallow it where a caller falls back on an
+error, so ``terminated()`` says whether SIGTERM came and long waits call
+``raise_if_stopped()``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 
 _OWNED: set[Path] = set()
 _TERMINATED = threading.Event()
+_INTERRUPTED = threading.Event()
 
 
 class Terminated(KeyboardInterrupt):
@@ -53,28 +56,44 @@ def scratch_directory(prefix: str, directory: str | Path | None = None) -> Itera
 
 
 @contextmanager
-def sigterm_as_exception() -> Iterator[None]:
-    """Within the block SIGTERM raises ``Terminated`` in the main thread (elsewhere
-    nothing changes: only the main thread may set handlers)."""
+def stop_signals_as_exceptions() -> Iterator[None]:
+    """Within the block SIGTERM raises ``Terminated`` and SIGINT KeyboardInterrupt in
+    the main thread, each recorded first (elsewhere nothing changes: only the main
+    thread may set handlers)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
-    def handler(signum: int, frame) -> None:
+    def on_term(signum: int, frame) -> None:
         _TERMINATED.set()
         raise Terminated(f"signal {signum}")
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    def on_int(signum: int, frame) -> None:
+        _INTERRUPTED.set()
+        raise KeyboardInterrupt
+
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, on_term)}
+    previous[signal.SIGINT] = signal.signal(signal.SIGINT, on_int)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def terminated() -> bool:
     """Whether SIGTERM came: TVM turns an exception raised in a Python callback it
     called (a tuning measurement, say) into its own error, so the type alone may not say."""
     return _TERMINATED.is_set()
+
+
+def raise_if_stopped() -> None:
+    """Raise again a SIGTERM or SIGINT whose exception something swallowed (a stop
+    during a TVM call that a caller treated as a failed step), for loops that wait."""
+    if _TERMINATED.is_set():
+        raise Terminated("signal 15")
+    if _INTERRUPTED.is_set():
+        raise KeyboardInterrupt
 
 
 @atexit.register

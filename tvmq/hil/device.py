@@ -31,6 +31,7 @@ import serial
 
 from tvmq.errors import TvmqError
 from tvmq.hil.protocol import MAX_PAYLOAD, REPLY, Command, Frame, Reader, Status
+from tvmq.scratch import raise_if_stopped
 
 DTYPES = {
     "int8": np.int8,
@@ -326,6 +327,7 @@ class Device:
                     self.counts["stale"] += 1
                     continue
                 return frame
+            raise_if_stopped()  # a stop swallowed earlier (inside TVM) ends the wait
             left = deadline - time.monotonic()
             if left <= 0:
                 self.counts["timeouts"] += 1
