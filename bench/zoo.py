@@ -60,6 +60,7 @@ ALREADY_QUANTIZED = "already quantized"
 NO_BOARD = "no board named in zoo.toml"
 BENIGN = (ALREADY_QUANTIZED, NO_BOARD)
 CALIBRATION_SAMPLES = 8
+IMAGE_DTYPES = (np.float32, np.uint8, np.int8)  # inputs a photograph can feed
 SEED = 0
 # What each stage writes in the model's work folder.
 STAGE_FILES = {
@@ -87,15 +88,21 @@ class Entry:
     shape: dict[str, list[int]] = field(default_factory=dict)
     fill: dict[str, float] = field(default_factory=dict)
     range: tuple[float, float] = (-1.0, 1.0)
+    images: str | None = None
 
     @property
     def is_float(self) -> bool:
         return self.kind.split()[0] in FLOAT_KINDS
 
     @property
+    def derived_format(self) -> str:
+        """How onnxruntime's quantizer writes a derived model: QDQ or QOperator."""
+        return "QOperator" if "qoperator" in self.kind.split() else "QDQ"
+
+    @property
     def source(self) -> str:
         if self.derive:
-            return f"onnxruntime QDQ of {self.derive}"
+            return f"onnxruntime {self.derived_format} of {self.derive}"
         if self.shared:
             return f"shared/{self.shared}"
         return f"{self.repo}:{self.path}"
@@ -179,11 +186,13 @@ def obtain(entry: Entry, entries: dict[str, Entry], cache: Path) -> tuple[Path |
         base, why = obtain(entries[entry.derive], entries, cache)
         if base is None:
             return None, f"base model {entry.derive}: {why}"
-        command = ["qdq", str(base), str(target), str(SEED)]
+        fmt = entry.derived_format.lower()
+        how = json.dumps({"shape": entry.shape, "range": entry.range})
+        command = ["qdq", str(base), str(target), str(SEED), fmt, how]
         outcome = _subprocess([sys.executable, "-m", "bench.zoo_reference", *command], 600)
         if not outcome.ok:
             target.unlink(missing_ok=True)
-            return None, f"onnxruntime QDQ quantization failed: {outcome.reason}"
+            return None, f"onnxruntime {entry.derived_format} quantization failed: {outcome.reason}"
         how = "derived"
     else:
         how = _from_mirror(entry, target) or _from_url(entry, target)
@@ -268,8 +277,50 @@ def _shape_args(entry: Entry) -> list[str]:
     ]
 
 
-def make_inputs(entry: Entry, specs: list[dict], rng: np.random.Generator) -> list[np.ndarray]:
-    """One seeded random input per spec, free dims taken from the manifest."""
+def _image_files(images: str) -> list[Path]:
+    """The shared set's image files, people first (its y_labels.csv: file, classes,
+    label 1 for a person): real photographs for a vision model's inputs."""
+    folder = SHARED / "data" / images
+    rows = [line.split(",") for line in (folder / "y_labels.csv").read_text().splitlines()]
+    rows.sort(key=lambda row: row[-1].strip() != "1")
+    return [folder / row[0] for row in rows]
+
+
+def _image_input(path: Path, shape: list[int], dtype: np.dtype, value_range) -> np.ndarray:
+    """A 96x96 RGB photograph resized (bilinear) to an NCHW or NHWC image input of
+    `shape`, its pixels mapped onto `value_range` (float), kept (uint8) or less 128
+    (int8, as TFLite's int8 image models take them)."""
+    pixels = np.fromfile(path, np.uint8).reshape(96, 96, 3).astype(np.float64)
+    channels_first = shape[1] == 3
+    height, width = shape[2:4] if channels_first else shape[1:3]
+    rows = np.clip((np.arange(height) + 0.5) * 96 / height - 0.5, 0, 95)
+    cols = np.clip((np.arange(width) + 0.5) * 96 / width - 0.5, 0, 95)
+    r0, c0 = np.floor(rows).astype(int), np.floor(cols).astype(int)
+    r1, c1 = np.minimum(r0 + 1, 95), np.minimum(c0 + 1, 95)
+    fr, fc = (rows - r0)[:, None, None], (cols - c0)[None, :, None]
+    top = pixels[r0][:, c0] * (1 - fc) + pixels[r0][:, c1] * fc
+    bottom = pixels[r1][:, c0] * (1 - fc) + pixels[r1][:, c1] * fc
+    image = top * (1 - fr) + bottom * fr
+    if channels_first:
+        image = image.transpose(2, 0, 1)
+    if dtype.kind == "f":
+        low, high = value_range
+        image = low + (high - low) * image / 255.0
+    else:
+        image = np.round(image) - (128 if dtype == np.int8 else 0)
+    return image[None].astype(dtype)
+
+
+def _is_image(shape: list[int]) -> bool:
+    return len(shape) == 4 and shape[0] == 1 and 3 in (shape[1], shape[3])
+
+
+def make_inputs(
+    entry: Entry, specs: list[dict], rng: np.random.Generator, sample: int = 0
+) -> list[np.ndarray]:
+    """One input per spec, free dims taken from the manifest: the `sample`-th photograph
+    of the entry's image set for an image input when the shared data is there, else
+    seeded random values."""
     arrays = []
     for spec in specs:
         shape = entry.shape.get(spec["name"], spec["shape"])
@@ -278,6 +329,9 @@ def make_inputs(entry: Entry, specs: list[dict], rng: np.random.Generator) -> li
         dtype = np.dtype(spec["dtype"])
         if spec["name"] in entry.fill:
             arrays.append(np.full(shape, entry.fill[spec["name"]], dtype))
+        elif real_images_for(entry) and _is_image(shape) and dtype in IMAGE_DTYPES:
+            path = _image_files(entry.images)[sample]
+            arrays.append(_image_input(path, shape, dtype, entry.range))
         elif dtype.kind == "f":
             low, high = entry.range
             arrays.append(rng.uniform(low, high, shape).astype(dtype))
@@ -286,6 +340,11 @@ def make_inputs(entry: Entry, specs: list[dict], rng: np.random.Generator) -> li
             low, high = max(info.min, -(2**15)), min(info.max, 2**15 - 1)
             arrays.append(rng.integers(low, high, shape, endpoint=True).astype(dtype))
     return arrays
+
+
+def real_images_for(entry: Entry) -> bool:
+    """Whether the entry's inputs are photographs: it names a set and the set is here."""
+    return entry.images is not None and (SHARED / "data" / entry.images).is_dir()
 
 
 def max_difference(got: list[np.ndarray], want: list[np.ndarray]) -> tuple[bool, float, float, str]:
@@ -359,7 +418,10 @@ class ModelRun:
             self.inputs.append(path)
         if self.entry.is_float:
             rng = np.random.default_rng(SEED + 1)
-            samples = [make_inputs(self.entry, specs, rng) for _ in range(CALIBRATION_SAMPLES)]
+            samples = [
+                make_inputs(self.entry, specs, rng, sample)
+                for sample in range(1, CALIBRATION_SAMPLES + 1)
+            ]
             batches = [np.stack(batch) for batch in zip(*samples, strict=True)]
             if len(batches) == 1:
                 np.save(self.calibration, batches[0])
@@ -468,6 +530,7 @@ def run_model(entry: Entry, entries: dict[str, Entry], stages: list[str], timeou
         result["missing"] = how
         return result
     result["bytes"] = model.stat().st_size
+    result["inputs"] = f"{entry.images} photographs" if real_images_for(entry) else "random"
     work = cache_dir() / "work" / entry.name
     work.mkdir(parents=True, exist_ok=True)
     for stage in stages:  # a later run of one stage reads what the others left

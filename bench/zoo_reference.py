@@ -5,7 +5,8 @@ bench.zoo runs this module as a subprocess:
 
     python -m bench.zoo_reference describe ENGINE MODEL          # inputs as JSON
     python -m bench.zoo_reference run ENGINE MODEL OUT.npz IN.npy ...
-    python -m bench.zoo_reference qdq MODEL.onnx OUT.onnx SEED   # onnxruntime QDQ int8
+    python -m bench.zoo_reference qdq MODEL.onnx OUT.onnx SEED FORMAT HOW  # onnxruntime int8
+        # FORMAT qdq | qoperator; HOW {"shape": {"input": [dims]}, "range": [low, high]}
 
 Engines: tflite-micro (int8 reference kernels), litert-ref (LiteRT's BUILTIN_REF
 kernels, the reference for uint8), litert (LiteRT's default kernels, float) and
@@ -113,14 +114,40 @@ def run(engine: str, model: Path, inputs: list[np.ndarray]) -> list[np.ndarray]:
     return [interpreter.get_tensor(d["index"]).copy() for d in interpreter.get_output_details()]
 
 
-def qdq(model: Path, output: Path, seed: int) -> None:
-    """Static int8 QDQ quantization by onnxruntime, calibrated on seeded [0, 1) inputs."""
+def qdq(model: Path, output: Path, seed: int, fmt: str, how: dict) -> None:
+    """Static int8 quantization by onnxruntime (`fmt` qdq or qoperator, per-channel
+    weights), calibrated on seeded inputs uniform in how["range"]; how["shape"] fixes
+    free input dims."""
+    import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    shapes, (low, high) = how["shape"], how["range"]
     specs = describe("onnxruntime", model)
+    for spec in specs:
+        spec["shape"] = shapes.get(spec["name"], spec["shape"])
+    scratch = []
+    if shapes:  # onnxruntime's calibration infers shapes: free dims fixed in the file
+        proto = onnx.load(str(model))
+        for value in proto.graph.input:
+            fixed = shapes.get(value.name)
+            if fixed is None:
+                continue
+            for dim, size in zip(value.type.tensor_type.shape.dim, fixed, strict=True):
+                dim.Clear()
+                dim.dim_value = size
+        model = output.with_suffix(".fixed.onnx")
+        onnx.save(proto, str(model))
+        scratch.append(model)
+    if fmt == "qoperator":  # its quantizer needs the shapes onnxruntime's pre-processing infers
+        prepared = output.with_suffix(".prepared.onnx")
+        scratch.append(prepared)
+        quant_pre_process(str(model), str(prepared))
+        model = prepared
     rng = np.random.default_rng(seed)
     samples = [
-        {s["name"]: rng.random(s["shape"], dtype=np.float32) for s in specs} for _ in range(4)
+        {s["name"]: rng.uniform(low, high, s["shape"]).astype(np.float32) for s in specs}
+        for _ in range(4)
     ]
 
     class Reader(CalibrationDataReader):
@@ -130,9 +157,14 @@ def qdq(model: Path, output: Path, seed: int) -> None:
         def get_next(self):
             return next(self.items, None)
 
-    quantize_static(
-        str(model), str(output), Reader(), quant_format=QuantFormat.QDQ, per_channel=True
-    )
+    quant_format = QuantFormat.QOperator if fmt == "qoperator" else QuantFormat.QDQ
+    try:
+        quantize_static(
+            str(model), str(output), Reader(), quant_format=quant_format, per_channel=True
+        )
+    finally:
+        for path in scratch:
+            path.unlink(missing_ok=True)
 
 
 def main(argv: list[str]) -> None:
@@ -144,7 +176,7 @@ def main(argv: list[str]) -> None:
         outputs = run(argv[1], Path(argv[2]), inputs)
         np.savez(argv[3], **{f"output{i}": np.asarray(y) for i, y in enumerate(outputs)})
     elif command == "qdq":
-        qdq(Path(argv[1]), Path(argv[2]), int(argv[3]))
+        qdq(Path(argv[1]), Path(argv[2]), int(argv[3]), argv[4], json.loads(argv[5]))
     else:
         raise SystemExit(f"unknown command {command}")
 

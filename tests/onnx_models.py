@@ -655,3 +655,112 @@ def fp16_weights() -> onnx.ModelProto:
         [1, 4],
         [w, g],
     )
+
+
+def _scale_and_zero_point(rng: np.random.Generator, name: str, low=0.005, high=0.05) -> list:
+    return [
+        numpy_helper.from_array(np.float32(rng.uniform(low, high)), f"{name}_scale"),
+        numpy_helper.from_array(np.array(rng.integers(0, 256), np.uint8), f"{name}_zp"),
+    ]
+
+
+def _qoperator_model(node, inputs, output_shape, initializers) -> onnx.ModelProto:
+    """A QOperator model (uint8 in and out), with the com.microsoft domain imported."""
+    graph = helper.make_graph(
+        [node],
+        "qoperator",
+        [helper.make_tensor_value_info(n, TensorProto.UINT8, s) for n, s in inputs.items()],
+        [helper.make_tensor_value_info("y", TensorProto.UINT8, output_shape)],
+        initializers,
+    )
+    opsets = [helper.make_opsetid("", 13), helper.make_opsetid("com.microsoft", 1)]
+    model = helper.make_model(graph, opset_imports=opsets, ir_version=8)
+    onnx.checker.check_model(model)
+    return model
+
+
+def qoperator(kind: str, rng: np.random.Generator) -> onnx.ModelProto:
+    """One operator of onnxruntime's QOperator format (what `quantize_static` writes
+    with `QuantFormat.QOperator`, and the ONNX Model Zoo's int8 models hold), uint8
+    activations with random scales and zero points: conv and depthwise (int8 weights,
+    one scale per output channel, int32 bias), matmul, gemm (com.microsoft QGemm),
+    add, mul, sigmoid, leaky ReLU, global and windowed average pooling, softmax,
+    concat."""
+    shape = [1, 4, 6, 6]
+    params = _scale_and_zero_point(rng, "x") + _scale_and_zero_point(rng, "y", 0.01, 0.1)
+    xyz = ["x", "x_scale", "x_zp"]
+    yz = ["y_scale", "y_zp"]
+    ms = {"domain": "com.microsoft"}
+    if kind in ("conv", "depthwise"):
+        group = 4 if kind == "depthwise" else 1
+        params += [
+            numpy_helper.from_array(
+                rng.integers(*QDQ_WEIGHT_RANGE, (4, 4 // group, 3, 3)).astype(np.int8), "w"
+            ),
+            numpy_helper.from_array(rng.uniform(0.002, 0.02, 4).astype(np.float32), "w_scale"),
+            numpy_helper.from_array(np.zeros(4, np.int8), "w_zp"),
+            numpy_helper.from_array(rng.integers(-3000, 3000, 4).astype(np.int32), "b"),
+        ]
+        node = helper.make_node(
+            "QLinearConv",
+            [*xyz, "w", "w_scale", "w_zp", *yz, "b"],
+            ["y"],
+            pads=[1, 1, 1, 1],
+            group=group,
+        )
+        return _qoperator_model(node, {"x": shape}, shape, params)
+    if kind in ("matmul", "gemm"):
+        columns = 8
+        weights = rng.integers(*QDQ_WEIGHT_RANGE, (16, columns)).astype(np.int8)
+        params += [
+            numpy_helper.from_array(weights.T.copy() if kind == "gemm" else weights, "w"),
+            numpy_helper.from_array(
+                rng.uniform(0.002, 0.02, columns).astype(np.float32), "w_scale"
+            ),
+            numpy_helper.from_array(np.zeros(columns, np.int8), "w_zp"),
+        ]
+        if kind == "matmul":
+            node = helper.make_node("QLinearMatMul", [*xyz, "w", "w_scale", "w_zp", *yz], ["y"])
+            return _qoperator_model(node, {"x": [3, 16]}, [3, columns], params)
+        params.append(
+            numpy_helper.from_array(rng.integers(-3000, 3000, columns).astype(np.int32), "b")
+        )
+        node = helper.make_node(
+            "QGemm", [*xyz, "w", "w_scale", "w_zp", "b", *yz], ["y"], transB=1, **ms
+        )
+        return _qoperator_model(node, {"x": [3, 16]}, [3, columns], params)
+    if kind in ("add", "mul"):
+        params += _scale_and_zero_point(rng, "b")
+        op = "QLinearAdd" if kind == "add" else "QLinearMul"
+        node = helper.make_node(op, [*xyz, "b", "b_scale", "b_zp", *yz], ["y"], **ms)
+        return _qoperator_model(node, {"x": shape, "b": shape}, shape, params)
+    if kind == "sigmoid":
+        node = helper.make_node("QLinearSigmoid", [*xyz, *yz], ["y"], **ms)
+        return _qoperator_model(node, {"x": shape}, shape, params)
+    if kind == "leaky_relu":
+        alpha = float(rng.uniform(0.05, 0.3))
+        node = helper.make_node("QLinearLeakyRelu", [*xyz, *yz], ["y"], alpha=alpha, **ms)
+        return _qoperator_model(node, {"x": shape}, shape, params)
+    if kind == "global_average_pool":
+        node = helper.make_node("QLinearGlobalAveragePool", [*xyz, *yz], ["y"], **ms)
+        return _qoperator_model(node, {"x": shape}, [1, 4, 1, 1], params)
+    if kind == "average_pool":
+        node = helper.make_node(
+            "QLinearAveragePool", [*xyz, *yz], ["y"], kernel_shape=[2, 2], strides=[2, 2], **ms
+        )
+        return _qoperator_model(node, {"x": shape}, [1, 4, 3, 3], params)
+    if kind == "softmax":  # onnxruntime multiplies by floor(1 / y_scale): not 1/256 here
+        params = [
+            *_scale_and_zero_point(rng, "x", 0.02, 0.2),
+            numpy_helper.from_array(np.float32(rng.uniform(0.003, 0.01)), "y_scale"),
+            numpy_helper.from_array(np.array(rng.integers(0, 20), np.uint8), "y_zp"),
+        ]
+        node = helper.make_node("QLinearSoftmax", [*xyz, *yz], ["y"], axis=-1, opset=13, **ms)
+        return _qoperator_model(node, {"x": [3, 10]}, [3, 10], params)
+    if kind == "concat":
+        params += _scale_and_zero_point(rng, "b")
+        node = helper.make_node(
+            "QLinearConcat", [*yz, *xyz, "b", "b_scale", "b_zp"], ["y"], axis=1, **ms
+        )
+        return _qoperator_model(node, {"x": shape, "b": shape}, [1, 8, 6, 6], params)
+    raise ValueError(kind)

@@ -14,7 +14,7 @@ def test_the_corpus_covers_what_issue_19_asks():
     entries = zoo.read_manifest()
     assert len(entries) >= 20
     kinds = {word for e in entries for word in e.kind.split()}
-    assert {"float", "int8", "uint8", "fp16", "qdq", "dynamic"} <= kinds
+    assert {"float", "int8", "uint8", "fp16", "qdq", "qoperator", "dynamic"} <= kinds
     assert {"tflite", "onnx"} == {e.format for e in entries}
     for entry in entries:
         assert entry.board is None or (TARGETS / f"{entry.board}.toml").is_file()
@@ -40,6 +40,24 @@ def test_manifest_mistakes_are_named(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(ValueError, match=message):
         zoo.read_manifest(path)
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_a_photograph_becomes_an_image_input_of_any_size_and_range(tmp_path, layout):
+    """A 96x96 RGB file resized to the input's height and width, channels where the
+    input has them, pixels mapped onto the entry's range (or kept, less 128 for int8)."""
+    pixels = np.zeros((96, 96, 3), np.uint8)
+    pixels[:, 48:, 0] = 255  # right half red
+    path = tmp_path / "photo.bin"
+    pixels.tofile(path)
+    shape = [1, 3, 40, 64] if layout == "NCHW" else [1, 40, 64, 3]
+    image = zoo._image_input(path, shape, np.dtype(np.float32), (-1.0, 1.0))
+    assert image.shape == tuple(shape) and image.dtype == np.float32
+    red = image[0, 0] if layout == "NCHW" else image[0, ..., 0]
+    assert red[:, 0].tolist() == [-1.0] * 40 and red[:, -1].tolist() == [1.0] * 40
+    assert image.min() == -1.0 and image.max() == 1.0
+    signed = zoo._image_input(path, shape, np.dtype(np.int8), (0.0, 1.0))
+    assert signed.dtype == np.int8 and (signed.min(), signed.max()) == (-128, 127)
 
 
 def test_integers_must_be_identical_floats_close():

@@ -17,7 +17,9 @@ from onnx import numpy_helper
 from tvmq.errors import TvmqError, UnsupportedOperatorError, first_line
 from tvmq.frontend import onnx_lstm
 from tvmq.frontend.layout import channels_last
+from tvmq.frontend.onnx_fold import QDQ as QDQ_OPS
 from tvmq.frontend.onnx_fold import fold_constants
+from tvmq.frontend.onnx_qoperator import lower_qoperators
 from tvmq.frontend.shapes import UNNAMED, Shapes, fix_shapes, free_dims, relax_output_specs
 from tvmq.frontend.transpose_conv import lower_transposed_convs
 from tvmq.frontend.validate import check_scales, check_shape
@@ -162,6 +164,11 @@ class OnnxGraph:
             except (KeyError, ValueError, TypeError) as error:
                 detail = first_line(error)
                 raise TvmqError(f"a Constant node's value is unreadable ({detail})") from error
+            try:
+                proto = lower_qoperators(proto)
+            except (ValueError, onnx.checker.ValidationError) as error:
+                raise TvmqError(first_line(error)) from error
+            graph = proto.graph
             weights = _initializers(graph)
             _check_declared(graph, weights)
             _check_quantization(graph, weights)
@@ -233,7 +240,7 @@ class OnnxGraph:
             self.outputs = relax_output_specs(mod, self.outputs)
         from tvmq.quantize.realize import mark_onnx_requantize, mark_onnx_resize
 
-        if self.operators["QuantizeLinear"] or self.operators["DequantizeLinear"]:
+        if any(node.op_type in QDQ_OPS for node in self.proto.graph.node):
             mod = mark_onnx_requantize(mod)
         else:
             # A QDQ model's quantize/dequantize pairs fix the layout they were made for.

@@ -441,7 +441,9 @@ class _Realizer(PyExprMutator):
             call, out.scale, out.zero_point - legacy.OFFSET, "int8", legacy=True
         )
         name, producer = self._producer_op(call.args[0])
-        if name == "relax.mean":
+        if self.onnx_requantize and name in ("relax.mean", "relax.nn.leakyrelu"):
+            realized = self._quantize_to(call, signed)  # onnxruntime's kernels, not TFLite's
+        elif name == "relax.mean":
             realized = self._mean_uint8(producer, signed)
         elif (
             name in ("relax.nn.relu", "relax.clip", "relax.nn.leakyrelu")
@@ -881,6 +883,8 @@ class _Realizer(PyExprMutator):
         """int8 softmax over the last axis into TFLite's fixed output parameters
         (int8, or int16 at 1/65536 as TFLite Micro's 8-to-16 softmax)."""
         x = self._dequantized(softmax.args[0])
+        if x is not None and self.onnx_requantize and out.dtype == "int8":
+            return self._softmax_onnx(softmax, x, out)
         if x is None or x.dtype != "int8" or out.dtype not in ("int8", "int16"):
             return None
         if int(softmax.attrs.axis) % len(_shape(softmax)) != len(_shape(softmax)) - 1:
@@ -899,6 +903,50 @@ class _Realizer(PyExprMutator):
         if params is None:
             return None
         return IntegerSoftmax(self.ints)(x.data, params, out.dtype)
+
+    def _softmax_onnx(self, softmax: relax.Call, x: _QuantizedActivation, out) -> relax.Expr:
+        """onnxruntime's QLinearSoftmax: exp((x - max + shift) * s_x) from a float32
+        table of its 256 differences (shift keeps the sum in range), summed in float32,
+        each times floor(1 / s_y) over the sum, rounded half to even, plus the zero
+        point, clamped above at 255 only. An int8 output (not a uint8 stand-in) keeps
+        onnxruntime's wrap-around of values above 127."""
+        axis = int(softmax.attrs.axis)
+        count = _shape(softmax)[axis]
+        x_scale = float(np.float32(x.scale))
+        shift = max(0.0, np.log(np.finfo(np.float32).max / count) - 5) / x_scale
+        table = np.exp((np.arange(256) - 255 + shift) * x_scale).astype(np.float32)
+        data = self.ints.cast(x.data, "int32")
+        largest = self.ints.emit(relax.op.max(data, axis=[axis], keepdims=True))
+        index = self.ints.emit(
+            relax.op.add(relax.op.subtract(data, largest), self.ints.const(255, "int32"))
+        )
+        exps = self.ints.emit(relax.op.take(relax.const(table), index, axis=0, mode="clip"))
+        total = self.ints.emit(relax.op.sum(exps, axis=[axis], keepdims=True))
+        y_scale = np.floor(np.float32(1.0) / np.float32(out.scale))
+        scaled = relax.op.multiply(exps, self.ints.const(np.float32(y_scale), "float32"))
+        ratio = self.ints.emit(relax.op.divide(scaled, total))
+        rounded = self.ints.round_half_even(ratio, 0, 1 << 22)  # then clamped at 255
+        stored_zero_point = out.zero_point + _stored_offset(out)
+        value = self.ints.emit(
+            relax.op.minimum(
+                relax.op.add(rounded, self.ints.const(stored_zero_point, "int32")),
+                self.ints.const(255, "int32"),
+            )
+        )
+        if out.legacy:  # the uint8 value, as its int8 stand-in
+            return self.ints.saturate(
+                self.ints.emit(relax.op.subtract(value, self.ints.const(128, "int32"))),
+                -128,
+                127,
+                "int8",
+            )
+        wrapped = relax.op.subtract(
+            relax.op.bitwise_and(
+                relax.op.add(value, self.ints.const(128, "int32")), self.ints.const(255, "int32")
+            ),
+            self.ints.const(128, "int32"),
+        )
+        return relax.op.astype(self.ints.emit(wrapped), "int8")
 
     def _abs(self, abs_call: relax.Call, out: _QuantizedActivation) -> relax.Expr | None:
         """TFLite's int8 ABS: |x - zero point|, requantized by s_in / s_out."""
@@ -948,6 +996,9 @@ class _Realizer(PyExprMutator):
         x = self._dequantized(leaky.args[0])
         if x is None:
             return None
+        if self.onnx_requantize:
+            alpha = np.float32(leaky.attrs.alpha)
+            return self._onnx_lookup(x, out, lambda v: np.where(v >= 0, v, v * alpha))
         centred = self.ints.centre(x.data, x.zero_point)
         scaled = []
         for factor in (np.float32(1.0), np.float32(leaky.attrs.alpha)):
@@ -958,6 +1009,22 @@ class _Realizer(PyExprMutator):
             relax.op.where(relax.op.greater_equal(centred, self.ints.const(0, "int32")), *scaled)
         )
         return self._output(chosen, out, *_activation_range(out.dtype))
+
+    def _onnx_lookup(self, x: _QuantizedActivation, out, function) -> relax.Expr:
+        """An elementwise op as onnxruntime's QLinearLookupBase computes it: a table of
+        its 256 inputs, each dequantized in float32, mapped by `function` (float32) and
+        quantized as MlasQuantizeLinear does (divided by the output scale, rounded half
+        to even), indexed by the stored integer."""
+        stand_in = np.arange(-128, 128)
+        real = np.float32(x.scale) * (stand_in - x.zero_point).astype(np.float32)
+        mapped = np.asarray(function(real), np.float32) / np.float32(out.scale)
+        low, high = _activation_range(out.dtype)
+        table = np.clip(np.rint(mapped) + out.zero_point, low, high).astype(out.dtype)
+        index = self.ints.emit(
+            relax.op.add(self.ints.cast(x.data, "int32"), self.ints.const(128, "int32"))
+        )
+        # Indices are 0..255 by construction; "clip" only spares the "fast" mode's warning.
+        return self.ints.emit(relax.op.take(relax.const(table), index, axis=0, mode="clip"))
 
     def _requantize(self, value, out, low, high) -> relax.Expr | None:
         """A requantize, or an activation between two quantized tensors (TFLite's
@@ -1225,12 +1292,19 @@ class _Realizer(PyExprMutator):
         centred = self.ints.emit(
             relax.op.subtract(sums, self.ints.const(x.zero_point * count, "int32"))
         )
+        low, high = _activation_range(out.dtype)
+        if self.onnx_requantize:  # MLAS's QLinearGlobalAveragePool (x86)
+            scale = np.float32(x.scale) / (np.float32(out.scale) * np.float32(count))
+            rounded = self.ints.scale_round_half_even(
+                centred, np.array([scale]), [1], low - out.zero_point, high - out.zero_point
+            )
+            return self._output(rounded, out, low, high)
         multiplier, shift = quantize_multiplier(np.float64(x.scale) / np.float64(out.scale))
         # 1/N as a left shift of the multiplier by log2(N), then an integer division.
         fold = min(count.bit_length() - 1, 32, 31 + shift)
         multiplier, shift = (multiplier << fold) // count, shift - fold
         scaled = self.ints.multiply_by_quantized_multiplier(centred, multiplier, shift)
-        return self._output(scaled, out, *_activation_range(out.dtype))
+        return self._output(scaled, out, low, high)
 
     def _pool_sums(self, data: relax.Expr, pool: relax.Call):
         """Window sums of an integer tensor (int32) and how many inputs each covers."""
