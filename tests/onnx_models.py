@@ -757,6 +757,10 @@ def qoperator(kind: str, rng: np.random.Generator) -> onnx.ModelProto:
         ]
         node = helper.make_node("QLinearSoftmax", [*xyz, *yz], ["y"], axis=-1, opset=13, **ms)
         return _qoperator_model(node, {"x": [3, 10]}, [3, 10], params)
+    if kind == "softmax_opset11":  # over the dims from axis 1 on: 2 x 5 values at once
+        params = _scale_and_zero_point(rng, "x", 0.02, 0.2) + params[2:]
+        node = helper.make_node("QLinearSoftmax", [*xyz, *yz], ["y"], axis=1, opset=11, **ms)
+        return _qoperator_model(node, {"x": [3, 2, 5]}, [3, 2, 5], params)
     if kind == "concat":
         params += _scale_and_zero_point(rng, "b")
         node = helper.make_node(

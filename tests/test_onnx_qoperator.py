@@ -25,6 +25,7 @@ KINDS = (
     "global_average_pool",
     "average_pool",
     "softmax",
+    "softmax_opset11",
     "concat",
 )
 

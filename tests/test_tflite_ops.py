@@ -337,3 +337,46 @@ def test_float_lstm_quantizes_and_runs(tmp_path):
     run_float, run_int = model.build("host"), quantized.build("host")
     for (x,) in calibration[:4]:
         np.testing.assert_allclose(run_int(x)[0], run_float(x)[0], atol=0.1)
+
+
+def mediapipe_transpose_conv_bias(x, weights, bias, strides, same: bool) -> np.ndarray:
+    """MediaPipe's reference loop (transpose_conv_bias.cc), in float64: each input
+    pixel adds its kernel-weighted values into the output, starting P // 2 before
+    stride * index, where P = max(0, kernel - (in - 1) % stride - 1) for SAME."""
+    _, height, width, _ = x.shape
+    out_channels, kernel_h, kernel_w, _ = weights.shape
+    sizes, starts = [], []
+    for size, extent, stride in ((height, kernel_h, strides[0]), (width, kernel_w, strides[1])):
+        padding = max(0, extent - (size - 1) % stride - 1) if same else 0
+        sizes.append(stride * (size - 1) + extent - padding)
+        starts.append(padding // 2)
+    out = np.zeros(
+        (1, sizes[0] + kernel_h + 2 * starts[0], sizes[1] + kernel_w + 2 * starts[1], out_channels)
+    )
+    for in_y in range(height):
+        for in_x in range(width):
+            y, x0 = in_y * strides[0], in_x * strides[1]
+            patch = np.einsum("c,ohwc->hwo", x[0, in_y, in_x].astype(np.float64), weights)
+            out[0, y : y + kernel_h, x0 : x0 + kernel_w] += patch
+    cropped = out[:, starts[0] : starts[0] + sizes[0], starts[1] : starts[1] + sizes[1]]
+    return cropped + bias
+
+
+@pytest.mark.parametrize(
+    ("in_hw", "kernel", "strides", "same"),
+    [((5, 6), 3, (2, 2), True), ((4, 4), 2, (2, 2), True), ((3, 5), 4, (2, 1), False),
+     ((4, 3), 3, (1, 1), True)],
+)  # fmt: skip
+def test_mediapipe_transpose_conv_bias_matches_its_kernel(tmp_path, in_hw, kernel, strides, same):
+    """MediaPipe's custom op (selfie and hair segmentation): the output size and the
+    cropped padding of its Prepare and Eval, within float32 rounding of its loop."""
+    rng = np.random.default_rng(sum(in_hw) + kernel)
+    x = rng.standard_normal((1, *in_hw, 3)).astype(np.float32)
+    weights = rng.standard_normal((4, kernel, kernel, 3)).astype(np.float32)
+    bias = rng.standard_normal(4).astype(np.float32)
+    path = models.transpose_conv_bias(tmp_path / "m.tflite", x.shape, weights, bias, strides, same)
+    model = load_model(path)
+    want = mediapipe_transpose_conv_bias(x, weights, bias, strides, same)
+    got = model.build("host")(x)[0]
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

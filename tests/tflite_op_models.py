@@ -463,3 +463,33 @@ def split_detection_model(path: Path, head: Path, postprocess: Path) -> tuple[Pa
         builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
         target.write_bytes(builder.Output())
     return head, postprocess
+
+
+def transpose_conv_bias(
+    path: Path, in_shape, weights: np.ndarray, bias: np.ndarray, strides, same: bool
+) -> Path:
+    """MediaPipe's float Convolution2DTransposeBias (custom op): OHWI weights, a bias,
+    raw TfLiteTransposeConvParams options (padding 1 same / 2 valid, stride width,
+    stride height); the output shape as MediaPipe's Prepare computes it."""
+    import struct
+
+    out_channels, kernel_h, kernel_w, _ = weights.shape
+    out_shape = [1, 0, 0, out_channels]
+    for axis, (size, extent, stride) in enumerate(
+        ((in_shape[1], kernel_h, strides[0]), (in_shape[2], kernel_w, strides[1])), start=1
+    ):
+        padding = max(0, extent - (size - 1) % stride - 1) if same else 0
+        out_shape[axis] = stride * (size - 1) + extent - padding
+    tensors = [
+        _float_tensor("x", in_shape, 1),
+        _float_tensor("w", weights.shape, 2),
+        _float_tensor("b", bias.shape, 3),
+        _float_tensor("y", out_shape, 4),
+    ]
+    buffers = [_buffer(), _buffer(), _buffer(weights.astype(np.float32))]
+    buffers += [_buffer(bias.astype(np.float32)), _buffer()]
+    code = _code(Op.CUSTOM)
+    code.customCode = "Convolution2DTransposeBias"
+    operator = _operator(0, [0, 1, 2], [3])
+    operator.customOptions = list(struct.pack("<3i", 1 if same else 2, strides[1], strides[0]))
+    return _finish(path, [code], [operator], tensors, buffers, [0], [3])

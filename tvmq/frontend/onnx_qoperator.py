@@ -132,26 +132,22 @@ def _pool(op: str):
 
 def _softmax(r: _Rewriter, node) -> None:
     """QLinearSoftmax; its `opset` attribute says what `axis` means: before opset 13 the
-    softmax runs over all dims from `axis` on, which equals opset 13's only on the last."""
+    softmax runs over all dims from `axis` on (flattened, then reshaped back)."""
     attrs = _attrs(node)
-    axis = attrs.get("axis", -1 if attrs.get("opset", 13) >= 13 else 1)
-    if attrs.get("opset", 13) < 13 and axis != -1:
-        rank = len(_value_shape(r.graph, node.input[0]) or [])
-        if axis != rank - 1:
-            raise ValueError(
-                f"node '{node.name}' ({node.op_type}): opset {attrs['opset']} softmax over the "
-                f"dims from axis {axis} on"
-            )
+    opset = attrs.get("opset", 13)
+    axis = attrs.get("axis", -1 if opset >= 13 else 1)
     x, xs, xz, ys, yz = (list(node.input) + [""] * 5)[:5]
-    value = r.float_op(node, "Softmax", [r.dequantize(node, x, xs, xz)], axis=axis)
-    r.quantize(node, value, ys, yz, node.output[0])
-
-
-def _value_shape(graph: onnx.GraphProto, name: str) -> list[int] | None:
-    for value in (*graph.input, *graph.value_info, *graph.output):
-        if value.name == name:
-            return [d.dim_value for d in value.type.tensor_type.shape.dim]
-    return None
+    real = r.dequantize(node, x, xs, xz)
+    if opset >= 13 or axis == -1:
+        value = r.float_op(node, "Softmax", [real], axis=axis)
+        r.quantize(node, value, ys, yz, node.output[0])
+        return
+    # Reshaped back after the quantize, so that realize sees quantize(softmax(...)).
+    flat = r.emit("Flatten", [real], f"{real}/flat", f"{node.name}/flatten", axis=axis)
+    value = r.float_op(node, "Softmax", [flat], axis=-1)
+    quantized = r.quantize(node, value, ys, yz, f"{node.output[0]}/flat")
+    shape = r.emit("Shape", [x], f"{x}/shape@{node.name}", f"{node.name}/shape")
+    r.emit("Reshape", [quantized, shape], node.output[0], f"{node.name}/unflatten")
 
 
 def _concat(r: _Rewriter, node) -> None:

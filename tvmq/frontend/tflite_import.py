@@ -59,7 +59,10 @@ INTEGER_LAYOUT_OPS = frozenset(
     }
 )
 # Custom ops tvmq converts, by the name TVM's converter knows them under.
-CUSTOM_OPERATORS = {"CUSTOM:TFLite_Detection_PostProcess": "DETECTION_POSTPROCESS"}
+CUSTOM_OPERATORS = {
+    "CUSTOM:TFLite_Detection_PostProcess": "DETECTION_POSTPROCESS",
+    "CUSTOM:Convolution2DTransposeBias": "CONVOLUTION_2D_TRANSPOSE_BIAS",  # MediaPipe's
+}
 OPERATOR_NAMES = {v: k for k, v in vars(BuiltinOperator).items() if not k.startswith("_")}
 
 

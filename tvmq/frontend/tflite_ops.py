@@ -17,6 +17,9 @@ runs them.
   (:mod:`tvmq.frontend.lstm_int8`), as are quantized SVDF (:mod:`tvmq.frontend.svdf_int8`).
 - TFLite_Detection_PostProcess (custom op, fast NMS) as one TIR kernel
   (:mod:`tvmq.frontend.detection_postprocess`) in place of TVM's vision ops.
+- MediaPipe's Convolution2DTransposeBias (custom op, float; the segmentation and
+  landmark models of the mediapipe wheel) as the transposed convolution and bias its
+  kernel computes (mediapipe/util/tflite/operations/transpose_conv_bias.cc).
 - Float LOGISTIC (and the LSTM's sigmoid gates) as TFLite's reference kernel
   (reference/logistic.h): exp(x) below -9 and 1 above 16.619..., 1 / (1 + exp(-x))
   between. A plain sigmoid is a few ulps off below -9, enough to flip the
@@ -28,6 +31,8 @@ say so in one line instead of failing inside TVM.
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 from tflite.Padding import Padding
 from tflite.TensorType import TensorType
@@ -36,7 +41,7 @@ from tvm.relax.frontend.tflite.tflite_frontend import OperatorConverter, to_int_
 
 from tvmq.errors import TvmqError
 from tvmq.frontend import detection_postprocess, lstm_int8, svdf_int8
-from tvmq.frontend.tflite_import import per_tensor_params
+from tvmq.frontend.tflite_import import CUSTOM_OPERATORS, per_tensor_params
 from tvmq.quantize.fixed_point import IntegerBuilder, quantize_multiplier
 
 # Quantized ops that are plain copies of integer values in TFLite's kernels.
@@ -55,6 +60,10 @@ _LSTM_INPUT, _LSTM_RECURRENT, _LSTM_PEEPHOLE, _LSTM_BIAS = 1, 5, 9, 12
 _LSTM_PROJECTION, _LSTM_LAYER_NORM = (16, 17), (20, 21, 22, 23)
 # Gate index (input, forget, output) -> its peephole weight; the cell gate has none.
 _PEEPHOLE = {0: 0, 1: 1, 3: 2}
+# TfLiteTransposeConvParams, Convolution2DTransposeBias's raw custom options: padding
+# (TfLitePadding: 1 same, 2 valid), stride width, stride height.
+TRANSPOSE_CONV_PARAMS = struct.Struct("<3i")
+TFLITE_PADDING_SAME = 1
 # reference_ops::Logistic's cut-offs for float32.
 _LOGISTIC_UPPER, _LOGISTIC_LOWER = 16.619047164916992188, -9.0
 
@@ -65,6 +74,17 @@ class TFLiteOpsMixin:
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._substituted: dict[int, relax.Expr] = {}
+        self.convert_map["CONVOLUTION_2D_TRANSPOSE_BIAS"] = self.convert_transpose_conv_bias
+
+    def get_op_code_str(self, op):
+        """Custom ops tvmq converts under the names of CUSTOM_OPERATORS."""
+        code = self.model.OperatorCodes(op.OpcodeIndex())
+        custom = code.CustomCode()
+        if custom is not None:
+            name = CUSTOM_OPERATORS.get(f"CUSTOM:{custom.decode(errors='replace')}")
+            if name is not None:
+                return name
+        return super().get_op_code_str(op)
 
     def get_tensor_expr(self, tensor, is_sparse=False):
         if tensor.tensor_idx in self._substituted:
@@ -129,6 +149,40 @@ class TFLiteOpsMixin:
             )
         )
         return relax.Tuple([relax.TupleGetItem(call, i) for i in range(4)])
+
+    def convert_transpose_conv_bias(self, op):
+        """MediaPipe's Convolution2DTransposeBias: OHWI weights, a bias, and an output
+        of stride * (in - 1) + kernel - P, where P = max(0, kernel - (in - 1) % stride - 1)
+        for SAME padding (0 for VALID) and P // 2 is cut from the start."""
+        reason = _transpose_conv_bias_refusal(self, op)
+        if reason is not None:
+            raise TvmqError(reason)
+        data, weights, bias = self.get_input_tensors(op)
+        padding, stride_w, stride_h = TRANSPOSE_CONV_PARAMS.unpack(
+            op.CustomOptionsAsNumpy().tobytes()
+        )
+        kernel = self.get_tensor_value_or_prefetched(weights).astype(np.float32)  # OHWI
+        _, in_h, in_w, _ = (int(d) for d in self.get_tensor_shape(data))
+        pads = []
+        for size, extent, stride in (
+            (in_h, kernel.shape[1], stride_h),
+            (in_w, kernel.shape[2], stride_w),
+        ):
+            total = (
+                max(0, extent - (size - 1) % stride - 1) if padding == TFLITE_PADDING_SAME else 0
+            )
+            pads.append((total // 2, total - total // 2))
+        out = relax.op.nn.conv2d_transpose(
+            self.get_tensor_expr(data),
+            relax.const(np.ascontiguousarray(kernel.transpose(3, 0, 1, 2))),  # IOHW
+            strides=(stride_h, stride_w),
+            padding=(pads[0][0], pads[1][0], pads[0][1], pads[1][1]),
+            data_layout="NHWC",
+            kernel_layout="IOHW",
+            out_dtype="float32",
+        )
+        values = self.get_tensor_value_or_prefetched(bias).astype(np.float32)
+        return relax.op.add(out, relax.const(values))
 
     def _hybrid_weights(self, inputs) -> tuple[np.ndarray, np.float32] | None:
         """(int8 values, scale) of a hybrid op's per-tensor int8 weights, else None."""
@@ -362,6 +416,8 @@ def refusal(converter: OperatorConverter, op) -> str | None:
         return "projection or layer normalisation is not supported"
     if name == "DETECTION_POSTPROCESS":
         return _detection_refusal(converter, op)
+    if name == "CONVOLUTION_2D_TRANSPOSE_BIAS":
+        return _transpose_conv_bias_refusal(converter, op)
     outputs = converter.get_output_tensors(op)
     if name == "QUANTIZE" and any(t.tensor.Type() == TensorType.INT32 for t in outputs):
         tensors = [t.tensor for t in inputs + outputs]
@@ -370,6 +426,42 @@ def refusal(converter: OperatorConverter, op) -> str | None:
         if any(per_tensor_params(t) is None for t in tensors):
             return "QUANTIZE to int32 needs one scale per tensor"
     return None
+
+
+def _transpose_conv_bias_refusal(converter: OperatorConverter, op) -> str | None:
+    """Why tvmq cannot run this Convolution2DTransposeBias, or None."""
+    raw = op.CustomOptionsAsNumpy()
+    if not isinstance(raw, np.ndarray) or raw.size != TRANSPOSE_CONV_PARAMS.size:
+        return f"custom options are not the {TRANSPOSE_CONV_PARAMS.size} bytes of its parameters"
+    _, stride_w, stride_h = TRANSPOSE_CONV_PARAMS.unpack(raw.tobytes())
+    if min(stride_w, stride_h) < 1:
+        return f"stride {stride_h}x{stride_w} is not positive"
+    tensors = converter.get_input_tensors(op)
+    if len(tensors) != 3 or len(converter.get_output_tensors(op)) != 1:
+        return "needs 3 inputs (data, weights, bias) and 1 output"
+    if _quantized(converter, op):
+        return "quantized: MediaPipe's kernel is float only"
+    for tensor, rank in zip(tensors, (4, 4, 1), strict=True):
+        if len(converter.get_tensor_shape(tensor)) != rank:
+            return f"tensor '{tensor.tensor.Name().decode()}' is not of rank {rank}"
+    if not all(_constant_or_dequantized(converter, t.tensor_idx) for t in tensors[1:]):
+        return "weights and bias must be constants"
+    return None
+
+
+def _constant_or_dequantized(converter: OperatorConverter, index: int) -> bool:
+    """A constant tensor, or the DEQUANTIZE of one (float16 weights are folded)."""
+    graph = converter.subgraph
+    if (
+        converter.is_prefetched(index)
+        or converter.model.Buffers(graph.Tensors(index).Buffer()).DataLength()
+    ):
+        return True
+    for i in range(graph.OperatorsLength()):
+        op = graph.Operators(i)
+        if index in op.OutputsAsNumpy() and converter.get_op_code_str(op) == "DEQUANTIZE":
+            return _constant_or_dequantized(converter, int(op.InputsAsNumpy()[0]))
+    return False
 
 
 def _detection_options(op) -> detection_postprocess.DetectionOptions:
