@@ -407,6 +407,22 @@ def max_difference(got: list[np.ndarray], want: list[np.ndarray]) -> tuple[bool,
     return ok, worst[1], worst[2], "; ".join(notes)
 
 
+def sqnr_db(got: list[np.ndarray], want: list[np.ndarray]) -> float | None:
+    """Signal-to-quantization-noise ratio of all outputs together, in dB (None when
+    they do not line up): how much of the float model the quantized one keeps, where
+    the largest difference says only that one value moved."""
+    if len(got) != len(want) or any(a.size != b.size for a, b in zip(got, want, strict=True)):
+        return None
+    signal = sum(float(np.sum(np.square(b.astype(np.float64)))) for b in want)
+    noise = sum(
+        float(np.sum(np.square(a.astype(np.float64).ravel() - b.astype(np.float64).ravel())))
+        for a, b in zip(got, want, strict=True)
+    )
+    if noise == 0:
+        return float("inf")
+    return round(10 * np.log10(signal / noise), 2) if signal else None
+
+
 def _load_outputs(path: Path) -> list[np.ndarray]:
     with np.load(path) as data:
         return [data[key] for key in data.files]
@@ -513,8 +529,10 @@ class ModelRun:
         extra = {}
         if (self.work / "reference.npz").is_file():
             reference = _load_outputs(self.work / "reference.npz")
-            _, worst, _, _ = max_difference(_load_outputs(self.work / "quantized.npz"), reference)
+            quantized = _load_outputs(self.work / "quantized.npz")
+            _, worst, _, _ = max_difference(quantized, reference)
             extra["error_vs_float"] = worst
+            extra["sqnr_db"] = sqnr_db(quantized, reference)
         return _stage("pass", "", seconds, **extra)
 
     def board(self) -> dict:
@@ -596,6 +614,11 @@ def _diff(stage: dict | None) -> str:
     return f"{stage['max_diff']:.3g} ({stage['allowed']:.3g})"
 
 
+def _sqnr(stage: dict | None) -> str:
+    value = (stage or {}).get("sqnr_db")
+    return "" if value is None else f"{value:.1f}"
+
+
 def markdown(results: list[dict]) -> str:
     """The Markdown table of zoo.md, with each failure's reason below it."""
     lines = [
@@ -610,11 +633,13 @@ def markdown(results: list[dict]) -> str:
         "host diff, board diff: the largest absolute difference of an output, and in "
         "brackets the difference its tolerance allows (0: integers, identical); "
         '"rel." marks a result recorded by an earlier run, as a fraction of the largest '
-        "reference value.",
+        "reference value. "
+        "quantize SQNR: the quantized model's outputs against the float reference's, in dB. "
+        "inputs: seeded random values, or photographs (a shared image set) for image inputs.",
         "",
-        "| model | format | kind | task | inspect | host | host diff | quantize | board | "
-        "board diff | time s |",
-        "|---|---|---|---|---|---|---:|---|---|---:|---:|",
+        "| model | format | kind | task | inputs | inspect | host | host diff | quantize | "
+        "quantize SQNR dB | board | board diff | time s |",
+        "|---|---|---|---|---|---|---|---:|---|---:|---|---:|---:|",
     ]
     for r in results:
         stages = r["stages"]
@@ -622,13 +647,15 @@ def markdown(results: list[dict]) -> str:
         if "missing" in r:
             lines.append(
                 f"| {r['name']} | {r['format']} | {r['kind']} | {r['task']} | "
-                f"missing: {r['missing']} | | | | | | |"
+                f"| missing: {r['missing']} | | | | | | | | |"
             )
             continue
         lines.append(
             f"| {r['name']} | {r['format']} | {r['kind']} | {r['task']} | "
+            f"{r.get('inputs', 'random')} | "
             f"{_cell(stages.get('inspect'))} | {_cell(stages.get('host'))} | "
             f"{_diff(stages.get('host'))} | {_cell(stages.get('quantize'))} | "
+            f"{_sqnr(stages.get('quantize'))} | "
             f"{_cell(stages.get('board'))} | {_diff(stages.get('board'))} | {total:.0f} |"
         )
     counts = {
