@@ -1,5 +1,6 @@
-"""ONNX QOperator models (QLinearConv, com.microsoft QLinearAdd...) run as
-onnxruntime runs them, bit for bit: on the host and in the emitted C."""
+"""ONNX models quantized by onnxruntime in its operator format (QLinearConv,
+com.microsoft QLinearAdd...) or dynamically (MatMulInteger) run as onnxruntime runs
+them, bit for bit: on the host and in the emitted C."""
 
 from __future__ import annotations
 
@@ -88,3 +89,43 @@ def test_channels_last_pooling_is_refused_in_one_line(tmp_path):
     onnx.save(proto, tmp_path / "model.onnx")
     with pytest.raises(TvmqError, match=r"QLinearGlobalAveragePool\): channels_last=1$"):
         load_model(tmp_path / "model.onnx")
+
+
+def test_dynamically_quantized_matmuls_match_onnxruntime(tmp_path):
+    """onnxruntime's `quantize_dynamic` (DynamicQuantizeLinear, MatMulInteger, then a
+    float rescale: transformers and RNNs get it) runs as onnxruntime computes it."""
+    from onnx import TensorProto, helper, numpy_helper
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    rng = np.random.default_rng(11)
+    weights = [
+        numpy_helper.from_array((rng.standard_normal(s) * 0.1).astype(np.float32), name)
+        for name, s in (("w1", (32, 48)), ("b1", (48,)), ("w2", (48, 10)))
+    ]
+    nodes = [
+        onnx.helper.make_node("MatMul", ["x", "w1"], ["h"]),
+        onnx.helper.make_node("Add", ["h", "b1"], ["biased"]),
+        onnx.helper.make_node("Relu", ["biased"], ["active"]),
+        onnx.helper.make_node("MatMul", ["active", "w2"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 32])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 10])],
+        weights,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    onnx.save(model, tmp_path / "float.onnx")
+    quantize_dynamic(
+        tmp_path / "float.onnx", tmp_path / "dynamic.onnx", weight_type=QuantType.QInt8
+    )
+    proto = onnx.load(tmp_path / "dynamic.onnx")
+    proto.ir_version = 8  # what the installed onnxruntime reads
+    onnx.save(proto, tmp_path / "dynamic.onnx")
+    assert {"DynamicQuantizeLinear", "MatMulInteger"} <= {n.op_type for n in proto.graph.node}
+    executable = load_model(tmp_path / "dynamic.onnx").build("host")
+    for _ in range(3):
+        x = rng.standard_normal((4, 32)).astype(np.float32)
+        (want,) = ort_run(proto, {"x": x})
+        np.testing.assert_array_equal(executable(x)[0], want)
