@@ -574,7 +574,7 @@ def run_model(entry: Entry, entries: dict[str, Entry], stages: list[str], timeou
         result["missing"] = how
         return result
     result["bytes"] = model.stat().st_size
-    result["inputs"] = f"{entry.images} photographs" if real_images_for(entry) else "random"
+    inputs = f"{entry.images} photographs" if real_images_for(entry) else "random"
     work = cache_dir() / "work" / entry.name
     work.mkdir(parents=True, exist_ok=True)
     for stage in stages:  # a later run of one stage reads what the others left
@@ -587,6 +587,8 @@ def run_model(entry: Entry, entries: dict[str, Entry], stages: list[str], timeou
             outcome = _stage("skip", problem)
         else:
             outcome = getattr(runner, stage)()
+        if stage != "inspect":
+            outcome["inputs"] = inputs
         result["stages"][stage] = outcome
         shown = f" max |diff| {_diff(outcome)}" if outcome.get("max_diff") is not None else ""
         print(
@@ -635,7 +637,8 @@ def markdown(results: list[dict]) -> str:
         '"rel." marks a result recorded by an earlier run, as a fraction of the largest '
         "reference value. "
         "quantize SQNR: the quantized model's outputs against the float reference's, in dB. "
-        "inputs: seeded random values, or photographs (a shared image set) for image inputs.",
+        "inputs (of the host stage; each stage records its own in zoo.json): seeded random "
+        "values, or photographs (a shared image set) for image inputs.",
         "",
         "| model | format | kind | task | inputs | inspect | host | host diff | quantize | "
         "quantize SQNR dB | board | board diff | time s |",
@@ -652,7 +655,7 @@ def markdown(results: list[dict]) -> str:
             continue
         lines.append(
             f"| {r['name']} | {r['format']} | {r['kind']} | {r['task']} | "
-            f"{r.get('inputs', 'random')} | "
+            f"{stages.get('host', {}).get('inputs', 'random')} | "
             f"{_cell(stages.get('inspect'))} | {_cell(stages.get('host'))} | "
             f"{_diff(stages.get('host'))} | {_cell(stages.get('quantize'))} | "
             f"{_sqnr(stages.get('quantize'))} | "
