@@ -380,3 +380,18 @@ def test_mediapipe_transpose_conv_bias_matches_its_kernel(tmp_path, in_hw, kerne
     got = model.build("host")(x)[0]
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_resource_variables_read_their_initial_values(tmp_path):
+    """A streaming model's state (VAR_HANDLE, READ_VARIABLE, ASSIGN_VARIABLE and a
+    CALL_ONCE init subgraph, as in microWakeWord's models) reads the values the init
+    subgraph assigns: every call gives TFLite Micro's first invocation."""
+    rng = np.random.default_rng(4)
+    initial = rng.integers(-128, 128, (1, 2, 4)).astype(np.int8)
+    path = models.streaming_state_int8(tmp_path / "m.tflite", initial, (0.5, 3))
+    executable = load_model(path).build("host")
+    for _ in range(2):
+        x = random_int8((1, 2, 4), rng)
+        got = executable(x)[0]
+        np.testing.assert_array_equal(got, micro_outputs(path, [x])[0])
+        np.testing.assert_array_equal(got[:, :2], initial)

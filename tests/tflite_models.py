@@ -71,7 +71,8 @@ def _buffer(values: np.ndarray | None = None):
 
 def _code(builtin: int, version: int = 1):
     code = schema.OperatorCodeT()
-    code.builtinCode = code.deprecatedBuiltinCode = builtin
+    code.builtinCode = builtin
+    code.deprecatedBuiltinCode = min(builtin, 127)  # 127: see builtin_code (int8 field)
     code.version = version
     return code
 

@@ -493,3 +493,63 @@ def transpose_conv_bias(
     operator = _operator(0, [0, 1, 2], [3])
     operator.customOptions = list(struct.pack("<3i", 1 if same else 2, strides[1], strides[0]))
     return _finish(path, [code], [operator], tensors, buffers, [0], [3])
+
+
+def streaming_state_int8(path: Path, initial: np.ndarray, params: tuple[float, int]) -> Path:
+    """A streaming model's state as microWakeWord's models hold it: CALL_ONCE runs an
+    init subgraph that assigns the resource variable `initial`; the main subgraph
+    reads it, returns concat(state, x) along axis 1 and assigns x as the next state.
+    int8 tensors share `params`."""
+    shape = tuple(initial.shape)
+    resource = schema.TensorT()
+    resource.name, resource.shape, resource.buffer = "handle", [], 0
+    resource.type = schema.TensorType.RESOURCE
+
+    def handle_op(opcode: int, output: int):
+        options = schema.VarHandleOptionsT()
+        options.sharedName = "stream/state"
+        return _operator(opcode, [], [output], schema.BuiltinOptions.VarHandleOptions, options)
+
+    codes = [
+        _code(Op.CALL_ONCE),
+        _code(Op.VAR_HANDLE),
+        _code(Op.READ_VARIABLE),
+        _code(Op.CONCATENATION),
+        _code(Op.ASSIGN_VARIABLE),
+    ]
+    once = schema.CallOnceOptionsT()
+    once.initSubgraphIndex = 1
+    concat = schema.ConcatenationOptionsT()
+    concat.axis = 1
+    main = schema.SubGraphT()
+    main.name = "main"
+    main.tensors = [
+        _int8_tensor("x", shape, params, 0),
+        resource,
+        _int8_tensor("state", shape, params, 0),
+        _int8_tensor("y", (shape[0], 2 * shape[1], *shape[2:]), params, 0),
+    ]
+    main.operators = [
+        _operator(0, [], [], schema.BuiltinOptions.CallOnceOptions, once),
+        handle_op(1, 1),
+        _operator(2, [1], [2]),
+        _operator(3, [2, 0], [3], schema.BuiltinOptions.ConcatenationOptions, concat),
+        _operator(4, [1, 0], []),
+    ]
+    main.inputs, main.outputs = [0], [3]
+    init = schema.SubGraphT()
+    init.name = "init"
+    init_handle = schema.TensorT()
+    init_handle.name, init_handle.shape, init_handle.buffer = "handle", [], 0
+    init_handle.type = schema.TensorType.RESOURCE
+    init.tensors = [init_handle, _int8_tensor("initial", shape, params, 1)]
+    init.operators = [handle_op(1, 0), _operator(4, [0, 1], [])]
+    init.inputs, init.outputs = [], []
+    model = schema.ModelT()
+    model.version, model.operatorCodes, model.subgraphs = 3, codes, [main, init]
+    model.buffers = [_buffer(), _buffer(initial.astype(np.int8))]
+    model.description = "tvmq test"
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    path.write_bytes(builder.Output())
+    return path

@@ -6,6 +6,9 @@ and FULLY_CONNECTED as TFLite's hybrid kernels do (:mod:`tvmq.frontend.tflite_op
 the int8 weights of other hybrid ops are dequantized to float constants, which is
 what the weight-only mode of the quantizer produces too.
 
+Resource variables (a streaming model's state) read their initial values
+(:mod:`tvmq.frontend.tflite_variables`).
+
 Files TFLite accepts that TVM's importer does not are mended on the way in: sparse
 constants are made dense (:mod:`tvmq.frontend.sparsity`), float16 constants behind
 a DEQUANTIZE become float32 constants, and the quantized dimension of a tensor with
@@ -53,6 +56,7 @@ INTEGER_LAYOUT_OPS = frozenset(
         "SLICE",
         "SPACE_TO_DEPTH",
         "SPLIT",
+        "SPLIT_V",
         "SQUEEZE",
         "STRIDED_SLICE",
         "TRANSPOSE",
@@ -203,6 +207,8 @@ class TFLiteGraph:
         boundary = {int(i) for i in (*graph.InputsAsNumpy(), *graph.OutputsAsNumpy())}
         for i in range(graph.TensorsLength()):
             tensor = graph.Tensors(i)
+            if tensor.Type() == TensorType.RESOURCE:  # a variable's handle: no data
+                continue
             raw = model.Buffers(tensor.Buffer()).DataAsNumpy()
             constant = isinstance(raw, np.ndarray) and raw.size > 0
             spec = _checked_spec(graph, i, constant, i in boundary)
@@ -286,6 +292,7 @@ def _weight_only_converter(failures: list[tuple[str, str, str]]):
         QUANTIZED_INTEGER_KERNELS,
         TFLiteOpsMixin,
     )
+    from tvmq.frontend.tflite_variables import VARIABLE_OPS
 
     class WeightOnlyConverter(TFLiteOpsMixin, OperatorConverter):
         # Quantized data movement copies integers; the index of the largest (smallest)
@@ -295,6 +302,7 @@ def _weight_only_converter(failures: list[tuple[str, str, str]]):
             | INTEGER_LAYOUT_OPS
             | QUANTIZED_DATA_MOVEMENT
             | QUANTIZED_INTEGER_KERNELS.keys()
+            | VARIABLE_OPS
             | {"ARG_MAX", "ARG_MIN"}
         )
 

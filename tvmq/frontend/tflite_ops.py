@@ -17,6 +17,8 @@ runs them.
   (:mod:`tvmq.frontend.lstm_int8`), as are quantized SVDF (:mod:`tvmq.frontend.svdf_int8`).
 - TFLite_Detection_PostProcess (custom op, fast NMS) as one TIR kernel
   (:mod:`tvmq.frontend.detection_postprocess`) in place of TVM's vision ops.
+- Resource variables (VAR_HANDLE, READ_VARIABLE, ASSIGN_VARIABLE, CALL_ONCE) read
+  their initial values: :mod:`tvmq.frontend.tflite_variables`.
 - MediaPipe's Convolution2DTransposeBias (custom op, float; the segmentation and
   landmark models of the mediapipe wheel) as the transposed convolution and bias its
   kernel computes (mediapipe/util/tflite/operations/transpose_conv_bias.cc).
@@ -40,7 +42,7 @@ from tvm import relax
 from tvm.relax.frontend.tflite.tflite_frontend import OperatorConverter, to_int_list
 
 from tvmq.errors import TvmqError
-from tvmq.frontend import detection_postprocess, lstm_int8, svdf_int8
+from tvmq.frontend import detection_postprocess, lstm_int8, svdf_int8, tflite_variables
 from tvmq.frontend.tflite_import import CUSTOM_OPERATORS, per_tensor_params
 from tvmq.quantize.fixed_point import IntegerBuilder, quantize_multiplier
 
@@ -75,6 +77,29 @@ class TFLiteOpsMixin:
         super().__init__(*args, **kwargs)
         self._substituted: dict[int, relax.Expr] = {}
         self.convert_map["CONVOLUTION_2D_TRANSPOSE_BIAS"] = self.convert_transpose_conv_bias
+        self._variables = tflite_variables.initial_values(self.model, self.subgraph)
+        self._handles: dict[int, str] = {}
+        self.convert_map.update(
+            VAR_HANDLE=self.convert_var_handle,
+            READ_VARIABLE=self.convert_read_variable,
+            ASSIGN_VARIABLE=self.convert_without_effect,
+            CALL_ONCE=self.convert_without_effect,
+        )
+
+    def check_unsupported_ops(self):
+        """TVM's check, blind to the variable ops: an ASSIGN_VARIABLE of an int8 state
+        looks to it like a hybrid op (a plain handle, then a quantized "weight")."""
+        graph = self.subgraph
+        kept = [
+            i
+            for i in range(graph.OperatorsLength())
+            if self.get_op_code_str(graph.Operators(i)) not in tflite_variables.VARIABLE_OPS
+        ]
+        self.subgraph = _SomeOperators(graph, kept)
+        try:
+            super().check_unsupported_ops()
+        finally:
+            self.subgraph = graph
 
     def get_op_code_str(self, op):
         """Custom ops tvmq converts under the names of CUSTOM_OPERATORS."""
@@ -149,6 +174,27 @@ class TFLiteOpsMixin:
             )
         )
         return relax.Tuple([relax.TupleGetItem(call, i) for i in range(4)])
+
+    def convert_var_handle(self, op):
+        """Remembers which variable the handle tensor names; no value of its own."""
+        self._handles[int(op.Outputs(0))] = tflite_variables.variable_name(op)
+
+    def convert_read_variable(self, op):
+        """The variable's initial value (module docstring of tflite_variables): zeros
+        where no init subgraph assigns it, as TFLite Micro allocates it."""
+        name = self._handles.get(int(op.Inputs(0)))
+        output = self.get_output_tensors(op)[0]
+        shape = [int(d) for d in self.get_tensor_shape(output)]
+        dtype = self.get_tensor_type_str(output.tensor.Type())
+        value = self._variables.get(name)
+        if value is None:
+            value = np.zeros(shape, dtype)
+        elif value.size != int(np.prod(shape)):
+            raise TvmqError(f"variable {name}: initial value of {value.size} values for {shape}")
+        return relax.const(value.astype(dtype).reshape(shape))
+
+    def convert_without_effect(self, op):
+        """ASSIGN_VARIABLE and CALL_ONCE: no state outlives a call (tflite_variables)."""
 
     def convert_transpose_conv_bias(self, op):
         """MediaPipe's Convolution2DTransposeBias: OHWI weights, a bias, and an output
@@ -394,6 +440,22 @@ def _symmetric_quantize_per_batch(data: relax.Expr, rank: int) -> tuple[relax.Ex
     signed = relax.op.where(negative, relax.op.negative(rounded), rounded)
     quantized = relax.op.astype(relax.op.clip(signed, -127, 127), "int8")
     return quantized, scale
+
+
+class _SomeOperators:
+    """A TFLite subgraph showing only some of its operators."""
+
+    def __init__(self, graph, kept: list[int]):
+        self._graph, self._kept = graph, kept
+
+    def OperatorsLength(self) -> int:
+        return len(self._kept)
+
+    def Operators(self, index: int):
+        return self._graph.Operators(self._kept[index])
+
+    def __getattr__(self, name: str):
+        return getattr(self._graph, name)
 
 
 def _quantized(converter: OperatorConverter, op) -> bool:
