@@ -9,7 +9,8 @@ bench.zoo runs this module as a subprocess:
         # FORMAT qdq | qoperator; HOW {"shape": {"input": [dims]}, "range": [low, high]}
 
 Engines: tflite-micro (int8 reference kernels), litert-ref (LiteRT's BUILTIN_REF
-kernels, the reference for uint8), litert (LiteRT's default kernels, float) and
+kernels, the reference for uint8, hybrid and float TFLite: each op as TFLite defines
+it, where XNNPACK, LiteRT's default, reorders float sums), litert (its default) and
 onnxruntime (optimizations off for float models, so it computes what the graph
 says; its default optimizations for QDQ models, as they are deployed).
 """

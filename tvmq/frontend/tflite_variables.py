@@ -42,6 +42,8 @@ def initial_values(model: tflite.Model, graph: tflite.SubGraph) -> dict[str, np.
         if _builtin(model, op) != BuiltinOperator.CALL_ONCE:
             continue
         table = op.BuiltinOptions()
+        if table is None:
+            raise TvmqError("CALL_ONCE has no options")
         options = CallOnceOptions()
         options.Init(table.Bytes, table.Pos)
         index = options.InitSubgraphIndex()
