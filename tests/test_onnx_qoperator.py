@@ -91,41 +91,86 @@ def test_channels_last_pooling_is_refused_in_one_line(tmp_path):
         load_model(tmp_path / "model.onnx")
 
 
+def _dynamically_quantized(tmp_path, nodes, inputs, output, weights, **options):
+    """onnxruntime's `quantize_dynamic` of a float graph, loadable by the installed
+    onnxruntime (IR version 8)."""
+    from onnx import TensorProto, helper
+    from onnxruntime.quantization import quantize_dynamic
+
+    graph = helper.make_graph(
+        nodes,
+        "float",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs.items()],
+        [helper.make_tensor_value_info(output[0], TensorProto.FLOAT, output[1])],
+        weights,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    onnx.save(model, tmp_path / "float.onnx")
+    quantize_dynamic(tmp_path / "float.onnx", tmp_path / "dynamic.onnx", **options)
+    proto = onnx.load(tmp_path / "dynamic.onnx")
+    proto.ir_version = 8
+    onnx.save(proto, tmp_path / "dynamic.onnx")
+    return proto
+
+
+def _weights(rng, **shapes) -> list:
+    from onnx import numpy_helper
+
+    return [
+        numpy_helper.from_array((rng.standard_normal(s) * 0.2).astype(np.float32), name)
+        for name, s in shapes.items()
+    ]
+
+
 def test_dynamically_quantized_matmuls_match_onnxruntime(tmp_path):
     """onnxruntime's `quantize_dynamic` (DynamicQuantizeLinear, MatMulInteger, then a
     float rescale: transformers and RNNs get it) runs as onnxruntime computes it."""
-    from onnx import TensorProto, helper, numpy_helper
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization import QuantType
 
     rng = np.random.default_rng(11)
-    weights = [
-        numpy_helper.from_array((rng.standard_normal(s) * 0.1).astype(np.float32), name)
-        for name, s in (("w1", (32, 48)), ("b1", (48,)), ("w2", (48, 10)))
-    ]
     nodes = [
         onnx.helper.make_node("MatMul", ["x", "w1"], ["h"]),
         onnx.helper.make_node("Add", ["h", "b1"], ["biased"]),
         onnx.helper.make_node("Relu", ["biased"], ["active"]),
         onnx.helper.make_node("MatMul", ["active", "w2"], ["y"]),
     ]
-    graph = helper.make_graph(
-        nodes,
-        "mlp",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 32])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 10])],
-        weights,
+    weights = _weights(rng, w1=(32, 48), b1=(48,), w2=(48, 10))
+    proto = _dynamically_quantized(
+        tmp_path, nodes, {"x": [4, 32]}, ("y", [4, 10]), weights, weight_type=QuantType.QInt8
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
-    onnx.save(model, tmp_path / "float.onnx")
-    quantize_dynamic(
-        tmp_path / "float.onnx", tmp_path / "dynamic.onnx", weight_type=QuantType.QInt8
-    )
-    proto = onnx.load(tmp_path / "dynamic.onnx")
-    proto.ir_version = 8  # what the installed onnxruntime reads
-    onnx.save(proto, tmp_path / "dynamic.onnx")
     assert {"DynamicQuantizeLinear", "MatMulInteger"} <= {n.op_type for n in proto.graph.node}
     executable = load_model(tmp_path / "dynamic.onnx").build("host")
     for _ in range(3):
         x = rng.standard_normal((4, 32)).astype(np.float32)
+        (want,) = ort_run(proto, {"x": x})
+        np.testing.assert_array_equal(executable(x)[0], want)
+
+
+@pytest.mark.parametrize("weight_type", ["QUInt8", "QInt8"])
+def test_dynamically_quantized_convolutions_match_onnxruntime(tmp_path, weight_type):
+    """Its ConvInteger (padded, strided SAME_UPPER, weights with a zero point when
+    uint8) sums exactly what onnxruntime sums."""
+    from onnxruntime.quantization import QuantType
+
+    rng = np.random.default_rng(12)
+    nodes = [
+        onnx.helper.make_node("Conv", ["x", "w1", "b1"], ["h"], pads=[1, 1, 1, 1]),
+        onnx.helper.make_node("Relu", ["h"], ["r"]),
+        onnx.helper.make_node("Conv", ["r", "w2"], ["y"], strides=[2, 2], auto_pad="SAME_UPPER"),
+    ]
+    weights = _weights(rng, w1=(8, 3, 3, 3), b1=(8,), w2=(4, 8, 3, 3))
+    proto = _dynamically_quantized(
+        tmp_path,
+        nodes,
+        {"x": [1, 3, 9, 9]},
+        ("y", [1, 4, 5, 5]),
+        weights,
+        weight_type=getattr(QuantType, weight_type),
+        op_types_to_quantize=["Conv"],
+    )
+    assert "ConvInteger" in {n.op_type for n in proto.graph.node}
+    executable = load_model(tmp_path / "dynamic.onnx").build("host")
+    for _ in range(3):
+        x = rng.standard_normal((1, 3, 9, 9)).astype(np.float32)
         (want,) = ort_run(proto, {"x": x})
         np.testing.assert_array_equal(executable(x)[0], want)

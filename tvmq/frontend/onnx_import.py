@@ -15,7 +15,7 @@ from google.protobuf.message import DecodeError
 from onnx import numpy_helper
 
 from tvmq.errors import TvmqError, UnsupportedOperatorError, first_line
-from tvmq.frontend import onnx_lstm
+from tvmq.frontend import onnx_conv_integer, onnx_lstm
 from tvmq.frontend.layout import channels_last
 from tvmq.frontend.onnx_fold import QDQ as QDQ_OPS
 from tvmq.frontend.onnx_fold import fold_constants
@@ -29,7 +29,7 @@ STANDARD_DOMAINS = ("", "ai.onnx")
 # Constant node attributes that hold a number or a tensor, as initializers can.
 CONSTANT_VALUES = ("value", "value_float", "value_floats", "value_int", "value_ints")
 # Operators TVM's importer lacks, converted by tvmq: (block builder, inputs, attrs) -> Expr.
-OWN_CONVERTERS = {"LSTM": onnx_lstm.convert}
+OWN_CONVERTERS = {"LSTM": onnx_lstm.convert, "ConvInteger": onnx_conv_integer.convert}
 
 
 def _spec(value: onnx.ValueInfoProto) -> TensorSpec:
