@@ -274,6 +274,37 @@ def test_hybrid_conv2d_matches_litert_bit_for_bit(tmp_path, shape, kernel, strid
         np.testing.assert_array_equal(executable(x)[0], reference_run(path, [x])[0])
 
 
+@pytest.mark.parametrize(
+    ("shape", "kernel", "strides", "same", "depthwise"),
+    [((1, 9, 6, 3), (5, 3, 2), (2, 2), True, False),
+     ((2, 5, 5, 4), (3, 1, 1), (1, 1), False, False),
+     ((1, 8, 7, 4), (8, 3, 3), (1, 1), True, True),
+     ((2, 6, 6, 3), (3, 3, 3), (2, 2), True, True)],
+    ids=["conv-same-strided", "conv-valid-two-batches", "depthwise-multiplier-2",
+         "depthwise-strided-two-batches"],
+)  # fmt: skip
+def test_per_channel_hybrid_convolutions_match_litert_bit_for_bit(
+    tmp_path, shape, kernel, strides, same, depthwise
+):
+    """Per-channel hybrid CONV_2D and DEPTHWISE_CONV_2D (what dynamic-range quantization
+    of a float model writes) as LiteRT's reference kernels run them: the input
+    quantized asymmetrically per batch, ties on x / scale rounded away from zero
+    before the offset is added, then the per-channel float rescale in their order."""
+    units, kh, kw = kernel
+    weight_shape = (1, kh, kw, units) if depthwise else (units, kh, kw, shape[3])
+    weights = RNG.integers(-127, 128, weight_shape).astype(np.int8)
+    scales = RNG.uniform(0.005, 0.05, units).astype(np.float32)
+    path = models.hybrid_conv2d(
+        tmp_path / "h.tflite", shape, weights, scales, strides, same, depthwise
+    )
+    executable = load_model(path).build("host")
+    for index in range(3):
+        x = RNG.normal(0.5, 1, shape).astype(np.float32)
+        if index == 0:  # values on multiples of the step, where rounding ties sit
+            x = np.round(x * 8) / 8
+        np.testing.assert_array_equal(executable(x)[0], reference_run(path, [x])[0])
+
+
 @pytest.mark.parametrize("in_shape", [(1, 12), (3, 2, 5)], ids=["flat", "3d-three-batches"])
 def test_hybrid_fully_connected_matches_litert_bit_for_bit(tmp_path, in_shape):
     features = in_shape[-1] if len(in_shape) == 3 else in_shape[1]

@@ -294,15 +294,24 @@ def elementwise_int8(path: Path, builtin: int, shapes, params, constant=None) ->
 
 
 def hybrid_conv2d(
-    path: Path, shape, weights: np.ndarray, scale: float, strides=(1, 1), same: bool = True
+    path: Path,
+    shape,
+    weights: np.ndarray,
+    scale: float | np.ndarray,
+    strides=(1, 1),
+    same: bool = True,
+    depthwise: bool = False,
 ) -> Path:
     """A hybrid CONV_2D: float input [N, H, W, C], int8 weights [O, KH, KW, C] with one
-    scale, float bias, fused RELU6."""
-    units = weights.shape[0]
+    scale or one per output channel, float bias, fused RELU6; or with `depthwise` a
+    DEPTHWISE_CONV_2D, weights [1, KH, KW, C * multiplier]."""
+    units = weights.shape[3] if depthwise else weights.shape[0]
+    scales = [float(s) for s in np.ravel(scale)]
     tensors = [_float_tensor("x", shape, 0), _float_tensor("w", weights.shape, 1)]
     tensors[1].type = schema.TensorType.INT8
     tensors[1].quantization = schema.QuantizationParametersT()
-    tensors[1].quantization.scale, tensors[1].quantization.zeroPoint = [scale], [0]
+    tensors[1].quantization.scale, tensors[1].quantization.zeroPoint = scales, [0] * len(scales)
+    tensors[1].quantization.quantizedDimension = 3 if depthwise else 0
     tensors.append(_float_tensor("b", (units,), 2))
     height, width = (
         (-(-shape[1] // strides[0]), -(-shape[2] // strides[1]))
@@ -315,13 +324,19 @@ def hybrid_conv2d(
     tensors.append(_float_tensor("y", (shape[0], height, width, units), 0))
     bias = np.linspace(-0.5, 0.5, units).astype(np.float32)
     buffers = [_buffer(), _buffer(weights.astype(np.int8)), _buffer(bias)]
-    options = schema.Conv2DOptionsT()
+    if depthwise:
+        options = schema.DepthwiseConv2DOptionsT()
+        options.depthMultiplier = units // shape[3]
+        kind, code = schema.BuiltinOptions.DepthwiseConv2DOptions, _code(Op.DEPTHWISE_CONV_2D, 6)
+    else:
+        options = schema.Conv2DOptionsT()
+        kind, code = schema.BuiltinOptions.Conv2DOptions, _code(Op.CONV_2D, 2)
     options.padding = schema.Padding.SAME if same else schema.Padding.VALID
     options.strideH, options.strideW = strides
     options.dilationHFactor = options.dilationWFactor = 1
     options.fusedActivationFunction = schema.ActivationFunctionType.RELU6
-    operator = _operator(0, [0, 1, 2], [3], schema.BuiltinOptions.Conv2DOptions, options)
-    return _finish(path, [_code(Op.CONV_2D, 2)], [operator], tensors, buffers, [0], [3])
+    operator = _operator(0, [0, 1, 2], [3], kind, options)
+    return _finish(path, [code], [operator], tensors, buffers, [0], [3])
 
 
 def hybrid_fully_connected(path: Path, in_shape, weights: np.ndarray, scale: float) -> Path:

@@ -6,11 +6,13 @@ runs them.
 - GATHER_ND, PACK and UNPACK on int8/uint8 tensors are data movement: TFLite (and
   TFLite Micro) copy the integer values and never requantize, so they run on the
   integers as they are.
-- Hybrid CONV_2D and FULLY_CONNECTED (float input, int8 per-tensor weights) as
-  TFLite's hybrid kernels run them: the input quantized symmetrically per batch at
-  run time, an integer product, then a float rescale and the bias. Dequantized
-  weights in a float op differ from those kernels by ~1e-2 relative on a real
-  model. (XNNPACK, LiteRT's default delegate, quantizes asymmetrically instead.)
+- Hybrid CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED (float input, int8 weights)
+  as LiteRT's reference hybrid kernels run them: per-tensor weights with the input
+  quantized symmetrically per batch at run time; per-channel ones (what dynamic-range
+  quantization writes, and every hybrid depthwise) with the input quantized
+  asymmetrically per batch (AsymmetricQuantizeFloats); an integer product, then a
+  float rescale and the bias. Dequantized weights in a float op differ from those
+  kernels by ~1e-2 relative on a real model, enough to change an SSD's detections.
 - UNIDIRECTIONAL_SEQUENCE_LSTM (float) with its own input gate, not only the
   coupled input-forget variant TVM handles, and optional peephole weights,
   unrolled over time into Relax ops; int8 ones as TFLite Micro's integer kernel
@@ -232,18 +234,32 @@ class TFLiteOpsMixin:
 
     def _hybrid_weights(self, inputs) -> tuple[np.ndarray, np.float32] | None:
         """(int8 values, scale) of a hybrid op's per-tensor int8 weights, else None."""
+        hybrid = self._hybrid_channel_weights(inputs)
+        if hybrid is None or hybrid[1].size != 1:
+            return None
+        return hybrid[0], np.float32(hybrid[1][0])
+
+    def _hybrid_channel_weights(self, inputs) -> tuple[np.ndarray, np.ndarray] | None:
+        """(int8 values, float32 scales) of a hybrid op's int8 weights with symmetric
+        quantization (one scale, or one per output channel), else None."""
         weight = self.subgraph.Tensors(inputs[1].tensor_idx)
         quant = weight.Quantization()
         if (
             inputs[0].tensor.Type() != TensorType.FLOAT32
             or weight.Type() != TensorType.INT8
             or quant is None
-            or quant.ScaleLength() != 1
+            or quant.ScaleLength() == 0
+            or (quant.ZeroPointLength() and np.any(quant.ZeroPointAsNumpy()))
         ):
             return None
         raw = self.model.Buffers(weight.Buffer()).DataAsNumpy()
+        if not isinstance(raw, np.ndarray):
+            return None
         values = np.frombuffer(raw.tobytes(), np.int8).reshape(weight.ShapeAsNumpy())
-        return values, np.float32(quant.Scale(0))
+        scales = np.asarray(quant.ScaleAsNumpy(), np.float32)
+        if scales.size not in (1, values.shape[0], values.shape[-1]):
+            return None
+        return values, scales
 
     def _hybrid_output(self, accumulator, scale, inputs, options) -> relax.Expr:
         """accumulator x (input scale x weight scale) + bias, then the activation."""
@@ -253,39 +269,55 @@ class TFLiteOpsMixin:
         return self.convert_fused_activation_function(out, options.FusedActivationFunction())
 
     def convert_conv(self, op, conv_type):
-        """Hybrid CONV_2D as LiteRT's EvalHybrid (per-tensor weights), else TVM's."""
+        """Hybrid CONV_2D and DEPTHWISE_CONV_2D as LiteRT's reference kernels run them
+        (EvalHybrid: per-tensor weights; EvalHybridPerChannel: one scale per output
+        channel, the input quantized asymmetrically), else TVM's."""
         inputs = self.get_input_tensors(op)
-        weights = self._hybrid_weights(inputs) if conv_type == "conv2d" else None
-        if weights is None:
+        hybrid = self._hybrid_channel_weights(inputs)
+        if hybrid is None:
             return super().convert_conv(op, conv_type)
-        from tflite.Conv2DOptions import Conv2DOptions
-
-        options = Conv2DOptions()
+        values, scales = hybrid
+        if conv_type == "conv2d":
+            from tflite.Conv2DOptions import Conv2DOptions as Options
+        else:
+            from tflite.DepthwiseConv2DOptions import DepthwiseConv2DOptions as Options
+        options = Options()
         options.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
-        values, weight_scale = weights
-        quantized, scale = _symmetric_quantize_per_batch(self.get_tensor_expr(inputs[0]), 4)
         strides = (options.StrideH(), options.StrideW())
         dilation = (options.DilationHFactor(), options.DilationWFactor())
+        per_channel = conv_type != "conv2d" or scales.size > 1
+        if conv_type == "conv2d" and per_channel and dilation != (1, 1):
+            # TFLite's per-channel hybrid conv ignores dilation: run the float op instead.
+            return super().convert_conv(op, conv_type)
         in_shape = to_int_list(self.get_tensor_shape(inputs[0]))
+        kernel_hw = (values.shape[1], values.shape[2])
         padding = [0, 0, 0, 0]
         if options.Padding() == Padding.SAME:
-            for axis in range(2):
-                size, kernel = in_shape[1 + axis], (values.shape[1 + axis] - 1) * dilation[axis] + 1
-                out = -(-size // strides[axis])
-                total = max((out - 1) * strides[axis] + kernel - size, 0)
-                padding[axis], padding[axis + 2] = total // 2, total - total // 2
-        accumulator = relax.op.nn.conv2d(
-            quantized,
-            relax.const(values, "int8"),
-            strides=strides,
-            padding=padding,
-            dilation=dilation,
-            data_layout="NHWC",
-            kernel_layout="OHWI",
-            out_dtype="int32",
-        )
-        factor = relax.op.multiply(scale, relax.const(weight_scale))
-        return self._hybrid_output(accumulator, factor, inputs, options)
+            padding = _same_padding(in_shape, kernel_hw, strides, dilation)
+        data = self.get_tensor_expr(inputs[0])
+        if conv_type == "conv2d":
+            kernel, layout, groups = values, "OHWI", 1
+        else:  # [1, H, W, C * M] as grouped HWOI
+            kernel = values.reshape(*kernel_hw, values.shape[3], 1)
+            layout, groups = "HWOI", in_shape[3]
+        if not per_channel:
+            quantized, scale = _symmetric_quantize_per_batch(data, 4)
+            accumulator = _conv_nhwc(quantized, kernel, layout, groups, strides, padding, dilation)
+            factor = relax.op.multiply(scale, relax.const(np.float32(scales[0])))
+            return self._hybrid_output(accumulator, factor, inputs, options)
+        quantized, scale, offset = _asymmetric_quantize_per_batch(data)
+        centred = relax.op.subtract(relax.op.astype(quantized, "int32"), offset)
+        weights = kernel.astype(np.int32)
+        accumulator = _conv_nhwc(centred, weights, layout, groups, strides, padding, dilation)
+        channel = relax.const(scales.astype(np.float32).reshape(1, 1, 1, -1))
+        value = relax.op.astype(accumulator, "float32")
+        if conv_type == "conv2d":  # (acc * channel scale) * input scale, in that order
+            out = relax.op.multiply(relax.op.multiply(value, channel), scale)
+        else:  # acc * (channel scale * input scale)
+            out = relax.op.multiply(value, relax.op.multiply(channel, scale))
+        if len(inputs) > 2 and inputs[2].tensor_idx != -1:
+            out = relax.op.add(out, self.get_tensor_expr(inputs[2]))
+        return self.convert_fused_activation_function(out, options.FusedActivationFunction())
 
     def convert_logistic(self, op):
         """Float LOGISTIC as TFLite's reference kernel; quantized ones as TVM's."""
@@ -412,6 +444,82 @@ def tflite_logistic(x: relax.Expr) -> relax.Expr:
     lower = relax.op.less(x, relax.const(_LOGISTIC_LOWER, "float32"))
     tail = relax.op.where(lower, relax.op.exp(x), relax.op.sigmoid(x))
     return relax.op.where(upper, relax.const(1.0, "float32"), tail)
+
+
+def _same_padding(in_shape, kernel_hw, strides, dilation) -> list[int]:
+    """TFLite's SAME padding of an NHWC input: (top, left, bottom, right)."""
+    padding = [0, 0, 0, 0]
+    for axis in range(2):
+        size, kernel = in_shape[1 + axis], (kernel_hw[axis] - 1) * dilation[axis] + 1
+        out = -(-size // strides[axis])
+        total = max((out - 1) * strides[axis] + kernel - size, 0)
+        padding[axis], padding[axis + 2] = total // 2, total - total // 2
+    return padding
+
+
+def _conv_nhwc(data, kernel: np.ndarray, layout: str, groups: int, strides, padding, dilation):
+    """An integer NHWC convolution summed in int32, zeros outside the input."""
+    return relax.op.nn.conv2d(
+        data,
+        relax.const(kernel),
+        strides=strides,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        data_layout="NHWC",
+        kernel_layout=layout,
+        out_dtype="int32",
+    )
+
+
+def _round_away(value: relax.Expr, dtype: str) -> relax.Expr:
+    """Halves away from zero (TfLiteRound, C's round), from floor alone: the C backend
+    for microcontrollers has no round."""
+    zero, half = (relax.const(v, dtype) for v in (0.0, 0.5))
+    negative = relax.op.less(value, zero)
+    magnitude = relax.op.where(negative, relax.op.negative(value), value)
+    whole = relax.op.floor(magnitude)
+    up = relax.op.greater_equal(relax.op.subtract(magnitude, whole), half)
+    rounded = relax.op.add(whole, relax.op.astype(up, dtype))
+    return relax.op.where(negative, relax.op.negative(rounded), rounded)
+
+
+def _asymmetric_quantize_per_batch(data: relax.Expr) -> tuple[relax.Expr, ...]:
+    """TFLite's AsymmetricQuantizeFloats on each batch of a 4-D float tensor: the range
+    [min(0, min x), max(0, max x)] (its width in float32) over 255 steps (in double; scale
+    1 and offset 0 for
+    an all-zero batch), the zero point of the smaller error, nudged into [-128, 127]
+    and rounded away from zero, then q = round(x * float(1 / scale)) + offset (x times
+    the inverse in float32, rounded away from zero before the offset is added, as
+    LiteRT computes it), clamped. Returns (q int8, scale float32, offset int32), per
+    batch."""
+    axes = [1, 2, 3]
+    narrow_zero = relax.const(0.0, "float32")
+    low32 = relax.op.minimum(relax.op.min(data, axis=axes, keepdims=True), narrow_zero)
+    high32 = relax.op.maximum(relax.op.max(data, axis=axes, keepdims=True), narrow_zero)
+    zero, one = (relax.const(v, "float64") for v in (0.0, 1.0))
+    low, high = relax.op.astype(low32, "float64"), relax.op.astype(high32, "float64")
+    empty = relax.op.equal(low, high)
+    span = relax.op.astype(relax.op.subtract(high32, low32), "float64")  # float32 difference
+    step = relax.op.divide(span, relax.const(255.0, "float64"))
+    step = relax.op.where(empty, one, step)
+    low_steps, high_steps = relax.op.divide(low, step), relax.op.divide(high, step)
+    from_min = relax.op.subtract(relax.const(-128.0, "float64"), low_steps)
+    from_max = relax.op.subtract(relax.const(127.0, "float64"), high_steps)
+    # |qmin| + |low / step| < |qmax| + |high / step|, with low <= 0 <= high
+    from_min_better = relax.op.less(
+        relax.op.subtract(relax.const(128.0, "float64"), low_steps),
+        relax.op.add(relax.const(127.0, "float64"), high_steps),
+    )
+    point = relax.op.where(from_min_better, from_min, from_max)
+    point = relax.op.clip(_round_away(point, "float64"), -128, 127)
+    offset = relax.op.where(empty, zero, point)
+    scale = relax.op.astype(step, "float32")
+    inverse = relax.op.astype(relax.op.divide(one, relax.op.astype(scale, "float64")), "float32")
+    rounded = _round_away(relax.op.multiply(data, inverse), "float32")
+    shifted = relax.op.add(rounded, relax.op.astype(offset, "float32"))
+    quantized = relax.op.astype(relax.op.clip(shifted, -128, 127), "int8")
+    return quantized, scale, relax.op.astype(offset, "int32")
 
 
 def _symmetric_quantize_per_batch(data: relax.Expr, rank: int) -> tuple[relax.Expr, relax.Expr]:
