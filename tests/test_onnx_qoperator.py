@@ -174,3 +174,25 @@ def test_dynamically_quantized_convolutions_match_onnxruntime(tmp_path, weight_t
         x = rng.standard_normal((1, 3, 9, 9)).astype(np.float32)
         (want,) = ort_run(proto, {"x": x})
         np.testing.assert_array_equal(executable(x)[0], want)
+
+
+def test_an_op_reading_one_value_twice_imports(tmp_path):
+    """QLinearAdd(x, x): each operand gets a DequantizeLinear of its own name."""
+    rng = np.random.default_rng(5)
+    proto = onnx_models.qoperator("add", rng)
+    node = proto.graph.node[0]
+    node.input[3:6] = node.input[0:3]
+    del proto.graph.input[1]
+    onnx.save(proto, tmp_path / "model.onnx")
+    executable = load_model(tmp_path / "model.onnx").build("host")
+    x = rng.integers(0, 256, (1, 4, 6, 6)).astype(np.uint8)
+    (want,) = ort_run(proto, {"x": x})
+    np.testing.assert_array_equal(executable(x)[0], want)
+
+
+def test_a_malformed_microsoft_op_is_refused_by_node(tmp_path):
+    proto = onnx_models.qoperator("mul", np.random.default_rng(0))
+    del proto.graph.node[0].input[4:]  # no b scale, zero point or output parameters
+    onnx.save(proto, tmp_path / "model.onnx")
+    with pytest.raises(TvmqError, match=r"node '.*' \(QLinearMul\): "):
+        load_model(tmp_path / "model.onnx")

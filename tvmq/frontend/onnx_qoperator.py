@@ -24,6 +24,7 @@ class _Rewriter:
         self.graph = graph
         self.weights = {t.name: t for t in graph.initializer}
         self.nodes: list[onnx.NodeProto] = []
+        self.count = 0  # new tensors are unique even where a node reads one value twice
 
     def tensor(self, name: str) -> np.ndarray | None:
         found = self.weights.get(name)
@@ -41,12 +42,15 @@ class _Rewriter:
 
     def dequantize(self, node, value: str, scale: str, zero_point: str, axis: int = 1) -> str:
         """DequantizeLinear of `value`; per-axis when its scale has several entries."""
+        _given(value, scale)
         inputs = [value, scale] + ([zero_point] if zero_point else [])
         attrs = {"axis": axis} if _size(self.tensor(scale)) > 1 else {}
-        output, name = f"{value}/dq@{node.name}", f"{node.name}/dq/{value}"
+        self.count += 1
+        output, name = f"{value}/dq{self.count}@{node.name}", f"{node.name}/dq{self.count}"
         return self.emit("DequantizeLinear", inputs, output, name, **attrs)
 
     def quantize(self, node, value: str, scale: str, zero_point: str, output: str) -> str:
+        _given(value, scale)
         inputs = [value, scale] + ([zero_point] if zero_point else [])
         return self.emit("QuantizeLinear", inputs, output, f"{node.name}/q")
 
@@ -54,13 +58,20 @@ class _Rewriter:
         """An int32 bias at x_scale * w_scale (float32), dequantized per channel."""
         x_s, w_s = self.tensor(x_scale), self.tensor(w_scale)
         if x_s is None or w_s is None:
-            raise ValueError(f"node '{node.name}' ({node.op_type}): scales must be constants")
+            raise ValueError("its scales must be constants")
         product = (np.float32(x_s.ravel()[0]) * w_s.astype(np.float32)).astype(np.float32)
         scale = self.add_initializer(f"{bias}/scale@{node.name}", product)
         return self.dequantize(node, bias, scale, "", axis=0)
 
     def float_op(self, node, op: str, inputs: list[str], **attrs) -> str:
         return self.emit(op, inputs, f"{node.output[0]}/float", f"{node.name}/float", **attrs)
+
+
+def _given(value: str, scale: str) -> None:
+    """A QLinear op's quantized operand and its scale are not optional."""
+    if not value or not scale:
+        missing = "value" if not value else f"scale of {value}"
+        raise ValueError(f"the {missing} is missing")
 
 
 def _size(array: np.ndarray | None) -> int:
@@ -124,7 +135,7 @@ def _unary(op: str, keep: tuple[str, ...] = ()):
 def _pool(op: str):
     def rewrite(r: _Rewriter, node) -> None:
         if _attrs(node).get("channels_last", 0):
-            raise ValueError(f"node '{node.name}' ({node.op_type}): channels_last=1")
+            raise ValueError("channels_last=1")
         _unary(op, keep=tuple(_attrs(node, drop=("channels_last",))))(r, node)
 
     return rewrite
@@ -188,14 +199,20 @@ def lower_qoperators(proto: onnx.ModelProto) -> onnx.ModelProto:
         return proto
     opset = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=1)
     if opset < 13:
-        proto = onnx.version_converter.convert_version(proto, 13)
+        try:
+            proto = onnx.version_converter.convert_version(proto, 13)
+        except (RuntimeError, ValueError, onnx.checker.ValidationError) as error:
+            raise ValueError(f"opset {opset} cannot be converted to 13 ({error})") from error
     rewriter = _Rewriter(proto.graph)
     for node in proto.graph.node:
         rewrite = REWRITES.get(_key(node))
         if rewrite is None:
             rewriter.nodes.append(node)
-        else:
+            continue
+        try:
             rewrite(rewriter, node)
+        except (ValueError, KeyError, IndexError) as error:
+            raise ValueError(f"node '{node.name}' ({node.op_type}): {error}") from error
     del proto.graph.node[:]
     proto.graph.node.extend(rewriter.nodes)
     return proto
