@@ -36,7 +36,10 @@ kernel TFLite Micro runs for it, so results match TFLite Micro bit for bit:
 - an ONNX QDQ graph's conv2d, matmul, add and mul (its functions marked
   ONNX_REQUANTIZE_ATTR by the importer) compute as onnxruntime's QLinearConv,
   QLinearMatMul, QLinearAdd and QLinearMul do instead, in float32 rounded half to
-  even: its reference is onnxruntime, not TFLite;
+  even, and its leaky ReLU, mean and softmax as its QLinearLeakyRelu (a lookup
+  table), QLinearGlobalAveragePool and QLinearSoftmax: its reference is
+  onnxruntime, not TFLite (QOperator models arrive in this form too,
+  :mod:`tvmq.frontend.onnx_qoperator`);
 - conv2d and matmul whose input is quantized at run time (dynamic mode): integer
   accumulation, then a float rescale by input scale x weight scale, as ONNX
   Runtime's ConvInteger/MatMulInteger followed by its scale multiply.
