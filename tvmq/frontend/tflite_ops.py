@@ -479,20 +479,20 @@ def _round_away(value: relax.Expr, dtype: str) -> relax.Expr:
     negative = relax.op.less(value, zero)
     magnitude = relax.op.where(negative, relax.op.negative(value), value)
     whole = relax.op.floor(magnitude)
+    # magnitude - whole is exact: halves round up without the error of floor(m + 0.5).
     up = relax.op.greater_equal(relax.op.subtract(magnitude, whole), half)
     rounded = relax.op.add(whole, relax.op.astype(up, dtype))
     return relax.op.where(negative, relax.op.negative(rounded), rounded)
 
 
 def _asymmetric_quantize_per_batch(data: relax.Expr) -> tuple[relax.Expr, ...]:
-    """TFLite's AsymmetricQuantizeFloats on each batch of a 4-D float tensor: the range
-    [min(0, min x), max(0, max x)] (its width in float32) over 255 steps (in double; scale
-    1 and offset 0 for
-    an all-zero batch), the zero point of the smaller error, nudged into [-128, 127]
-    and rounded away from zero, then q = round(x * float(1 / scale)) + offset (x times
-    the inverse in float32, rounded away from zero before the offset is added, as
-    LiteRT computes it), clamped. Returns (q int8, scale float32, offset int32), per
-    batch."""
+    """TFLite's AsymmetricQuantizeFloats on each batch of a 4-D float tensor, as LiteRT
+    computes it: the range [min(0, min x), max(0, max x)], its width in float32, over
+    255 steps in double (scale 1 and offset 0 for an all-zero batch); the zero point of
+    the smaller error, nudged into [-128, 127] and rounded away from zero; then
+    q = round(x * float(1 / scale)) + offset, the product in float32 rounded away from
+    zero before the offset is added, clamped. Returns (q int8, scale float32, offset
+    int32), one per batch."""
     axes = [1, 2, 3]
     narrow_zero = relax.const(0.0, "float32")
     low32 = relax.op.minimum(relax.op.min(data, axis=axes, keepdims=True), narrow_zero)
@@ -531,22 +531,13 @@ def _symmetric_quantize_per_batch(data: relax.Expr, rank: int) -> tuple[relax.Ex
         relax.op.max(data, axis=axes, keepdims=True),
         relax.op.negative(relax.op.min(data, axis=axes, keepdims=True)),
     )
-    zero, half, one = (relax.const(v, "float32") for v in (0.0, 0.5, 1.0))
+    zero, one = (relax.const(v, "float32") for v in (0.0, 1.0))
     empty = relax.op.equal(span, zero)
     levels = relax.const(127.0, "float32")
     scale = relax.op.where(empty, one, relax.op.divide(span, levels))
     inverse = relax.op.where(empty, zero, relax.op.divide(levels, span))
-    product = relax.op.multiply(data, inverse)
-    negative = relax.op.less(product, zero)
-    magnitude = relax.op.where(negative, relax.op.negative(product), product)
-    whole = relax.op.floor(magnitude)
-    # magnitude - whole is exact: halves round up without the error of floor(m + 0.5).
-    up = relax.op.where(
-        relax.op.greater_equal(relax.op.subtract(magnitude, whole), half), one, zero
-    )
-    rounded = relax.op.add(whole, up)
-    signed = relax.op.where(negative, relax.op.negative(rounded), rounded)
-    quantized = relax.op.astype(relax.op.clip(signed, -127, 127), "int8")
+    rounded = _round_away(relax.op.multiply(data, inverse), "float32")
+    quantized = relax.op.astype(relax.op.clip(rounded, -127, 127), "int8")
     return quantized, scale
 
 
