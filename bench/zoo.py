@@ -62,6 +62,7 @@ NO_BOARD = "no board named in zoo.toml"
 BENIGN = (ALREADY_QUANTIZED, NO_BOARD)
 CALIBRATION_SAMPLES = 8
 IMAGE_DTYPES = (np.float32, np.uint8, np.int8)  # inputs a photograph can feed
+SQNR_IDENTICAL = 300.0  # dB: float32 rounding alone stays far below it
 SEED = 0
 # What each stage writes in the model's work folder.
 STAGE_FILES = {
@@ -410,7 +411,8 @@ def max_difference(got: list[np.ndarray], want: list[np.ndarray]) -> tuple[bool,
 def sqnr_db(got: list[np.ndarray], want: list[np.ndarray]) -> float | None:
     """Signal-to-quantization-noise ratio of all outputs together, in dB (None when
     they do not line up): how much of the float model the quantized one keeps, where
-    the largest difference says only that one value moved."""
+    the largest difference says only that one value moved. Identical outputs read as
+    SQNR_IDENTICAL (JSON has no infinity)."""
     if len(got) != len(want) or any(a.size != b.size for a, b in zip(got, want, strict=True)):
         return None
     signal = sum(float(np.sum(np.square(b.astype(np.float64)))) for b in want)
@@ -419,7 +421,7 @@ def sqnr_db(got: list[np.ndarray], want: list[np.ndarray]) -> float | None:
         for a, b in zip(got, want, strict=True)
     )
     if noise == 0:
-        return float("inf")
+        return SQNR_IDENTICAL
     return round(10 * np.log10(signal / noise), 2) if signal else None
 
 
