@@ -208,6 +208,7 @@ def onnx_bases() -> dict[str, bytes]:
         "conv": onnx_models.conv(),
         "add_concat_softmax": onnx_models.add_concat_softmax(),
         "qdq_conv": qdq_conv(),
+        "qoperator_add": onnx_models.qoperator("add", np.random.default_rng(0)),
     }
     return {name: model.SerializeToString() for name, model in models.items()}
 
