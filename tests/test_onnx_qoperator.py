@@ -10,7 +10,7 @@ import pytest
 
 from tests import onnx_models
 from tests.test_aot import native
-from tests.test_onnx_import import ort_run
+from tests.test_onnx_import import _uint8_feeds, ort_run
 from tvmq.errors import TvmqError
 from tvmq.frontend import load_model
 
@@ -31,15 +31,6 @@ KINDS = (
 )
 
 
-def _feeds(proto: onnx.ModelProto, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    return {
-        value.name: rng.integers(
-            0, 256, [d.dim_value for d in value.type.tensor_type.shape.dim]
-        ).astype(np.uint8)
-        for value in proto.graph.input
-    }
-
-
 @pytest.mark.parametrize("kind", KINDS)
 def test_qoperator_matches_onnxruntime_bit_for_bit(kind, tmp_path):
     """Random scales and zero points (a different draw per op), three random inputs:
@@ -52,7 +43,7 @@ def test_qoperator_matches_onnxruntime_bit_for_bit(kind, tmp_path):
     assert model.operators  # the report names the QOperator ops as the file has them
     executable = model.build("host")
     for _ in range(3):
-        feeds = _feeds(proto, rng)
+        feeds = _uint8_feeds(proto, rng)
         (want,) = ort_run(proto, feeds)
         np.testing.assert_array_equal(executable(*feeds.values())[0], want)
 
@@ -65,7 +56,7 @@ def test_qoperator_in_c_matches_onnxruntime(kind, tmp_path):
     proto = onnx_models.qoperator(kind, rng)
     onnx.save(proto, tmp_path / "model.onnx")
     _, library = native(load_model(tmp_path / "model.onnx"), tmp_path)
-    feeds = _feeds(proto, rng)
+    feeds = _uint8_feeds(proto, rng)
     (want,) = ort_run(proto, feeds)
     np.testing.assert_array_equal(library(*feeds.values())[0], want)
 
@@ -78,7 +69,7 @@ def test_opset_12_qoperator_model_is_converted(tmp_path):
     proto.opset_import[0].version = 12
     onnx.save(proto, tmp_path / "model.onnx")
     executable = load_model(tmp_path / "model.onnx").build("host")
-    feeds = _feeds(proto, rng)
+    feeds = _uint8_feeds(proto, rng)
     (want,) = ort_run(proto, feeds)
     np.testing.assert_array_equal(executable(*feeds.values())[0], want)
 
