@@ -5,7 +5,9 @@ board) and drops, corrupts (one bit), duplicates, truncates or delays the byte
 chunks it forwards, with rates given per byte (so that what a frame suffers
 does not depend on how TCP happens to split it), from a seeded generator. It
 can also reset the board (a callable, e.g. ``Emulator.reset``) a given time
-after forwarding the Nth host-to-board chunk, to hit a RUN in progress.
+after forwarding the Nth host-to-board chunk, to hit a RUN in progress, or in
+place of forwarding it: the request is lost with the reset, so its reply can
+only be missed by a timeout, whatever the machine's load.
 ``counts`` tallies every fault.
 """
 
@@ -33,6 +35,7 @@ class Faults:
     max_delay: float = 0.05
     reset_after_chunks: frozenset[int] = field(default_factory=frozenset)
     reset_delay: float = 0.0
+    reset_instead_of_chunks: frozenset[int] = field(default_factory=frozenset)
 
 
 class FaultProxy:
@@ -136,14 +139,17 @@ class FaultProxy:
                 data = source.recv(4096)
                 if not data:
                     break
+                if up:
+                    self._chunks_up += 1
+                if up and self._chunks_up in self.faults.reset_instead_of_chunks and self.reset:
+                    self._reset()
+                    continue
                 for piece in self._damage(data, direction):
                     sink.sendall(piece)
             except OSError:
                 break
-            if up:
-                self._chunks_up += 1
-                if self._chunks_up in self.faults.reset_after_chunks and self.reset:
-                    threading.Timer(self.faults.reset_delay, self._reset).start()
+            if up and self._chunks_up in self.faults.reset_after_chunks and self.reset:
+                threading.Timer(self.faults.reset_delay, self._reset).start()
         with contextlib.suppress(OSError):
             sink.shutdown(socket.SHUT_WR)
 
