@@ -337,6 +337,18 @@ def _leaky_alpha(draw: Draw):
     return _options(schema.LeakyReluOptionsT, alpha=draw(st.sampled_from([0.01, 0.1, 0.2, 0.5])))
 
 
+def _prelu(draw: Draw) -> OpCase:
+    """A constant int8 slope of a shape that broadcasts: per channel ([C] or, as
+    Keras's shared axes write it, [1, 1, C]) or one per element."""
+    shape = _shape(draw, 4)
+    slope_shape = draw(st.sampled_from([shape[-1:], (1, 1, shape[-1]), shape[1:]]))
+    (scale, zero_point), values = _params(draw), _weights(draw, slope_shape)
+    slope = Operand("alpha", slope_shape, "int8", (scale,), (zero_point,), 0, values)
+    in_params = _params(draw)
+    x, y = quantized("x", shape, in_params), quantized("y", shape, _near(draw, in_params))
+    return OpCase(OP.PRELU, [x, slope], [y])
+
+
 def _dequantize(draw: Draw) -> OpCase:
     shape = _shape(draw, 3)
     x = quantized("x", shape, _params(draw))
@@ -487,6 +499,7 @@ CASES: dict[str, Callable[[Draw], OpCase]] = {
     "TANH": _unary(OP.TANH, (1.0 / 128.0, 0)),
     "HARD_SWISH": _unary(OP.HARD_SWISH),
     "LEAKY_RELU": _unary(OP.LEAKY_RELU, options=_leaky_alpha),
+    "PRELU": _prelu,
     "RELU_N1_TO_1": _unary(OP.RELU_N1_TO_1, same_params=True),
     "ABS": _unary(OP.ABS),
     "NEG": _unary(OP.NEG, same_params=True),

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests import tflite_op_models as models
-from tests.micro_reference import micro_outputs, random_int8
+from tests.micro_reference import micro_outputs, micro_run, random_int8
 from tests.test_uint8 import reference_run
 from tests.tflite_ops import BUILD_EXAMPLES
 from tvmq.frontend import load_model, read_source
@@ -426,3 +426,23 @@ def test_resource_variables_read_their_initial_values(tmp_path):
         got = executable(x)[0]
         np.testing.assert_array_equal(got, micro_outputs(path, [x])[0])
         np.testing.assert_array_equal(got[:, :2], initial)
+
+
+@pytest.mark.parametrize("slope_shape", [(1, 1, 16), (16,), (6, 5, 16)])
+def test_float_prelu_matches_tflite_micro_with_its_slope_unbroadcast(tmp_path, slope_shape):
+    """MediaPipe's landmark models: TVM stored the slope at the activation's size."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    from tests.tflite_ops import Operand, single_op
+    from tvmq.backend.aot import lower_model
+
+    rng = np.random.default_rng(len(slope_shape))
+    shape = (1, 6, 5, 16)
+    slope = rng.uniform(-0.5, 0.5, slope_shape).astype(np.float32)
+    x, y = Operand("x", shape, "float32"), Operand("y", shape, "float32")
+    alpha = Operand("alpha", slope_shape, "float32", data=slope)
+    path = single_op(tmp_path / "prelu.tflite", schema.BuiltinOperator.PRELU, [x, alpha], [y])
+    model = load_model(path)
+    assert len(lower_model(model).weights) == slope.nbytes
+    inputs = rng.standard_normal(shape).astype(np.float32)
+    np.testing.assert_array_equal(model.build("host")(inputs)[0], micro_run(path, [inputs]))

@@ -290,6 +290,7 @@ def _weight_only_converter(failures: list[tuple[str, str, str]]):
     from tvmq.frontend.tflite_ops import (
         QUANTIZED_DATA_MOVEMENT,
         QUANTIZED_INTEGER_KERNELS,
+        QUANTIZED_ISLANDS,
         TFLiteOpsMixin,
     )
     from tvmq.frontend.tflite_variables import VARIABLE_OPS
@@ -301,6 +302,7 @@ def _weight_only_converter(failures: list[tuple[str, str, str]]):
             OperatorConverter._SUPPORTED_QUANTIZED_OPS
             | INTEGER_LAYOUT_OPS
             | QUANTIZED_DATA_MOVEMENT
+            | QUANTIZED_ISLANDS
             | QUANTIZED_INTEGER_KERNELS.keys()
             | VARIABLE_OPS
             | {"ARG_MAX", "ARG_MIN"}

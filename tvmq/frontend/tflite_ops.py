@@ -19,6 +19,8 @@ runs them.
   (:mod:`tvmq.frontend.lstm_int8`), as are quantized SVDF (:mod:`tvmq.frontend.svdf_int8`).
 - TFLite_Detection_PostProcess (custom op, fast NMS) as one TIR kernel
   (:mod:`tvmq.frontend.detection_postprocess`) in place of TVM's vision ops.
+- PRELU with its slope broadcast by the op (TVM's stores it broadcast to the
+  activation's size), quantized ones as an island realize runs as TFLite's kernel.
 - Resource variables (VAR_HANDLE, READ_VARIABLE, ASSIGN_VARIABLE, CALL_ONCE) read
   their initial values: :mod:`tvmq.frontend.tflite_variables`.
 - MediaPipe's Convolution2DTransposeBias (custom op, float; the segmentation and
@@ -50,6 +52,8 @@ from tvmq.quantize.fixed_point import IntegerBuilder, quantize_multiplier
 
 # Quantized ops that are plain copies of integer values in TFLite's kernels.
 QUANTIZED_DATA_MOVEMENT = frozenset({"GATHER_ND", "PACK", "UNPACK"})
+# Quantized ops converted here as dequantize -> float op -> quantize, for realize.
+QUANTIZED_ISLANDS = frozenset({"PRELU"})
 # Quantized ops converted straight to integer kernels here, not as QDQ islands.
 QUANTIZED_INTEGER_KERNELS = {
     "UNIDIRECTIONAL_SEQUENCE_LSTM": lstm_int8,
@@ -327,6 +331,21 @@ class TFLiteOpsMixin:
             return super().convert_logistic(op)
         return tflite_logistic(self.get_tensor_expr(data))
 
+    def convert_prelu(self, op):
+        """x where x >= 0, else x * alpha, with alpha broadcast by the op, not stored at
+        the activation's size (TVM's does: MediaPipe's iris model grows to 3.9 MB);
+        quantized as a dequantize -> float -> quantize island that realize runs as
+        TFLite's integer PRELU."""
+        data, alpha = self.get_input_tensors(op)
+        (out,) = self.get_output_tensors(op)
+        x, slope = self.get_tensor_expr(data), self.get_tensor_expr(alpha)
+        if data.qnn_params is not None:
+            x = self.dequantize(x, data)
+        if alpha.qnn_params is not None:
+            slope = self.dequantize(slope, alpha)
+        result = prelu(self.bb.normalize(x), slope)
+        return result if out.qnn_params is None else self.quantize(result, out)
+
     def convert_gather_nd(self, op):
         """TFLite indices end in the coordinate axis, as Relax's gather_nd expects."""
         data, indices = (self.get_tensor_expr(t) for t in self.get_input_tensors(op))
@@ -444,6 +463,13 @@ def tflite_logistic(x: relax.Expr) -> relax.Expr:
     lower = relax.op.less(x, relax.const(_LOGISTIC_LOWER, "float32"))
     tail = relax.op.where(lower, relax.op.exp(x), relax.op.sigmoid(x))
     return relax.op.where(upper, relax.const(1.0, "float32"), tail)
+
+
+def prelu(x: relax.Expr, alpha: relax.Expr) -> relax.Expr:
+    """TFLite's PRELU (reference_ops::BroadcastPrelu4DSlow): exact in float, and the
+    form realize matches for the integer kernel."""
+    negative = relax.op.multiply(x, alpha)
+    return relax.op.where(relax.op.greater_equal(x, relax.const(0.0, "float32")), x, negative)
 
 
 def _same_padding(in_shape, kernel_hw, strides, dilation) -> list[int]:

@@ -24,7 +24,8 @@ kernel TFLite Micro runs for it, so results match TFLite Micro bit for bit:
 - quantize(dequantize(x)) with new parameters: an integer requantize (clamped
   for TFLite's int8 RELU and RELU6);
 - abs: |x - zero point| requantized, as TFLite's int8 ABS; leaky ReLU: either
-  side requantized by its own multiplier;
+  side requantized by its own multiplier; PReLU too, the negative side times the
+  centred slope;
 - bilinear resize: TFLite's ResizeBilinearInteger, neighbours weighted in
   1/1024 steps (then a requantize where the output's parameters differ); an ONNX
   Resize (its function marked ONNX_RESIZE_ATTR by the importer) is defined by its
@@ -499,6 +500,8 @@ class _Realizer(PyExprMutator):
             return self._logistic(producer, out)
         if name == "relax.nn.leakyrelu" and not fused_activation:
             return self._leaky_relu(producer, out)
+        if name == "relax.where" and not fused_activation:
+            return self._prelu(producer, out)
         if name == "relax.abs" and not fused_activation:
             return self._abs(producer, out)
         if name == "relax.nn.softmax" and not fused_activation:
@@ -1008,6 +1011,39 @@ class _Realizer(PyExprMutator):
             real = np.float64(np.float32(x.scale) * factor) / np.float64(out.scale)
             multiplier, shift = quantize_multiplier(real)
             scaled.append(self.ints.multiply_by_quantized_multiplier(centred, multiplier, shift))
+        chosen = self.ints.emit(
+            relax.op.where(relax.op.greater_equal(centred, self.ints.const(0, "int32")), *scaled)
+        )
+        return self._output(chosen, out, *_activation_range(out.dtype))
+
+    def _prelu(self, where: relax.Call, out) -> relax.Expr | None:
+        """TFLite's int8 PRELU (the form of tflite_ops.prelu): x - zero point
+        requantized by s_in / s_out where it is at least 0, its product with the
+        centred slope by s_in * s_alpha / s_out below (the slope broadcast)."""
+        condition, kept, negative = where.args
+        name, product = self._producer_op(negative)
+        test_name, test = self._producer_op(condition)
+        if (
+            name != "relax.multiply"
+            or test_name != "relax.greater_equal"
+            or not (product.args[0].same_as(kept) and test.args[0].same_as(kept))
+            or _scalar(test.args[1]) != 0
+        ):
+            return None
+        x, alpha = self._dequantized(kept), self._elementwise_operand(product.args[1])
+        if x is None or alpha is None or self.onnx_requantize:
+            return None
+        centred = self.ints.centre(x.data, x.zero_point)
+        slope = self.ints.centre(alpha.data, alpha.zero_point)
+        reals = (
+            np.float64(x.scale) / np.float64(out.scale),
+            np.float64(x.scale) * np.float64(alpha.scale) / np.float64(out.scale),
+        )
+        sides = [centred, self.ints.emit(relax.op.multiply(centred, slope))]
+        scaled = [
+            self.ints.multiply_by_quantized_multiplier(side, *quantize_multiplier(real))
+            for side, real in zip(sides, reals, strict=True)
+        ]
         chosen = self.ints.emit(
             relax.op.where(relax.op.greater_equal(centred, self.ints.const(0, "int32")), *scaled)
         )
