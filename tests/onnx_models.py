@@ -768,3 +768,18 @@ def qoperator(kind: str, rng: np.random.Generator) -> onnx.ModelProto:
         )
         return _qoperator_model(node, {"x": shape, "b": shape}, [1, 8, 6, 6], params)
     raise ValueError(kind)
+
+
+def conv_prelu() -> onnx.ModelProto:
+    """Conv then PRelu with a slope per channel (shape [C, 1, 1], as PyTorch exports)."""
+    return graph_model(
+        [
+            helper.make_node(
+                "Conv", ["x", "w", "b"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]
+            ),
+            helper.make_node("PRelu", ["c", "slope"], ["y"]),
+        ],
+        {"x": [1, 3, 8, 8]},
+        [1, 8, 8, 8],
+        [weight("w", 8, 3, 3, 3), weight("b", 8), weight("slope", 8, 1, 1, scale=0.2)],
+    )

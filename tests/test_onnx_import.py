@@ -21,6 +21,7 @@ CASES = [
     onnx_models.pooling,
     onnx_models.add_concat_softmax,
     onnx_models.batch_norm,
+    onnx_models.conv_prelu,
 ]
 
 

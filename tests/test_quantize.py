@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -41,6 +42,14 @@ def test_bundled_model_keeps_its_accuracy_within_one_point(float_model, int8_mod
     assert accuracy(int8_model) >= accuracy(float_model) - 0.01
 
 
+def assert_integer_between_input_and_output(text: str) -> None:
+    """No float tensor between the first quantize and the first dequantize."""
+    lines = text.splitlines()
+    first = next(i for i, line in enumerate(lines) if "R.quantize(" in line)
+    last = next(i for i, line in enumerate(lines) if "R.dequantize(" in line)
+    assert not any('dtype="float32"' in line for line in lines[first + 1 : last])
+
+
 def test_quantized_region_is_integer_only(int8_model):
     """Only the model's float boundary is left: the input quantize and the dequantize
     of the integer softmax's output."""
@@ -49,10 +58,44 @@ def test_quantized_region_is_integer_only(int8_model):
     assert text.count("R.quantize(") == 1
     assert text.count("R.dequantize(") == 1
     assert text.count('out_dtype="int32"') == 5  # four convolutions and the dense layer
-    lines = text.splitlines()
-    first = next(i for i, line in enumerate(lines) if "R.quantize(" in line)
-    last = next(i for i, line in enumerate(lines) if "R.dequantize(" in line)
-    assert not any('dtype="float32"' in line for line in lines[first + 1 : last])
+    assert_integer_between_input_and_output(text)
+
+
+def _tflite_prelu(path: Path) -> tuple[Path, tuple[int, ...]]:
+    from ai_edge_litert import schema_py_generated as schema
+
+    from tests.tflite_ops import Operand, single_op
+
+    shape = (1, 4, 4, 8)
+    slope = np.random.default_rng(5).uniform(-0.3, 0.6, (1, 1, 8)).astype(np.float32)
+    x, y = Operand("x", shape, "float32"), Operand("y", shape, "float32")
+    alpha = Operand("alpha", slope.shape, "float32", data=slope)
+    return single_op(path / "prelu.tflite", schema.BuiltinOperator.PRELU, [x, alpha], [y]), shape
+
+
+def _onnx_conv_prelu(path: Path) -> tuple[Path, tuple[int, ...]]:
+    import onnx
+
+    from tests import onnx_models
+
+    onnx.save(onnx_models.conv_prelu(), path / "prelu.onnx")
+    return path / "prelu.onnx", (1, 3, 8, 8)
+
+
+@pytest.mark.parametrize("make", [_tflite_prelu, _onnx_conv_prelu], ids=["tflite", "onnx"])
+def test_float_prelu_quantizes_to_the_integer_kernel(tmp_path, make):
+    """A PReLU (an ONNX one behind an NCHW conv, which channels_last turns to NHWC)
+    runs as integers, within a few output steps of the float model (the input's and
+    the conv's rounding add up)."""
+    path, shape = make(tmp_path)
+    model = load_model(path)
+    rng = np.random.default_rng(5)
+    samples = [[rng.standard_normal(shape).astype(np.float32)] for _ in range(8)]
+    quantized = quantize_model(model, samples)
+    assert_integer_between_input_and_output(realize(quantized.mod).script(show_meta=False))
+    want = model.build("host")(samples[0][0])[0]
+    got = quantized.build("host")(samples[0][0])[0]
+    assert np.abs(got - want).max() <= 4 * (want.max() - want.min()) / 255
 
 
 def test_saved_model_reloads_with_identical_outputs(tmp_path, int8_model):

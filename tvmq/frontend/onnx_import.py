@@ -16,6 +16,7 @@ from onnx import numpy_helper
 
 from tvmq.errors import TvmqError, UnsupportedOperatorError, first_line
 from tvmq.frontend import onnx_conv_integer, onnx_lstm
+from tvmq.frontend.activations import prelu
 from tvmq.frontend.layout import channels_last
 from tvmq.frontend.onnx_fold import QDQ as QDQ_OPS
 from tvmq.frontend.onnx_fold import fold_constants
@@ -29,7 +30,23 @@ STANDARD_DOMAINS = ("", "ai.onnx")
 # Constant node attributes that hold a number or a tensor, as initializers can.
 CONSTANT_VALUES = ("value", "value_float", "value_floats", "value_int", "value_ints")
 # Operators TVM's importer lacks, converted by tvmq: (block builder, inputs, attrs) -> Expr.
-OWN_CONVERTERS = {"LSTM": onnx_lstm.convert, "ConvInteger": onnx_conv_integer.convert}
+OWN_CONVERTERS = {
+    "LSTM": onnx_lstm.convert,
+    "ConvInteger": onnx_conv_integer.convert,
+    "PRelu": lambda bb, inputs, attrs: _prelu(bb, *inputs),
+}
+
+
+def _prelu(bb, data, slope):
+    """The slope at the data's rank: channels_last's layout conversion moves a full
+    rank constant with the data, not one that broadcasts from [C, 1, 1]."""
+    from tvm import relax
+
+    data, slope = bb.normalize(data), bb.normalize(slope)
+    missing = len(data.ty.shape) - len(slope.ty.shape)
+    if missing > 0:
+        slope = relax.op.reshape(slope, [1] * missing + [int(d) for d in slope.ty.shape])
+    return prelu(data, slope)
 
 
 def _spec(value: onnx.ValueInfoProto) -> TensorSpec:

@@ -47,6 +47,7 @@ from tvm.relax.frontend.tflite.tflite_frontend import OperatorConverter, to_int_
 
 from tvmq.errors import TvmqError
 from tvmq.frontend import detection_postprocess, lstm_int8, svdf_int8, tflite_variables
+from tvmq.frontend.activations import prelu
 from tvmq.frontend.tflite_import import CUSTOM_OPERATORS, per_tensor_params
 from tvmq.quantize.fixed_point import IntegerBuilder, quantize_multiplier
 
@@ -463,13 +464,6 @@ def tflite_logistic(x: relax.Expr) -> relax.Expr:
     lower = relax.op.less(x, relax.const(_LOGISTIC_LOWER, "float32"))
     tail = relax.op.where(lower, relax.op.exp(x), relax.op.sigmoid(x))
     return relax.op.where(upper, relax.const(1.0, "float32"), tail)
-
-
-def prelu(x: relax.Expr, alpha: relax.Expr) -> relax.Expr:
-    """TFLite's PRELU (reference_ops::BroadcastPrelu4DSlow): exact in float, and the
-    form realize matches for the integer kernel."""
-    negative = relax.op.multiply(x, alpha)
-    return relax.op.where(relax.op.greater_equal(x, relax.const(0.0, "float32")), x, negative)
 
 
 def _same_padding(in_shape, kernel_hw, strides, dilation) -> list[int]:

@@ -2,8 +2,9 @@
 
 Rules per op type, as in PyTorch's pt2e quantizer: conv2d (grouped and depthwise
 too) and matmul/dense with their bias and activation fused, add and mul (with an
-activation fused), concat, average pooling, mean, bilinear resize, and softmax
-over the last axis (its output takes TFLite's fixed parameters).
+activation fused), concat, average pooling, mean, bilinear resize, PReLU (its
+slope one int8 tensor), and softmax over the last axis (its output takes
+TFLite's fixed parameters).
 Reshape, transpose, flatten, slices, padding, nearest resize and max pooling
 pass quantization through unchanged.
 Anything else stays float, and the graph gets quantize/dequantize at its
@@ -21,7 +22,7 @@ import tvm
 from tvm import relax
 
 # Ops that pass quantization through: realize runs them on the integers.
-from tvmq.quantize.realize import passes_through
+from tvmq.quantize.realize import constant_value, passes_through, prelu_slope
 
 WEIGHTED_OPS = {"relax.nn.conv2d": "conv2d", "relax.matmul": "matmul"}
 ACTIVATION_OPS = ("relax.nn.relu", "relax.clip")
@@ -152,6 +153,8 @@ def annotate(
             kind = "resize"
         if name == "relax.nn.softmax" and _is_last_axis(call):
             kind = "softmax"
+        if _constant_slope(graph, call):
+            kind = "prelu"
         if kind is None:
             continue
         if kind in skip_ops or var.name in skip_names:
@@ -169,6 +172,8 @@ def annotate(
         activations = list(call.args[0].fields if kind == "concat" else call.args)
         if kind == "resize":
             activations = [call.args[0]]  # not its size
+        if kind == "prelu":
+            activations = [graph.value[call.args[0]].args[0]]  # maximum(x, 0)'s x
         if name in WEIGHTED_OPS:
             weight_axis = _weight_axis(call)
             if not graph.is_constant(call.args[1]) or weight_axis is None:
@@ -178,7 +183,7 @@ def annotate(
         if any(_dtype(a) != "float32" for a in activations):
             annotation.skipped.append((var.name, kind, "input is not float32"))
             continue
-        fuses = kind not in ("softmax", "concat", "resize")
+        fuses = kind not in ("softmax", "concat", "resize", "prelu")
         output = _fused_output(graph, var, weight_axis is not None) if fuses else var
         inputs = tuple(graph.source(activation) for activation in activations)
         # Order matters: conversion inserts quantize/dequantize in observation order.
@@ -191,6 +196,12 @@ def annotate(
         observe(output)
     annotation.observed.sort(key=_order(mod, graph))
     return annotation
+
+
+def _constant_slope(graph: MainGraph, call) -> bool:
+    """A PReLU whose slope is a constant (PReLU with a computed slope stays float)."""
+    slope = prelu_slope(call, graph.value.get)
+    return slope is not None and constant_value(graph.value.get, slope) is not None
 
 
 def _order(mod: tvm.IRModule, graph: MainGraph):

@@ -1,7 +1,8 @@
 """Convert: write the calibrated decisions into the graph as quantize/dequantize.
 
 Each observed tensor gets ``quantize -> dequantize`` right after it is produced,
-and each quantized op's weight becomes ``dequantize(int8 constant)``. The result is
+and each quantized op's weight becomes ``dequantize(int8 constant)`` (a PReLU's
+slope too, with one scale). The result is
 the same QDQ form the importers produce for pre-quantized files, which
 :mod:`tvmq.quantize.realize` turns into integer arithmetic at build time.
 In dynamic mode each weighted op's input gets a quantize/dequantize whose
@@ -19,7 +20,8 @@ from tvmq.quantize.annotate import Annotation, main_bindings
 from tvmq.quantize.codebook import clustered
 from tvmq.quantize.dynamic import emit_dynamic_qdq
 from tvmq.quantize.hybrid import layer_weight
-from tvmq.quantize.scheme import ActivationParams, QuantConfig, QuantizedWeight
+from tvmq.quantize.realize import constant_value, prelu_slope
+from tvmq.quantize.scheme import ActivationParams, QuantConfig, QuantizedWeight, quantize_slope
 
 
 @mutator
@@ -119,7 +121,14 @@ def convert(
         )
         for op in annotation.weighted().values()
     }
+    slopes = {
+        values[op.core].args[1]: quantize_slope(
+            constant_value(values.get, prelu_slope(values[op.core], values.get)), config
+        )
+        for op in annotation.ops
+        if op.kind == "prelu"
+    }
     params = dict(zip(annotation.observed, activations, strict=True))
-    converted = _InsertQDQ(mod, params, weights, config.mode == "dynamic").run(mod)
+    converted = _InsertQDQ(mod, params, weights | slopes, config.mode == "dynamic").run(mod)
     named = {var.name: weight for var, weight in weights.items()}
     return relax.transform.DeadCodeElimination()(converted), named

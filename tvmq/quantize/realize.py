@@ -190,6 +190,23 @@ def _op_name(expr) -> str | None:
     return None
 
 
+def prelu_slope(add: relax.Call, producer) -> relax.Expr | None:
+    """The slope of a PReLU as the importers write it (tvmq.frontend.activations),
+    ``maximum(x, 0) + minimum(x, 0) * slope``, `producer` giving each var's value;
+    else None."""
+    if _op_name(add) != "relax.add":
+        return None
+    kept, product = (producer(arg) for arg in add.args)
+    if _op_name(kept) != "relax.maximum" or _op_name(product) != "relax.multiply":
+        return None
+    negative = producer(product.args[0])
+    if _op_name(negative) != "relax.minimum" or not negative.args[0].same_as(kept.args[0]):
+        return None
+    if _scalar(kept.args[1]) != 0 or _scalar(negative.args[1]) != 0:
+        return None
+    return product.args[1]
+
+
 def _scalar(expr) -> float | int | None:
     """The value of a scalar constant (a tensor constant or a prim value)."""
     if not isinstance(expr, tvm.ir.expr.Constant):
@@ -474,6 +491,8 @@ class _Realizer(PyExprMutator):
             value = producer.args[0]
         name, producer = self._producer_op(value)
         bias = None
+        if not fused_activation and prelu_slope(producer, self._producer) is not None:
+            return self._prelu(producer, out)
         if name == "relax.add":
             core_name, core = self._producer_op(producer.args[0])
             if core_name in ("relax.nn.conv2d", "relax.matmul"):
@@ -500,8 +519,6 @@ class _Realizer(PyExprMutator):
             return self._logistic(producer, out)
         if name == "relax.nn.leakyrelu" and not fused_activation:
             return self._leaky_relu(producer, out)
-        if name == "relax.where" and not fused_activation:
-            return self._prelu(producer, out)
         if name == "relax.abs" and not fused_activation:
             return self._abs(producer, out)
         if name == "relax.nn.softmax" and not fused_activation:
@@ -1016,22 +1033,16 @@ class _Realizer(PyExprMutator):
         )
         return self._output(chosen, out, *_activation_range(out.dtype))
 
-    def _prelu(self, where: relax.Call, out) -> relax.Expr | None:
-        """TFLite's int8 PRELU (the form of tflite_ops.prelu): x - zero point
+    def _prelu(self, add: relax.Call, out) -> relax.Expr | None:
+        """TFLite's int8 PRELU (the form of activations.prelu): x - zero point
         requantized by s_in / s_out where it is at least 0, its product with the
         centred slope by s_in * s_alpha / s_out below (the slope broadcast)."""
-        condition, kept, negative = where.args
-        name, product = self._producer_op(negative)
-        test_name, test = self._producer_op(condition)
-        if (
-            name != "relax.multiply"
-            or test_name != "relax.greater_equal"
-            or not (product.args[0].same_as(kept) and test.args[0].same_as(kept))
-            or _scalar(test.args[1]) != 0
-        ):
-            return None
-        x, alpha = self._dequantized(kept), self._elementwise_operand(product.args[1])
-        if x is None or alpha is None or self.onnx_requantize:
+        if self.onnx_requantize:
+            return None  # onnxruntime runs PRelu in float between its DQ and Q
+        kept = self._producer(add.args[0])
+        x = self._dequantized(kept.args[0])
+        alpha = self._elementwise_operand(prelu_slope(add, self._producer))
+        if x is None or alpha is None:
             return None
         centred = self.ints.centre(x.data, x.zero_point)
         slope = self.ints.centre(alpha.data, alpha.zero_point)

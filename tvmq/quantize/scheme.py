@@ -10,7 +10,7 @@ weights still int8, int64 biases and accumulators.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -124,6 +124,13 @@ def quantize_weight(
         scale = np.array([_power_of_two(s) for s in scale])
     scale = scale.astype(np.float32)
     return QuantizedWeight(integer_weight(weight, scale, axis, bits), scale, axis)
+
+
+def quantize_slope(slope: np.ndarray, config: QuantConfig) -> QuantizedWeight:
+    """A PReLU's slope as symmetric int8 with one scale (TFLite's PRELU kernel reads
+    one), whatever its shape."""
+    flat = quantize_weight(slope.reshape(1, -1), 0, replace(config, per_channel=False))
+    return QuantizedWeight(flat.values.reshape(slope.shape), flat.scale.reshape(()), 0)
 
 
 CLIP_RATIOS = np.linspace(0.5, 1.0, 26)
