@@ -694,3 +694,29 @@ def test_float_logistic_matches_tflite_micro(tmp_path):
     )
     got = load_model(path).build("host")(values)[0]
     np.testing.assert_array_equal(got, micro_run(path, [values]))
+
+
+@pytest.mark.parametrize(("kernel", "stride"), [(1, 2), (1, 3), (2, 3)])
+def test_same_transpose_conv_with_a_kernel_below_its_stride(tmp_path, kernel, stride):
+    """out = in * stride reaches past the kernel: the rows and columns no input
+    reaches hold the bias alone in TFLite Micro (TVM's output stopped short)."""
+    rng = np.random.default_rng(kernel * 10 + stride)
+    shape, units, channels = (1, 3, 2), 2, 2
+    out_shape = (1, 3 * stride, 2 * stride, units)
+    kernel_shape = (units, kernel, kernel, channels)
+    values = rng.integers(-127, 128, kernel_shape).astype(np.int8)
+    weights = Operand("w", kernel_shape, "int8", (0.01, 0.02), (0, 0), 0, values)
+    bias = Operand("b", (units,), "int32", (5e-4, 1e-3), (0, 0), 0, np.array([300, -200], np.int32))
+    options = _options(
+        schema.TransposeConvOptionsT, padding=PADDING.SAME, strideW=stride, strideH=stride
+    )
+    inputs = [
+        constant("output_shape", np.array(out_shape, np.int32)),
+        weights,
+        quantized("x", (*shape, channels), (0.05, 3)),
+        bias,
+    ]
+    output = quantized("y", out_shape, (0.1, -5))
+    path = single_op(tmp_path / "t.tflite", OP.TRANSPOSE_CONV, inputs, [output], options, 3)
+    x = random_int8((*shape, channels), rng)
+    np.testing.assert_array_equal(load_model(path).build("host")(x)[0], micro_run(path, [x]))

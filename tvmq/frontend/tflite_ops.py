@@ -19,6 +19,8 @@ runs them.
   (:mod:`tvmq.frontend.lstm_int8`), as are quantized SVDF (:mod:`tvmq.frontend.svdf_int8`).
 - TFLite_Detection_PostProcess (custom op, fast NMS) as one TIR kernel
   (:mod:`tvmq.frontend.detection_postprocess`) in place of TVM's vision ops.
+- TRANSPOSE_CONV with SAME padding and a kernel smaller than its stride: the output
+  rows and columns no input reaches (the bias alone) as output padding.
 - PRELU with its slope broadcast by the op (TVM's stores it broadcast to the
   activation's size), quantized ones as an island realize runs as TFLite's kernel.
 - Resource variables (VAR_HANDLE, READ_VARIABLE, ASSIGN_VARIABLE, CALL_ONCE) read
@@ -202,6 +204,17 @@ class TFLiteOpsMixin:
 
     def convert_without_effect(self, op):
         """ASSIGN_VARIABLE and CALL_ONCE: no state outlives a call (tflite_variables)."""
+
+    def convert_transpose_conv(self, op):
+        """TVM's, with the rows and columns a SAME output has past the kernel's reach
+        (a kernel smaller than its stride: out = in * stride) as output padding,
+        where TFLite's kernel writes the bias alone; TVM's output stopped short."""
+        out = super().convert_transpose_conv(op)
+        shape, weights, data = self.get_input_tensors(op)[:3]
+        wanted = [int(d) for d in self.get_tensor_value(shape)][1:3]
+        sizes = [int(d) for d in self.get_tensor_shape(data)][1:3]
+        kernel = [int(d) for d in self.get_tensor_shape(weights)][1:3]  # OHWI
+        return _with_transpose_conv(out, lambda call: _output_padded(call, sizes, kernel, wanted))
 
     def convert_transpose_conv_bias(self, op):
         """MediaPipe's Convolution2DTransposeBias: OHWI weights, a bias, and an output
@@ -489,6 +502,46 @@ def _conv_nhwc(data, kernel: np.ndarray, layout: str, groups: int, strides, padd
         data_layout="NHWC",
         kernel_layout=layout,
         out_dtype="int32",
+    )
+
+
+def _with_transpose_conv(expr: relax.Expr, replace) -> relax.Expr:
+    """`expr` (a converter's nested calls) with its conv2d_transpose call replaced."""
+    if not isinstance(expr, relax.Call):
+        return expr
+    if getattr(expr.op, "name", None) == "relax.nn.conv2d_transpose":
+        return replace(expr)
+    args = [_with_transpose_conv(arg, replace) for arg in expr.args]
+    return relax.Call(expr.op, args, expr.attrs, expr.ty_args)
+
+
+def _output_padded(
+    call: relax.Call, sizes: list[int], kernel: list[int], wanted: list[int]
+) -> relax.Expr:
+    """The conv2d_transpose `call` (NHWC) extended to the `wanted` height and width
+    by output padding, from input `sizes` and `kernel` height and width."""
+    attrs = call.attrs
+    strides, pads = [int(s) for s in attrs.strides], [int(p) for p in attrs.padding]
+    reached = [
+        (size - 1) * stride + extent - before - after
+        for size, stride, extent, before, after in zip(
+            sizes, strides, kernel, pads[:2], pads[2:], strict=True
+        )
+    ]
+    extra = [want - got for want, got in zip(wanted, reached, strict=True)]
+    if extra == [0, 0] or not all(0 <= e < s for e, s in zip(extra, strides, strict=True)):
+        return call
+    return relax.op.nn.conv2d_transpose(
+        *call.args,
+        strides=strides,
+        padding=pads,
+        output_padding=extra,
+        dilation=[int(d) for d in attrs.dilation],
+        groups=int(attrs.groups),
+        data_layout=str(attrs.data_layout),
+        kernel_layout=str(attrs.kernel_layout),
+        out_layout=str(attrs.out_layout),
+        out_dtype=str(attrs.out_dtype) if str(attrs.out_dtype) else None,
     )
 
 
