@@ -14,7 +14,7 @@ test: $(STAMP) toolchains
 	$(BIN)/ruff check tvmq tests bench
 	$(BIN)/ruff format --check tvmq tests bench
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check tvmq tests bench
