@@ -490,7 +490,9 @@ class ModelRun:
             return _stage("fail", outcome.reason, outcome.seconds, traceback=outcome.traceback)
         bad = info.get("unsupported", [])
         if bad:
-            listed = ", ".join(f"{u['node']} ({u['op']})" for u in bad[:4])
+            listed = ", ".join(  # a whole-graph failure names no node: its reason
+                f"{u['node']} ({u['op']})" if u["node"] else u["reason"] for u in bad[:4]
+            )
             more = f" and {len(bad) - 4} more" if len(bad) > 4 else ""
             return _stage("fail", f"unsupported: {listed}{more}", outcome.seconds)
         if info.get("imports") is not True:

@@ -783,3 +783,24 @@ def conv_prelu() -> onnx.ModelProto:
         [1, 8, 8, 8],
         [weight("w", 8, 3, 3, 3), weight("b", 8), weight("slope", 8, 1, 1, scale=0.2)],
     )
+
+
+def conv_max_min_clamp() -> onnx.ModelProto:
+    """tf2onnx's clamp between convolutions: Max and Min with [1, 1, 1, 1] constants,
+    and a three-input Sum (TVM's converters stacked them into 5-D tensors)."""
+    low = numpy_helper.from_array(np.full((1, 1, 1, 1), -0.4, np.float32), "low")
+    high = numpy_helper.from_array(np.full((1, 1, 1, 1), 0.7, np.float32), "high")
+    conv = helper.make_node("Conv", ["x", "w", "b"], ["c"], kernel_shape=[3, 3], pads=[1] * 4)
+    return graph_model(
+        [
+            conv,
+            helper.make_node("Max", ["c", "low"], ["m"]),
+            helper.make_node("Min", ["m", "high"], ["n"]),
+            helper.make_node("Conv", ["n", "w2"], ["d"], kernel_shape=[1, 1]),
+            helper.make_node("Sum", ["d", "n", "c"], ["s"]),
+            helper.make_node("Mean", ["s", "c"], ["y"]),
+        ],
+        {"x": [1, 3, 8, 8]},
+        [1, 8, 8, 8],
+        [weight("w", 8, 3, 3, 3), weight("b", 8), weight("w2", 8, 8, 1, 1), low, high],
+    )

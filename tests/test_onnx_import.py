@@ -22,6 +22,7 @@ CASES = [
     onnx_models.add_concat_softmax,
     onnx_models.batch_norm,
     onnx_models.conv_prelu,
+    onnx_models.conv_max_min_clamp,
 ]
 
 

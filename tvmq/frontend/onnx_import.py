@@ -15,7 +15,7 @@ from google.protobuf.message import DecodeError
 from onnx import numpy_helper
 
 from tvmq.errors import TvmqError, UnsupportedOperatorError, first_line
-from tvmq.frontend import onnx_conv_integer, onnx_lstm
+from tvmq.frontend import onnx_conv_integer, onnx_lstm, onnx_variadic
 from tvmq.frontend.activations import prelu
 from tvmq.frontend.layout import channels_last
 from tvmq.frontend.onnx_fold import QDQ as QDQ_OPS
@@ -34,6 +34,7 @@ OWN_CONVERTERS = {
     "LSTM": onnx_lstm.convert,
     "ConvInteger": onnx_conv_integer.convert,
     "PRelu": lambda bb, inputs, attrs: _prelu(bb, *inputs),
+    **onnx_variadic.CONVERTERS,
 }
 
 
