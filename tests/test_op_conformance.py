@@ -443,6 +443,16 @@ def _space_to_depth(draw: Draw) -> OpCase:
     return OpCase(OP.SPACE_TO_DEPTH, [x], [y], options, 2)
 
 
+def _expand_dims(draw: Draw) -> OpCase:
+    shape = _shape(draw, draw(st.integers(1, 3)))
+    axis = draw(st.integers(-len(shape) - 1, len(shape)))
+    position = axis if axis >= 0 else axis + len(shape) + 1
+    params = _params(draw)
+    inputs = [quantized("x", shape, params), constant("axis", np.array([axis], np.int32))]
+    y = quantized("y", (*shape[:position], 1, *shape[position:]), params)
+    return OpCase(OP.EXPAND_DIMS, inputs, [y], _options(schema.ExpandDimsOptionsT))
+
+
 def _gather(draw: Draw) -> OpCase:
     rows, depth = draw(st.integers(1, 8)), draw(st.integers(1, 5))
     indices = [draw(st.integers(0, rows - 1)) for _ in range(draw(st.integers(1, 6)))]
@@ -515,6 +525,7 @@ CASES: dict[str, Callable[[Draw], OpCase]] = {
     "DEPTH_TO_SPACE": _depth_to_space,
     "SPACE_TO_DEPTH": _space_to_depth,
     "GATHER": _gather,
+    "EXPAND_DIMS": _expand_dims,
     "SPLIT": _split,
     "PACK": _pack,
     "RESIZE_BILINEAR": _resize(OP.RESIZE_BILINEAR, schema.ResizeBilinearOptionsT),

@@ -446,3 +446,35 @@ def test_float_prelu_matches_tflite_micro_with_its_slope_unbroadcast(tmp_path, s
     assert len(lower_model(model).weights) == slope.nbytes
     inputs = rng.standard_normal(shape).astype(np.float32)
     np.testing.assert_array_equal(model.build("host")(inputs)[0], micro_run(path, [inputs]))
+
+
+@pytest.mark.parametrize(
+    ("shape_a", "shape_b", "adjoint", "constant_b"),
+    [((2, 3, 4), (4, 5), (False, False), True), ((1, 2, 3, 4), (2, 5, 4), (False, True), False),
+     ((2, 4, 3), (2, 4, 5), (True, False), True)],
+)  # fmt: skip
+def test_float_batch_matmul_broadcasts_and_takes_constants(
+    tmp_path, shape_a, shape_b, adjoint, constant_b
+):
+    """tf2onnx's MatMul with a weight (openWakeWord's mel spectrogram): TVM's failed on
+    a constant operand and on batch dims of different ranks."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    from tests.tflite_ops import Operand, single_op
+
+    rng = np.random.default_rng(len(shape_a) + len(shape_b))
+    b = rng.standard_normal(shape_b).astype(np.float32)
+    out = np.matmul(
+        np.swapaxes(np.zeros(shape_a), -1, -2) if adjoint[0] else np.zeros(shape_a),
+        np.swapaxes(b, -1, -2) if adjoint[1] else b,
+    ).shape
+    operand_b = Operand("b", shape_b, "float32", data=b if constant_b else None)
+    options = schema.BatchMatMulOptionsT()
+    options.adjX, options.adjY = adjoint
+    path = single_op(
+        tmp_path / "bmm.tflite", schema.BuiltinOperator.BATCH_MATMUL,
+        [Operand("a", shape_a, "float32"), operand_b], [Operand("y", out, "float32")], options,
+    )  # fmt: skip
+    inputs = [rng.standard_normal(shape_a).astype(np.float32)] + ([] if constant_b else [b])
+    got = load_model(path).build("host")(*inputs)[0]
+    np.testing.assert_allclose(got, micro_run(path, inputs), rtol=1e-5, atol=1e-5)

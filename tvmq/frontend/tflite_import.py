@@ -48,6 +48,7 @@ NUMPY_TYPES = {
 INTEGER_LAYOUT_OPS = frozenset(
     {
         "DEPTH_TO_SPACE",
+        "EXPAND_DIMS",
         "GATHER",
         "PACK",
         "PAD",

@@ -21,6 +21,9 @@ runs them.
   (:mod:`tvmq.frontend.detection_postprocess`) in place of TVM's vision ops.
 - TRANSPOSE_CONV with SAME padding and a kernel smaller than its stride: the output
   rows and columns no input reaches (the bias alone) as output padding.
+- EXPAND_DIMS (TVM's calls Relax's expand_dims with an argument too many), and
+  float BATCH_MATMUL with a constant operand or broadcast batch dims (TVM's fails on
+  both).
 - PRELU with its slope broadcast by the op (TVM's stores it broadcast to the
   activation's size), quantized ones as an island realize runs as TFLite's kernel.
 - Resource variables (VAR_HANDLE, READ_VARIABLE, ASSIGN_VARIABLE, CALL_ONCE) read
@@ -359,6 +362,35 @@ class TFLiteOpsMixin:
             slope = self.dequantize(slope, alpha)
         result = prelu(self.bb.normalize(x), slope)
         return result if out.qnn_params is None else self.quantize(result, out)
+
+    def convert_expand_dims(self, op):
+        """A new axis of size 1 (TVM's passed Relax's expand_dims a third argument:
+        every EXPAND_DIMS failed); quantized tensors are copied as they are."""
+        data, axis = self.get_input_tensors(op)
+        position = int(np.asarray(self.get_tensor_value(axis)).ravel()[0])
+        if position < 0:
+            position += len(self.get_tensor_shape(data)) + 1
+        return relax.op.expand_dims(self.get_tensor_expr(data), position)
+
+    def convert_batch_matmul(self, op):
+        """Float BATCH_MATMUL as one Relax matmul, which broadcasts batch dims itself:
+        TVM's looked a constant operand up as a graph tensor (a KeyError), and failed
+        on operands of different batch dims; quantized ones stay TVM's (refused)."""
+        from tflite.BatchMatMulOptions import BatchMatMulOptions
+
+        tensors = self.get_input_tensors(op)[:2]
+        if any(t.qnn_params for t in tensors):
+            return super().convert_batch_matmul(op)
+        options = BatchMatMulOptions()
+        options.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
+        operands = []
+        for tensor, adjoint in zip(tensors, (options.AdjX(), options.AdjY()), strict=True):
+            value = self.bb.normalize(self.get_tensor_expr(tensor))
+            if adjoint:
+                rank = len(value.ty.shape)
+                value = relax.op.permute_dims(value, [*range(rank - 2), rank - 1, rank - 2])
+            operands.append(value)
+        return relax.op.matmul(*operands)
 
     def convert_gather_nd(self, op):
         """TFLite indices end in the coordinate axis, as Relax's gather_nd expects."""
