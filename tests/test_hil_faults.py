@@ -120,8 +120,10 @@ def test_reset_during_a_bench_run_is_retried(emulator):
     target = emulator.target
     with Device(f"socket://127.0.0.1:{emulator.port}") as direct:
         clean = measure_on(direct, target, True, None, 1000, 0, 2, [x], 3.3, False)
-    # Chunks: HELLO, WRITE_INPUT, RUN of one, two READ_OUTPUTs, the first timed RUN.
-    faults = Faults(reset_after_chunks=frozenset({6}), reset_delay=0.01)
+    # Chunks: HELLO, WRITE_INPUT, RUN of one, two READ_OUTPUTs, the first timed RUN,
+    # in whose place the board resets (a timed reset could land after the whole
+    # measurement on a loaded machine: nothing to recover).
+    faults = Faults(reset_instead_of_chunks=frozenset({6}))
     with (
         FaultProxy(_upstream(emulator), faults, reset=emulator.reset) as proxy,
         Device(proxy.url, timeout=0.5) as device,

@@ -118,3 +118,21 @@ def test_terminated_host_tuning_leaves_nothing(tmp_path):
     assert stderr.strip().splitlines()[-1] == "tvmq: terminated"
     assert list(tmp.iterdir()) == []
     assert [p.name for p in work.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_stop_as_a_scratch_file_is_made_leaves_nothing(tmp_path, monkeypatch):
+    """Ctrl-C just after the file exists (before its name reaches the writer):
+    the name was owned first, so it is removed, and an atomic write leaves nothing."""
+    from tvmq import scratch
+    from tvmq.fileio import write_atomically
+
+    real_open = os.open
+
+    def open_then_stop(*args):
+        os.close(real_open(*args))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(scratch.os, "open", open_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        write_atomically(tmp_path / "out.bin", lambda file: file.write(b"x"))
+    assert list(tmp_path.iterdir()) == []

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from tvmq.errors import TvmqError
+from tvmq.scratch import make_scratch, make_scratch_file, remove_scratch
 
 
 def read_array(path: str | Path) -> np.ndarray:
@@ -127,23 +128,19 @@ def write_atomically(path: str | Path, write) -> None:
     """Call write(file) on a temporary file beside `path`, then rename it into place."""
     path = Path(path)
     _check_writable_file(path)  # whether to replace an existing file is the caller's rule
-    try:
-        handle, temporary = tempfile.mkstemp(
-            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-        )
+    try:  # a scratch file: a stop at any point leaves nothing behind
+        handle, temporary = make_scratch_file(f".{path.name}.", ".tmp", path.parent)
     except OSError as error:
         raise TvmqError(f"{path}: cannot write ({error.strerror or error})") from error
     try:
         with os.fdopen(handle, "wb") as file:
             write(file)
-        _give_usual_permissions(Path(temporary), directory=False)
+        _give_usual_permissions(temporary, directory=False)
         os.replace(temporary, path)
     except OSError as error:
-        Path(temporary).unlink(missing_ok=True)
         raise TvmqError(f"{path}: cannot write ({error.strerror or error})") from error
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    finally:
+        remove_scratch(temporary)  # gone after the rename: only forgets it
 
 
 @contextmanager
@@ -153,17 +150,16 @@ def new_directory(directory: str | Path, force: bool = False) -> Iterator[Path]:
     half written. An existing `directory` is refused, or replaced if `force`."""
     directory = Path(directory)
     check_output_directory(directory, force)
-    try:
-        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:  # a scratch directory: a stop at any point leaves nothing behind
+        staging = make_scratch(f".{directory.name}.", directory.parent)
         _give_usual_permissions(staging, directory=True)
     except OSError as error:
         raise TvmqError(f"{directory}: cannot be made ({error.strerror or error})") from error
     try:
         yield staging
         _move_into_place(staging, directory)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    finally:
+        remove_scratch(staging)  # gone after the rename: only forgets it
 
 
 @contextmanager

@@ -14,6 +14,8 @@ error, so ``terminated()`` says whether SIGTERM came and long waits call
 from __future__ import annotations
 
 import atexit
+import os
+import secrets
 import shutil
 import signal
 import tempfile
@@ -34,15 +36,45 @@ class Terminated(KeyboardInterrupt):
 def make_scratch(prefix: str, directory: str | Path | None = None) -> Path:
     """A new directory (in `directory`, else the system's temporary one), removed by
     ``remove_scratch`` or at exit, whichever comes first."""
-    path = Path(tempfile.mkdtemp(prefix=prefix, dir=directory))
-    _OWNED.add(path)
-    return path
+    return _reserve(prefix, "", directory, lambda path: path.mkdir(mode=0o700))
+
+
+def make_scratch_file(prefix: str, suffix: str, directory: str | Path) -> tuple[int, Path]:
+    """A new private file in `directory`, open for writing (its descriptor), removed
+    by ``remove_scratch`` or at exit, whichever comes first."""
+    opened = []
+
+    def create(path: Path) -> None:
+        opened.append(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+
+    path = _reserve(prefix, suffix, directory, create)
+    return opened[0], path
+
+
+def _reserve(prefix: str, suffix: str, directory, create) -> Path:
+    """A fresh name, owned before `create` makes it: a stop signal between the two
+    leaves nothing the exit handler does not remove."""
+    parent = Path(tempfile.gettempdir() if directory is None else directory)
+    while True:
+        path = parent / f"{prefix}{secrets.token_hex(5)}{suffix}"
+        _OWNED.add(path)
+        try:
+            create(path)
+            return path
+        except FileExistsError:  # someone else's: not ours to remove
+            _OWNED.discard(path)
+        except BaseException:
+            remove_scratch(path)
+            raise
 
 
 def remove_scratch(path: Path) -> None:
-    """Remove a directory made by ``make_scratch``; idempotent."""
+    """Remove a directory or file made here; idempotent."""
     _OWNED.discard(path)
-    shutil.rmtree(path, ignore_errors=True)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 @contextmanager
