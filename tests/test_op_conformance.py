@@ -731,3 +731,16 @@ def test_same_transpose_conv_with_a_kernel_below_its_stride(tmp_path, kernel, st
     path = single_op(tmp_path / "t.tflite", OP.TRANSPOSE_CONV, inputs, [output], options, 3)
     x = random_int8((*shape, channels), rng)
     np.testing.assert_array_equal(load_model(path).build("host")(x)[0], micro_run(path, [x]))
+
+
+def test_int8_div_is_refused_in_one_line(tmp_path):
+    """TFLite Micro's DIV divides by a fixed-point reciprocal; a float island missed
+    it by a step (and by 133 where the divisor is its zero point): refused, by node."""
+    from tvmq.frontend import read_source
+
+    shape = (1, 4, 4, 3)
+    inputs = [quantized("a", shape, (0.02, -10)), quantized("b", shape, (0.015, 3))]
+    output = quantized("y", shape, (0.03, 5))
+    path = single_op(tmp_path / "div.tflite", OP.DIV, inputs, [output], None, 2)
+    reason = "quantized: no exact integer kernel in tvmq"
+    assert read_source(path).unsupported() == [("y", "DIV", reason)]

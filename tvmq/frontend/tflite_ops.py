@@ -66,7 +66,9 @@ QUANTIZED_INTEGER_KERNELS = {
     "SVDF": svdf_int8,
 }
 # Ops tvmq refuses when any of their tensors is quantized: no exact integer kernel yet.
-REFUSED_QUANTIZED = frozenset({"LSTM"})
+# DIV: TFLite Micro divides by a fixed-point reciprocal (GetReciprocal); a float
+# island differs by a step, and saturates otherwise where the divisor is zero.
+REFUSED_QUANTIZED = frozenset({"LSTM", "DIV"})
 # LSTM inputs: gate weights (input, forget, cell, output), then the same order for
 # recurrent weights, peephole weights and biases; projection, states (18, 19: zero
 # at the start) and layer norm after.
