@@ -41,3 +41,24 @@ def test_every_tflite_op_the_importer_fails_on_is_named_with_its_reason(tmp_path
     assert all("SYMMETRIC" in reason for _, _, reason in caught.value.nodes)
     out, err = capfd.readouterr()
     assert not out and "BlockBuilder" not in err
+
+
+def test_tvm_builder_warnings_are_kept_from_stderr_and_the_rest_is_not(capfd):
+    """A C++ pass that fails mid-function leaves TVM's BlockBuilder open; its warning
+    on destruction would stand under the one-line error. Other stderr output stays."""
+    import gc
+    import os
+
+    from tvm import relax
+
+    from tvmq.frontend import BUILDER_WARNING, without_builder_warnings
+
+    with without_builder_warnings():
+        builder = relax.BlockBuilder()
+        builder._begin_dataflow_block()
+        del builder
+        gc.collect()
+        os.write(2, b"a native line\n")
+    err = capfd.readouterr().err
+    assert BUILDER_WARNING not in err
+    assert "a native line" in err

@@ -8,8 +8,12 @@ split lets ``tvmq inspect`` report on models that cannot be imported.
 
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
 from collections import Counter
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Protocol
 
@@ -88,7 +92,8 @@ def import_model(source: SourceGraph) -> Model:
     require_static(str(source.path), source.inputs)
     _close_scopes_on_error()
     try:
-        mod = source.to_relax()
+        with without_builder_warnings():
+            mod = source.to_relax()
     except TvmqError:
         raise
     except Exception as error:  # TVM importers raise many types; users get one line
@@ -110,6 +115,36 @@ def import_model(source: SourceGraph) -> Model:
         quantization=source.quantization,
         source_names=dict(source.source_names),
     )
+
+
+BUILDER_WARNING = "BlockBuilder destroyed with remaining blocks"
+
+
+@contextmanager
+def without_builder_warnings() -> Iterator[None]:
+    """stderr (the file descriptor: TVM's C++ logs) captured during an import and
+    written back without TVM's "BlockBuilder destroyed with remaining blocks!": a
+    C++ pass that fails mid-function (ConvertLayout did, on openWakeWord's embedding
+    model) leaves its builder open, and the warning printed as it is destroyed
+    would stand under the user's one-line error."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr to capture
+        yield
+        return
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            lines = captured.read().decode(errors="replace").splitlines(keepends=True)
+            sys.stderr.write("".join(line for line in lines if BUILDER_WARNING not in line))
+            sys.stderr.flush()
 
 
 def _close_scopes_on_error() -> None:
