@@ -1,6 +1,7 @@
 """Per-op int8 conformance: every op kind tvmq imports on int8 graphs, as a one-op
 model with drawn shapes and random scales and zero points, built for the host and
-compared bit for bit with the TFLite Micro interpreter."""
+compared bit for bit with the TFLite Micro interpreter (with LiteRT's reference
+kernels for the int8 math ops TFLite Micro has no kernel for)."""
 
 from __future__ import annotations
 
@@ -744,3 +745,22 @@ def test_int8_div_is_refused_in_one_line(tmp_path):
     path = single_op(tmp_path / "div.tflite", OP.DIV, inputs, [output], None, 2)
     reason = "quantized: no exact integer kernel in tvmq"
     assert read_source(path).unsupported() == [("y", "DIV", reason)]
+
+
+@pytest.mark.parametrize("kind", ["EXP", "LOG", "RSQRT"])
+@pytest.mark.parametrize("seed", range(3))
+def test_int8_math_matches_litert_reference_kernels(tmp_path, kind, seed):
+    """int8 math ops TFLite Micro has no kernel for: their oracle is LiteRT's reference
+    kernels, on inputs whose real values are positive (LOG and RSQRT's domain)."""
+    from tests.test_uint8 import reference_run
+
+    rng = np.random.default_rng(seed)
+    shape = (1, 6, 6, 4)
+    zero_point = int(rng.integers(-128, -100))
+    in_params = (float(np.float32(2.0 ** rng.uniform(-8, -2))), zero_point)
+    out_params = (float(np.float32(2.0 ** rng.uniform(-8, 0))), int(rng.integers(-128, 127)))
+    x, y = quantized("x", shape, in_params), quantized("y", shape, out_params)
+    path = single_op(tmp_path / f"{kind}.tflite", getattr(OP, kind), [x], [y])
+    values = rng.integers(zero_point + 1, 128, shape).astype(np.int8)
+    got = load_model(path).build("host")(values)[0]
+    np.testing.assert_array_equal(got, reference_run(path, [values])[0])
