@@ -747,11 +747,12 @@ def test_int8_div_is_refused_in_one_line(tmp_path):
     assert read_source(path).unsupported() == [("y", "DIV", reason)]
 
 
-@pytest.mark.parametrize("kind", ["EXP", "LOG", "RSQRT"])
+@pytest.mark.parametrize("kind", ["EXP", "LOG", "RSQRT", "SQRT"])
 @pytest.mark.parametrize("seed", range(3))
 def test_int8_math_matches_litert_reference_kernels(tmp_path, kind, seed):
     """int8 math ops TFLite Micro has no kernel for: their oracle is LiteRT's reference
-    kernels, on inputs whose real values are positive (LOG and RSQRT's domain)."""
+    kernels, on inputs whose real values are positive (LOG and RSQRT's domain); SQRT
+    truncates its quotient by the output scale there."""
     from tests.test_uint8 import reference_run
 
     rng = np.random.default_rng(seed)

@@ -23,6 +23,7 @@ kernel TFLite Micro runs for it, so results match TFLite Micro bit for bit:
   TFLite's fixed-point exp and reciprocal (:mod:`tvmq.quantize.softmax`);
 - quantize(dequantize(x)) with new parameters: an integer requantize (clamped
   for TFLite's int8 RELU and RELU6);
+- sqrt: LiteRT's int8 SQRT, the float root over the output scale truncated;
 - abs: |x - zero point| requantized, as TFLite's int8 ABS; leaky ReLU: either
   side requantized by its own multiplier; PReLU too, the negative side times the
   centred slope;
@@ -519,6 +520,8 @@ class _Realizer(PyExprMutator):
             return self._logistic(producer, out)
         if name == "relax.nn.leakyrelu" and not fused_activation:
             return self._leaky_relu(producer, out)
+        if name == "relax.sqrt" and not fused_activation:
+            return self._sqrt(producer, out)
         if name == "relax.abs" and not fused_activation:
             return self._abs(producer, out)
         if name == "relax.nn.softmax" and not fused_activation:
@@ -978,6 +981,20 @@ class _Realizer(PyExprMutator):
             return None
         magnitude = self.ints.emit(relax.op.abs(self.ints.centre(x.data, x.zero_point)))
         return self._rescale(magnitude, dataclasses.replace(x, zero_point=0), out)
+
+    def _sqrt(self, sqrt: relax.Call, out) -> relax.Expr | None:
+        """LiteRT's int8 SQRT (TFLite Micro has none): the float32 root of the
+        dequantized input over the output scale, truncated toward zero, not rounded
+        (a float island is a step above it about half the time)."""
+        x = self._dequantized(sqrt.args[0])
+        if x is None or self.onnx_requantize:
+            return None  # onnxruntime quantizes its float Sqrt by rounding
+        centred = self.ints.cast(self.ints.centre(x.data, x.zero_point), "float32")
+        real = relax.op.multiply(centred, self.ints.const(np.float32(x.scale), "float32"))
+        root = relax.op.sqrt(self.ints.emit(real))
+        scaled = relax.op.divide(root, self.ints.const(np.float32(out.scale), "float32"))
+        truncated = self.ints.cast(self.ints.emit(scaled), "int32")  # C's conversion
+        return self._output(truncated, out, *_activation_range(out.dtype))
 
     def _logistic(self, sigmoid: relax.Call, out) -> relax.Expr | None:
         """int8 sigmoid into TFLite's fixed output parameters (1/256, -128)."""
