@@ -1040,11 +1040,19 @@ class _Realizer(PyExprMutator):
             alpha = np.float32(leaky.attrs.alpha)
             return self._onnx_lookup(x, out, lambda v: np.where(v >= 0, v, v * alpha))
         centred = self.ints.centre(x.data, x.zero_point)
-        scaled = []
-        for factor in (np.float32(1.0), np.float32(leaky.attrs.alpha)):
-            real = np.float64(np.float32(x.scale) * factor) / np.float64(out.scale)
-            multiplier, shift = quantize_multiplier(real)
-            scaled.append(self.ints.multiply_by_quantized_multiplier(centred, multiplier, shift))
+        reals = [
+            np.float64(np.float32(x.scale) * factor) / np.float64(out.scale)
+            for factor in (np.float32(1.0), np.float32(leaky.attrs.alpha))
+        ]
+        return self._by_sign(centred, (centred, reals[0]), (centred, reals[1]), out)
+
+    def _by_sign(self, centred, at_least_zero, below_zero, out) -> relax.Expr:
+        """Where centred x is at least 0 one (value, real multiplier) requantized, below
+        0 the other: TFLite's LEAKY_RELU and PRELU."""
+        scaled = [
+            self.ints.multiply_by_quantized_multiplier(value, *quantize_multiplier(real))
+            for value, real in (at_least_zero, below_zero)
+        ]
         chosen = self.ints.emit(
             relax.op.where(relax.op.greater_equal(centred, self.ints.const(0, "int32")), *scaled)
         )
@@ -1063,19 +1071,13 @@ class _Realizer(PyExprMutator):
             return None
         centred = self.ints.centre(x.data, x.zero_point)
         slope = self.ints.centre(alpha.data, alpha.zero_point)
-        reals = (
-            np.float64(x.scale) / np.float64(out.scale),
-            np.float64(x.scale) * np.float64(alpha.scale) / np.float64(out.scale),
+        negative = self.ints.emit(relax.op.multiply(centred, slope))
+        return self._by_sign(
+            centred,
+            (centred, np.float64(x.scale) / np.float64(out.scale)),
+            (negative, np.float64(x.scale) * np.float64(alpha.scale) / np.float64(out.scale)),
+            out,
         )
-        sides = [centred, self.ints.emit(relax.op.multiply(centred, slope))]
-        scaled = [
-            self.ints.multiply_by_quantized_multiplier(side, *quantize_multiplier(real))
-            for side, real in zip(sides, reals, strict=True)
-        ]
-        chosen = self.ints.emit(
-            relax.op.where(relax.op.greater_equal(centred, self.ints.const(0, "int32")), *scaled)
-        )
-        return self._output(chosen, out, *_activation_range(out.dtype))
 
     def _onnx_lookup(self, x: _QuantizedActivation, out, function) -> relax.Expr:
         """An elementwise op as onnxruntime's QLinearLookupBase computes it: a table of
