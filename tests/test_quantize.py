@@ -62,15 +62,11 @@ def test_quantized_region_is_integer_only(int8_model):
 
 
 def _tflite_prelu(path: Path) -> tuple[Path, tuple[int, ...]]:
-    from ai_edge_litert import schema_py_generated as schema
-
-    from tests.tflite_ops import Operand, single_op
+    from tests.tflite_ops import float_prelu
 
     shape = (1, 4, 4, 8)
     slope = np.random.default_rng(5).uniform(-0.3, 0.6, (1, 1, 8)).astype(np.float32)
-    x, y = Operand("x", shape, "float32"), Operand("y", shape, "float32")
-    alpha = Operand("alpha", slope.shape, "float32", data=slope)
-    return single_op(path / "prelu.tflite", schema.BuiltinOperator.PRELU, [x, alpha], [y]), shape
+    return float_prelu(path / "prelu.tflite", shape, slope), shape
 
 
 def _onnx_conv_prelu(path: Path) -> tuple[Path, tuple[int, ...]]:

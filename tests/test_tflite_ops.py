@@ -431,17 +431,13 @@ def test_resource_variables_read_their_initial_values(tmp_path):
 @pytest.mark.parametrize("slope_shape", [(1, 1, 16), (16,), (6, 5, 16)])
 def test_float_prelu_matches_tflite_micro_with_its_slope_unbroadcast(tmp_path, slope_shape):
     """MediaPipe's landmark models: TVM stored the slope at the activation's size."""
-    from ai_edge_litert import schema_py_generated as schema
-
-    from tests.tflite_ops import Operand, single_op
+    from tests.tflite_ops import float_prelu
     from tvmq.backend.aot import lower_model
 
     rng = np.random.default_rng(len(slope_shape))
     shape = (1, 6, 5, 16)
     slope = rng.uniform(-0.5, 0.5, slope_shape).astype(np.float32)
-    x, y = Operand("x", shape, "float32"), Operand("y", shape, "float32")
-    alpha = Operand("alpha", slope_shape, "float32", data=slope)
-    path = single_op(tmp_path / "prelu.tflite", schema.BuiltinOperator.PRELU, [x, alpha], [y])
+    path = float_prelu(tmp_path / "prelu.tflite", shape, slope)
     model = load_model(path)
     assert len(lower_model(model).weights) == slope.nbytes
     inputs = rng.standard_normal(shape).astype(np.float32)

@@ -95,3 +95,10 @@ def single_op(
     graph_outputs = [index[o.name] for o in outputs]
     code = _code(builtin, version)
     return _finish(path, [code], [operator], tensors, buffers, graph_inputs, graph_outputs)
+
+
+def float_prelu(path: Path, shape, slope: np.ndarray) -> Path:
+    """A float PRELU of an input of `shape` with the constant `slope`."""
+    x, y = Operand("x", tuple(shape), "float32"), Operand("y", tuple(shape), "float32")
+    alpha = Operand("alpha", slope.shape, "float32", data=slope.astype(np.float32))
+    return single_op(path, schema.BuiltinOperator.PRELU, [x, alpha], [y])
