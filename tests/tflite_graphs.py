@@ -43,6 +43,9 @@ OPTIONS = {
     "HARD_SWISH": (None, 1),
     "LEAKY_RELU": ("LeakyReluOptions", 2),
     "RESIZE_BILINEAR": ("ResizeBilinearOptions", 3),
+    "SHAPE": ("ShapeOptions", 1),
+    "STRIDED_SLICE": ("StridedSliceOptions", 2),
+    "PACK": ("PackOptions", 2),
 }
 
 

@@ -298,7 +298,7 @@ def _weight_only_converter(failures: list[tuple[str, str, str]]):
 
     class WeightOnlyConverter(TFLiteOpsMixin, OperatorConverter):
         # Quantized data movement copies integers; the index of the largest (smallest)
-        # quantized value is that of the real one.
+        # quantized value is that of the real one; SHAPE reads only the shape.
         _SUPPORTED_QUANTIZED_OPS = (
             OperatorConverter._SUPPORTED_QUANTIZED_OPS
             | INTEGER_LAYOUT_OPS
@@ -306,7 +306,7 @@ def _weight_only_converter(failures: list[tuple[str, str, str]]):
             | QUANTIZED_ISLANDS
             | QUANTIZED_INTEGER_KERNELS.keys()
             | VARIABLE_OPS
-            | {"ARG_MAX", "ARG_MIN"}
+            | {"ARG_MAX", "ARG_MIN", "SHAPE"}
         )
 
         def __init__(self, model, subgraph, *args, **kwargs):
@@ -317,7 +317,8 @@ def _weight_only_converter(failures: list[tuple[str, str, str]]):
         def _reporting(self, convert):
             def converted(op):
                 try:
-                    return convert(op=op)  # as TVM calls it (partials bind relax_op)
+                    result = convert(op=op)  # as TVM calls it (partials bind relax_op)
+                    return self._folded(op, result)
                 except Exception as error:  # any converter's failure is reported per op
                     indices = [w.tensor_idx for w in self.get_output_tensors(op)]
                     node = tensor_name(self.subgraph, indices[0]) if indices else "?"
@@ -373,6 +374,43 @@ def _weight_only_converter(failures: list[tuple[str, str, str]]):
                 return data
             return relax.op.image.resize2d(
                 data, size, None, "NHWC", "nearest_neighbor", "align_corners", "round_prefer_ceil"
+            )
+
+        def _folded(self, op, result):
+            """An integer op whose inputs are all constants (a reshape's shape
+            arithmetic) as a constant known at import, so that RESHAPE, TILE and the
+            like, which need their shape operand's values, can read it."""
+            outputs = self.get_output_tensors(op)
+            inputs = [t for t in self.get_input_tensors(op) if t.tensor_idx >= 0]
+            if (
+                not isinstance(result, relax.Expr)
+                or len(outputs) != 1
+                or outputs[0].tensor.Type() not in (TensorType.INT32, TensorType.INT64)
+                or any(self.has_expr(t.tensor_idx) for t in inputs)
+            ):
+                return result
+            values = _constant_value(result)
+            if values is None:
+                return result
+            self.set_prefetched_node(outputs[0].tensor_idx, values)
+            return None
+
+        def get_expr(self, input_tensor_idx):
+            """A constant folded at import where a converter asks for an expression."""
+            if not self.has_expr(input_tensor_idx) and self.is_prefetched(input_tensor_idx):
+                return relax.const(self.get_prefetched_node(input_tensor_idx))
+            return super().get_expr(input_tensor_idx)
+
+        def convert_shape(self, op):
+            """The shape of a tensor of static shape is a constant (a Keras reshape reads
+            its batch size this way), also of a quantized tensor: only its shape is read."""
+            (source,) = self.get_input_tensors(op)
+            shape = _static_shape(self.get_tensor_expr(source))
+            if shape is None:
+                return super().convert_shape(op)
+            output = self.get_output_tensors(op)[0]
+            self.set_prefetched_node(
+                output.tensor_idx, np.array(shape, NUMPY_TYPES[output.tensor.Type()])
             )
 
         def get_tensors(self, tensors_idx_list):
@@ -442,6 +480,30 @@ def _weight_only_converter(failures: list[tuple[str, str, str]]):
             self.set_prefetched_node(output.tensor_idx, values)
 
     return WeightOnlyConverter
+
+
+def _static_shape(expr) -> list[int] | None:
+    """The dims of a tensor expression whose shape is known at import, or None."""
+    try:
+        return [int(d) for d in expr.ty.shape.values]
+    except (AttributeError, TypeError):  # not a tensor, or a dim is symbolic
+        return None
+
+
+def _constant_value(expr) -> np.ndarray | None:
+    """The value of an expression over constants, computed by TVM's constant folding,
+    or None when it does not fold to one constant."""
+    from tvm import relax
+    from tvm.ir.expr import Constant
+
+    builder = relax.BlockBuilder()
+    with builder.function("main", []):
+        with builder.dataflow():
+            out = builder.emit_output(expr)
+        builder.emit_func_output(out)
+    mod = relax.transform.LegalizeOps()(builder.get())
+    body = relax.transform.FoldConstant()(mod)["main"].body.body
+    return body.value.numpy() if isinstance(body, Constant) else None
 
 
 def _hybrid_weights(model, graph) -> dict[int, np.ndarray]:

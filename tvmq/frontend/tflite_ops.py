@@ -42,6 +42,7 @@ say so in one line instead of failing inside TVM.
 
 from __future__ import annotations
 
+import functools
 import struct
 
 import numpy as np
@@ -65,10 +66,30 @@ QUANTIZED_INTEGER_KERNELS = {
     "UNIDIRECTIONAL_SEQUENCE_LSTM": lstm_int8,
     "SVDF": svdf_int8,
 }
-# Ops tvmq refuses when any of their tensors is quantized: no exact integer kernel yet.
+# Comparisons of quantized operands, rescaled as TFLite does (convert_comparison).
+COMPARISONS = {
+    "EQUAL": relax.op.equal,
+    "NOT_EQUAL": relax.op.not_equal,
+    "GREATER": relax.op.greater,
+    "GREATER_EQUAL": relax.op.greater_equal,
+    "LESS": relax.op.less,
+    "LESS_EQUAL": relax.op.less_equal,
+}
+# Ops tvmq refuses when any of their tensors is quantized, and why.
 # DIV: TFLite Micro divides by a fixed-point reciprocal (GetReciprocal); a float
 # island differs by a step, and saturates otherwise where the divisor is zero.
-REFUSED_QUANTIZED = frozenset({"LSTM", "DIV"})
+_NO_KERNEL = "quantized: neither TFLite Micro nor LiteRT has an int8 kernel to match"
+REFUSED_QUANTIZED = {
+    "LSTM": "quantized: no exact integer kernel in tvmq",
+    "DIV": "quantized: no exact integer kernel in tvmq",
+    **dict.fromkeys(("FLOOR", "CEIL", "ROUND", "SIN", "COS", "TAN", "POW", "ATAN2"), _NO_KERNEL),
+    **dict.fromkeys(
+        ("FLOOR_DIV", "FLOOR_MOD"),
+        "quantized: TFLite Micro has no int8 kernel and LiteRT's divides the stored integers",
+    ),
+    "REDUCE_PROD": "quantized: TFLite Micro has no int8 kernel; LiteRT rescales every "
+    "product, which tvmq does not reproduce",
+}
 # LSTM inputs: gate weights (input, forget, cell, output), then the same order for
 # recurrent weights, peephole weights and biases; projection, states (18, 19: zero
 # at the start) and layer norm after.
@@ -93,6 +114,8 @@ class TFLiteOpsMixin:
         self.convert_map["CONVOLUTION_2D_TRANSPOSE_BIAS"] = self.convert_transpose_conv_bias
         self._variables = tflite_variables.initial_values(self.model, self.subgraph)
         self._handles: dict[int, str] = {}
+        for name, compare in COMPARISONS.items():
+            self.convert_map[name] = functools.partial(self.convert_comparison, compare=compare)
         self.convert_map.update(
             VAR_HANDLE=self.convert_var_handle,
             READ_VARIABLE=self.convert_read_variable,
@@ -408,6 +431,21 @@ class TFLiteOpsMixin:
         values = [self.get_tensor_expr(t) for t in self.get_input_tensors(op)]
         return relax.op.stack(values, axis=options.Axis())
 
+    def convert_split_v(self, op):
+        """Constant sizes, one of which may be -1 (the rest of the axis; TVM's
+        conversion took it for a size)."""
+        data, sizes, axis = self.get_input_tensors(op)
+        if self.has_expr(sizes.tensor_idx):
+            return super().convert_split_v(op)
+        shape = to_int_list(self.get_tensor_shape(data))
+        axis = int(self.get_tensor_value(axis)) % len(shape)
+        sizes = [int(n) for n in self.get_tensor_value(sizes)]
+        if -1 in sizes:
+            sizes[sizes.index(-1)] = shape[axis] - sum(n for n in sizes if n != -1)
+        bounds = [int(n) for n in np.cumsum(sizes)[:-1]]
+        out = relax.op.split(self.get_tensor_expr(data), bounds, axis)
+        return out[0] if len(sizes) == 1 else out
+
     def convert_quantize(self, op):
         """An integer QUANTIZE to int32 as TFLite's Requantize (TVM's quantize has no
         int32 output); the others as TVM's."""
@@ -423,6 +461,23 @@ class TFLiteOpsMixin:
             centred, *quantize_multiplier(in_scale / out_scale)
         )
         return ints.emit(relax.op.add(scaled, ints.const(out_zero, "int32")))
+
+    def convert_comparison(self, op, compare):
+        """Quantized operands compared as TFLite's ComparisonWithScaling does: each
+        centred, shifted left by 8 bits and scaled by its own scale as a fixed-point
+        multiplier, the two int32 results compared (not the real values: near ties
+        the rounding decides)."""
+        if not _quantized(self, op):
+            return self._convert_elemwise(op, relax_op=compare, comparison_op=True)
+        ints = IntegerBuilder(self.bb)
+        scaled = []
+        for tensor in self.get_input_tensors(op):
+            scale, zero_point = per_tensor_params(tensor.tensor)
+            centred = ints.centre(self.get_tensor_expr(tensor), zero_point)
+            shifted = ints.emit(relax.op.multiply(centred, ints.const(1 << 8, "int32")))
+            multiplier = quantize_multiplier(scale)
+            scaled.append(ints.multiply_by_quantized_multiplier(shifted, *multiplier))
+        return compare(*scaled)
 
     def convert_svdf(self, op):
         """A quantized SVDF as TFLite Micro's integer kernel; float ones as TVM's."""
@@ -675,7 +730,9 @@ def refusal(converter: OperatorConverter, op) -> str | None:
     name = converter.get_op_code_str(op)
     inputs = converter.get_input_tensors(op)
     if name in REFUSED_QUANTIZED and _quantized(converter, op):
-        return "quantized: no exact integer kernel in tvmq"
+        return REFUSED_QUANTIZED[name]
+    if name in COMPARISONS and _quantized(converter, op):
+        return _comparison_refusal(inputs)
     if name in QUANTIZED_INTEGER_KERNELS and _quantized(converter, op):
         return QUANTIZED_INTEGER_KERNELS[name].refusal(converter, op)
     if name == "UNIDIRECTIONAL_SEQUENCE_LSTM" and any(
@@ -693,6 +750,16 @@ def refusal(converter: OperatorConverter, op) -> str | None:
             return "QUANTIZE to int32 is supported from int8 and int16 only"
         if any(per_tensor_params(t) is None for t in tensors):
             return "QUANTIZE to int32 needs one scale per tensor"
+    return None
+
+
+def _comparison_refusal(inputs) -> str | None:
+    """Why tvmq cannot compare these quantized operands as TFLite does, or None."""
+    params = [per_tensor_params(t.tensor) if t.qnn_params else None for t in inputs]
+    if any(p is None for p in params):
+        return "quantized comparison needs both operands quantized per tensor"
+    if any(scale >= 1.0 for scale, _ in params):
+        return "quantized comparison with a scale of 1 or more (TFLite's kernels take less)"
     return None
 
 
