@@ -77,6 +77,30 @@ def test_float_graph_matches_onnxruntime(make, tmp_path):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("op", ["ArgMax", "ArgMin"])
+@pytest.mark.parametrize("last", [0, 1])
+@pytest.mark.parametrize("dtype", ["float32", "int8"])
+def test_arg_extremes_where_every_value_is_the_types_extreme(tmp_path, op, last, dtype):
+    """Rows whose values all equal the type's lowest (highest) value: TVM's argmax
+    (argmin) returned -1 there (the axis' extent with select_last_index)."""
+    extreme = {"float32": np.inf, "int8": 127}[dtype] * (1 if op == "ArgMin" else -1)
+    data = np.random.default_rng(3).integers(-100, 100, (3, 5)).astype(dtype)
+    data[0] = extreme
+    data[1, [1, 3]] = extreme
+    tensor_type = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node(op, ["x"], ["y"], axis=1, keepdims=0, select_last_index=last)],
+        "arg",
+        [onnx.helper.make_tensor_value_info("x", tensor_type, data.shape)],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.INT64, (3,))],
+    )
+    opset = [onnx.helper.make_opsetid("", 13)]
+    proto = onnx.helper.make_model(graph, opset_imports=opset, ir_version=8)
+    onnx.save(proto, tmp_path / "arg.onnx")
+    (got,) = load_model(tmp_path / "arg.onnx").build("host")(data)
+    np.testing.assert_array_equal(got, ort_run(proto, {"x": data})[0])
+
+
 class _Calibration:
     """onnxruntime's CalibrationDataReader protocol over a list of inputs."""
 

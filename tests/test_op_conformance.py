@@ -515,6 +515,22 @@ def _split_v(draw: Draw) -> OpCase:
     return OpCase(OP.SPLIT_V, inputs, outputs, options, 2)
 
 
+def _arg(builtin: int, options_class) -> Callable[[Draw], OpCase]:
+    """ARG_MAX / ARG_MIN over a drawn axis into int32 (ties: the first index)."""
+
+    def case(draw: Draw) -> OpCase:
+        shape = _shape(draw, 3, high=5)
+        axis = draw(st.integers(0, 2))
+        out_shape = tuple(d for i, d in enumerate(shape) if i != axis)
+        axes = constant("axis", np.array([axis], np.int32))
+        inputs = [quantized("x", shape, _params(draw)), axes]
+        output = Operand("y", out_shape, "int32")
+        options = _options(options_class, outputType=schema.TensorType.INT32)
+        return OpCase(builtin, inputs, [output], options, 2)
+
+    return case
+
+
 def _pack(draw: Draw) -> OpCase:
     count, shape = draw(st.integers(2, 3)), _shape(draw, 2)
     axis = draw(st.integers(0, 2))
@@ -571,6 +587,8 @@ CASES: dict[str, Callable[[Draw], OpCase]] = {
     "EXPAND_DIMS": _expand_dims,
     "SPLIT": _split,
     "SPLIT_V": _split_v,
+    "ARG_MAX": _arg(OP.ARG_MAX, schema.ArgMaxOptionsT),
+    "ARG_MIN": _arg(OP.ARG_MIN, schema.ArgMinOptionsT),
     "PACK": _pack,
     "EQUAL": _comparison(OP.EQUAL),
     "NOT_EQUAL": _comparison(OP.NOT_EQUAL),

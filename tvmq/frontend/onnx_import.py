@@ -17,6 +17,7 @@ from onnx import numpy_helper
 from tvmq.errors import TvmqError, UnsupportedOperatorError, first_line
 from tvmq.frontend import onnx_conv_integer, onnx_lstm, onnx_variadic
 from tvmq.frontend.activations import prelu
+from tvmq.frontend.arg_index import valid_arg_index
 from tvmq.frontend.layout import channels_last
 from tvmq.frontend.onnx_fold import QDQ as QDQ_OPS
 from tvmq.frontend.onnx_fold import fold_constants
@@ -324,6 +325,10 @@ def _naming_importer(base, names: dict[str, str], failures: list, graph: onnx.Gr
                     value = self.bb.normalize(OWN_CONVERTERS[op_name](self.bb, inputs, attrs))
                 else:
                     value = super()._convert_operator(op_name, inputs, attrs, opset)
+                if op_name in ("ArgMax", "ArgMin"):
+                    data = self.bb.normalize(inputs[0])
+                    axis = attrs.get("axis", 0) % len(data.ty.shape)
+                    value = valid_arg_index(value, data, axis)
             except Exception as error:  # any converter's failure is reported per node
                 if source is None:
                     raise

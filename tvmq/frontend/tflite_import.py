@@ -455,10 +455,16 @@ def _weight_only_converter(failures: list[tuple[str, str, str]]):
             return super().get_tensor_value(tensor_wrapper, is_sparse)
 
         def _convert_arg_min_max(self, op, relax_op):
-            """TVM's ARG_MAX/ARG_MIN give int64 whatever the output tensor's type."""
+            """TVM's ARG_MAX/ARG_MIN give int64 whatever the output tensor's type, and
+            -1 where every value is the type's extreme (:mod:`tvmq.frontend.arg_index`)."""
             from tvm import relax
 
-            out = super()._convert_arg_min_max(op, relax_op)
+            from tvmq.frontend.arg_index import valid_arg_index
+
+            data, axis = self.get_input_tensors(op)
+            expr = self.get_tensor_expr(data)
+            axis = int(np.ravel(self.get_tensor_value(axis))[0]) % len(expr.ty.shape)
+            out = valid_arg_index(super()._convert_arg_min_max(op, relax_op), expr, axis)
             dtype = NUMPY_TYPES[self.get_output_tensors(op)[0].tensor.Type()]
             return relax.op.astype(out, dtype)
 
