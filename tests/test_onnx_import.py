@@ -101,6 +101,74 @@ def test_arg_extremes_where_every_value_is_the_types_extreme(tmp_path, op, last,
     np.testing.assert_array_equal(got, ort_run(proto, {"x": data})[0])
 
 
+def _gated_model(clash: bool = False) -> onnx.ModelProto:
+    """A second stage run only when the first fires (openWakeWord's verifier): If on
+    a computed condition, both branches giving a [1, 4] float tensor."""
+    h = onnx.helper
+    weights = np.random.default_rng(5).normal(size=(4, 4)).astype(np.float32)
+    then = h.make_graph(
+        [h.make_node("MatMul", ["first", "w"], ["t"]), h.make_node("Tanh", ["t"], ["y_then"])],
+        "then",
+        [],
+        [h.make_tensor_value_info("y_then", onnx.TensorProto.FLOAT, (1, 4))],
+        [onnx.numpy_helper.from_array(weights, "w")],
+    )
+    inner = "t" if clash else "u"
+    other = h.make_graph(
+        [h.make_node("Neg", ["first"], [inner]), h.make_node("Identity", [inner], ["y_else"])],
+        "else",
+        [],
+        [h.make_tensor_value_info("y_else", onnx.TensorProto.FLOAT, (1, 4))],
+    )
+    nodes = [
+        h.make_node("Sigmoid", ["x"], ["first"]),
+        h.make_node("ReduceMax", ["first"], ["peak"], keepdims=0),
+        h.make_node("Greater", ["peak", "threshold"], ["fires"]),
+        h.make_node("If", ["fires"], ["y"], then_branch=then, else_branch=other),
+    ]
+    graph = h.make_graph(
+        nodes,
+        "gated",
+        [h.make_tensor_value_info("x", onnx.TensorProto.FLOAT, (1, 4))],
+        [h.make_tensor_value_info("y", onnx.TensorProto.FLOAT, (1, 4))],
+        [onnx.numpy_helper.from_array(np.array(0.8, np.float32), "threshold")],
+    )
+    return h.make_model(graph, opset_imports=[h.make_opsetid("", 13)], ir_version=8)
+
+
+def _has_if(mod) -> bool:
+    from tvm import relax
+
+    blocks = mod["main"].body.blocks
+    return any(isinstance(b.value, relax.If) for block in blocks for b in block.bindings)
+
+
+def test_if_on_a_computed_condition_runs_ahead_of_time(tmp_path):
+    """Ahead-of-time code has no control flow: both branches and a select, equal to
+    onnxruntime whichever branch the data takes, on the host and in emitted C."""
+    proto = _gated_model()
+    onnx.save(proto, tmp_path / "gated.onnx")
+    model = load_model(tmp_path / "gated.onnx")
+    assert not _has_if(model.mod)
+    executable = model.build("host")
+    _, library = native(model, tmp_path)
+    rng = np.random.default_rng(0)
+    taken = set()
+    for offset in (-2.0, -1.0, 2.0, 3.0):
+        x = rng.normal(size=(1, 4)).astype(np.float32) + np.float32(offset)
+        (want,) = ort_run(proto, {"x": x})
+        taken.add(bool((1 / (1 + np.exp(-x))).max() > 0.8))
+        np.testing.assert_allclose(executable(x)[0], want, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(library(x)[0], want, rtol=1e-5, atol=1e-6)
+    assert taken == {True, False}
+
+
+def test_if_whose_branches_clash_stays_an_if(tmp_path):
+    """Branches that give a value the same name are not inlined side by side."""
+    onnx.save(_gated_model(clash=True), tmp_path / "clash.onnx")
+    assert _has_if(load_model(tmp_path / "clash.onnx").mod)
+
+
 class _Calibration:
     """onnxruntime's CalibrationDataReader protocol over a list of inputs."""
 

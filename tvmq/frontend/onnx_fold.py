@@ -8,7 +8,9 @@ tvmq compiles static shapes, so every Shape of a tensor whose dims are known is 
 constant, and so is everything computed from constants alone: each such node is
 evaluated here (ONNX's reference evaluator) and replaced by an initializer.
 torch.onnx also guards code on shapes with `If` (batch size 1 or not): an `If`
-whose condition folds is replaced by the branch it takes, which is folded in turn.
+whose condition folds is replaced by the branch it takes, which is folded in turn;
+one whose condition depends on the data (a second stage run when the first fires)
+becomes both branches and a Where, where their outputs agree in shape and type.
 Weights computed from constants (an fp16 weight Cast to float32, LSTM gates
 sliced and reordered) become initializers too, so they count as parameters and
 quantize. Integer DequantizeLinear/QuantizeLinear stay: they are a QDQ model's
@@ -50,16 +52,13 @@ def _fold_once(
     kept: list[onnx.NodeProto] = []
     inlined = False
     for node in graph.node:
-        branch = _taken_branch(node, values)
-        if branch is not None:
+        inlining = _inlined_if(node, values)
+        if inlining is not None:
             inlined = True
-            for tensor in branch.initializer:
+            nodes, constants = inlining
+            for tensor in constants:
                 values[tensor.name] = folded[tensor.name] = numpy_helper.to_array(tensor)
-            kept.extend(branch.node)
-            kept.extend(
-                helper.make_node("Identity", [inner.name], [outer], name=f"{node.name}/{outer}")
-                for inner, outer in zip(branch.output, node.output, strict=True)
-            )
+            kept.extend(nodes)
             continue
         result = _evaluate(node, values, shapes, proto.opset_import)
         if result is None:
@@ -96,15 +95,66 @@ def _inputs(node: onnx.NodeProto) -> set[str]:
     return names
 
 
-def _taken_branch(node: onnx.NodeProto, values) -> onnx.GraphProto | None:
-    """The branch an `If` on a constant condition takes, else None."""
+def _inlined_if(
+    node: onnx.NodeProto, values
+) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]] | None:
+    """An `If` as plain nodes and the constants they need, or None to keep it.
+
+    On a constant condition, the branch it takes. On a computed one, both branches
+    and a Where per output, when their outputs have one static shape and type and
+    their names do not clash: ahead-of-time code has no control flow, and a select
+    of two side-effect-free branches gives what the `If` gives (both are computed)."""
     if node.op_type != "If" or node.domain not in ("", "ai.onnx"):
         return None
+    branches = {a.name: a.g for a in node.attribute}
     condition = values.get(node.input[0])
-    if condition is None or np.asarray(condition).size != 1:
+    if condition is not None and np.asarray(condition).size == 1:
+        taken = branches["then_branch" if np.asarray(condition).item() else "else_branch"]
+        identities = [
+            helper.make_node("Identity", [inner.name], [outer], name=f"{node.name}/{outer}")
+            for inner, outer in zip(taken.output, node.output, strict=True)
+        ]
+        return [*taken.node, *identities], list(taken.initializer)
+    then, other = branches["then_branch"], branches["else_branch"]
+    if not _selectable(then, other):
         return None
-    name = "then_branch" if bool(np.asarray(condition).reshape(())) else "else_branch"
-    return next(a.g for a in node.attribute if a.name == name)
+    scalar = f"{node.name}/scalar_shape"
+    flag = f"{node.name}/condition"
+    nodes = [
+        *then.node,
+        *other.node,
+        helper.make_node("Reshape", [node.input[0], scalar], [flag], name=flag),
+    ]
+    nodes.extend(
+        helper.make_node("Where", [flag, a.name, b.name], [outer], name=f"{node.name}/{outer}")
+        for a, b, outer in zip(then.output, other.output, node.output, strict=True)
+    )
+    shape = numpy_helper.from_array(np.zeros(0, np.int64), scalar)
+    return nodes, [*then.initializer, *other.initializer, shape]
+
+
+def _selectable(then: onnx.GraphProto, other: onnx.GraphProto) -> bool:
+    """Both branches give outputs of the same static shapes and types, and name
+    their values apart (so that both can be inlined side by side)."""
+
+    def made(graph: onnx.GraphProto) -> set[str]:
+        return {name for inner in graph.node for name in inner.output} | {
+            t.name for t in graph.initializer
+        }
+
+    if made(then) & made(other) or len(then.output) != len(other.output):
+        return False
+    pairs = zip(then.output, other.output, strict=True)
+    types = [(_static_type(a), _static_type(b)) for a, b in pairs]
+    return all(a is not None and a == b for a, b in types)
+
+
+def _static_type(value: onnx.ValueInfoProto) -> tuple[int, list[int]] | None:
+    """(element type, dims) of a value whose shape is declared and static, else None."""
+    tensor = value.type.tensor_type
+    if not tensor.HasField("shape") or not all(d.HasField("dim_value") for d in tensor.shape.dim):
+        return None
+    return tensor.elem_type, [d.dim_value for d in tensor.shape.dim]
 
 
 def _inferred(proto: onnx.ModelProto, input_shapes: dict[str, list[int]]) -> onnx.ModelProto:
