@@ -154,3 +154,17 @@ def test_outputs_are_refused_when_they_exist_unless_forced_and_get_usual_permiss
         "x.npy",
         "y.npy",
     ]
+
+
+def test_a_reader_that_stops_early_gets_no_traceback():
+    """`tvmq inspect MODEL | head -1`: the pipe closes under the summary; the command
+    stops quietly with SIGPIPE's status, as Unix tools do."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "tvmq", "inspect", str(DIGITS_MODEL)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # the reader leaves before the first line
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=300) == 141, stderr
+    assert stderr == ""

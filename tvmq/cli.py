@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -778,6 +779,9 @@ def main(argv: list[str] | None = None) -> int:
     except TvmqError as error:
         print(f"tvmq: error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except BrokenPipeError:  # the reader left (`tvmq inspect ... | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except (KeyboardInterrupt, Exception) as error:
         if terminated():  # SIGTERM, perhaps re-raised by TVM as its own error
             print("tvmq: terminated", file=sys.stderr)
