@@ -101,6 +101,48 @@ def test_arg_extremes_where_every_value_is_the_types_extreme(tmp_path, op, last,
     np.testing.assert_array_equal(got, ort_run(proto, {"x": data})[0])
 
 
+SPATIAL_PADS, CHANNEL_PADS = [0, 0, 1, 2, 0, 0, 2, 1], [0, 1, 0, 0, 0, 3, 0, 0]
+
+
+@pytest.mark.parametrize(
+    ("mode", "pads"),
+    [
+        ("constant", SPATIAL_PADS),
+        ("reflect", SPATIAL_PADS),
+        ("edge", SPATIAL_PADS),
+        ("constant", CHANNEL_PADS),  # BlazeFace's residual blocks widen channels so
+    ],
+    ids=["constant", "reflect", "edge", "constant-channels"],
+)
+def test_pad_between_convolutions_stays_channels_last(tmp_path, mode, pads):
+    """Pad imports as nn.pad and sinks through the transposes ConvertLayout leaves
+    around it: between two NCHW convolutions it stays NHWC with them (TVM's TE pad
+    went back to NCHW, a transpose before and after it, each a copy in the arena),
+    and every mode agrees with onnxruntime."""
+    from onnx import helper, numpy_helper
+
+    channels = 4 + pads[1] + pads[5]
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["a"], pads=[1, 1, 1, 1]),
+        helper.make_node("Pad", ["a", "pads", "value"], ["b"], mode=mode),
+        helper.make_node("Conv", ["b", "w2"], ["y"]),
+    ]
+    height, width = 6 + pads[2] + pads[6], 6 + pads[3] + pads[7]
+    constants = [
+        onnx_models.weight("w1", 4, 3, 3, 3),
+        onnx_models.weight("w2", 2, channels, 1, 1),
+        numpy_helper.from_array(np.array(pads, np.int64), "pads"),
+        numpy_helper.from_array(np.array(0.5, np.float32), "value"),
+    ]
+    proto = onnx_models.graph_model(nodes, {"x": (1, 3, 6, 6)}, (1, 2, height, width), constants)
+    onnx.save(proto, tmp_path / "pad.onnx")
+    model = load_model(tmp_path / "pad.onnx")
+    assert model.mod.script(show_meta=False).count("R.permute_dims") <= 2  # input, output
+    feeds = random_feeds(proto, np.random.default_rng(1))
+    (got,) = model.build("host")(feeds["x"])
+    np.testing.assert_allclose(got, ort_run(proto, feeds)[0], rtol=1e-5, atol=1e-5)
+
+
 def _gated_model(clash: bool = False) -> onnx.ModelProto:
     """A second stage run only when the first fires (openWakeWord's verifier): If on
     a computed condition, both branches giving a [1, 4] float tensor."""

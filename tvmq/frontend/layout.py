@@ -34,6 +34,9 @@ def channels_last(mod: tvm.IRModule, names: dict[str, str]) -> tuple[tvm.IRModul
     before = [(b.var.name, _op(b.value)) for b in _bindings(mod)]
     converted = relax.transform.ConvertLayout(CHANNELS_LAST)(mod)
     converted = relax.transform.FoldConstant()(converted)  # the weights' transposes
+    main = _PadsInLayout(converted).visit_expr(converted["main"])
+    converted.update_func(converted.get_global_var("main"), main)
+    converted = relax.transform.DeadCodeElimination()(converted)
     main = _UniqueNames(converted).visit_expr(converted["main"])
     converted.update_func(converted.get_global_var("main"), main)
     after = [(b.var.name, _op(b.value)) for b in _bindings(converted)]
@@ -76,6 +79,43 @@ def _carried_names(
             carried.update(dict.fromkeys(pending, node))
         pending = []
     return carried
+
+
+@mutator
+class _PadsInLayout(PyExprMutator):
+    """A pad between two transposes that undo each other, as one pad in the outer
+    layout. ConvertLayout has no rule for nn.pad, so it left the pad in NCHW with a
+    transpose (a full copy in the arena) on either side."""
+
+    def visit_var_binding_(self, binding: relax.VarBinding) -> None:
+        value = self.visit_expr(binding.value)
+        folded = self._pad_inside(value)
+        value = value if folded is None else folded
+        if isinstance(binding.var, relax.DataflowVar):
+            new = self.builder_.emit(value, binding.var.name)
+        else:
+            new = self.builder_.emit_output(value, binding.var.name)
+        self.set_var_remap(binding.var, new)
+
+    def _pad_inside(self, value: relax.Expr) -> relax.Expr | None:
+        if _op(value) != "relax.permute_dims":
+            return None
+        pad = self.builder_.lookup_binding(value.args[0])
+        if _op(pad) != "relax.nn.pad":
+            return None
+        inner = self.builder_.lookup_binding(pad.args[0])
+        if _op(inner) != "relax.permute_dims" or inner.attrs.axes is None:
+            return None
+        into = [int(a) for a in inner.attrs.axes]
+        back = [int(a) for a in value.attrs.axes] if value.attrs.axes is not None else None
+        if back is None or [into[i] for i in back] != list(range(len(into))):
+            return None
+        widths = [int(w) for w in pad.attrs.pad_width]
+        outer = [0] * len(widths)
+        for axis, source in enumerate(into):  # the pad's axis `axis` is the data's `source`
+            outer[2 * source : 2 * source + 2] = widths[2 * axis : 2 * axis + 2]
+        mode, fill = pad.attrs.pad_mode, float(pad.attrs.pad_value)
+        return relax.op.nn.pad(inner.args[0], outer, mode, fill)
 
 
 @mutator

@@ -15,7 +15,7 @@ from google.protobuf.message import DecodeError
 from onnx import numpy_helper
 
 from tvmq.errors import TvmqError, UnsupportedOperatorError, first_line
-from tvmq.frontend import onnx_conv_integer, onnx_lstm, onnx_variadic
+from tvmq.frontend import onnx_conv_integer, onnx_lstm, onnx_pad, onnx_variadic
 from tvmq.frontend.activations import prelu
 from tvmq.frontend.arg_index import valid_arg_index
 from tvmq.frontend.layout import channels_last
@@ -30,11 +30,13 @@ from tvmq.model import TensorSpec
 STANDARD_DOMAINS = ("", "ai.onnx")
 # Constant node attributes that hold a number or a tensor, as initializers can.
 CONSTANT_VALUES = ("value", "value_float", "value_floats", "value_int", "value_ints")
-# Operators TVM's importer lacks, converted by tvmq: (block builder, inputs, attrs) -> Expr.
+# Operators TVM's importer lacks or converts badly, converted by tvmq: (block builder,
+# inputs, attrs) -> Expr, or None to leave a case to TVM's converter.
 OWN_CONVERTERS = {
     "LSTM": onnx_lstm.convert,
     "ConvInteger": onnx_conv_integer.convert,
     "PRelu": lambda bb, inputs, attrs: _prelu(bb, *inputs),
+    "Pad": onnx_pad.convert,
     **onnx_variadic.CONVERTERS,
 }
 
@@ -321,10 +323,12 @@ def _naming_importer(base, names: dict[str, str], failures: list, graph: onnx.Gr
                     source.domain not in STANDARD_DOMAINS or source.op_type not in known
                 ):
                     raise NotImplementedError("no converter for this operator")
-                if op_name in OWN_CONVERTERS:
-                    value = self.bb.normalize(OWN_CONVERTERS[op_name](self.bb, inputs, attrs))
-                else:
+                own = OWN_CONVERTERS.get(op_name)
+                value = own(self.bb, inputs, attrs) if own is not None else None
+                if value is None:  # not tvmq's op, or a case tvmq leaves to TVM
                     value = super()._convert_operator(op_name, inputs, attrs, opset)
+                else:
+                    value = self.bb.normalize(value)
                 if op_name in ("ArgMax", "ArgMin"):
                     data = self.bb.normalize(inputs[0])
                     axis = attrs.get("axis", 0) % len(data.ty.shape)
