@@ -26,3 +26,22 @@ def test_sum_of_weight_slices_is_a_constant_not_an_activation():
         builder.emit_func_output(out)
     annotation = annotate(builder.get())
     assert [(op.kind, op.name) for op in annotation.ops] == [("add", twice.name)]
+
+
+def test_concat_with_a_constant_stays_float_and_the_graph_quantizes():
+    """concat(x, constant) (an exporter's empty or padding tensor beside an activation):
+    annotation looked for the constant among the observed tensors and failed with a
+    KeyError; the concat now stays float, named with its reason, and the ops
+    around it are quantized."""
+    builder = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((1, 6, 1), "float32"))
+    with builder.function("main", [x]):
+        with builder.dataflow():
+            doubled = builder.emit(relax.op.add(x, x))
+            empty = relax.const(np.zeros((1, 0, 1), np.float32))
+            joined = builder.emit(relax.op.concat([doubled, empty], axis=1))
+            out = builder.emit_output(relax.op.add(joined, joined))
+        builder.emit_func_output(out)
+    annotation = annotate(builder.get())
+    assert (joined.name, "concat", "an input is a constant") in annotation.skipped
+    assert [op.kind for op in annotation.ops] == ["add", "add"]

@@ -43,6 +43,7 @@ NUMPY_TYPES = {
     TensorType.INT16: "int16",
     TensorType.INT8: "int8",
     TensorType.UINT32: "uint32",
+    TensorType.COMPLEX64: "complex64",  # inside a graph only (RFFT2D's output)
 }
 # Quantized ops TVM refuses although its conversion only moves or copies integers.
 INTEGER_LAYOUT_OPS = frozenset(
@@ -110,6 +111,10 @@ def _checked_spec(graph, index: int, constant: bool, boundary: bool) -> TensorSp
     """The tensor's spec once its shape and quantization parameters are sane (empty
     tensors are legal inside a graph, not as its inputs or outputs)."""
     spec = _spec(graph, index)
+    if boundary and spec.dtype == "complex64":
+        raise TvmqError(
+            f"tensor '{spec.name}': complex64 model inputs or outputs are not supported"
+        )
     check_shape(spec.name, spec.shape, allow_empty=not boundary)
     if spec.quant is not None:
         check_quant(spec.name, spec.quant, spec.dtype, spec.shape, constant)
@@ -396,9 +401,12 @@ def _weight_only_converter(failures: list[tuple[str, str, str]]):
             return None
 
         def get_expr(self, input_tensor_idx):
-            """A constant folded at import where a converter asks for an expression."""
-            if not self.has_expr(input_tensor_idx) and self.is_prefetched(input_tensor_idx):
-                return relax.const(self.get_prefetched_node(input_tensor_idx))
+            """A constant (from the file, or folded at import) where a converter asks
+            for an expression: TVM's FILL and others read their operands this way."""
+            if not self.has_expr(input_tensor_idx) and input_tensor_idx >= 0:
+                (wrapper,) = self.get_tensors([input_tensor_idx])
+                if self.is_prefetched(input_tensor_idx) or wrapper.buffer.DataLength():
+                    return self.get_tensor_expr(wrapper)
             return super().get_expr(input_tensor_idx)
 
         def convert_shape(self, op):
