@@ -62,3 +62,22 @@ def test_tvm_builder_warnings_are_kept_from_stderr_and_the_rest_is_not(capfd):
     err = capfd.readouterr().err
     assert BUILDER_WARNING not in err
     assert "a native line" in err
+
+
+def test_tensors_of_a_type_tvmq_lacks_are_named_by_the_ops_that_touch_them(tmp_path):
+    """An inner uint64 tensor (the Signal library's filter bank has one) no longer
+    stops the whole read: inspect lists the graph, and each op that touches the
+    tensor is unsupported, naming it and its type."""
+    from tests.tflite_graphs import GraphBuilder
+    from tvmq.frontend import read_source
+
+    g = GraphBuilder()
+    x = g.tensor("x", (4,), "float32")
+    wide = g.tensor("wide", (4,), "uint64")
+    y = g.tensor("y", (4,), "float32")
+    g.op("CAST", [x], [wide])
+    g.op("CAST", [wide], [y])
+    source = read_source(g.write(tmp_path / "uint64.tflite", [x], [y]))
+    assert source.operators == {"CAST": 2}
+    reason = "tensor 'wide' has type UINT64, unsupported"
+    assert source.unsupported() == [("wide", "CAST", reason), ("y", "CAST", reason)]

@@ -19,6 +19,7 @@ TYPES = {
     "int32": schema.TensorType.INT32,
     "uint8": schema.TensorType.UINT8,
     "int8": schema.TensorType.INT8,
+    "uint64": schema.TensorType.UINT64,
 }
 OPTIONS = {
     "CONV_2D": ("Conv2DOptions", 3),
@@ -44,6 +45,7 @@ OPTIONS = {
     "LEAKY_RELU": ("LeakyReluOptions", 2),
     "RESIZE_BILINEAR": ("ResizeBilinearOptions", 3),
     "SHAPE": ("ShapeOptions", 1),
+    "CAST": ("CastOptions", 1),
     "STRIDED_SLICE": ("StridedSliceOptions", 2),
     "PACK": ("PackOptions", 2),
 }

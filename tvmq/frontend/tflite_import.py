@@ -70,6 +70,7 @@ CUSTOM_OPERATORS = {
     "CUSTOM:Convolution2DTransposeBias": "CONVOLUTION_2D_TRANSPOSE_BIAS",  # MediaPipe's
 }
 OPERATOR_NAMES = {v: k for k, v in vars(BuiltinOperator).items() if not k.startswith("_")}
+TYPE_NAMES = {v: k for k, v in vars(TensorType).items() if not k.startswith("_")}
 
 
 def _quant_params(tensor) -> QuantParams | None:
@@ -167,6 +168,9 @@ class TFLiteGraph:
     format: str = "tflite"
     # Inputs given a shape other than the file's (dims free in shape_signature).
     resized: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    # Inner tensors of a type tvmq has no dtype for (index -> TFLite type): the ops
+    # that touch them are reported unsupported, by inspect too.
+    untyped: dict[int, int] = field(default_factory=dict)
 
     @classmethod
     def read(cls, path: Path, shapes: Shapes | None = None) -> TFLiteGraph:
@@ -211,9 +215,13 @@ class TFLiteGraph:
             node = tensor_name(graph, int(outputs[0])) if len(outputs) else f"op{i}"
             nodes.append((node, op_name))
         boundary = {int(i) for i in (*graph.InputsAsNumpy(), *graph.OutputsAsNumpy())}
+        untyped = {}
         for i in range(graph.TensorsLength()):
             tensor = graph.Tensors(i)
             if tensor.Type() == TensorType.RESOURCE:  # a variable's handle: no data
+                continue
+            if tensor.Type() not in NUMPY_TYPES and i not in boundary:
+                untyped[i] = tensor.Type()
                 continue
             raw = model.Buffers(tensor.Buffer()).DataAsNumpy()
             constant = isinstance(raw, np.ndarray) and raw.size > 0
@@ -230,6 +238,7 @@ class TFLiteGraph:
             operators=Counter(op for _, op in nodes),
             params=params,
             nodes=nodes,
+            untyped=untyped,
         )
 
     def unsupported(self) -> list[tuple[str, str, str]]:
@@ -246,10 +255,21 @@ class TFLiteGraph:
         ]
         for i, (node, op) in enumerate(self.nodes):
             known = CUSTOM_OPERATORS.get(op, op) in converter.convert_map
-            reason = refusal(converter, graph.Operators(i)) if known else None
+            reason = self._untyped_reason(graph.Operators(i)) if known else None
+            if known and reason is None:
+                reason = refusal(converter, graph.Operators(i))
             if reason is not None:
                 bad.append((node, op, reason))
         return bad
+
+    def _untyped_reason(self, op) -> str | None:
+        """Why tvmq cannot hold a tensor `op` reads or writes, or None."""
+        graph = self.model.Subgraphs(0)
+        for index in (*op.InputsAsNumpy(), *op.OutputsAsNumpy()):
+            if int(index) in self.untyped:
+                kind = TYPE_NAMES.get(self.untyped[int(index)], self.untyped[int(index)])
+                return f"tensor '{tensor_name(graph, int(index))}' has type {kind}, unsupported"
+        return None
 
     def to_relax(self):
         from tvm.relax.frontend.tflite import from_tflite
