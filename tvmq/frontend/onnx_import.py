@@ -15,7 +15,7 @@ from google.protobuf.message import DecodeError
 from onnx import numpy_helper
 
 from tvmq.errors import TvmqError, UnsupportedOperatorError, first_line
-from tvmq.frontend import onnx_conv_integer, onnx_lstm, onnx_pad, onnx_variadic
+from tvmq.frontend import onnx_conv_integer, onnx_gru, onnx_lstm, onnx_pad, onnx_variadic
 from tvmq.frontend.activations import prelu
 from tvmq.frontend.arg_index import valid_arg_index
 from tvmq.frontend.layout import channels_last
@@ -34,6 +34,7 @@ CONSTANT_VALUES = ("value", "value_float", "value_floats", "value_int", "value_i
 # inputs, attrs) -> Expr, or None to leave a case to TVM's converter.
 OWN_CONVERTERS = {
     "LSTM": onnx_lstm.convert,
+    "GRU": onnx_gru.convert,
     "ConvInteger": onnx_conv_integer.convert,
     "PRelu": lambda bb, inputs, attrs: _prelu(bb, *inputs),
     "Pad": onnx_pad.convert,

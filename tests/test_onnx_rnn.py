@@ -1,4 +1,4 @@
-"""ONNX LSTM nodes agree with onnxruntime after import and host build."""
+"""ONNX LSTM and GRU nodes agree with onnxruntime after import and host build."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from tvmq.frontend import load_model
 GRAPH_INPUTS = ("X", "initial_h", "initial_c")
 
 
-def lstm_model(
+def rnn_model(
+    kind: str,
     rng: np.random.Generator,
     steps: int,
     batch: int,
@@ -26,13 +27,14 @@ def lstm_model(
     attributes: dict | None = None,
     lengths: list[int] | None = None,
 ) -> onnx.ModelProto:
-    """One LSTM node: W and R (and B, P, sequence_lens) as initializers; X and the
-    initial states among `optional` as graph inputs; all three outputs."""
+    """One LSTM or GRU node: W and R (and B, P, sequence_lens) as initializers; X and
+    the initial states among `optional` as graph inputs; every output."""
     directions = 2 if direction == "bidirectional" else 1
+    gates = {"LSTM": 4, "GRU": 3}[kind]
     weights = {
-        "W": rng.uniform(-0.5, 0.5, (directions, 4 * hidden, size)),
-        "R": rng.uniform(-0.5, 0.5, (directions, 4 * hidden, hidden)),
-        "B": rng.uniform(-0.5, 0.5, (directions, 8 * hidden)),
+        "W": rng.uniform(-0.5, 0.5, (directions, gates * hidden, size)),
+        "R": rng.uniform(-0.5, 0.5, (directions, gates * hidden, hidden)),
+        "B": rng.uniform(-0.5, 0.5, (directions, 2 * gates * hidden)),
         "P": rng.uniform(-0.5, 0.5, (directions, 3 * hidden)),
     }
     initializers = [
@@ -50,15 +52,16 @@ def lstm_model(
     shapes = {"X": batched(steps, batch, size), "initial_h": state, "initial_c": state}
     inputs = [name for name in GRAPH_INPUTS if name == "X" or name in optional]
     order = ["X", "W", "R", "B", "lengths" if lengths is not None else "", "initial_h"]
-    order += ["initial_c", "P"]
+    order += ["initial_c", "P"] if kind == "LSTM" else []
     present = {*inputs, "W", "R", *optional, "lengths"}
     node_inputs = [name if name in present else "" for name in order]
     while node_inputs[-1] == "":
         node_inputs.pop()
+    names = ["Y", "Y_h", "Y_c"] if kind == "LSTM" else ["Y", "Y_h"]
     node = helper.make_node(
-        "LSTM",
+        kind,
         node_inputs,
-        ["Y", "Y_h", "Y_c"],
+        names,
         hidden_size=hidden,
         direction=direction,
         layout=layout,
@@ -66,12 +69,11 @@ def lstm_model(
     )
     outputs = {
         "Y": [batch, steps, directions, hidden] if layout else [steps, directions, batch, hidden],
-        "Y_h": state,
-        "Y_c": state,
+        **dict.fromkeys(names[1:], state),
     }
     graph = helper.make_graph(
         [node],
-        "lstm",
+        kind.lower(),
         [helper.make_tensor_value_info(n, TensorProto.FLOAT, shapes[n]) for n in inputs],
         [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in outputs.items()],
         initializers,
@@ -81,12 +83,17 @@ def lstm_model(
     return model
 
 
+def lstm_model(*args, **kwargs) -> onnx.ModelProto:
+    return rnn_model("LSTM", *args, **kwargs)
+
+
 def agrees_with_onnxruntime(make, layout: int, tmp_path, rng) -> None:
-    """The model `make(layout)` builds against onnxruntime. onnxruntime has no layout
+    """The model `make(layout)` builds against onnxruntime (Y, then the final states).
+    onnxruntime has no layout
     1: that model's reference is the layout-0 model's on transposed inputs, its
     outputs transposed back."""
     model, reference = make(layout), make(0)
-    path = tmp_path / "lstm.onnx"
+    path = tmp_path / "rnn.onnx"
     onnx.save(model, path)
     executable = load_model(path).build("host")
     feeds = {
@@ -96,11 +103,11 @@ def agrees_with_onnxruntime(make, layout: int, tmp_path, rng) -> None:
         for v in model.graph.input
     }
     swap = (lambda a: np.swapaxes(a, 0, 1)) if layout == 1 else (lambda a: a)
-    y, y_h, y_c = ort_run(reference, {name: swap(value) for name, value in feeds.items()})
-    want = [np.transpose(y, [2, 0, 1, 3]) if layout == 1 else y, swap(y_h), swap(y_c)]
+    y, *states = ort_run(reference, {name: swap(value) for name, value in feeds.items()})
+    want = [np.transpose(y, [2, 0, 1, 3]) if layout == 1 else y, *map(swap, states)]
     got = executable(*feeds.values())
-    assert len(got) == 3
-    for name, g, w in zip(("Y", "Y_h", "Y_c"), got, want, strict=True):
+    names = [o.name for o in model.graph.output]
+    for name, g, w in zip(names, got, want, strict=True):
         assert g.shape == w.shape, name
         np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5, err_msg=name)
 
@@ -202,3 +209,55 @@ def test_lstm_after_convolution_matches_onnxruntime(tmp_path):
     x = rng.standard_normal((1, 3, 1, width)).astype(np.float32)
     (got,) = load_model(path).build("host")(x)
     np.testing.assert_allclose(got, ort_run(model, {"x": x})[0], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("direction", "layout", "optional", "attributes"),
+    [
+        ("forward", 0, ("B",), {}),
+        ("forward", 0, ("B", "initial_h"), {"linear_before_reset": 1}),
+        ("reverse", 1, ("initial_h",), {"linear_before_reset": 1}),
+        ("bidirectional", 0, ("B", "initial_h"), {"clip": 0.7}),
+        ("bidirectional", 1, ("B",), {"linear_before_reset": 1}),
+        (
+            "forward",
+            0,
+            ("B", "initial_h"),
+            {"activations": ["HardSigmoid", "LeakyRelu"], "activation_alpha": [0.3, 0.05]},
+        ),
+    ],
+    ids=[
+        "forward",
+        "linear-before-reset",
+        "reverse-layout1-no-bias",
+        "bidirectional-clip",
+        "bidirectional-layout1-linear-before-reset",
+        "activations",
+    ],
+)
+def test_gru_matches_onnxruntime(direction, layout, optional, attributes, tmp_path):
+    """GRU as onnxruntime computes it (DeepFilterNet's encoder has one, with
+    linear_before_reset): update, reset and hidden gates, both reset placements."""
+
+    def make(at_layout):
+        rng = np.random.default_rng(len(optional) + len(attributes))
+        return rnn_model("GRU", rng, 5, 2, 3, 4, direction, at_layout, optional, attributes)
+
+    agrees_with_onnxruntime(make, layout, tmp_path, np.random.default_rng(2))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_gru_random_shapes_match_onnxruntime(seed, tmp_path):
+    dims = np.random.default_rng(200 + seed).integers(1, 7, 5)
+    steps, batch, size, hidden, layout = (int(v) for v in dims)
+    direction = ("forward", "reverse", "bidirectional")[seed]
+    attributes = {"linear_before_reset": seed % 2}
+
+    def make(at_layout):
+        rng = np.random.default_rng(seed)
+        optional = ("B", "initial_h")
+        return rnn_model(
+            "GRU", rng, steps, batch, size, hidden, direction, at_layout, optional, attributes
+        )
+
+    agrees_with_onnxruntime(make, layout % 2, tmp_path, np.random.default_rng(seed))
