@@ -143,6 +143,42 @@ def test_pad_between_convolutions_stays_channels_last(tmp_path, mode, pads):
     np.testing.assert_allclose(got, ort_run(proto, feeds)[0], rtol=1e-5, atol=1e-5)
 
 
+def test_float16_graph_computes_in_float32_and_quantizes(tmp_path):
+    """A model computed in float16 (float16 weights, activations, input and output):
+    imported as float32 computation with float16 kept at its boundary, within a
+    float16 step of onnxruntime's float16 kernels, and quantizable (float16 ops
+    were not)."""
+    from onnx import helper, numpy_helper
+
+    from tvmq.quantize.quantizer import quantize_model
+
+    weights = np.random.default_rng(4).normal(0, 0.3, (8, 3, 3, 3)).astype(np.float16)
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["conv"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["conv"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "half",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT16, (1, 3, 6, 6))],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT16, (1, 8, 6, 6))],
+        [numpy_helper.from_array(weights, "w")],
+    )
+    opset = [helper.make_opsetid("", 13)]
+    proto = helper.make_model(graph, opset_imports=opset, ir_version=8)
+    onnx.save(proto, tmp_path / "half.onnx")
+    model = load_model(tmp_path / "half.onnx")
+    assert [s.dtype for s in (*model.inputs, *model.outputs)] == ["float16", "float16"]
+    x = np.random.default_rng(5).normal(size=(1, 3, 6, 6)).astype(np.float16)
+    (got,) = model.build("host")(x)
+    want = ort_run(proto, {"x": x})[0]
+    assert got.dtype == np.float16
+    step = 2.0**-10 * float(np.abs(want).max())
+    assert np.abs(got.astype(np.float32) - want.astype(np.float32)).max() <= step
+    quantized = quantize_model(model, [[x]])
+    assert quantized.quantization is not None
+
+
 def _gated_model(clash: bool = False) -> onnx.ModelProto:
     """A second stage run only when the first fires (openWakeWord's verifier): If on
     a computed condition, both branches giving a [1, 4] float tensor."""

@@ -19,6 +19,7 @@ from tvmq.frontend import onnx_conv_integer, onnx_gru, onnx_lstm, onnx_pad, onnx
 from tvmq.frontend.activations import prelu
 from tvmq.frontend.arg_index import valid_arg_index
 from tvmq.frontend.layout import channels_last
+from tvmq.frontend.onnx_float16 import promote_float16
 from tvmq.frontend.onnx_fold import QDQ as QDQ_OPS
 from tvmq.frontend.onnx_fold import fold_constants
 from tvmq.frontend.onnx_qoperator import lower_qoperators
@@ -202,7 +203,7 @@ class OnnxGraph:
             if spec.name in (shapes or {}):
                 _set_dims(value, spec.shape)
         fixed = {spec.name: list(spec.shape) for spec in inputs if not free_dims(spec)}
-        proto = fold_constants(proto, fixed)
+        proto = fold_constants(promote_float16(proto), fixed)
         try:
             weights = _initializers(proto.graph)  # those folded from constants included
         except TvmqError as error:
