@@ -385,6 +385,8 @@ def make_inputs(
         shape = entry.shape.get(spec["name"], spec["shape"])
         if any(d is None for d in shape):
             raise ValueError(f"input {spec['name']} has free dims {shape}: give shape in zoo.toml")
+        if spec["dtype"] == "?":
+            raise ValueError(f"input {spec['name']} has a type the zoo cannot make values of")
         dtype = np.dtype(spec["dtype"])
         if spec["name"] in entry.fill:
             arrays.append(np.full(shape, entry.fill[spec["name"]], dtype))
@@ -394,6 +396,8 @@ def make_inputs(
         elif dtype.kind == "f":
             low, high = entry.range
             arrays.append(rng.uniform(low, high, shape).astype(dtype))
+        elif dtype.kind == "b":
+            arrays.append(rng.integers(0, 2, shape).astype(dtype))
         else:
             info = np.iinfo(dtype)
             low, high = entry.integers or (max(info.min, -(2**15)), min(info.max, 2**15 - 1))

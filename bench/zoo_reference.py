@@ -23,10 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64"}
-ONNX_DTYPES[10] = "float16"
-TFLITE_DTYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 7: "int16"}
-TFLITE_DTYPES[9] = "int8"
+TFLITE_DTYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 6: "bool"}
+TFLITE_DTYPES.update({7: "int16", 9: "int8", 10: "float64"})
 
 
 def _litert(model: Path, engine: str):
@@ -61,7 +59,7 @@ def describe(engine: str, model: Path) -> list[dict]:
             {
                 "name": value.name,
                 "shape": [d.dim_value or None for d in value.type.tensor_type.shape.dim],
-                "dtype": ONNX_DTYPES.get(value.type.tensor_type.elem_type, "?"),
+                "dtype": _onnx_dtype(value.type.tensor_type.elem_type),
             }
             for value in graph.input
             if value.name not in weights
@@ -80,6 +78,15 @@ def describe(engine: str, model: Path) -> list[dict]:
             }
         )
     return specs
+
+
+def _onnx_dtype(elem_type: int) -> str:
+    import onnx
+
+    try:
+        return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type)).name
+    except (KeyError, TypeError, ValueError):
+        return "?"
 
 
 def _tflite_graph(model: Path):

@@ -33,17 +33,18 @@ def fold_constants(proto: onnx.ModelProto, input_shapes: dict[str, list[int]]) -
     computed from constants alone replaced by initializers (the same model when
     there is nothing to fold). `input_shapes` are the inputs' fixed shapes (those
     --shape gave included), from which ONNX's shape inference derives the inner
-    tensors' shapes. Repeats while an `If` was inlined, whose branch may hold more."""
+    tensors' shapes. Repeats while a pass changed the graph: an inlined `If` may hold
+    more, and a folded Reshape target gives the next Shape a static input."""
     while True:
-        proto, inlined = _fold_once(proto, input_shapes)
-        if not inlined:
+        proto, changed = _fold_once(proto, input_shapes)
+        if not changed:
             return proto
 
 
 def _fold_once(
     proto: onnx.ModelProto, input_shapes: dict[str, list[int]]
 ) -> tuple[onnx.ModelProto, bool]:
-    """One pass over the nodes: (the folded model, whether an `If` was inlined)."""
+    """One pass over the nodes: (the folded model, whether it changed)."""
     graph = proto.graph
     shapes = _static_shapes(_inferred(proto, input_shapes).graph)
     values = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
@@ -82,7 +83,7 @@ def _fold_once(
         for name, value in folded.items()
         if name in used and name not in values_before
     )
-    return out, inlined
+    return out, True
 
 
 def _inputs(node: onnx.NodeProto) -> set[str]:
