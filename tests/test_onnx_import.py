@@ -179,6 +179,31 @@ def test_float16_graph_computes_in_float32_and_quantizes(tmp_path):
     assert quantized.quantization is not None
 
 
+def test_concat_with_an_empty_constant_quantizes_and_reloads(tmp_path):
+    """Concat(x, an initializer with no elements) (brainmaze's spindle detector):
+    the empty operand is dropped at import, so the quantized model saves and loads
+    back (TVM's module serialization cannot read an empty constant)."""
+    from onnx import helper, numpy_helper
+
+    from tvmq.api import save_model
+    from tvmq.quantize.quantizer import quantize_model
+
+    nodes = [
+        helper.make_node("Relu", ["x"], ["r"]),
+        helper.make_node("Concat", ["r", "empty"], ["joined"], axis=1),
+        helper.make_node("Add", ["joined", "joined"], ["y"]),
+    ]
+    empty = numpy_helper.from_array(np.zeros((1, 0, 1), np.float32), "empty")
+    proto = onnx_models.graph_model(nodes, {"x": (1, 5, 1)}, (1, 5, 1), [empty])
+    onnx.save(proto, tmp_path / "empty.onnx")
+    model = load_model(tmp_path / "empty.onnx")
+    x = np.random.default_rng(0).normal(size=(1, 5, 1)).astype(np.float32)
+    quantized = quantize_model(model, [[x]])
+    save_model(quantized, tmp_path / "empty.tvmq")
+    reloaded = load_model(tmp_path / "empty.tvmq")
+    np.testing.assert_array_equal(reloaded.build("host")(x)[0], quantized.build("host")(x)[0])
+
+
 def _gated_model(clash: bool = False) -> onnx.ModelProto:
     """A second stage run only when the first fires (openWakeWord's verifier): If on
     a computed condition, both branches giving a [1, 4] float tensor."""

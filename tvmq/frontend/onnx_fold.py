@@ -11,10 +11,11 @@ torch.onnx also guards code on shapes with `If` (batch size 1 or not): an `If`
 whose condition folds is replaced by the branch it takes, which is folded in turn;
 one whose condition depends on the data (a second stage run when the first fires)
 becomes both branches and a Where, where their outputs agree in shape and type.
-Weights computed from constants (an fp16 weight Cast to float32, LSTM gates
-sliced and reordered) become initializers too, so they count as parameters and
-quantize. Integer DequantizeLinear/QuantizeLinear stay: they are a QDQ model's
-quantization, which the importer reads.
+Concat drops constant operands with no elements. Weights computed from constants
+(an fp16 weight Cast to float32, LSTM gates sliced and reordered) become
+initializers too, so they count as parameters and quantize. Integer
+DequantizeLinear/QuantizeLinear stay: they are a QDQ model's quantization, which
+the importer reads.
 """
 
 from __future__ import annotations
@@ -51,23 +52,26 @@ def _fold_once(
     values_before = set(values)
     folded: dict[str, np.ndarray] = {}
     kept: list[onnx.NodeProto] = []
-    inlined = False
+    rewritten = False
     for node in graph.node:
         inlining = _inlined_if(node, values)
         if inlining is not None:
-            inlined = True
+            rewritten = True
             nodes, constants = inlining
             for tensor in constants:
                 values[tensor.name] = folded[tensor.name] = numpy_helper.to_array(tensor)
             kept.extend(nodes)
             continue
+        trimmed = _without_empty_operands(node, values)
+        if trimmed is not None:
+            rewritten, node = True, trimmed
         result = _evaluate(node, values, shapes, proto.opset_import)
         if result is None:
             kept.append(node)
             continue
         for name, value in zip(node.output, result, strict=True):
             values[name] = folded[name] = value
-    if not folded and not inlined:
+    if not folded and not rewritten:
         return proto, False
     used = {name for node in kept for name in _inputs(node)} | {v.name for v in graph.output}
     out = onnx.ModelProto()
@@ -94,6 +98,22 @@ def _inputs(node: onnx.NodeProto) -> set[str]:
             for inner in graph.node:
                 names |= _inputs(inner)
     return names
+
+
+def _without_empty_operands(node: onnx.NodeProto, values) -> onnx.NodeProto | None:
+    """A Concat without its constant operands of no elements (an exporter's empty
+    tensor beside an activation: nothing to join, and an empty constant that TVM's
+    module serialization cannot read back), or None when it has none."""
+    if node.op_type != "Concat" or node.domain not in ("", "ai.onnx"):
+        return None
+    kept = [name for name in node.input if name not in values or values[name].size]
+    if len(kept) in (0, len(node.input)):
+        return None
+    trimmed = onnx.NodeProto()
+    trimmed.CopyFrom(node)
+    del trimmed.input[:]
+    trimmed.input.extend(kept)
+    return trimmed
 
 
 def _inlined_if(
