@@ -152,7 +152,7 @@ def test_a_metric_that_does_not_fit_is_refused(tmp_path):
         tvmq("eval", model, "--data", labelled), "top1 needs one score per class", "'y' [1, 640]"
     )
     assert_user_error(tvmq("eval", DIGITS_MODEL, "--data", DIGITS_DATA, "--metric", "auc"),
-                      "not the anomaly-detection set")  # fmt: skip
+                      "does not reconstruct input")  # fmt: skip
     unlabelled = _digits_set(tmp_path / "x.npz", labelled=False)
     assert_user_error(tvmq("eval", DIGITS_MODEL, "--data", unlabelled), "no labels")
     wrong = tmp_path / "w.npz"

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
 import tvmq
@@ -127,7 +128,7 @@ def test_evaluate_model_on_arrays_scores_as_on_the_file(digits_float):
     ("data", "metric", "message"),
     [
         ("x", None, "the array x: no labels (y) to score top1 against"),
-        ("x,y", "auc", "the arrays (x, y) is not the anomaly-detection set"),
+        ("x,y", "auc", "output 'probabilities' [1, 10] does not reconstruct input"),
         ("x,y+10", None, "the arrays (x, y): label 19 is beyond the 10 classes"),
         ("x,y-1", None, "labels y: -1 is not a class index"),
         ("x,onehot", None, "labels y: expected one class index per sample"),
@@ -221,3 +222,35 @@ def test_tune_model_records_are_what_compile_model_applies(digits_float, tmp_pat
     untuned = tvmq.schedules_for(tuning.target, tmp_path / "db", tuned=False)
     tvmq.compile_model(int8, tuning.target, tmp_path / "plain", schedules=untuned)
     assert untuned.applied == 0
+
+
+def test_autoencoder_auc_on_arrays(tmp_path):
+    """AUC of an autoencoder on arrays (x, y) with y 0 (normal) or 1 (anomalous): a
+    sample's score is its mean squared reconstruction error, and the AUC is the
+    chance an anomaly scores above a normal sample. AUC is the default for a model
+    whose output has its input's shape; labels other than 0/1 are refused."""
+    from onnx import helper, numpy_helper
+
+    from tests.onnx_models import graph_model
+
+    rng = np.random.default_rng(0)
+    basis = rng.normal(size=(3, 8)).astype(np.float32)  # normal samples span 3 dims
+    encode, decode = np.linalg.pinv(basis).astype(np.float32), basis
+    nodes = [
+        helper.make_node("MatMul", ["x", "encode"], ["code"]),
+        helper.make_node("MatMul", ["code", "decode"], ["y"]),
+    ]
+    weights = [numpy_helper.from_array(encode, "encode"), numpy_helper.from_array(decode, "decode")]
+    onnx.save(graph_model(nodes, {"x": (1, 8)}, (1, 8), weights), tmp_path / "ae.onnx")
+    normal = rng.normal(size=(30, 1, 3)).astype(np.float32) @ basis
+    anomalous = normal[:10] + rng.normal(0, 0.3, (10, 1, 8)).astype(np.float32)
+    x = np.concatenate([normal, anomalous])
+    y = np.array([0] * len(normal) + [1] * len(anomalous))
+    score = tvmq.evaluate_model(tmp_path / "ae.onnx", (x, y), progress=False)
+    with tvmq.build_model(tmp_path / "ae.onnx") as run:
+        errors = np.array([np.mean((run(sample)[0] - sample) ** 2) for sample in x])
+    positive, negative = errors[y == 1], errors[y == 0]
+    expected = np.mean(positive[:, None] > negative[None, :])
+    assert score.metric == "auc" and score.value == pytest.approx(expected) and expected > 0.9
+    with pytest.raises(tvmq.TvmqError, match="metric auc needs labels 0"):
+        tvmq.evaluate_model(tmp_path / "ae.onnx", (x, y * 2), progress=False)

@@ -242,7 +242,7 @@ def optimize_model(
     scored = data.split().evaluation
     if eval_samples is not None:
         scored = scored[:eval_samples]
-    metric = metric or default_metric(data)
+    metric = metric or default_metric(model, data)
     check_data(model, data, metric, scored)
     samples, where = calibration_inputs(calib_data, model, count=calib_samples)
     log(f"calibrating on {where}")
@@ -289,11 +289,12 @@ def evaluate_model(
     shapes: Shapes | None = None,
     progress: bool = True,
 ) -> Score:
-    """`metric` (top1, auc; default: auc on the anomaly set, else top1) of `model`
-    built for `target`, on the evaluation part of the labelled data at `data` (the
-    part quantize does not calibrate on; all but the leading `skip_fraction`), or on
-    every sample of arrays ``(x, y)``: x[i] one input, y[i] its class (all but the
-    leading `skip_fraction`). Both metrics score against labels, so x alone is refused."""
+    """`metric` (top1, auc; default: auc on the anomaly set and for autoencoders,
+    else top1) of `model` built for `target`, on the evaluation part of the labelled
+    data at `data` (the part quantize does not calibrate on; all but the leading
+    `skip_fraction`), or on every sample of arrays ``(x, y)``: x[i] one input, y[i]
+    its class, or for auc 0 (normal) / 1 (anomalous) (all but the leading
+    `skip_fraction`). Both metrics score against labels, so x alone is refused."""
     from tvmq.data import open_data
     from tvmq.evaluate import check_data, default_metric, evaluate
 
@@ -304,7 +305,7 @@ def evaluate_model(
     else:
         labelled = _labelled_arrays(data)
         held_out = labelled.split(skip_fraction or 0.0).evaluation
-    metric = metric or default_metric(labelled)
+    metric = metric or default_metric(model, labelled)
     check_data(model, labelled, metric, held_out)  # before the build: mistakes fail at once
     with model.build(_target_argument(target), schedules) as executable:
         value = evaluate(model, executable, labelled, metric, held_out, progress=progress)

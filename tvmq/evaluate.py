@@ -1,8 +1,10 @@
 """Task metrics of a compiled model on an evaluation set: top-1 accuracy, ROC AUC.
 
-Classification sets give one input and one label per sample. The anomaly set
-(ad01) gives one clip per sample: the model reconstructs each 640-value window
-and the clip's score is the mean squared reconstruction error, as MLPerf Tiny
+Classification sets give one input and one label per sample. AUC scores an
+autoencoder (an output the shape of its input) on labels 0 (normal) and 1
+(anomalous): a sample's anomaly score is the mean squared reconstruction error.
+The anomaly set (ad01) gives one clip per sample: the model reconstructs each
+640-value window and the clip's score is the mean of its windows', as MLPerf Tiny
 scores it.
 """
 
@@ -21,9 +23,14 @@ from tvmq.model import Model, TensorSpec
 METRICS = ("top1", "auc")
 
 
-def default_metric(data: LabelledData) -> str:
-    """AUC for the anomaly-detection set, top-1 accuracy for any other."""
-    return "auc" if data.windows else "top1"
+def default_metric(model: Model, data: LabelledData) -> str:
+    """AUC for the anomaly-detection set and for autoencoders, top-1 accuracy else."""
+    return "auc" if data.windows or _reconstructs(model) else "top1"
+
+
+def _reconstructs(model: Model) -> bool:
+    """The model's output has its input's shape: an autoencoder's reconstruction."""
+    return tuple(model.outputs[0].shape) == tuple(model.inputs[0].shape)
 
 
 def check_metric(model: Model, data: LabelledData, metric: str) -> None:
@@ -35,16 +42,20 @@ def check_metric(model: Model, data: LabelledData, metric: str) -> None:
     out = model.outputs[0]
     classes = int(np.prod(out.shape))
     if metric == "auc":
-        if not data.windows:
-            raise TvmqError(
-                f"metric auc scores anomaly detection: {data.source} is not the "
-                "anomaly-detection set (ad01); use --metric top1"
-            )
-        if classes != AD_WINDOW:
+        if data.windows and classes != AD_WINDOW:
             raise TvmqError(
                 f"metric auc scores reconstructions: output '{out.name}' "
                 f"{list(out.shape)} is not a {AD_WINDOW}-value window"
             )
+        if not data.windows and not _reconstructs(model):
+            spec = model.inputs[0]
+            raise TvmqError(
+                f"metric auc scores reconstructions: output '{out.name}' "
+                f"{list(out.shape)} does not reconstruct input '{spec.name}' "
+                f"{list(spec.shape)}; use --metric top1"
+            )
+        if not data.windows and not set(np.unique(data.labels)) <= {0, 1}:
+            raise TvmqError(f"{data.source}: metric auc needs labels 0 (normal) and 1 (anomalous)")
         return
     if data.windows:
         raise TvmqError(
@@ -99,6 +110,9 @@ def evaluate(
                 for w in windows
             ]
             scores.append(float(np.mean(errors)))
+        elif metric == "auc":
+            reconstruction = _real(executable(model_input(value, spec, data))[0], out)
+            scores.append(float(np.mean((reconstruction - _real(value, spec)) ** 2)))
         else:
             scores.append(int(np.argmax(executable(model_input(value, spec, data))[0])))
         labels.append(label)
@@ -107,10 +121,11 @@ def evaluate(
     return roc_auc(np.array(scores), np.array(labels))
 
 
-def _real(output: np.ndarray, spec: TensorSpec) -> np.ndarray:
-    if spec.quant is None:
-        return output.astype(np.float32).ravel()
-    return ((output.astype(np.float32) - spec.quant.zero_point[0]) * spec.quant.scale[0]).ravel()
+def _real(values: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """Real values of a tensor of `spec` (dequantized when it is stored quantized)."""
+    if spec.quant is None or values.dtype.kind == "f":
+        return values.astype(np.float32).ravel()
+    return ((values.astype(np.float32) - spec.quant.zero_point[0]) * spec.quant.scale[0]).ravel()
 
 
 def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
