@@ -149,7 +149,12 @@ def test_a_metric_that_does_not_fit_is_refused(tmp_path):
     labelled = tmp_path / "l.npz"
     np.savez(labelled, x=np.ones((4, 1, 640), np.float32), y=np.zeros(4, np.int64))
     assert_user_error(
-        tvmq("eval", model, "--data", labelled), "top1 needs one score per class", "'y' [1, 640]"
+        tvmq("eval", model, "--data", labelled, "--metric", "top1"),
+        "top1 needs one score per class",
+        "'y' [1, 640]",
+    )
+    assert_user_error(  # auc by default on an autoencoder: both classes needed
+        tvmq("eval", model, "--data", labelled), "auc needs labels 0 (normal) and 1"
     )
     assert_user_error(tvmq("eval", DIGITS_MODEL, "--data", DIGITS_DATA, "--metric", "auc"),
                       "does not reconstruct input")  # fmt: skip

@@ -54,8 +54,10 @@ def check_metric(model: Model, data: LabelledData, metric: str) -> None:
                 f"{list(out.shape)} does not reconstruct input '{spec.name}' "
                 f"{list(spec.shape)}; use --metric top1"
             )
-        if not data.windows and not set(np.unique(data.labels)) <= {0, 1}:
-            raise TvmqError(f"{data.source}: metric auc needs labels 0 (normal) and 1 (anomalous)")
+        if not data.windows and data.size and set(np.unique(data.labels)) != {0, 1}:
+            raise TvmqError(
+                f"{data.source}: metric auc needs labels 0 (normal) and 1 (anomalous), both present"
+            )
         return
     if data.windows:
         raise TvmqError(

@@ -34,11 +34,9 @@ def channels_last(mod: tvm.IRModule, names: dict[str, str]) -> tuple[tvm.IRModul
     before = [(b.var.name, _op(b.value)) for b in _bindings(mod)]
     converted = relax.transform.ConvertLayout(CHANNELS_LAST)(mod)
     converted = relax.transform.FoldConstant()(converted)  # the weights' transposes
-    main = _PadsInLayout(converted).visit_expr(converted["main"])
+    main = _Tidied(converted).visit_expr(converted["main"])
     converted.update_func(converted.get_global_var("main"), main)
-    converted = relax.transform.DeadCodeElimination()(converted)
-    main = _UniqueNames(converted).visit_expr(converted["main"])
-    converted.update_func(converted.get_global_var("main"), main)
+    converted = relax.transform.DeadCodeElimination()(converted)  # the pads' NCHW side
     after = [(b.var.name, _op(b.value)) for b in _bindings(converted)]
     return converted, _carried_names(before, after, names)
 
@@ -82,19 +80,33 @@ def _carried_names(
 
 
 @mutator
-class _PadsInLayout(PyExprMutator):
-    """A pad between two transposes that undo each other, as one pad in the outer
-    layout. ConvertLayout has no rule for nn.pad, so it left the pad in NCHW with a
-    transpose (a full copy in the arena) on either side."""
+class _Tidied(PyExprMutator):
+    """Every binding of main re-emitted under a name no other binding has, and a pad
+    between two transposes that undo each other as one pad in the outer layout
+    (ConvertLayout has no rule for nn.pad: it left the pad in NCHW with a transpose,
+    a full copy in the arena, on either side; those become dead code)."""
+
+    def __init__(self, mod: tvm.IRModule):
+        super().__init__(mod)
+        self.taken: set[str] = set()
+
+    def _fresh(self, name: str) -> str:
+        candidate, suffix = name, 0
+        while candidate in self.taken:
+            suffix += 1
+            candidate = f"{name}_{suffix}"
+        self.taken.add(candidate)
+        return candidate
 
     def visit_var_binding_(self, binding: relax.VarBinding) -> None:
         value = self.visit_expr(binding.value)
         folded = self._pad_inside(value)
         value = value if folded is None else folded
+        name = self._fresh(binding.var.name)
         if isinstance(binding.var, relax.DataflowVar):
-            new = self.builder_.emit(value, binding.var.name)
+            new = self.builder_.emit(value, name)
         else:
-            new = self.builder_.emit_output(value, binding.var.name)
+            new = self.builder_.emit_output(value, name)
         self.set_var_remap(binding.var, new)
 
     def _pad_inside(self, value: relax.Expr) -> relax.Expr | None:
@@ -116,29 +128,3 @@ class _PadsInLayout(PyExprMutator):
             outer[2 * source : 2 * source + 2] = widths[2 * axis : 2 * axis + 2]
         mode, fill = pad.attrs.pad_mode, float(pad.attrs.pad_value)
         return relax.op.nn.pad(inner.args[0], outer, mode, fill)
-
-
-@mutator
-class _UniqueNames(PyExprMutator):
-    """Every binding of main re-emitted under a name no other binding has."""
-
-    def __init__(self, mod: tvm.IRModule):
-        super().__init__(mod)
-        self.taken: set[str] = set()
-
-    def _fresh(self, name: str) -> str:
-        candidate, suffix = name, 0
-        while candidate in self.taken:
-            suffix += 1
-            candidate = f"{name}_{suffix}"
-        self.taken.add(candidate)
-        return candidate
-
-    def visit_var_binding_(self, binding: relax.VarBinding) -> None:
-        value = self.visit_expr(binding.value)
-        name = self._fresh(binding.var.name)
-        if isinstance(binding.var, relax.DataflowVar):
-            new = self.builder_.emit(value, name)
-        else:
-            new = self.builder_.emit_output(value, name)
-        self.set_var_remap(binding.var, new)
