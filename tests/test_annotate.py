@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from tvm import relax
 
 from tvmq.quantize.annotate import annotate
@@ -28,18 +29,21 @@ def test_sum_of_weight_slices_is_a_constant_not_an_activation():
     assert [(op.kind, op.name) for op in annotation.ops] == [("add", twice.name)]
 
 
-def test_concat_with_a_constant_stays_float_and_the_graph_quantizes():
-    """concat(x, constant) (an exporter's empty or padding tensor beside an activation):
-    annotation looked for the constant among the observed tensors and failed with a
-    KeyError; the concat now stays float, named with its reason, and the ops
-    around it are quantized."""
+@pytest.mark.parametrize("reshaped", [False, True], ids=["constant", "reshaped-constant"])
+def test_concat_with_a_constant_stays_float_and_the_graph_quantizes(reshaped):
+    """concat(x, constant) (an exporter's empty or padding tensor beside an activation,
+    or a table reshaped first): annotation looked for the constant among the observed
+    tensors and failed with a KeyError; the concat now stays float, named with its
+    reason, and the ops around it are quantized."""
     builder = relax.BlockBuilder()
     x = relax.Var("x", relax.TensorType((1, 6, 1), "float32"))
     with builder.function("main", [x]):
         with builder.dataflow():
             doubled = builder.emit(relax.op.add(x, x))
-            empty = relax.const(np.zeros((1, 0, 1), np.float32))
-            joined = builder.emit(relax.op.concat([doubled, empty], axis=1))
+            constant = relax.const(np.zeros((1, 0, 1) if not reshaped else (2,), np.float32))
+            if reshaped:
+                constant = builder.emit(relax.op.reshape(constant, (1, 2, 1)))
+            joined = builder.emit(relax.op.concat([doubled, constant], axis=1))
             out = builder.emit_output(relax.op.add(joined, joined))
         builder.emit_func_output(out)
     annotation = annotate(builder.get())

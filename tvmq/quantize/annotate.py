@@ -183,12 +183,13 @@ def annotate(
         if any(_dtype(a) != "float32" for a in activations):
             annotation.skipped.append((var.name, kind, "input is not float32"))
             continue
-        if not all(isinstance(a, relax.Var) for a in activations):  # concat(x, constant)
+        inputs = tuple(graph.source(activation) for activation in activations)
+        if any(not isinstance(a, relax.Var) or graph.is_constant(a) for a in inputs):
+            # concat(x, a constant), or an embedding table reshaped: nothing to observe
             annotation.skipped.append((var.name, kind, "an input is a constant"))
             continue
         fuses = kind not in ("softmax", "concat", "resize", "prelu")
         output = _fused_output(graph, var, weight_axis is not None) if fuses else var
-        inputs = tuple(graph.source(activation) for activation in activations)
         # Order matters: conversion inserts quantize/dequantize in observation order.
         for source in inputs:
             observe(source)
