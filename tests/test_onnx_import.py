@@ -204,6 +204,51 @@ def test_concat_with_an_empty_constant_quantizes_and_reloads(tmp_path):
     np.testing.assert_array_equal(reloaded.build("host")(x)[0], quantized.build("host")(x)[0])
 
 
+@pytest.mark.parametrize("rank", [4, 3], ids=["conv2d", "conv1d"])
+def test_batch_norms_fold_into_convolutions_and_scale_shifts(tmp_path, rank):
+    """BatchNormalization after a Conv folds into its weights and bias, one after an
+    activation into a Mul and an Add: nn.batch_norm (no gradient, no integer kernel,
+    a float island in every quantized layer) is gone, the values are onnxruntime's,
+    and fine-tuning's gradient check accepts the graph."""
+    from onnx import helper, numpy_helper
+
+    from tvmq.train.gradients import check_differentiable
+
+    rng = np.random.default_rng(6)
+    spatial = (6, 6) if rank == 4 else (10,)
+    kernel = (3, 3) if rank == 4 else (3,)
+
+    def norm(name: str, channels: int) -> list[onnx.TensorProto]:
+        values = [rng.uniform(0.5, 1.5, channels), rng.normal(size=channels)]
+        values += [rng.normal(size=channels), rng.uniform(0.2, 2.0, channels)]
+        return [
+            numpy_helper.from_array(v.astype(np.float32), f"{name}_{part}")
+            for v, part in zip(values, ("scale", "shift", "mean", "var"), strict=True)
+        ]
+
+    def bn(source: str, name: str, out: str):
+        parts = [f"{name}_{p}" for p in ("scale", "shift", "mean", "var")]
+        return helper.make_node("BatchNormalization", [source, *parts], [out], name, epsilon=1e-3)
+
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], "conv", pads=[1] * (2 * len(kernel))),
+        bn("c", "bn1", "n"),
+        helper.make_node("Relu", ["n"], ["r"], "relu"),
+        bn("r", "bn2", "y"),
+    ]
+    weights = rng.normal(0, 0.3, (4, 3, *kernel)).astype(np.float32)
+    constants = [numpy_helper.from_array(weights, "w"), *norm("bn1", 4), *norm("bn2", 4)]
+    proto = onnx_models.graph_model(nodes, {"x": (1, 3, *spatial)}, (1, 4, *spatial), constants)
+    onnx.save(proto, tmp_path / "bn.onnx")
+    model = load_model(tmp_path / "bn.onnx")
+    assert "batch_norm" not in model.mod.script(show_meta=False)
+    feeds = random_feeds(proto, rng)
+    (got,) = model.build("host")(feeds["x"])
+    np.testing.assert_allclose(got, ort_run(proto, feeds)[0], rtol=1e-5, atol=1e-5)
+    if rank == 4:  # (conv1d itself has no gradient yet)
+        check_differentiable(model.mod["main"], model.source_names)
+
+
 def _gated_model(clash: bool = False) -> onnx.ModelProto:
     """A second stage run only when the first fires (openWakeWord's verifier): If on
     a computed condition, both branches giving a [1, 4] float tensor."""

@@ -19,6 +19,7 @@ from tvmq.frontend import onnx_conv_integer, onnx_gru, onnx_lstm, onnx_pad, onnx
 from tvmq.frontend.activations import prelu
 from tvmq.frontend.arg_index import valid_arg_index
 from tvmq.frontend.layout import channels_last
+from tvmq.frontend.onnx_batchnorm import fold_batch_norms
 from tvmq.frontend.onnx_float16 import promote_float16
 from tvmq.frontend.onnx_fold import QDQ as QDQ_OPS
 from tvmq.frontend.onnx_fold import fold_constants
@@ -205,14 +206,15 @@ class OnnxGraph:
         fixed = {spec.name: list(spec.shape) for spec in inputs if not free_dims(spec)}
         proto = fold_constants(promote_float16(proto), fixed)
         try:
-            weights = _initializers(proto.graph)  # those folded from constants included
-        except TvmqError as error:
-            raise TvmqError(f"{path}: {error}") from error
-        try:
             proto = onnx.shape_inference.infer_shapes(proto)
         except (onnx.shape_inference.InferenceError, UnicodeDecodeError) as error:
             message = str(error).strip().splitlines()[0]
             raise TvmqError(f"{path}: invalid ONNX model at these shapes: {message}") from error
+        proto = fold_batch_norms(proto)
+        try:
+            weights = _initializers(proto.graph)  # those folded at import included
+        except TvmqError as error:
+            raise TvmqError(f"{path}: {error}") from error
         return cls(
             path=path,
             proto=proto,
