@@ -200,7 +200,14 @@ def build_training_graph(
     )
     built = relax.transform.DeadCodeElimination(["loss"])(built)
     built = trainable_layout(built)
-    gradients.check_differentiable(built["loss"], node_names)
+    # The rebuilt graph's builder may rename a variable (its own temporaries take
+    # lvN names too): source nodes are found through the variable each one replaced.
+    sources = {
+        new.name: node_names.get(old.name, old.name)
+        for old, new in env.items()
+        if isinstance(new, relax.Var)
+    }
+    gradients.check_differentiable(built["loss"], {**node_names, **sources})
     return TrainingGraph(built, list(latent), [var.name for var in glued], shape[1])
 
 

@@ -8,13 +8,19 @@ Registered once, on import, with `relax.op.base.register_gradient`:
   carry exact integer values that must not take a gradient (:mod:`tvmq.train.fake_quant`);
 - clip (ReLU6, quantization's saturation): the gradient inside the bounds, zero outside;
 - nn.pad: the gradient cut back to the unpadded window;
-- max and min (reductions): the gradient to the elements equal to the result.
+- max and min (reductions): the gradient to the elements equal to the result;
+- strided_slice with unit strides: the gradient padded back to the input's extent;
+  squeeze: reshaped back;
+- leakyrelu, square, erf (GELU) and layer_norm (the scale and shift stay constants,
+  as every weight but the quantized layers' does).
 
 :func:`check_differentiable` names the first op that still has none, so that a model
 is refused in one line before TVM's Gradient pass fails deep inside.
 """
 
 from __future__ import annotations
+
+import math
 
 import tvm
 from tvm import relax
@@ -80,12 +86,86 @@ def _extremum(orig_var, orig_call, output_grad, ctx):
     return [relax.op.multiply(at_peak, grad)]
 
 
+def _strided_slice(orig_var, orig_call, output_grad, ctx):
+    x, axes, begin, end = orig_call.args[:4]
+    shape = [int(d) for d in x.ty.shape]
+    widths = [0] * (2 * len(shape))
+    for axis, first, last in zip(_ints(axes), _ints(begin), _ints(end), strict=True):
+        axis %= len(shape)
+        first, last = (_bounded(v, shape[axis]) for v in (first, last))
+        widths[2 * axis], widths[2 * axis + 1] = first, shape[axis] - last
+    return [relax.op.nn.pad(output_grad, widths), *(no_grad(a) for a in orig_call.args[1:])]
+
+
+def _ints(value) -> list[int]:
+    return [int(getattr(field, "value", field)) for field in value.fields]
+
+
+def _bounded(index: int, extent: int) -> int:
+    """A slice bound as strided_slice reads it: negative from the end, clamped."""
+    return min(max(index + extent if index < 0 else index, 0), extent)
+
+
+def _unit_strides(call: relax.Call) -> bool:
+    return len(call.args) < 5 or all(s == 1 for s in _ints(call.args[4]))
+
+
+def _squeeze(orig_var, orig_call, output_grad, ctx):
+    x = orig_call.args[0]
+    return [relax.op.reshape(output_grad, [int(d) for d in x.ty.shape])]
+
+
+def _leaky_relu(orig_var, orig_call, output_grad, ctx):
+    x = orig_call.args[0]
+    alpha = relax.const(float(orig_call.attrs.alpha), str(x.ty.dtype))
+    positive = relax.op.greater(x, relax.const(0.0, str(x.ty.dtype)))
+    return [relax.op.where(positive, output_grad, relax.op.multiply(output_grad, alpha))]
+
+
+def _square(orig_var, orig_call, output_grad, ctx):
+    x = orig_call.args[0]
+    return [relax.op.multiply(output_grad, relax.op.multiply(x, relax.const(2.0, "float32")))]
+
+
+def _erf(orig_var, orig_call, output_grad, ctx):
+    x = orig_call.args[0]
+    slope = relax.op.exp(relax.op.negative(relax.op.multiply(x, x)))
+    scaled = relax.op.multiply(slope, relax.const(2.0 / math.sqrt(math.pi), "float32"))
+    return [relax.op.multiply(output_grad, scaled)]
+
+
+def _layer_norm(orig_var, orig_call, output_grad, ctx):
+    """dx = (g' - mean(g') - x^ * mean(g' * x^)) / sigma, g' = g * gamma, over the axes."""
+    x, gamma, beta = orig_call.args
+    axes = [int(a) for a in orig_call.attrs.axes]
+    epsilon = relax.const(float(orig_call.attrs.epsilon), "float32")
+
+    def mean(value):
+        return relax.op.mean(value, axis=axes, keepdims=True)
+
+    centred = relax.op.subtract(x, mean(x))
+    sigma = relax.op.sqrt(relax.op.add(mean(relax.op.multiply(centred, centred)), epsilon))
+    normalised = relax.op.divide(centred, sigma)
+    scaled = relax.op.multiply(output_grad, gamma)
+    along = relax.op.multiply(normalised, mean(relax.op.multiply(scaled, normalised)))
+    grad = relax.op.divide(relax.op.subtract(relax.op.subtract(scaled, mean(scaled)), along), sigma)
+    return [grad, no_grad(gamma), no_grad(beta)]
+
+
 register_gradient("relax.round", _straight_through, level=LEVEL)
 register_gradient("relax.floor", _zero, level=LEVEL)
 register_gradient("relax.clip", _clip, level=LEVEL)
 register_gradient("relax.nn.pad", _pad, level=LEVEL)
 register_gradient("relax.max", _extremum, level=LEVEL)
 register_gradient("relax.min", _extremum, level=LEVEL)
+register_gradient("relax.strided_slice", _strided_slice, level=LEVEL)
+register_gradient("relax.squeeze", _squeeze, level=LEVEL)
+register_gradient("relax.nn.leakyrelu", _leaky_relu, level=LEVEL)
+register_gradient("relax.square", _square, level=LEVEL)
+register_gradient("relax.erf", _erf, level=LEVEL)
+register_gradient("relax.nn.layer_norm", _layer_norm, level=LEVEL)
+# Ops whose registered gradient covers only some of their attributes.
+PARTIAL = {"relax.strided_slice": (_unit_strides, "strides other than 1")}
 
 
 def has_gradient(op: tvm.ir.Op) -> bool:
@@ -98,9 +178,17 @@ def check_differentiable(func: relax.Function, node_names: dict[str, str]) -> No
     for block in func.body.blocks:
         for binding in block.bindings:
             call = binding.value
-            if op_name(call) is not None and not has_gradient(call.op):
-                name = binding.var.name
+            if op_name(call) is None:
+                continue
+            name = binding.var.name
+            if not has_gradient(call.op):
                 raise TvmqError(
                     f"node '{node_names.get(name, name)}': op {call.op.name} has no "
                     "gradient, so the model cannot be fine-tuned"
+                )
+            covered, what = PARTIAL.get(call.op.name, (None, ""))
+            if covered is not None and not covered(call):
+                raise TvmqError(
+                    f"node '{node_names.get(name, name)}': op {call.op.name} with {what} "
+                    "has no gradient, so the model cannot be fine-tuned"
                 )
