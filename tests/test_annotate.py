@@ -49,3 +49,20 @@ def test_concat_with_a_constant_stays_float_and_the_graph_quantizes(reshaped):
     annotation = annotate(builder.get())
     assert (joined.name, "concat", "an input is a constant") in annotation.skipped
     assert [op.kind for op in annotation.ops] == ["add", "add"]
+
+
+def test_a_deep_graph_annotates_without_recursing_through_it():
+    """Whether an input is a constant is decided once per binding, in order: asked
+    recursively it went back op by op to the graph's input (RecursionError on
+    PP-PicoDet's layout detector)."""
+    builder = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((1, 4), "float32"))
+    with builder.function("main", [x]):
+        with builder.dataflow():
+            value = x
+            for _ in range(1500):
+                value = builder.emit(relax.op.nn.relu(value))
+            out = builder.emit_output(relax.op.add(value, value))
+        builder.emit_func_output(out)
+    annotation = annotate(builder.get())
+    assert [op.kind for op in annotation.ops] == ["add"]

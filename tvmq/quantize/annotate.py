@@ -97,6 +97,13 @@ class MainGraph:
                 self.users.setdefault(var, []).append(binding.var)
         for var in relax.analysis.free_vars(mod["main"].body.body):
             self.users.setdefault(var, []).append(None)
+        # Vars computed from constants alone, decided in binding order (a var's
+        # arguments first): no recursion back through a deep graph.
+        self._constants: set[relax.Var] = set()
+        for binding in self.bindings:
+            value = binding.value
+            if isinstance(value, relax.Call) and all(self.is_constant(a) for a in value.args):
+                self._constants.add(binding.var)
 
     def only_user(self, var: relax.Var) -> relax.Var | None:
         users = self.users.get(var, [])
@@ -108,10 +115,7 @@ class MainGraph:
             return True
         if isinstance(expr, relax.Tuple):  # a slice's begin and end, say
             return all(self.is_constant(field) for field in expr.fields)
-        if isinstance(expr, relax.Var) and expr in self.value:
-            value = self.value[expr]
-            return isinstance(value, relax.Call) and all(self.is_constant(a) for a in value.args)
-        return False
+        return isinstance(expr, relax.Var) and expr in self._constants
 
     def source(self, var: relax.Var) -> relax.Var:
         """The tensor `var` is a pass-through view of (itself if none)."""
