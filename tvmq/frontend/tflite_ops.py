@@ -35,6 +35,10 @@ runs them.
   (reference/logistic.h): exp(x) below -9 and 1 above 16.619..., 1 / (1 + exp(-x))
   between. A plain sigmoid is a few ulps off below -9, enough to flip the
   rounding of an int8 QUANTIZE downstream (YOLOX-Nano int8, 6 outputs one step).
+- EQUAL ... LESS_EQUAL on int8 operands as TFLite's ComparisonWithScaling (each
+  operand rescaled by a fixed-point multiplier, then compared; TVM compared the
+  dequantized values, which a near tie decides otherwise).
+- SPLIT_V with a size of -1 (the rest of the axis; TVM took it for a size).
 
 :func:`refusal` names the ops tvmq cannot run exactly, so import and ``inspect``
 say so in one line instead of failing inside TVM.
