@@ -16,7 +16,6 @@ import numpy as np
 from tvm import relax
 
 from tvmq.frontend import onnx_rnn
-from tvmq.frontend.onnx_lstm import project
 from tvmq.frontend.onnx_rnn import bounded, columns, index, of_direction, optional_input
 
 GATES = 3  # update, reset, hidden: ONNX's order in W, R and B
@@ -41,7 +40,7 @@ def convert(bb: relax.BlockBuilder, inputs: Sequence, attrs: dict) -> relax.Tupl
         f, g = activations[direction]
         input_bias, hidden_bias = _biases(bias, direction, hidden, linear_before_reset)
         input_weights = of_direction(weights, direction, transpose=True)
-        projected = project(bb, x, input_weights, input_bias, GATES * hidden)
+        projected = onnx_rnn.project(bb, x, input_weights, input_bias, GATES * hidden)
         recurrent_t = of_direction(recurrent, direction, transpose=True)  # [hidden, 3 hidden]
         update_reset = columns(recurrent_t, 0, 2 * hidden)
         candidate_weights = columns(recurrent_t, 2 * hidden, 3 * hidden)

@@ -37,7 +37,7 @@ def convert(bb: relax.BlockBuilder, inputs: Sequence, attrs: dict) -> relax.Tupl
     for direction, backwards in enumerate(directions):
         biases = _bias(bias, direction, GATES * hidden)
         input_weights = of_direction(weights, direction, transpose=True)
-        projected = project(bb, x, input_weights, biases, GATES * hidden)
+        projected = onnx_rnn.project(bb, x, input_weights, biases, GATES * hidden)
         recurrent_t = of_direction(recurrent, direction, transpose=True)
         peepholes = of_direction(peephole, direction)
         h = onnx_rnn.initial_state(initial_h, direction, layout)
@@ -92,16 +92,6 @@ class _Cell:
         c = self.bb.emit(update)
         output = f(self.bounded(peep(self.gate(gates, 1), 1, c)))
         return self.bb.emit(relax.op.multiply(output, h(c))), c
-
-
-def project(bb, x, weights, bias, width: int) -> relax.Expr:
-    """Every step's input projection plus `bias`, [time, batch, width]."""
-    steps, batch = int(x.ty.shape[0]), int(x.ty.shape[1])
-    flat = relax.op.reshape(x, [steps * batch, -1])
-    total = relax.op.matmul(flat, weights)
-    if bias is not None:
-        total = relax.op.add(total, bias)
-    return bb.emit(relax.op.reshape(total, [steps, batch, width]))
 
 
 def _bias(bias: relax.Expr | None, direction: int, width: int) -> relax.Expr | None:

@@ -64,6 +64,16 @@ def outputs_in_layout(
     return relax.Tuple([bb.emit(y), *(bb.emit(v) for v in states)])
 
 
+def project(bb, x, weights, bias, width: int) -> relax.Expr:
+    """Every step's input projection plus `bias`, [time, batch, width]."""
+    steps, batch = int(x.ty.shape[0]), int(x.ty.shape[1])
+    flat = relax.op.reshape(x, [steps * batch, -1])
+    total = relax.op.matmul(flat, weights)
+    if bias is not None:
+        total = relax.op.add(total, bias)
+    return bb.emit(relax.op.reshape(total, [steps, batch, width]))
+
+
 def stack(values: Sequence[relax.Expr], axis: int) -> relax.Expr:
     """relax.op.stack as expand_dims + concat: TVM's ConvertLayout (run on every ONNX
     model with convolutions) fails on stack ("Index -1 out of bounds")."""
