@@ -205,3 +205,26 @@ def test_fewer_samples_than_asked(tmp_path):
     )
     assert_user_error(result, "fewer than the 50 asked")
     assert not output.exists()
+
+
+def test_a_model_with_an_empty_constant_is_not_saved(tmp_path):
+    """TVM writes a constant with no elements but cannot read it back: saving such a
+    model is refused in one line and leaves no file, instead of a .tvmq that no
+    command can load."""
+    from tvm import relax
+
+    from tvmq.errors import TvmqError
+    from tvmq.model import Model, TensorSpec
+
+    builder = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((1, 2), "float32"))
+    with builder.function("main", [x]):
+        with builder.dataflow():
+            empty = relax.const(np.zeros((1, 0), np.float32))
+            y = builder.emit_output(relax.op.concat([x, empty], axis=1))
+        builder.emit_func_output(y)
+    spec = TensorSpec("x", (1, 2), "float32")
+    model = Model("empty", tmp_path / "empty.onnx", "onnx", builder.get(), [spec], [spec])
+    with pytest.raises(TvmqError, match=r"a constant with no elements \(shape \[1, 0\]\)"):
+        save_model(model, tmp_path / "empty.tvmq")
+    assert not (tmp_path / "empty.tvmq").exists()

@@ -106,6 +106,28 @@ def _check_module(mod, inputs: list[TensorSpec], outputs: list[TensorSpec]) -> N
             raise TvmqError(f"manifest {what} {declared} disagree with the module's {actual}")
 
 
+def _check_no_empty_constant(mod, path: Path) -> None:
+    """Refuse a module holding a constant with no elements: TVM writes it to JSON but
+    cannot read it back ("Invalid DLTensor file format"), so the file would be lost."""
+    from tvm import relax
+    from tvm.ir.expr import Constant
+
+    empty = []
+
+    def visit(expr) -> None:
+        tensor = getattr(expr, "value", None) if isinstance(expr, Constant) else None
+        values = tensor.numpy() if hasattr(tensor, "numpy") else None
+        if values is not None and values.size == 0:
+            empty.append(list(values.shape))
+
+    relax.analysis.post_order_visit(mod["main"], visit)
+    if empty:
+        raise TvmqError(
+            f"{path}: the model holds a constant with no elements (shape {empty[0]}), "
+            "which a saved model cannot hold"
+        )
+
+
 def save_model(model: Model, path: str | Path) -> None:
     """Write `model` to `path` (.tvmq) atomically."""
     import tvm
@@ -113,6 +135,7 @@ def save_model(model: Model, path: str | Path) -> None:
     path = Path(path)
     if path.suffix != ".tvmq":
         raise TvmqError(f"{path}: a saved model needs the .tvmq extension")
+    _check_no_empty_constant(model.mod, path)
     manifest = {
         "format": FORMAT,
         "version": VERSION,
