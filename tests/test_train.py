@@ -72,6 +72,23 @@ SPREAD = (RNG.permutation(X.size).reshape(X.shape) * 0.1).astype(np.float32)
         (relax.op.square, X, W),
         (relax.op.erf, X, W),
         (
+            lambda x: relax.op.image.resize2d(x, (5, 7), layout="NHWC", method="linear"),
+            X,
+            RNG.standard_normal((2, 5, 7, 2)).astype(np.float32),
+        ),
+        (
+            lambda x: relax.op.image.resize2d(
+                x,
+                (6, 4),
+                layout="NCHW",
+                method="nearest_neighbor",
+                rounding_method="floor",
+                coordinate_transformation_mode="asymmetric",
+            ),
+            X,
+            RNG.standard_normal((2, 3, 6, 4)).astype(np.float32),
+        ),
+        (
             lambda x: relax.op.nn.layer_norm(
                 x, relax.const(W[0, 0, 0] + 2), relax.const(W[1, 1, 1]), axes=[-1]
             ),
@@ -89,6 +106,8 @@ SPREAD = (RNG.permutation(X.size).reshape(X.shape) * 0.1).astype(np.float32)
         "leakyrelu",
         "square",
         "erf",
+        "resize-bilinear-nhwc",
+        "resize-nearest-nchw",
         "layer-norm",
     ],
 )

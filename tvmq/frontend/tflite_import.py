@@ -26,6 +26,7 @@ import tflite
 from tflite.BuiltinOperator import BuiltinOperator
 from tflite.TensorType import TensorType
 
+from tvmq.constants import evaluate_constant
 from tvmq.errors import TvmqError, UnsupportedOperatorError
 from tvmq.frontend.shapes import UNNAMED, Shapes, fix_shapes, relax_output_specs
 from tvmq.frontend.sparsity import densify
@@ -414,7 +415,7 @@ def _weight_only_converter(failures: list[tuple[str, str, str]]):
                 or any(self.has_expr(t.tensor_idx) for t in inputs)
             ):
                 return result
-            values = _constant_value(result)
+            values = evaluate_constant(result)
             if values is None:
                 return result
             self.set_prefetched_node(outputs[0].tensor_idx, values)
@@ -522,22 +523,6 @@ def _static_shape(expr) -> list[int] | None:
         return [int(d) for d in expr.ty.shape.values]
     except (AttributeError, TypeError):  # not a tensor, or a dim is symbolic
         return None
-
-
-def _constant_value(expr) -> np.ndarray | None:
-    """The value of an expression over constants, computed by TVM's constant folding,
-    or None when it does not fold to one constant."""
-    from tvm import relax
-    from tvm.ir.expr import Constant
-
-    builder = relax.BlockBuilder()
-    with builder.function("main", []):
-        with builder.dataflow():
-            out = builder.emit_output(expr)
-        builder.emit_func_output(out)
-    mod = relax.transform.LegalizeOps()(builder.get())
-    body = relax.transform.FoldConstant()(mod)["main"].body.body
-    return body.value.numpy() if isinstance(body, Constant) else None
 
 
 def _hybrid_weights(model, graph) -> dict[int, np.ndarray]:

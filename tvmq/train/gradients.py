@@ -12,7 +12,11 @@ Registered once, on import, with `relax.op.base.register_gradient`:
 - strided_slice with unit strides: the gradient padded back to the input's extent;
   squeeze: reshaped back;
 - leakyrelu, square, erf (GELU) and layer_norm (the scale and shift stay constants,
-  as every weight but the quantized layers' does).
+  as every weight but the quantized layers' does);
+- image.resize2d (NHWC or NCHW; every method and coordinate mode but
+  tf_crop_and_resize, whose fill value is not linear in the input): a resize is
+  linear and separable, y = A_h x A_w^T per channel, so the gradient is
+  A_h^T g A_w, the interpolation matrices computed by TVM's own resize of identities.
 
 :func:`check_differentiable` names the first op that still has none, so that a model
 is refused in one line before TVM's Gradient pass fails deep inside.
@@ -22,11 +26,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import tvm
 from tvm import relax
 from tvm.relax.op.base import register_gradient
 from tvm.relax.op.grad import no_grad
 
+from tvmq.constants import evaluate_constant
 from tvmq.errors import TvmqError
 from tvmq.train.rewrite import op_name
 
@@ -152,6 +158,52 @@ def _layer_norm(orig_var, orig_call, output_grad, ctx):
     return [grad, no_grad(gamma), no_grad(beta)]
 
 
+def _resize2d(orig_var, orig_call, output_grad, ctx):
+    x = orig_call.args[0]
+    layout = str(orig_call.attrs.layout)
+    shape = [int(d) for d in x.ty.shape]
+    out = [int(d) for d in orig_var.ty.shape]
+    h, w = layout.index("H"), layout.index("W")
+    rows = relax.const(_interpolation(orig_call, shape[h], out[h], along_height=True))
+    columns = relax.const(_interpolation(orig_call, shape[w], out[w], along_height=False))
+    # To [N, C, OH, OW]; g A_w, then (A_h^T g A_w); back to the layout.
+    channels_first = (
+        relax.op.permute_dims(output_grad, [0, 3, 1, 2]) if layout == "NHWC" else (output_grad)
+    )
+    across = relax.op.matmul(channels_first, columns)  # [N, C, OH, W]
+    down = relax.op.matmul(relax.op.permute_dims(across, [0, 1, 3, 2]), rows)  # [N, C, W, H]
+    axes = [0, 3, 2, 1] if layout == "NHWC" else [0, 1, 3, 2]
+    return [relax.op.permute_dims(down, axes), no_grad(orig_call.args[1])]
+
+
+def _interpolation(call: relax.Call, size: int, resized: int, along_height: bool):
+    """The [resized, size] matrix of the resize `call` along one axis: TVM's resize
+    (same attributes) of a one-hot basis, the other axis kept at 1."""
+    basis = np.eye(size, dtype=np.float32)  # channel c one-hot at position c
+    nhwc = basis.reshape(1, size, 1, size) if along_height else basis.reshape(1, 1, size, size)
+    target = (resized, 1) if along_height else (1, resized)
+    attrs = call.attrs
+    resized_basis = evaluate_constant(
+        relax.op.image.resize2d(
+            relax.const(nhwc),
+            target,
+            layout="NHWC",
+            method=str(attrs.method),
+            coordinate_transformation_mode=str(attrs.coordinate_transformation_mode),
+            rounding_method=str(attrs.rounding_method),
+            cubic_alpha=float(attrs.cubic_alpha),
+            cubic_exclude=int(attrs.cubic_exclude),
+        )
+    )
+    return np.ascontiguousarray(resized_basis.reshape(resized, size))
+
+
+def _resizable(call: relax.Call) -> bool:
+    return str(call.attrs.layout) in ("NHWC", "NCHW") and (
+        str(call.attrs.coordinate_transformation_mode) != "tf_crop_and_resize"
+    )
+
+
 register_gradient("relax.round", _straight_through, level=LEVEL)
 register_gradient("relax.floor", _zero, level=LEVEL)
 register_gradient("relax.clip", _clip, level=LEVEL)
@@ -164,8 +216,12 @@ register_gradient("relax.nn.leakyrelu", _leaky_relu, level=LEVEL)
 register_gradient("relax.square", _square, level=LEVEL)
 register_gradient("relax.erf", _erf, level=LEVEL)
 register_gradient("relax.nn.layer_norm", _layer_norm, level=LEVEL)
+register_gradient("relax.image.resize2d", _resize2d, level=LEVEL)
 # Ops whose registered gradient covers only some of their attributes.
-PARTIAL = {"relax.strided_slice": (_unit_strides, "strides other than 1")}
+PARTIAL = {
+    "relax.strided_slice": (_unit_strides, "strides other than 1"),
+    "relax.image.resize2d": (_resizable, "a layout other than NHWC/NCHW or tf_crop_and_resize"),
+}
 
 
 def has_gradient(op: tvm.ir.Op) -> bool:
