@@ -72,6 +72,11 @@ SPREAD = (RNG.permutation(X.size).reshape(X.shape) * 0.1).astype(np.float32)
         (relax.op.square, X, W),
         (relax.op.erf, X, W),
         (
+            lambda x: relax.op.stack([relax.op.multiply(x, x), x], axis=-2),
+            X,
+            RNG.standard_normal((2, 3, 3, 2, 2)).astype(np.float32),
+        ),
+        (
             lambda x: relax.op.image.resize2d(x, (5, 7), layout="NHWC", method="linear"),
             X,
             RNG.standard_normal((2, 5, 7, 2)).astype(np.float32),
@@ -106,6 +111,7 @@ SPREAD = (RNG.permutation(X.size).reshape(X.shape) * 0.1).astype(np.float32)
         "leakyrelu",
         "square",
         "erf",
+        "stack",
         "resize-bilinear-nhwc",
         "resize-nearest-nchw",
         "layer-norm",
@@ -249,3 +255,20 @@ def test_a_strided_slice_with_steps_is_refused_in_one_line():
         builder.emit_func_output(out)
     with pytest.raises(TvmqError, match=r"node 'decimate': op relax\.strided_slice with strides"):
         check_differentiable(builder.get()["main"], {every_other.name: "decimate"})
+
+
+def test_a_graph_without_convolutions_keeps_its_layout_for_training():
+    """The training graph converts convolutions to NCHW for TVM's conv2d gradient;
+    TVM's ConvertLayout fails on stack ("Index -1 out of bounds": a float TFLite
+    LSTM's outputs are PACKed), so a graph without convolutions is not converted."""
+    from tvmq.train.fake_quant import trainable_layout
+
+    builder = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((2, 3), "float32"))
+    with builder.function("main", [x]):
+        with builder.dataflow():
+            stacked = builder.emit(relax.op.stack([x, relax.op.tanh(x)], axis=-1))
+            out = builder.emit_output(relax.op.sum(stacked, axis=[2]))
+        builder.emit_func_output(out)
+    mod = builder.get()
+    assert trainable_layout(mod).same_as(mod)

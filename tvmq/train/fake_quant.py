@@ -22,7 +22,7 @@ import numpy as np
 import tvm
 from tvm import relax
 
-from tvmq.errors import TvmqError
+from tvmq.errors import TvmqError, first_line
 from tvmq.quantize.annotate import main_bindings
 from tvmq.train import gradients
 from tvmq.train.layers import Layer, dequantized_constant
@@ -122,8 +122,21 @@ Loss = Callable[[relax.BlockBuilder, relax.Expr, relax.Var], relax.Expr]
 
 def trainable_layout(mod: tvm.IRModule) -> tvm.IRModule:
     """Convolutions in NCHW/OIHW between transposes: TVM's conv2d gradient asserts
-    that layout, and tvmq's graphs are NHWC (OHWI or HWIO weights)."""
-    return relax.transform.ConvertLayout({"relax.nn.conv2d": ["NCHW", "OIHW"]})(mod)
+    that layout, and tvmq's graphs are NHWC (OHWI or HWIO weights). A graph without
+    convolutions is left as it is (ConvertLayout fails on some ops, stack among them)."""
+    functions = [f for _, f in mod.functions_items() if isinstance(f, relax.Function)]
+    if not any(_calls(f, "relax.nn.conv2d") for f in functions):
+        return mod
+    try:
+        return relax.transform.ConvertLayout({"relax.nn.conv2d": ["NCHW", "OIHW"]})(mod)
+    except Exception as error:  # TVM's layout conversion raises many types: one line
+        raise TvmqError(f"cannot build the training graph: {first_line(error)}") from error
+
+
+def _calls(function: relax.Function, op: str) -> bool:
+    found = []
+    relax.analysis.post_order_visit(function, lambda e: found.append(op_name(e) == op))
+    return any(found)
 
 
 def build_training_graph(

@@ -10,7 +10,7 @@ Registered once, on import, with `relax.op.base.register_gradient`:
 - nn.pad: the gradient cut back to the unpadded window;
 - max and min (reductions): the gradient to the elements equal to the result;
 - strided_slice with unit strides: the gradient padded back to the input's extent;
-  squeeze: reshaped back;
+  squeeze: reshaped back; stack: split back into the stacked tensors;
 - leakyrelu, square, erf (GELU) and layer_norm (the scale and shift stay constants,
   as every weight but the quantized layers' does);
 - image.resize2d (NHWC or NCHW; every method and coordinate mode but
@@ -158,6 +158,15 @@ def _layer_norm(orig_var, orig_call, output_grad, ctx):
     return [grad, no_grad(gamma), no_grad(beta)]
 
 
+def _stack(orig_var, orig_call, output_grad, ctx):
+    """Each stacked tensor's slice of the gradient."""
+    count = len(orig_call.args[0].ty.fields)
+    axis = int(orig_call.attrs.axis) % len(orig_var.ty.shape)
+    parts = relax.op.split(output_grad, count, axis)
+    grads = [relax.op.squeeze(relax.TupleGetItem(parts, i), [axis]) for i in range(count)]
+    return [relax.Tuple(grads)]
+
+
 def _resize2d(orig_var, orig_call, output_grad, ctx):
     x = orig_call.args[0]
     layout = str(orig_call.attrs.layout)
@@ -217,6 +226,7 @@ register_gradient("relax.square", _square, level=LEVEL)
 register_gradient("relax.erf", _erf, level=LEVEL)
 register_gradient("relax.nn.layer_norm", _layer_norm, level=LEVEL)
 register_gradient("relax.image.resize2d", _resize2d, level=LEVEL)
+register_gradient("relax.stack", _stack, level=LEVEL)
 # Ops whose registered gradient covers only some of their attributes.
 PARTIAL = {
     "relax.strided_slice": (_unit_strides, "strides other than 1"),
