@@ -249,6 +249,36 @@ def test_batch_norms_fold_into_convolutions_and_scale_shifts(tmp_path, rank):
         check_differentiable(model.mod["main"], model.source_names)
 
 
+@pytest.mark.parametrize(
+    "bounds", [("zero", "six"), ("zero", ""), ("", "six")], ids=["relu6", "min", "max"]
+)
+def test_clip_between_convolutions_is_relax_clip(tmp_path, bounds):
+    """Clip with constant bounds (ReLU6, hard-sigmoid's clamp) imports as relax clip:
+    TVM's TE maximum/minimum had no layout rule (NCHW and two transposes around every
+    one), no gradient and no quantized kernel."""
+    from onnx import helper, numpy_helper
+
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["a"], pads=[1, 1, 1, 1]),
+        helper.make_node("Clip", ["a", *bounds], ["b"]),
+        helper.make_node("Conv", ["b", "w2"], ["y"]),
+    ]
+    constants = [
+        onnx_models.weight("w1", 4, 3, 3, 3, scale=2.0),
+        onnx_models.weight("w2", 2, 4, 1, 1),
+        numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
+        numpy_helper.from_array(np.array(6.0, np.float32), "six"),
+    ]
+    proto = onnx_models.graph_model(nodes, {"x": (1, 3, 6, 6)}, (1, 2, 6, 6), constants)
+    onnx.save(proto, tmp_path / "clip.onnx")
+    model = load_model(tmp_path / "clip.onnx")
+    text = model.mod.script(show_meta=False)
+    assert "call_tir" not in text and text.count("R.permute_dims") <= 2
+    feeds = random_feeds(proto, np.random.default_rng(3))
+    (got,) = model.build("host")(feeds["x"])
+    np.testing.assert_allclose(got, ort_run(proto, feeds)[0], rtol=1e-5, atol=1e-5)
+
+
 def _gated_model(clash: bool = False) -> onnx.ModelProto:
     """A second stage run only when the first fires (openWakeWord's verifier): If on
     a computed condition, both branches giving a [1, 4] float tensor."""

@@ -20,6 +20,9 @@ import tvm
 from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
+# Ops without a ConvertLayout rule that commute with a transpose: moved back into
+# the converted layout when ConvertLayout leaves them between two transposes.
+SUNK_THROUGH_TRANSPOSES = ("relax.nn.pad", "relax.clip")
 CHANNELS_LAST = {
     "relax.nn.conv2d": ["NHWC", "OHWI"],
     "relax.nn.conv2d_transpose": ["NHWC", "IOHW"],
@@ -82,9 +85,9 @@ def _carried_names(
 @mutator
 class _Tidied(PyExprMutator):
     """Every binding of main re-emitted under a name no other binding has, and a pad
-    between two transposes that undo each other as one pad in the outer layout
-    (ConvertLayout has no rule for nn.pad: it left the pad in NCHW with a transpose,
-    a full copy in the arena, on either side; those become dead code)."""
+    or clip between two transposes that undo each other as one op in the outer
+    layout (ConvertLayout has no rule for them: it left them in NCHW with a
+    transpose, a full copy in the arena, on either side; those become dead code)."""
 
     def __init__(self, mod: tvm.IRModule):
         super().__init__(mod)
@@ -100,7 +103,7 @@ class _Tidied(PyExprMutator):
 
     def visit_var_binding_(self, binding: relax.VarBinding) -> None:
         value = self.visit_expr(binding.value)
-        folded = self._pad_inside(value)
+        folded = self._sunk(value)
         value = value if folded is None else folded
         name = self._fresh(binding.var.name)
         if isinstance(binding.var, relax.DataflowVar):
@@ -109,22 +112,26 @@ class _Tidied(PyExprMutator):
             new = self.builder_.emit_output(value, name)
         self.set_var_remap(binding.var, new)
 
-    def _pad_inside(self, value: relax.Expr) -> relax.Expr | None:
+    def _sunk(self, value: relax.Expr) -> relax.Expr | None:
+        """transpose(op(transpose(x))) with the transposes undoing each other, for an
+        op ConvertLayout has no rule for (nn.pad, clip), as that op on x itself."""
         if _op(value) != "relax.permute_dims":
             return None
-        pad = self.builder_.lookup_binding(value.args[0])
-        if _op(pad) != "relax.nn.pad":
+        middle = self.builder_.lookup_binding(value.args[0])
+        if _op(middle) not in SUNK_THROUGH_TRANSPOSES:
             return None
-        inner = self.builder_.lookup_binding(pad.args[0])
+        inner = self.builder_.lookup_binding(middle.args[0])
         if _op(inner) != "relax.permute_dims" or inner.attrs.axes is None:
             return None
         into = [int(a) for a in inner.attrs.axes]
         back = [int(a) for a in value.attrs.axes] if value.attrs.axes is not None else None
         if back is None or [into[i] for i in back] != list(range(len(into))):
             return None
-        widths = [int(w) for w in pad.attrs.pad_width]
+        if _op(middle) == "relax.clip":
+            return relax.op.clip(inner.args[0], *middle.args[1:])
+        widths = [int(w) for w in middle.attrs.pad_width]
         outer = [0] * len(widths)
         for axis, source in enumerate(into):  # the pad's axis `axis` is the data's `source`
             outer[2 * source : 2 * source + 2] = widths[2 * axis : 2 * axis + 2]
-        mode, fill = pad.attrs.pad_mode, float(pad.attrs.pad_value)
+        mode, fill = middle.attrs.pad_mode, float(middle.attrs.pad_value)
         return relax.op.nn.pad(inner.args[0], outer, mode, fill)

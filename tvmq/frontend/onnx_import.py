@@ -15,7 +15,14 @@ from google.protobuf.message import DecodeError
 from onnx import numpy_helper
 
 from tvmq.errors import TvmqError, UnsupportedOperatorError, first_line
-from tvmq.frontend import onnx_conv_integer, onnx_gru, onnx_lstm, onnx_pad, onnx_variadic
+from tvmq.frontend import (
+    onnx_clip,
+    onnx_conv_integer,
+    onnx_gru,
+    onnx_lstm,
+    onnx_pad,
+    onnx_variadic,
+)
 from tvmq.frontend.activations import prelu
 from tvmq.frontend.arg_index import valid_arg_index
 from tvmq.frontend.layout import channels_last
@@ -40,6 +47,7 @@ OWN_CONVERTERS = {
     "ConvInteger": onnx_conv_integer.convert,
     "PRelu": lambda bb, inputs, attrs: _prelu(bb, *inputs),
     "Pad": onnx_pad.convert,
+    "Clip": onnx_clip.convert,
     **onnx_variadic.CONVERTERS,
 }
 

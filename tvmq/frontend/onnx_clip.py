@@ -1,0 +1,42 @@
+"""ONNX Clip as Relax's clip.
+
+TVM's converter emits a TE maximum and a TE minimum (two call_tir kernels) for a
+Clip with bounds: no layout rule moves them (a channels_last graph went back to
+NCHW around every ReLU6 and hard-sigmoid: PP-OCR has 18), no gradient, and no
+quantized kernel (float islands). relax.op.clip has all three. Bounds that are
+not constants, or data that is not float32, keep TVM's conversion (None).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from tvm import relax
+from tvm.ir.expr import Constant
+
+
+def convert(bb: relax.BlockBuilder, inputs: Sequence, attrs: dict) -> relax.Expr | None:
+    """relax.op.clip for constant bounds on float32 data, else None."""
+    data = bb.normalize(inputs[0])
+    if str(data.ty.dtype) != "float32":
+        return None
+    if "min" in attrs or "max" in attrs:  # Clip-1/-6: bounds are attributes
+        low, high = attrs.get("min"), attrs.get("max")
+    else:
+        low, high = (_bound(inputs, i) for i in (1, 2))
+        if low is False or high is False:
+            return None
+    low = float(np.finfo(np.float32).min) if low is None else float(low)
+    high = float(np.finfo(np.float32).max) if high is None else float(high)
+    return relax.op.clip(data, low, high)
+
+
+def _bound(inputs: Sequence, position: int) -> float | bool | None:
+    """The bound at `position` (None: not given), or False when it is not a constant."""
+    if len(inputs) <= position or inputs[position] is None:
+        return None
+    value = inputs[position]
+    if not isinstance(value, Constant) or not hasattr(value.value, "numpy"):
+        return False
+    return float(np.ravel(value.value.numpy())[0])
