@@ -147,19 +147,6 @@ def test_lstm_matches_onnxruntime(direction, layout, optional, attributes, lengt
     agrees_with_onnxruntime(make, layout, tmp_path, np.random.default_rng(1))
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_lstm_random_shapes_match_onnxruntime(seed, tmp_path):
-    dims = np.random.default_rng(100 + seed).integers(1, 7, 5)
-    steps, batch, size, hidden, layout = (int(v) for v in dims)
-    direction = ("forward", "reverse", "bidirectional")[seed]
-
-    def make(at_layout):
-        rng = np.random.default_rng(seed)
-        return lstm_model(rng, steps, batch, size, hidden, direction, at_layout, ("B", "P"))
-
-    agrees_with_onnxruntime(make, layout % 2, tmp_path, np.random.default_rng(seed))
-
-
 def test_partial_sequence_lengths_are_refused_by_node(tmp_path):
     model = lstm_model(np.random.default_rng(0), 4, 2, 3, 4, lengths=[4, 2])
     model.graph.node[0].name = "encoder_lstm"
@@ -247,17 +234,21 @@ def test_gru_matches_onnxruntime(direction, layout, optional, attributes, tmp_pa
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_gru_random_shapes_match_onnxruntime(seed, tmp_path):
-    dims = np.random.default_rng(200 + seed).integers(1, 7, 5)
+@pytest.mark.parametrize(
+    ("kind", "dims_seed", "optional"),
+    [("LSTM", 100, ("B", "P")), ("GRU", 200, ("B", "initial_h"))],
+    ids=["lstm", "gru"],
+)
+def test_random_shapes_match_onnxruntime(kind, dims_seed, optional, seed, tmp_path):
+    dims = np.random.default_rng(dims_seed + seed).integers(1, 7, 5)
     steps, batch, size, hidden, layout = (int(v) for v in dims)
     direction = ("forward", "reverse", "bidirectional")[seed]
-    attributes = {"linear_before_reset": seed % 2}
+    attributes = {"linear_before_reset": seed % 2} if kind == "GRU" else None
 
     def make(at_layout):
         rng = np.random.default_rng(seed)
-        optional = ("B", "initial_h")
         return rnn_model(
-            "GRU", rng, steps, batch, size, hidden, direction, at_layout, optional, attributes
+            kind, rng, steps, batch, size, hidden, direction, at_layout, optional, attributes
         )
 
     agrees_with_onnxruntime(make, layout % 2, tmp_path, np.random.default_rng(seed))

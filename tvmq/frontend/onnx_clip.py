@@ -13,7 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 from tvm import relax
-from tvm.ir.expr import Constant
+
+from tvmq.constants import constant_array
 
 
 def convert(bb: relax.BlockBuilder, inputs: Sequence, attrs: dict) -> relax.Expr | None:
@@ -36,7 +37,5 @@ def _bound(inputs: Sequence, position: int) -> float | bool | None:
     """The bound at `position` (None: not given), or False when it is not a constant."""
     if len(inputs) <= position or inputs[position] is None:
         return None
-    value = inputs[position]
-    if not isinstance(value, Constant) or not hasattr(value.value, "numpy"):
-        return False
-    return float(np.ravel(value.value.numpy())[0])
+    values = constant_array(inputs[position])
+    return False if values is None else float(np.ravel(values)[0])

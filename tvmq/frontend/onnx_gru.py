@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 from tvm import relax
 
+from tvmq.constants import constant_array
 from tvmq.frontend import onnx_rnn
 from tvmq.frontend.onnx_rnn import bounded, columns, index, of_direction, optional_input
 
@@ -85,7 +86,7 @@ def _biases(
     Computed here when B is a constant, so that they stay constants."""
     if bias is None:
         return None, None
-    array = onnx_rnn.constant_value(bias)
+    array = constant_array(bias)
     if array is not None:
         wb, rb = np.split(array[direction], 2)
         if not linear_before_reset:

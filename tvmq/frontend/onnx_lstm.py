@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from tvm import relax
 
+from tvmq.constants import constant_array
 from tvmq.frontend import onnx_rnn
 from tvmq.frontend.onnx_rnn import index, of_direction, optional_input
 
@@ -98,7 +99,7 @@ def _bias(bias: relax.Expr | None, direction: int, width: int) -> relax.Expr | N
     """One direction's Wb + Rb (onnxruntime adds the two first)."""
     if bias is None:
         return None
-    array = onnx_rnn.constant_value(bias)
+    array = constant_array(bias)
     if array is not None:
         return relax.const(array[direction, :width] + array[direction, width:])
     both = index(bias, direction)

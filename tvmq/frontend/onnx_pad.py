@@ -14,7 +14,8 @@ from collections.abc import Sequence
 
 import numpy as np
 from tvm import relax
-from tvm.ir.expr import Constant
+
+from tvmq.constants import constant_array
 
 # ONNX Pad modes and nn.pad's names for them.
 MODES = {"constant": "constant", "reflect": "reflect", "edge": "replicate"}
@@ -46,9 +47,7 @@ def convert(bb: relax.BlockBuilder, inputs: Sequence, attrs: dict) -> relax.Expr
 
 def _constant(inputs: Sequence, index: int) -> np.ndarray | None:
     """The values of optional input `index` when it is a constant, else None."""
-    if len(inputs) <= index or not isinstance(inputs[index], Constant):
-        return None
-    return inputs[index].value.numpy()
+    return constant_array(inputs[index]) if index < len(inputs) else None
 
 
 def _full_rank(pads: np.ndarray, axes: list[int], rank: int) -> np.ndarray:

@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
-import tvm
 from tvm import relax
+
+from tvmq.constants import constant_array
 
 # ONNX's RNN activations that take alpha and/or beta, with their defaults.
 ACTIVATION_PARAMETERS = {"hardsigmoid": (0.2, 0.5), "leakyrelu": (0.01, None)}
@@ -86,7 +87,7 @@ def of_direction(value: relax.Expr | None, direction: int, transpose: bool = Fal
     constants for quantization."""
     if value is None:
         return None
-    array = constant_value(value)
+    array = constant_array(value)
     if array is not None:
         part = array[direction]
         return relax.const(np.ascontiguousarray(part.T if transpose else part))
@@ -98,16 +99,10 @@ def columns(value: relax.Expr | None, begin: int, end: int) -> relax.Expr | None
     """value[..., begin:end] (a gate's part of a weight or bias), folded when constant."""
     if value is None:
         return None
-    array = constant_value(value)
+    array = constant_array(value)
     if array is not None:
         return relax.const(np.ascontiguousarray(array[..., begin:end]))
     return relax.op.strided_slice(value, [-1], [begin], [end])
-
-
-def constant_value(value: relax.Expr) -> np.ndarray | None:
-    if isinstance(value, tvm.ir.expr.Constant) and hasattr(value.value, "numpy"):
-        return value.value.numpy()
-    return None
 
 
 def index(value: relax.Expr, position: int) -> relax.Expr:
@@ -124,7 +119,7 @@ def check_lengths(lengths: relax.Expr | None, steps: int, batch: int) -> None:
     """Only the trivial sequence_lens (every sequence the full length) is supported."""
     if lengths is None:
         return
-    values = constant_value(lengths)
+    values = constant_array(lengths)
     if values is not None:
         values = values.reshape(-1)
         if values.size == batch and np.all(values == steps):

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tvmq.constants import constant_array
 from tvmq.errors import TvmqError, first_line
 from tvmq.fileio import write_atomically
 from tvmq.frontend.validate import check_quant, check_shape, signature
@@ -110,13 +111,11 @@ def _check_no_empty_constant(mod, path: Path) -> None:
     """Refuse a module holding a constant with no elements: TVM writes it to JSON but
     cannot read it back ("Invalid DLTensor file format"), so the file would be lost."""
     from tvm import relax
-    from tvm.ir.expr import Constant
 
     empty = []
 
     def visit(expr) -> None:
-        tensor = getattr(expr, "value", None) if isinstance(expr, Constant) else None
-        values = tensor.numpy() if hasattr(tensor, "numpy") else None
+        values = constant_array(expr)
         if values is not None and values.size == 0:
             empty.append(list(values.shape))
 

@@ -23,6 +23,7 @@ import tvm
 from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
+from tvmq.constants import constant_array
 from tvmq.model import Model
 from tvmq.quantize.annotate import MainGraph
 from tvmq.quantize.realize import constant_value, conv2d_like
@@ -34,12 +35,6 @@ _INTEGER_OPS = ("relax.nn.conv2d", "relax.matmul")
 def _op(expr) -> str | None:
     if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op):
         return expr.op.name
-    return None
-
-
-def _constant(expr) -> np.ndarray | None:
-    if isinstance(expr, tvm.ir.expr.Constant) and hasattr(expr.value, "numpy"):
-        return expr.value.numpy()
     return None
 
 
@@ -109,7 +104,7 @@ class _Bindings(MainGraph):
         call = binding.value
         if _op(call) not in _INTEGER_OPS:
             return None
-        weight = _constant(call.args[1])
+        weight = constant_array(call.args[1])
         quantized = self.quantized_input(call.args[0])
         if weight is None or weight.dtype != np.int8 or quantized is None:
             return None
@@ -122,7 +117,7 @@ class _Bindings(MainGraph):
         calls = self.path(factor, ("relax.multiply", 0), ("relax.where", 2), ("relax.divide", 0))
         if calls is None or not calls[-1].args[0].same_as(span):
             return None
-        scale = _constant(calls[0].args[1])
+        scale = constant_array(calls[0].args[1])
         if scale is None or scale.size != 1:
             return None
         return _HybridLayer(binding.var, data, weight, np.float32(scale.item()), cast, rescaled)
@@ -202,7 +197,7 @@ def _stored_weight(producer, expr) -> QuantizedWeight | None:
     call = producer(expr) if isinstance(expr, relax.Var) else None
     if _op(call) != "relax.dequantize":
         return None
-    values, scale, zero_point = (_constant(a) for a in call.args)
+    values, scale, zero_point = (constant_array(a) for a in call.args)
     if values is None or values.dtype != np.int8 or scale is None or zero_point is None:
         return None
     if zero_point.any():

@@ -67,6 +67,7 @@ import tvm
 from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
+from tvmq.constants import constant_array
 from tvmq.quantize import legacy
 from tvmq.quantize.fixed_point import IntegerBuilder, quantize_multiplier, quantize_multipliers
 from tvmq.quantize.hard_swish import IntegerHardSwish, hard_swish_params
@@ -219,12 +220,6 @@ def _scalar(expr) -> float | int | None:
     return value.item() if value.size == 1 else None
 
 
-def _constant(expr) -> np.ndarray | None:
-    if isinstance(expr, tvm.ir.expr.Constant) and hasattr(expr.value, "numpy"):
-        return expr.value.numpy()
-    return None
-
-
 def layout_transform(call: relax.Call):
     """The numpy equivalent of a reshape or permute_dims call."""
     if _op_name(call) == "relax.reshape":
@@ -251,7 +246,7 @@ def conv2d_like(attrs, data, weight, out_dtype: str, **changes) -> relax.Expr:
 def constant_value(producer, expr) -> np.ndarray | None:
     """Value of a constant, possibly reshaped or permuted (a transposed weight), or
     None; `producer` maps a variable to the expression bound to it."""
-    value = _constant(expr)
+    value = constant_array(expr)
     if value is not None:
         return value
     call = producer(expr) if isinstance(expr, relax.Var) else None
@@ -339,7 +334,7 @@ class _Realizer(PyExprMutator):
         """The quantized value behind a per-tensor dequantize; a uint8 one as its
         int8 stand-in unless `signed` is False."""
         name, call = self._producer_op(expr)
-        if name != "relax.dequantize" or _constant(call.args[0]) is not None:
+        if name != "relax.dequantize" or constant_array(call.args[0]) is not None:
             return None
         scale, zero_point = _scalar(call.args[1]), _scalar(call.args[2])
         if scale is None or zero_point is None:
@@ -394,7 +389,7 @@ class _Realizer(PyExprMutator):
         """An input of add, sub or mul: TFLite reads a quantized constant operand
         (e.g. ``x - 0.5``) as it reads an activation."""
         name, call = self._producer_op(expr)
-        if name != "relax.dequantize" or _constant(call.args[0]) is None:
+        if name != "relax.dequantize" or constant_array(call.args[0]) is None:
             return self._dequantized(expr)
         scale, zero_point = _scalar(call.args[1]), _scalar(call.args[2])
         if scale is None or zero_point is None:
@@ -417,7 +412,7 @@ class _Realizer(PyExprMutator):
         name, call = self._producer_op(expr)
         if name == "relax.dequantize":
             values = self._constant_value(call.args[0])
-            scale, zero_point = _constant(call.args[1]), _constant(call.args[2])
+            scale, zero_point = constant_array(call.args[1]), constant_array(call.args[2])
             if values is None or scale is None or zero_point is None:
                 return None
             shape = [1] * values.ndim
