@@ -1,6 +1,7 @@
 """ONNX models quantized by onnxruntime in its operator format (QLinearConv,
-com.microsoft QLinearAdd...) or dynamically (MatMulInteger) run as onnxruntime runs
-them, bit for bit: on the host and in the emitted C."""
+com.microsoft QLinearAdd...) or dynamically (MatMulInteger, ConvInteger,
+DynamicQuantizeLSTM) run as onnxruntime runs them, bit for bit: on the host and in
+the emitted C."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import pytest
 
 from tests import onnx_models
 from tests.test_aot import native
-from tests.test_onnx_import import _uint8_feeds, ort_run
+from tests.test_onnx_import import _uint8_feeds, ort_run, random_feeds
+from tests.test_onnx_rnn import lstm_model
 from tvmq.errors import TvmqError
 from tvmq.frontend import load_model
 
@@ -187,3 +189,88 @@ def test_a_malformed_microsoft_op_is_refused_by_node(tmp_path):
     onnx.save(proto, tmp_path / "model.onnx")
     with pytest.raises(TvmqError, match=r"node '.*' \(QLinearMul\): "):
         load_model(tmp_path / "model.onnx")
+
+
+def _dynamic_lstm(tmp_path, rng, direction="forward", per_channel=False, unsigned=False):
+    """`quantize_dynamic` of one LSTM: com.microsoft DynamicQuantizeLSTM with int8 W
+    and R; `unsigned` shifts them to uint8 with zero point 128 (older onnxruntime
+    releases wrote uint8)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    optional = ("B", "initial_h", "initial_c")
+    onnx.save(lstm_model(rng, 7, 1, 12, 24, direction, optional=optional), tmp_path / "f.onnx")
+    quantize_dynamic(
+        tmp_path / "f.onnx",
+        tmp_path / "dynamic.onnx",
+        weight_type=QuantType.QInt8,
+        per_channel=per_channel,
+    )
+    proto = onnx.load(tmp_path / "dynamic.onnx")
+    assert [n.op_type for n in proto.graph.node] == ["DynamicQuantizeLSTM"]
+    if unsigned:
+        tensors = {t.name: t for t in proto.graph.initializer}
+        for position in (1, 2, 9, 11):  # W, R and their zero points
+            tensor = tensors[proto.graph.node[0].input[position]]
+            shifted = onnx.numpy_helper.to_array(tensor).astype(np.int32) + 128
+            tensor.CopyFrom(onnx.numpy_helper.from_array(shifted.astype(np.uint8), tensor.name))
+    onnx.save(proto, tmp_path / "dynamic.onnx")
+    return proto
+
+
+@pytest.mark.parametrize(
+    ("direction", "per_channel", "unsigned"),
+    [("forward", False, False), ("bidirectional", True, False), ("reverse", True, True)],
+)
+def test_dynamically_quantized_lstm_matches_onnxruntime(direction, per_channel, unsigned, tmp_path):
+    """DynamicQuantizeLSTM (the input quantized once, h at every step, int32 sums
+    scaled back): Y, Y_h and Y_c as onnxruntime computes them, but for its sigmoid
+    and tanh's last bits."""
+    rng = np.random.default_rng(21)
+    proto = _dynamic_lstm(tmp_path, rng, direction, per_channel, unsigned)
+    executable = load_model(tmp_path / "dynamic.onnx").build("host")
+    for _ in range(3):
+        feeds = random_feeds(proto, rng)
+        for got, want in zip(executable(*feeds.values()), ort_run(proto, feeds), strict=True):
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+
+
+def test_dynamically_quantized_lstm_with_zero_points_per_column_is_refused(tmp_path):
+    """onnxruntime takes one zero point per direction for uint8 weights; a model with
+    several is named."""
+    proto = _dynamic_lstm(tmp_path, np.random.default_rng(22), per_channel=True, unsigned=True)
+    zero_point = next(t for t in proto.graph.initializer if t.name == proto.graph.node[0].input[9])
+    values = onnx.numpy_helper.to_array(zero_point).copy()
+    values.flat[0] -= 1
+    zero_point.CopyFrom(onnx.numpy_helper.from_array(values, zero_point.name))
+    onnx.save(proto, tmp_path / "dynamic.onnx")
+    with pytest.raises(TvmqError, match=r"DynamicQuantizeLSTM\): W's zero point must be one"):
+        load_model(tmp_path / "dynamic.onnx")
+
+
+def test_sigmoid_before_a_run_time_quantizer_is_onnxruntimes(tmp_path):
+    """A graph that quantizes at run time rounds its float activations to steps: its
+    Sigmoid must be onnxruntime's to the last bit (TVM's exact sigmoid differs from
+    MLAS's polynomial in about half of all values), the quantized bytes then agree."""
+    from onnx import TensorProto, helper
+
+    size = 20000
+    graph = helper.make_graph(
+        [
+            helper.make_node("Sigmoid", ["x"], ["s"]),
+            helper.make_node("DynamicQuantizeLinear", ["s"], ["q", "scale", "zero_point"]),
+        ],
+        "sigmoid",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [size])],
+        [
+            helper.make_tensor_value_info("s", TensorProto.FLOAT, [size]),
+            helper.make_tensor_value_info("q", TensorProto.UINT8, [size]),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    onnx.save(model, tmp_path / "model.onnx")
+    loaded = load_model(tmp_path / "model.onnx")
+    x = (np.random.default_rng(23).standard_normal(size) * 8).astype(np.float32)
+    want = ort_run(model, {"x": x})
+    for executable in (loaded.build("host"), native(loaded, tmp_path)[1]):  # the C too
+        for got, expected in zip(executable(x), want, strict=True):
+            np.testing.assert_array_equal(got, expected)

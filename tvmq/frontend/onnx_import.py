@@ -18,9 +18,11 @@ from tvmq.errors import TvmqError, UnsupportedOperatorError, first_line
 from tvmq.frontend import (
     onnx_clip,
     onnx_conv_integer,
+    onnx_dynamic_lstm,
     onnx_gru,
     onnx_lstm,
     onnx_pad,
+    onnx_runtime_math,
     onnx_variadic,
 )
 from tvmq.frontend.activations import prelu
@@ -50,6 +52,9 @@ OWN_CONVERTERS = {
     "Clip": onnx_clip.convert,
     **onnx_variadic.CONVERTERS,
 }
+# onnxruntime's contrib operators (domain com.microsoft) that tvmq converts.
+MICROSOFT_DOMAIN = "com.microsoft"
+MICROSOFT_CONVERTERS = {"DynamicQuantizeLSTM": onnx_dynamic_lstm.convert}
 
 
 def _prelu(bb, data, slope):
@@ -158,6 +163,14 @@ def _supported_ops() -> set[str]:
     return set(_get_convert_map()) | set(OWN_CONVERTERS)
 
 
+def _convertible(node: onnx.NodeProto, known: set[str]) -> bool:
+    """Whether an ONNX node has a converter: a standard operator TVM or tvmq converts,
+    or one of onnxruntime's contrib operators that tvmq converts."""
+    if node.domain == MICROSOFT_DOMAIN:
+        return node.op_type in MICROSOFT_CONVERTERS
+    return node.domain in STANDARD_DOMAINS and node.op_type in known
+
+
 @dataclass
 class OnnxGraph:
     """A parsed, checked ONNX model."""
@@ -237,7 +250,7 @@ class OnnxGraph:
         return [
             (node.name, _op_name(node), "no converter for this operator")
             for node in self.proto.graph.node
-            if node.domain not in STANDARD_DOMAINS or node.op_type not in known
+            if not _convertible(node, known)
         ]
 
     def to_relax(self):
@@ -294,10 +307,17 @@ def _naming_importer(base, names: dict[str, str], failures: list, graph: onnx.Gr
 
     A node that fails to convert is recorded in `failures` as (node, op, reason) and
     stands in as zeros of its inferred output shapes, so that the nodes after it are
-    checked too."""
+    checked too.
+
+    A graph quantized at run time gets onnxruntime's own float activations
+    (:mod:`tvmq.frontend.onnx_runtime_math`)."""
     from tvm import relax
 
     from tvmq.frontend import first_line
+
+    converters = {**OWN_CONVERTERS, **MICROSOFT_CONVERTERS}
+    if onnx_runtime_math.quantizes_at_run_time(graph):
+        converters.update(onnx_runtime_math.CONVERTERS)
 
     nodes = {node.name: node for node in graph.node}
     known = _supported_ops()
@@ -331,11 +351,9 @@ def _naming_importer(base, names: dict[str, str], failures: list, graph: onnx.Gr
             node = attrs.get("tvm_custom", {}).get("name")
             source = nodes.get(node)
             try:
-                if source is not None and (
-                    source.domain not in STANDARD_DOMAINS or source.op_type not in known
-                ):
+                if source is not None and not _convertible(source, known):
                     raise NotImplementedError("no converter for this operator")
-                own = OWN_CONVERTERS.get(op_name)
+                own = converters.get(op_name)
                 value = own(self.bb, inputs, attrs) if own is not None else None
                 if value is None:  # not tvmq's op, or a case tvmq leaves to TVM
                     value = super()._convert_operator(op_name, inputs, attrs, opset)

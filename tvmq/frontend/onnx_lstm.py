@@ -6,11 +6,15 @@ order, peepholes (the output gate's on the new cell), `clip` on every gate's inp
 its activation, `input_forget` as f = 1 - i. Forward, reverse and bidirectional
 directions, layout 0 (time major) and 1 (batch major). sequence_lens is accepted only
 when it is a constant equal to the full length for every batch entry.
+
+The projections are a direction's choice (:class:`Projections`): float matmuls here,
+onnxruntime's dynamically quantized ones in :mod:`tvmq.frontend.onnx_dynamic_lstm`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from tvm import relax
 
@@ -22,11 +26,45 @@ GATES = 4  # input, output, forget, cell: ONNX's order in W, R and B
 DEFAULT_ACTIVATIONS = ("Sigmoid", "Tanh", "Tanh")
 
 
+@dataclass
+class Projections:
+    """One direction's gate inputs: `inputs` projects every step's x at once
+    ([time, batch, input] -> [time, batch, 4 hidden]), `recurrent` one step's h
+    ([batch, hidden] -> [batch, 4 hidden]); `bias` is added after their sum (None
+    when `inputs` holds it)."""
+
+    inputs: Callable[[relax.Expr], relax.Expr]
+    recurrent: Callable[[relax.Expr], relax.Expr]
+    bias: relax.Expr | None = None
+
+
 def convert(bb: relax.BlockBuilder, inputs: Sequence, attrs: dict) -> relax.Tuple:
     """Y, Y_h and Y_c of an ONNX LSTM node as Relax expressions in ONNX's layouts."""
+    hidden = int(attrs["hidden_size"])
+    weights, recurrent, bias = inputs[1], inputs[2], optional_input(inputs, 3)
+
+    def projections(direction: int) -> Projections:
+        biases = fused_bias(bias, direction, GATES * hidden)
+        input_weights = of_direction(weights, direction, transpose=True)
+        recurrent_t = of_direction(recurrent, direction, transpose=True)
+        return Projections(
+            lambda x: onnx_rnn.project(bb, x, input_weights, biases, GATES * hidden),
+            lambda h: relax.op.matmul(h, recurrent_t),
+        )
+
+    return unrolled(bb, inputs, attrs, projections)
+
+
+def unrolled(
+    bb: relax.BlockBuilder,
+    inputs: Sequence,
+    attrs: dict,
+    projections: Callable[[int], Projections],
+) -> relax.Tuple:
+    """Y, Y_h and Y_c of an LSTM whose inputs follow ONNX's LSTM from X to P, with
+    each direction's gate inputs from `projections(direction)`."""
     x, layout = onnx_rnn.time_major(bb, inputs[0], attrs)
-    weights, recurrent = inputs[1], inputs[2]
-    bias, lengths, initial_h, initial_c, peephole = (optional_input(inputs, i) for i in range(3, 8))
+    lengths, initial_h, initial_c, peephole = (optional_input(inputs, i) for i in range(4, 8))
     steps, batch, _ = (int(d) for d in x.ty.shape)
     hidden = int(attrs["hidden_size"])
     directions = onnx_rnn.directions(attrs)
@@ -36,10 +74,8 @@ def convert(bb: relax.BlockBuilder, inputs: Sequence, attrs: dict) -> relax.Tupl
 
     outputs, last_h, last_c = [], [], []
     for direction, backwards in enumerate(directions):
-        biases = _bias(bias, direction, GATES * hidden)
-        input_weights = of_direction(weights, direction, transpose=True)
-        projected = onnx_rnn.project(bb, x, input_weights, biases, GATES * hidden)
-        recurrent_t = of_direction(recurrent, direction, transpose=True)
+        projection = projections(direction)
+        projected = projection.inputs(x)
         peepholes = of_direction(peephole, direction)
         h = onnx_rnn.initial_state(initial_h, direction, layout)
         c = onnx_rnn.initial_state(initial_c, direction, layout)
@@ -47,7 +83,9 @@ def convert(bb: relax.BlockBuilder, inputs: Sequence, attrs: dict) -> relax.Tupl
         for step in reversed(range(steps)) if backwards else range(steps):
             gates = index(projected, step)
             if h is not None:
-                gates = relax.op.add(gates, relax.op.matmul(h, recurrent_t))
+                gates = relax.op.add(gates, projection.recurrent(h))
+            if projection.bias is not None:
+                gates = relax.op.add(gates, projection.bias)
             h, c = cell(bb.emit(gates), c, peepholes, activations[direction])
             hs[step] = h
         outputs.append(onnx_rnn.stack(hs, axis=0))  # [time, batch, hidden]
@@ -95,7 +133,7 @@ class _Cell:
         return self.bb.emit(relax.op.multiply(output, h(c))), c
 
 
-def _bias(bias: relax.Expr | None, direction: int, width: int) -> relax.Expr | None:
+def fused_bias(bias: relax.Expr | None, direction: int, width: int) -> relax.Expr | None:
     """One direction's Wb + Rb (onnxruntime adds the two first)."""
     if bias is None:
         return None
