@@ -10,6 +10,7 @@ import pytest
 from ai_edge_litert import schema_py_generated as schema
 
 from tests.micro_reference import micro_run
+from tests.test_aot import native
 from tests.test_uint8 import reference_run
 from tests.tflite_graphs import GraphBuilder
 from tvmq.frontend import load_model
@@ -199,3 +200,42 @@ def test_float16_weights_fold_and_quantize(tmp_path):
         quantized = quantize_model(model, samples, QuantConfig(mode=mode))
         result = quantized.build("host")(*samples[0])[0]
         assert np.abs(result - expected).max() < 0.1 * np.abs(expected).max()
+
+
+@pytest.mark.parametrize(("height", "width"), [(1, 16), (2, 8)])  # tvmq's row FFT; TVM's
+def test_fft_with_placeholder_shapes_runs_on_the_real_ones(tmp_path, height, width):
+    """A magnitude spectrum as Keras writes it with a dynamic batch (word-activation-
+    recognition's in-graph STFT): RFFT2D, SQUEEZE of the complex result with a
+    negative axis, COMPLEX_ABS, SLICE to the end of the frames; the file declares
+    placeholder shapes for the complex tensors and after them (TVM read them and
+    refused the RFFT2D). tvmq runs it on the shapes the graph computes and agrees
+    with LiteRT and numpy."""
+    frames, bins = 3, 5
+    g = GraphBuilder()
+    x = g.tensor("x", (1, frames, height, width), "float32")
+    lengths = g.tensor("fft_length", (2,), "int32", data=np.array([height, width], np.int32))
+    spectrum = g.tensor("spectrum", (1, 1, height, width), "complex64")  # placeholder
+    if height == 1:
+        squeezed = g.tensor("squeezed", (1, 1, width), "complex64")
+        g.op("RFFT2D", [x, lengths], [spectrum])
+        g.op("SQUEEZE", [spectrum], [squeezed], squeezeDims=[-2])
+    else:
+        squeezed = spectrum
+        g.op("RFFT2D", [x, lengths], [spectrum])
+    rank = 3 if height == 1 else 4
+    magnitude = g.tensor("magnitude", (1,) * (rank - 1) + (width,), "float32")
+    begin = g.tensor("begin", (rank,), "int32", data=np.zeros(rank, np.int32))
+    size = g.tensor("size", (rank,), "int32", data=np.array([-1] * (rank - 1) + [bins], np.int32))
+    shape = (1, frames, bins) if height == 1 else (1, frames, height, bins)
+    y = g.tensor("y", shape, "float32")
+    g.op("COMPLEX_ABS", [squeezed], [magnitude])
+    g.op("SLICE", [magnitude, begin, size], [y])
+    path = g.write(tmp_path / "spectrum.tflite", [x], [y])
+    inputs = [RNG.normal(size=(1, frames, height, width)).astype(np.float32)]
+    model = load_model(path)
+    got = model.build("host")(*inputs)[0]
+    np.testing.assert_allclose(got, reference_run(path, inputs)[0], rtol=1e-5, atol=1e-5)
+    exact = np.abs(np.fft.rfft2(inputs[0].astype(np.float64)))[..., :bins].reshape(shape)
+    np.testing.assert_allclose(got, exact, rtol=1e-5, atol=1e-5)
+    if height == 1:  # tvmq's kernel in the C of the Cortex-M path too
+        np.testing.assert_array_equal(native(model, tmp_path)[1](*inputs)[0], got)

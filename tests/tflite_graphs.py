@@ -20,6 +20,7 @@ TYPES = {
     "uint8": schema.TensorType.UINT8,
     "int8": schema.TensorType.INT8,
     "uint64": schema.TensorType.UINT64,
+    "complex64": schema.TensorType.COMPLEX64,
 }
 OPTIONS = {
     "CONV_2D": ("Conv2DOptions", 3),
@@ -48,6 +49,10 @@ OPTIONS = {
     "CAST": ("CastOptions", 1),
     "STRIDED_SLICE": ("StridedSliceOptions", 2),
     "PACK": ("PackOptions", 2),
+    "RFFT2D": ("Rfft2dOptions", 1),
+    "SQUEEZE": ("SqueezeOptions", 1),
+    "COMPLEX_ABS": (None, 1),
+    "SLICE": ("SliceOptions", 1),
 }
 
 

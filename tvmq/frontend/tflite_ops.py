@@ -39,6 +39,13 @@ runs them.
   operand rescaled by a fixed-point multiplier, then compared; TVM compared the
   dequantized values, which a near tie decides otherwise).
 - SPLIT_V with a size of -1 (the rest of the axis; TVM took it for a size).
+- RFFT2D from the shape its input has in the graph, not the one the file declares:
+  a converter writing a graph with a dynamic batch leaves placeholder shapes
+  (word-activation-recognition's in-graph STFT: [1, 1, 1, 2048] for 43 frames and
+  1025 bins); TVM's FFT kernels then run on the real shapes. SQUEEZE of a complex
+  tensor counts negative axes from TFLite's last axis, not from the trailing
+  (real, imaginary) axis of TVM's representation; SLICE's size -1 (to the end) is
+  read from the graph's shape too, not the declared one.
 
 :func:`refusal` names the ops tvmq cannot run exactly, so import and ``inspect``
 say so in one line instead of failing inside TVM.
@@ -53,10 +60,11 @@ import numpy as np
 from tflite.Padding import Padding
 from tflite.TensorType import TensorType
 from tvm import relax
+from tvm.relax.frontend.tflite import tflite_frontend
 from tvm.relax.frontend.tflite.tflite_frontend import OperatorConverter, to_int_list
 
 from tvmq.errors import TvmqError
-from tvmq.frontend import detection_postprocess, lstm_int8, svdf_int8, tflite_variables
+from tvmq.frontend import detection_postprocess, fft, lstm_int8, svdf_int8, tflite_variables
 from tvmq.frontend.activations import prelu
 from tvmq.frontend.tflite_import import CUSTOM_OPERATORS, per_tensor_params
 from tvmq.quantize.fixed_point import IntegerBuilder, quantize_multiplier
@@ -449,6 +457,60 @@ class TFLiteOpsMixin:
         bounds = [int(n) for n in np.cumsum(sizes)[:-1]]
         out = relax.op.split(self.get_tensor_expr(data), bounds, axis)
         return out[0] if len(sizes) == 1 else out
+
+    def convert_rfft2d(self, op):
+        """The real 2-D FFT of the input's last two dims, from the shape the input
+        has in the graph (see the module docstring); complex values as TVM holds
+        them, a trailing axis of (real, imaginary)."""
+        data, lengths = self.get_input_tensors(op)
+        (out,) = self.get_output_tensors(op)
+        if data.tensor.Type() != TensorType.FLOAT32 or self.has_expr(lengths.tensor_idx):
+            return super().convert_rfft2d(op)
+        value = self.bb.normalize(self.get_tensor_expr(data))
+        shape = tuple(int(d) for d in value.ty.shape)
+        height, width = (int(n) for n in np.asarray(self.get_tensor_value(lengths)).ravel())
+        if len(shape) < 2 or (height, width) != shape[-2:]:
+            raise ValueError(
+                f"fft_length ({height}, {width}) other than the input's last two dims "
+                f"{list(shape[-2:])} (padding or truncation) is not supported"
+            )
+        pairs = (*shape[:-2], height, width // 2 + 1, 2)
+        add_func = self.conversion_state["module_builder"].add_func
+        if height == 1 and fft.is_power_of_two(width):
+            return fft.row_fft(value, add_func)
+        if tflite_frontend._is_power_of_2(height) and tflite_frontend._is_power_of_2(width):
+            kernel = tflite_frontend._build_tflite_rfft2d_fft_primfunc(shape, pairs)
+        else:
+            kernel = tflite_frontend._build_tflite_rfft2d_primfunc(shape, pairs)
+        function = add_func(kernel, f"tflite_rfft2d_{out.tensor_idx}")
+        return relax.call_tir(function, [value], relax.TensorType(pairs, "float32"))
+
+    def convert_slice(self, op):
+        data, begin, size = self.get_input_tensors(op)
+        if self.has_expr(begin.tensor_idx) or self.has_expr(size.tensor_idx):
+            return super().convert_slice(op)
+        value = self.bb.normalize(self.get_tensor_expr(data))
+        starts = [int(b) for b in self.get_tensor_value(begin)]
+        sizes = [int(n) for n in self.get_tensor_value(size)]
+        dims = [int(d) for d in value.ty.shape][: len(starts)]  # not a complex pair axis
+        ends = [d if n == -1 else b + n for b, n, d in zip(starts, sizes, dims, strict=True)]
+        return relax.op.strided_slice(value, list(range(len(starts))), starts, ends)
+
+    def convert_squeeze(self, op):
+        from tflite.SqueezeOptions import SqueezeOptions
+
+        (data,) = self.get_input_tensors(op)
+        if data.tensor.Type() != TensorType.COMPLEX64:
+            return super().convert_squeeze(op)
+        options = SqueezeOptions()
+        options.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
+        value = self.bb.normalize(self.get_tensor_expr(data))
+        rank = len(value.ty.shape) - 1  # TFLite's rank: the pair axis is not its own
+        dims = [options.SqueezeDims(i) for i in range(options.SqueezeDimsLength())]
+        axes = [d % rank for d in dims] or [
+            axis for axis in range(rank) if int(value.ty.shape[axis]) == 1
+        ]
+        return relax.op.squeeze(value, axes)
 
     def convert_quantize(self, op):
         """An integer QUANTIZE to int32 as TFLite's Requantize (TVM's quantize has no
