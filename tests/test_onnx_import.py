@@ -452,3 +452,90 @@ def test_qdq_op_in_c_matches_onnxruntime_bit_for_bit(kind, tmp_path):
     feeds = _uint8_feeds(proto, rng)
     (want,) = ort_run(proto, feeds)
     np.testing.assert_array_equal(library(*feeds.values())[0], want)
+
+
+@pytest.mark.parametrize("opset", [10, 13])  # Unsqueeze's axes: an attribute, an input
+def test_1d_convolutions_run_and_quantize_as_2d_ones(opset, tmp_path):
+    """A Conv over [N, C, W] (pads, stride, dilation, groups, a bias), then a Clip
+    with only a lower bound: widened to a 2-D convolution at import, it equals
+    onnxruntime and quantizes to an int8 conv2d (as nn.conv1d it stayed float;
+    the Clip's infinite upper bound then stopped realize)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from tvmq.quantize.quantizer import quantize_model
+    from tvmq.quantize.realize import realize
+    from tvmq.quantize.scheme import QuantConfig
+
+    rng = np.random.default_rng(31)
+    weights = [
+        numpy_helper.from_array(rng.normal(0, 0.3, (6, 2, 3)).astype(np.float32), "w"),
+        numpy_helper.from_array(rng.normal(0, 0.1, 6).astype(np.float32), "b"),
+    ]
+    conv = helper.make_node(
+        "Conv", ["x", "w", "b"], ["c"], group=2, pads=[1, 2], strides=[2], dilations=[2]
+    )
+    if opset >= 13:
+        weights.append(numpy_helper.from_array(np.array(-0.2, np.float32), "low"))
+        clip = helper.make_node("Clip", ["c", "low"], ["y"])
+    else:
+        clip = helper.make_node("Clip", ["c"], ["y"], min=-0.2)
+    graph = helper.make_graph(
+        [conv, clip],
+        "conv1d",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 20])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 6, 10])],
+        weights,
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
+    onnx.save(proto, tmp_path / "conv1d.onnx")
+    model = load_model(tmp_path / "conv1d.onnx")
+    assert "conv1d" not in model.mod.script(show_meta=False)
+    samples = [[rng.normal(size=(1, 4, 20)).astype(np.float32)] for _ in range(8)]
+    (want,) = ort_run(proto, {"x": samples[0][0]})
+    np.testing.assert_allclose(model.build("host")(*samples[0])[0], want, rtol=1e-5, atol=1e-5)
+    quantized = quantize_model(model, samples, QuantConfig())
+    script = realize(quantized.mod).script(show_meta=False)
+    assert "R.nn.conv2d" in script and 'out_dtype="int32"' in script
+    got = quantized.build("host")(*samples[0])[0]
+    assert np.abs(got - want).max() < 0.05 * np.abs(want).max()
+
+
+@pytest.mark.parametrize("opset", [10, 13])
+def test_clip_without_an_upper_bound_quantizes(opset, tmp_path):
+    """ONNX Clip with a lower bound and an infinite upper one (a log-mel front end's
+    floor; exporters write Clip-6's max as inf) after a Conv: realize took inf for a
+    bound and crashed ("cannot convert float infinity to integer")."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from tvmq.quantize.quantizer import quantize_model
+    from tvmq.quantize.scheme import QuantConfig
+
+    rng = np.random.default_rng(32)
+    weights = [
+        numpy_helper.from_array(rng.normal(0, 0.3, (4, 3, 3, 3)).astype(np.float32), "w"),
+        numpy_helper.from_array(rng.normal(0, 0.3, (4, 4, 1, 1)).astype(np.float32), "v"),
+    ]
+    if opset >= 13:
+        weights.append(numpy_helper.from_array(np.array(0.01, np.float32), "low"))
+        weights.append(numpy_helper.from_array(np.array(np.inf, np.float32), "high"))
+        clip = helper.make_node("Clip", ["c", "low", "high"], ["floored"])
+    else:
+        clip = helper.make_node("Clip", ["c"], ["floored"], min=0.01, max=float("inf"))
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+            clip,
+            helper.make_node("Conv", ["floored", "v"], ["y"]),
+        ],
+        "floor",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])],
+        weights,
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
+    onnx.save(proto, tmp_path / "floor.onnx")
+    model = load_model(tmp_path / "floor.onnx")
+    samples = [[rng.normal(size=(1, 3, 8, 8)).astype(np.float32)] for _ in range(8)]
+    got = quantize_model(model, samples, QuantConfig()).build("host")(*samples[0])[0]
+    (want,) = ort_run(proto, {"x": samples[0][0]})
+    assert np.abs(got - want).max() < 0.05 * np.abs(want).max()

@@ -169,6 +169,31 @@ def test_dynamically_quantized_convolutions_match_onnxruntime(tmp_path, weight_t
         np.testing.assert_array_equal(executable(x)[0], want)
 
 
+def test_dynamically_quantized_1d_convolution_matches_onnxruntime(tmp_path):
+    """A 1-D ConvInteger (a dynamically quantized 1-D CNN) is widened to 2-D at
+    import like a float Conv, and sums what onnxruntime sums."""
+    from onnxruntime.quantization import QuantType
+
+    rng = np.random.default_rng(13)
+    nodes = [onnx.helper.make_node("Conv", ["x", "w", "b"], ["y"], pads=[2, 1], strides=[2])]
+    weights = _weights(rng, w=(5, 3, 4), b=(5,))
+    proto = _dynamically_quantized(
+        tmp_path,
+        nodes,
+        {"x": [1, 3, 17]},
+        ("y", [1, 5, 9]),
+        weights,
+        weight_type=QuantType.QUInt8,
+        op_types_to_quantize=["Conv"],
+    )
+    assert "ConvInteger" in {n.op_type for n in proto.graph.node}
+    executable = load_model(tmp_path / "dynamic.onnx").build("host")
+    for _ in range(3):
+        x = rng.standard_normal((1, 3, 17)).astype(np.float32)
+        (want,) = ort_run(proto, {"x": x})
+        np.testing.assert_array_equal(executable(x)[0], want)
+
+
 def test_an_op_reading_one_value_twice_imports(tmp_path):
     """QLinearAdd(x, x): each operand gets a DequantizeLinear of its own name."""
     rng = np.random.default_rng(5)

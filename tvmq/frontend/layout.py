@@ -35,7 +35,10 @@ def channels_last(mod: tvm.IRModule, names: dict[str, str]) -> tuple[tvm.IRModul
     if not any(_op(b.value) in CHANNELS_LAST for b in _bindings(mod)):
         return mod, names
     before = [(b.var.name, _op(b.value)) for b in _bindings(mod)]
-    converted = relax.transform.ConvertLayout(CHANNELS_LAST)(mod)
+    try:
+        converted = relax.transform.ConvertLayout(CHANNELS_LAST)(mod)
+    except tvm.error.InternalError:  # TVM's pass fails on some graphs (silero-vad's
+        return mod, names  # widened 1-D convolutions: bad_alloc): they keep NCHW
     converted = relax.transform.FoldConstant()(converted)  # the weights' transposes
     main = _Tidied(converted).visit_expr(converted["main"])
     converted.update_func(converted.get_global_var("main"), main)

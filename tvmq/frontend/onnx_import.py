@@ -29,6 +29,7 @@ from tvmq.frontend.activations import prelu
 from tvmq.frontend.arg_index import valid_arg_index
 from tvmq.frontend.layout import channels_last
 from tvmq.frontend.onnx_batchnorm import fold_batch_norms
+from tvmq.frontend.onnx_conv1d import widen_1d_convolutions
 from tvmq.frontend.onnx_float16 import promote_float16
 from tvmq.frontend.onnx_fold import QDQ as QDQ_OPS
 from tvmq.frontend.onnx_fold import fold_constants
@@ -231,7 +232,7 @@ class OnnxGraph:
         except (onnx.shape_inference.InferenceError, UnicodeDecodeError) as error:
             message = str(error).strip().splitlines()[0]
             raise TvmqError(f"{path}: invalid ONNX model at these shapes: {message}") from error
-        proto = fold_batch_norms(proto)
+        proto = widen_1d_convolutions(fold_batch_norms(proto))
         try:
             weights = _initializers(proto.graph)  # those folded at import included
         except TvmqError as error:
