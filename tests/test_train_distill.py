@@ -100,3 +100,45 @@ def test_distill_of_a_quantized_model_without_teacher_is_one_line(digits, tmp_pa
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "--teacher FLOAT_MODEL" in lines[0]
     assert not output.exists()
+
+
+def test_distillation_of_a_spatial_output_by_mean_squared_error(tmp_path):
+    """A model whose output is a feature map (a 1-D CNN over a signal, with a floor
+    computed at run time: max(x, peak - 1), as log-mel front ends clamp) distils by
+    mean squared error over the whole output, which also picks the best epoch: the
+    loss once needed (batch, classes), the floor's kernels (TVM's Clip with isnan
+    guards) had no gradient, and the scalar loss's transpose broke TVM's gradient."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(41)
+    weights = [
+        numpy_helper.from_array(rng.normal(0, 0.4, (6, 2, 5)).astype(np.float32), "w1"),
+        numpy_helper.from_array(rng.normal(0, 0.4, (4, 6, 3)).astype(np.float32), "w2"),
+        numpy_helper.from_array(np.array(1.0, np.float32), "one"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c"], pads=[2, 2]),
+        helper.make_node("ReduceMax", ["c"], ["peak"], keepdims=0),
+        helper.make_node("Sub", ["peak", "one"], ["floor"]),
+        helper.make_node("Clip", ["c", "floor"], ["floored"]),
+        helper.make_node("Conv", ["floored", "w2"], ["y"], pads=[1, 1]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "spatial",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 24])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 24])],
+        weights,
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    import onnx
+
+    onnx.save(proto, tmp_path / "spatial.onnx")
+    teacher = load_model(tmp_path / "spatial.onnx")
+    x = rng.normal(size=(64, 1, 2, 24)).astype(np.float32)
+    student = quantize_model(teacher, [[s] for s in x[:16]])
+    np.savez(tmp_path / "signals.npz", x=x)
+    options = TrainOptions(epochs=3, lr=1e-2, batch=8)
+    result = distill(student, open_data(tmp_path / "signals.npz"), options, teacher=teacher)
+    assert result.metric == "minus the mean squared error to the teacher"
+    assert result.best_loss < 0.5 * result.start_loss  # the floor quantizes coarsely

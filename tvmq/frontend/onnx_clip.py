@@ -3,8 +3,10 @@
 TVM's converter emits a TE maximum and a TE minimum (two call_tir kernels) for a
 Clip with bounds: no layout rule moves them (a channels_last graph went back to
 NCHW around every ReLU6 and hard-sigmoid: PP-OCR has 18), no gradient, and no
-quantized kernel (float islands). relax.op.clip has all three. Bounds that are
-not constants, or data that is not float32, keep TVM's conversion (None).
+quantized kernel (float islands). relax.op.clip has all three. Bounds computed at
+run time (a log-mel front end's floor 80 dB below its peak) are a Relax maximum and
+minimum: TVM's kernels also guard them with isnan, which fine-tuning cannot
+differentiate through. Data that is not float32 keeps TVM's conversion (None).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ def convert(bb: relax.BlockBuilder, inputs: Sequence, attrs: dict) -> relax.Expr
     else:
         low, high = (_bound(inputs, i) for i in (1, 2))
         if low is False or high is False:
-            return None
+            return _run_time_bounds(bb, data, inputs)
     low = float(np.finfo(np.float32).min) if low is None else float(low)
     high = float(np.finfo(np.float32).max) if high is None else float(high)
     return relax.op.clip(data, low, high)
@@ -39,3 +41,12 @@ def _bound(inputs: Sequence, position: int) -> float | bool | None:
         return None
     values = constant_array(inputs[position])
     return False if values is None else float(np.ravel(values)[0])
+
+
+def _run_time_bounds(bb: relax.BlockBuilder, data: relax.Expr, inputs: Sequence) -> relax.Expr:
+    """max(x, low) then min(., high) for bounds given as tensors (either may be absent)."""
+    value = data
+    for position, bound in ((1, relax.op.maximum), (2, relax.op.minimum)):
+        if len(inputs) > position and inputs[position] is not None:
+            value = bound(value, bb.normalize(inputs[position]))
+    return value

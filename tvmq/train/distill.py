@@ -7,7 +7,8 @@ student minimises the KL divergence of its integer logits' softmax to them (scal
 by the temperature squared, as Hinton et al. do); any other output is matched
 directly by mean squared error. Validation reports that divergence on the odd half
 and the accuracy there: against the labels when the data has them, else agreement
-with the teacher's top-1.
+with the teacher's top-1; an output of more than two dims (a feature map, a
+spectrogram) has no top-1, and its score is minus the mean squared error.
 """
 
 from __future__ import annotations
@@ -149,6 +150,10 @@ def distill(
         loss, train_targets, val_targets = mean_squared_error, train_outputs, val_outputs
     labels = val_outputs.argmax(axis=1)
     metric = "agreement with the teacher's top-1"
+    # A feature map, spectrogram or mask has no top-1: the error itself is the score.
+    whole_output = data.labels is None and len(output.shape) > 2
+    if whole_output:
+        metric = "minus the mean squared error to the teacher"
     if data.labels is not None:
         labels = np.asarray([data.labels[i] for i in split.evaluation], np.int64)
         check_labels(labels, train_outputs.shape[1], output.name, data.source)
@@ -157,13 +162,15 @@ def distill(
     flat_train, flat_val = batched_samples(x_train), batched_samples(x_val)
 
     def validation(trained: Engine) -> tuple[float, float]:
+        error = divergence(trained, flat_val, val_targets, kept_temperature)
+        if whole_output:
+            return -error, error
         hits = 0
         for start in range(0, len(flat_val), trained.batch):
             scores = trained.predict(flat_val[start : start + trained.batch])
             chosen = labels[start : start + trained.batch]
             hits += int((scores.reshape(len(scores), -1).argmax(axis=1) == chosen).sum())
-        score = hits / max(len(flat_val), 1)
-        return score, divergence(trained, flat_val, val_targets, kept_temperature)
+        return hits / max(len(flat_val), 1), error
 
     result = train(engine, flat_train, train_targets, validation, options)
     return FinetuneResult.of(engine, result, metric)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import tvm
 from tvm import relax
+from tvm.relax.expr_functor import PyExprMutator, mutator
 
 from tvmq.errors import TvmqError, first_line
 from tvmq.quantize.annotate import main_bindings
@@ -128,9 +129,25 @@ def trainable_layout(mod: tvm.IRModule) -> tvm.IRModule:
     if not any(_calls(f, "relax.nn.conv2d") for f in functions):
         return mod
     try:
-        return relax.transform.ConvertLayout({"relax.nn.conv2d": ["NCHW", "OIHW"]})(mod)
+        converted = relax.transform.ConvertLayout({"relax.nn.conv2d": ["NCHW", "OIHW"]})(mod)
     except Exception as error:  # TVM's layout conversion raises many types: one line
         raise TvmqError(f"cannot build the training graph: {first_line(error)}") from error
+    for var, function in converted.functions_items():
+        if isinstance(function, relax.Function):
+            converted[var] = _ScalarTransposesRemoved().visit_expr(function)
+    return converted
+
+
+@mutator
+class _ScalarTransposesRemoved(PyExprMutator):
+    """ConvertLayout leaves a permute_dims with no axes on a scalar (a mean loss over
+    a whole output), and TVM's permute_dims gradient fails on it (Index -2)."""
+
+    def visit_call_(self, call: relax.Call) -> relax.Expr:
+        call = super().visit_call_(call)
+        if op_name(call) == "relax.permute_dims" and len(call.args[0].ty.shape) == 0:
+            return call.args[0]
+        return call
 
 
 def _calls(function: relax.Function, op: str) -> bool:
@@ -153,12 +170,14 @@ def build_training_graph(
     main = mod["main"]
     logits = _logits(mod)
     shape = [int(d) for d in logits.ty.shape]
-    if len(shape) != 2:
+    if len(shape) != 2 and loss is cross_entropy:
         raise TvmqError(
             f"output '{logits.name}' has shape {shape}: the labelled loss needs (batch, classes)"
         )
+    # Other losses compare whole outputs (a spectrogram's, a mask's), flattened per sample.
+    flat = [shape[0], int(np.prod(shape[1:]))]
     inputs = [relax.Var(p.name, p.ty) for p in main.params]
-    labels = relax.Var(LABELS, relax.TensorType(shape, "float32"))
+    labels = relax.Var(LABELS, relax.TensorType(flat, "float32"))
     weights = {layer.weight_var: layer for layer in layers}
     biases = {layer.bias_var: layer for layer in layers if layer.bias_var is not None}
     latent = {
@@ -209,7 +228,12 @@ def build_training_graph(
     env = dict(zip(main.params, inputs, strict=True))
     params = [*inputs, labels, *latent.values(), *glued.values()]
     built = rebuild_main(
-        mod, "loss", params, env, rewrite, lambda builder, e: loss(builder, e[logits], labels)
+        mod,
+        "loss",
+        params,
+        env,
+        rewrite,
+        lambda builder, e: loss(builder, relax.op.reshape(e[logits], flat), labels),
     )
     built = relax.transform.DeadCodeElimination(["loss"])(built)
     built = trainable_layout(built)
@@ -221,7 +245,7 @@ def build_training_graph(
         if isinstance(new, relax.Var)
     }
     gradients.check_differentiable(built["loss"], {**node_names, **sources})
-    return TrainingGraph(built, list(latent), [var.name for var in glued], shape[1])
+    return TrainingGraph(built, list(latent), [var.name for var in glued], flat[1])
 
 
 def _bias_shape(add: relax.Expr) -> list[int]:
