@@ -459,7 +459,7 @@ def test_1d_convolutions_run_and_quantize_as_2d_ones(opset, tmp_path):
     """A Conv over [N, C, W] (pads, stride, dilation, groups, a bias), then a Clip
     with only a lower bound: widened to a 2-D convolution at import, it equals
     onnxruntime and quantizes to an int8 conv2d (as nn.conv1d it stayed float;
-    the Clip's infinite upper bound then stopped realize)."""
+    the widened mel front end then reached an infinite Clip bound in realize)."""
     from onnx import TensorProto, helper, numpy_helper
 
     from tvmq.quantize.quantizer import quantize_model
@@ -503,8 +503,9 @@ def test_1d_convolutions_run_and_quantize_as_2d_ones(opset, tmp_path):
 @pytest.mark.parametrize("opset", [10, 13])
 def test_clip_without_an_upper_bound_quantizes(opset, tmp_path):
     """ONNX Clip with a lower bound and an infinite upper one (a log-mel front end's
-    floor; exporters write Clip-6's max as inf) after a Conv: realize took inf for a
-    bound and crashed ("cannot convert float infinity to integer")."""
+    floor; exporters write Clip-6's max as inf) after a Conv: the infinite bound is
+    float32's largest at import (realize took inf for a bound and crashed: "cannot
+    convert float infinity to integer"; TVM's C prints it as an undeclared "inff")."""
     from onnx import TensorProto, helper, numpy_helper
 
     from tvmq.quantize.quantizer import quantize_model

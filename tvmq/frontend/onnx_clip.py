@@ -18,9 +18,12 @@ from tvm import relax
 
 from tvmq.constants import constant_array
 
+LOWEST, HIGHEST = float(np.finfo(np.float32).min), float(np.finfo(np.float32).max)
+
 
 def convert(bb: relax.BlockBuilder, inputs: Sequence, attrs: dict) -> relax.Expr | None:
-    """relax.op.clip for constant bounds on float32 data, else None."""
+    """relax.op.clip for constant bounds on float32 data, maximum and minimum for
+    bounds computed at run time, None (TVM's conversion) for other data."""
     data = bb.normalize(inputs[0])
     if str(data.ty.dtype) != "float32":
         return None
@@ -30,8 +33,9 @@ def convert(bb: relax.BlockBuilder, inputs: Sequence, attrs: dict) -> relax.Expr
         low, high = (_bound(inputs, i) for i in (1, 2))
         if low is False or high is False:
             return _run_time_bounds(bb, data, inputs)
-    low = float(np.finfo(np.float32).min) if low is None else float(low)
-    high = float(np.finfo(np.float32).max) if high is None else float(high)
+    # No bound, or an infinite one (TVM's C code generator prints inf as "inff").
+    low = LOWEST if low is None else max(float(low), LOWEST)
+    high = HIGHEST if high is None else min(float(high), HIGHEST)
     return relax.op.clip(data, low, high)
 
 
@@ -47,6 +51,6 @@ def _run_time_bounds(bb: relax.BlockBuilder, data: relax.Expr, inputs: Sequence)
     """max(x, low) then min(., high) for bounds given as tensors (either may be absent)."""
     value = data
     for position, bound in ((1, relax.op.maximum), (2, relax.op.minimum)):
-        if len(inputs) > position and inputs[position] is not None:
+        if _bound(inputs, position) not in (None, float("inf"), float("-inf")):
             value = bound(value, bb.normalize(inputs[position]))
     return value

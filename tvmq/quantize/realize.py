@@ -60,7 +60,6 @@ is always correct, never a crash.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -482,12 +481,9 @@ class _Realizer(PyExprMutator):
         if name == "relax.nn.relu":
             low = max(low, out.zero_point)
             value = producer.args[0]
-        elif name == "relax.clip":  # an infinite bound (ONNX Clip with only a min) is none
-            bottom, top = _scalar(producer.args[1]), _scalar(producer.args[2])
-            if math.isfinite(bottom):
-                low = max(low, out.zero_point + round(bottom / out.scale))
-            if math.isfinite(top):
-                high = min(high, out.zero_point + round(top / out.scale))
+        elif name == "relax.clip":
+            low = max(low, out.zero_point + round(_scalar(producer.args[1]) / out.scale))
+            high = min(high, out.zero_point + round(_scalar(producer.args[2]) / out.scale))
             value = producer.args[0]
         name, producer = self._producer_op(value)
         bias = None
