@@ -87,15 +87,23 @@ class _QuantizedWeights:
         self.tensor = tensor
         self.scale = scale.astype(np.float32)
         self.zero_point = rows[:, 0].astype(np.int32)
+        self._centred: dict[int, relax.Var] = {}
+
+    def centred(self, bb: relax.BlockBuilder, direction: int) -> relax.Var:
+        """This direction's weights less their zero point in int32, bound once for
+        every step (a constant per step would repeat the weights in the module)."""
+        if direction not in self._centred:
+            weights = relax.op.astype(relax.const(self.tensor[direction]), "int32")
+            if self.zero_point[direction]:
+                weights = relax.op.subtract(weights, relax.const(self.zero_point[direction]))
+            self._centred[direction] = bb.emit(weights)
+        return self._centred[direction]
 
     def times(self, bb: relax.BlockBuilder, operand: relax.Expr, direction: int) -> relax.Expr:
         """operand [rows, K] @ this direction's weights [K, 4 hidden], as onnxruntime's
         quantized GEMM computes it."""
         quantized, scale = _quantized(bb, operand)
-        weights = relax.op.astype(relax.const(self.tensor[direction]), "int32")
-        if self.zero_point[direction]:
-            weights = relax.op.subtract(weights, relax.const(self.zero_point[direction]))
-        total = relax.op.matmul(quantized, weights, out_dtype="int32")
+        total = relax.op.matmul(quantized, self.centred(bb, direction), out_dtype="int32")
         factor = relax.op.multiply(scale, relax.const(self.scale[direction]))
         return bb.emit(relax.op.multiply(relax.op.astype(total, "float32"), factor))
 
