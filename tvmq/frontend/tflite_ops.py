@@ -478,7 +478,7 @@ class TFLiteOpsMixin:
         add_func = self.conversion_state["module_builder"].add_func
         if height == 1 and fft.is_power_of_two(width):
             return fft.row_fft(value, add_func)
-        if tflite_frontend._is_power_of_2(height) and tflite_frontend._is_power_of_2(width):
+        if fft.is_power_of_two(height) and fft.is_power_of_two(width):
             kernel = tflite_frontend._build_tflite_rfft2d_fft_primfunc(shape, pairs)
         else:
             kernel = tflite_frontend._build_tflite_rfft2d_primfunc(shape, pairs)
