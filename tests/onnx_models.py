@@ -323,7 +323,7 @@ def conv_transpose(
 
 
 def clip_inputs() -> onnx.ModelProto:
-    """Conv -> Clip(0, 6) with bounds as inputs (opset 13): imported as TIR functions."""
+    """Conv -> Clip(0, 6) with bounds as inputs (opset 13)."""
     bounds = [numpy_helper.from_array(np.float32(v), n) for n, v in (("lo", 0.0), ("hi", 6.0))]
     return graph_model(
         [

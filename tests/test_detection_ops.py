@@ -145,8 +145,8 @@ def test_qdq_conv_transpose_runs_on_integers_within_one_step(tmp_path):
 
 
 def test_clip_with_input_bounds_quantizes(tmp_path):
-    """Clip's bounds as inputs (opset 13) import as TIR functions that main calls: the
-    calibration module keeps them, and the quantized model runs close to float."""
+    """Clip's bounds as inputs (opset 13, constants): the quantized model runs close
+    to float."""
     proto = onnx_models.clip_inputs()
     model = load_model(saved(proto, tmp_path))
     samples = [list(random_feeds(proto, RNG).values()) for _ in range(16)]
