@@ -299,3 +299,45 @@ def test_sigmoid_before_a_run_time_quantizer_is_onnxruntimes(tmp_path):
     for executable in (loaded.build("host"), native(loaded, tmp_path)[1]):  # the C too
         for got, expected in zip(executable(x), want, strict=True):
             np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("constant_first", [False, True])
+def test_qdq_add_of_a_single_value_is_onnxruntimes_scalar_form(constant_first, tmp_path):
+    """x + 3 in a QDQ graph (hard-swish's first step in PAN segmentation, with its
+    scales): onnxruntime fuses it into QLinearAdd, whose kernel adds a single-value
+    operand into its fixed part by a separate multiply and add. Computed as the
+    two-tensor form, a tie at x = 0 rounds the other way (68 of 1,024 here)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    def constant(name, value, dtype):
+        return numpy_helper.from_array(np.array(value, dtype), name)
+
+    initializers = [
+        constant("x_scale", 0.06783652305603027, np.float32),
+        constant("x_zp", -114, np.int8),
+        constant("three", 127, np.int8),
+        constant("three_scale", 0.0117647061124444, np.float32),
+        constant("three_zp", -128, np.int8),
+        constant("y_scale", 0.0235294122248888, np.float32),
+        constant("y_zp", -128, np.int8),
+    ]
+    operands = ["three_dq", "x_dq"] if constant_first else ["x_dq", "three_dq"]
+    nodes = [
+        helper.make_node("DequantizeLinear", ["x", "x_scale", "x_zp"], ["x_dq"]),
+        helper.make_node("DequantizeLinear", ["three", "three_scale", "three_zp"], ["three_dq"]),
+        helper.make_node("Add", operands, ["sum"]),
+        helper.make_node("QuantizeLinear", ["sum", "y_scale", "y_zp"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "add",
+        [helper.make_tensor_value_info("x", TensorProto.INT8, [1, 16, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.INT8, [1, 16, 8, 8])],
+        initializers,
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    onnx.save(proto, tmp_path / "add.onnx")
+    x = np.random.default_rng(24).integers(-128, 128, (1, 16, 8, 8)).astype(np.int8)
+    x.ravel()[:64] = -114  # the input's zero: 0 + 3 is a tie at the output's steps
+    (want,) = ort_run(proto, {"x": x})
+    np.testing.assert_array_equal(load_model(tmp_path / "add.onnx").build("host")(x)[0], want)

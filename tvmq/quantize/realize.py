@@ -277,6 +277,21 @@ def _shape(expr) -> tuple[int, ...]:
     return tuple(int(d) for d in expr.ty.shape)
 
 
+def _mlas_add_form(a, b) -> list[tuple] | None:
+    """The order in which MLAS's QLinearAdd adds its operands (operand, fused) into
+    the fixed part, or None for a broadcast it splits into other calls: same shapes
+    (b then a, both fused multiply-adds), or one operand of a single value (it first,
+    by a separate multiply and add; the other fused)."""
+    shape_a, shape_b = _shape(a.data), _shape(b.data)
+    if shape_a == shape_b:
+        return [(b, True), (a, True)]
+    if int(np.prod(shape_b)) == 1:
+        return [(b, False), (a, True)]
+    if int(np.prod(shape_a)) == 1:
+        return [(a, False), (b, True)]
+    return None
+
+
 def _activation_range(dtype: str) -> tuple[int, int]:
     info = np.iinfo(dtype)
     return int(info.min), int(info.max)
@@ -727,7 +742,7 @@ class _Realizer(PyExprMutator):
             self.onnx_requantize
             and not subtract
             and {a.dtype, b.dtype, out.dtype} <= {"int8", "uint8"}  # MLAS's 8-bit kernel
-            and _shape(a.data) == _shape(b.data)  # no broadcast: its scalar forms differ
+            and _mlas_add_form(a, b) is not None
         ):
             return self._add_float32(a, b, out, low, high)
         left_shift = ADD_LEFT_SHIFT.get(out.dtype)
@@ -760,7 +775,9 @@ class _Realizer(PyExprMutator):
         graph becomes): c = a * (s_a / s_c) + (b * (s_b / s_c) + fixed), each step a
         fused multiply-add rounded to float32 (emulated exactly in float64), fixed =
         z_c - (z_a * s_a / s_c + z_b * s_b / s_c) in float32, then rounded half to
-        even. It reads the stored integers: uint8 ones, not their int8 stand-ins."""
+        even. A single-value operand (its scalar form) joins `fixed` first by a
+        multiply and an add, each rounded, before the other's fused step. It reads
+        the stored integers: uint8 ones, not their int8 stand-ins."""
 
         def stored_zero_point(x: _QuantizedActivation) -> np.float32:
             return np.float32(x.zero_point + _stored_offset(x))
@@ -770,11 +787,16 @@ class _Realizer(PyExprMutator):
             ratio_a * stored_zero_point(a) + ratio_b * stored_zero_point(b)
         )
         value = self.ints.const(np.float32(fixed), "float32")
-        for x, ratio in ((b, ratio_b), (a, ratio_a)):
+        ratios = {id(a): ratio_a, id(b): ratio_b}
+        for x, fused in _mlas_add_form(a, b):
             stored = relax.op.add(
                 self.ints.cast(x.data, "float64"), self.ints.const(_stored_offset(x), "float64")
             )
-            product = relax.op.multiply(stored, self.ints.const(ratio, "float64"))
+            product = relax.op.multiply(stored, self.ints.const(ratios[id(x)], "float64"))
+            if not fused:  # rounded to float32 before the add
+                product = relax.op.astype(
+                    self.ints.cast(self.ints.emit(product), "float32"), "float64"
+                )
             total = relax.op.add(product, relax.op.astype(value, "float64"))
             value = self.ints.cast(self.ints.emit(total), "float32")
         shift = _stored_offset(out)
