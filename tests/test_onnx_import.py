@@ -490,6 +490,7 @@ def test_1d_convolutions_run_and_quantize_as_2d_ones(opset, tmp_path):
     onnx.save(proto, tmp_path / "conv1d.onnx")
     model = load_model(tmp_path / "conv1d.onnx")
     assert "conv1d" not in model.mod.script(show_meta=False)
+    assert [a.size for a in model.params.values()].count(36) == 1  # the weights once
     samples = [[rng.normal(size=(1, 4, 20)).astype(np.float32)] for _ in range(8)]
     (want,) = ort_run(proto, {"x": samples[0][0]})
     np.testing.assert_allclose(model.build("host")(*samples[0])[0], want, rtol=1e-5, atol=1e-5)

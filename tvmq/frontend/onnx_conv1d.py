@@ -67,6 +67,10 @@ def widen_1d_convolutions(proto: onnx.ModelProto) -> onnx.ModelProto:
         nodes.append(_squeeze(wide.output[0], node.output[0], f"{name}/narrow_output", opset))
     del graph.node[:]
     graph.node.extend(nodes)
+    read = {name for node in graph.node for name in node.input} | {v.name for v in graph.output}
+    kept = [t for t in graph.initializer if t.name in read]  # not the 1-D weights twice
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
     return out
 
 
