@@ -37,7 +37,7 @@ def widen_1d_convolutions(proto: onnx.ModelProto) -> onnx.ModelProto:
         axes = np.array([HEIGHT_AXIS], np.int64)
         graph.initializer.append(numpy_helper.from_array(axes, AXES_NAME))
     initializers = {t.name: t for t in graph.initializer}
-    nodes = []
+    nodes, widened = [], set()
     for node in graph.node:
         if not _is_1d(node, ranks):
             nodes.append(node)
@@ -48,6 +48,7 @@ def widen_1d_convolutions(proto: onnx.ModelProto) -> onnx.ModelProto:
         nodes.append(_unsqueeze(data, wide_data, f"{name}/widen_input", opset))
         wide_weights = f"{weights}/wide"
         if weights in initializers:
+            widened.add(weights)
             if wide_weights not in initializers:
                 array = numpy_helper.to_array(initializers[weights])
                 tensor = numpy_helper.from_array(
@@ -68,9 +69,11 @@ def widen_1d_convolutions(proto: onnx.ModelProto) -> onnx.ModelProto:
     del graph.node[:]
     graph.node.extend(nodes)
     read = {name for node in graph.node for name in node.input} | {v.name for v in graph.output}
-    kept = [t for t in graph.initializer if t.name in read]  # not the 1-D weights twice
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
+    replaced = {name for name in widened if name not in read}  # not the weights twice
+    for listed in (graph.initializer, graph.input):  # IR < 4 lists weights as inputs too
+        kept = [value for value in listed if value.name not in replaced]
+        del listed[:]
+        listed.extend(kept)
     return out
 
 
