@@ -1,7 +1,7 @@
 """ONNX models quantized by onnxruntime in its operator format (QLinearConv,
 com.microsoft QLinearAdd...) or dynamically (MatMulInteger, ConvInteger,
-DynamicQuantizeLSTM) run as onnxruntime runs them, bit for bit: on the host and in
-the emitted C."""
+DynamicQuantizeLSTM) run as onnxruntime runs them, bit for bit (the LSTM to its
+gates' last float bits): on the host and in the emitted C."""
 
 from __future__ import annotations
 
