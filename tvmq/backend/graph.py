@@ -15,6 +15,7 @@ import numpy as np
 import tvm
 from tvm import relax
 
+from tvmq.constants import constant_array
 from tvmq.errors import TvmqError
 
 INPUT, OUTPUT, CONSTANT, ACTIVATION = "input", "output", "constant", "activation"
@@ -155,8 +156,8 @@ def kernel_graph(mod: tvm.IRModule) -> KernelGraph:
     def argument(expr) -> str:
         if isinstance(expr, relax.Var) and expr in names:
             return names[expr]
-        if isinstance(expr, tvm.ir.expr.Constant) and hasattr(expr.value, "numpy"):
-            value = expr.value.numpy()
+        value = constant_array(expr)
+        if value is not None:
             key = (value.dtype.str, value.shape, value.tobytes())
             if key not in constants:
                 name = _fresh(tensors, f"const{len(constants)}")

@@ -36,6 +36,7 @@ import tvm
 from tqdm import tqdm
 from tvm import relax
 
+from tvmq.constants import constant_array
 from tvmq.data import LabelledData
 from tvmq.errors import TvmqError, first_line
 from tvmq.model import Model
@@ -45,7 +46,6 @@ from tvmq.quantize.scheme import QuantConfig, quantize_weight
 from tvmq.train.engine import TARGET, Engine, replace_constants
 from tvmq.train.layers import (
     Layer,
-    constant_array,
     find_layers,
     plain_weights,
     start_from_float,

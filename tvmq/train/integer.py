@@ -13,9 +13,10 @@ import numpy as np
 import tvm
 from tvm import relax
 
+from tvmq.constants import constant_array
 from tvmq.errors import TvmqError
 from tvmq.quantize.annotate import main_bindings
-from tvmq.train.layers import WEIGHTED_OPS, Layer, constant_array
+from tvmq.train.layers import WEIGHTED_OPS, Layer
 from tvmq.train.rewrite import op_name, rebuild_main
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import tvm
 from tvm import relax
 
+from tvmq.constants import constant_array
 from tvmq.quantize.annotate import main_bindings
 from tvmq.quantize.realize import INT32_MAX, INT32_MIN, constant_value, passes_through
 from tvmq.quantize.scheme import integer_weight
@@ -62,13 +63,6 @@ class Layer:
         sums = self.integer_weight().astype(np.int64).sum(axis=reduce)
         folded = self.rounded_bias().astype(np.int64) - self.input_zero_point * sums
         return folded.astype(np.int32)
-
-
-def constant_array(expr) -> np.ndarray | None:
-    """The value of a tensor constant, else None."""
-    if isinstance(expr, tvm.ir.expr.Constant) and hasattr(expr.value, "numpy"):
-        return expr.value.numpy()
-    return None
 
 
 def dequantized_constant(call: relax.Call) -> np.ndarray:
