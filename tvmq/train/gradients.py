@@ -6,9 +6,6 @@ Registered once, on import, with `relax.op.base.register_gradient`:
   every quantization-aware training scheme;
 - floor: zero, its true derivative almost everywhere; the training graph uses it to
   carry exact integer values that must not take a gradient (:mod:`tvmq.train.fake_quant`);
-- isnan, isinf (TVM's ONNX Clip guards a bound computed at run time with them) and
-  logical_not, logical_or: boolean results, constant where defined, so zero for
-  every input;
 - clip (ReLU6, quantization's saturation): the gradient inside the bounds, zero outside;
 - nn.pad: the gradient cut back to the unpadded window;
 - max and min (reductions): the gradient to the elements equal to the result;
@@ -49,10 +46,6 @@ def _straight_through(orig_var, orig_call, output_grad, ctx):
 
 def _zero(orig_var, orig_call, output_grad, ctx):
     return [relax.op.zeros_like(output_grad)]
-
-
-def _boolean(orig_var, orig_call, output_grad, ctx):
-    return [relax.op.zeros_like(arg) for arg in orig_call.args]
 
 
 def _clip(orig_var, orig_call, output_grad, ctx):
@@ -223,8 +216,6 @@ def _resizable(call: relax.Call) -> bool:
 register_gradient("relax.round", _straight_through, level=LEVEL)
 register_gradient("relax.floor", _zero, level=LEVEL)
 register_gradient("relax.clip", _clip, level=LEVEL)
-for _name in ("relax.isnan", "relax.isinf", "relax.logical_not", "relax.logical_or"):
-    register_gradient(_name, _boolean, level=LEVEL)
 register_gradient("relax.nn.pad", _pad, level=LEVEL)
 register_gradient("relax.max", _extremum, level=LEVEL)
 register_gradient("relax.min", _extremum, level=LEVEL)
