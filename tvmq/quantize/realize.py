@@ -277,18 +277,18 @@ def _shape(expr) -> tuple[int, ...]:
     return tuple(int(d) for d in expr.ty.shape)
 
 
-def _mlas_add_form(a, b) -> list[tuple] | None:
-    """The order in which MLAS's QLinearAdd adds its operands (operand, fused) into
-    the fixed part, or None for a broadcast it splits into other calls: same shapes
-    (b then a, both fused multiply-adds), or one operand of a single value (it first,
-    by a separate multiply and add; the other fused)."""
+def _mlas_add_form(a, b) -> list[tuple[int, bool]] | None:
+    """The order in which MLAS's QLinearAdd adds its operands into the fixed part, as
+    (operand: 0 for a, 1 for b; fused), or None for a broadcast it splits into other
+    calls: same shapes (b then a, both fused multiply-adds), or one operand of a
+    single value (it first, by a separate multiply and add; the other fused)."""
     shape_a, shape_b = _shape(a.data), _shape(b.data)
     if shape_a == shape_b:
-        return [(b, True), (a, True)]
+        return [(1, True), (0, True)]
     if int(np.prod(shape_b)) == 1:
-        return [(b, False), (a, True)]
+        return [(1, False), (0, True)]
     if int(np.prod(shape_a)) == 1:
-        return [(a, False), (b, True)]
+        return [(0, False), (1, True)]
     return None
 
 
@@ -782,17 +782,18 @@ class _Realizer(PyExprMutator):
         def stored_zero_point(x: _QuantizedActivation) -> np.float32:
             return np.float32(x.zero_point + _stored_offset(x))
 
-        ratio_a, ratio_b = (np.float32(x.scale) / np.float32(out.scale) for x in (a, b))
+        operands = [(x, np.float32(x.scale) / np.float32(out.scale)) for x in (a, b)]
+        (_, ratio_a), (_, ratio_b) = operands
         fixed = stored_zero_point(out) - (
             ratio_a * stored_zero_point(a) + ratio_b * stored_zero_point(b)
         )
         value = self.ints.const(np.float32(fixed), "float32")
-        ratios = {id(a): ratio_a, id(b): ratio_b}
-        for x, fused in _mlas_add_form(a, b):
+        for position, fused in _mlas_add_form(a, b):
+            x, ratio = operands[position]
             stored = relax.op.add(
                 self.ints.cast(x.data, "float64"), self.ints.const(_stored_offset(x), "float64")
             )
-            product = relax.op.multiply(stored, self.ints.const(ratios[id(x)], "float64"))
+            product = relax.op.multiply(stored, self.ints.const(ratio, "float64"))
             if not fused:  # rounded to float32 before the add
                 product = relax.op.astype(
                     self.ints.cast(self.ints.emit(product), "float32"), "float64"
