@@ -25,8 +25,8 @@ from tvm import relax
 from tvmq.constants import constant_array
 from tvmq.frontend.onnx_lstm import GATES, Projections, fused_bias, unrolled
 from tvmq.frontend.onnx_rnn import optional_input
+from tvmq.quantize.dynamic import emit_dynamic_range, f32
 
-LEVELS = 255.0  # uint8 steps of the dynamically quantized operand
 WEIGHT_INPUTS = {"W": (1, 8, 9), "R": (2, 10, 11)}  # tensor, scale, zero point positions
 
 
@@ -111,20 +111,7 @@ class _QuantizedWeights:
 def _quantized(bb: relax.BlockBuilder, x: relax.Expr) -> tuple[relax.Expr, relax.Expr]:
     """x quantized to uint8 over its whole range, less its zero point (int32), and the
     scale: onnxruntime's GetQuantizationParameter and MlasQuantizeLinear."""
-
-    def f32(value: float) -> relax.Constant:
-        return relax.const(value, "float32")
-
-    low = relax.op.minimum(relax.op.min(x), f32(0.0))
-    high = relax.op.maximum(relax.op.max(x), f32(0.0))
-    low, high = bb.emit(low), bb.emit(high)
-    scale = bb.emit(
-        relax.op.where(
-            relax.op.equal(high, low),
-            f32(1.0),
-            relax.op.divide(relax.op.subtract(high, low), f32(LEVELS)),
-        )
-    )
+    low, scale = emit_dynamic_range(bb, x, "lstm_operand")
     # qmin - min / scale, clamped to [0, 255], rounded half to even.
     shifted = relax.op.subtract(f32(0.0), relax.op.divide(low, scale))
     zero_point = bb.emit(relax.op.astype(relax.op.round(relax.op.clip(shifted, 0, 255)), "int32"))

@@ -16,12 +16,15 @@ LEVELS = 255.0
 INT8_OFFSET = 128.0
 
 
-def emit_dynamic_qdq(builder: relax.BlockBuilder, x: relax.Expr, name: str) -> relax.Var:
-    """Emit ``dequantize(quantize(x))`` with parameters computed from `x` at run time."""
+def f32(value: float) -> relax.Constant:
+    return relax.const(value, "float32")
 
-    def f32(value: float) -> relax.Constant:
-        return relax.const(value, "float32")
 
+def emit_dynamic_range(
+    builder: relax.BlockBuilder, x: relax.Expr, name: str
+) -> tuple[relax.Var, relax.Var]:
+    """x's minimum widened to include zero, and the scale (max - min) / 255 of the
+    range widened so (1 when x is all zeros), both computed at run time."""
     low = builder.emit(relax.op.minimum(relax.op.min(x), f32(0.0)), f"{name}_min")
     high = builder.emit(relax.op.maximum(relax.op.max(x), f32(0.0)), f"{name}_max")
     span = builder.emit(relax.op.subtract(high, low))
@@ -31,6 +34,12 @@ def emit_dynamic_qdq(builder: relax.BlockBuilder, x: relax.Expr, name: str) -> r
         ),
         f"{name}_scale",
     )
+    return low, scale
+
+
+def emit_dynamic_qdq(builder: relax.BlockBuilder, x: relax.Expr, name: str) -> relax.Var:
+    """Emit ``dequantize(quantize(x))`` with parameters computed from `x` at run time."""
+    low, scale = emit_dynamic_range(builder, x, name)
     # -min / scale is in [0, 255]: adding a half then flooring rounds halves away from zero.
     unsigned = relax.op.floor(
         relax.op.add(
