@@ -65,12 +65,11 @@ def schedule_kernel(func: tvm.tirx.PrimFunc) -> tvm.tirx.PrimFunc | None:
     """`func` tiled for the CPU, or None when neither schedule applies (nor any can:
     TVM's FFT kernels, written as loops over buffers it declares inside, are not
     well-formed blocks for a Schedule, which refuses them)."""
-    try:
-        s_tir.Schedule(func)
-    except tvm.error.InternalError:
-        return None
     for schedule in (_reduction_schedule, _elementwise_schedule, _chain_schedule):
-        sch = s_tir.Schedule(func)  # a failed attempt leaves its schedule half changed
+        try:  # a fresh schedule each time: a failed attempt leaves one half changed
+            sch = s_tir.Schedule(func)
+        except tvm.error.InternalError:
+            return None
         try:
             if schedule(sch):
                 return sch.mod["main"]
